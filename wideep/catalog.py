@@ -1,0 +1,143 @@
+"""Catalog files: finding them, reading TOML/JSON, and strict validation of their fields.
+
+Catalog ids are file names without the extension. The catalogs ship inside the installed package
+(``wideep/_catalog``); in a source checkout they are the top-level ``topologies/`` and ``models/``.
+A path to a user's own file is accepted anywhere an id is.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import CatalogError, NotFoundError
+
+KINDS = {"gpus": "topologies/gpus", "systems": "topologies/systems", "models": "models"}
+
+
+def catalog_root() -> Path:
+    """Folder holding ``topologies/`` and ``models/``: inside the package when installed."""
+    here = Path(__file__).resolve().parent
+    installed = here / "_catalog"
+    return installed if installed.is_dir() else here.parent
+
+
+def list_ids(kind: str) -> list[str]:
+    """Sorted ids of one catalog kind (``gpus``, ``systems`` or ``models``)."""
+    return sorted(p.stem for p in (catalog_root() / KINDS[kind]).glob("*.toml"))
+
+
+def looks_like_path(name: str) -> bool:
+    return name.endswith((".toml", ".json")) or "/" in name or "\\" in name
+
+
+def resolve(kind: str, name: str) -> Path:
+    """Path of a catalog id or of a user's file; unknown ids suggest the closest ones."""
+    if looks_like_path(name):
+        path = Path(name)
+        if not path.is_file():
+            raise NotFoundError("no such file", str(path))
+        return path
+    path = catalog_root() / KINDS[kind] / f"{name}.toml"
+    if path.is_file():
+        return path
+    close = difflib.get_close_matches(name, list_ids(kind), n=3, cutoff=0.4)
+    hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(list_ids(kind))}"
+    raise NotFoundError(f"unknown {kind[:-1]} {name!r}{hint}", f"--{kind[:-1]}" if kind != "systems" else "--topology")
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    """Parse a TOML or JSON file into a dict; malformed files raise :class:`CatalogError`."""
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise CatalogError(f"cannot read: {exc.strerror}", str(path)) from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text.decode())
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CatalogError(f"malformed {'JSON' if path.suffix == '.json' else 'TOML'}: {exc}", str(path)) from None
+    if not isinstance(data, dict):
+        raise CatalogError("top level must be a table/object", str(path))
+    return data
+
+
+@dataclass(frozen=True)
+class Field:
+    """One expected key: its type and the rule its value obeys.
+
+    rule: ``"positive"`` (finite, > 0), ``"nonneg"`` (finite, >= 0), ``"any"``; ``choices`` limits strings.
+    """
+
+    type: type | tuple[type, ...]
+    rule: str = "any"
+    required: bool = True
+    choices: tuple[str, ...] = ()
+
+
+def number_ok(value: Any, rule: str) -> str | None:
+    """Problem with a numeric value under ``rule``, or None."""
+    if not math.isfinite(value):
+        return f"must be finite, got {value}"
+    if rule == "positive" and value <= 0:
+        return f"must be > 0, got {value}"
+    if rule == "nonneg" and value < 0:
+        return f"must be >= 0, got {value}"
+    return None
+
+
+def check_table(data: dict[str, Any], spec: dict[str, Field], source: str, prefix: str = "") -> dict[str, Any]:
+    """Validate ``data`` against ``spec``: unknown, missing, mistyped and out-of-range keys raise.
+
+    Integers are accepted where floats are expected; booleans never count as numbers.
+
+    >>> check_table({"a": 1}, {"a": Field(float, "positive")}, "x.toml")
+    {'a': 1}
+    >>> check_table({"a": -1}, {"a": Field(float, "positive")}, "x.toml")
+    Traceback (most recent call last):
+    wideep.errors.CatalogError: x.toml: a: must be > 0, got -1
+    """
+    for key in data:
+        if key not in spec:
+            raise CatalogError(f"unknown key (expected one of: {', '.join(spec)})", source, prefix + key)
+    for key, field in spec.items():
+        if key not in data:
+            if field.required:
+                raise CatalogError("missing required field", source, prefix + key)
+            continue
+        check_value(data[key], field, source, prefix + key)
+    return data
+
+
+def check_value(value: Any, field: Field, source: str, name: str) -> None:
+    types = field.type if isinstance(field.type, tuple) else (field.type,)
+    numeric = float in types or int in types
+    if isinstance(value, bool) and bool not in types:
+        ok = False
+    elif float in types and isinstance(value, int):
+        ok = True
+    else:
+        ok = isinstance(value, types)
+    if not ok:
+        want = " or ".join(t.__name__ for t in types)
+        raise CatalogError(f"expected {want}, got {type(value).__name__} {value!r}", source, name)
+    if numeric and isinstance(value, (int, float)) and not isinstance(value, bool):
+        problem = number_ok(value, field.rule)
+        if problem:
+            raise CatalogError(problem, source, name)
+    if field.choices and value not in field.choices:
+        raise CatalogError(f"must be one of {', '.join(field.choices)}, got {value!r}", source, name)
+
+
+def sub_table(data: dict[str, Any], key: str, source: str) -> dict[str, Any]:
+    """A required sub-table of ``data``."""
+    value = data.get(key)
+    if value is None:
+        raise CatalogError("missing required table", source, key)
+    if not isinstance(value, dict):
+        raise CatalogError(f"expected a table, got {type(value).__name__}", source, key)
+    return value

@@ -1,0 +1,241 @@
+"""Clusters as graphs: GPUs, NVLink switches, NICs and fabric switches joined by directed links.
+
+Nodes carry ``kind`` (gpu, switch, nic); GPU nodes also carry ``rank`` and ``domain``. Directed edges
+carry ``bw_Bps`` (bytes/s in that direction), ``latency_s`` and ``tier`` (``nvlink`` or ``scale_out``).
+A catalog system is expanded to N GPUs: ceil(N / gpus_per_domain) NVLink domains, each GPU linked to
+one switch node standing for the domain's switch chips (equal-cost paths over the chips share evenly,
+so one node of the summed bandwidth carries the same load), and, with more than one domain, a
+rail-optimised two-level fat tree (GPU -> NIC -> rail leaf -> spine).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+
+from . import units
+from .catalog import Field, check_table, read_file, resolve
+from .errors import CatalogError, InputError
+from .hardware import GPU, System, gpu_reference, load_system
+
+TIERS = ("nvlink", "scale_out")
+
+
+@dataclass(frozen=True, eq=False)
+class Cluster:
+    """A cluster of GPUs as a directed graph.
+
+    Attributes
+    ----------
+    graph : networkx.DiGraph
+        Nodes and links as described in the module docstring.
+    gpu_nodes : tuple of str
+        Node id of each GPU, indexed by rank.
+    domain_of : ndarray, shape (gpus,)
+        NVLink domain index of each rank.
+    """
+
+    name: str
+    gpu: GPU
+    graph: nx.DiGraph
+    gpu_nodes: tuple[str, ...]
+    domain_of: np.ndarray
+    system: System | None = None
+
+    @property
+    def n_gpus(self) -> int:
+        return len(self.gpu_nodes)
+
+    @property
+    def n_domains(self) -> int:
+        return int(self.domain_of.max()) + 1
+
+    @cached_property
+    def edges(self) -> list[tuple[str, str]]:
+        """Directed edges in a fixed order: the column order of link-load vectors."""
+        return list(self.graph.edges)
+
+    @cached_property
+    def edge_bw_Bps(self) -> np.ndarray:
+        """Bandwidth of each edge of :attr:`edges`, bytes/s, shape (edges,)."""
+        return np.array([self.graph.edges[e]["bw_Bps"] for e in self.edges])
+
+    @cached_property
+    def edge_tier(self) -> np.ndarray:
+        """Tier name of each edge of :attr:`edges`, shape (edges,)."""
+        return np.array([self.graph.edges[e]["tier"] for e in self.edges])
+
+    def injection_Bps(self) -> dict[str, float]:
+        """Per-GPU injection bandwidth per tier (bytes/s, one direction): sum of a GPU's out-links."""
+        out = {t: 0.0 for t in TIERS}
+        for _, _, d in self.graph.out_edges(self.gpu_nodes[0], data=True):
+            out[d["tier"]] += d["bw_Bps"]
+        if self.n_domains == 1:
+            out["scale_out"] = 0.0
+        return out
+
+    def bisection_Bps(self) -> float:
+        """Max flow (bytes/s, one direction) from the first half of the ranks to the second half."""
+        g = nx.DiGraph()
+        g.add_edges_from((u, v, {"capacity": d["bw_Bps"]}) for u, v, d in self.graph.edges(data=True))
+        half = self.n_gpus // 2
+        for i, node in enumerate(self.gpu_nodes):
+            if i < half:
+                g.add_edge("_src", node, capacity=float("inf"))
+            else:
+                g.add_edge(node, "_dst", capacity=float("inf"))
+        return float(nx.maximum_flow_value(g, "_src", "_dst"))
+
+    def hop_counts(self) -> np.ndarray:
+        """Links crossed between each pair of ranks (no GPU forwards), shape (gpus, gpus)."""
+        hops = np.zeros((self.n_gpus, self.n_gpus), dtype=int)
+        for d, dist in enumerate(self.distances_to_gpu()):
+            hops[:, d] = [dist[n] for n in self.gpu_nodes]
+        return hops
+
+    def distances_to_gpu(self) -> list[dict[str, int]]:
+        """For each destination rank, hop distance of every node to it; GPUs never forward."""
+        return [self.distance_to(dst) for dst in self.gpu_nodes]
+
+    def distance_to(self, dst: str) -> dict[str, int]:
+        """Breadth-first hop distance of every node to ``dst``; unreachable GPUs raise."""
+        dist, frontier = {dst: 0}, [dst]
+        while frontier:
+            nxt = []
+            for v in frontier:
+                if v != dst and self.graph.nodes[v]["kind"] == "gpu":
+                    continue
+                for u in self.graph.predecessors(v):
+                    if u not in dist:
+                        dist[u] = dist[v] + 1
+                        nxt.append(u)
+            frontier = nxt
+        lost = [n for n in self.gpu_nodes if n not in dist]
+        if lost:
+            raise CatalogError(f"GPU {lost[0]} cannot reach GPU {dst}", self.name, "edges")
+        return dist
+
+    def summary(self) -> dict:
+        """Derived figures for display and JSON (bandwidths in GB/s per direction)."""
+        hops = self.hop_counts()
+        off = hops[~np.eye(self.n_gpus, dtype=bool)] if self.n_gpus > 1 else np.zeros(1)
+        return {
+            "name": self.name, "gpu": self.gpu.id, "gpus": self.n_gpus, "domains": self.n_domains,
+            "gpus_per_domain": int(np.bincount(self.domain_of).max()),
+            "nodes": self.graph.number_of_nodes(), "links": self.graph.number_of_edges(),
+            "injection_GBps": {t: v / units.GBps for t, v in self.injection_Bps().items()},
+            "bisection_GBps": self.bisection_Bps() / units.GBps,
+            "hops_max": int(off.max()), "hops_mean": float(off.mean()),
+        }
+
+
+def add_link(g: nx.DiGraph, u: str, v: str, bw_Bps: float, latency_s: float, tier: str) -> None:
+    """Add both directions of a full-duplex link."""
+    for a, b in ((u, v), (v, u)):
+        g.add_edge(a, b, bw_Bps=bw_Bps, latency_s=latency_s, tier=tier)
+
+
+def build_cluster(system: System, n_gpus: int) -> Cluster:
+    """Expand a catalog system to ``n_gpus`` GPUs (whole domains once it spans more than one)."""
+    gpd = system.scale_up.gpus_per_domain
+    if n_gpus <= 0:
+        raise InputError(f"must be > 0, got {n_gpus}", "--gpus")
+    if n_gpus > gpd and n_gpus % gpd:
+        raise InputError(f"{system.id} has {gpd} GPUs per domain; {n_gpus} is not a multiple of it", "--gpus")
+    g = nx.DiGraph()
+    n_domains = -(-n_gpus // gpd)
+    ranks = np.arange(n_gpus)
+    domain_of = ranks // gpd
+    up = system.scale_up
+    for d in range(n_domains):
+        g.add_node(f"nvsw{d}", kind="switch", domain=d, chips=up.switch_chips)
+    for r in ranks:
+        g.add_node(f"gpu{r}", kind="gpu", rank=int(r), domain=int(domain_of[r]))
+        add_link(g, f"gpu{r}", f"nvsw{domain_of[r]}", up.bw_Bps, up.latency_s / 2, "nvlink")
+    if n_domains > 1:
+        add_fat_tree(g, system, n_gpus)
+    return Cluster(f"{system.id} x{n_gpus}", system.gpu, g, tuple(f"gpu{r}" for r in ranks), domain_of, system)
+
+
+def add_fat_tree(g: nx.DiGraph, system: System, n_gpus: int) -> None:
+    """Rail-optimised fat tree: rank r's NIC joins a leaf of rail (r mod gpus_per_domain) mod rails."""
+    out, gpd = system.scale_out, system.scale_up.gpus_per_domain
+    on_rail: dict[int, int] = {}
+    leaves: set[str] = set()
+    for r in range(n_gpus):
+        rail = (r % gpd) % out.rails
+        k = on_rail.get(rail, 0)
+        on_rail[rail] = k + 1
+        leaf = f"leaf{rail}.{k // out.leaf_downlinks}"
+        g.add_node(f"nic{r}", kind="nic", rail=rail)
+        g.add_node(leaf, kind="switch", rail=rail)
+        leaves.add(leaf)
+        add_link(g, f"gpu{r}", f"nic{r}", out.per_gpu_Bps, 0.0, "scale_out")
+        add_link(g, f"nic{r}", leaf, out.per_gpu_Bps, out.latency_s / 2, "scale_out")
+    if len(leaves) == 1:
+        return
+    uplink_Bps = out.leaf_downlinks * out.per_gpu_Bps / out.oversubscription / out.spines
+    for s in range(out.spines):
+        g.add_node(f"spine{s}", kind="switch")
+        for leaf in sorted(leaves):
+            add_link(g, leaf, f"spine{s}", uplink_Bps, 0.0, "scale_out")
+
+
+CUSTOM_TOP = {"name": Field(str), "gpu": Field(str), "nodes": Field(list), "edges": Field(list)}
+CUSTOM_NODE = {"id": Field(str), "kind": Field(str, choices=("gpu", "switch", "nic")),
+               "domain": Field(int, "nonneg", required=False)}
+CUSTOM_EDGE = {"src": Field(str), "dst": Field(str), "bw_GBps": Field(float, "positive"),
+               "latency_us": Field(float, "nonneg"), "tier": Field(str, choices=TIERS),
+               "bidirectional": Field(bool, required=False)}
+
+
+def load_custom(path: Path) -> Cluster:
+    """A cluster described node by node and edge by edge in TOML (see README, "Custom topologies")."""
+    src = str(path)
+    data = check_table(read_file(path), CUSTOM_TOP, src)
+    gpu = gpu_reference(data["gpu"], src)
+    g = nx.DiGraph()
+    gpus = []
+    for i, node in enumerate(data["nodes"]):
+        check_table(node if isinstance(node, dict) else {}, CUSTOM_NODE, src, f"nodes[{i}].")
+        if node["kind"] == "gpu" and "domain" not in node:
+            raise CatalogError("missing required field (GPUs need a domain)", src, f"nodes[{i}].domain")
+        if node["id"] in g:
+            raise CatalogError(f"duplicate node id {node['id']!r}", src, f"nodes[{i}].id")
+        g.add_node(node["id"], kind=node["kind"], domain=node.get("domain"))
+        if node["kind"] == "gpu":
+            gpus.append(node["id"])
+    if not gpus:
+        raise CatalogError("no node of kind gpu", src, "nodes")
+    for i, e in enumerate(data["edges"]):
+        check_table(e if isinstance(e, dict) else {}, CUSTOM_EDGE, src, f"edges[{i}].")
+        for end in ("src", "dst"):
+            if e[end] not in g:
+                raise CatalogError(f"unknown node {e[end]!r}", src, f"edges[{i}].{end}")
+        pairs = [(e["src"], e["dst"])] + ([(e["dst"], e["src"])] if e.get("bidirectional", True) else [])
+        for u, v in pairs:
+            g.add_edge(u, v, bw_Bps=e["bw_GBps"] * units.GBps, latency_s=e["latency_us"] * units.us, tier=e["tier"])
+    for r, node in enumerate(gpus):
+        g.nodes[node]["rank"] = r
+    domains = sorted({g.nodes[n]["domain"] for n in gpus})
+    domain_of = np.array([domains.index(g.nodes[n]["domain"]) for n in gpus])
+    cluster = Cluster(data["name"], gpu, g, tuple(gpus), domain_of)
+    cluster.distances_to_gpu()  # raises if some GPU cannot reach another
+    return cluster
+
+
+def load_cluster(topology: str, n_gpus: int | None = None) -> Cluster:
+    """A cluster from a system id or file (expanded to ``n_gpus``, default one domain) or a custom file."""
+    path = resolve("systems", topology)
+    data = read_file(path)
+    if "nodes" in data or "edges" in data:
+        cluster = load_custom(path)
+        if n_gpus is not None and n_gpus != cluster.n_gpus:
+            raise InputError(f"{path} describes {cluster.n_gpus} GPUs, not {n_gpus}", "--gpus")
+        return cluster
+    system = load_system(str(path))
+    return build_cluster(system, n_gpus if n_gpus is not None else system.scale_up.gpus_per_domain)
