@@ -224,7 +224,10 @@ def load_custom(path: Path) -> Cluster:
     domains = sorted({g.nodes[n]["domain"] for n in gpus})
     domain_of = np.array([domains.index(g.nodes[n]["domain"]) for n in gpus])
     cluster = Cluster(data["name"], gpu, g, tuple(gpus), domain_of)
-    cluster.distances_to_gpu()  # raises if some GPU cannot reach another
+    try:
+        cluster.distances_to_gpu()
+    except CatalogError as exc:
+        raise CatalogError(exc.problem, src, "edges") from None
     return cluster
 
 

@@ -1,0 +1,5 @@
+"""``python -m wideep`` runs the CLI."""
+
+from .cli import main
+
+main()
