@@ -40,9 +40,12 @@ def models_list(as_json: bool = JSON) -> None:
 
 @models_app.command("show")
 def models_show(model: str = typer.Argument(..., help="Catalog id, model TOML or HF config.json."),
+                context: int = typer.Option(4096, help="Context (tokens) for KV per token and FLOPs per token."),
                 as_json: bool = JSON) -> None:
-    """Show one model: shapes, parameter counts (derived vs published), bytes per expert, KV per token."""
-    s = load_model(model).summary()
+    """Show one model: shapes, parameter counts (derived vs published), bytes per expert, KV and FLOPs per token."""
+    if context <= 0:
+        raise InputError(f"must be > 0, got {context}", "--context")
+    s = load_model(model).summary(context)
     out(as_json, s, lambda: report.table(flatten(s), ["field", "value"]))
 
 
@@ -65,8 +68,12 @@ def topologies_list(as_json: bool = JSON) -> None:
 def topologies_show(topology: str = typer.Argument(..., help="System id (hgx-h100) or a topology TOML."),
                     gpus: Optional[int] = typer.Option(None, help="GPUs in the cluster (default: one domain)."),
                     as_json: bool = JSON) -> None:
-    """Build the cluster graph and show its domains, per-tier bandwidth, bisection and hop counts."""
-    s = load_cluster(topology, gpus).summary()
+    """Build the cluster graph and show its domains, per-tier bandwidth, bisection and hop counts.
+
+    A GPU id (h100-sxm) shows that GPU's datasheet figures instead.
+    """
+    is_gpu = topology in catalog.list_ids("gpus")
+    s = load_gpu(topology).summary() if is_gpu else load_cluster(topology, gpus).summary()
     out(as_json, s, lambda: report.table(flatten(s), ["field", "value"]))
 
 

@@ -75,6 +75,15 @@ class GPU:
                              f"(has {', '.join(self.flops_per_s)})", "--dtype")
         return self.flops_per_s[dtype_name]
 
+    def summary(self) -> dict:
+        """Datasheet figures in the catalog's human units, for display and JSON."""
+        return {"id": self.id, "name": self.name, "arch": self.arch,
+                "dense_TFLOPs": {k: v / units.TFLOPs for k, v in self.flops_per_s.items()},
+                "hbm_GB": self.hbm_bytes / units.GB, "hbm_usable_GB": self.hbm_usable_bytes / units.GB,
+                "hbm_TBps": self.hbm_Bps / units.TBps, "nvlink_GBps": self.nvlink_Bps / units.GBps,
+                "nic": self.nic, "nic_Gbps": self.nic_Bps / units.Gbps, "tdp_W": self.tdp_W,
+                "all_in_kW": self.all_in_W / units.kW, "price_usd_per_gpu_hour": self.price_usd_per_gpu_hour}
+
     def price(self, scenario: str | None = None) -> tuple[str, float]:
         """(scenario name, $/GPU-hour); None picks the catalog's first scenario."""
         if scenario is None:

@@ -169,8 +169,8 @@ class Model:
                  + a.sliding_layers * a.score_flops_per_token(window))
         return 2.0 * self.active_params + score
 
-    def summary(self) -> dict[str, Any]:
-        """Figures for display and JSON (parameters in billions)."""
+    def summary(self, context_tokens: int = 4096) -> dict[str, Any]:
+        """Figures for display and JSON (parameters in billions; FLOPs at ``context_tokens``)."""
         return {
             "id": self.id, "name": self.name, "architecture": self.architecture,
             "hidden_size": self.hidden, "layers": self.layers, "moe_layers": self.moe_layers,
@@ -181,7 +181,9 @@ class Model:
             "published_active_params_B": self.published_active_B,
             "bytes_per_expert": {n: self.expert_bytes(dt) for n, dt in units.DTYPES.items()},
             "non_expert_bytes_bf16": units.DTYPES["bf16"].weight_bytes(self.non_expert_params),
-            "kv_bytes_per_token_bf16": self.kv_bytes_per_token(1, units.DTYPES["bf16"]),
+            "kv_bytes_per_token_bf16": self.kv_bytes_per_token(context_tokens, units.DTYPES["bf16"]),
+            "context_tokens": context_tokens,
+            "GFLOPs_per_token": self.flops_per_token(context_tokens) / 1e9,
         }
 
 
