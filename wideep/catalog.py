@@ -17,7 +17,8 @@ from typing import Any
 
 from .errors import CatalogError, NotFoundError
 
-KINDS = {"gpus": "topologies/gpus", "systems": "topologies/systems", "models": "models"}
+KINDS = {"gpus": "topologies/gpus", "systems": "topologies/systems", "models": "models",
+         "calibration": "topologies/calibration", "transports": "topologies/transports"}
 
 
 def catalog_root() -> Path:

@@ -92,6 +92,184 @@ def kv(model: List[str] = typer.Option(..., "--model", help="Model id or file; r
         + report.table([[r[c] for c in cols] for r in rows], ["model", "attn", "B/token", "GB", "GiB"]))
 
 
+PLACE_COLS = [("algorithm", "algorithm"), ("balancedness_mean", "bal mean"), ("balancedness_min", "bal min"),
+              ("busiest_gpu_selections", "busiest GPU"), ("cross_domain_copies_per_token", "x-domain/tok"),
+              ("cross_gpu_copies_per_token", "x-GPU/tok"), ("dispatch_us", "dispatch us"),
+              ("combine_us", "combine us"), ("time_over_sol", "x SOL"), ("runtime_s", "runtime s")]
+
+
+@app.command("place")
+def place_cmd(model: str = typer.Option(..., "--model", help="Model id or file."),
+              topology: str = typer.Option(..., "--topology", help="System id or topology file."),
+              gpus: int = typer.Option(..., "--gpus", help="GPUs in the cluster."),
+              ep: Optional[int] = typer.Option(None, "--ep", help="EP size (default: --gpus)."),
+              redundant: int = typer.Option(0, "--redundant", help="Redundant expert slots per layer."),
+              stats: Optional[str] = typer.Option(None, "--stats", help="Routing statistics file or folder."),
+              routing: Optional[str] = typer.Option(None, "--routing", help="uniform, zipf:S or topics:K."),
+              algorithm: str = typer.Option("topology", "--algorithm", help="contiguous, balanced or topology."),
+              compare: bool = typer.Option(False, "--compare", help="Run every algorithm side by side."),
+              tokens: int = typer.Option(128, "--tokens", help="Tokens per GPU in the step measured."),
+              transport: str = typer.Option("deepep-normal", "--transport", help="Transport for the a2a time."),
+              dtype: str = typer.Option("fp8", "--dtype", help="Dispatch dtype."),
+              combine_dtype: str = typer.Option("bf16", "--combine-dtype", help="Combine dtype."),
+              out_path: Optional[str] = typer.Option(None, "--out", help="Write the placement to this file."),
+              fmt: str = typer.Option("sglang", "--format", help="sglang, vllm, trtllm or json."),
+              seed: int = typer.Option(0, "--seed", help="Seed of synthetic routing."),
+              as_json: bool = JSON) -> None:
+    """Place experts (contiguous, balanced EPLB-style, or topology-aware) and measure the placement."""
+    from .placement import ALGORITHMS
+    from .placement_io import FORMATS, write_placement
+    from .placement_metrics import plan_placement
+
+    if fmt not in FORMATS:
+        raise InputError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})", "--format")
+    m, cluster = load_model(model), load_cluster(topology, gpus)
+    runs = plan_placement(m, cluster, ep or gpus, redundant, tokens, list(ALGORITHMS) if compare else [algorithm],
+                          stats, routing, transport, dtype, combine_dtype, seed)
+    rows = [metrics.summary() for _, metrics in runs]
+    if out_path:
+        chosen = next((r for r in runs if r[0].algorithm == algorithm), runs[-1])
+        write_placement(out_path, chosen[0], fmt, m, chosen[1].summary())
+    out(as_json, rows if compare else rows[0], lambda: report.table(
+        [[r[k] for k, _ in PLACE_COLS] for r in rows], [h for _, h in PLACE_COLS])
+        + (f"\nwrote {out_path} ({fmt})" if out_path else ""))
+
+
+PLAN_DEFAULT_HELP = "Default: compare DeepSeek-V3 EP32 on 4x hgx-h100 and one gb200-nvl72 rack."
+
+
+def plan_spec(model: str, topology: Optional[str], gpus: Optional[int], ep: int, batch: int, context: int,
+              dtype: str, attn_dtype: Optional[str], kv_dtype: str, overlap: str, mtp: int, acceptance: float,
+              redundant: Optional[int], routing: str, placement: str, transport: Optional[str],
+              prefill_tokens: int, cache_hit: float, isl: int, osl: int, price_per_gpu_hour: Optional[float],
+              price_scenario: Optional[str], calibration: Optional[str]) -> Any:
+    """Options -> PlanSpec (no arithmetic)."""
+    from .plan import PlanSpec
+
+    return PlanSpec(model=model, topology=topology or "hgx-h100", ep=ep, gpus=gpus, batch=batch, context=context,
+                    dtype=dtype, attn_dtype=attn_dtype, kv_dtype=kv_dtype, overlap=overlap, mtp=mtp,
+                    acceptance=acceptance, redundant=redundant, routing=routing, placement=placement,
+                    transport=transport, prefill_tokens=prefill_tokens, cache_hit=cache_hit, isl=isl, osl=osl,
+                    price_per_gpu_hour=price_per_gpu_hour, price_scenario=price_scenario, calibration=calibration)
+
+
+PLAN_OPTIONS = dict(
+    model=typer.Option("deepseek-v3", "--model", help="Model id or file."),
+    gpus=typer.Option(None, "--gpus", help="GPUs in the deployment (a multiple of --ep; default --ep)."),
+    ep=typer.Option(32, "--ep", help="EP group size."),
+    batch=typer.Option(64, "--batch", help="Decode batch: sequences per GPU."),
+    context=typer.Option(4096, "--context", help="Decode: mean cached tokens per sequence."),
+    dtype=typer.Option("fp8", "--dtype", help="Weights and GEMMs: bf16, fp8 or nvfp4 (Blackwell only)."),
+    attn_dtype=typer.Option(None, "--attn-dtype", help="Attention projection weights (default --dtype)."),
+    kv_dtype=typer.Option("bf16", "--kv-dtype", help="KV cache dtype."),
+    overlap=typer.Option("auto", "--overlap", help="tbo (two micro-batches), none, or auto (the faster)."),
+    mtp=typer.Option(0, "--mtp", help="MTP draft tokens per step (speculative decoding)."),
+    acceptance=typer.Option(0.85, "--acceptance", help="Acceptance rate of each draft token."),
+    redundant=typer.Option(None, "--redundant", help="Redundant expert slots (default: fewest that divide)."),
+    routing=typer.Option("uniform", "--routing", help="uniform, zipf:S, topics:K or a statistics file."),
+    placement=typer.Option("balanced", "--placement", help="contiguous, balanced or topology."),
+    transport=typer.Option(None, "--transport", help="Default deepep-ll (decode), deepep-normal (prefill)."),
+    prefill_tokens=typer.Option(8192, "--prefill-tokens", help="Prefill: prompt tokens per GPU per step."),
+    cache_hit=typer.Option(0.0, "--cache-hit", help="Prefill: prefix-cache hit rate, 0 to <1."),
+    isl=typer.Option(1024, "--isl", help="Prompt tokens per request (prefill length, mixed price)."),
+    osl=typer.Option(1024, "--osl", help="Output tokens per request (mixed price)."),
+    price_per_gpu_hour=typer.Option(None, "--price-per-gpu-hour", help="$/GPU-hour (default: catalog)."),
+    price_scenario=typer.Option(None, "--price-scenario", help="Catalog price scenario name."),
+    calibration=typer.Option(None, "--calibration", help="Calibration TOML laid over the catalog's."),
+)
+
+
+@app.command("plan")
+def plan_cmd(model: str = PLAN_OPTIONS["model"],
+             topology: Optional[str] = typer.Option(None, "--topology", help="System id or file. " + PLAN_DEFAULT_HELP),
+             gpus: Optional[int] = PLAN_OPTIONS["gpus"], ep: int = PLAN_OPTIONS["ep"],
+             batch: int = PLAN_OPTIONS["batch"], context: int = PLAN_OPTIONS["context"],
+             dtype: str = PLAN_OPTIONS["dtype"], attn_dtype: Optional[str] = PLAN_OPTIONS["attn_dtype"],
+             kv_dtype: str = PLAN_OPTIONS["kv_dtype"], overlap: str = PLAN_OPTIONS["overlap"],
+             mtp: int = PLAN_OPTIONS["mtp"], acceptance: float = PLAN_OPTIONS["acceptance"],
+             redundant: Optional[int] = PLAN_OPTIONS["redundant"], routing: str = PLAN_OPTIONS["routing"],
+             placement: str = PLAN_OPTIONS["placement"], transport: Optional[str] = PLAN_OPTIONS["transport"],
+             prefill_tokens: int = PLAN_OPTIONS["prefill_tokens"], cache_hit: float = PLAN_OPTIONS["cache_hit"],
+             isl: int = PLAN_OPTIONS["isl"], osl: int = PLAN_OPTIONS["osl"],
+             price_per_gpu_hour: Optional[float] = PLAN_OPTIONS["price_per_gpu_hour"],
+             price_scenario: Optional[str] = PLAN_OPTIONS["price_scenario"],
+             calibration: Optional[str] = PLAN_OPTIONS["calibration"], as_json: bool = JSON) -> None:
+    """Step time, memory fit and $/Mtok of one deployment; without --topology, Hopper vs Blackwell."""
+    from .plan import compare_topologies, plan
+
+    spec = plan_spec(model, topology, gpus, ep, batch, context, dtype, attn_dtype, kv_dtype, overlap, mtp,
+                     acceptance, redundant, routing, placement, transport, prefill_tokens, cache_hit, isl, osl,
+                     price_per_gpu_hour, price_scenario, calibration)
+    if topology is None:
+        cmp = compare_topologies(spec).to_dict()
+        out(as_json, cmp, lambda: report.comparison_text(cmp))
+        return
+    d = plan(spec).to_dict()
+    out(as_json, d, lambda: report.plan_text(d))
+
+
+@app.command("compare")
+def compare_cmd(topology: List[str] = typer.Option(..., "--topology", help="System id or file; repeat."),
+                batch: Optional[List[int]] = typer.Option(None, "--batch", help="Decode batch per GPU; repeat."),
+                interactivity: Optional[float] = typer.Option(
+                    None, "--interactivity", help="Tokens/s per user: per system, the largest batch giving it."),
+                csv: Optional[str] = typer.Option(None, "--csv", help="Write the rows to this CSV file."),
+                xlsx: Optional[str] = typer.Option(None, "--xlsx", help="Write the rows to this XLSX file (openpyxl)."),
+                sweep: bool = typer.Option(False, "--sweep", help="Also: who leads at every interactivity."),
+                model: str = PLAN_OPTIONS["model"], gpus: Optional[int] = PLAN_OPTIONS["gpus"],
+                ep: int = PLAN_OPTIONS["ep"], context: int = PLAN_OPTIONS["context"],
+                dtype: str = PLAN_OPTIONS["dtype"], attn_dtype: Optional[str] = PLAN_OPTIONS["attn_dtype"],
+                kv_dtype: str = PLAN_OPTIONS["kv_dtype"], overlap: str = PLAN_OPTIONS["overlap"],
+                mtp: int = PLAN_OPTIONS["mtp"], acceptance: float = PLAN_OPTIONS["acceptance"],
+                redundant: Optional[int] = PLAN_OPTIONS["redundant"], routing: str = PLAN_OPTIONS["routing"],
+                placement: str = PLAN_OPTIONS["placement"], transport: Optional[str] = PLAN_OPTIONS["transport"],
+                prefill_tokens: int = PLAN_OPTIONS["prefill_tokens"], cache_hit: float = PLAN_OPTIONS["cache_hit"],
+                isl: int = PLAN_OPTIONS["isl"], osl: int = PLAN_OPTIONS["osl"],
+                price_per_gpu_hour: Optional[float] = PLAN_OPTIONS["price_per_gpu_hour"],
+                price_scenario: Optional[str] = PLAN_OPTIONS["price_scenario"],
+                calibration: Optional[str] = PLAN_OPTIONS["calibration"], as_json: bool = JSON) -> None:
+    """The procurement report: one row per system and batch, stable columns with units; CSV/XLSX."""
+    from .sweep import COLUMNS, compare_report
+
+    spec = plan_spec(model, None, gpus, ep, (batch or [64])[0], context, dtype, attn_dtype, kv_dtype, overlap, mtp,
+                     acceptance, redundant, routing, placement, transport, prefill_tokens, cache_hit, isl, osl,
+                     price_per_gpu_hour, price_scenario, calibration)
+    rep = compare_report(spec, topology, batch, interactivity, sweep)
+    if csv:
+        report.write_csv(csv, rep["rows"], COLUMNS)
+    if xlsx:
+        report.write_xlsx(xlsx, rep["rows"], COLUMNS)
+    out(as_json, rep, lambda: report.compare_text(rep, COLUMNS)
+        + "".join(f"\nwrote {f}" for f in (csv, xlsx) if f))
+
+
+@app.command("a2a")
+def a2a_cmd(model: str = typer.Option(..., "--model", help="Model id or file."),
+            topology: str = typer.Option(..., "--topology", help="System id or topology file."),
+            gpus: Optional[int] = typer.Option(None, "--gpus", help="GPUs in the cluster (default: --ep)."),
+            ep: Optional[int] = typer.Option(None, "--ep", help="EP group size: the first EP ranks (default: --gpus)."),
+            tokens: int = typer.Option(..., "--tokens", help="Tokens per GPU per step."),
+            transport: str = typer.Option("deepep-ll", "--transport",
+                                          help="deepep-ll, deepep-normal, nccl, nvlink-onesided or a TOML file."),
+            dtype: str = typer.Option("fp8", "--dtype", help="Dispatch dtype: bf16, fp8 or nvfp4."),
+            combine_dtype: str = typer.Option("bf16", "--combine-dtype", help="Combine dtype."),
+            routing: str = typer.Option("uniform", "--routing", help="uniform, zipf:S, topics:K or a statistics file."),
+            placement: Optional[str] = typer.Option(None, "--placement", help="phy2log JSON (SGLang) or .npy."),
+            seed: int = typer.Option(0, "--seed", help="Seed of synthetic routing and resampling."),
+            as_json: bool = JSON) -> None:
+    """Dispatch and combine time of one MoE layer over the cluster graph, with the binding link and SOL."""
+    from .traffic import a2a_by_name
+
+    s = a2a_by_name(model, topology, gpus, ep, tokens, transport, dtype, combine_dtype, routing, placement,
+                    seed).summary()
+    rows = [[p, s[f"{p}_us"], s[f"{p}_sol_us"], s[f"{p}_latency_us"], s[f"{p}_logical_GBps"],
+             s["bytes_by_tier"][p]["nvlink"] / units.GB, s["bytes_by_tier"][p]["scale_out"] / units.GB,
+             s["binding_link" if p == "dispatch" else "combine_binding_link"]] for p in ("dispatch", "combine")]
+    out(as_json, s, lambda: f"{s['transport']}, EP{s['ep_size']}, {s['tokens_per_gpu']} tokens/GPU "
+        f"(times per MoE layer, mean over layers)\n" + report.table(
+            rows, ["phase", "us", "SOL us", "fixed us", "GB/s per GPU", "NVLink GB", "scale-out GB", "binding link"]))
+
+
 def flatten(d: dict, prefix: str = "") -> list[list[Any]]:
     """Nested dict -> [[dotted.key, value], ...] for a two-column table."""
     rows: list[list[Any]] = []

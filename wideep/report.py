@@ -54,3 +54,101 @@ def _plain(obj: Any) -> Any:
     if hasattr(obj, "item"):
         return obj.item()
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+# --- plan / compare renderers (issue 5) ---------------------------------------------------------------
+
+def write_csv(path: str, rows: Sequence[dict], columns: Sequence[tuple[str, str]]) -> None:
+    """Write ``rows`` (dicts) under the headers of ``columns`` [(key, header with units), ...] as CSV."""
+    import csv
+
+    from .errors import InputError
+
+    try:
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow([h for _, h in columns])
+            w.writerows([[_cell(r.get(k)) for k, _ in columns] for r in rows])
+    except OSError as exc:
+        raise InputError(f"cannot write: {exc.strerror}", path) from None
+
+
+def write_xlsx(path: str, rows: Sequence[dict], columns: Sequence[tuple[str, str]], sheet: str = "wideep") -> None:
+    """Write the same table as :func:`write_csv` to an XLSX workbook (needs the optional openpyxl)."""
+    from .errors import InputError
+
+    try:
+        import openpyxl
+    except ImportError:
+        raise InputError("XLSX output needs openpyxl: pip install 'wideep[xlsx]' (or use --csv)", "--xlsx") from None
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = sheet
+    ws.append([h for _, h in columns])
+    for r in rows:
+        ws.append([_cell(r.get(k)) for k, _ in columns])
+    try:
+        wb.save(path)
+    except OSError as exc:
+        raise InputError(f"cannot write: {exc.strerror}", path) from None
+
+
+def _cell(value: Any) -> Any:
+    """Spreadsheet cell: numbers stay numbers (numpy scalars converted), None becomes empty."""
+    if value is None:
+        return ""
+    return value.item() if hasattr(value, "item") else value
+
+
+def plan_text(d: dict) -> str:
+    """Human rendering of one plan's dict (:meth:`wideep.plan.Plan.to_dict`)."""
+    head = (f"{d['model']} on {d['system']} x{d['gpus']} ({d['gpu']}), EP {d['ep']}, batch {d['batch']}/GPU, "
+            f"context {d['context']:,}, {d['dtype']}, overlap {d['overlap']}, MTP {d['mtp']}")
+    terms = table([[t["name"], t["ms"], t["sol_ms"], t["binding"], 100 * t["ms"] / d["step_ms"]] for t in d["terms"]],
+                  ["term", "ms", "SOL ms", "binds", "% of step"])
+    m = d["memory"]
+    lines = [head, "", terms, "",
+             f"decode step {d['step_ms']:.2f} ms ({d['sol_ratio']:.2f}x SOL), bound by {d['binding']}; "
+             f"{d['tokens_per_s_per_gpu']:,.0f} tokens/s/GPU, {d['tokens_per_s_per_user']:.1f} tokens/s/user",
+             f"prefill ({d['prefill']['micro_batches']} micro-batches) {d['prefill']['step_ms']:.1f} ms per chunk, "
+             f"{d['prefill']['tokens_per_s_per_gpu']:,.0f} prompt tokens/s/GPU, bound by {d['prefill']['binding']}",
+             f"cost at ${d['usd_per_gpu_hour']:.2f}/GPU-hour ({d['cost']['price_scenario']}): "
+             f"${d['usd_per_mtok_output']:.3f}/Mtok output, ${d['usd_per_mtok_input']:.3f}/Mtok input, "
+             f"${d['usd_per_mtok_mix']:.3f}/Mtok at ISL {d['cost']['isl']}/OSL {d['cost']['osl']}; "
+             f"{d['tokens_per_s_per_MW']:,.0f} tokens/s per MW, {d['joules_per_token']:.2f} J/token",
+             f"memory per GPU: weights {m['weights_GB']:.1f} GB + KV {m['kv_GB']:.1f} GB + workspace "
+             f"{m['workspace_GB']:.1f} GB = {m['total_GB']:.1f} of {m['usable_GB']:.0f} GB "
+             f"({'fits' if m['fits'] else 'DOES NOT FIT'}); max batch {m['max_batch']} at this context, "
+             f"max context {m['max_context']:,} at this batch"]
+    return "\n".join(lines)
+
+
+def comparison_text(d: dict) -> str:
+    """Side-by-side table of plans (:meth:`wideep.plan.Comparison.to_dict`) and the reason they differ."""
+    plans = d["plans"]
+    keys = [("tokens_per_s_per_gpu", "tokens/s/GPU"), ("tokens_per_s_per_user", "tokens/s/user"),
+            ("step_ms", "step ms"), ("sol_ratio", "x SOL"), ("binding", "binding"),
+            ("usd_per_mtok_output", "$/Mtok out"), ("usd_per_mtok_input", "$/Mtok in"),
+            ("tokens_per_s_per_MW", "tokens/s per MW")]
+    rows = [[h] + [p[k] for p in plans] for k, h in keys]
+    rows += [[f"{name} ms"] + [p["breakdown_ms"].get(name, 0.0) for p in plans]
+             for name in dict.fromkeys(n for p in plans for n in p["breakdown_ms"])]
+    rows.append(["memory GB"] + [f"{p['memory']['total_GB']:.0f}/{p['memory']['usable_GB']:.0f}" for p in plans])
+    p0 = plans[0]
+    head = (f"{p0['model']}, EP {p0['ep']}, batch {p0['batch']}/GPU, context {p0['context']:,}, {p0['dtype']}")
+    return "\n".join([head, "", table(rows, [""] + [f"{p['system']} x{p['gpus']}" for p in plans]), "", d["why"]])
+
+
+def compare_text(rep: dict, columns: Sequence[tuple[str, str]]) -> str:
+    """The procurement rows as a table and, when present, who leads at each interactivity."""
+    text = table([[r[k] for k, _ in columns] for r in rep["rows"]], [h for _, h in columns])
+    lead = rep.get("lead")
+    if lead:
+        systems = [k for k in lead["rows"][0] if k not in ("tokens_per_s_per_user", "leader")] if lead["rows"] else []
+        rows = [[r["tokens_per_s_per_user"]] + [None if r[s] is None else r[s]["tokens_per_s_per_gpu"] for s in systems]
+                + [r["leader"]] for r in lead["rows"]]
+        verdict = (f"{lead['ahead_everywhere']} leads at every interactivity covered" if lead["ahead_everywhere"]
+                   else "no system leads at every interactivity")
+        text += ("\n\nbest tokens/s/GPU at >= each tokens/s/user (batch sweep):\n"
+                 + table(rows, ["tokens/s/user"] + systems + ["leader"]) + "\n" + verdict)
+    return text

@@ -1,0 +1,202 @@
+"""Traffic model: replica choice, GPU loads, copies per transport, link loads, times, CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from wideep import catalog, units
+from wideep.copies import count_gpus, count_sorted_experts, group_of
+from wideep.errors import InputError, WideEPError
+from wideep.model import load_model
+from wideep.routing import RoutingStats, from_topk, synthetic_routing
+from wideep.topology import load_cluster
+from wideep.traffic import a2a, choose_replicas, contiguous_phy2log, gpu_loads
+from wideep.transports import load_transport
+
+MIXTRAL = load_model("mixtral-8x7b")  # 8 experts, top-2, hidden 4096
+DSV3 = load_model("deepseek-v3")
+
+
+def one_layer(model, ids):
+    m = dataclasses.replace(model, moe_layers=1)
+    return m, from_topk(np.asarray(ids, dtype=np.int32)[None], model.n_experts, rows_sorted=True)
+
+
+def test_contiguous_layout():
+    assert contiguous_phy2log(2, 4, 8).tolist() == [[0, 1, 2, 3, 0, 1, 2, 3]] * 2
+    with pytest.raises(InputError):
+        contiguous_phy2log(1, 4, 3)
+
+
+def test_choose_replicas_prefers_own_gpu_then_domain_then_spreads():
+    # 4 ranks, 2 domains {0,1}, {2,3}; 2 slots per GPU; expert 0 on ranks 1 and 3, expert 1 on rank 0 only.
+    phy2log = np.array([[1, 2, 0, 3, 4, 5, 0, 6]])
+    dom = np.array([0, 0, 1, 1])
+    ids = np.array([[[0, 1]] * 4])  # every rank's token picks experts 0 and 1
+    slots = choose_replicas(phy2log, ids, np.array([0, 1, 2, 3]), 4, dom)[0]
+    assert slots[:, 0].tolist() == [2, 2, 6, 6]  # expert 0: rank 1's copy for domain 0, rank 3's for domain 1
+    assert slots[:, 1].tolist() == [0, 0, 0, 0]
+    spread = choose_replicas(np.array([[0, 0]]), np.zeros((1, 4, 1), int), np.zeros(4, int), 1,
+                             np.zeros(1, int))[0, :, 0]
+    assert sorted(spread.tolist()) == [0, 0, 1, 1]  # two copies on one GPU share the tokens evenly
+
+
+def test_gpu_loads_loads_only_and_samples():
+    stats = RoutingStats(4, np.array([[8.0, 4.0, 2.0, 2.0]]), None)
+    p = np.array([[0, 1, 2, 0, 3, 1]])  # 3 GPUs x 2 slots; experts 0 and 1 have two copies
+    assert gpu_loads(p, stats, 3).tolist() == [[6.0, 6.0, 4.0]]
+    s = from_topk(np.array([[[0, 1], [0, 2], [1, 3], [2, 3]]], dtype=np.int32), 4)
+    assert gpu_loads(contiguous_phy2log(1, 4, 4), s, 2).tolist() == [[4.0, 4.0]]  # experts 0,1 | 2,3
+
+
+def test_copies_dedup_per_gpu_and_node_by_hand():
+    group = group_of(np.array([0, 0, 1, 1]))
+    ids = np.array([[0, 1], [0, 7], [4, 6], [2, 3]], dtype=np.int32)  # 8 experts, 2 per GPU; one token per rank
+    fast = count_sorted_experts(ids, 2, group, ("selection", "gpu", "node"))
+    assert fast["selection"].tolist() == [[2, 0, 0, 0], [1, 0, 0, 1], [0, 0, 1, 1], [0, 2, 0, 0]]
+    assert fast["gpu"].tolist() == [[1, 0, 0, 0], [1, 0, 0, 1], [0, 0, 1, 1], [0, 1, 0, 0]]
+    assert fast["node"].tolist() == [[1, 0], [1, 1], [0, 1], [1, 0]]
+    general = count_gpus((ids // 2).T.astype(np.int16).copy(), group, ("selection", "gpu", "node"))
+    assert all(np.array_equal(fast[k], general[k]) for k in fast)
+
+
+def expected_time(cluster, transport, link_bytes, path_latency_s, phase):
+    tr = load_transport(transport)
+    return link_bytes / (cluster.gpu.nvlink_Bps * tr.efficiency["nvlink"]) + tr.latency_s[phase] + path_latency_s
+
+
+def test_low_latency_one_domain_by_hand():
+    """Rank 0's token picks experts 0 (own GPU) and 4 (rank 1): one FP8 message of 4096 + 32 x 4 + 16 B."""
+    m, stats = one_layer(MIXTRAL, [[[0, 4], [4, 5]]][0])
+    cluster = load_cluster("hgx-h100", 2)
+    r = a2a(m, cluster, contiguous_phy2log(1, 8, 8), stats, 2, 1, "deepep-ll")
+    msg = 4096 + 4096 / 128 * 4 + 16
+    assert r.message_bytes["dispatch"] == msg
+    # rank 1's token (experts 4, 5) stays home, so the busiest link carries one message.
+    assert r.bytes_by_tier["dispatch"] == {"nvlink": msg, "scale_out": 0.0}
+    hop_s = cluster.system.scale_up.latency_s
+    assert r.dispatch_s == pytest.approx(expected_time(cluster, "deepep-ll", msg, hop_s, "dispatch"))
+    assert r.dispatch_sol_s == pytest.approx(msg / cluster.gpu.nvlink_Bps)
+    assert r.combine_s == pytest.approx(expected_time(cluster, "deepep-ll", 2 * 4096, hop_s, "combine"))
+    assert r.logical_bytes_per_gpu["dispatch"] == 2 * msg  # two selections per rank, local one included
+    assert r.binding_tier == "nvlink"
+
+
+def test_nccl_sends_one_copy_per_gpu():
+    m, stats = one_layer(MIXTRAL, [[4, 5], [6, 7]])  # rank 0's token: two experts, both on rank 1
+    cluster = load_cluster("hgx-h100", 2)
+    ll = a2a(m, cluster, contiguous_phy2log(1, 8, 8), stats, 2, 1, "deepep-ll", "bf16")
+    nccl = a2a(m, cluster, contiguous_phy2log(1, 8, 8), stats, 2, 1, "nccl", "bf16")
+    assert ll.bytes_by_tier["dispatch"]["nvlink"] == 2 * (8192 + 16)  # DeepEP LL: a 16 B header per message
+    assert nccl.bytes_by_tier["dispatch"]["nvlink"] == 8192
+
+
+def test_deepep_normal_relays_through_the_same_rail_gpu():
+    """Rank 0's token picks experts on ranks 9 and 10 (domain 1): one RDMA copy to rank 8, then NVLink."""
+    m = dataclasses.replace(DSV3, moe_layers=1, n_group=1, topk_group=1)
+    ids = np.arange(16, dtype=np.int32)[:, None] * 16 + np.arange(8, dtype=np.int32)  # rank r's token stays on r
+    ids[0] = [9 * 16, 9 * 16 + 1, 9 * 16 + 2, 9 * 16 + 3, 10 * 16, 10 * 16 + 1, 10 * 16 + 2, 10 * 16 + 3]
+    stats = from_topk(np.sort(ids)[None], 256, rows_sorted=True)
+    cluster = load_cluster("dgx-h800", 16)
+    r = a2a(m, cluster, contiguous_phy2log(1, 256, 256), stats, 16, 1, "deepep-normal")
+    edges = {f"{u}->{v}": i for i, (u, v) in enumerate(r.edges)}
+    link = lambda name: r.link_bytes["dispatch"][edges[name]]  # noqa: E731
+    msg = r.message_bytes["dispatch"]
+    assert msg == 7168 + 224
+    assert link("gpu0->nic0") == pytest.approx(msg)  # once per destination node
+    assert link("nic8->gpu8") == pytest.approx(msg)  # lands on rank 8, same rail as rank 0
+    assert link("gpu8->nvsw1") == pytest.approx(2 * msg)  # forwarded to ranks 9 and 10
+    assert link("nvsw1->gpu9") == pytest.approx(msg) and link("nvsw1->gpu10") == pytest.approx(msg)
+    assert link("gpu0->nvsw0") == 0.0
+
+
+def test_fast_and_general_paths_agree_and_placement_matters():
+    stats = synthetic_routing(DSV3, "zipf:0.8", 16 * 32, seed=2, layers=2)
+    cluster = load_cluster("dgx-h800", 16)
+    p = contiguous_phy2log(2, 256, 256)
+    for t in ("deepep-ll", "nccl", "deepep-normal"):
+        a = a2a(DSV3, cluster, p, stats, 16, 32, t)
+        b = a2a(DSV3, cluster, p, dataclasses.replace(stats, rows_sorted=False), 16, 32, t)
+        assert a.dispatch_s == pytest.approx(b.dispatch_s) and a.combine_s == pytest.approx(b.combine_s)
+    # redundant slots change the traffic: hot experts copied onto every GPU stay local more often
+    hot = np.argmax(stats.load, axis=1)  # every GPU gets a 17th slot holding the hottest expert
+    spread = np.concatenate([p.reshape(2, 16, 16), np.broadcast_to(hot[:, None, None], (2, 16, 1))], axis=2)
+    r = a2a(DSV3, cluster, spread.reshape(2, -1), stats, 16, 32, "deepep-ll")
+    base = a2a(DSV3, cluster, p, stats, 16, 32, "deepep-ll")
+    assert r.bytes_by_tier["dispatch"]["scale_out"] < base.bytes_by_tier["dispatch"]["scale_out"]
+
+
+def test_loads_only_approximation_is_close_for_uniform_routing():
+    qwen = load_model("qwen3-30b-a3b")  # no group limit: selections close to independent
+    stats = synthetic_routing(qwen, "uniform", 16 * 256, seed=0, layers=2)
+    loads = RoutingStats(128, stats.load, None)
+    cluster = load_cluster("dgx-h800", 16)
+    p = contiguous_phy2log(2, 128, 128)
+    for t in ("deepep-ll", "nccl", "deepep-normal"):
+        a, b = (a2a(qwen, cluster, p, s, 16, 256, t) for s in (stats, loads))
+        assert b.bytes_by_tier["dispatch"]["scale_out"] == pytest.approx(a.bytes_by_tier["dispatch"]["scale_out"],
+                                                                          rel=0.1)
+
+
+@pytest.mark.parametrize("name", catalog.list_ids("transports"))
+def test_every_transport_loads(name):
+    t = load_transport(name)
+    assert 0 < min(t.efficiency.values()) <= max(t.efficiency.values()) <= 1
+    assert t.latency_s["dispatch"] >= 0 and t.copies in ("selection", "gpu", "node")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(transport="nvlink-onesided"), "one NVLink domain"),
+    (dict(tokens_per_gpu=0), "--tokens"),
+    (dict(phy2log=np.zeros((1, 256), int)), "expert 1 has no slot"),
+    (dict(phy2log=np.arange(250)[None] % 250), "do not divide"),
+    (dict(ep_size=32), "between 1 and"),
+])
+def test_bad_inputs(kwargs, match):
+    args = dict(model=DSV3, cluster=load_cluster("dgx-h800", 16), phy2log=contiguous_phy2log(1, 256, 256),
+                stats=synthetic_routing(DSV3, "uniform", 64, layers=1), ep_size=16, tokens_per_gpu=4,
+                transport="deepep-ll")
+    args.update(kwargs)
+    with pytest.raises(InputError, match=match):
+        a2a(**args)
+
+
+def test_unknown_transport_suggests():
+    with pytest.raises(WideEPError, match="did you mean deepep-ll"):
+        load_transport("deepep")
+
+
+def test_bad_transport_file(tmp_path):
+    bad = tmp_path / "t.toml"
+    bad.write_text((catalog.catalog_root() / "topologies/transports/nccl.toml").read_text().replace(
+        "nvlink = 0.82", "nvlink = 1.5"))
+    with pytest.raises(Exception, match="efficiency.nvlink: must be <= 1"):
+        load_transport(str(bad))
+
+
+def test_cli_json_and_table():
+    args = ["a2a", "--model", "deepseek-v3", "--topology", "dgx-h800", "--gpus", "16", "--ep", "16",
+            "--tokens", "16", "--transport", "deepep-normal", "--routing", "topics:4"]
+    r = run_cli(*args, "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    for key in ("dispatch_us", "combine_us", "dispatch_sol_us", "combine_sol_us", "binding_link", "bytes_by_tier",
+                "transport"):
+        assert key in data
+    assert data["transport"] == "deepep-normal" and data["dispatch_us"] > data["dispatch_sol_us"] > 0
+    text = run_cli(*args)
+    assert text.returncode == 0 and data["binding_link"] in text.stdout
+
+
+def test_cli_bad_input_exit_2():
+    r = run_cli("a2a", "--model", "deepseek-v3", "--topology", "dgx-h800", "--ep", "16", "--tokens", "8",
+                "--transport", "nvlink-onesided")
+    assert r.returncode == 2 and "one NVLink domain" in r.stderr and r.stderr.count("\n") == 1
+    r = run_cli("a2a", "--model", "deepseek-v3", "--topology", "dgx-h800", "--ep", "16", "--tokens", "8",
+                "--dtype", "fp6")
+    assert r.returncode == 2 and "fp6" in r.stderr

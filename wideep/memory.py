@@ -1,0 +1,127 @@
+"""Memory fit of one GPU of an EP group: weights + KV cache + workspace against usable HBM.
+
+Weights per GPU = its expert slots (slots_per_gpu x MoE layers x bytes per expert) + every non-expert
+weight (attention, dense FFNs, shared experts, routers, embedding and LM head) replicated on each GPU,
+as attention runs data-parallel. MTP modules (DeepSeek-V3: one extra MoE layer sharing the embedding and
+the LM head, per its technical report) add one attention layer, shared expert and slot set each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import units
+from .hardware import GPU
+from .model import Model
+from .units import DType
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Storage/compute formats: expert and dense GEMM weights, attention projection weights, KV cache.
+
+    ``attention`` None means the same as ``weights`` (DeepSeek-V3 runs every projection as an FP8 GEMM;
+    its "BF16 MLA" is the attention core, which wideep always computes at bf16 peak). Embedding, LM head,
+    routers and the MTP projection stay in bf16 (as DeepSeek-V3 keeps them).
+    """
+
+    weights: str = "fp8"
+    attention: str | None = None
+    kv: str = "bf16"
+
+    def __post_init__(self) -> None:
+        if self.attention is None:
+            object.__setattr__(self, "attention", self.weights)
+
+    def dt(self, which: str) -> DType:
+        return units.dtype(getattr(self, which), f"--{which if which != 'weights' else 'dtype'}")
+
+
+@dataclass(frozen=True)
+class MemoryFit:
+    """Bytes per GPU and the largest batch and context that fit (all bytes, per GPU).
+
+    ``max_batch`` is at the plan's context, ``max_context`` at the plan's batch; 0 when nothing fits.
+    """
+
+    weights_bytes: float
+    expert_weights_bytes: float
+    kv_bytes: float
+    workspace_bytes: float
+    usable_bytes: float
+    fits: bool
+    max_batch: int
+    max_context: int
+
+    @property
+    def total_bytes(self) -> float:
+        return self.weights_bytes + self.kv_bytes + self.workspace_bytes
+
+    def to_dict(self) -> dict:
+        gb = units.GB
+        return {"weights_GB": self.weights_bytes / gb, "expert_weights_GB": self.expert_weights_bytes / gb,
+                "kv_GB": self.kv_bytes / gb, "workspace_GB": self.workspace_bytes / gb,
+                "total_GB": self.total_bytes / gb, "usable_GB": self.usable_bytes / gb, "fits": self.fits,
+                "max_batch": self.max_batch, "max_context": self.max_context}
+
+
+def expert_weight_bytes(model: Model, slots_per_gpu: int, prec: Precision, mtp: int = 0) -> float:
+    """Routed-expert bytes on one GPU: its slots in every MoE layer (and MTP layer)."""
+    return slots_per_gpu * (model.moe_layers + mtp) * model.expert_bytes(prec.dt("weights"))
+
+
+def replicated_weight_bytes(model: Model, prec: Precision, mtp: int = 0) -> float:
+    """Bytes of the weights every GPU holds: attention, dense and shared FFNs, routers, embedding, head."""
+    bf16, w = units.DTYPES["bf16"], prec.dt("weights")
+    h = model.hidden
+    attention = (model.layers + mtp) * model.attention.params(h)
+    ffn = model.dense_layers * 3 * h * model.dense_ffn + (model.moe_layers + mtp) * 3 * h * model.shared_ffn
+    routers = (model.moe_layers + mtp) * h * model.n_experts
+    head = model.embedding_params + (0 if model.tie_embeddings else model.lm_head_params)
+    return (prec.dt("attention").weight_bytes(attention) + w.weight_bytes(ffn)
+            + bf16.weight_bytes(routers + head + mtp * 2 * h * h))
+
+
+def kv_bytes_per_sequence(model: Model, context: float, prec: Precision, mtp: int = 0) -> float:
+    """KV bytes of one sequence at ``context`` tokens, MTP layers included."""
+    return model.kv_bytes(context, prec.dt("kv")) * (model.layers + mtp) / model.layers
+
+
+def memory_fit(model: Model, gpu: GPU, slots_per_gpu: int, sequences: float, context: int, prec: Precision,
+               workspace_fraction: float, mtp: int = 0) -> MemoryFit:
+    """Fit of ``sequences`` sequences of ``context`` tokens per GPU.
+
+    Parameters
+    ----------
+    slots_per_gpu : int
+        Expert slots per GPU (logical + redundant experts over the EP size).
+    sequences : float
+        Sequences resident per GPU (decode: the batch).
+    workspace_fraction : float
+        Share of usable HBM kept for activations and buffers (calibration data).
+    """
+    experts = expert_weight_bytes(model, slots_per_gpu, prec, mtp)
+    weights = experts + replicated_weight_bytes(model, prec, mtp)
+    workspace = workspace_fraction * gpu.hbm_usable_bytes
+    free = gpu.hbm_usable_bytes - weights - workspace
+    per_seq = kv_bytes_per_sequence(model, context, prec, mtp)
+    kv = sequences * per_seq
+    return MemoryFit(weights, experts, kv, workspace, gpu.hbm_usable_bytes, kv <= free,
+                     max(0, int(free // per_seq)) if free > 0 else 0,
+                     max_context(model, free, max(sequences, 1), prec, mtp))
+
+
+def max_context(model: Model, free_bytes: float, sequences: float, prec: Precision, mtp: int = 0) -> int:
+    """Largest context (tokens) whose KV for ``sequences`` sequences fits in ``free_bytes`` (bisection)."""
+    if free_bytes <= 0:
+        return 0
+    lo, hi = 0, 1
+    while sequences * kv_bytes_per_sequence(model, hi, prec, mtp) <= free_bytes and hi < 2**40:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if sequences * kv_bytes_per_sequence(model, mid, prec, mtp) <= free_bytes:
+            lo = mid
+        else:
+            hi = mid
+    return lo

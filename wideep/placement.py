@@ -1,0 +1,209 @@
+"""Expert placements: the phy2log table, its validation, and the algorithms that produce it.
+
+A placement maps every physical slot of every MoE layer to a logical expert: ``phy2log[layer, slot]``.
+There are ``slots = experts + redundant`` slots per layer, ``slots_per_gpu = slots / ep_size`` on each
+GPU, and slot ``s`` lives on EP rank ``s // slots_per_gpu`` (the layout SGLang, vLLM and TensorRT-LLM
+share, REFERENCES.md section 3). EP rank ``r`` is GPU rank ``r`` of the cluster.
+
+Algorithms (each a function of routing statistics, model, cluster, EP size and redundant slots):
+
+- ``contiguous``: the engines' default, slot ``i`` holds expert ``i mod E``;
+- ``balanced``: DeepSeek's EPLB policy as published (:mod:`wideep.eplb`), balanced load only;
+- ``topology``: ours (:mod:`wideep.placement_topology`), fewer copies over slow links at a balance
+  close to ``balanced``'s.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .eplb import rebalance
+from .errors import InputError
+from .model import Model
+from .topology import Cluster
+from .traffic import contiguous_phy2log
+
+ALGORITHMS = ("contiguous", "balanced", "topology")
+
+
+@dataclass(frozen=True, eq=False)
+class Placement:
+    """Where every physical expert lives.
+
+    Attributes
+    ----------
+    phy2log : ndarray of int64, shape (layers, slots)
+        Logical expert held by each slot; slot ``s`` is on EP rank ``s // slots_per_gpu``.
+    n_experts : int
+        Logical experts per layer.
+    ep_size : int
+        GPUs of the EP group (ranks 0 .. ep_size - 1 of the cluster).
+    domain_of : ndarray of int, shape (ep_size,)
+        NVLink domain of each EP rank.
+    algorithm : str
+        What produced it (``contiguous``, ``balanced``, ``topology`` or ``file``).
+    runtime_s : float
+        Seconds the algorithm ran.
+    """
+
+    phy2log: np.ndarray
+    n_experts: int
+    ep_size: int
+    domain_of: np.ndarray
+    algorithm: str = "file"
+    runtime_s: float = 0.0
+
+    @property
+    def layers(self) -> int:
+        return self.phy2log.shape[0]
+
+    @property
+    def slots(self) -> int:
+        return self.phy2log.shape[1]
+
+    @property
+    def redundant(self) -> int:
+        return self.slots - self.n_experts
+
+    @property
+    def slots_per_gpu(self) -> int:
+        return self.slots // self.ep_size
+
+    def gpu_of_slot(self) -> np.ndarray:
+        """EP rank of each slot, shape (slots,)."""
+        return np.arange(self.slots) // self.slots_per_gpu
+
+    def replica_counts(self) -> np.ndarray:
+        """Slots holding each logical expert, shape (layers, experts)."""
+        offset = np.arange(self.layers)[:, None] * self.n_experts
+        counts = np.bincount((self.phy2log + offset).ravel(), minlength=self.layers * self.n_experts)
+        return counts.reshape(self.layers, self.n_experts)
+
+
+def validate_phy2log(phy2log: object, n_experts: int, ep_size: int, source: str = "placement",
+                     field: str = "physical_to_logical_map", layers: int | None = None) -> np.ndarray:
+    """Check a phy2log table and return it as int64; problems raise :class:`InputError`.
+
+    Every logical expert needs a slot in every layer, ids must lie in ``0 .. n_experts - 1`` and the
+    slot count must divide evenly over ``ep_size`` GPUs.
+
+    >>> validate_phy2log([[0, 1, 1, 0]], 2, 2).tolist()
+    [[0, 1, 1, 0]]
+    >>> validate_phy2log([[0, 0, 0, 0]], 2, 2)
+    Traceback (most recent call last):
+    wideep.errors.InputError: placement: physical_to_logical_map[0]: logical expert 1 has no slot
+    """
+    try:
+        arr = np.asarray(phy2log)
+    except (ValueError, TypeError):
+        raise InputError("must be a rectangular [layers][slots] table of integers", source, field) from None
+    if arr.ndim != 2 or arr.size == 0:
+        raise InputError(f"must be a [layers][slots] table, got shape {arr.shape}", source, field)
+    if arr.dtype.kind not in "iu" and not (arr.dtype.kind == "f" and np.all(np.isfinite(arr))
+                                          and np.all(arr == np.round(arr))):
+        raise InputError(f"entries must be integers (got {arr.dtype})", source, field)
+    arr = arr.astype(np.int64)
+    if layers is not None and arr.shape[0] != layers:
+        raise InputError(f"has {arr.shape[0]} layers, the model has {layers} MoE layers", source, field)
+    bad = np.argwhere((arr < 0) | (arr >= n_experts))
+    if len(bad):
+        l, s = bad[0]
+        raise InputError(f"expert id {arr[l, s]} out of range 0..{n_experts - 1}", source, f"{field}[{l}][{s}]")
+    if arr.shape[1] % ep_size:
+        raise InputError(f"{arr.shape[1]} slots do not divide over EP size {ep_size}", source, field)
+    present = np.zeros((arr.shape[0], n_experts), dtype=bool)
+    present[np.arange(arr.shape[0])[:, None], arr] = True
+    missing = np.argwhere(~present)
+    if len(missing):
+        l, e = missing[0]
+        raise InputError(f"logical expert {e} has no slot", source, f"{field}[{l}]")
+    return arr
+
+
+def check_request(model: Model, cluster: Cluster, ep_size: int, redundant: int, load: np.ndarray) -> None:
+    """Options that cannot give a placement raise :class:`InputError` naming the option."""
+    if not model.is_moe:
+        raise InputError(f"{model.id} has no routed experts", "--model")
+    if ep_size <= 0 or ep_size > cluster.n_gpus:
+        raise InputError(f"must be between 1 and the {cluster.n_gpus} GPUs of the cluster, got {ep_size}", "--ep")
+    if redundant < 0:
+        raise InputError(f"must be >= 0, got {redundant}", "--redundant")
+    slots = model.n_experts + redundant
+    if slots % ep_size:
+        raise InputError(f"{model.n_experts} experts + {redundant} redundant = {slots} slots do not divide over "
+                         f"EP size {ep_size}", "--redundant")
+    if load.ndim != 2 or load.shape[1] != model.n_experts:
+        raise InputError(f"statistics have {load.shape[-1]} experts, {model.id} has {model.n_experts}", "--stats")
+
+
+def ep_domains(cluster: Cluster, ep_size: int) -> np.ndarray:
+    """Domain of each EP rank, renumbered 0 .. n - 1 in order of appearance, shape (ep_size,)."""
+    _, inverse = np.unique(cluster.domain_of[:ep_size], return_inverse=True)
+    return inverse.astype(np.int64)
+
+
+def contiguous(stats, model: Model, cluster: Cluster, ep_size: int, redundant: int) -> np.ndarray:
+    """The engines' default layout: slot ``i`` holds expert ``i mod E`` (no statistics used)."""
+    return np.asarray(contiguous_phy2log(stats.load.shape[0], model.n_experts, model.n_experts + redundant))
+
+
+def balanced(stats, model: Model, cluster: Cluster, ep_size: int, redundant: int) -> np.ndarray:
+    """EPLB's policy: hierarchical (groups to domains) when the domains divide the groups, else global."""
+    dom = ep_domains(cluster, ep_size)
+    n_nodes = int(dom.max()) + 1
+    even = np.all(np.bincount(dom) == ep_size // n_nodes)
+    return rebalance(stats.load, model.n_experts + redundant, max(model.n_group, 1),
+                     n_nodes if even else 1, ep_size)
+
+
+def topology(stats, model: Model, cluster: Cluster, ep_size: int, redundant: int, **options) -> np.ndarray:
+    """Ours: co-activation and source aware, see :func:`wideep.placement_topology.place_topology`."""
+    from .placement_topology import place_topology
+
+    return place_topology(stats, model, cluster, ep_size, redundant, **options)
+
+
+PLACERS: dict[str, Callable[..., np.ndarray]] = {
+    "contiguous": contiguous, "balanced": balanced, "topology": topology}
+
+
+def place(algorithm: str, stats, model: Model, cluster: Cluster, ep_size: int, redundant: int,
+          **options) -> Placement:
+    """Run one placement algorithm and time it.
+
+    Parameters
+    ----------
+    algorithm : str
+        ``contiguous``, ``balanced`` or ``topology``.
+    stats : wideep.routing.RoutingStats
+        ``load`` (layers, experts) and, for ``topology``, ``topk_ids`` (layers, tokens, top_k).
+    model, cluster : Model, Cluster
+    ep_size : int
+        EP group size (GPUs 0 .. ep_size - 1 of the cluster).
+    redundant : int
+        Extra slots per layer beyond one per logical expert.
+    **options
+        Passed to the ``topology`` algorithm (``tokens_per_gpu``, ``balance_floor``, ...).
+    """
+    if algorithm not in PLACERS:
+        raise InputError(f"unknown algorithm {algorithm!r} (choose from {', '.join(ALGORITHMS)})", "--algorithm")
+    load = np.asarray(stats.load, dtype=np.float64)
+    check_request(model, cluster, ep_size, redundant, load)
+    start = time.perf_counter()
+    phy2log = PLACERS[algorithm](stats, model, cluster, ep_size, redundant, **options)
+    runtime_s = time.perf_counter() - start
+    phy2log = validate_phy2log(phy2log, model.n_experts, ep_size, algorithm, "phy2log")
+    return Placement(phy2log, model.n_experts, ep_size, ep_domains(cluster, ep_size), algorithm, runtime_s)
+
+
+def from_table(phy2log: np.ndarray, model: Model, cluster: Cluster, ep_size: int, source: str,
+               field: str = "physical_to_logical_map") -> Placement:
+    """A placement read from a file, checked against the model and the cluster."""
+    if ep_size <= 0 or ep_size > cluster.n_gpus:
+        raise InputError(f"must be between 1 and the {cluster.n_gpus} GPUs of the cluster, got {ep_size}", "--ep")
+    arr = validate_phy2log(phy2log, model.n_experts, ep_size, source, field, layers=model.moe_layers)
+    return Placement(arr, model.n_experts, ep_size, ep_domains(cluster, ep_size), "file", 0.0)

@@ -1,0 +1,186 @@
+"""How good a placement is: balance, copies over each tier, predicted dispatch/combine time.
+
+Counted on one decode step: ``ep_size x tokens_per_gpu`` tokens of the routing sample, EP rank ``r``
+holding tokens ``[r * tokens_per_gpu, (r + 1) * tokens_per_gpu)``; each selection goes to the replica
+:func:`wideep.traffic.choose_replicas` picks (same GPU, else same domain, else spread evenly).
+
+- balancedness: mean GPU load / max GPU load per layer (selections received), as SGLang and vLLM log it;
+- busiest GPU: selections the most loaded GPU receives, mean over layers;
+- cross-domain copies per token: distinct destination domains other than the token's own (a copy per
+  destination node, as DeepEP's normal kernels send over RDMA); cross-GPU copies: distinct destination
+  GPUs other than the token's own;
+- dispatch and combine time from :func:`wideep.traffic.a2a` and their ratio to SOL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import units
+from .errors import InputError
+from .model import Model
+from .placement import Placement
+from .topology import Cluster
+
+
+@dataclass(frozen=True)
+class PlacementMetrics:
+    """Figures of merit of one placement (per decode step of ``tokens_per_gpu`` tokens per GPU).
+
+    Attributes
+    ----------
+    balancedness : ndarray, shape (layers,)
+        Mean over max GPU load.
+    busiest_gpu_selections : float
+        Token-expert selections received by the busiest GPU, mean over layers.
+    cross_domain_copies_per_token, cross_gpu_copies_per_token : float or None
+        Mean over layers and tokens; None when the statistics hold loads only.
+    dispatch_s, combine_s, dispatch_sol_s, combine_sol_s : float or None
+        Predicted phase times of one MoE layer (mean over layers), and their speed of light.
+    binding_link : str or None
+        Most loaded link of the dispatch phase.
+    """
+
+    algorithm: str
+    balancedness: np.ndarray
+    busiest_gpu_selections: float
+    cross_domain_copies_per_token: float | None
+    cross_gpu_copies_per_token: float | None
+    dispatch_s: float | None
+    combine_s: float | None
+    dispatch_sol_s: float | None
+    combine_sol_s: float | None
+    binding_link: str | None
+    runtime_s: float
+
+    def summary(self) -> dict:
+        """JSON-ready figures (times in microseconds)."""
+        def us(x):
+            return None if x is None else x / units.us
+
+        sol = (self.dispatch_sol_s + self.combine_sol_s) if self.dispatch_sol_s is not None else None
+        return {
+            "algorithm": self.algorithm,
+            "balancedness_mean": float(self.balancedness.mean()),
+            "balancedness_min": float(self.balancedness.min()),
+            "busiest_gpu_selections": self.busiest_gpu_selections,
+            "cross_domain_copies_per_token": self.cross_domain_copies_per_token,
+            "cross_gpu_copies_per_token": self.cross_gpu_copies_per_token,
+            "dispatch_us": us(self.dispatch_s), "combine_us": us(self.combine_s),
+            "dispatch_sol_us": us(self.dispatch_sol_s), "combine_sol_us": us(self.combine_sol_s),
+            "time_over_sol": None if not sol else (self.dispatch_s + self.combine_s) / sol,
+            "binding_link": self.binding_link,
+            "runtime_s": self.runtime_s,
+        }
+
+
+def distinct_remote(dest: np.ndarray, own: np.ndarray) -> np.ndarray:
+    """Distinct destinations other than the token's own, summed over tokens.
+
+    Parameters
+    ----------
+    dest : ndarray of int, shape (layers, tokens, top_k)
+        Destination (GPU or domain) of each selection.
+    own : ndarray of int, shape (tokens,)
+        The token's own GPU or domain.
+
+    Returns
+    -------
+    ndarray of int, shape (layers,)
+
+    >>> distinct_remote(np.array([[[0, 1, 1], [2, 2, 0]]]), np.array([0, 1])).tolist()
+    [3]
+    """
+    d = np.where(dest == own[None, :, None], -1, dest)
+    d.sort(axis=2)
+    new = (d[..., 1:] != d[..., :-1]) & (d[..., 1:] >= 0)
+    return ((d[..., 0] >= 0) + new.sum(-1)).sum(-1)
+
+
+def step_destinations(phy2log: np.ndarray, topk: np.ndarray, src_rank: np.ndarray, ep_size: int,
+                      ep_dom: np.ndarray) -> np.ndarray:
+    """EP rank receiving each selection of the step, shape (layers, tokens, top_k)."""
+    from .traffic import choose_replicas
+
+    slot = choose_replicas(phy2log, topk, src_rank, ep_size, ep_dom)
+    return np.asarray(slot) // (phy2log.shape[1] // ep_size)
+
+
+def layer_scores(phy2log: np.ndarray, topk: np.ndarray, src_rank: np.ndarray, ep_size: int,
+                 ep_dom: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per layer: balancedness, busiest GPU selections, cross-domain and cross-GPU copies (totals).
+
+    Returns four ndarrays of shape (layers,).
+    """
+    layers = phy2log.shape[0]
+    gpu = step_destinations(phy2log, topk, src_rank, ep_size, ep_dom)
+    flat = (gpu + np.arange(layers)[:, None, None] * ep_size).ravel()
+    gpu_load = np.bincount(flat, minlength=layers * ep_size).reshape(layers, ep_size)
+    peak = gpu_load.max(1)
+    bal = np.divide(gpu_load.mean(1), peak, out=np.ones(layers), where=peak > 0)
+    cross_dom = distinct_remote(ep_dom[gpu], ep_dom[src_rank])
+    cross_gpu = distinct_remote(gpu, src_rank)
+    return bal, peak.astype(np.float64), cross_dom, cross_gpu
+
+
+def evaluate(placement: Placement, stats, model: Model, cluster: Cluster, tokens_per_gpu: int,
+             transport: str = "deepep-normal", dispatch_dtype: str = "fp8", combine_dtype: str = "bf16",
+             seed: int = 0) -> PlacementMetrics:
+    """All metrics of ``placement`` for one decode step of ``tokens_per_gpu`` tokens per GPU."""
+    from . import traffic
+    from .routing import sample_tokens
+
+    ep, dom = placement.ep_size, placement.domain_of
+    cross_dom = cross_gpu = None
+    if stats.topk_ids is not None:
+        topk = np.asarray(sample_tokens(stats, ep * tokens_per_gpu, seed), dtype=np.int64)
+        src = np.arange(ep * tokens_per_gpu) // tokens_per_gpu
+        bal, peak, cd, cg = layer_scores(placement.phy2log, topk, src, ep, dom)
+        cross_dom, cross_gpu = float(cd.mean() / len(src)), float(cg.mean() / len(src))
+    else:
+        gpu_load = np.asarray(traffic.gpu_loads(placement.phy2log, stats, ep, dom), dtype=np.float64)
+        peak = gpu_load.max(1)
+        bal = np.divide(gpu_load.mean(1), peak, out=np.ones(len(peak)), where=peak > 0)
+        # scale the sample's loads to one step of ep x tokens_per_gpu tokens
+        peak = peak / np.maximum(gpu_load.sum(1), 1) * ep * tokens_per_gpu * model.top_k
+    res = traffic.a2a(model, cluster, placement.phy2log, stats, ep, tokens_per_gpu, transport,
+                      dispatch_dtype, combine_dtype, seed)
+    return PlacementMetrics(placement.algorithm, bal, float(peak.mean()), cross_dom, cross_gpu,
+                            res.dispatch_s, res.combine_s, res.dispatch_sol_s, res.combine_sol_s,
+                            str(res.binding_link), placement.runtime_s)
+
+
+def place_and_evaluate(algorithms: list[str], stats, model: Model, cluster: Cluster, ep_size: int, redundant: int,
+                       tokens_per_gpu: int, transport: str = "deepep-normal", dispatch_dtype: str = "fp8",
+                       combine_dtype: str = "bf16", seed: int = 0) -> list[tuple[Placement, PlacementMetrics]]:
+    """Run each algorithm on the same statistics and measure it (``wideep place`` and ``--compare``)."""
+    from .placement import place
+
+    if tokens_per_gpu <= 0:
+        raise InputError(f"must be > 0, got {tokens_per_gpu}", "--tokens")
+    out = []
+    for name in algorithms:
+        opts = {"tokens_per_gpu": tokens_per_gpu, "seed": seed} if name == "topology" else {}
+        p = place(name, stats, model, cluster, ep_size, redundant, **opts)
+        out.append((p, evaluate(p, stats, model, cluster, tokens_per_gpu, transport, dispatch_dtype,
+                                combine_dtype, seed)))
+    return out
+
+
+def plan_placement(model: Model, cluster: Cluster, ep_size: int, redundant: int, tokens_per_gpu: int,
+                   algorithms: list[str], stats_path: str | None = None, routing: str | None = None,
+                   transport: str = "deepep-normal", dispatch_dtype: str = "fp8", combine_dtype: str = "bf16",
+                   seed: int = 0) -> list[tuple[Placement, PlacementMetrics]]:
+    """``wideep place``: statistics from a file (``stats_path``) or a synthetic spec, then
+    :func:`place_and_evaluate`. Synthetic specs sample ``ep_size x tokens_per_gpu`` tokens."""
+    from .routing import routing_from_spec
+
+    if (stats_path is None) == (routing is None):
+        raise InputError("give exactly one of --stats FILE or --routing SPEC", "--stats")
+    if tokens_per_gpu <= 0:
+        raise InputError(f"must be > 0, got {tokens_per_gpu}", "--tokens")
+    stats = routing_from_spec(stats_path or routing, model, ep_size * tokens_per_gpu, seed)
+    return place_and_evaluate(algorithms, stats, model, cluster, ep_size, redundant, tokens_per_gpu, transport,
+                              dispatch_dtype, combine_dtype, seed)

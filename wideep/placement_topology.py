@@ -1,0 +1,334 @@
+"""The ``topology`` placement: fewer dispatch/combine copies over slow links, balance close to EPLB's.
+
+Steps, all vectorised over layers (Python loops run over experts, domain pairs or rounds only):
+
+1. replica counts as EPLB gives them (extra replicas to the expert of highest load per replica);
+2. co-activation graph of the experts (tokens selecting both, from ``topk_ids``) plus one terminal per
+   NVLink domain joined to each expert by the selections coming from that domain's GPUs (token
+   sources: EP rank ``r`` holds tokens ``[r * tokens_per_gpu, (r + 1) * tokens_per_gpu)``);
+3. replicated experts go to distinct domains, those whose tokens use them most first;
+4. single-copy experts grow into domains greedily, heaviest first, by modularity gain (co-activation
+   and source affinity above what chance gives), under a per-domain load cap and slot count;
+5. Kernighan-Lin style swaps between domain pairs with an exact incremental gain on that graph
+   (weights: copies that cross the scale-out tier; the nvlink tier is 1/ratio as costly and left to
+   step 6), the load cap held;
+6. inside each domain, slots pack onto its GPUs with EPLB's balanced packing;
+7. per layer, the result is kept only where its balancedness is at least ``balance_floor`` x that of
+   ``balanced`` and its cross-domain copies are fewer (exact token-level count); otherwise the
+   ``balanced`` layer is used, so the algorithm is never worse than ``balanced`` on either measure.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .eplb import balanced_packing, replicate
+
+
+def token_sources(topk_ids: np.ndarray, ep_size: int, tokens_per_gpu: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Tokens of one decode step and their source EP rank.
+
+    Rank ``r`` holds sample tokens ``[r * tokens_per_gpu, (r + 1) * tokens_per_gpu)``; a sample shorter
+    than ``ep_size * tokens_per_gpu`` is reused cyclically.
+
+    Returns
+    -------
+    topk : ndarray of int, shape (layers, ep_size * tokens_per_gpu, top_k)
+    src_rank : ndarray of int, shape (ep_size * tokens_per_gpu,)
+    """
+    n_sample = topk_ids.shape[1]
+    tpg = tokens_per_gpu or max(n_sample // ep_size, 1)
+    idx = np.arange(ep_size * tpg) % n_sample
+    topk = topk_ids if len(idx) == n_sample and idx[-1] == n_sample - 1 else topk_ids[:, idx]
+    return topk, np.arange(ep_size * tpg) // tpg
+
+
+def affinity(topk: np.ndarray, src_dom: np.ndarray, n_experts: int, n_domains: int) -> np.ndarray:
+    """Selections of each expert by tokens of each source domain, shape (layers, experts, domains)."""
+    layers, tokens, k = topk.shape
+    idx = (np.arange(layers)[:, None, None] * n_experts + topk) * n_domains + src_dom[None, :, None]
+    return np.bincount(idx.ravel(), minlength=layers * n_experts * n_domains).reshape(
+        layers, n_experts, n_domains).astype(np.float64)
+
+
+def coactivation(topk: np.ndarray, n_experts: int) -> np.ndarray:
+    """Tokens selecting both experts, symmetric with a zero diagonal, shape (layers, experts, experts)."""
+    layers, tokens, k = topk.shape
+    a, b = np.triu_indices(k, 1)
+    base = np.arange(layers)[:, None, None] * n_experts * n_experts
+    idx = base + topk[:, :, a] * n_experts + topk[:, :, b]
+    c = np.bincount(idx.ravel(), minlength=layers * n_experts * n_experts).reshape(layers, n_experts, n_experts)
+    c = (c + c.transpose(0, 2, 1)).astype(np.float32)
+    c[:, np.arange(n_experts), np.arange(n_experts)] = 0.0
+    return c
+
+
+def place_replicas(load: np.ndarray, count: np.ndarray, aff: np.ndarray, slots_per_domain: int) -> np.ndarray:
+    """Domains of the copies of replicated experts: distinct domains, highest affinity first.
+
+    Returns
+    -------
+    ndarray of int, shape (layers, experts, domains)
+        Copies of each replicated expert in each domain (zero rows for single-copy experts).
+    """
+    layers, n_experts, n_domains = aff.shape
+    has = np.zeros((layers, n_experts, n_domains), dtype=np.int64)
+    multi = count > 1
+    has[multi] = (count[multi] // n_domains)[:, None]
+    rest = np.where(multi, count % n_domains, 0)
+    used = has.sum(1)
+    order = np.argsort(-np.where(multi, load, -1.0), axis=1, kind="stable")
+    r = np.arange(layers)
+    for i in range(int(multi.sum(1).max(initial=0))):
+        e = order[:, i]
+        need = rest[r, e]
+        for _ in range(int(need.max(initial=0))):
+            score = aff[r, e] - 1e9 * (has[r, e] > 0) - 1e12 * (used >= slots_per_domain)
+            d = np.argmax(score, axis=1)
+            go = need > 0
+            has[r[go], e[go], d[go]] += 1
+            used[r[go], d[go]] += 1
+            need = need - go
+    return has
+
+
+def replica_loads(load: np.ndarray, aff: np.ndarray, has: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Load of one copy of each replicated expert in each domain (selections), shape (layers, experts, domains).
+
+    Tokens from a domain holding a copy stay there; the rest spread evenly over all copies.
+    """
+    local = np.where(has > 0, aff, 0.0)
+    remote = load - local.sum(-1)
+    return np.where(has > 0, local / np.maximum(has, 1) + (remote / count)[..., None], 0.0)
+
+
+def membership(dom_e: np.ndarray, has: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Share of each expert's copies in each domain, shape (layers, experts, domains), float32."""
+    n_domains = has.shape[2]
+    single = np.eye(n_domains, dtype=np.float32)[np.maximum(dom_e, 0)] * (dom_e >= 0)[..., None]
+    return single + (has / np.maximum(count, 1)[..., None]).astype(np.float32)
+
+
+def grow_domains(load: np.ndarray, coact: np.ndarray, pull: np.ndarray, has: np.ndarray, count: np.ndarray,
+                 copy_load: np.ndarray, slots_per_domain: int, cap: np.ndarray) -> np.ndarray:
+    """Greedy first assignment of single-copy experts to domains, heaviest first, by modularity gain.
+
+    Parameters
+    ----------
+    pull : ndarray, shape (layers, experts, domains)
+        Source-affinity edge weights to each domain's terminal, already centred on their chance value.
+    cap : ndarray, shape (layers,)
+        Load cap per domain (selections).
+
+    Returns
+    -------
+    ndarray of int, shape (layers, experts)
+        Domain of each single-copy expert, -1 for replicated ones.
+    """
+    layers, n_experts, n_domains = has.shape
+    dom_e = np.full((layers, n_experts), -1, dtype=np.int64)
+    wt = membership(dom_e, has, count)
+    deg = coact.sum(-1)
+    two_m = np.maximum(deg.sum(-1), 1.0)
+    dom_deg = np.einsum("le,led->ld", deg, wt)
+    used = has.sum(1)
+    dom_load = copy_load.sum(1)
+    single = count == 1
+    order = np.argsort(-np.where(single, load, -1.0), axis=1, kind="stable")
+    r = np.arange(layers)
+    for i in range(int(single.sum(1).max())):
+        e = order[:, i]
+        go = single[r, e]
+        le = load[r, e]
+        score = np.einsum("le,led->ld", coact[r, e], wt) - deg[r, e][:, None] * dom_deg / two_m[:, None] + pull[r, e]
+        room = used < slots_per_domain
+        fits = room & (dom_load + le[:, None] <= cap[:, None])
+        score = np.where(fits, score, np.where(room, -1e12 - dom_load, -np.inf))
+        d = np.argmax(score, axis=1)
+        rg, eg, dg = r[go], e[go], d[go]
+        dom_e[rg, eg] = dg
+        wt[rg, eg, dg] = 1.0
+        used[rg, dg] += 1
+        dom_load[rg, dg] += le[go]
+        dom_deg[rg, dg] += deg[rg, eg]
+    return dom_e
+
+
+def matchings(n_domains: int) -> list[list[tuple[int, int]]]:
+    """Round-robin schedule: n-1 rounds (n rounded up to even) of disjoint domain pairs covering all pairs.
+
+    >>> matchings(4)
+    [[(0, 3), (1, 2)], [(0, 2), (3, 1)], [(0, 1), (2, 3)]]
+    """
+    n = n_domains + n_domains % 2
+    ring = list(range(1, n))
+    rounds = []
+    for _ in range(n - 1):
+        line = [0] + ring
+        pairs = [(line[i], line[n - 1 - i]) for i in range(n // 2)]
+        rounds.append([(a, b) for a, b in pairs if a < n_domains and b < n_domains])
+        ring = ring[-1:] + ring[:-1]
+    return rounds
+
+
+def refine_swaps(dom_e: np.ndarray, load: np.ndarray, coact: np.ndarray, edges: np.ndarray, wt: np.ndarray,
+                 dom_load: np.ndarray, cap: np.ndarray, max_steps: int = 400, top_m: int = 8) -> np.ndarray:
+    """Kernighan-Lin style swaps of single-copy experts between domain pairs (in place on ``dom_e``).
+
+    Each step takes one round-robin matching of domains; for every pair (a, b) and every layer the best
+    swap among the ``top_m`` best movers of each side is applied when it lowers the cut weight of the
+    co-activation graph plus terminal ``edges`` (exact gain, edge between the two swapped experts
+    included) and keeps both domains within ``cap`` (or no worse than before).
+
+    Parameters
+    ----------
+    edges : ndarray, shape (layers, experts, domains)
+        Weights of the edges from each expert to each domain's terminal (source affinity).
+    wt : ndarray, shape (layers, experts, domains)
+        Current membership (:func:`membership`).
+    dom_load, cap : ndarray, shapes (layers, domains) and (layers,)
+        Selections per domain, updated in place, and the cap.
+    """
+    layers, n_experts, n_domains = wt.shape
+    gain_to = np.matmul(coact, wt) + edges.astype(np.float32)  # weight of each expert's edges into each domain
+    sched = matchings(n_domains)
+    r = np.arange(layers)
+    m = min(top_m, n_experts)
+    idle = 0
+    for step in range(max_steps):
+        moved = False
+        for a, b in sched[step % len(sched)]:
+            diff = gain_to[:, :, b] - gain_to[:, :, a]
+            ga = np.where(dom_e == a, diff, -np.inf)
+            gb = np.where(dom_e == b, -diff, -np.inf)
+            ia = np.argpartition(-ga, m - 1, axis=1)[:, :m]
+            ib = np.argpartition(-gb, m - 1, axis=1)[:, :m]
+            va, vb = np.take_along_axis(ga, ia, 1), np.take_along_axis(gb, ib, 1)
+            gain = va[:, :, None] + vb[:, None, :] - 2.0 * coact[r[:, None, None], ia[:, :, None], ib[:, None, :]]
+            la, lb = np.take_along_axis(load, ia, 1), np.take_along_axis(load, ib, 1)
+            shift = lb[:, None, :] - la[:, :, None]
+            limit = np.maximum(cap, np.maximum(dom_load[:, a], dom_load[:, b]))[:, None, None]
+            ok = (dom_load[:, a, None, None] + shift <= limit) & (dom_load[:, b, None, None] - shift <= limit)
+            gain = np.where(ok & np.isfinite(gain), gain, -np.inf).reshape(layers, m * m)
+            best = np.argmax(gain, axis=1)
+            go = gain[r, best] > 1e-6
+            if not go.any():
+                continue
+            moved = True
+            rl = r[go]
+            e, f = ia[rl, best[go] // m], ib[rl, best[go] % m]
+            dom_e[rl, e], dom_e[rl, f] = b, a
+            delta = coact[rl, e, :] - coact[rl, f, :]
+            gain_to[rl, :, a] -= delta
+            gain_to[rl, :, b] += delta
+            moved_load = load[rl, f] - load[rl, e]
+            dom_load[rl, a] += moved_load
+            dom_load[rl, b] -= moved_load
+        idle = 0 if moved else idle + 1
+        if idle >= len(sched):
+            break
+    return dom_e
+
+
+def assemble(dom_e: np.ndarray, has: np.ndarray, load: np.ndarray, copy_load: np.ndarray, ep_dom: np.ndarray,
+             slots_per_gpu: int) -> np.ndarray:
+    """phy2log from domain assignments: each domain's slots packed onto its GPUs (EPLB's packing).
+
+    Returns
+    -------
+    ndarray of int64, shape (layers, slots)
+    """
+    layers, n_experts, n_domains = has.shape
+    per_dom = has + np.eye(n_domains, dtype=np.int64)[np.maximum(dom_e, 0)] * (dom_e >= 0)[..., None]
+    item = np.repeat(np.arange(per_dom.size), per_dom.ravel())          # flat (layer, expert, domain) index
+    layer, e, d = item // (n_experts * n_domains), (item // n_domains) % n_experts, item % n_domains
+    order = np.argsort(layer * n_domains + d, kind="stable")
+    e, d, layer = e[order], d[order], layer[order]
+    weight = np.where(has[layer, e, d] > 0, copy_load[layer, e, d], load[layer, e])
+    gpus_per_dom = len(ep_dom) // n_domains
+    slots_per_dom = gpus_per_dom * slots_per_gpu
+    pack, rank = balanced_packing(weight.reshape(layers * n_domains, slots_per_dom), gpus_per_dom)
+    ranks_of = np.argsort(ep_dom, kind="stable").reshape(n_domains, gpus_per_dom)
+    gpu = ranks_of[d.reshape(layers * n_domains, slots_per_dom), pack]
+    slot = (gpu * slots_per_gpu + rank).reshape(layers, -1)
+    phy2log = np.empty((layers, n_domains * slots_per_dom), dtype=np.int64)
+    np.put_along_axis(phy2log, slot, e.reshape(layers, -1), axis=1)
+    return phy2log
+
+
+def optimise_domains(load: np.ndarray, topk: np.ndarray, src_dom: np.ndarray, n_slots: int, ep_dom: np.ndarray,
+                     slack: float) -> np.ndarray:
+    """Steps 1-6 of the module docstring: a phy2log, shape (layers, n_slots).
+
+    Parameters
+    ----------
+    load : ndarray, shape (layers, experts)
+        Selections per expert in the step sample ``topk`` (layers, tokens, top_k).
+    src_dom : ndarray, shape (tokens,)
+        Source domain of each token.
+    slack : float
+        Domain load cap = mean domain load x (1 + slack).
+    """
+    layers, n_experts = load.shape
+    n_domains = int(ep_dom.max()) + 1
+    k = topk.shape[2]
+    slots_per_domain = n_slots // n_domains
+    _, count = replicate(load, n_slots)
+    aff = affinity(topk, src_dom, n_experts, n_domains)
+    coact = coactivation(topk, n_experts)
+    has = place_replicas(load, count, aff, slots_per_domain)
+    copy_load = replica_loads(load, aff, has, count)
+    # A token whose k experts sit in one domain other than its own costs one copy, as does one split
+    # evenly between its own domain and another: k x w = k^2/4 cut pairs + k/2 x w gives w = k/2.
+    src_weight = k / 2.0
+    share = np.bincount(src_dom, minlength=n_domains) / len(src_dom)
+    pull = src_weight * (aff - load[..., None] * share)
+    cap = load.sum(1) / n_domains * (1.0 + slack)
+    dom_e = grow_domains(load, coact, pull, has, count, copy_load, slots_per_domain, cap)
+    wt = membership(dom_e, has, count)
+    dom_load = copy_load.sum(1) + np.einsum("le,led->ld", np.where(dom_e >= 0, load, 0.0),
+                                            np.eye(n_domains)[np.maximum(dom_e, 0)])
+    refine_swaps(dom_e, load, coact, src_weight * aff, wt, dom_load, cap)
+    return assemble(dom_e, has, load, copy_load, ep_dom, n_slots // len(ep_dom))
+
+
+def place_topology(stats, model, cluster, ep_size: int, redundant: int, tokens_per_gpu: int | None = None,
+                   balance_floor: float = 0.98, slacks: tuple[float, ...] = (0.0, 0.03), seed: int = 0) -> np.ndarray:
+    """The ``topology`` algorithm (module docstring); returns phy2log, shape (layers, slots).
+
+    Parameters
+    ----------
+    tokens_per_gpu : int, optional
+        Tokens per GPU in a step (default: the sample split evenly over the EP ranks).
+    balance_floor : float
+        A layer keeps the optimised placement only if its balancedness is at least this times
+        ``balanced``'s (and its cross-domain copies are fewer).
+    slacks : tuple of float
+        Domain load caps tried (mean x (1 + slack)); per layer the candidate with the fewest
+        cross-domain copies that meets the floor wins.
+    """
+    from .placement import balanced, ep_domains
+    from .placement_metrics import layer_scores
+    from .routing import sample_tokens
+
+    base = balanced(stats, model, cluster, ep_size, redundant)
+    ep_dom = ep_domains(cluster, ep_size)
+    n_domains = int(ep_dom.max()) + 1
+    if stats.topk_ids is None or n_domains == 1 or np.any(np.bincount(ep_dom) != ep_size // n_domains):
+        return base
+    tpg = tokens_per_gpu or max(stats.topk_ids.shape[1] // ep_size, 1)
+    topk = np.asarray(sample_tokens(stats, ep_size * tpg, seed), dtype=np.int64)
+    src_rank = np.arange(ep_size * tpg) // tpg
+    layers, n_experts = stats.load.shape
+    flat = (topk + np.arange(layers)[:, None, None] * n_experts).ravel()
+    load = np.bincount(flat, minlength=layers * n_experts).reshape(layers, n_experts).astype(np.float64)
+    best = base.copy()
+    bal0, _, cross0, _ = layer_scores(base, topk, src_rank, ep_size, ep_dom)
+    best_cross = cross0.astype(np.float64)
+    for slack in slacks:
+        cand = optimise_domains(load, topk, ep_dom[src_rank], model.n_experts + redundant, ep_dom, slack)
+        bal, _, cross, _ = layer_scores(cand, topk, src_rank, ep_size, ep_dom)
+        better = (bal >= balance_floor * bal0) & (cross < best_cross)
+        best[better] = cand[better]
+        best_cross[better] = cross[better]
+    return best

@@ -1,0 +1,273 @@
+"""One plan: a model on an EP group of a topology, its decode and prefill steps, memory fit and cost.
+
+:func:`expert_parallel` is the seam to routing, placement and traffic: it samples routing (a few
+thousand tokens, fixed seed, :data:`SAMPLE_LAYERS` MoE layers whose mean stands for every MoE layer),
+places the experts, reads the busiest GPU's share of selections and probes the traffic model at two
+token counts per GPU; dispatch and combine times are linear in tokens between and beyond those probes
+(latency + bytes / bandwidth, with bytes proportional to tokens for a fixed routing sample).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+
+import numpy as np
+
+from . import units
+from .cost import Cost, cost
+from .errors import InputError
+from .hardware import GPU
+from .memory import MemoryFit, Precision, memory_fit
+from .model import Model, load_model
+from .perf import ExpertParallel, LinearTime, StepResult, Workload, single_gpu, step_time
+from .roofline import load_calibration
+from .topology import Cluster, load_cluster
+
+SAMPLE_TOKENS = 4096  # routing tokens sampled over the whole EP group (fixed seed): enough for shares within ~2%
+SAMPLE_LAYERS = 4  # MoE layers sampled; their mean busiest share and comm time stand for every MoE layer
+COMM_PROBE_TOKENS = (64, 1024)  # tokens per GPU at which the traffic model is evaluated (linear between)
+TRANSPORTS = {"decode": "deepep-ll", "prefill": "deepep-normal"}  # DeepSeek's choice per phase (REFERENCES.md 3)
+
+DEFAULT_COMPARISON = ("hgx-h100", "gb200-nvl72")  # issue 5: DeepSeek-V3 EP32 on 4x HGX H100 vs one NVL72
+
+
+@dataclass(frozen=True)
+class PlanSpec:
+    """Every input of a plan (options of ``wideep plan``); ``gpus`` defaults to ``ep``.
+
+    ``redundant`` None picks the fewest extra slots (> 0) that make the slots divide over ``ep``
+    (32 for 256 experts at EP32, EP72 and EP144, as DeepSeek deploys).
+    """
+
+    model: str = "deepseek-v3"
+    topology: str = "hgx-h100"
+    ep: int = 32
+    gpus: int | None = None
+    batch: int = 64
+    context: int = 4096
+    dtype: str = "fp8"
+    attn_dtype: str | None = None
+    kv_dtype: str = "bf16"
+    overlap: str = "auto"
+    mtp: int = 0
+    acceptance: float = 0.85
+    redundant: int | None = None
+    routing: str = "uniform"
+    placement: str = "balanced"
+    transport: str | None = None
+    prefill_tokens: int = 8192
+    cache_hit: float = 0.0
+    isl: int = 1024
+    osl: int = 1024
+    price_per_gpu_hour: float | None = None
+    price_scenario: str | None = None
+    calibration: str | None = None
+    seed: int = 0
+
+    @property
+    def precision(self) -> Precision:
+        return Precision(self.dtype, self.attn_dtype, self.kv_dtype)
+
+    def workload(self, phase: str) -> Workload:
+        if phase == "decode":
+            return Workload("decode", self.batch, self.context, self.prefill_tokens, 0.0, self.mtp,
+                            self.acceptance, self.overlap, self.precision)
+        return Workload("prefill", 1, self.isl, self.prefill_tokens, self.cache_hit, 0, self.acceptance,
+                        self.overlap, self.precision)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A plan's results: decode step (the headline), prefill step (input price), memory and cost."""
+
+    spec: PlanSpec
+    model: Model
+    system: str
+    gpu: GPU
+    gpus: int
+    ep: ExpertParallel
+    decode: StepResult
+    prefill: StepResult
+    memory: MemoryFit
+    cost: Cost
+
+    def to_dict(self) -> dict:
+        d = self.decode
+        return {
+            "model": self.model.id, "system": self.system, "gpu": self.gpu.id, "gpus": self.gpus,
+            "ep": self.ep.ep_size, "batch": self.spec.batch, "context": self.spec.context,
+            "dtype": self.spec.dtype, "overlap": self.spec.overlap, "mtp": self.spec.mtp,
+            "tokens_per_s_per_gpu": d.tokens_per_s_per_gpu, "tokens_per_s_per_user": d.tokens_per_s_per_user,
+            "step_ms": d.step_s / units.ms, "sol_ms": d.sol_s / units.ms, "sol_ratio": d.sol_ratio,
+            "binding": d.binding, "usd_per_mtok_output": self.cost.usd_per_mtok_output,
+            "usd_per_mtok_input": self.cost.usd_per_mtok_input, "usd_per_mtok_mix": self.cost.usd_per_mtok_mix,
+            "usd_per_gpu_hour": self.cost.usd_per_gpu_hour, "kW_per_gpu": self.cost.all_in_kW,
+            "tokens_per_s_per_MW": self.cost.output_tokens_per_s_per_MW,
+            "joules_per_token": self.cost.joules_per_output_token,
+            "memory": self.memory.to_dict(), "breakdown_ms": d.breakdown_ms,
+            "terms": d.to_dict()["terms"], "expert_parallel": ep_summary(self.ep),
+            "prefill": self.prefill.to_dict(), "cost": self.cost.to_dict(),
+        }
+
+
+def ep_summary(ep: ExpertParallel) -> dict:
+    return {"ep_size": ep.ep_size, "slots_per_gpu": ep.slots_per_gpu, "busiest_share": ep.busiest_share,
+            "balancedness": ep.balancedness, "transport": ep.transport, "placement": ep.placement,
+            "routing": ep.routing, "binding_tier": ep.binding_tier, "binding_link": ep.binding_link}
+
+
+def default_redundant(n_experts: int, ep: int) -> int:
+    """Fewest extra slots (> 0) making slots divisible by ``ep``; 0 without expert parallelism.
+
+    >>> default_redundant(256, 32), default_redundant(256, 144), default_redundant(256, 1)
+    (32, 32, 0)
+    """
+    if ep <= 1:
+        return 0
+    return ep - n_experts % ep if n_experts % ep else ep
+
+
+@lru_cache(maxsize=64)
+def cluster_for(topology: str, gpus: int) -> Cluster:
+    return load_cluster(topology, gpus)
+
+
+@lru_cache(maxsize=256)
+def expert_parallel(model: Model, topology: str, gpus: int, ep_size: int, redundant: int, routing: str,
+                    placement: str, transport: str, dispatch_dtype: str = "fp8", combine_dtype: str = "bf16",
+                    seed: int = 0) -> ExpertParallel:
+    """The seam to routing, placement and traffic for one EP group (cached per argument set).
+
+    Returns the busiest GPU's mean share of token-expert selections over the sampled layers and the
+    per-MoE-layer dispatch/combine time as a linear function of tokens per GPU.
+    """
+    from . import placement as placement_mod
+    from . import routing as routing_mod
+    from . import traffic
+
+    if not model.is_moe or ep_size <= 1:
+        return single_gpu(model)
+    cluster = cluster_for(topology, gpus)
+    layers = min(SAMPLE_LAYERS, model.moe_layers)
+    stats = routing_mod.routing_from_spec(routing, model, SAMPLE_TOKENS, seed=seed, layers=layers)
+    phy2log = placement_mod.place(placement, stats, model, cluster, ep_size, redundant).phy2log
+    loads = np.asarray(traffic.gpu_loads(phy2log, stats, ep_size, cluster.domain_of[:ep_size]), dtype=float)
+    share = float(np.mean(loads.max(axis=1) / loads.sum(axis=1)))
+    lo, hi = (traffic.a2a(model, cluster, phy2log, stats, ep_size, t, transport, dispatch_dtype, combine_dtype)
+              for t in COMM_PROBE_TOKENS)
+    return ExpertParallel(
+        ep_size, phy2log.shape[1] // ep_size, share,
+        linear(lo.dispatch_s, hi.dispatch_s, lo.dispatch_sol_s, hi.dispatch_sol_s),
+        linear(lo.combine_s, hi.combine_s, lo.combine_sol_s, hi.combine_sol_s),
+        str(hi.binding_tier), str(hi.binding_link), transport, placement, routing)
+
+
+def linear(t_lo: float, t_hi: float, sol_lo: float, sol_hi: float) -> LinearTime:
+    """Line through the two probes (per MoE layer means); the SOL line passes through zero."""
+    t_lo, t_hi = float(np.mean(t_lo)), float(np.mean(t_hi))
+    a, b = COMM_PROBE_TOKENS
+    per_token = max(0.0, (t_hi - t_lo) / (b - a))
+    return LinearTime(max(0.0, t_lo - per_token * a), per_token, float(np.mean(sol_hi)) / b)
+
+
+def check_spec(spec: PlanSpec, model: Model) -> int:
+    """Validate the options a plan needs beyond what the parts check; returns the GPU count."""
+    gpus = spec.ep if spec.gpus is None else spec.gpus
+    if spec.ep < 1:
+        raise InputError(f"must be >= 1, got {spec.ep}", "--ep")
+    if gpus < spec.ep or gpus % spec.ep:
+        raise InputError(f"must be a multiple of --ep ({spec.ep}), got {gpus}", "--gpus")
+    if spec.placement not in ("contiguous", "balanced", "topology"):
+        raise InputError(f"unknown placement {spec.placement!r} (choose contiguous, balanced or topology)",
+                         "--placement")
+    if spec.ep > 1 and model.is_moe and (model.n_experts + redundant_of(spec, model)) % spec.ep:
+        raise InputError(f"{model.n_experts} experts + {spec.redundant} redundant do not divide over EP {spec.ep}",
+                         "--redundant")
+    return gpus
+
+
+def redundant_of(spec: PlanSpec, model: Model) -> int:
+    if spec.redundant is None:
+        return default_redundant(model.n_experts, spec.ep) if model.is_moe else 0
+    if spec.redundant < 0:
+        raise InputError(f"must be >= 0, got {spec.redundant}", "--redundant")
+    return spec.redundant
+
+
+def plan(spec: PlanSpec) -> Plan:
+    """Run one plan: decode step at (batch, context), prefill step at (prefill_tokens, isl), memory, cost."""
+    model = load_model(spec.model)
+    gpus = check_spec(spec, model)
+    cluster = cluster_for(spec.topology, gpus)
+    gpu = cluster.gpu
+    cal = load_calibration(gpu.id, spec.calibration)
+    decode_wl, prefill_wl = spec.workload("decode"), spec.workload("prefill")
+    redundant = redundant_of(spec, model)
+    ep = ep_for(spec, model, gpus, redundant, "decode")
+    dec = step_time(model, gpu, cal, decode_wl, ep)
+    pre = step_time(model, gpu, cal, prefill_wl, ep_for(spec, model, gpus, redundant, "prefill"))
+    mem = memory_fit(model, gpu, ep.slots_per_gpu, spec.batch, spec.context, spec.precision,
+                     cal.workspace_fraction, spec.mtp)
+    money = cost(gpu, dec.tokens_per_s_per_gpu, pre.tokens_per_s_per_gpu, spec.isl, spec.osl,
+                 spec.price_per_gpu_hour, spec.price_scenario)
+    system = cluster.system.id if cluster.system else cluster.name
+    return Plan(spec, model, system, gpu, gpus, ep, dec, pre, mem, money)
+
+
+def ep_for(spec: PlanSpec, model: Model, gpus: int, redundant: int, phase: str) -> ExpertParallel:
+    transport = spec.transport or TRANSPORTS[phase]
+    dispatch = "nvfp4" if spec.dtype == "nvfp4" else "fp8"
+    return expert_parallel(model, spec.topology, gpus, spec.ep, redundant, spec.routing, spec.placement,
+                           transport, dispatch, "bf16", spec.seed)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Plans of one configuration on several topologies and a sentence on why they differ."""
+
+    plans: tuple[Plan, ...]
+    why: str = field(default="")
+
+    def to_dict(self) -> dict:
+        return {"plans": [p.to_dict() for p in self.plans], "why": self.why}
+
+
+def compare_topologies(spec: PlanSpec, topologies: tuple[str, ...] = DEFAULT_COMPARISON) -> Comparison:
+    """The same spec on each topology (``wideep plan`` with no options: DeepSeek-V3 EP32 on 4x HGX H100
+    and on one GB200 NVL72 rack)."""
+    plans = tuple(plan(replace(spec, topology=t)) for t in topologies)
+    return Comparison(plans, explain(plans))
+
+
+def explain(plans: tuple[Plan, ...]) -> str:
+    """Why the fastest and the slowest plan differ, in one or two sentences from their terms."""
+    if len(plans) < 2:
+        return ""
+    fast = max(plans, key=lambda p: p.decode.tokens_per_s_per_gpu)
+    slow = min(plans, key=lambda p: p.decode.tokens_per_s_per_gpu)
+    f, s = fast.decode, slow.decode
+    ratio = f.tokens_per_s_per_gpu / s.tokens_per_s_per_gpu
+    text = (f"{fast.system} serves {ratio:.1f}x the tokens/s per GPU of {slow.system} "
+            f"({f.tokens_per_s_per_gpu:,.0f} vs {s.tokens_per_s_per_gpu:,.0f}). ")
+    text += (f"On {slow.system} the step ({s.step_s / units.ms:.1f} ms) is bound by {RESOURCE_WORDS[s.binding]}"
+             f"{comm_clause(slow)}; on {fast.system} ({f.step_s / units.ms:.1f} ms) by "
+             f"{RESOURCE_WORDS[f.binding]}{comm_clause(fast)}. ")
+    g1, g2 = fast.gpu, slow.gpu
+    text += (f"Per GPU, {g1.id} has {g1.hbm_Bps / g2.hbm_Bps:.1f}x the HBM bandwidth "
+             f"({g1.hbm_Bps / units.TBps:.2f} vs {g2.hbm_Bps / units.TBps:.2f} TB/s) and "
+             f"{g1.flops(fast.spec.dtype) / g2.flops(slow.spec.dtype):.1f}x the {fast.spec.dtype} FLOP/s.")
+    return text
+
+
+RESOURCE_WORDS = {"hbm": "HBM bandwidth", "flops": "tensor-core FLOP/s", "nvlink": "NVLink bandwidth",
+                  "nic": "the scale-out NICs (InfiniBand/Ethernet)", "latency": "communication latency"}
+
+
+def comm_clause(p: Plan) -> str:
+    """Where dispatch/combine runs and whether it hides behind compute."""
+    d = p.decode
+    tier = "over NVLink inside one domain" if p.ep.binding_tier == "nvlink" else "across the scale-out NICs"
+    hidden = "hidden behind" if d.micro_batches == 2 and d.comm_s <= d.compute_s else "exposed beside"
+    return (f" (dispatch+combine {d.comm_s / units.ms:.1f} ms {tier}, {hidden} "
+            f"{d.compute_s / units.ms:.1f} ms of compute)")

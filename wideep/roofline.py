@@ -1,0 +1,208 @@
+"""Roofline terms and the calibration data that turns datasheet peaks into achieved times.
+
+A term is one kind of work in a step (attention, routed experts, dispatch, ...). Its SOL time is
+``max(FLOPs / peak FLOP/s, bytes / peak HBM bytes/s)``; its predicted time divides the SOL time by an
+achieved efficiency read from ``topologies/calibration/`` (a data file with sources, never a constant in
+code). The GEMM efficiency depends on tokens per expert: small batches stream weights and real kernels
+reach only part of HBM peak there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .catalog import KINDS, Field, catalog_root, check_table, read_file, sub_table
+from .errors import CatalogError
+from .units import DTYPES
+
+RESOURCES = ("hbm", "flops", "nvlink", "nic", "latency")
+
+# Tables and keys of a calibration file. [gemm] and [flops] may add ``efficiency_<dtype>`` (fp8, nvfp4,
+# bf16) for a dtype whose kernels differ; ``efficiency`` serves every other dtype.
+CALIBRATION_TABLES = {
+    "gemm": {"tokens_per_expert": Field(list), "efficiency": Field(list)}
+    | {f"efficiency_{d}": Field(list, required=False) for d in DTYPES},
+    "attention": {"hbm_efficiency": Field(float, "positive"), "flops_efficiency": Field(float, "positive")},
+    "hbm": {"efficiency": Field(float, "positive")},
+    "flops": {"efficiency": Field(float, "positive")}
+    | {f"efficiency_{d}": Field(float, "positive", required=False) for d in DTYPES},
+    "memory": {"workspace_fraction": Field(float, "nonneg")},
+}
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Achieved fractions of peak (all in (0, 1]) and the HBM share kept as workspace.
+
+    Attributes
+    ----------
+    source : str
+        File(s) the values came from.
+    gemm_tokens_per_expert : tuple of float
+        GEMM M values of the efficiency curve.
+    gemm_efficiency : dict
+        dtype name (or ``"*"`` for every other dtype) -> achieved / roofline at each M.
+    flops_efficiency : dict
+        dtype name (or ``"*"``) -> achieved / peak FLOP/s of compute-bound kernels without a curve.
+    """
+
+    source: str
+    gemm_tokens_per_expert: tuple[float, ...]
+    gemm_efficiency: dict
+    attention_hbm_efficiency: float
+    attention_flops_efficiency: float
+    hbm_efficiency: float
+    flops_efficiency: dict
+    workspace_fraction: float
+
+    def __hash__(self) -> int:
+        return hash(self.source)
+
+    def gemm(self, tokens_per_expert: float, dtype: str = "*") -> float:
+        """Achieved / roofline of a GEMM with ``tokens_per_expert`` rows (log-linear interpolation).
+
+        >>> cal = load_calibration()
+        >>> cal.gemm(64) == cal.gemm(1)
+        True
+        """
+        ys = self.gemm_efficiency.get(dtype, self.gemm_efficiency["*"])
+        x = np.log(np.maximum(tokens_per_expert, 1.0))
+        return float(np.interp(x, np.log(self.gemm_tokens_per_expert), ys))
+
+    def flops(self, dtype: str = "*") -> float:
+        """Achieved / peak FLOP/s for compute-bound kernels without a curve."""
+        return self.flops_efficiency.get(dtype, self.flops_efficiency["*"])
+
+
+def calibration_dir() -> Path:
+    return catalog_root() / KINDS["calibration"]
+
+
+def load_calibration(gpu_id: str | None = None, path: str | None = None) -> Calibration:
+    """Calibration for a GPU: ``default.toml`` overlaid with ``<gpu_id>.toml`` when that file exists.
+
+    ``path`` (a user's file) overlays the result last. Tables a file leaves out keep the default values.
+    """
+    files = [calibration_dir() / "default.toml"]
+    if gpu_id and (calibration_dir() / f"{gpu_id}.toml").is_file():
+        files.append(calibration_dir() / f"{gpu_id}.toml")
+    if path:
+        files.append(Path(path))
+    return _load(tuple(str(f) for f in files), gpu_id)
+
+
+@lru_cache(maxsize=None)
+def _load(files: tuple[str, ...], gpu_id: str | None = None) -> Calibration:
+    tables: dict[str, dict] = {}
+    for f in files:
+        path = Path(f)
+        if not path.is_file():
+            raise CatalogError("no such file", f)
+        data = read_file(path)
+        spec = {k: Field(dict, required=(f == files[0])) for k in CALIBRATION_TABLES} | {"gpu": Field(str, required=False)}
+        check_table(data, spec, f)
+        if gpu_id and data.get("gpu", gpu_id) != gpu_id:
+            raise CatalogError(f"calibrates {data['gpu']!r}, not {gpu_id!r}", f, "gpu")
+        for name, fields in CALIBRATION_TABLES.items():
+            if name in data:
+                tables[name] = check_table(sub_table(data, name, f), fields, f, name + ".") | {"_source": f}
+    xs, gemm = gemm_curves(tables["gemm"])
+    flops = {"*": tables["flops"]["efficiency"]} | {k[len("efficiency_"):]: v for k, v in tables["flops"].items()
+                                                      if k.startswith("efficiency_")}
+    checks = [("attention", "hbm_efficiency"), ("attention", "flops_efficiency"), ("hbm", "efficiency"),
+              ("memory", "workspace_fraction")] + [("flops", k) for k in tables["flops"] if k.startswith("eff")]
+    for name, key in checks:
+        if tables[name][key] > 1:
+            raise CatalogError(f"must be <= 1, got {tables[name][key]}", tables[name]["_source"], f"{name}.{key}")
+    return Calibration(
+        source=", ".join(files), gemm_tokens_per_expert=xs, gemm_efficiency=gemm,
+        attention_hbm_efficiency=tables["attention"]["hbm_efficiency"],
+        attention_flops_efficiency=tables["attention"]["flops_efficiency"],
+        hbm_efficiency=tables["hbm"]["efficiency"], flops_efficiency=flops,
+        workspace_fraction=tables["memory"]["workspace_fraction"])
+
+
+def gemm_curves(table: dict) -> tuple[tuple[float, ...], dict]:
+    """Validated M values and {dtype or "*": efficiencies} of a [gemm] table."""
+    xs = gemm_curve(table, table["tokens_per_expert"], "tokens_per_expert")
+    if any(b <= a for a, b in zip(xs, xs[1:])):
+        raise CatalogError("must increase strictly", table["_source"], "gemm.tokens_per_expert")
+    curves = {}
+    for key in (k for k in table if k.startswith("efficiency")):
+        ys = gemm_curve(table, table[key], key)
+        if len(ys) != len(xs):
+            raise CatalogError(f"needs as many values as tokens_per_expert ({len(xs)}), got {len(ys)}",
+                               table["_source"], f"gemm.{key}")
+        if max(ys) > 1:
+            raise CatalogError(f"must be <= 1, got {max(ys)}", table["_source"], f"gemm.{key}")
+        curves["*" if key == "efficiency" else key[len("efficiency_"):]] = ys
+    return xs, curves
+
+
+def gemm_curve(table: dict, values: list, key: str) -> tuple[float, ...]:
+    """A non-empty list of finite numbers > 0 from the [gemm] table."""
+    if not values:
+        raise CatalogError("must not be empty", table["_source"], f"gemm.{key}")
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf"):
+            raise CatalogError(f"must be a number > 0, got {v!r}", table["_source"], f"gemm.{key}[{i}]")
+    return tuple(float(v) for v in values)
+
+
+@dataclass(frozen=True)
+class Term:
+    """One kind of work in a step, on the busiest GPU.
+
+    Attributes
+    ----------
+    name : str
+        ``attention``, ``routed_experts``, ``dispatch``, ...
+    time_s : float
+        Predicted time, seconds (after calibration, latency included).
+    sol_s : float
+        Time at datasheet peak with no latency, seconds.
+    binding : str
+        The resource that sets ``sol_s``: one of :data:`RESOURCES`.
+    flops : float
+        FLOPs of the term.
+    hbm_bytes : float
+        Bytes read or written in HBM.
+    comm : bool
+        True for dispatch/combine (overlaps with compute under two micro-batches).
+    """
+
+    name: str
+    time_s: float
+    sol_s: float
+    binding: str
+    flops: float = 0.0
+    hbm_bytes: float = 0.0
+    comm: bool = False
+
+    def scaled(self, k: float) -> "Term":
+        """The same term repeated ``k`` times (micro-batches)."""
+        return Term(self.name, self.time_s * k, self.sol_s * k, self.binding, self.flops * k,
+                    self.hbm_bytes * k, self.comm)
+
+
+def roofline(name: str, flops: float, hbm_bytes: float, peak_flops: float, peak_Bps: float,
+             efficiency: float | tuple[float, float]) -> Term:
+    """A compute/memory term: SOL from the roofline, time = SOL / efficiency.
+
+    ``efficiency`` is one number for the whole roofline, or (flops_eff, hbm_eff) applied to each side.
+
+    >>> t = roofline("x", flops=2e12, hbm_bytes=1e9, peak_flops=1e15, peak_Bps=1e12, efficiency=0.5)
+    >>> round(t.sol_s * 1e3, 3), round(t.time_s * 1e3, 3), t.binding
+    (2.0, 4.0, 'flops')
+    """
+    flops_s, hbm_s = flops / peak_flops, hbm_bytes / peak_Bps
+    sol = max(flops_s, hbm_s)
+    if isinstance(efficiency, tuple):
+        time = max(flops_s / efficiency[0], hbm_s / efficiency[1])
+    else:
+        time = sol / efficiency
+    return Term(name, time, sol, "flops" if flops_s >= hbm_s else "hbm", flops, hbm_bytes)

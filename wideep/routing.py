@@ -1,0 +1,364 @@
+"""Expert routing statistics: which experts each token selects, per MoE layer.
+
+Held either as token-level top-k samples ``topk_ids`` (layers, tokens, top_k), which keep the
+co-activation structure dispatch dedup depends on, or only as per-expert loads (layers, experts).
+Seeded synthetic generators (``uniform``, ``zipf:S``, ``topics:K``) honour group-limited routing
+(``n_group`` / ``topk_group``); loaders read what engines record (SGLang expert-distribution dumps,
+TensorRT-LLM expert statistics) and a plain numpy/CSV/JSON layout (see docs/a2a.md).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .model import Model
+
+#: Weight of a topic's own experts against the others in ``topics:K`` routing (a token of topic t picks
+#: its experts with probability proportional to this weight on t's experts and 1 elsewhere). A modelling
+#: choice: strong enough that about 3/4 of a token's selections fall in its topic's share for K = 8.
+TOPIC_WEIGHT = 16.0
+
+SPEC_RE = re.compile(r"^(uniform|zipf:(?P<s>[0-9.eE+-]+)|topics:(?P<k>[0-9]+))$")
+
+
+@dataclass(frozen=True)
+class RoutingStats:
+    """Routing of one model over some tokens.
+
+    Attributes
+    ----------
+    n_experts : int
+        Logical experts per MoE layer.
+    load : ndarray of float64, shape (layers, experts)
+        Selections of each logical expert.
+    topk_ids : ndarray of int32/int64, shape (layers, tokens, top_k), or None
+        Logical expert ids chosen by each token; None when only the loads are known.
+    rows_sorted : bool
+        True when every token's ids are in ascending order (the generators and loaders here ensure it;
+        the traffic model then skips a sort).
+    """
+
+    n_experts: int
+    load: np.ndarray
+    topk_ids: np.ndarray | None
+    rows_sorted: bool = False
+
+    @property
+    def layers(self) -> int:
+        return self.load.shape[0]
+
+    @property
+    def tokens(self) -> int | None:
+        return None if self.topk_ids is None else self.topk_ids.shape[1]
+
+    def balancedness(self) -> np.ndarray:
+        """Mean over max logical-expert load per layer, shape (layers,)."""
+        peak = self.load.max(axis=1)
+        return np.divide(self.load.mean(axis=1), peak, out=np.ones_like(peak), where=peak > 0)
+
+
+def from_topk(topk_ids: np.ndarray, n_experts: int, rows_sorted: bool = False) -> RoutingStats:
+    """Stats from top-k samples (loads counted from them)."""
+    layers = topk_ids.shape[0]
+    flat = topk_ids.reshape(layers, -1).astype(np.int64) + np.arange(layers)[:, None] * n_experts
+    load = np.bincount(flat.ravel(), minlength=layers * n_experts).reshape(layers, n_experts)
+    return RoutingStats(n_experts, load.astype(np.float64), topk_ids, rows_sorted)
+
+
+def sort_rows(ids: np.ndarray) -> np.ndarray:
+    """Each token's ids in ascending order, shape kept (layers, tokens, top_k)."""
+    out = np.empty_like(ids)
+    for layer in range(ids.shape[0]):
+        out[layer] = np.stack(sort_columns([ids[layer, :, j].copy() for j in range(ids.shape[2])]), axis=1)
+    return out
+
+
+# ----------------------------------------------------------------------------------------- sorting
+
+
+def network(n: int) -> list[tuple[int, int]]:
+    """Comparators (i, j), i < j, of Batcher's odd-even merge sort for ``n`` keys."""
+    size = 1 << max(0, (n - 1).bit_length())
+    pairs = []
+    p = 1
+    while p < size:
+        k = p
+        while k >= 1:
+            for j in range(k % p, size - k, 2 * k):
+                for i in range(min(k, size - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    return [(i, j) for i, j in pairs if j < n]
+
+
+def sort_columns(cols: list[np.ndarray]) -> list[np.ndarray]:
+    """Sort ``k`` equal-length arrays elementwise (row i of the result is row i sorted), in place.
+
+    A sorting network of vectorised min/max, far faster than ``np.sort(axis=1)`` on narrow rows.
+
+    >>> [c.tolist() for c in sort_columns([np.array([3, 1]), np.array([2, 2]), np.array([1, 3])])]
+    [[1, 1], [2, 2], [3, 3]]
+    """
+    for i, j in network(len(cols)):
+        lo = np.minimum(cols[i], cols[j])
+        np.maximum(cols[i], cols[j], out=cols[j])
+        cols[i] = lo
+    return cols
+
+
+# ----------------------------------------------------------------------------------------- synthetic
+
+
+def parse_spec(spec: str) -> tuple[str, float]:
+    """(kind, parameter) of a synthetic routing spec; anything else raises InputError."""
+    m = SPEC_RE.match(spec)
+    if not m:
+        raise InputError(f"unknown routing {spec!r} (uniform, zipf:S, topics:K or a file)", "--routing")
+    if m["s"] is not None:
+        s = float(m["s"])
+        if not np.isfinite(s) or s < 0:
+            raise InputError(f"zipf exponent must be >= 0, got {m['s']}", "--routing")
+        return "zipf", s
+    if m["k"] is not None:
+        if int(m["k"]) < 1:
+            raise InputError("topics:K needs K >= 1", "--routing")
+        return "topics", float(m["k"])
+    return "uniform", 0.0
+
+
+def groups_of(model: Model) -> tuple[int, int]:
+    """(n_group, topk_group), (1, 1) when the model has no group-limited routing."""
+    return (model.n_group, model.topk_group) if model.n_group > 1 else (1, 1)
+
+
+def distinct_uniform(rng: np.random.Generator, n: int, high: int, k: int) -> np.ndarray:
+    """``n`` rows of ``k`` distinct integers in [0, high), uniform, by rejection; shape (n, k), sorted rows."""
+    out = rng.integers(0, high, size=(n, k), dtype=np.int32)
+    todo = np.arange(n)
+    while todo.size:
+        rows = np.stack(sort_columns([out[todo, j].copy() for j in range(k)]), axis=1)
+        out[todo] = rows
+        bad = (rows[:, 1:] == rows[:, :-1]).any(axis=1) if k > 1 else np.zeros(len(todo), bool)
+        todo = todo[bad]
+        out[todo] = rng.integers(0, high, size=(todo.size, k), dtype=np.int32)
+    return out
+
+
+def uniform_topk(rng: np.random.Generator, tokens: int, n_experts: int, k: int, n_group: int,
+                 topk_group: int) -> np.ndarray:
+    """Top-k ids, uniform over experts within ``topk_group`` uniformly chosen groups; shape (tokens, k)."""
+    size = n_experts // n_group
+    chosen = distinct_uniform(rng, tokens, n_group, topk_group)  # (tokens, topk_group)
+    pick = distinct_uniform(rng, tokens, topk_group * size, k)  # index into the chosen groups' experts
+    group = np.take_along_axis(chosen, pick // size, axis=1)
+    return (group * size + pick % size).astype(np.int32)
+
+
+def gumbel_topk(rng: np.random.Generator, log_w: np.ndarray, k: int, n_group: int, topk_group: int) -> np.ndarray:
+    """Top-k ids drawn without replacement with probabilities proportional to ``exp(log_w)``.
+
+    Gumbel-top-k over experts; with groups, the ``topk_group`` groups of highest best-key are kept first
+    (DeepSeek-style node/group-limited routing). ``log_w`` shape (tokens, experts); result (tokens, k).
+    """
+    keys = log_w + rng.gumbel(size=log_w.shape)
+    if n_group > 1:
+        t, e = keys.shape
+        best = keys.reshape(t, n_group, e // n_group).max(axis=2)
+        drop = np.argpartition(-best, topk_group - 1, axis=1)[:, topk_group:]
+        grouped = keys.reshape(t, n_group, e // n_group)
+        np.put_along_axis(grouped, drop[:, :, None], -np.inf, axis=1)
+        keys = grouped.reshape(t, e)
+    ids = np.argpartition(-keys, k - 1, axis=1)[:, :k]
+    return np.sort(ids, axis=1).astype(np.int32)
+
+
+def layer_log_weights(kind: str, param: float, rng: np.random.Generator, n_experts: int) -> np.ndarray:
+    """Per-layer popularity: (1, E) for zipf (a random permutation of 1/rank^S), (K, E) for topics."""
+    if kind == "zipf":
+        rank = rng.permutation(n_experts) + 1.0
+        return (-param * np.log(rank))[None, :]
+    topics = int(param)
+    owner = rng.permutation(n_experts) % topics  # each topic owns an equal share of the experts
+    return np.where(owner[None, :] == np.arange(topics)[:, None], np.log(TOPIC_WEIGHT), 0.0)
+
+
+def synthetic_routing(model: Model, spec: str, tokens: int, seed: int = 0, layers: int | None = None,
+                      chunk_tokens: int = 16384) -> RoutingStats:
+    """Seeded synthetic top-k samples.
+
+    Parameters
+    ----------
+    model : Model
+        Supplies experts, top-k and group-limited routing (n_group, topk_group).
+    spec : str
+        ``uniform``; ``zipf:S`` (expert popularity proportional to 1/rank^S, a fresh random ranking per
+        layer); ``topics:K`` (each token belongs to one of K topics; a topic's experts are
+        :data:`TOPIC_WEIGHT` times likelier, so co-activation has structure while loads stay even).
+    tokens : int
+        Tokens sampled per layer.
+    layers : int, optional
+        Default ``model.moe_layers``.
+
+    Examples
+    --------
+    >>> from wideep.model import load_model
+    >>> s = synthetic_routing(load_model("mixtral-8x7b"), "uniform", 4, seed=1, layers=2)
+    >>> s.topk_ids.shape, float(s.load.sum())
+    ((2, 4, 2), 16.0)
+    """
+    kind, param = parse_spec(spec)
+    if not model.is_moe:
+        raise InputError(f"{model.id} has no routed experts", "--model")
+    if tokens <= 0:
+        raise InputError(f"must be > 0, got {tokens}", "--tokens")
+    n_layers = model.moe_layers if layers is None else layers
+    if n_layers <= 0:
+        raise InputError(f"must be > 0, got {n_layers}", "layers")
+    rng = np.random.default_rng(seed)
+    n_group, topk_group = groups_of(model)
+    ids = np.empty((n_layers, tokens, model.top_k), dtype=np.int32)
+    for layer in range(n_layers):
+        if kind == "uniform":
+            ids[layer] = uniform_topk(rng, tokens, model.n_experts, model.top_k, n_group, topk_group)
+            continue
+        log_w = layer_log_weights(kind, param, rng, model.n_experts)
+        for start in range(0, tokens, chunk_tokens):
+            n = min(chunk_tokens, tokens - start)
+            rows = log_w[rng.integers(0, log_w.shape[0], size=n)]
+            ids[layer, start:start + n] = gumbel_topk(rng, rows, model.top_k, n_group, topk_group)
+    return from_topk(ids, model.n_experts, rows_sorted=True)
+
+
+def sample_tokens(stats: RoutingStats, tokens: int, seed: int = 0) -> np.ndarray:
+    """Exactly ``tokens`` top-k rows per layer: the first ones, or resampled (seeded) when too few.
+
+    Returns ndarray, shape (layers, tokens, top_k).
+    """
+    if stats.topk_ids is None:
+        raise InputError("these routing statistics hold loads only, no per-token samples", "--routing")
+    have = stats.topk_ids.shape[1]
+    if have >= tokens:
+        return stats.topk_ids[:, :tokens]
+    pick = np.random.default_rng(seed).integers(0, have, size=tokens)
+    return stats.topk_ids[:, pick]
+
+
+def routing_from_spec(spec_or_path: str, model: Model, tokens: int, seed: int = 0,
+                      layers: int | None = None) -> RoutingStats:
+    """A synthetic spec (``uniform``, ``zipf:S``, ``topics:K``) or a statistics file/folder.
+
+    A file keeps its own tokens (see :func:`sample_tokens`); ``layers`` keeps its first layers.
+    """
+    if SPEC_RE.match(spec_or_path) or not looks_like_file(spec_or_path):
+        return synthetic_routing(model, spec_or_path, tokens, seed, layers)
+    stats = load_routing(spec_or_path, model)
+    if layers is not None and layers < stats.layers:
+        ids = None if stats.topk_ids is None else stats.topk_ids[:layers]
+        stats = RoutingStats(stats.n_experts, stats.load[:layers], ids, stats.rows_sorted)
+    return stats
+
+
+def looks_like_file(text: str) -> bool:
+    return Path(text).exists() or "/" in text or "." in text
+
+
+def load_routing(path: str | Path, model: Model) -> RoutingStats:
+    """Routing statistics from what an engine recorded, or the plain layout; see :mod:`wideep.routing_io`."""
+    from .routing_io import read_stats
+
+    return read_stats(Path(path), model)
+
+
+def check_loads(load: np.ndarray, model: Model, source: str) -> np.ndarray:
+    """Validate a (layers, experts) load matrix against ``model``; returns it as float64."""
+    load = np.asarray(load)
+    if load.ndim != 2:
+        raise InputError(f"load must have shape (layers, experts), got {load.shape}", source, "load")
+    if not np.issubdtype(load.dtype, np.number):
+        raise InputError(f"load must be numeric, got {load.dtype}", source, "load")
+    load = load.astype(np.float64)
+    if load.shape[1] != model.n_experts:
+        raise InputError(f"{load.shape[1]} experts per layer, {model.id} has {model.n_experts}", source, "load")
+    if not np.isfinite(load).all():
+        raise InputError("non-finite counts", source, "load")
+    if (load < 0).any():
+        layer, expert = np.argwhere(load < 0)[0]
+        raise InputError(f"negative count at layer {layer}, expert {expert}", source, "load")
+    return keep_moe_layers(load, model, source, "load", load.sum(axis=1) > 0)
+
+
+def check_topk(ids: np.ndarray, model: Model, source: str) -> np.ndarray:
+    """Validate (layers, tokens, top_k) expert ids; tokens padded with -1 in every layer are dropped."""
+    ids = np.asarray(ids)
+    if ids.ndim != 3:
+        raise InputError(f"topk_ids must have shape (layers, tokens, top_k), got {ids.shape}", source, "topk_ids")
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise InputError(f"topk_ids must be integers, got {ids.dtype}", source, "topk_ids")
+    if ids.shape[2] != model.top_k:
+        raise InputError(f"top_k is {ids.shape[2]}, {model.id} selects {model.top_k}", source, "topk_ids")
+    pad = (ids == -1).all(axis=(0, 2))
+    ids = ids[:, ~pad]
+    if ids.shape[1] == 0:
+        raise InputError("no tokens", source, "topk_ids")
+    bad = (ids < 0) | (ids >= model.n_experts)
+    if bad.any():
+        layer, token, k = np.argwhere(bad)[0]
+        raise InputError(f"expert id {ids[layer, token, k]} out of range 0..{model.n_experts - 1} "
+                         f"(layer {layer}, token {token})", source, "topk_ids")
+    active = ~(ids == ids[:, :1, :1]).all(axis=(1, 2)) if ids.shape[1] * ids.shape[2] > 1 else None
+    ids = keep_moe_layers(ids, model, source, "topk_ids", active)
+    return ids.astype(np.int32 if model.n_experts < 2**31 else np.int64)
+
+
+def keep_moe_layers(arr: np.ndarray, model: Model, source: str, field: str, active: np.ndarray | None) -> np.ndarray:
+    """Layers of ``arr`` that are MoE layers: all of them, or the active ones of a full-depth dump."""
+    n = arr.shape[0]
+    if n == model.moe_layers:
+        return arr
+    if n == model.layers and active is not None and int(active.sum()) == model.moe_layers:
+        return arr[active]
+    raise InputError(f"{n} layers; {model.id} has {model.moe_layers} MoE layers "
+                     f"({model.layers} in all, dense ones with no selection)", source, field)
+
+
+def stats_from_arrays(topk_ids: np.ndarray | None, load: np.ndarray | None, model: Model, source: str) -> RoutingStats:
+    """Validated :class:`RoutingStats` from raw arrays (either may be None, not both)."""
+    if topk_ids is not None:
+        return from_topk(sort_rows(check_topk(topk_ids, model, source)), model.n_experts, rows_sorted=True)
+    if load is None:
+        raise InputError("neither topk_ids nor load found", source)
+    return RoutingStats(model.n_experts, check_loads(load, model, source), None)
+
+
+def json_arrays(data: dict, source: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(topk_ids, load) from a JSON object: keys ``topk_ids``, ``load`` or SGLang's ``logical_count``."""
+    known = {"topk_ids", "load", "logical_count"}
+    if not known & set(data):
+        raise InputError(f"expected one of the keys {', '.join(sorted(known))}", source)
+    try:
+        ids = np.array(data["topk_ids"]) if "topk_ids" in data else None
+        load = data.get("load", data.get("logical_count"))
+        load = None if load is None else np.array(load, dtype=float)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"ragged or non-numeric array: {exc}", source) from None
+    if load is not None and load.ndim == 3:
+        load = load.sum(axis=0)  # [steps, layers, experts] as SGLang records
+    return ids, load
+
+
+def read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read JSON: {exc}", str(path)) from None
+    if not isinstance(data, dict):
+        raise InputError("top level must be an object", str(path))
+    return data

@@ -1,0 +1,188 @@
+"""Readers for recorded routing statistics (the file formats behind :func:`wideep.routing.load_routing`).
+
+- SGLang expert-distribution recorder (``.pt``; needs torch, the ``wideep[torch]`` extra): mode ``stat``
+  holds ``logical_count`` [steps, layers, experts]; mode ``per_token`` holds ``records``, each with
+  ``topk_ids_of_layer`` [layers, tokens, top_k]. Read with ``torch.load(weights_only=True)``: no code runs.
+- TensorRT-LLM ``EXPERT_STATISTIC_PATH`` folder: ``meta_info.json`` plus ``rank*.safetensors`` keyed
+  ``"{iter}_{layer}"`` with per-expert counts; raw per-token ids, where recorded
+  (``rank*_raw.safetensors`` or ``token_selected_experts_rank*.safetensors``, [tokens, top_k]), are used
+  in preference. Safetensors are parsed here (header JSON + raw little-endian arrays).
+- Plain: ``.npz`` with ``topk_ids`` and/or ``load``; ``.npy`` (3-D: topk_ids, 2-D: load); ``.csv`` (one
+  row of expert loads per layer, an optional header line); ``.json`` with ``topk_ids``, ``load`` or
+  ``logical_count``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .model import Model
+from .routing import RoutingStats, json_arrays, read_json, stats_from_arrays
+
+SAFETENSORS_DTYPES = {"BOOL": "?", "U8": "u1", "I8": "i1", "I16": "<i2", "U16": "<u2", "I32": "<i4", "U32": "<u4",
+                      "I64": "<i8", "U64": "<u8", "F16": "<f2", "F32": "<f4", "F64": "<f8"}
+TRT_KEY = re.compile(r"^(\d+)_(\d+)$")
+
+
+def read_stats(path: Path, model: Model) -> RoutingStats:
+    """Dispatch on the file kind; every problem raises InputError naming the file."""
+    src = str(path)
+    if path.is_dir():
+        if not (path / "meta_info.json").is_file():
+            raise InputError("a statistics folder must be TensorRT-LLM's (meta_info.json + rank*.safetensors)", src)
+        return read_trtllm(path, model)
+    if not path.is_file():
+        raise InputError("no such file", src)
+    suffix = path.suffix.lower()
+    if suffix == ".pt":
+        return read_sglang(path, model)
+    if suffix == ".npz":
+        return read_npz(path, model)
+    if suffix == ".npy":
+        arr = np_load(path)
+        return stats_from_arrays(arr if arr.ndim == 3 else None, arr if arr.ndim != 3 else None, model, src)
+    if suffix == ".csv":
+        return stats_from_arrays(None, read_csv(path), model, src)
+    if suffix == ".json":
+        ids, load = json_arrays(read_json(path), src)
+        return stats_from_arrays(ids, load, model, src)
+    raise InputError("unknown statistics format (.pt, .npz, .npy, .csv, .json or a TensorRT-LLM folder)", src)
+
+
+def np_load(path: Path):
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise InputError(f"cannot read numpy data: {exc}", str(path)) from None
+
+
+def read_npz(path: Path, model: Model) -> RoutingStats:
+    data = np_load(path)
+    if not {"topk_ids", "load"} & set(data.files):
+        raise InputError(f"expected arrays topk_ids and/or load, found {', '.join(data.files) or 'none'}", str(path))
+    get = lambda k: data[k] if k in data.files else None  # noqa: E731
+    return stats_from_arrays(get("topk_ids"), get("load"), model, str(path))
+
+
+def read_csv(path: Path) -> np.ndarray:
+    """Rows of numbers; a first line with any non-number is a header and skipped."""
+    try:
+        lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read: {exc}", str(path)) from None
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            rows.append([float(x) for x in line.split(",")])
+        except ValueError:
+            if i == 0:
+                continue
+            raise InputError(f"line {i + 1}: not a list of numbers", str(path)) from None
+    if not rows or len({len(r) for r in rows}) != 1:
+        raise InputError("expected equal-length rows of expert loads, one per layer", str(path))
+    return np.array(rows)
+
+
+def read_sglang(path: Path, model: Model) -> RoutingStats:
+    """SGLang expert-distribution dump (torch .pt): ``per_token`` records or ``stat`` logical_count."""
+    try:
+        import torch
+    except ImportError:
+        raise InputError("reading SGLang .pt dumps needs torch: pip install 'wideep[torch]' "
+                         "(or convert to .npz with topk_ids/load)", str(path)) from None
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad or unsafe file
+        raise InputError(f"cannot read torch file: {exc}".splitlines()[0], str(path)) from None
+    if not isinstance(data, dict):
+        raise InputError("expected a dict (SGLang expert distribution dump)", str(path))
+    as_np = lambda t: t.cpu().numpy() if hasattr(t, "cpu") else np.asarray(t)  # noqa: E731
+    if "records" in data:
+        parts = [as_np(r["topk_ids_of_layer"]) for r in data["records"]
+                 if isinstance(r, dict) and "topk_ids_of_layer" in r]
+        parts = [p for p in parts if p.ndim == 3 and p.shape[1] > 0]
+        if not parts:
+            raise InputError("no per-token records with topk_ids_of_layer", str(path), "records")
+        return stats_from_arrays(concat_tokens(parts, str(path)), None, model, str(path))
+    if "logical_count" in data:
+        load = as_np(data["logical_count"]).astype(float)
+        return stats_from_arrays(None, load.sum(axis=0) if load.ndim == 3 else load, model, str(path))
+    raise InputError("expected keys records (per_token mode) or logical_count (stat mode)", str(path))
+
+
+def concat_tokens(parts: list[np.ndarray], source: str) -> np.ndarray:
+    shapes = {(p.shape[0], p.shape[2]) for p in parts}
+    if len(shapes) != 1:
+        raise InputError(f"records disagree on (layers, top_k): {sorted(shapes)}", source, "topk_ids")
+    return np.concatenate(parts, axis=1)
+
+
+def read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """All tensors of a safetensors file as numpy arrays (no code runs: a JSON header and raw bytes)."""
+    src = str(path)
+    try:
+        raw = path.read_bytes()
+        (n,) = struct.unpack("<Q", raw[:8])
+        header = json.loads(raw[8:8 + n])
+    except (OSError, struct.error, ValueError) as exc:
+        raise InputError(f"not a safetensors file: {exc}", src) from None
+    out = {}
+    for key, info in header.items():
+        if key == "__metadata__":
+            continue
+        try:
+            dt = np.dtype(SAFETENSORS_DTYPES[info["dtype"]])
+            begin, end = info["data_offsets"]
+            arr = np.frombuffer(raw, dtype=dt, count=(end - begin) // dt.itemsize, offset=8 + n + begin)
+            out[key] = arr.reshape(info["shape"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise InputError(f"bad tensor entry: {exc}", src, key) from None
+    return out
+
+
+def read_trtllm(path: Path, model: Model) -> RoutingStats:
+    """TensorRT-LLM expert statistics folder: per-token ids where recorded, else summed counts."""
+    raw = sorted(path.glob("rank*_raw.safetensors")) + sorted(path.glob("token_selected_experts_rank*.safetensors"))
+    counts = [p for p in sorted(path.glob("rank*.safetensors")) if not p.name.endswith("_raw.safetensors")]
+    if raw:
+        return stats_from_arrays(trt_topk(raw, str(path)), None, model, str(path))
+    if not counts:
+        raise InputError("no rank*.safetensors files", str(path))
+    return stats_from_arrays(None, trt_counts(counts, str(path)), model, str(path))
+
+
+def trt_layers(files: list[Path], source: str) -> dict[int, list[np.ndarray]]:
+    """Arrays of every file grouped by layer (keys ``"{iter}_{layer}"``), iterations in order."""
+    by_layer: dict[int, list[tuple[int, np.ndarray]]] = {}
+    for f in files:
+        for key, arr in read_safetensors(f).items():
+            m = TRT_KEY.match(key)
+            if not m:
+                raise InputError("keys must look like '{iter}_{layer}'", str(f), key)
+            by_layer.setdefault(int(m[2]), []).append((int(m[1]), arr))
+    if not by_layer:
+        raise InputError("no statistics recorded", source)
+    return {layer: [a for _, a in sorted(v, key=lambda t: t[0])] for layer, v in sorted(by_layer.items())}
+
+
+def trt_counts(files: list[Path], source: str) -> np.ndarray:
+    layers = trt_layers(files, source)
+    try:
+        return np.stack([np.sum([np.asarray(a, float).ravel() for a in v], axis=0) for v in layers.values()])
+    except ValueError as exc:
+        raise InputError(f"per-expert counts of different lengths: {exc}", source) from None
+
+
+def trt_topk(files: list[Path], source: str) -> np.ndarray:
+    layers = trt_layers(files, source)
+    per_layer = [np.concatenate([a.reshape(-1, a.shape[-1]) for a in v]) for v in layers.values()]
+    if len({p.shape for p in per_layer}) != 1:
+        raise InputError("layers recorded different token counts", source)
+    return np.stack(per_layer)

@@ -1,0 +1,363 @@
+"""Dispatch/combine traffic of an EP group: destination GPUs, copies per GPU pair, all-to-all time.
+
+Pipeline: placement (phy2log) + routing samples -> destination GPU of every (token, selection)
+(:func:`choose_replicas` when an expert has several copies) -> copies per (source, destination) pair as
+the transport counts them (per selection, per GPU, or per node then per GPU through a relay) -> bytes
+per pair -> bytes per link (:mod:`wideep.linkload`) -> phase time = max over links of bytes / effective
+bandwidth, plus the transport's fixed cost and the longest wire latency used.
+Rank r holds tokens [r * tokens_per_gpu, (r + 1) * tokens_per_gpu) of the sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import units
+from .copies import Group, count_gpus, count_sorted_experts, equal_blocks, expected_layer, group_of, logical_copies, needed, pair_copies
+from .errors import InputError
+from .linkload import Routes, routes
+from .model import Model
+from .routing import RoutingStats, sample_tokens, sort_columns
+from .topology import TIERS, Cluster
+from .transports import PHASES, Transport, load_transport
+
+
+def contiguous_phy2log(layers: int, n_experts: int, n_slots: int) -> np.ndarray:
+    """Engines' default layout: slot i holds logical expert i % n_experts; shape (layers, slots).
+
+    >>> contiguous_phy2log(1, 4, 6).tolist()
+    [[0, 1, 2, 3, 0, 1]]
+    """
+    if n_slots < n_experts:
+        raise InputError(f"{n_slots} slots cannot hold {n_experts} experts", "--slots")
+    return np.tile(np.arange(n_slots, dtype=np.int32) % n_experts, (layers, 1))
+
+
+def check_placement(phy2log: np.ndarray, n_experts: int, layers: int, ep_size: int,
+                    source: str = "--placement") -> np.ndarray:
+    """Validated integer phy2log of shape (layers, slots): slots divisible by ep_size, every expert placed."""
+    p = np.asarray(phy2log)
+    if p.ndim != 2 or not np.issubdtype(p.dtype, np.integer):
+        raise InputError(f"phy2log must be an integer array (layers, slots), got {p.dtype} {p.shape}", source)
+    if p.shape[0] != layers:
+        raise InputError(f"{p.shape[0]} layers, the routing statistics have {layers}", source)
+    if p.shape[1] % ep_size:
+        raise InputError(f"{p.shape[1]} slots do not divide over EP {ep_size}", source)
+    if p.size and (p.min() < 0 or p.max() >= n_experts):
+        raise InputError(f"expert ids must be in 0..{n_experts - 1}", source)
+    placed = np.zeros((layers, n_experts), bool)
+    placed[np.repeat(np.arange(layers), p.shape[1]), p.ravel()] = True
+    if not placed.all():
+        layer, expert = np.argwhere(~placed)[0]
+        raise InputError(f"layer {layer}: expert {expert} has no slot", source)
+    return p
+
+
+def replica_table(p2l: np.ndarray, ep_size: int, domain_of: np.ndarray, n_experts: int):
+    """For one layer: (slot order, start, count) so that the slots rank r may use for expert e are
+    ``order[start[r, e] : start[r, e] + count[r, e]]``: those on r, else those in r's domain, else all."""
+    n_slots = len(p2l)
+    gpu = np.arange(n_slots) // (n_slots // ep_size)
+    n_dom = int(domain_of.max()) + 1
+    dom = domain_of[gpu]
+    order = np.lexsort((gpu, dom, p2l))
+    e_s = p2l[order].astype(np.int64)
+    key_dom = e_s * n_dom + dom[order]
+    key_gpu = key_dom * ep_size + gpu[order]
+    e = np.arange(n_experts)[None, :]
+    r = np.arange(ep_size)[:, None]
+    want_dom = e * n_dom + domain_of[r]
+    want_gpu = want_dom * ep_size + r
+    spans = [(np.searchsorted(k, w, "left"), np.searchsorted(k, w, "right"))
+             for k, w in ((key_gpu, want_gpu), (key_dom, want_dom), (e_s, np.broadcast_to(e, want_dom.shape)))]
+    start, stop = spans[2]
+    for lo, hi in spans[1::-1]:  # domain, then GPU, override when they have a replica
+        start, stop = np.where(hi > lo, lo, start), np.where(hi > lo, hi, stop)
+    return order, start, stop - start
+
+
+def choose_replicas(phy2log: np.ndarray, topk_ids: np.ndarray, src_rank: np.ndarray, ep_size: int,
+                    domain_of: np.ndarray) -> np.ndarray:
+    """Destination slot of every selection: a copy on the token's own GPU, else in its domain, else any.
+
+    Among equal candidates, token t takes candidate ``t mod count`` (spreads evenly).
+
+    Parameters
+    ----------
+    phy2log : ndarray, shape (layers, slots)
+    topk_ids : ndarray, shape (layers, tokens, top_k)
+    src_rank : ndarray, shape (tokens,)
+        EP rank holding each token.
+    domain_of : ndarray, shape (ep_size,)
+        NVLink domain of each rank.
+
+    Returns
+    -------
+    ndarray of int64, shape (layers, tokens, top_k)
+
+    >>> choose_replicas(np.array([[0, 1, 0, 1]]), np.array([[[0, 1]]]), np.array([1]), 2, np.array([0, 1])).tolist()
+    [[[2, 3]]]
+    """
+    domain_of = np.asarray(domain_of)
+    n_experts = int(phy2log.max()) + 1
+    tok = np.arange(topk_ids.shape[1])[:, None]
+    out = np.empty(topk_ids.shape, dtype=np.int64)
+    for layer in range(phy2log.shape[0]):
+        order, start, count = replica_table(phy2log[layer], ep_size, domain_of, n_experts)
+        ids = topk_ids[layer]
+        src = src_rank[:, None]
+        out[layer] = order[start[src, ids] + tok % count[src, ids]]
+    return out
+
+
+def single_copy_gpu(p2l: np.ndarray, ep_size: int, n_experts: int) -> np.ndarray | None:
+    """Logical expert -> GPU when every expert of the layer has exactly one slot, else None."""
+    if len(p2l) != n_experts or np.bincount(p2l, minlength=n_experts).max() != 1:
+        return None
+    lut = np.empty(n_experts, dtype=lut_dtype(ep_size))
+    lut[p2l] = np.arange(len(p2l)) // (len(p2l) // ep_size)
+    return lut
+
+
+def destination_columns(phy2log: np.ndarray, ids: np.ndarray, layer: int, src: np.ndarray, ep_size: int,
+                        domain_of: np.ndarray, n_experts: int) -> np.ndarray:
+    """Destination rank of every selection of one layer, column layout: shape (top_k, tokens)."""
+    p2l = phy2log[layer]
+    lut = single_copy_gpu(p2l, ep_size, n_experts)
+    if lut is not None:
+        return lut[ids[layer].T]
+    slots = choose_replicas(p2l[None], ids[layer][None], src, ep_size, domain_of)[0]
+    return (slots.T // (len(p2l) // ep_size)).astype(lut_dtype(ep_size))
+
+
+def lut_dtype(ep_size: int):
+    return np.int16 if ep_size < 2**15 else np.int32
+
+
+def gpu_loads(phy2log: np.ndarray, stats: RoutingStats, ep_size: int, domain_of=None) -> np.ndarray:
+    """Token-expert selections each GPU receives, shape (layers, ep_size).
+
+    With token samples, replicas are chosen as in :func:`choose_replicas` (tokens spread evenly over the
+    ranks, ``domain_of`` default: every GPU its own domain); with loads only, a logical expert's load is
+    split evenly over its replicas.
+    """
+    phy2log = check_placement(phy2log, stats.n_experts, stats.layers, ep_size)
+    layers, n_slots = phy2log.shape
+    spg = n_slots // ep_size
+    if stats.topk_ids is None:
+        replicas = np.stack([np.bincount(p, minlength=stats.n_experts) for p in phy2log])
+        per_slot = np.take_along_axis(stats.load / replicas, phy2log, axis=1)
+        return per_slot.reshape(layers, ep_size, spg).sum(axis=2)
+    dom = np.arange(ep_size) if domain_of is None else np.asarray(domain_of)[:ep_size]
+    tokens = stats.topk_ids.shape[1]
+    src = (np.arange(tokens) * ep_size) // tokens
+    out = np.zeros((layers, ep_size))
+    for layer in range(layers):
+        cols = destination_columns(phy2log, stats.topk_ids, layer, src, ep_size, dom, stats.n_experts)
+        out[layer] = np.bincount(cols.reshape(-1), minlength=ep_size)
+    return out
+
+
+
+@dataclass(frozen=True)
+class A2AResult:
+    """Dispatch and combine of one MoE layer, averaged over the layers of the routing statistics.
+
+    Times in seconds; ``bytes_by_tier`` = {phase: {tier: bytes}}, the bytes leaving GPUs on links of each
+    tier per layer-step for the whole EP group (a relayed copy counts on each tier it enters).
+    ``logical_bytes_per_gpu`` = {phase: bytes} the transport's own benchmarks divide by time (local copies
+    included), so ``logical_bytes_per_gpu[phase] / phase_s`` is the bandwidth as they report it.
+    ``link_bytes`` = {phase: ndarray (edges,)} mean bytes per layer on each of ``edges``.
+    """
+
+    transport: str
+    dispatch_s: float
+    combine_s: float
+    dispatch_sol_s: float
+    combine_sol_s: float
+    binding_link: str
+    binding_tier: str
+    bytes_by_tier: dict
+    combine_binding_link: str = ""
+    combine_binding_tier: str = ""
+    latency_s: dict = field(default_factory=dict)
+    logical_bytes_per_gpu: dict = field(default_factory=dict)
+    message_bytes: dict = field(default_factory=dict)
+    dispatch_layer_s: np.ndarray | None = None
+    combine_layer_s: np.ndarray | None = None
+    link_bytes: dict = field(default_factory=dict)
+    edges: list = field(default_factory=list)
+    ep_size: int = 0
+    tokens_per_gpu: int = 0
+
+    def summary(self) -> dict:
+        """Plain figures for JSON and tables (microseconds, bytes, GB/s)."""
+        out = {"transport": self.transport, "ep_size": self.ep_size, "tokens_per_gpu": self.tokens_per_gpu,
+               "binding_link": self.binding_link, "binding_tier": self.binding_tier,
+               "combine_binding_link": self.combine_binding_link, "combine_binding_tier": self.combine_binding_tier,
+               "bytes_by_tier": self.bytes_by_tier, "message_bytes": self.message_bytes,
+               "logical_bytes_per_gpu": self.logical_bytes_per_gpu}
+        for p in PHASES:
+            t = getattr(self, f"{p}_s")
+            out[f"{p}_us"] = t / units.us
+            out[f"{p}_sol_us"] = getattr(self, f"{p}_sol_s") / units.us
+            out[f"{p}_latency_us"] = self.latency_s.get(p, 0.0) / units.us
+            out[f"{p}_logical_GBps"] = self.logical_bytes_per_gpu.get(p, 0.0) / t / units.GBps if t else 0.0
+        return out
+
+
+def message_bytes(model: Model, transport: Transport, dispatch_dtype: str, combine_dtype: str) -> dict:
+    """Bytes of one token copy per phase: hidden values with their scales plus the transport's header."""
+    dts = {"dispatch": units.dtype(dispatch_dtype, "--dtype"), "combine": units.dtype(combine_dtype, "--combine-dtype")}
+    return {p: dts[p].activation_bytes(model.hidden) + transport.header_bytes[p] for p in PHASES}
+
+
+def layer_counts(model: Model, stats: RoutingStats, phy2log: np.ndarray, group: Group, tokens_per_gpu: int,
+                 domain_of: np.ndarray, kinds: tuple[str, ...], seed: int) -> dict:
+    """Copies of every layer, kind -> (layers, ep, ...), from token samples or (approximately) from loads."""
+    ep = group.ep
+    per_layer: list[dict] = []
+    if stats.topk_ids is None:
+        loads = gpu_loads(phy2log, stats, ep)
+        share = loads / np.maximum(loads.sum(axis=1, keepdims=True), 1e-300)
+        per_layer = [expected_layer(s, tokens_per_gpu, model.top_k, group, kinds) for s in share]
+    else:
+        ids = sample_tokens(stats, ep * tokens_per_gpu, seed)
+        src = np.repeat(np.arange(ep), tokens_per_gpu)
+        fast = stats.rows_sorted and ("node" not in kinds or equal_blocks(group) > 0)
+        identity = np.arange(phy2log.shape[1]) % stats.n_experts
+        work: dict = {}
+        for layer in range(stats.layers):
+            if fast and phy2log.shape[1] == stats.n_experts and np.array_equal(phy2log[layer], identity):
+                per_layer.append(count_sorted_experts(ids[layer], stats.n_experts // ep, group, kinds, work))
+                continue
+            cols = destination_columns(phy2log, ids, layer, src, ep, domain_of, stats.n_experts)
+            per_layer.append(count_gpus(cols, group, kinds))
+    return {k: np.stack([c[k] for c in per_layer]) for k in kinds}
+
+
+def phase_times(link_bytes: np.ndarray, pair_bytes: np.ndarray, cluster: Cluster, r: Routes, transport: Transport,
+                phase: str) -> dict:
+    """Per-layer time (max link bytes / effective bandwidth + fixed cost + longest wire latency used) and SOL."""
+    eff = np.array([transport.efficiency[t] for t in cluster.edge_tier])
+    bw = cluster.edge_bw_Bps
+    busy = link_bytes / (bw * eff)
+    wire = np.where(pair_bytes > 0, r.path_latency_s[None], 0.0).reshape(len(pair_bytes), -1).max(axis=1)
+    latency = transport.latency_s[phase] + wire
+    binding = int(busy.mean(axis=0).argmax()) if busy.size else 0
+    u, v = cluster.edges[binding]
+    return {"layer_s": busy.max(axis=1) + latency, "sol_s": (link_bytes / bw).max(axis=1).mean(),
+            "latency_s": float(latency.mean()), "binding": f"{u}->{v}", "tier": str(cluster.edge_tier[binding])}
+
+
+def tier_bytes(pair_bytes: np.ndarray, r: Routes) -> dict:
+    """Mean bytes per layer leaving GPUs on each tier, {tier: bytes}."""
+    mean = pair_bytes.mean(axis=0)
+    return {t: float(mean[r.first_hop_tier == t].sum()) for t in TIERS}
+
+
+def a2a(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats, ep_size: int,
+        tokens_per_gpu: int, transport: str, dispatch_dtype: str = "fp8", combine_dtype: str = "bf16",
+        seed: int = 0) -> A2AResult:
+    """All-to-all dispatch and combine time of one MoE layer (mean over the layers of ``stats``).
+
+    Parameters
+    ----------
+    phy2log : ndarray, shape (layers, slots)
+        Placement; slots // (slots / ep_size) is a slot's rank.
+    stats : RoutingStats
+        Token samples are resampled (seeded) to ep_size * tokens_per_gpu tokens when short; loads-only
+        statistics use the independent-selection approximation of :func:`wideep.copies.expected_layer`.
+    ep_size : int
+        The EP group is ranks 0 .. ep_size-1 of ``cluster``.
+    transport : str
+        Catalog id or TOML path (``topologies/transports``).
+    """
+    tr = load_transport(transport)
+    if tokens_per_gpu <= 0:
+        raise InputError(f"must be > 0, got {tokens_per_gpu}", "--tokens")
+    if stats.n_experts != model.n_experts:
+        raise InputError(f"statistics have {stats.n_experts} experts, {model.id} has {model.n_experts}", "--routing")
+    r = routes(cluster, ep_size)
+    phy2log = check_placement(phy2log, model.n_experts, stats.layers, ep_size)
+    domain_of = np.asarray(cluster.domain_of)[:ep_size]
+    group = group_of(domain_of)
+    if tr.scope == "domain" and group.n_domains > 1:
+        raise InputError(f"{tr.id} needs the EP group inside one NVLink domain; EP {ep_size} spans "
+                         f"{group.n_domains} domains of {cluster.name}", "--transport")
+    counts = layer_counts(model, stats, phy2log, group, tokens_per_gpu, domain_of, needed(tr.copies), seed)
+    copies = pair_copies(counts, tr.copies, tr.forward, group)
+    msg = message_bytes(model, tr, dispatch_dtype, combine_dtype)
+    logical = logical_copies(counts, tr.copies, group).mean()
+    pairs = {"dispatch": copies * msg["dispatch"], "combine": copies.transpose(0, 2, 1) * msg["combine"]}
+    res = {}
+    for p in PHASES:
+        links = r.link_bytes(pairs[p])
+        res[p] = phase_times(links, pairs[p], cluster, r, tr, p) | {"links": links.mean(axis=0)}
+    d, c = res["dispatch"], res["combine"]
+    return A2AResult(
+        transport=tr.id, dispatch_s=float(d["layer_s"].mean()), combine_s=float(c["layer_s"].mean()),
+        dispatch_sol_s=float(d["sol_s"]), combine_sol_s=float(c["sol_s"]),
+        binding_link=d["binding"], binding_tier=d["tier"], combine_binding_link=c["binding"],
+        combine_binding_tier=c["tier"], bytes_by_tier={p: tier_bytes(pairs[p], r) for p in PHASES},
+        latency_s={p: res[p]["latency_s"] for p in PHASES},
+        logical_bytes_per_gpu={p: float(logical * msg[p]) for p in PHASES}, message_bytes=msg,
+        dispatch_layer_s=d["layer_s"], combine_layer_s=c["layer_s"],
+        link_bytes={p: res[p]["links"] for p in PHASES}, edges=list(cluster.edges),
+        ep_size=ep_size, tokens_per_gpu=tokens_per_gpu)
+
+
+def load_placement(path: str) -> np.ndarray:
+    """phy2log from SGLang's ``--init-expert-location`` JSON ({"physical_to_logical_map": [[...]]}) or a .npy."""
+    from pathlib import Path
+
+    from .routing import read_json
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("no such file", path)
+    if p.suffix == ".npy":
+        try:
+            return np.load(p, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read numpy data: {exc}", path) from None
+    data = read_json(p)
+    if "physical_to_logical_map" not in data:
+        raise InputError("expected the key physical_to_logical_map", path)
+    try:
+        return np.array(data["physical_to_logical_map"], dtype=np.int64)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"ragged or non-integer map: {exc}", path, "physical_to_logical_map") from None
+
+
+def a2a_by_name(model: str, topology: str, gpus: int | None, ep_size: int | None, tokens_per_gpu: int,
+                transport: str, dispatch_dtype: str = "fp8", combine_dtype: str = "bf16",
+                routing: str = "uniform", placement: str | None = None, seed: int = 0) -> A2AResult:
+    """:func:`a2a` from catalog names and files, as the ``wideep a2a`` command takes them.
+
+    ``gpus`` defaults to ``ep_size`` and ``ep_size`` to ``gpus``; the placement defaults to the engines'
+    contiguous layout with one slot per expert (padded with copies of the first experts up to a multiple
+    of ``ep_size``).
+    """
+    from .model import load_model
+    from .routing import routing_from_spec
+    from .topology import load_cluster
+
+    m = load_model(model)
+    if not m.is_moe:
+        raise InputError(f"{m.id} has no routed experts", "--model")
+    if gpus is None and ep_size is None:
+        raise InputError("give --ep or --gpus", "--ep")
+    ep = ep_size if ep_size is not None else gpus
+    if ep <= 0:
+        raise InputError(f"must be > 0, got {ep}", "--ep")
+    cluster = load_cluster(topology, gpus if gpus is not None else ep)
+    if tokens_per_gpu <= 0:
+        raise InputError(f"must be > 0, got {tokens_per_gpu}", "--tokens")
+    stats = routing_from_spec(routing, m, ep * tokens_per_gpu, seed)
+    slots = -(-m.n_experts // ep) * ep  # one slot per expert, padded with copies when ep does not divide
+    phy2log = (contiguous_phy2log(stats.layers, m.n_experts, slots) if placement is None
+               else load_placement(placement))
+    return a2a(m, cluster, phy2log, stats, ep, tokens_per_gpu, transport, dispatch_dtype, combine_dtype, seed)
