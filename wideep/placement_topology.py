@@ -293,7 +293,8 @@ def optimise_domains(load: np.ndarray, topk: np.ndarray, src_dom: np.ndarray, n_
 
 
 def place_topology(stats, model, cluster, ep_size: int, redundant: int, tokens_per_gpu: int | None = None,
-                   balance_floor: float = 0.98, slacks: tuple[float, ...] = (0.0, 0.03), seed: int = 0) -> np.ndarray:
+                   balance_floor: float = 0.96, slacks: tuple[float, ...] = (0.0, 0.03, 0.06, 0.1),
+                   seed: int = 0) -> np.ndarray:
     """The ``topology`` algorithm (module docstring); returns phy2log, shape (layers, slots).
 
     Parameters
@@ -302,7 +303,8 @@ def place_topology(stats, model, cluster, ep_size: int, redundant: int, tokens_p
         Tokens per GPU in a step (default: the sample split evenly over the EP ranks).
     balance_floor : float
         A layer keeps the optimised placement only if its balancedness is at least this times
-        ``balanced``'s (and its cross-domain copies are fewer).
+        ``balanced``'s, and it gives up no larger a share of balancedness than the share of
+        cross-domain copies it saves (at most 1% of balance per 1% of copies).
     slacks : tuple of float
         Domain load caps tried (mean x (1 + slack)); per layer the candidate with the fewest
         cross-domain copies that meets the floor wins.
@@ -328,7 +330,9 @@ def place_topology(stats, model, cluster, ep_size: int, redundant: int, tokens_p
     for slack in slacks:
         cand = optimise_domains(load, topk, ep_dom[src_rank], model.n_experts + redundant, ep_dom, slack)
         bal, _, cross, _ = layer_scores(cand, topk, src_rank, ep_size, ep_dom)
-        better = (bal >= balance_floor * bal0) & (cross < best_cross)
+        saved = 1.0 - cross / np.maximum(cross0, 1e-12)  # share of cross-domain copies saved
+        lost = 1.0 - bal / bal0  # share of balancedness given up
+        better = (lost <= np.minimum(1.0 - balance_floor, saved)) & (cross < best_cross)
         best[better] = cand[better]
         best_cross[better] = cross[better]
     return best
