@@ -15,8 +15,8 @@ import time
 import numpy as np
 
 from wideep.model import load_model
-from wideep.placement import place
 from wideep.placement_metrics import evaluate
+from wideep.placers import place
 from wideep.routing import synthetic_routing
 from wideep.topology import load_cluster
 

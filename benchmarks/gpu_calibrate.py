@@ -34,7 +34,7 @@ Peaks are the datasheet figures, read from ``topologies/gpus/<gpu>.toml``
 
 Usage::
 
-    python benchmarks/gpu_calibrate.py --gpu h200-sxm > topologies/calibration/h200-sxm.toml
+    python benchmarks/gpu_calibrate.py --gpu h200-sxm > topologies/calibration/h200-sxm-pytorch.toml
     python benchmarks/gpu_calibrate.py --gpu h100-sxm -o topologies/calibration/h100-sxm.toml
     python benchmarks/gpu_calibrate.py --gpu my-gpu --bf16-tflops 989 --fp8-tflops 1979 --hbm-tbps 3.35
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from wideep.errors import CatalogError, InputError
@@ -12,6 +14,8 @@ from wideep.perf import ExpertParallel, LinearTime, Workload, single_gpu, step_t
 from wideep.roofline import RESOURCES, Calibration, load_calibration, roofline
 
 ZERO = LinearTime(0.0, 0.0, 0.0)
+
+CALIBRATION = Path(__file__).resolve().parent.parent / "topologies" / "calibration"
 
 
 def tiny_model(**kw) -> Model:
@@ -145,11 +149,21 @@ def test_default_calibration_is_sane():
     assert 0 < cal.hbm_efficiency <= 1 and 0 < cal.flops() <= 1 and 0 <= cal.workspace_fraction < 1
 
 
-def test_gpu_specific_calibration_wins(tmp_path):
-    h200 = load_calibration("h200-sxm")
-    assert "h200-sxm.toml" in h200.source
-    assert h200.gemm(1, "fp8") != h200.gemm(1, "bf16")  # its own per-dtype curves
-    assert load_calibration("h100-sxm").source.endswith("default.toml")
+def test_gpu_specific_calibration_wins(tmp_path, monkeypatch):
+    """A file named after a GPU id replaces the default tables it defines, for that GPU only."""
+    from wideep import roofline
+
+    (tmp_path / "default.toml").write_text((roofline.calibration_dir() / "default.toml").read_text())
+    (tmp_path / "h200-sxm.toml").write_text('gpu = "h200-sxm"\n[hbm]\nefficiency = 0.5\n')
+    monkeypatch.setattr(roofline, "calibration_dir", lambda: tmp_path)
+    assert load_calibration("h200-sxm").hbm_efficiency == 0.5
+    assert load_calibration("h100-sxm").hbm_efficiency == load_calibration().hbm_efficiency
+
+
+def test_default_hbm_efficiency_matches_the_measured_h200():
+    """default.toml's HBM efficiency against the copy bandwidth measured on a real H200 (docs/calibration.md)."""
+    measured = load_calibration("h200-sxm", path=str(CALIBRATION / "h200-sxm-pytorch.toml"))
+    assert load_calibration().hbm_efficiency == pytest.approx(measured.hbm_efficiency, abs=0.02)
 
 
 def write(tmp_path, text):

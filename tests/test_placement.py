@@ -8,8 +8,9 @@ import pytest
 from wideep.eplb import balanced_packing, rebalance, replicate
 from wideep.errors import InputError
 from wideep.model import load_model
-from wideep.placement import Placement, place, validate_phy2log
+from wideep.placement import Placement, validate_phy2log
 from wideep.placement_metrics import distinct_remote, layer_scores
+from wideep.placers import place
 from wideep.routing import from_topk, synthetic_routing
 from wideep.topology import load_cluster
 

@@ -12,8 +12,8 @@ import pytest
 from conftest import run_cli
 from wideep.errors import InputError
 from wideep.model import load_model
-from wideep.routing import (RoutingStats, load_routing, network, parse_spec, routing_from_spec, sample_tokens,
-                            sort_columns, synthetic_routing)
+from wideep.routing import RoutingStats, network, parse_spec, sample_tokens, sort_columns, synthetic_routing
+from wideep.routing_io import load_routing, routing_from_spec
 
 DSV3 = load_model("deepseek-v3")
 MIXTRAL = load_model("mixtral-8x7b")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
 from typing import Any, Callable, List, Optional
 
@@ -10,7 +12,7 @@ import typer
 
 from . import catalog, report, units
 from .errors import InputError, WideEPError
-from .hardware import load_gpu
+from .hardware import load_gpu, load_system
 from .model import kv_usage, load_model
 from .topology import load_cluster
 
@@ -52,8 +54,6 @@ def models_show(model: str = typer.Argument(..., help="Catalog id, model TOML or
 @topologies_app.command("list")
 def topologies_list(as_json: bool = JSON) -> None:
     """List the systems (topologies) and the GPUs they are built from."""
-    from .hardware import load_system
-
     systems = [load_system(s) for s in catalog.list_ids("systems")]
     rows = [{"id": s.id, "name": s.name, "gpu": s.gpu.id, "gpus_per_domain": s.scale_up.gpus_per_domain,
              "nvlink_GBps": s.scale_up.bw_Bps / units.GBps, "nic_Gbps": s.scale_out.per_gpu_Bps / units.Gbps}
@@ -117,9 +117,9 @@ def place_cmd(model: str = typer.Option(..., "--model", help="Model id or file."
               seed: int = typer.Option(0, "--seed", help="Seed of synthetic routing."),
               as_json: bool = JSON) -> None:
     """Place experts (contiguous, balanced EPLB-style, or topology-aware) and measure the placement."""
-    from .placement import ALGORITHMS
     from .placement_io import FORMATS, write_placement
-    from .placement_metrics import plan_placement
+    from .placers import ALGORITHMS
+    from .studies import plan_placement
 
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})", "--format")
@@ -138,68 +138,81 @@ def place_cmd(model: str = typer.Option(..., "--model", help="Model id or file."
 PLAN_DEFAULT_HELP = "Default: compare DeepSeek-V3 EP32 on 4x hgx-h100 and one gb200-nvl72 rack."
 
 
-def plan_spec(model: str, topology: Optional[str], gpus: Optional[int], ep: int, batch: int, context: int,
-              dtype: str, attn_dtype: Optional[str], kv_dtype: str, overlap: str, mtp: int, acceptance: float,
-              redundant: Optional[int], routing: str, placement: str, transport: Optional[str],
-              prefill_tokens: int, cache_hit: float, isl: int, osl: int, price_per_gpu_hour: Optional[float],
-              price_scenario: Optional[str], calibration: Optional[str]) -> Any:
+def plan_spec(topology: Optional[str], **options: Any) -> Any:
     """Options -> PlanSpec (no arithmetic)."""
     from .plan import PlanSpec
 
-    return PlanSpec(model=model, topology=topology or "hgx-h100", ep=ep, gpus=gpus, batch=batch, context=context,
-                    dtype=dtype, attn_dtype=attn_dtype, kv_dtype=kv_dtype, overlap=overlap, mtp=mtp,
-                    acceptance=acceptance, redundant=redundant, routing=routing, placement=placement,
-                    transport=transport, prefill_tokens=prefill_tokens, cache_hit=cache_hit, isl=isl, osl=osl,
-                    price_per_gpu_hour=price_per_gpu_hour, price_scenario=price_scenario, calibration=calibration)
+    return PlanSpec(topology=topology or "hgx-h100", **options)
 
 
-PLAN_OPTIONS = dict(
-    model=typer.Option("deepseek-v3", "--model", help="Model id or file."),
-    gpus=typer.Option(None, "--gpus", help="GPUs in the deployment (a multiple of --ep; default --ep)."),
-    ep=typer.Option(32, "--ep", help="EP group size."),
-    batch=typer.Option(64, "--batch", help="Decode batch: sequences per GPU."),
-    context=typer.Option(4096, "--context", help="Decode: mean cached tokens per sequence."),
-    dtype=typer.Option("fp8", "--dtype", help="Weights and GEMMs: bf16, fp8 or nvfp4 (Blackwell only)."),
-    attn_dtype=typer.Option(None, "--attn-dtype", help="Attention projection weights (default --dtype)."),
-    kv_dtype=typer.Option("bf16", "--kv-dtype", help="KV cache dtype."),
-    overlap=typer.Option("auto", "--overlap", help="tbo (two micro-batches), none, or auto (the faster)."),
-    mtp=typer.Option(0, "--mtp", help="MTP draft tokens per step (speculative decoding)."),
-    acceptance=typer.Option(0.85, "--acceptance", help="Acceptance rate of each draft token."),
-    redundant=typer.Option(None, "--redundant", help="Redundant expert slots (default: fewest that divide)."),
-    routing=typer.Option("uniform", "--routing", help="uniform, zipf:S, topics:K or a statistics file."),
-    placement=typer.Option("balanced", "--placement", help="contiguous, balanced or topology."),
-    transport=typer.Option(None, "--transport", help="Default deepep-ll (decode), deepep-normal (prefill)."),
-    prefill_tokens=typer.Option(8192, "--prefill-tokens", help="Prefill: prompt tokens per GPU per step."),
-    cache_hit=typer.Option(0.0, "--cache-hit", help="Prefill: prefix-cache hit rate, 0 to <1."),
-    isl=typer.Option(1024, "--isl", help="Prompt tokens per request (prefill length, mixed price)."),
-    osl=typer.Option(1024, "--osl", help="Output tokens per request (mixed price)."),
-    price_per_gpu_hour=typer.Option(None, "--price-per-gpu-hour", help="$/GPU-hour (default: catalog)."),
-    price_scenario=typer.Option(None, "--price-scenario", help="Catalog price scenario name."),
-    calibration=typer.Option(None, "--calibration", help="Calibration TOML laid over the catalog's."),
+#: The PlanSpec options ``plan`` and ``compare`` share: name -> (type, option), in --help order.
+PLAN_OPTIONS: dict[str, tuple[Any, Any]] = dict(
+    model=(str, typer.Option("deepseek-v3", "--model", help="Model id or file.")),
+    gpus=(Optional[int],
+          typer.Option(None, "--gpus", help="GPUs in the deployment (a multiple of --ep; default --ep).")),
+    ep=(int, typer.Option(32, "--ep", help="EP group size.")),
+    batch=(int, typer.Option(64, "--batch", help="Decode batch: sequences per GPU.")),
+    context=(int, typer.Option(4096, "--context", help="Decode: mean cached tokens per sequence.")),
+    dtype=(str, typer.Option("fp8", "--dtype", help="Weights and GEMMs: bf16, fp8 or nvfp4 (Blackwell only).")),
+    attn_dtype=(Optional[str],
+                typer.Option(None, "--attn-dtype", help="Attention projection weights (default --dtype).")),
+    kv_dtype=(str, typer.Option("bf16", "--kv-dtype", help="KV cache dtype.")),
+    overlap=(str, typer.Option("auto", "--overlap", help="tbo (two micro-batches), none, or auto (the faster).")),
+    mtp=(int, typer.Option(0, "--mtp", help="MTP draft tokens per step (speculative decoding).")),
+    acceptance=(float, typer.Option(0.85, "--acceptance", help="Acceptance rate of each draft token.")),
+    redundant=(Optional[int],
+               typer.Option(None, "--redundant", help="Redundant expert slots (default: fewest that divide).")),
+    routing=(str, typer.Option("uniform", "--routing", help="uniform, zipf:S, topics:K or a statistics file.")),
+    placement=(str, typer.Option("balanced", "--placement", help="contiguous, balanced or topology.")),
+    transport=(Optional[str],
+               typer.Option(None, "--transport", help="Default deepep-ll (decode), deepep-normal (prefill).")),
+    prefill_tokens=(int, typer.Option(8192, "--prefill-tokens", help="Prefill: prompt tokens per GPU per step.")),
+    cache_hit=(float, typer.Option(0.0, "--cache-hit", help="Prefill: prefix-cache hit rate, 0 to <1.")),
+    isl=(int, typer.Option(1024, "--isl", help="Prompt tokens per request (prefill length, mixed price).")),
+    osl=(int, typer.Option(1024, "--osl", help="Output tokens per request (mixed price).")),
+    price_per_gpu_hour=(Optional[float],
+                        typer.Option(None, "--price-per-gpu-hour", help="$/GPU-hour (default: catalog).")),
+    price_scenario=(Optional[str], typer.Option(None, "--price-scenario", help="Catalog price scenario name.")),
+    calibration=(Optional[str], typer.Option(None, "--calibration", help="Calibration TOML laid over the catalog's.")),
 )
 
 
+def plan_options(*layout: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command the shared PLAN_OPTIONS; it receives their values as one dict, ``options``.
+
+    ``layout`` orders the leading options in --help: a name the command declares itself is its own
+    parameter, any other a PLAN_OPTIONS entry. The remaining PLAN_OPTIONS follow in table order, then the
+    command's remaining parameters (``--json``).
+    """
+    def wrap(fn: Callable[..., None]) -> Callable[..., None]:
+        own = {n: p for n, p in inspect.signature(fn).parameters.items() if n != "options"}
+        names = [*layout, *(n for n in PLAN_OPTIONS if n not in layout), *(n for n in own if n not in layout)]
+        shared = [n for n in names if n not in own]
+
+        def param(n: str) -> inspect.Parameter:
+            if n in own:
+                return own[n].replace(kind=inspect.Parameter.KEYWORD_ONLY)
+            kind, option = PLAN_OPTIONS[n]
+            return inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=kind)
+
+        @functools.wraps(fn)
+        def command(**values: Any) -> None:
+            fn(options={n: values.pop(n) for n in shared}, **values)
+
+        command.__signature__ = inspect.Signature([param(n) for n in names])  # type: ignore[attr-defined]
+        return command
+    return wrap
+
+
 @app.command("plan")
-def plan_cmd(model: str = PLAN_OPTIONS["model"],
+@plan_options("model", "topology", "gpus", "ep", "batch", "context")
+def plan_cmd(options: dict,
              topology: Optional[str] = typer.Option(None, "--topology", help="System id or file. " + PLAN_DEFAULT_HELP),
-             gpus: Optional[int] = PLAN_OPTIONS["gpus"], ep: int = PLAN_OPTIONS["ep"],
-             batch: int = PLAN_OPTIONS["batch"], context: int = PLAN_OPTIONS["context"],
-             dtype: str = PLAN_OPTIONS["dtype"], attn_dtype: Optional[str] = PLAN_OPTIONS["attn_dtype"],
-             kv_dtype: str = PLAN_OPTIONS["kv_dtype"], overlap: str = PLAN_OPTIONS["overlap"],
-             mtp: int = PLAN_OPTIONS["mtp"], acceptance: float = PLAN_OPTIONS["acceptance"],
-             redundant: Optional[int] = PLAN_OPTIONS["redundant"], routing: str = PLAN_OPTIONS["routing"],
-             placement: str = PLAN_OPTIONS["placement"], transport: Optional[str] = PLAN_OPTIONS["transport"],
-             prefill_tokens: int = PLAN_OPTIONS["prefill_tokens"], cache_hit: float = PLAN_OPTIONS["cache_hit"],
-             isl: int = PLAN_OPTIONS["isl"], osl: int = PLAN_OPTIONS["osl"],
-             price_per_gpu_hour: Optional[float] = PLAN_OPTIONS["price_per_gpu_hour"],
-             price_scenario: Optional[str] = PLAN_OPTIONS["price_scenario"],
-             calibration: Optional[str] = PLAN_OPTIONS["calibration"], as_json: bool = JSON) -> None:
+             as_json: bool = JSON) -> None:
     """Step time, memory fit and $/Mtok of one deployment; without --topology, Hopper vs Blackwell."""
     from .plan import compare_topologies, plan
 
-    spec = plan_spec(model, topology, gpus, ep, batch, context, dtype, attn_dtype, kv_dtype, overlap, mtp,
-                     acceptance, redundant, routing, placement, transport, prefill_tokens, cache_hit, isl, osl,
-                     price_per_gpu_hour, price_scenario, calibration)
+    spec = plan_spec(topology, **options)
     if topology is None:
         cmp = compare_topologies(spec).to_dict()
         out(as_json, cmp, lambda: report.comparison_text(cmp))
@@ -209,31 +222,20 @@ def plan_cmd(model: str = PLAN_OPTIONS["model"],
 
 
 @app.command("compare")
-def compare_cmd(topology: List[str] = typer.Option(..., "--topology", help="System id or file; repeat."),
+@plan_options("topology", "batch", "interactivity", "csv", "xlsx", "sweep", "model", "gpus", "ep", "context")
+def compare_cmd(options: dict,
+                topology: List[str] = typer.Option(..., "--topology", help="System id or file; repeat."),
                 batch: Optional[List[int]] = typer.Option(None, "--batch", help="Decode batch per GPU; repeat."),
                 interactivity: Optional[float] = typer.Option(
                     None, "--interactivity", help="Tokens/s per user: per system, the largest batch giving it."),
                 csv: Optional[str] = typer.Option(None, "--csv", help="Write the rows to this CSV file."),
                 xlsx: Optional[str] = typer.Option(None, "--xlsx", help="Write the rows to this XLSX file (openpyxl)."),
                 sweep: bool = typer.Option(False, "--sweep", help="Also: who leads at every interactivity."),
-                model: str = PLAN_OPTIONS["model"], gpus: Optional[int] = PLAN_OPTIONS["gpus"],
-                ep: int = PLAN_OPTIONS["ep"], context: int = PLAN_OPTIONS["context"],
-                dtype: str = PLAN_OPTIONS["dtype"], attn_dtype: Optional[str] = PLAN_OPTIONS["attn_dtype"],
-                kv_dtype: str = PLAN_OPTIONS["kv_dtype"], overlap: str = PLAN_OPTIONS["overlap"],
-                mtp: int = PLAN_OPTIONS["mtp"], acceptance: float = PLAN_OPTIONS["acceptance"],
-                redundant: Optional[int] = PLAN_OPTIONS["redundant"], routing: str = PLAN_OPTIONS["routing"],
-                placement: str = PLAN_OPTIONS["placement"], transport: Optional[str] = PLAN_OPTIONS["transport"],
-                prefill_tokens: int = PLAN_OPTIONS["prefill_tokens"], cache_hit: float = PLAN_OPTIONS["cache_hit"],
-                isl: int = PLAN_OPTIONS["isl"], osl: int = PLAN_OPTIONS["osl"],
-                price_per_gpu_hour: Optional[float] = PLAN_OPTIONS["price_per_gpu_hour"],
-                price_scenario: Optional[str] = PLAN_OPTIONS["price_scenario"],
-                calibration: Optional[str] = PLAN_OPTIONS["calibration"], as_json: bool = JSON) -> None:
+                as_json: bool = JSON) -> None:
     """The procurement report: one row per system and batch, stable columns with units; CSV/XLSX."""
     from .sweep import COLUMNS, compare_report
 
-    spec = plan_spec(model, None, gpus, ep, (batch or [64])[0], context, dtype, attn_dtype, kv_dtype, overlap, mtp,
-                     acceptance, redundant, routing, placement, transport, prefill_tokens, cache_hit, isl, osl,
-                     price_per_gpu_hour, price_scenario, calibration)
+    spec = plan_spec(None, batch=(batch or [64])[0], **options)
     rep = compare_report(spec, topology, batch, interactivity, sweep)
     if csv:
         report.write_csv(csv, rep["rows"], COLUMNS)
@@ -258,7 +260,7 @@ def a2a_cmd(model: str = typer.Option(..., "--model", help="Model id or file."),
             seed: int = typer.Option(0, "--seed", help="Seed of synthetic routing and resampling."),
             as_json: bool = JSON) -> None:
     """Dispatch and combine time of one MoE layer over the cluster graph, with the binding link and SOL."""
-    from .traffic import a2a_by_name
+    from .studies import a2a_by_name
 
     s = a2a_by_name(model, topology, gpus, ep, tokens, transport, dtype, combine_dtype, routing, placement,
                     seed).summary()

@@ -1,11 +1,12 @@
-"""Expert placements: the phy2log table, its validation, and the algorithms that produce it.
+"""Expert placements: the phy2log table, its validation, and the two baseline algorithms.
 
 A placement maps every physical slot of every MoE layer to a logical expert: ``phy2log[layer, slot]``.
 There are ``slots = experts + redundant`` slots per layer, ``slots_per_gpu = slots / ep_size`` on each
 GPU, and slot ``s`` lives on EP rank ``s // slots_per_gpu`` (the layout SGLang, vLLM and TensorRT-LLM
 share, REFERENCES.md section 3). EP rank ``r`` is GPU rank ``r`` of the cluster.
 
-Algorithms (each a function of routing statistics, model, cluster, EP size and redundant slots):
+Algorithms (each a function of routing statistics, model, cluster, EP size and redundant slots; run
+by name with :func:`wideep.placers.place`):
 
 - ``contiguous``: the engines' default, slot ``i`` holds expert ``i mod E``;
 - ``balanced``: DeepSeek's EPLB policy as published (:mod:`wideep.eplb`), balanced load only;
@@ -15,9 +16,7 @@ Algorithms (each a function of routing statistics, model, cluster, EP size and r
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -26,9 +25,6 @@ from .errors import InputError
 from .model import Model
 from .topology import Cluster
 from .traffic import contiguous_phy2log
-
-ALGORITHMS = ("contiguous", "balanced", "topology")
-
 
 @dataclass(frozen=True, eq=False)
 class Placement:
@@ -124,22 +120,6 @@ def validate_phy2log(phy2log: object, n_experts: int, ep_size: int, source: str 
     return arr
 
 
-def check_request(model: Model, cluster: Cluster, ep_size: int, redundant: int, load: np.ndarray) -> None:
-    """Options that cannot give a placement raise :class:`InputError` naming the option."""
-    if not model.is_moe:
-        raise InputError(f"{model.id} has no routed experts", "--model")
-    if ep_size <= 0 or ep_size > cluster.n_gpus:
-        raise InputError(f"must be between 1 and the {cluster.n_gpus} GPUs of the cluster, got {ep_size}", "--ep")
-    if redundant < 0:
-        raise InputError(f"must be >= 0, got {redundant}", "--redundant")
-    slots = model.n_experts + redundant
-    if slots % ep_size:
-        raise InputError(f"{model.n_experts} experts + {redundant} redundant = {slots} slots do not divide over "
-                         f"EP size {ep_size}", "--redundant")
-    if load.ndim != 2 or load.shape[1] != model.n_experts:
-        raise InputError(f"statistics have {load.shape[-1]} experts, {model.id} has {model.n_experts}", "--stats")
-
-
 def ep_domains(cluster: Cluster, ep_size: int) -> np.ndarray:
     """Domain of each EP rank, renumbered 0 .. n - 1 in order of appearance, shape (ep_size,)."""
     _, inverse = np.unique(cluster.domain_of[:ep_size], return_inverse=True)
@@ -158,46 +138,6 @@ def balanced(stats, model: Model, cluster: Cluster, ep_size: int, redundant: int
     even = np.all(np.bincount(dom) == ep_size // n_nodes)
     return rebalance(stats.load, model.n_experts + redundant, max(model.n_group, 1),
                      n_nodes if even else 1, ep_size)
-
-
-def topology(stats, model: Model, cluster: Cluster, ep_size: int, redundant: int, **options) -> np.ndarray:
-    """Ours: co-activation and source aware, see :func:`wideep.placement_topology.place_topology`."""
-    from .placement_topology import place_topology
-
-    return place_topology(stats, model, cluster, ep_size, redundant, **options)
-
-
-PLACERS: dict[str, Callable[..., np.ndarray]] = {
-    "contiguous": contiguous, "balanced": balanced, "topology": topology}
-
-
-def place(algorithm: str, stats, model: Model, cluster: Cluster, ep_size: int, redundant: int,
-          **options) -> Placement:
-    """Run one placement algorithm and time it.
-
-    Parameters
-    ----------
-    algorithm : str
-        ``contiguous``, ``balanced`` or ``topology``.
-    stats : wideep.routing.RoutingStats
-        ``load`` (layers, experts) and, for ``topology``, ``topk_ids`` (layers, tokens, top_k).
-    model, cluster : Model, Cluster
-    ep_size : int
-        EP group size (GPUs 0 .. ep_size - 1 of the cluster).
-    redundant : int
-        Extra slots per layer beyond one per logical expert.
-    **options
-        Passed to the ``topology`` algorithm (``tokens_per_gpu``, ``balance_floor``, ...).
-    """
-    if algorithm not in PLACERS:
-        raise InputError(f"unknown algorithm {algorithm!r} (choose from {', '.join(ALGORITHMS)})", "--algorithm")
-    load = np.asarray(stats.load, dtype=np.float64)
-    check_request(model, cluster, ep_size, redundant, load)
-    start = time.perf_counter()
-    phy2log = PLACERS[algorithm](stats, model, cluster, ep_size, redundant, **options)
-    runtime_s = time.perf_counter() - start
-    phy2log = validate_phy2log(phy2log, model.n_experts, ep_size, algorithm, "phy2log")
-    return Placement(phy2log, model.n_experts, ep_size, ep_domains(cluster, ep_size), algorithm, runtime_s)
 
 
 def from_table(phy2log: np.ndarray, model: Model, cluster: Cluster, ep_size: int, source: str,

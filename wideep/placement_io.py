@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import CatalogError, InputError
 from .model import Model
-from .placement import Placement
+from .placement import Placement, from_table
 
 FORMATS = ("sglang", "vllm", "trtllm", "json")
 MAP_KEY = "physical_to_logical_map"
@@ -144,7 +144,5 @@ def read_placement_table(path: str | Path) -> tuple[np.ndarray, str]:
 
 def load_placement(path: str | Path, model: Model, cluster, ep_size: int) -> Placement:
     """A validated :class:`Placement` from a file (for ``--placement FILE``)."""
-    from .placement import from_table
-
     table, field = read_placement_table(path)
     return from_table(table, model, cluster, ep_size, str(path), field)

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import units
-from .errors import InputError
 from .model import Model
 from .placement import Placement
+from .routing import sample_tokens
 from .topology import Cluster
+from .traffic import a2a, choose_replicas, gpu_loads
 
 
 @dataclass(frozen=True)
@@ -102,8 +103,6 @@ def distinct_remote(dest: np.ndarray, own: np.ndarray) -> np.ndarray:
 def step_destinations(phy2log: np.ndarray, topk: np.ndarray, src_rank: np.ndarray, ep_size: int,
                       ep_dom: np.ndarray) -> np.ndarray:
     """EP rank receiving each selection of the step, shape (layers, tokens, top_k)."""
-    from .traffic import choose_replicas
-
     slot = choose_replicas(phy2log, topk, src_rank, ep_size, ep_dom)
     return np.asarray(slot) // (phy2log.shape[1] // ep_size)
 
@@ -129,9 +128,6 @@ def evaluate(placement: Placement, stats, model: Model, cluster: Cluster, tokens
              transport: str = "deepep-normal", dispatch_dtype: str = "fp8", combine_dtype: str = "bf16",
              seed: int = 0) -> PlacementMetrics:
     """All metrics of ``placement`` for one decode step of ``tokens_per_gpu`` tokens per GPU."""
-    from . import traffic
-    from .routing import sample_tokens
-
     ep, dom = placement.ep_size, placement.domain_of
     cross_dom = cross_gpu = None
     if stats.topk_ids is not None:
@@ -140,47 +136,13 @@ def evaluate(placement: Placement, stats, model: Model, cluster: Cluster, tokens
         bal, peak, cd, cg = layer_scores(placement.phy2log, topk, src, ep, dom)
         cross_dom, cross_gpu = float(cd.mean() / len(src)), float(cg.mean() / len(src))
     else:
-        gpu_load = np.asarray(traffic.gpu_loads(placement.phy2log, stats, ep, dom), dtype=np.float64)
+        gpu_load = np.asarray(gpu_loads(placement.phy2log, stats, ep, dom), dtype=np.float64)
         peak = gpu_load.max(1)
         bal = np.divide(gpu_load.mean(1), peak, out=np.ones(len(peak)), where=peak > 0)
         # scale the sample's loads to one step of ep x tokens_per_gpu tokens
         peak = peak / np.maximum(gpu_load.sum(1), 1) * ep * tokens_per_gpu * model.top_k
-    res = traffic.a2a(model, cluster, placement.phy2log, stats, ep, tokens_per_gpu, transport,
-                      dispatch_dtype, combine_dtype, seed)
+    res = a2a(model, cluster, placement.phy2log, stats, ep, tokens_per_gpu, transport,
+              dispatch_dtype, combine_dtype, seed)
     return PlacementMetrics(placement.algorithm, bal, float(peak.mean()), cross_dom, cross_gpu,
                             res.dispatch_s, res.combine_s, res.dispatch_sol_s, res.combine_sol_s,
                             str(res.binding_link), placement.runtime_s)
-
-
-def place_and_evaluate(algorithms: list[str], stats, model: Model, cluster: Cluster, ep_size: int, redundant: int,
-                       tokens_per_gpu: int, transport: str = "deepep-normal", dispatch_dtype: str = "fp8",
-                       combine_dtype: str = "bf16", seed: int = 0) -> list[tuple[Placement, PlacementMetrics]]:
-    """Run each algorithm on the same statistics and measure it (``wideep place`` and ``--compare``)."""
-    from .placement import place
-
-    if tokens_per_gpu <= 0:
-        raise InputError(f"must be > 0, got {tokens_per_gpu}", "--tokens")
-    out = []
-    for name in algorithms:
-        opts = {"tokens_per_gpu": tokens_per_gpu, "seed": seed} if name == "topology" else {}
-        p = place(name, stats, model, cluster, ep_size, redundant, **opts)
-        out.append((p, evaluate(p, stats, model, cluster, tokens_per_gpu, transport, dispatch_dtype,
-                                combine_dtype, seed)))
-    return out
-
-
-def plan_placement(model: Model, cluster: Cluster, ep_size: int, redundant: int, tokens_per_gpu: int,
-                   algorithms: list[str], stats_path: str | None = None, routing: str | None = None,
-                   transport: str = "deepep-normal", dispatch_dtype: str = "fp8", combine_dtype: str = "bf16",
-                   seed: int = 0) -> list[tuple[Placement, PlacementMetrics]]:
-    """``wideep place``: statistics from a file (``stats_path``) or a synthetic spec, then
-    :func:`place_and_evaluate`. Synthetic specs sample ``ep_size x tokens_per_gpu`` tokens."""
-    from .routing import routing_from_spec
-
-    if (stats_path is None) == (routing is None):
-        raise InputError("give exactly one of --stats FILE or --routing SPEC", "--stats")
-    if tokens_per_gpu <= 0:
-        raise InputError(f"must be > 0, got {tokens_per_gpu}", "--tokens")
-    stats = routing_from_spec(stats_path or routing, model, ep_size * tokens_per_gpu, seed)
-    return place_and_evaluate(algorithms, stats, model, cluster, ep_size, redundant, tokens_per_gpu, transport,
-                              dispatch_dtype, combine_dtype, seed)

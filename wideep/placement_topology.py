@@ -23,6 +23,9 @@ from __future__ import annotations
 import numpy as np
 
 from .eplb import balanced_packing, replicate
+from .placement import balanced, ep_domains
+from .placement_metrics import layer_scores
+from .routing import sample_tokens
 
 
 def token_sources(topk_ids: np.ndarray, ep_size: int, tokens_per_gpu: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -309,10 +312,6 @@ def place_topology(stats, model, cluster, ep_size: int, redundant: int, tokens_p
         Domain load caps tried (mean x (1 + slack)); per layer the candidate with the fewest
         cross-domain copies that meets the floor wins.
     """
-    from .placement import balanced, ep_domains
-    from .placement_metrics import layer_scores
-    from .routing import sample_tokens
-
     base = balanced(stats, model, cluster, ep_size, redundant)
     ep_dom = ep_domains(cluster, ep_size)
     n_domains = int(ep_dom.max()) + 1

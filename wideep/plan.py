@@ -21,8 +21,11 @@ from .hardware import GPU
 from .memory import MemoryFit, Precision, memory_fit
 from .model import Model, load_model
 from .perf import ExpertParallel, LinearTime, StepResult, Workload, single_gpu, step_time
+from .placers import place
 from .roofline import load_calibration
+from .routing_io import routing_from_spec
 from .topology import Cluster, load_cluster
+from .traffic import a2a, gpu_loads
 
 SAMPLE_TOKENS = 4096  # routing tokens sampled over the whole EP group (fixed seed): enough for shares within ~2%
 SAMPLE_LAYERS = 4  # MoE layers sampled; their mean busiest share and comm time stand for every MoE layer
@@ -142,19 +145,15 @@ def expert_parallel(model: Model, topology: str, gpus: int, ep_size: int, redund
     Returns the busiest GPU's mean share of token-expert selections over the sampled layers and the
     per-MoE-layer dispatch/combine time as a linear function of tokens per GPU.
     """
-    from . import placement as placement_mod
-    from . import routing as routing_mod
-    from . import traffic
-
     if not model.is_moe or ep_size <= 1:
         return single_gpu(model)
     cluster = cluster_for(topology, gpus)
     layers = min(SAMPLE_LAYERS, model.moe_layers)
-    stats = routing_mod.routing_from_spec(routing, model, SAMPLE_TOKENS, seed=seed, layers=layers)
-    phy2log = placement_mod.place(placement, stats, model, cluster, ep_size, redundant).phy2log
-    loads = np.asarray(traffic.gpu_loads(phy2log, stats, ep_size, cluster.domain_of[:ep_size]), dtype=float)
+    stats = routing_from_spec(routing, model, SAMPLE_TOKENS, seed=seed, layers=layers)
+    phy2log = place(placement, stats, model, cluster, ep_size, redundant).phy2log
+    loads = np.asarray(gpu_loads(phy2log, stats, ep_size, cluster.domain_of[:ep_size]), dtype=float)
     share = float(np.mean(loads.max(axis=1) / loads.sum(axis=1)))
-    lo, hi = (traffic.a2a(model, cluster, phy2log, stats, ep_size, t, transport, dispatch_dtype, combine_dtype)
+    lo, hi = (a2a(model, cluster, phy2log, stats, ep_size, t, transport, dispatch_dtype, combine_dtype)
               for t in COMM_PROBE_TOKENS)
     return ExpertParallel(
         ep_size, phy2log.shape[1] // ep_size, share,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from typing import Any, Iterable, Sequence
+
+from .errors import InputError
 
 
 def fmt(value: Any) -> str:
@@ -60,10 +63,6 @@ def _plain(obj: Any) -> Any:
 
 def write_csv(path: str, rows: Sequence[dict], columns: Sequence[tuple[str, str]]) -> None:
     """Write ``rows`` (dicts) under the headers of ``columns`` [(key, header with units), ...] as CSV."""
-    import csv
-
-    from .errors import InputError
-
     try:
         with open(path, "w", newline="") as f:
             w = csv.writer(f)
@@ -75,8 +74,6 @@ def write_csv(path: str, rows: Sequence[dict], columns: Sequence[tuple[str, str]
 
 def write_xlsx(path: str, rows: Sequence[dict], columns: Sequence[tuple[str, str]], sheet: str = "wideep") -> None:
     """Write the same table as :func:`write_csv` to an XLSX workbook (needs the optional openpyxl)."""
-    from .errors import InputError
-
     try:
         import openpyxl
     except ImportError:

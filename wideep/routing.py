@@ -3,16 +3,15 @@
 Held either as token-level top-k samples ``topk_ids`` (layers, tokens, top_k), which keep the
 co-activation structure dispatch dedup depends on, or only as per-expert loads (layers, experts).
 Seeded synthetic generators (``uniform``, ``zipf:S``, ``topics:K``) honour group-limited routing
-(``n_group`` / ``topk_group``); loaders read what engines record (SGLang expert-distribution dumps,
-TensorRT-LLM expert statistics) and a plain numpy/CSV/JSON layout (see docs/a2a.md).
+(``n_group`` / ``topk_group``). Array validation for loaders lives here; the loaders themselves (SGLang
+expert-distribution dumps, TensorRT-LLM expert statistics, a plain numpy/CSV/JSON layout, see docs/a2a.md)
+and :func:`~wideep.routing_io.routing_from_spec` are in :mod:`wideep.routing_io`.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -255,40 +254,20 @@ def sample_tokens(stats: RoutingStats, tokens: int, seed: int = 0) -> np.ndarray
     return stats.topk_ids[:, pick]
 
 
-def routing_from_spec(spec_or_path: str, model: Model, tokens: int, seed: int = 0,
-                      layers: int | None = None) -> RoutingStats:
-    """A synthetic spec (``uniform``, ``zipf:S``, ``topics:K``) or a statistics file/folder.
-
-    A file keeps its own tokens (see :func:`sample_tokens`); ``layers`` keeps its first layers.
-    """
-    if SPEC_RE.match(spec_or_path) or not looks_like_file(spec_or_path):
-        return synthetic_routing(model, spec_or_path, tokens, seed, layers)
-    stats = load_routing(spec_or_path, model)
-    if layers is not None and layers < stats.layers:
-        ids = None if stats.topk_ids is None else stats.topk_ids[:layers]
-        stats = RoutingStats(stats.n_experts, stats.load[:layers], ids, stats.rows_sorted)
-    return stats
-
-
-def looks_like_file(text: str) -> bool:
-    return Path(text).exists() or "/" in text or "." in text
-
-
-def load_routing(path: str | Path, model: Model) -> RoutingStats:
-    """Routing statistics from what an engine recorded, or the plain layout; see :mod:`wideep.routing_io`."""
-    from .routing_io import read_stats
-
-    return read_stats(Path(path), model)
+def checked_array(arr: object, field: str, dims: tuple[str, ...], kind: type, kind_word: str,
+                  source: str) -> np.ndarray:
+    """``arr`` as an ndarray of ``len(dims)`` dimensions and a dtype of ``kind``, else InputError naming ``field``."""
+    arr = np.asarray(arr)
+    if arr.ndim != len(dims):
+        raise InputError(f"{field} must have shape ({', '.join(dims)}), got {arr.shape}", source, field)
+    if not np.issubdtype(arr.dtype, kind):
+        raise InputError(f"{field} must be {kind_word}, got {arr.dtype}", source, field)
+    return arr
 
 
 def check_loads(load: np.ndarray, model: Model, source: str) -> np.ndarray:
     """Validate a (layers, experts) load matrix against ``model``; returns it as float64."""
-    load = np.asarray(load)
-    if load.ndim != 2:
-        raise InputError(f"load must have shape (layers, experts), got {load.shape}", source, "load")
-    if not np.issubdtype(load.dtype, np.number):
-        raise InputError(f"load must be numeric, got {load.dtype}", source, "load")
-    load = load.astype(np.float64)
+    load = checked_array(load, "load", ("layers", "experts"), np.number, "numeric", source).astype(np.float64)
     if load.shape[1] != model.n_experts:
         raise InputError(f"{load.shape[1]} experts per layer, {model.id} has {model.n_experts}", source, "load")
     if not np.isfinite(load).all():
@@ -301,11 +280,7 @@ def check_loads(load: np.ndarray, model: Model, source: str) -> np.ndarray:
 
 def check_topk(ids: np.ndarray, model: Model, source: str) -> np.ndarray:
     """Validate (layers, tokens, top_k) expert ids; tokens padded with -1 in every layer are dropped."""
-    ids = np.asarray(ids)
-    if ids.ndim != 3:
-        raise InputError(f"topk_ids must have shape (layers, tokens, top_k), got {ids.shape}", source, "topk_ids")
-    if not np.issubdtype(ids.dtype, np.integer):
-        raise InputError(f"topk_ids must be integers, got {ids.dtype}", source, "topk_ids")
+    ids = checked_array(ids, "topk_ids", ("layers", "tokens", "top_k"), np.integer, "integers", source)
     if ids.shape[2] != model.top_k:
         raise InputError(f"top_k is {ids.shape[2]}, {model.id} selects {model.top_k}", source, "topk_ids")
     pad = (ids == -1).all(axis=(0, 2))
@@ -340,29 +315,3 @@ def stats_from_arrays(topk_ids: np.ndarray | None, load: np.ndarray | None, mode
     if load is None:
         raise InputError("neither topk_ids nor load found", source)
     return RoutingStats(model.n_experts, check_loads(load, model, source), None)
-
-
-def json_arrays(data: dict, source: str) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """(topk_ids, load) from a JSON object: keys ``topk_ids``, ``load`` or SGLang's ``logical_count``."""
-    known = {"topk_ids", "load", "logical_count"}
-    if not known & set(data):
-        raise InputError(f"expected one of the keys {', '.join(sorted(known))}", source)
-    try:
-        ids = np.array(data["topk_ids"]) if "topk_ids" in data else None
-        load = data.get("load", data.get("logical_count"))
-        load = None if load is None else np.array(load, dtype=float)
-    except (ValueError, TypeError) as exc:
-        raise InputError(f"ragged or non-numeric array: {exc}", source) from None
-    if load is not None and load.ndim == 3:
-        load = load.sum(axis=0)  # [steps, layers, experts] as SGLang records
-    return ids, load
-
-
-def read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read JSON: {exc}", str(path)) from None
-    if not isinstance(data, dict):
-        raise InputError("top level must be an object", str(path))
-    return data

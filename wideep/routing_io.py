@@ -1,4 +1,7 @@
-"""Readers for recorded routing statistics (the file formats behind :func:`wideep.routing.load_routing`).
+"""Routing statistics from files: :func:`load_routing` reads what an engine recorded, and
+:func:`routing_from_spec` takes either a synthetic spec (:func:`wideep.routing.synthetic_routing`) or a file.
+
+Formats:
 
 - SGLang expert-distribution recorder (``.pt``; needs torch, the ``wideep[torch]`` extra): mode ``stat``
   holds ``logical_count`` [steps, layers, experts]; mode ``per_token`` holds ``records``, each with
@@ -24,11 +27,36 @@ import numpy as np
 
 from .errors import InputError
 from .model import Model
-from .routing import RoutingStats, json_arrays, read_json, stats_from_arrays
+from .routing import SPEC_RE, RoutingStats, stats_from_arrays, synthetic_routing
 
 SAFETENSORS_DTYPES = {"BOOL": "?", "U8": "u1", "I8": "i1", "I16": "<i2", "U16": "<u2", "I32": "<i4", "U32": "<u4",
                       "I64": "<i8", "U64": "<u8", "F16": "<f2", "F32": "<f4", "F64": "<f8"}
 TRT_KEY = re.compile(r"^(\d+)_(\d+)$")
+
+
+def routing_from_spec(spec_or_path: str, model: Model, tokens: int, seed: int = 0,
+                      layers: int | None = None) -> RoutingStats:
+    """A synthetic spec (``uniform``, ``zipf:S``, ``topics:K``) or a statistics file/folder.
+
+    A file keeps its own tokens (see :func:`wideep.routing.sample_tokens`); ``layers`` keeps its first
+    layers.
+    """
+    if SPEC_RE.match(spec_or_path) or not looks_like_file(spec_or_path):
+        return synthetic_routing(model, spec_or_path, tokens, seed, layers)
+    stats = load_routing(spec_or_path, model)
+    if layers is not None and layers < stats.layers:
+        ids = None if stats.topk_ids is None else stats.topk_ids[:layers]
+        stats = RoutingStats(stats.n_experts, stats.load[:layers], ids, stats.rows_sorted)
+    return stats
+
+
+def looks_like_file(text: str) -> bool:
+    return Path(text).exists() or "/" in text or "." in text
+
+
+def load_routing(path: str | Path, model: Model) -> RoutingStats:
+    """Routing statistics from what an engine recorded, or the plain layout (formats: module docstring)."""
+    return read_stats(Path(path), model)
 
 
 def read_stats(path: Path, model: Model) -> RoutingStats:
@@ -186,3 +214,29 @@ def trt_topk(files: list[Path], source: str) -> np.ndarray:
     if len({p.shape for p in per_layer}) != 1:
         raise InputError("layers recorded different token counts", source)
     return np.stack(per_layer)
+
+
+def json_arrays(data: dict, source: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(topk_ids, load) from a JSON object: keys ``topk_ids``, ``load`` or SGLang's ``logical_count``."""
+    known = {"topk_ids", "load", "logical_count"}
+    if not known & set(data):
+        raise InputError(f"expected one of the keys {', '.join(sorted(known))}", source)
+    try:
+        ids = np.array(data["topk_ids"]) if "topk_ids" in data else None
+        load = data.get("load", data.get("logical_count"))
+        load = None if load is None else np.array(load, dtype=float)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"ragged or non-numeric array: {exc}", source) from None
+    if load is not None and load.ndim == 3:
+        load = load.sum(axis=0)  # [steps, layers, experts] as SGLang records
+    return ids, load
+
+
+def read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read JSON: {exc}", str(path)) from None
+    if not isinstance(data, dict):
+        raise InputError("top level must be an object", str(path))
+    return data

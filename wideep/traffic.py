@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pathlib import Path
+
 import numpy as np
 
 from . import units
@@ -20,6 +22,7 @@ from .errors import InputError
 from .linkload import Routes, routes
 from .model import Model
 from .routing import RoutingStats, sample_tokens, sort_columns
+from .routing_io import read_json
 from .topology import TIERS, Cluster
 from .transports import PHASES, Transport, load_transport
 
@@ -311,10 +314,6 @@ def a2a(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats
 
 def load_placement(path: str) -> np.ndarray:
     """phy2log from SGLang's ``--init-expert-location`` JSON ({"physical_to_logical_map": [[...]]}) or a .npy."""
-    from pathlib import Path
-
-    from .routing import read_json
-
     p = Path(path)
     if not p.is_file():
         raise InputError("no such file", path)
@@ -330,34 +329,3 @@ def load_placement(path: str) -> np.ndarray:
         return np.array(data["physical_to_logical_map"], dtype=np.int64)
     except (ValueError, TypeError) as exc:
         raise InputError(f"ragged or non-integer map: {exc}", path, "physical_to_logical_map") from None
-
-
-def a2a_by_name(model: str, topology: str, gpus: int | None, ep_size: int | None, tokens_per_gpu: int,
-                transport: str, dispatch_dtype: str = "fp8", combine_dtype: str = "bf16",
-                routing: str = "uniform", placement: str | None = None, seed: int = 0) -> A2AResult:
-    """:func:`a2a` from catalog names and files, as the ``wideep a2a`` command takes them.
-
-    ``gpus`` defaults to ``ep_size`` and ``ep_size`` to ``gpus``; the placement defaults to the engines'
-    contiguous layout with one slot per expert (padded with copies of the first experts up to a multiple
-    of ``ep_size``).
-    """
-    from .model import load_model
-    from .routing import routing_from_spec
-    from .topology import load_cluster
-
-    m = load_model(model)
-    if not m.is_moe:
-        raise InputError(f"{m.id} has no routed experts", "--model")
-    if gpus is None and ep_size is None:
-        raise InputError("give --ep or --gpus", "--ep")
-    ep = ep_size if ep_size is not None else gpus
-    if ep <= 0:
-        raise InputError(f"must be > 0, got {ep}", "--ep")
-    cluster = load_cluster(topology, gpus if gpus is not None else ep)
-    if tokens_per_gpu <= 0:
-        raise InputError(f"must be > 0, got {tokens_per_gpu}", "--tokens")
-    stats = routing_from_spec(routing, m, ep * tokens_per_gpu, seed)
-    slots = -(-m.n_experts // ep) * ep  # one slot per expert, padded with copies when ep does not divide
-    phy2log = (contiguous_phy2log(stats.layers, m.n_experts, slots) if placement is None
-               else load_placement(placement))
-    return a2a(m, cluster, phy2log, stats, ep, tokens_per_gpu, transport, dispatch_dtype, combine_dtype, seed)

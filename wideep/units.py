@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .errors import InputError
+
 GB = 1e9  #: bytes
 GiB = 2**30  #: bytes
 TB = 1e12  #: bytes
@@ -75,8 +77,6 @@ DTYPES: dict[str, DType] = {
 
 def dtype(name: str, source: str = "--dtype") -> DType:
     """Look up a dtype by name; unknown names raise :class:`~wideep.errors.InputError`."""
-    from .errors import InputError
-
     try:
         return DTYPES[name]
     except KeyError:

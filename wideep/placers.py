@@ -1,0 +1,69 @@
+"""The placement algorithms by name: :func:`place` checks the request, runs one and times it.
+
+- ``contiguous`` and ``balanced``: :mod:`wideep.placement`;
+- ``topology``: :func:`wideep.placement_topology.place_topology`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+from .errors import InputError
+from .model import Model
+from .placement import Placement, balanced, contiguous, ep_domains, validate_phy2log
+from .placement_topology import place_topology
+from .topology import Cluster
+
+ALGORITHMS = ("contiguous", "balanced", "topology")
+
+
+def check_request(model: Model, cluster: Cluster, ep_size: int, redundant: int, load: np.ndarray) -> None:
+    """Options that cannot give a placement raise :class:`InputError` naming the option."""
+    if not model.is_moe:
+        raise InputError(f"{model.id} has no routed experts", "--model")
+    if ep_size <= 0 or ep_size > cluster.n_gpus:
+        raise InputError(f"must be between 1 and the {cluster.n_gpus} GPUs of the cluster, got {ep_size}", "--ep")
+    if redundant < 0:
+        raise InputError(f"must be >= 0, got {redundant}", "--redundant")
+    slots = model.n_experts + redundant
+    if slots % ep_size:
+        raise InputError(f"{model.n_experts} experts + {redundant} redundant = {slots} slots do not divide over "
+                         f"EP size {ep_size}", "--redundant")
+    if load.ndim != 2 or load.shape[1] != model.n_experts:
+        raise InputError(f"statistics have {load.shape[-1]} experts, {model.id} has {model.n_experts}", "--stats")
+
+
+PLACERS: dict[str, Callable[..., np.ndarray]] = {
+    "contiguous": contiguous, "balanced": balanced, "topology": place_topology}
+
+
+def place(algorithm: str, stats, model: Model, cluster: Cluster, ep_size: int, redundant: int,
+          **options) -> Placement:
+    """Run one placement algorithm and time it.
+
+    Parameters
+    ----------
+    algorithm : str
+        ``contiguous``, ``balanced`` or ``topology``.
+    stats : wideep.routing.RoutingStats
+        ``load`` (layers, experts) and, for ``topology``, ``topk_ids`` (layers, tokens, top_k).
+    model, cluster : Model, Cluster
+    ep_size : int
+        EP group size (GPUs 0 .. ep_size - 1 of the cluster).
+    redundant : int
+        Extra slots per layer beyond one per logical expert.
+    **options
+        Passed to the ``topology`` algorithm (``tokens_per_gpu``, ``balance_floor``, ...).
+    """
+    if algorithm not in PLACERS:
+        raise InputError(f"unknown algorithm {algorithm!r} (choose from {', '.join(ALGORITHMS)})", "--algorithm")
+    load = np.asarray(stats.load, dtype=np.float64)
+    check_request(model, cluster, ep_size, redundant, load)
+    start = time.perf_counter()
+    phy2log = PLACERS[algorithm](stats, model, cluster, ep_size, redundant, **options)
+    runtime_s = time.perf_counter() - start
+    phy2log = validate_phy2log(phy2log, model.n_experts, ep_size, algorithm, "phy2log")
+    return Placement(phy2log, model.n_experts, ep_size, ep_domains(cluster, ep_size), algorithm, runtime_s)

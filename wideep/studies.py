@@ -1,0 +1,69 @@
+"""The use cases behind ``wideep a2a`` and ``wideep place``: resolve names, build statistics, run, summarise."""
+
+from __future__ import annotations
+
+from .errors import InputError
+from .model import Model, load_model
+from .placement import Placement
+from .placement_metrics import PlacementMetrics, evaluate
+from .placers import place
+from .routing_io import routing_from_spec
+from .topology import Cluster, load_cluster
+from .traffic import A2AResult, a2a, contiguous_phy2log, load_placement
+
+
+def a2a_by_name(model: str, topology: str, gpus: int | None, ep_size: int | None, tokens_per_gpu: int,
+                transport: str, dispatch_dtype: str = "fp8", combine_dtype: str = "bf16",
+                routing: str = "uniform", placement: str | None = None, seed: int = 0) -> A2AResult:
+    """:func:`a2a` from catalog names and files, as the ``wideep a2a`` command takes them.
+
+    ``gpus`` defaults to ``ep_size`` and ``ep_size`` to ``gpus``; the placement defaults to the engines'
+    contiguous layout with one slot per expert (padded with copies of the first experts up to a multiple
+    of ``ep_size``).
+    """
+    m = load_model(model)
+    if not m.is_moe:
+        raise InputError(f"{m.id} has no routed experts", "--model")
+    if gpus is None and ep_size is None:
+        raise InputError("give --ep or --gpus", "--ep")
+    ep = ep_size if ep_size is not None else gpus
+    if ep <= 0:
+        raise InputError(f"must be > 0, got {ep}", "--ep")
+    cluster = load_cluster(topology, gpus if gpus is not None else ep)
+    if tokens_per_gpu <= 0:
+        raise InputError(f"must be > 0, got {tokens_per_gpu}", "--tokens")
+    stats = routing_from_spec(routing, m, ep * tokens_per_gpu, seed)
+    slots = -(-m.n_experts // ep) * ep  # one slot per expert, padded with copies when ep does not divide
+    phy2log = (contiguous_phy2log(stats.layers, m.n_experts, slots) if placement is None
+               else load_placement(placement))
+    return a2a(m, cluster, phy2log, stats, ep, tokens_per_gpu, transport, dispatch_dtype, combine_dtype, seed)
+
+
+def place_and_evaluate(algorithms: list[str], stats, model: Model, cluster: Cluster, ep_size: int, redundant: int,
+                       tokens_per_gpu: int, transport: str = "deepep-normal", dispatch_dtype: str = "fp8",
+                       combine_dtype: str = "bf16", seed: int = 0) -> list[tuple[Placement, PlacementMetrics]]:
+    """Run each algorithm on the same statistics and measure it (``wideep place`` and ``--compare``)."""
+    if tokens_per_gpu <= 0:
+        raise InputError(f"must be > 0, got {tokens_per_gpu}", "--tokens")
+    out = []
+    for name in algorithms:
+        opts = {"tokens_per_gpu": tokens_per_gpu, "seed": seed} if name == "topology" else {}
+        p = place(name, stats, model, cluster, ep_size, redundant, **opts)
+        out.append((p, evaluate(p, stats, model, cluster, tokens_per_gpu, transport, dispatch_dtype,
+                                combine_dtype, seed)))
+    return out
+
+
+def plan_placement(model: Model, cluster: Cluster, ep_size: int, redundant: int, tokens_per_gpu: int,
+                   algorithms: list[str], stats_path: str | None = None, routing: str | None = None,
+                   transport: str = "deepep-normal", dispatch_dtype: str = "fp8", combine_dtype: str = "bf16",
+                   seed: int = 0) -> list[tuple[Placement, PlacementMetrics]]:
+    """``wideep place``: statistics from a file (``stats_path``) or a synthetic spec, then
+    :func:`place_and_evaluate`. Synthetic specs sample ``ep_size x tokens_per_gpu`` tokens."""
+    if (stats_path is None) == (routing is None):
+        raise InputError("give exactly one of --stats FILE or --routing SPEC", "--stats")
+    if tokens_per_gpu <= 0:
+        raise InputError(f"must be > 0, got {tokens_per_gpu}", "--tokens")
+    stats = routing_from_spec(stats_path or routing, model, ep_size * tokens_per_gpu, seed)
+    return place_and_evaluate(algorithms, stats, model, cluster, ep_size, redundant, tokens_per_gpu, transport,
+                              dispatch_dtype, combine_dtype, seed)
