@@ -222,7 +222,7 @@ def plan_cmd(options: dict,
 
 
 @app.command("compare")
-@plan_options("topology", "batch", "interactivity", "csv", "xlsx", "sweep", "model", "gpus", "ep", "context")
+@plan_options("topology", "batch", "interactivity", "csv", "xlsx", "svg", "sweep", "model", "gpus", "ep", "context")
 def compare_cmd(options: dict,
                 topology: List[str] = typer.Option(..., "--topology", help="System id or file; repeat."),
                 batch: Optional[List[int]] = typer.Option(None, "--batch", help="Decode batch per GPU; repeat."),
@@ -230,19 +230,22 @@ def compare_cmd(options: dict,
                     None, "--interactivity", help="Tokens/s per user: per system, the largest batch giving it."),
                 csv: Optional[str] = typer.Option(None, "--csv", help="Write the rows to this CSV file."),
                 xlsx: Optional[str] = typer.Option(None, "--xlsx", help="Write the rows to this XLSX file (openpyxl)."),
+                svg: Optional[str] = typer.Option(None, "--svg", help="Draw tokens/s/GPU vs tokens/s/user (implies --sweep)."),
                 sweep: bool = typer.Option(False, "--sweep", help="Also: who leads at every interactivity."),
                 as_json: bool = JSON) -> None:
     """The procurement report: one row per system and batch, stable columns with units; CSV/XLSX."""
     from .sweep import COLUMNS, compare_report
 
     spec = plan_spec(None, batch=(batch or [64])[0], **options)
-    rep = compare_report(spec, topology, batch, interactivity, sweep)
+    rep = compare_report(spec, topology, batch, interactivity, sweep or svg is not None)
+    if svg:
+        report.write_curves_svg(svg, rep["curves"], f"{spec.model} decode, EP {spec.ep}, context {spec.context:,}")
     if csv:
         report.write_csv(csv, rep["rows"], COLUMNS)
     if xlsx:
         report.write_xlsx(xlsx, rep["rows"], COLUMNS)
     out(as_json, rep, lambda: report.compare_text(rep, COLUMNS)
-        + "".join(f"\nwrote {f}" for f in (csv, xlsx) if f))
+        + "".join(f"\nwrote {f}" for f in (csv, xlsx, svg) if f))
 
 
 @app.command("a2a")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .catalog import write_text_atomic
 from .errors import CatalogError, InputError
 from .model import Model
 from .placement import Placement, from_table
@@ -71,11 +72,7 @@ def trtllm_yaml(placement: Placement, first_layer: int) -> str:
 def write_placement(path: str | Path, placement: Placement, fmt: str, model: Model,
                     summary: dict | None = None) -> None:
     """Write ``placement`` to ``path``; unwritable paths raise :class:`InputError` on ``--out``."""
-    text = render(placement, fmt, model, summary)
-    try:
-        Path(path).write_text(text)
-    except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror}", "--out") from None
+    write_text_atomic(path, render(placement, fmt, model, summary), "--out")
 
 
 YAML_LAYER = re.compile(r"^\s+(\d+)\s*:\s*\[([^\]]*)\]\s*$")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from typing import Any, Iterable, Sequence
 
+from . import svg
+from .catalog import write_atomic, write_text_atomic
 from .errors import InputError
 
 
@@ -63,13 +66,11 @@ def _plain(obj: Any) -> Any:
 
 def write_csv(path: str, rows: Sequence[dict], columns: Sequence[tuple[str, str]]) -> None:
     """Write ``rows`` (dicts) under the headers of ``columns`` [(key, header with units), ...] as CSV."""
-    try:
-        with open(path, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow([h for _, h in columns])
-            w.writerows([[_cell(r.get(k)) for k, _ in columns] for r in rows])
-    except OSError as exc:
-        raise InputError(f"cannot write: {exc.strerror}", path) from None
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow([h for _, h in columns])
+    w.writerows([[_cell(r.get(k)) for k, _ in columns] for r in rows])
+    write_text_atomic(path, buf.getvalue(), "--csv")
 
 
 def write_xlsx(path: str, rows: Sequence[dict], columns: Sequence[tuple[str, str]], sheet: str = "wideep") -> None:
@@ -84,10 +85,14 @@ def write_xlsx(path: str, rows: Sequence[dict], columns: Sequence[tuple[str, str
     ws.append([h for _, h in columns])
     for r in rows:
         ws.append([_cell(r.get(k)) for k, _ in columns])
-    try:
-        wb.save(path)
-    except OSError as exc:
-        raise InputError(f"cannot write: {exc.strerror}", path) from None
+    write_atomic(path, lambda tmp: wb.save(tmp), "--xlsx")
+
+
+def write_curves_svg(path: str, curves: dict[str, list[list[float]]], title: str) -> None:
+    """Tokens/s per GPU against tokens/s per user, one line per system, as an SVG picture."""
+    chart = svg.line_chart({name: [(u, g) for u, g in pts] for name, pts in curves.items()}, title,
+                           "tokens/s per user (interactivity)", "tokens/s per GPU (throughput)")
+    write_text_atomic(path, chart, "--svg")
 
 
 def _cell(value: Any) -> Any:

@@ -124,9 +124,13 @@ def compare(spec: PlanSpec, topologies: list[str], batches: list[int] | None = N
 def compare_report(spec: PlanSpec, topologies: list[str], batches: list[int] | None = None,
                    interactivity: float | None = None, with_lead: bool = False) -> dict:
     """``wideep compare``: {"rows": procurement rows} and, with ``with_lead``, {"lead": ...} from
-    :func:`lead_by_interactivity` over :data:`DEFAULT_BATCHES` on every topology."""
+    :func:`lead_by_interactivity` and {"curves": {system: [[tokens/s/user, tokens/s/GPU], ...]}} over
+    :data:`DEFAULT_BATCHES` on every topology."""
     rep: dict = {"rows": [row(p) for p in compare(spec, topologies, batches, interactivity)]}
     if with_lead:
-        lead = lead_by_interactivity({t: curve(replace(spec, topology=t)) for t in topologies})
+        curves = {t: curve(replace(spec, topology=t)) for t in topologies}
+        lead = lead_by_interactivity(curves)
         rep["lead"] = {"ahead_everywhere": lead.ahead_everywhere, "rows": lead.rows}
+        rep["curves"] = {ps[0].system: [[p.decode.tokens_per_s_per_user, p.decode.tokens_per_s_per_gpu]
+                                        for p in ps if p.memory.fits] for ps in curves.values()}
     return rep
