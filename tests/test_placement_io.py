@@ -78,3 +78,17 @@ def test_unknown_format(setup):
     model, _, p = setup
     with pytest.raises(InputError, match="--format"):
         render(p, "onnx", model)
+
+
+def test_trtllm_layer_keys_follow_the_models_moe_layers():
+    """Llama-4 Maverick interleaves MoE layers (1, 3, ..., 47); DeepSeek-V3's start after 3 dense ones."""
+    from wideep.model import load_model
+    from wideep.placement import Placement
+    from wideep.placement_io import render
+
+    for model_id, first, second in (("llama-4-maverick", 1, 3), ("deepseek-v3", 3, 4)):
+        m = load_model(model_id)
+        table = np.tile(np.arange(m.n_experts), (m.moe_layers, 1))
+        text = render(Placement(table, m.n_experts, 1, np.array([0])), "trtllm", m)
+        keys = [int(line.split(":")[0]) for line in text.splitlines() if line.startswith("  ")]
+        assert keys[:2] == [first, second] and len(keys) == m.moe_layers

@@ -93,6 +93,7 @@ class Model:
     tie_embeddings: bool
     attention: Attention
     mtp_layers: int = 0
+    moe_layer_ids: tuple[int, ...] = ()  # decoder indices of the MoE layers (empty: the last moe_layers)
     published_total_B: float | None = None
     published_active_B: float | None = None
     active_counts_embedding: bool = False
@@ -100,6 +101,10 @@ class Model:
     @property
     def is_moe(self) -> bool:
         return self.n_experts > 0
+
+    def moe_layer_indices(self) -> tuple[int, ...]:
+        """Decoder index of each MoE layer (DeepSeek-V3: 3..60; Llama-4 Maverick: 1, 3, ..., 47)."""
+        return self.moe_layer_ids or tuple(range(self.layers - self.moe_layers, self.layers))
 
     @property
     def expert_params(self) -> int:
@@ -218,13 +223,13 @@ def gqa(c: ConfigReader, hidden: int, heads_key: str = "num_attention_heads",
 def parse_deepseek(c: ConfigReader) -> dict[str, Any]:
     layers, first_dense = c.get("num_hidden_layers"), c.get("first_k_dense_replace", 0, rule="nonneg")
     freq = c.get("moe_layer_freq", 1)
-    moe = sum(1 for i in range(first_dense, layers) if i % freq == 0)
+    moe = tuple(i for i in range(first_dense, layers) if i % freq == 0)
     nope, rope = c.get("qk_nope_head_dim"), c.get("qk_rope_head_dim")
     heads = c.get("num_attention_heads")
     attn = Attention("mla", heads, heads, nope + rope, c.get("v_head_dim"), c.get("q_lora_rank", 0, rule="nonneg"),
                      c.get("kv_lora_rank"), rope)
-    return dict(hidden=c.get("hidden_size"), layers=layers, moe_layers=moe, dense_layers=layers - moe,
-                dense_ffn=c.get("intermediate_size"), n_experts=c.get("n_routed_experts"),
+    return dict(hidden=c.get("hidden_size"), layers=layers, moe_layers=len(moe), dense_layers=layers - len(moe),
+                moe_layer_ids=moe, dense_ffn=c.get("intermediate_size"), n_experts=c.get("n_routed_experts"),
                 top_k=c.get("num_experts_per_tok"), expert_ffn=c.get("moe_intermediate_size"),
                 shared_ffn=c.get("n_shared_experts", 0, rule="nonneg") * c.get("moe_intermediate_size"),
                 n_group=c.get("n_group", 1), topk_group=c.get("topk_group", 1), vocab=c.get("vocab_size"),
@@ -235,9 +240,9 @@ def parse_deepseek(c: ConfigReader) -> dict[str, Any]:
 def parse_qwen3_moe(c: ConfigReader) -> dict[str, Any]:
     layers, step = c.get("num_hidden_layers"), c.get("decoder_sparse_step", 1)
     dense_only = set(c.get("mlp_only_layers", [], kind=list))
-    moe = sum(1 for i in range(layers) if i not in dense_only and (i + 1) % step == 0)
+    moe = tuple(i for i in range(layers) if i not in dense_only and (i + 1) % step == 0)
     hidden = c.get("hidden_size")
-    return dict(hidden=hidden, layers=layers, moe_layers=moe, dense_layers=layers - moe,
+    return dict(hidden=hidden, layers=layers, moe_layers=len(moe), dense_layers=layers - len(moe), moe_layer_ids=moe,
                 dense_ffn=c.get("intermediate_size"), n_experts=c.get("num_experts"),
                 top_k=c.get("num_experts_per_tok"), expert_ffn=c.get("moe_intermediate_size"), shared_ffn=0,
                 n_group=1, topk_group=1, vocab=c.get("vocab_size"),
@@ -256,8 +261,8 @@ def parse_mixtral(c: ConfigReader) -> dict[str, Any]:
 def parse_llama4(c: ConfigReader) -> dict[str, Any]:
     t = c.sub("text_config")
     hidden, layers, step = t.get("hidden_size"), t.get("num_hidden_layers"), t.get("interleave_moe_layer_step", 1)
-    moe = layers // step
-    return dict(hidden=hidden, layers=layers, moe_layers=moe, dense_layers=layers - moe,
+    moe = tuple(range(step - 1, layers, step))  # as transformers' Llama4TextConfig derives moe_layers
+    return dict(hidden=hidden, layers=layers, moe_layers=len(moe), dense_layers=layers - len(moe), moe_layer_ids=moe,
                 dense_ffn=t.get("intermediate_size_mlp"), n_experts=t.get("num_local_experts"),
                 top_k=t.get("num_experts_per_tok"), expert_ffn=t.get("intermediate_size"),
                 shared_ffn=t.get("intermediate_size"), n_group=1, topk_group=1, vocab=t.get("vocab_size"),

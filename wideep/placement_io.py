@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -29,11 +30,6 @@ FORMATS = ("sglang", "vllm", "trtllm", "json")
 MAP_KEY = "physical_to_logical_map"
 
 
-def first_moe_layer(model: Model) -> int:
-    """Decoder index of the first MoE layer, assuming the dense layers come first (DeepSeek: 3)."""
-    return model.layers - model.moe_layers
-
-
 def render(placement: Placement, fmt: str, model: Model, summary: dict | None = None) -> str:
     """The text of a placement file in format ``fmt`` (``sglang``, ``vllm``, ``trtllm`` or ``json``)."""
     table = placement.phy2log.tolist()
@@ -43,7 +39,7 @@ def render(placement: Placement, fmt: str, model: Model, summary: dict | None = 
         return json.dumps({MAP_KEY: table, "num_redundant_experts": placement.redundant,
                            "ep_size": placement.ep_size}) + "\n"
     if fmt == "trtllm":
-        return trtllm_yaml(placement, first_moe_layer(model))
+        return trtllm_yaml(placement, model.moe_layer_indices())
     if fmt == "json":
         return json.dumps({"model": model.id, "algorithm": placement.algorithm, "ep_size": placement.ep_size,
                            "n_experts": placement.n_experts, "num_slots": placement.slots,
@@ -52,19 +48,19 @@ def render(placement: Placement, fmt: str, model: Model, summary: dict | None = 
     raise InputError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})", "--format")
 
 
-def trtllm_yaml(placement: Placement, first_layer: int) -> str:
-    """TensorRT-LLM ``moe_load_balancer`` YAML; layers keyed ``first_layer + i``.
+def trtllm_yaml(placement: Placement, layer_ids: Sequence[int]) -> str:
+    """TensorRT-LLM ``moe_load_balancer`` YAML; row i keyed by its decoder layer index ``layer_ids[i]``.
 
     >>> from wideep.placement import Placement
     >>> p = Placement(np.array([[0, 1, 1, 0]]), 2, 2, np.array([0, 0]))
-    >>> print(trtllm_yaml(p, 3), end="")
+    >>> print(trtllm_yaml(p, [3]), end="")
     num_slots: 4
     initial_global_assignments:
       3: [0, 1, 1, 0]
     layer_updates_per_iter: 0
     """
     lines = [f"num_slots: {placement.slots}", "initial_global_assignments:"]
-    lines += [f"  {first_layer + i}: [{', '.join(map(str, row))}]" for i, row in enumerate(placement.phy2log.tolist())]
+    lines += [f"  {layer}: [{', '.join(map(str, row))}]" for layer, row in zip(layer_ids, placement.phy2log.tolist())]
     lines.append("layer_updates_per_iter: 0")
     return "\n".join(lines) + "\n"
 
