@@ -32,3 +32,25 @@ def test_failed_run_writes_no_file(tmp_path):
                 "--routing", "uniform", "--out", str(out))
     assert r.returncode == 2, r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_progress_bar_reaches_the_end():
+    import io
+
+    from wideep import progress
+    from wideep.model import load_model
+    from wideep.routing import synthetic_routing
+
+    stream = io.StringIO()
+    previous = progress.listen(progress.terminal_bar(stream, after_s=0.0, width=10))
+    try:
+        synthetic_routing(load_model("mixtral-8x7b"), "uniform", 64, layers=4)
+    finally:
+        progress.listen(previous)
+    assert stream.getvalue().endswith("routing uniform, 64 tokens [##########] 4/4\n")
+
+
+def test_json_output_has_no_progress_bar():
+    """Progress goes to a terminal's stderr only: piped output stays clean."""
+    r = run_cli("a2a", "--model", "mixtral-8x7b", "--topology", "hgx-h100", "--ep", "8", "--tokens", "64", "--json")
+    assert r.returncode == 0 and r.stderr == ""

@@ -10,7 +10,7 @@ from typing import Any, Callable, List, Optional
 import click
 import typer
 
-from . import catalog, report, units
+from . import catalog, progress, report, units
 from .errors import InputError, WideEPError
 from .hardware import load_gpu, load_system
 from .model import kv_usage, load_model
@@ -288,6 +288,8 @@ def flatten(d: dict, prefix: str = "") -> list[list[Any]]:
 
 def main() -> None:
     """Entry point: bad input prints one line on stderr and exits 2; never a traceback for it."""
+    if sys.stderr.isatty():
+        progress.listen(progress.terminal_bar(sys.stderr))
     try:
         code = app(standalone_mode=False)
     except WideEPError as exc:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import progress
 from .errors import InputError
 from .model import Model
 
@@ -231,12 +232,13 @@ def synthetic_routing(model: Model, spec: str, tokens: int, seed: int = 0, layer
     for layer in range(n_layers):
         if kind == "uniform":
             ids[layer] = uniform_topk(rng, tokens, model.n_experts, model.top_k, n_group, topk_group)
-            continue
-        log_w = layer_log_weights(kind, param, rng, model.n_experts)
-        for start in range(0, tokens, chunk_tokens):
-            n = min(chunk_tokens, tokens - start)
-            rows = log_w[rng.integers(0, log_w.shape[0], size=n)]
-            ids[layer, start:start + n] = gumbel_topk(rng, rows, model.top_k, n_group, topk_group)
+        else:
+            log_w = layer_log_weights(kind, param, rng, model.n_experts)
+            for start in range(0, tokens, chunk_tokens):
+                n = min(chunk_tokens, tokens - start)
+                rows = log_w[rng.integers(0, log_w.shape[0], size=n)]
+                ids[layer, start:start + n] = gumbel_topk(rng, rows, model.top_k, n_group, topk_group)
+        progress.advance(f"routing {spec}, {tokens:,} tokens", layer + 1, n_layers)
     return from_topk(ids, model.n_experts, rows_sorted=True)
 
 
