@@ -50,3 +50,49 @@ def test_bad_input_one_line_exit_2(extra, needle):
     res = run_cli(*BASE, *extra)
     assert res.returncode == 2
     assert needle in res.stderr and len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
+
+
+A2A = ["a2a", "--model", "qwen3-30b-a3b", "--topology", "hgx-h100", "--gpus", "16", "--ep", "16", "--tokens", "32",
+       "--transport", "deepep-normal", "--json"]
+
+
+@pytest.mark.parametrize("fmt, suffix", [("trtllm", "yaml"), ("sglang", "json"), ("vllm", "json"), ("json", "json")])
+def test_a2a_reads_what_place_writes(tmp_path, fmt, suffix):
+    """One reader for --placement: every format `place --out` writes goes straight into `a2a`."""
+    path = tmp_path / f"p.{suffix}"
+    res = run_cli(*BASE, "--routing", "uniform", "--algorithm", "balanced", "--out", str(path), "--format", fmt)
+    assert res.returncode == 0, res.stderr
+    placed = run_cli(*A2A, "--placement", str(path))
+    assert placed.returncode == 0, placed.stderr
+    default = json.loads(run_cli(*A2A).stdout)
+    assert json.loads(placed.stdout)["dispatch_us"] != default["dispatch_us"]  # the file's map was used
+
+
+def test_a2a_reads_sglang_json_and_npy(tmp_path):
+    import numpy as np
+
+    table = np.tile(np.arange(128), (48, 1))
+    (tmp_path / "p.json").write_text(json.dumps({"physical_to_logical_map": table.tolist()}))
+    np.save(tmp_path / "p.npy", table)
+    default = json.loads(run_cli(*A2A).stdout)
+    for name in ("p.json", "p.npy"):
+        res = run_cli(*A2A, "--placement", str(tmp_path / name))
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout)["dispatch_us"] == pytest.approx(default["dispatch_us"])  # contiguous map
+    bad = table.copy()
+    bad[7] = 0
+    np.save(tmp_path / "bad.npy", bad)
+    res = run_cli(*A2A, "--placement", str(tmp_path / "bad.npy"))
+    assert res.returncode == 2 and "bad.npy: phy2log[7]: logical expert 1 has no slot" in res.stderr
+
+
+@pytest.mark.parametrize("args, needle", [
+    (BASE[:-4] + ["--redundant", "100000", "--routing", "uniform"], "--redundant: "),
+    (BASE + ["--routing", "uniform", "--tokens", "100000"], "--tokens: "),
+    (BASE + ["--routing", "uniform", "--dtype", "nvfp4"], "--dtype: "),
+    (A2A + ["--combine-dtype", "nvfp4"], "--combine-dtype: "),
+    (A2A + ["--dtype", "nvfp4"], "has no nvfp4 support"),
+])
+def test_bounds_and_hopper_nvfp4_exit_2(args, needle):
+    res = run_cli(*args)
+    assert res.returncode == 2 and needle in res.stderr and "Traceback" not in res.stderr, res.stderr

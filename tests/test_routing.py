@@ -189,3 +189,72 @@ def test_cli_bad_routing_is_one_line_exit_2(tmp_path):
     r = run_cli("a2a", "--model", "mixtral-8x7b", "--topology", "hgx-h100", "--ep", "8", "--tokens", "4",
                 "--routing", str(tmp_path / "bad.npy"))
     assert r.returncode == 2 and "out of range" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_zero_load_layer_and_repeated_expert_are_rejected(tmp_path):
+    load = np.ones((32, 8))
+    load[5] = 0.0
+    np.savez(tmp_path / "z.npz", load=load)
+    with pytest.raises(InputError, match="MoE layer 5 has no selections"):
+        load_routing(tmp_path / "z.npz", MIXTRAL)
+    (tmp_path / "zeros.json").write_text(json.dumps({"load": np.zeros((32, 8)).tolist()}))
+    r = run_cli("plan", "--model", "mixtral-8x7b", "--topology", "hgx-h100", "--ep", "8",
+                "--routing", str(tmp_path / "zeros.json"))
+    assert r.returncode == 2 and "sum to 0" in r.stderr and "nan" not in r.stdout
+    ids = ids_for(MIXTRAL)
+    ids[4, 2] = [3, 3]
+    np.savez(tmp_path / "dup.npz", topk_ids=ids)
+    with pytest.raises(InputError, match="token 2 of MoE layer 4 selects expert 3 twice"):
+        load_routing(tmp_path / "dup.npz", MIXTRAL)
+
+
+def test_helpers_by_hand():
+    from wideep.routing import balancedness, per_layer_counts, token_ranks
+
+    assert token_ranks(6, 3).tolist() == [0, 0, 1, 1, 2, 2]
+    assert per_layer_counts(np.array([[[0, 1], [1, 1]], [[2, 2], [0, 2]]]), 3).tolist() == [[1, 3, 0], [1, 0, 3]]
+    assert balancedness(np.array([[2.0, 2.0], [0.0, 2.0], [0.0, 0.0]])).tolist() == [1.0, 0.5, 1.0]
+
+
+@pytest.mark.parametrize("call", [
+    lambda: synthetic_routing(MIXTRAL, "uniform", 8, seed=-1),
+    lambda: sample_tokens(synthetic_routing(MIXTRAL, "uniform", 4, layers=1), 8, seed=-3),
+])
+def test_negative_seed_names_the_option(call):
+    with pytest.raises(InputError, match="--seed"):
+        call()
+
+
+@pytest.mark.parametrize("args", [
+    ["a2a", "--model", "mixtral-8x7b", "--topology", "hgx-h100", "--ep", "8", "--tokens", "4", "--seed", "-1"],
+    ["place", "--model", "mixtral-8x7b", "--topology", "hgx-h100", "--gpus", "8", "--routing", "uniform",
+     "--seed", "-1"],
+])
+def test_cli_negative_seed_exit_2(args):
+    r = run_cli(*args)
+    assert r.returncode == 2 and "--seed" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_sample_size_limit():
+    from wideep.routing import MAX_SAMPLE_TOKENS
+
+    with pytest.raises(InputError, match="--tokens: .*over the limit of 1,048,576"):
+        synthetic_routing(MIXTRAL, "uniform", MAX_SAMPLE_TOKENS + 1, layers=1)
+    small = synthetic_routing(MIXTRAL, "uniform", 4, layers=1)
+    with pytest.raises(InputError, match="--tokens"):
+        sample_tokens(small, MAX_SAMPLE_TOKENS + 1)
+    r = run_cli("a2a", "--model", "mixtral-8x7b", "--topology", "hgx-h100", "--ep", "8", "--tokens", "200000")
+    assert r.returncode == 2 and "--tokens" in r.stderr and "1,048,576" in r.stderr
+
+
+def test_trtllm_raw_files_disagreeing_on_top_k(tmp_path):
+    from wideep.errors import CatalogError
+
+    (tmp_path / "meta_info.json").write_text(json.dumps({"num_experts": 8, "num_experts_per_token": 2}))
+    write_safetensors(tmp_path / "rank0_raw.safetensors", {f"0_{layer}": np.zeros((3, 2), np.int32)
+                                                           for layer in range(32)})
+    write_safetensors(tmp_path / "rank1_raw.safetensors", {f"0_{layer}": np.zeros((3, 4), np.int32)
+                                                           for layer in range(32)})
+    with pytest.raises(CatalogError, match="top_k is 4, rank0_raw.safetensors records 2") as err:
+        load_routing(tmp_path, MIXTRAL)
+    assert str(tmp_path / "rank1_raw.safetensors") in str(err.value)

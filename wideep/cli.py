@@ -14,6 +14,7 @@ from . import catalog, progress, report, units
 from .errors import InputError, WideEPError
 from .hardware import load_gpu, load_system
 from .model import kv_usage, load_model
+from .plan import PlanSpec
 from .topology import load_cluster
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -45,8 +46,6 @@ def models_show(model: str = typer.Argument(..., help="Catalog id, model TOML or
                 context: int = typer.Option(4096, help="Context (tokens) for KV per token and FLOPs per token."),
                 as_json: bool = JSON) -> None:
     """Show one model: shapes, parameter counts (derived vs published), bytes per expert, KV and FLOPs per token."""
-    if context <= 0:
-        raise InputError(f"must be > 0, got {context}", "--context")
     s = load_model(model).summary(context)
     out(as_json, s, lambda: report.table(flatten(s), ["field", "value"]))
 
@@ -54,14 +53,11 @@ def models_show(model: str = typer.Argument(..., help="Catalog id, model TOML or
 @topologies_app.command("list")
 def topologies_list(as_json: bool = JSON) -> None:
     """List the systems (topologies) and the GPUs they are built from."""
-    systems = [load_system(s) for s in catalog.list_ids("systems")]
-    rows = [{"id": s.id, "name": s.name, "gpu": s.gpu.id, "gpus_per_domain": s.scale_up.gpus_per_domain,
-             "nvlink_GBps": s.scale_up.bw_Bps / units.GBps, "nic_Gbps": s.scale_out.per_gpu_Bps / units.Gbps}
-            for s in systems]
-    gpus = [load_gpu(g) for g in catalog.list_ids("gpus")]
-    out(as_json, {"systems": rows, "gpus": [g.id for g in gpus]}, lambda: report.table(
+    rows = [load_system(s).summary() for s in catalog.list_ids("systems")]
+    gpus = catalog.list_ids("gpus")
+    out(as_json, {"systems": rows, "gpus": gpus}, lambda: report.table(
         [list(r.values()) for r in rows], ["id", "name", "gpu", "GPUs/domain", "NVLink GB/s", "NIC Gb/s"])
-        + "\n\nGPUs: " + ", ".join(g.id for g in gpus))
+        + "\n\nGPUs: " + ", ".join(gpus))
 
 
 @topologies_app.command("show")
@@ -73,6 +69,8 @@ def topologies_show(topology: str = typer.Argument(..., help="System id (hgx-h10
     A GPU id (h100-sxm) shows that GPU's datasheet figures instead.
     """
     is_gpu = topology in catalog.list_ids("gpus")
+    if is_gpu and gpus is not None:
+        raise InputError(f"{topology} is a GPU; --gpus applies to systems", "--gpus")
     s = load_gpu(topology).summary() if is_gpu else load_cluster(topology, gpus).summary()
     out(as_json, s, lambda: report.table(flatten(s), ["field", "value"]))
 
@@ -83,8 +81,6 @@ def kv(model: List[str] = typer.Option(..., "--model", help="Model id or file; r
        kv_dtype: str = typer.Option("bf16", help="KV cache dtype: bf16, fp8 or nvfp4."),
        as_json: bool = JSON) -> None:
     """KV-cache bytes per token and per sequence; several --model options give one comparison table."""
-    if context <= 0:
-        raise InputError(f"must be > 0, got {context}", "--context")
     dt = units.dtype(kv_dtype, "--kv-dtype")
     rows = [kv_usage(load_model(m), context, dt) for m in model]
     cols = ["model", "attention", "kv_bytes_per_token", "kv_GB_total", "kv_GiB_total"]
@@ -124,7 +120,7 @@ def place_cmd(model: str = typer.Option(..., "--model", help="Model id or file."
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})", "--format")
     m, cluster = load_model(model), load_cluster(topology, gpus)
-    runs = plan_placement(m, cluster, ep or gpus, redundant, tokens, list(ALGORITHMS) if compare else [algorithm],
+    runs = plan_placement(m, cluster, gpus if ep is None else ep, redundant, tokens, list(ALGORITHMS) if compare else [algorithm],
                           stats, routing, transport, dtype, combine_dtype, seed)
     rows = [metrics.summary() for _, metrics in runs]
     if out_path:
@@ -140,40 +136,43 @@ PLAN_DEFAULT_HELP = "Default: compare DeepSeek-V3 EP32 on 4x hgx-h100 and one gb
 
 def plan_spec(topology: Optional[str], **options: Any) -> Any:
     """Options -> PlanSpec (no arithmetic)."""
-    from .plan import PlanSpec
-
     return PlanSpec(topology=topology or "hgx-h100", **options)
 
 
+SPEC = PlanSpec()  # defaults of every plan option
+
 #: The PlanSpec options ``plan`` and ``compare`` share: name -> (type, option), in --help order.
 PLAN_OPTIONS: dict[str, tuple[Any, Any]] = dict(
-    model=(str, typer.Option("deepseek-v3", "--model", help="Model id or file.")),
+    model=(str, typer.Option(SPEC.model, "--model", help="Model id or file.")),
     gpus=(Optional[int],
           typer.Option(None, "--gpus", help="GPUs in the deployment (a multiple of --ep; default --ep).")),
-    ep=(int, typer.Option(32, "--ep", help="EP group size.")),
-    batch=(int, typer.Option(64, "--batch", help="Decode batch: sequences per GPU.")),
-    context=(int, typer.Option(4096, "--context", help="Decode: mean cached tokens per sequence.")),
-    dtype=(str, typer.Option("fp8", "--dtype", help="Weights and GEMMs: bf16, fp8 or nvfp4 (Blackwell only).")),
+    ep=(int, typer.Option(SPEC.ep, "--ep", help="EP group size.")),
+    batch=(int, typer.Option(SPEC.batch, "--batch", help="Decode batch: sequences per GPU.")),
+    context=(int, typer.Option(SPEC.context, "--context", help="Decode: mean cached tokens per sequence.")),
+    dtype=(str, typer.Option(SPEC.dtype, "--dtype", help="Weights and GEMMs: bf16, fp8 or nvfp4 (Blackwell only).")),
     attn_dtype=(Optional[str],
                 typer.Option(None, "--attn-dtype", help="Attention projection weights (default --dtype).")),
-    kv_dtype=(str, typer.Option("bf16", "--kv-dtype", help="KV cache dtype.")),
-    overlap=(str, typer.Option("auto", "--overlap", help="tbo (two micro-batches), none, or auto (the faster).")),
-    mtp=(int, typer.Option(0, "--mtp", help="MTP draft tokens per step (speculative decoding).")),
-    acceptance=(float, typer.Option(0.85, "--acceptance", help="Acceptance rate of each draft token.")),
+    kv_dtype=(str, typer.Option(SPEC.kv_dtype, "--kv-dtype", help="KV cache dtype.")),
+    dispatch_dtype=(str, typer.Option(SPEC.dispatch_dtype, "--dispatch-dtype", help="Dispatch payload dtype.")),
+    combine_dtype=(str, typer.Option(SPEC.combine_dtype, "--combine-dtype", help="Combine payload dtype.")),
+    overlap=(str, typer.Option(SPEC.overlap, "--overlap", help="tbo (two micro-batches), none, or auto (the faster).")),
+    mtp=(int, typer.Option(SPEC.mtp, "--mtp", help="MTP draft tokens per step (speculative decoding).")),
+    acceptance=(float, typer.Option(SPEC.acceptance, "--acceptance", help="Acceptance rate of each draft token.")),
     redundant=(Optional[int],
                typer.Option(None, "--redundant", help="Redundant expert slots (default: fewest that divide).")),
-    routing=(str, typer.Option("uniform", "--routing", help="uniform, zipf:S, topics:K or a statistics file.")),
-    placement=(str, typer.Option("balanced", "--placement", help="contiguous, balanced or topology.")),
+    routing=(str, typer.Option(SPEC.routing, "--routing", help="uniform, zipf:S, topics:K or a statistics file.")),
+    placement=(str, typer.Option(SPEC.placement, "--placement", help="contiguous, balanced or topology.")),
     transport=(Optional[str],
                typer.Option(None, "--transport", help="Default deepep-ll (decode), deepep-normal (prefill).")),
-    prefill_tokens=(int, typer.Option(8192, "--prefill-tokens", help="Prefill: prompt tokens per GPU per step.")),
-    cache_hit=(float, typer.Option(0.0, "--cache-hit", help="Prefill: prefix-cache hit rate, 0 to <1.")),
-    isl=(int, typer.Option(1024, "--isl", help="Prompt tokens per request (prefill length, mixed price).")),
-    osl=(int, typer.Option(1024, "--osl", help="Output tokens per request (mixed price).")),
+    prefill_tokens=(int, typer.Option(SPEC.prefill_tokens, "--prefill-tokens", help="Prefill: prompt tokens per GPU per step.")),
+    cache_hit=(float, typer.Option(SPEC.cache_hit, "--cache-hit", help="Prefill: prefix-cache hit rate, 0 to <1.")),
+    isl=(int, typer.Option(SPEC.isl, "--isl", help="Prompt tokens per request (prefill length, mixed price).")),
+    osl=(int, typer.Option(SPEC.osl, "--osl", help="Output tokens per request (mixed price).")),
     price_per_gpu_hour=(Optional[float],
                         typer.Option(None, "--price-per-gpu-hour", help="$/GPU-hour (default: catalog).")),
     price_scenario=(Optional[str], typer.Option(None, "--price-scenario", help="Catalog price scenario name.")),
     calibration=(Optional[str], typer.Option(None, "--calibration", help="Calibration TOML laid over the catalog's.")),
+    seed=(int, typer.Option(SPEC.seed, "--seed", help="Seed of synthetic routing.")),
 )
 
 
@@ -267,12 +266,7 @@ def a2a_cmd(model: str = typer.Option(..., "--model", help="Model id or file."),
 
     s = a2a_by_name(model, topology, gpus, ep, tokens, transport, dtype, combine_dtype, routing, placement,
                     seed).summary()
-    rows = [[p, s[f"{p}_us"], s[f"{p}_sol_us"], s[f"{p}_latency_us"], s[f"{p}_logical_GBps"],
-             s["bytes_by_tier"][p]["nvlink"] / units.GB, s["bytes_by_tier"][p]["scale_out"] / units.GB,
-             s["binding_link" if p == "dispatch" else "combine_binding_link"]] for p in ("dispatch", "combine")]
-    out(as_json, s, lambda: f"{s['transport']}, EP{s['ep_size']}, {s['tokens_per_gpu']} tokens/GPU "
-        f"(times per MoE layer, mean over layers)\n" + report.table(
-            rows, ["phase", "us", "SOL us", "fixed us", "GB/s per GPU", "NVLink GB", "scale-out GB", "binding link"]))
+    out(as_json, s, lambda: report.a2a_text(s))
 
 
 def flatten(d: dict, prefix: str = "") -> list[list[Any]]:

@@ -48,15 +48,24 @@ class Group:
         return bool(np.all(np.diff(self.domain) >= 0))
 
 
+def relabel_domains(domain_of: np.ndarray) -> np.ndarray:
+    """Domain of each rank renumbered 0 .. n - 1 in order of first appearance, int64, shape (ep,).
+
+    >>> relabel_domains(np.array([5, 5, 2, 7, 2])).tolist()
+    [0, 0, 1, 2, 1]
+    """
+    _, first, dom = np.unique(np.asarray(domain_of), return_index=True, return_inverse=True)
+    remap = np.argsort(np.argsort(first))
+    return remap[dom.reshape(-1)].astype(np.int64)
+
+
 def group_of(domain_of: np.ndarray) -> Group:
     """:class:`Group` of ranks with domains ``domain_of`` (shape (ep,)).
 
     >>> group_of(np.array([0, 0, 1, 1])).relay.tolist()
     [[0, 2], [1, 3], [0, 2], [1, 3]]
     """
-    _, first, dom = np.unique(np.asarray(domain_of), return_index=True, return_inverse=True)
-    remap = np.argsort(np.argsort(first))  # label domains in order of first appearance
-    dom = remap[dom]
+    dom = relabel_domains(domain_of)
     n = int(dom.max()) + 1
     members = [np.flatnonzero(dom == d) for d in range(n)]
     local = np.empty(len(dom), dtype=int)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import units
 from .errors import InputError
 from .hardware import GPU
 
@@ -89,6 +90,6 @@ def cost(gpu: GPU, output_tokens_per_s_per_gpu: float, input_tokens_per_s_per_gp
     gpu_s = isl / input_tokens_per_s_per_gpu + osl / output_tokens_per_s_per_gpu
     mix = usd / SECONDS_PER_HOUR * gpu_s / (isl + osl) * TOKENS_PER_MTOK
     return Cost(name, usd, usd_per_mtok(usd, output_tokens_per_s_per_gpu),
-                usd_per_mtok(usd, input_tokens_per_s_per_gpu), mix, isl, osl, gpu.all_in_W / 1e3,
+                usd_per_mtok(usd, input_tokens_per_s_per_gpu), mix, isl, osl, gpu.all_in_W / units.kW,
                 output_tokens_per_s_per_gpu * W_PER_MW / gpu.all_in_W,
                 gpu.all_in_W / output_tokens_per_s_per_gpu)

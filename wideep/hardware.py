@@ -133,6 +133,12 @@ class System:
     scale_up: ScaleUp
     scale_out: ScaleOut
 
+    def summary(self) -> dict:
+        """One catalog row: id, name, GPU, GPUs per domain, NVLink GB/s and NIC Gb/s per GPU (one direction)."""
+        return {"id": self.id, "name": self.name, "gpu": self.gpu.id,
+                "gpus_per_domain": self.scale_up.gpus_per_domain, "nvlink_GBps": self.scale_up.bw_Bps / units.GBps,
+                "nic_Gbps": self.scale_out.per_gpu_Bps / units.Gbps}
+
 
 def load_gpu(name: str) -> GPU:
     """GPU from a catalog id (``h100-sxm``) or a TOML path."""
@@ -150,8 +156,9 @@ def _load_gpu(path_str: str) -> GPU:
     flops = {"bf16": data["bf16_TFLOPs"] * units.TFLOPs, "fp8": data["fp8_TFLOPs"] * units.TFLOPs}
     if "fp4_TFLOPs" in data:
         flops["nvfp4"] = data["fp4_TFLOPs"] * units.TFLOPs
-    if data["hbm_usable_GB"] > data["hbm_GB"]:
-        raise CatalogError(f"exceeds hbm_GB ({data['hbm_GB']})", path_str, "hbm_usable_GB")
+    if data["hbm_usable_GB"] > data["hbm_GB"] * units.GiB / units.GB:
+        raise CatalogError(f"exceeds hbm_GB ({data['hbm_GB']}, read as GiB as marketing does)", path_str,
+                           "hbm_usable_GB")
     return GPU(
         id=path.stem, name=data["name"], arch=data["arch"], flops_per_s=flops,
         hbm_bytes=data["hbm_GB"] * units.GB, hbm_usable_bytes=data["hbm_usable_GB"] * units.GB,

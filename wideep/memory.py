@@ -34,7 +34,12 @@ class Precision:
             object.__setattr__(self, "attention", self.weights)
 
     def dt(self, which: str) -> DType:
-        return units.dtype(getattr(self, which), f"--{which if which != 'weights' else 'dtype'}")
+        """The DType of ``weights``, ``attention`` or ``kv``; unknown names raise naming the option."""
+        return units.dtype(getattr(self, which), OPTIONS[which])
+
+
+#: The CLI option that sets each Precision field (named in errors).
+OPTIONS = {"weights": "--dtype", "attention": "--attn-dtype", "kv": "--kv-dtype"}
 
 
 @dataclass(frozen=True)

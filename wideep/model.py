@@ -13,7 +13,7 @@ from typing import Any
 
 from . import units
 from .catalog import Field, check_table, check_value, read_file, resolve
-from .errors import CatalogError
+from .errors import CatalogError, InputError
 from .units import DType
 
 MODEL_FIELDS = {
@@ -56,13 +56,14 @@ class Attention:
             return self.kv_lora_rank + self.rope_dim
         return self.kv_heads * (self.head_dim + self.v_head_dim)
 
-    def score_flops_per_token(self, context: float) -> float:
+    def score_flops_per_token(self, context: float, absorbed: bool = True) -> float:
         """Score and value FLOPs per new token per layer at ``context`` cached tokens.
 
-        MLA in decode runs absorbed (queries against the latent: kv_lora + rope dims for scores,
-        kv_lora for values), as DeepSeek's inference does.
+        MLA ``absorbed`` (decode, as DeepSeek's inference runs it) scores queries against the latent
+        (kv_lora + rope dims) and reads values from it (kv_lora); not absorbed (prefill) it works on full
+        per-head keys and values like GQA.
         """
-        if self.kind == "mla":
+        if self.kind == "mla" and absorbed:
             return 2.0 * self.heads * (2 * self.kv_lora_rank + self.rope_dim) * context
         return 2.0 * self.heads * (self.head_dim + self.v_head_dim) * context
 
@@ -158,37 +159,46 @@ class Model:
     def kv_bytes(self, context_tokens: float, dt: DType) -> float:
         """KV-cache bytes of one sequence of ``context_tokens`` tokens, all layers (sliding layers capped)."""
         per_layer = dt.activation_bytes(self.attention.kv_values_per_token())
-        a = self.attention
-        window = min(context_tokens, a.sliding_window) if a.sliding_window else context_tokens
-        return per_layer * ((self.layers - a.sliding_layers) * context_tokens + a.sliding_layers * window)
+        full, window = self.attended(context_tokens)
+        return per_layer * ((self.layers - self.attention.sliding_layers) * full + self.attention.sliding_layers * window)
 
     def kv_bytes_per_token(self, context_tokens: float, dt: DType) -> float:
         """Mean KV bytes per cached token at ``context_tokens`` (70,272 B for DeepSeek-V3 in BF16)."""
         return self.kv_bytes(context_tokens, dt) / context_tokens
 
+    def attended(self, context_tokens: float) -> tuple[float, float]:
+        """Tokens a new token attends to in (full-attention, sliding-window) layers."""
+        a = self.attention
+        return context_tokens, min(context_tokens, a.sliding_window) if a.sliding_window else context_tokens
+
+    def score_flops_per_token(self, context_tokens: float, absorbed: bool = True, extra_layers: int = 0) -> float:
+        """Attention score + value FLOPs of one new token over all layers (plus ``extra_layers`` full ones,
+        e.g. MTP modules) at ``context_tokens`` cached tokens; sliding-window layers capped."""
+        a = self.attention
+        full, window = self.attended(context_tokens)
+        return ((self.layers - a.sliding_layers + extra_layers) * a.score_flops_per_token(full, absorbed)
+                + a.sliding_layers * a.score_flops_per_token(window, absorbed))
+
     def flops_per_token(self, context_tokens: float) -> float:
         """Forward FLOPs for one new token at ``context_tokens`` cached: 2 x active weights + attention."""
-        a = self.attention
-        window = min(context_tokens, a.sliding_window) if a.sliding_window else context_tokens
-        score = ((self.layers - a.sliding_layers) * a.score_flops_per_token(context_tokens)
-                 + a.sliding_layers * a.score_flops_per_token(window))
-        return 2.0 * self.active_params + score
+        return 2.0 * self.active_params + self.score_flops_per_token(context_tokens)
 
     def summary(self, context_tokens: int = 4096) -> dict[str, Any]:
         """Figures for display and JSON (parameters in billions; FLOPs at ``context_tokens``)."""
+        check_context(context_tokens)
         return {
             "id": self.id, "name": self.name, "architecture": self.architecture,
             "hidden_size": self.hidden, "layers": self.layers, "moe_layers": self.moe_layers,
             "routed_experts": self.n_experts, "top_k": self.top_k, "expert_ffn": self.expert_ffn,
             "attention": self.attention.kind,
-            "total_params_B": self.total_params / units.B, "active_params_B": self.active_params_as_published / units.B,
+            "total_params_B": self.total_params / units.BILLION, "active_params_B": self.active_params_as_published / units.BILLION,
             "published_total_params_B": self.published_total_B,
             "published_active_params_B": self.published_active_B,
             "bytes_per_expert": {n: self.expert_bytes(dt) for n, dt in units.DTYPES.items()},
             "non_expert_bytes_bf16": units.DTYPES["bf16"].weight_bytes(self.non_expert_params),
             "kv_bytes_per_token_bf16": self.kv_bytes_per_token(context_tokens, units.DTYPES["bf16"]),
             "context_tokens": context_tokens,
-            "GFLOPs_per_token": self.flops_per_token(context_tokens) / 1e9,
+            "GFLOPs_per_token": self.flops_per_token(context_tokens) / units.GFLOP,
         }
 
 
@@ -355,7 +365,14 @@ def _load_model(path_str: str) -> Model:
 
 def kv_usage(model: Model, context_tokens: int, dt: DType) -> dict[str, Any]:
     """KV cache of one sequence: bytes per token and in total (GB and GiB too)."""
+    check_context(context_tokens)
     total = model.kv_bytes(context_tokens, dt)
     return {"model": model.id, "attention": model.attention.kind, "context_tokens": context_tokens,
             "kv_dtype": dt.name, "kv_bytes_per_token": total / context_tokens, "kv_bytes_total": total,
             "kv_GB_total": total / units.GB, "kv_GiB_total": total / units.GiB}
+
+
+def check_context(context_tokens: int) -> None:
+    """A context length must be a positive number of tokens (``--context``)."""
+    if context_tokens <= 0:
+        raise InputError(f"must be > 0, got {context_tokens}", "--context")

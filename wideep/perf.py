@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from . import units
 from .errors import InputError
 from .hardware import GPU
-from .memory import Precision, kv_bytes_per_sequence
+from .memory import OPTIONS, Precision, kv_bytes_per_sequence
 from .model import Model
 from .roofline import Calibration, Term, roofline
 
@@ -199,32 +199,19 @@ class StepResult:
                 "tokens_per_s_per_gpu": self.tokens_per_s_per_gpu,
                 "tokens_per_s_per_user": self.tokens_per_s_per_user, "breakdown_ms": self.breakdown_ms,
                 "terms": [{"name": t.name, "ms": t.time_s / units.ms, "sol_ms": t.sol_s / units.ms,
-                           "binding": t.binding, "TFLOP": t.flops / 1e12, "hbm_GB": t.hbm_bytes / units.GB}
+                           "binding": t.binding, "TFLOP": t.flops / units.TFLOP, "hbm_GB": t.hbm_bytes / units.GB}
                           for t in self.terms]}
 
 
 def check_dtypes(gpu: GPU, prec: Precision) -> None:
     """Every compute dtype must exist on the GPU (nvfp4 on Hopper is an error naming the option)."""
-    for which, option in (("weights", "--dtype"), ("attention", "--attn-dtype")):
+    for which in ("weights", "attention"):
         name = getattr(prec, which)
         prec.dt(which)
         if name not in gpu.flops_per_s:
             raise InputError(f"{gpu.name} ({gpu.arch}) has no {name} tensor cores; "
-                             f"choose {' or '.join(gpu.flops_per_s)}", option)
+                             f"choose {' or '.join(gpu.flops_per_s)}", OPTIONS[which])
     prec.dt("kv")
-
-
-def score_flops_per_token(model: Model, context: float, absorbed: bool, mtp: int = 0) -> float:
-    """Attention score + value FLOPs per new token over all layers at ``context`` attended tokens."""
-    a = model.attention
-
-    def per_layer(ctx: float) -> float:
-        if a.kind == "mla" and not absorbed:
-            return 2.0 * a.heads * (a.head_dim + a.v_head_dim) * ctx
-        return a.score_flops_per_token(ctx)
-
-    window = min(context, a.sliding_window) if a.sliding_window else context
-    return (model.layers - a.sliding_layers + mtp) * per_layer(context) + a.sliding_layers * per_layer(window)
 
 
 def gemm(name: str, params: float, tokens: float, weight_dt, gpu: GPU, dt_name: str, cal: Calibration,
@@ -248,7 +235,7 @@ def compute_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: Ex
         tokens, lm_tokens = sequences * wl.new_tokens_per_prompt, sequences
         attended = wl.context * wl.cache_hit + wl.new_tokens_per_prompt / 2.0
         eff = (cal.flops("bf16"), cal.hbm_efficiency)
-    core = roofline("attn_core", tokens * score_flops_per_token(model, attended, decode, mtp),
+    core = roofline("attn_core", tokens * model.score_flops_per_token(attended, absorbed=decode, extra_layers=mtp),
                     sequences * kv_bytes_per_sequence(model, wl.context, prec, mtp),
                     gpu.flops("bf16"), gpu.hbm_Bps, eff)
     terms = [core, gemm("attn_proj", (model.layers + mtp) * model.attention.params(h), tokens, a_dt, gpu,

@@ -8,7 +8,8 @@ share, REFERENCES.md section 3). EP rank ``r`` is GPU rank ``r`` of the cluster.
 Algorithms (each a function of routing statistics, model, cluster, EP size and redundant slots; run
 by name with :func:`wideep.placers.place`):
 
-- ``contiguous``: the engines' default, slot ``i`` holds expert ``i mod E``;
+- ``contiguous``: the engines' default, slot ``i`` holds expert ``i mod E``
+  (:func:`wideep.traffic.contiguous_phy2log`, run by :mod:`wideep.placers`);
 - ``balanced``: DeepSeek's EPLB policy as published (:mod:`wideep.eplb`), balanced load only;
 - ``topology``: ours (:mod:`wideep.placement_topology`), fewer copies over slow links at a balance
   close to ``balanced``'s.
@@ -20,11 +21,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .copies import relabel_domains
 from .eplb import rebalance
 from .errors import InputError
 from .model import Model
+from .routing import per_layer_counts
 from .topology import Cluster
-from .traffic import contiguous_phy2log
+
 
 @dataclass(frozen=True, eq=False)
 class Placement:
@@ -75,17 +78,17 @@ class Placement:
 
     def replica_counts(self) -> np.ndarray:
         """Slots holding each logical expert, shape (layers, experts)."""
-        offset = np.arange(self.layers)[:, None] * self.n_experts
-        counts = np.bincount((self.phy2log + offset).ravel(), minlength=self.layers * self.n_experts)
-        return counts.reshape(self.layers, self.n_experts)
+        return per_layer_counts(self.phy2log, self.n_experts)
 
 
 def validate_phy2log(phy2log: object, n_experts: int, ep_size: int, source: str = "placement",
-                     field: str = "physical_to_logical_map", layers: int | None = None) -> np.ndarray:
+                     field: str = "physical_to_logical_map", layers: int | None = None,
+                     layers_of: str = "the model has") -> np.ndarray:
     """Check a phy2log table and return it as int64; problems raise :class:`InputError`.
 
     Every logical expert needs a slot in every layer, ids must lie in ``0 .. n_experts - 1`` and the
-    slot count must divide evenly over ``ep_size`` GPUs.
+    slot count must divide evenly over ``ep_size`` GPUs. ``layers``, when given, is the row count
+    required (``layers_of`` says whose: the model's MoE layers, or the routing statistics' layers).
 
     >>> validate_phy2log([[0, 1, 1, 0]], 2, 2).tolist()
     [[0, 1, 1, 0]]
@@ -102,13 +105,15 @@ def validate_phy2log(phy2log: object, n_experts: int, ep_size: int, source: str 
     if arr.dtype.kind not in "iu" and not (arr.dtype.kind == "f" and np.all(np.isfinite(arr))
                                           and np.all(arr == np.round(arr))):
         raise InputError(f"entries must be integers (got {arr.dtype})", source, field)
-    arr = arr.astype(np.int64)
+    arr = arr.astype(np.int64, copy=False)
     if layers is not None and arr.shape[0] != layers:
-        raise InputError(f"has {arr.shape[0]} layers, the model has {layers} MoE layers", source, field)
+        raise InputError(f"has {arr.shape[0]} layers, {layers_of} {layers} MoE layers", source, field)
     bad = np.argwhere((arr < 0) | (arr >= n_experts))
     if len(bad):
         l, s = bad[0]
         raise InputError(f"expert id {arr[l, s]} out of range 0..{n_experts - 1}", source, f"{field}[{l}][{s}]")
+    if ep_size < 1:
+        raise InputError(f"must be >= 1, got {ep_size}", "--ep")
     if arr.shape[1] % ep_size:
         raise InputError(f"{arr.shape[1]} slots do not divide over EP size {ep_size}", source, field)
     present = np.zeros((arr.shape[0], n_experts), dtype=bool)
@@ -122,13 +127,7 @@ def validate_phy2log(phy2log: object, n_experts: int, ep_size: int, source: str 
 
 def ep_domains(cluster: Cluster, ep_size: int) -> np.ndarray:
     """Domain of each EP rank, renumbered 0 .. n - 1 in order of appearance, shape (ep_size,)."""
-    _, inverse = np.unique(cluster.domain_of[:ep_size], return_inverse=True)
-    return inverse.astype(np.int64)
-
-
-def contiguous(stats, model: Model, cluster: Cluster, ep_size: int, redundant: int) -> np.ndarray:
-    """The engines' default layout: slot ``i`` holds expert ``i mod E`` (no statistics used)."""
-    return np.asarray(contiguous_phy2log(stats.load.shape[0], model.n_experts, model.n_experts + redundant))
+    return relabel_domains(np.asarray(cluster.domain_of)[:ep_size])
 
 
 def balanced(stats, model: Model, cluster: Cluster, ep_size: int, redundant: int) -> np.ndarray:

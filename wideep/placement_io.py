@@ -10,6 +10,9 @@ Formats (REFERENCES.md section 3):
   keyed by decoder layer index, each run of S / ep_size consecutive slots on one rank; written by a
   small emitter here (no YAML dependency) and read back by a parser of that same subset;
 - ``json``: wideep's own: the map plus EP size, domains, algorithm and the metrics summary.
+
+:func:`load_placement` reads any of these, and a ``.npy`` of shape (layers, slots), for ``--placement``
+(``wideep a2a``); :func:`wideep.placement.validate_phy2log` checks what it read.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from .placement import Placement, from_table
 
 FORMATS = ("sglang", "vllm", "trtllm", "json")
 MAP_KEY = "physical_to_logical_map"
+NPY_FIELD = "phy2log"
 
 
 def render(placement: Placement, fmt: str, model: Model, summary: dict | None = None) -> str:
@@ -107,12 +111,16 @@ def parse_trtllm_yaml(text: str, source: str) -> tuple[np.ndarray, int]:
 
 
 def read_placement_table(path: str | Path) -> tuple[np.ndarray, str]:
-    """The phy2log table of a placement file (any of :data:`FORMATS`) and the field it came from.
+    """The phy2log table of a placement file (any of :data:`FORMATS`, or ``.npy``) and the field it came from.
 
     Validation against a model and EP size is :func:`wideep.placement.from_table`'s job.
     """
     p = Path(path)
     src = str(p)
+    if not p.is_file():
+        raise InputError("no such file", src)
+    if p.suffix.lower() == ".npy":
+        return read_npy(p), NPY_FIELD
     try:
         text = p.read_text()
     except (OSError, UnicodeDecodeError) as exc:
@@ -133,6 +141,14 @@ def read_placement_table(path: str | Path) -> tuple[np.ndarray, str]:
     if any(isinstance(v, bool) or not isinstance(v, int) for r in table for v in r):
         raise CatalogError("entries must be integers", src, MAP_KEY)
     return np.array(table, dtype=np.int64), MAP_KEY
+
+
+def read_npy(path: Path) -> np.ndarray:
+    """A (layers, slots) array from a ``.npy`` file (no pickled objects)."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise CatalogError(f"cannot read numpy data: {exc}", str(path)) from None
 
 
 def load_placement(path: str | Path, model: Model, cluster, ep_size: int) -> Placement:

@@ -1,7 +1,7 @@
 """How good a placement is: balance, copies over each tier, predicted dispatch/combine time.
 
 Counted on one decode step: ``ep_size x tokens_per_gpu`` tokens of the routing sample, EP rank ``r``
-holding tokens ``[r * tokens_per_gpu, (r + 1) * tokens_per_gpu)``; each selection goes to the replica
+holding tokens ``[r * tokens_per_gpu, (r + 1) * tokens_per_gpu)`` (:func:`wideep.routing.token_ranks`); each selection goes to the replica
 :func:`wideep.traffic.choose_replicas` picks (same GPU, else same domain, else spread evenly).
 
 - balancedness: mean GPU load / max GPU load per layer (selections received), as SGLang and vLLM log it;
@@ -21,7 +21,7 @@ import numpy as np
 from . import units
 from .model import Model
 from .placement import Placement
-from .routing import sample_tokens
+from .routing import balancedness, per_layer_counts, sample_tokens, token_ranks
 from .topology import Cluster
 from .traffic import a2a, choose_replicas, gpu_loads
 
@@ -113,12 +113,9 @@ def layer_scores(phy2log: np.ndarray, topk: np.ndarray, src_rank: np.ndarray, ep
 
     Returns four ndarrays of shape (layers,).
     """
-    layers = phy2log.shape[0]
     gpu = step_destinations(phy2log, topk, src_rank, ep_size, ep_dom)
-    flat = (gpu + np.arange(layers)[:, None, None] * ep_size).ravel()
-    gpu_load = np.bincount(flat, minlength=layers * ep_size).reshape(layers, ep_size)
-    peak = gpu_load.max(1)
-    bal = np.divide(gpu_load.mean(1), peak, out=np.ones(layers), where=peak > 0)
+    gpu_load = per_layer_counts(gpu, ep_size)
+    bal, peak = balancedness(gpu_load), gpu_load.max(1)
     cross_dom = distinct_remote(ep_dom[gpu], ep_dom[src_rank])
     cross_gpu = distinct_remote(gpu, src_rank)
     return bal, peak.astype(np.float64), cross_dom, cross_gpu
@@ -132,13 +129,12 @@ def evaluate(placement: Placement, stats, model: Model, cluster: Cluster, tokens
     cross_dom = cross_gpu = None
     if stats.topk_ids is not None:
         topk = np.asarray(sample_tokens(stats, ep * tokens_per_gpu, seed), dtype=np.int64)
-        src = np.arange(ep * tokens_per_gpu) // tokens_per_gpu
+        src = token_ranks(ep * tokens_per_gpu, ep)
         bal, peak, cd, cg = layer_scores(placement.phy2log, topk, src, ep, dom)
         cross_dom, cross_gpu = float(cd.mean() / len(src)), float(cg.mean() / len(src))
     else:
         gpu_load = np.asarray(gpu_loads(placement.phy2log, stats, ep, dom), dtype=np.float64)
-        peak = gpu_load.max(1)
-        bal = np.divide(gpu_load.mean(1), peak, out=np.ones(len(peak)), where=peak > 0)
+        bal, peak = balancedness(gpu_load), gpu_load.max(1)
         # scale the sample's loads to one step of ep x tokens_per_gpu tokens
         peak = peak / np.maximum(gpu_load.sum(1), 1) * ep * tokens_per_gpu * model.top_k
     res = a2a(model, cluster, placement.phy2log, stats, ep, tokens_per_gpu, transport,

@@ -5,7 +5,8 @@ Steps, all vectorised over layers (Python loops run over experts, domain pairs o
 1. replica counts as EPLB gives them (extra replicas to the expert of highest load per replica);
 2. co-activation graph of the experts (tokens selecting both, from ``topk_ids``) plus one terminal per
    NVLink domain joined to each expert by the selections coming from that domain's GPUs (token
-   sources: EP rank ``r`` holds tokens ``[r * tokens_per_gpu, (r + 1) * tokens_per_gpu)``);
+   sources: EP rank ``r`` holds tokens ``[r * tokens_per_gpu, (r + 1) * tokens_per_gpu)``,
+   :func:`wideep.routing.token_ranks`);
 3. replicated experts go to distinct domains, those whose tokens use them most first;
 4. single-copy experts grow into domains greedily, heaviest first, by modularity gain (co-activation
    and source affinity above what chance gives), under a per-domain load cap and slot count;
@@ -25,42 +26,33 @@ import numpy as np
 from .eplb import balanced_packing, replicate
 from .placement import balanced, ep_domains
 from .placement_metrics import layer_scores
-from .routing import sample_tokens
+from .routing import per_layer_counts, sample_tokens, token_ranks
 
-
-def token_sources(topk_ids: np.ndarray, ep_size: int, tokens_per_gpu: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """Tokens of one decode step and their source EP rank.
-
-    Rank ``r`` holds sample tokens ``[r * tokens_per_gpu, (r + 1) * tokens_per_gpu)``; a sample shorter
-    than ``ep_size * tokens_per_gpu`` is reused cyclically.
-
-    Returns
-    -------
-    topk : ndarray of int, shape (layers, ep_size * tokens_per_gpu, top_k)
-    src_rank : ndarray of int, shape (ep_size * tokens_per_gpu,)
-    """
-    n_sample = topk_ids.shape[1]
-    tpg = tokens_per_gpu or max(n_sample // ep_size, 1)
-    idx = np.arange(ep_size * tpg) % n_sample
-    topk = topk_ids if len(idx) == n_sample and idx[-1] == n_sample - 1 else topk_ids[:, idx]
-    return topk, np.arange(ep_size * tpg) // tpg
+# Algorithm settings (tuned on benchmarks/bench_placement.py, not published figures).
+#: Most Kernighan-Lin swap rounds (step 5): more rounds find a few more small gains, at more runtime.
+REFINE_MAX_STEPS = 400
+#: Best movers per side of a domain pair scored against each other per round (step 5): a wider search
+#: finds better swaps, at a cost growing with its square.
+REFINE_TOP_M = 8
+#: Domain load caps tried, as mean domain load x (1 + slack) (step 7): looser caps cut more copies but
+#: unbalance more; each extra slack is one more full run of steps 1-6.
+DOMAIN_SLACKS = (0.0, 0.03, 0.06, 0.1)
+#: Least balancedness a layer keeps, as a share of ``balanced``'s (step 7): lower trades load balance
+#: (the busiest GPU's compute) for fewer cross-domain copies.
+BALANCE_FLOOR = 0.96
 
 
 def affinity(topk: np.ndarray, src_dom: np.ndarray, n_experts: int, n_domains: int) -> np.ndarray:
     """Selections of each expert by tokens of each source domain, shape (layers, experts, domains)."""
-    layers, tokens, k = topk.shape
-    idx = (np.arange(layers)[:, None, None] * n_experts + topk) * n_domains + src_dom[None, :, None]
-    return np.bincount(idx.ravel(), minlength=layers * n_experts * n_domains).reshape(
-        layers, n_experts, n_domains).astype(np.float64)
+    counts = per_layer_counts(topk * n_domains + src_dom[None, :, None], n_experts * n_domains)
+    return counts.reshape(-1, n_experts, n_domains).astype(np.float64)
 
 
 def coactivation(topk: np.ndarray, n_experts: int) -> np.ndarray:
     """Tokens selecting both experts, symmetric with a zero diagonal, shape (layers, experts, experts)."""
-    layers, tokens, k = topk.shape
-    a, b = np.triu_indices(k, 1)
-    base = np.arange(layers)[:, None, None] * n_experts * n_experts
-    idx = base + topk[:, :, a] * n_experts + topk[:, :, b]
-    c = np.bincount(idx.ravel(), minlength=layers * n_experts * n_experts).reshape(layers, n_experts, n_experts)
+    a, b = np.triu_indices(topk.shape[2], 1)
+    c = per_layer_counts(topk[:, :, a] * n_experts + topk[:, :, b], n_experts * n_experts)
+    c = c.reshape(-1, n_experts, n_experts)
     c = (c + c.transpose(0, 2, 1)).astype(np.float32)
     c[:, np.arange(n_experts), np.arange(n_experts)] = 0.0
     return c
@@ -175,7 +167,8 @@ def matchings(n_domains: int) -> list[list[tuple[int, int]]]:
 
 
 def refine_swaps(dom_e: np.ndarray, load: np.ndarray, coact: np.ndarray, edges: np.ndarray, wt: np.ndarray,
-                 dom_load: np.ndarray, cap: np.ndarray, max_steps: int = 400, top_m: int = 8) -> np.ndarray:
+                 dom_load: np.ndarray, cap: np.ndarray, max_steps: int = REFINE_MAX_STEPS,
+                 top_m: int = REFINE_TOP_M) -> np.ndarray:
     """Kernighan-Lin style swaps of single-copy experts between domain pairs (in place on ``dom_e``).
 
     Each step takes one round-robin matching of domains; for every pair (a, b) and every layer the best
@@ -296,7 +289,7 @@ def optimise_domains(load: np.ndarray, topk: np.ndarray, src_dom: np.ndarray, n_
 
 
 def place_topology(stats, model, cluster, ep_size: int, redundant: int, tokens_per_gpu: int | None = None,
-                   balance_floor: float = 0.96, slacks: tuple[float, ...] = (0.0, 0.03, 0.06, 0.1),
+                   balance_floor: float = BALANCE_FLOOR, slacks: tuple[float, ...] = DOMAIN_SLACKS,
                    seed: int = 0) -> np.ndarray:
     """The ``topology`` algorithm (module docstring); returns phy2log, shape (layers, slots).
 
@@ -319,10 +312,8 @@ def place_topology(stats, model, cluster, ep_size: int, redundant: int, tokens_p
         return base
     tpg = tokens_per_gpu or max(stats.topk_ids.shape[1] // ep_size, 1)
     topk = np.asarray(sample_tokens(stats, ep_size * tpg, seed), dtype=np.int64)
-    src_rank = np.arange(ep_size * tpg) // tpg
-    layers, n_experts = stats.load.shape
-    flat = (topk + np.arange(layers)[:, None, None] * n_experts).ravel()
-    load = np.bincount(flat, minlength=layers * n_experts).reshape(layers, n_experts).astype(np.float64)
+    src_rank = token_ranks(ep_size * tpg, ep_size)
+    load = per_layer_counts(topk, stats.n_experts).astype(np.float64)
     best = base.copy()
     bal0, _, cross0, _ = layer_scores(base, topk, src_rank, ep_size, ep_dom)
     best_cross = cross0.astype(np.float64)

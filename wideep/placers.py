@@ -1,6 +1,7 @@
 """The placement algorithms by name: :func:`place` checks the request, runs one and times it.
 
-- ``contiguous`` and ``balanced``: :mod:`wideep.placement`;
+- ``contiguous``: :func:`contiguous` here (the engines' default layout);
+- ``balanced``: :func:`wideep.placement.balanced`;
 - ``topology``: :func:`wideep.placement_topology.place_topology`.
 """
 
@@ -13,9 +14,10 @@ import numpy as np
 
 from .errors import InputError
 from .model import Model
-from .placement import Placement, balanced, contiguous, ep_domains, validate_phy2log
+from .placement import Placement, balanced, ep_domains, validate_phy2log
 from .placement_topology import place_topology
 from .topology import Cluster
+from .traffic import contiguous_phy2log
 
 ALGORITHMS = ("contiguous", "balanced", "topology")
 
@@ -32,8 +34,17 @@ def check_request(model: Model, cluster: Cluster, ep_size: int, redundant: int, 
     if slots % ep_size:
         raise InputError(f"{model.n_experts} experts + {redundant} redundant = {slots} slots do not divide over "
                          f"EP size {ep_size}", "--redundant")
+    if slots // ep_size > model.n_experts:
+        raise InputError(f"{slots // ep_size} slots per GPU, more than the {model.n_experts} logical experts "
+                         f"of {model.id} (at most {model.n_experts * ep_size - model.n_experts} redundant at "
+                         f"EP {ep_size})", "--redundant")
     if load.ndim != 2 or load.shape[1] != model.n_experts:
         raise InputError(f"statistics have {load.shape[-1]} experts, {model.id} has {model.n_experts}", "--stats")
+
+
+def contiguous(stats, model: Model, cluster: Cluster, ep_size: int, redundant: int) -> np.ndarray:
+    """The engines' default layout: slot ``i`` holds expert ``i mod E`` (no statistics used)."""
+    return contiguous_phy2log(stats.load.shape[0], model.n_experts, model.n_experts + redundant)
 
 
 PLACERS: dict[str, Callable[..., np.ndarray]] = {

@@ -25,9 +25,11 @@ from .placers import place
 from .roofline import load_calibration
 from .routing_io import routing_from_spec
 from .topology import Cluster, load_cluster
+from .routing import RoutingStats
 from .traffic import a2a, gpu_loads
 
-SAMPLE_TOKENS = 4096  # routing tokens sampled over the whole EP group (fixed seed): enough for shares within ~2%
+SAMPLE_TOKENS = 4096  # routing tokens over the whole EP group that placement and traffic are computed from
+MAX_SHARE_TOKENS = 65536  # cap on the held-out sample that measures a step's busiest GPU
 SAMPLE_LAYERS = 4  # MoE layers sampled; their mean busiest share and comm time stand for every MoE layer
 COMM_PROBE_TOKENS = (64, 1024)  # tokens per GPU at which the traffic model is evaluated (linear between)
 TRANSPORTS = {"decode": "deepep-ll", "prefill": "deepep-normal"}  # DeepSeek's choice per phase (REFERENCES.md 3)
@@ -52,6 +54,8 @@ class PlanSpec:
     dtype: str = "fp8"
     attn_dtype: str | None = None
     kv_dtype: str = "bf16"
+    dispatch_dtype: str = "fp8"  # DeepSeek: FP8 dispatch, BF16 combine (REFERENCES.md section 3)
+    combine_dtype: str = "bf16"
     overlap: str = "auto"
     mtp: int = 0
     acceptance: float = 0.85
@@ -132,31 +136,54 @@ def default_redundant(n_experts: int, ep: int) -> int:
 
 
 @lru_cache(maxsize=64)
-def cluster_for(topology: str, gpus: int) -> Cluster:
-    return load_cluster(topology, gpus)
+def cluster_for(topology: str, ep_size: int) -> Cluster:
+    """The EP group's cluster: ``ep_size`` GPUs of a system (replicas of the group do not share links)."""
+    return load_cluster(topology, ep_size, option="--ep")
+
+
+@lru_cache(maxsize=64)
+def placed(model: Model, topology: str, ep_size: int, redundant: int, routing: str, placement: str,
+           seed: int) -> tuple[np.ndarray, RoutingStats]:
+    """phy2log (layers, slots) from a routing sample of SAMPLE_TOKENS tokens, and that sample."""
+    layers = min(SAMPLE_LAYERS, model.moe_layers)
+    stats = routing_from_spec(routing, model, SAMPLE_TOKENS, seed=seed, layers=layers)
+    return place(placement, stats, model, cluster_for(topology, ep_size), ep_size, redundant).phy2log, stats
+
+
+@lru_cache(maxsize=512)
+def busiest_share(model: Model, topology: str, ep_size: int, redundant: int, routing: str, placement: str,
+                  seed: int, step_tokens: int) -> float:
+    """Busiest GPU's share of one step's token-expert selections, mean over the sampled MoE layers.
+
+    Measured on a held-out routing sample (seed + 1) the size of the step (``step_tokens`` over the whole
+    EP group, at most MAX_SHARE_TOKENS), not on the sample the placement was fitted to: a step's busiest
+    GPU sees both the placement's imbalance and the step's own sampling noise.
+    """
+    phy2log, _ = placed(model, topology, ep_size, redundant, routing, placement, seed)
+    tokens = int(min(max(step_tokens, ep_size), MAX_SHARE_TOKENS))
+    held_out = routing_from_spec(routing, model, tokens, seed=seed + 1, layers=phy2log.shape[0])
+    loads = np.asarray(gpu_loads(phy2log, held_out, ep_size, cluster_for(topology, ep_size).domain_of[:ep_size]),
+                       dtype=float)
+    return float(np.mean(loads.max(axis=1) / loads.sum(axis=1)))
 
 
 @lru_cache(maxsize=256)
-def expert_parallel(model: Model, topology: str, gpus: int, ep_size: int, redundant: int, routing: str,
+def expert_parallel(model: Model, topology: str, ep_size: int, redundant: int, routing: str,
                     placement: str, transport: str, dispatch_dtype: str = "fp8", combine_dtype: str = "bf16",
                     seed: int = 0) -> ExpertParallel:
     """The seam to routing, placement and traffic for one EP group (cached per argument set).
 
-    Returns the busiest GPU's mean share of token-expert selections over the sampled layers and the
-    per-MoE-layer dispatch/combine time as a linear function of tokens per GPU.
+    Returns the per-MoE-layer dispatch/combine time as a linear function of tokens per GPU; the busiest
+    share is 1/ep_size here and set per step by :func:`ep_for` from :func:`busiest_share`.
     """
     if not model.is_moe or ep_size <= 1:
         return single_gpu(model)
-    cluster = cluster_for(topology, gpus)
-    layers = min(SAMPLE_LAYERS, model.moe_layers)
-    stats = routing_from_spec(routing, model, SAMPLE_TOKENS, seed=seed, layers=layers)
-    phy2log = place(placement, stats, model, cluster, ep_size, redundant).phy2log
-    loads = np.asarray(gpu_loads(phy2log, stats, ep_size, cluster.domain_of[:ep_size]), dtype=float)
-    share = float(np.mean(loads.max(axis=1) / loads.sum(axis=1)))
+    cluster = cluster_for(topology, ep_size)
+    phy2log, stats = placed(model, topology, ep_size, redundant, routing, placement, seed)
     lo, hi = (a2a(model, cluster, phy2log, stats, ep_size, t, transport, dispatch_dtype, combine_dtype)
               for t in COMM_PROBE_TOKENS)
     return ExpertParallel(
-        ep_size, phy2log.shape[1] // ep_size, share,
+        ep_size, phy2log.shape[1] // ep_size, 1.0 / ep_size,
         linear(lo.dispatch_s, hi.dispatch_s, lo.dispatch_sol_s, hi.dispatch_sol_s),
         linear(lo.combine_s, hi.combine_s, lo.combine_sol_s, hi.combine_sol_s),
         str(hi.binding_tier), str(hi.binding_link), transport, placement, routing)
@@ -175,6 +202,12 @@ def check_spec(spec: PlanSpec, model: Model) -> int:
     gpus = spec.ep if spec.gpus is None else spec.gpus
     if spec.ep < 1:
         raise InputError(f"must be >= 1, got {spec.ep}", "--ep")
+    if spec.isl < 1 or spec.osl < 1:
+        raise InputError(f"must be >= 1, got {min(spec.isl, spec.osl)}", "--isl" if spec.isl < 1 else "--osl")
+    if spec.seed < 0:
+        raise InputError(f"must be >= 0, got {spec.seed}", "--seed")
+    for option, name in (("--dispatch-dtype", spec.dispatch_dtype), ("--combine-dtype", spec.combine_dtype)):
+        units.dtype(name, option)
     if gpus < spec.ep or gpus % spec.ep:
         raise InputError(f"must be a multiple of --ep ({spec.ep}), got {gpus}", "--gpus")
     if spec.placement not in ("contiguous", "balanced", "topology"):
@@ -198,14 +231,17 @@ def plan(spec: PlanSpec) -> Plan:
     """Run one plan: decode step at (batch, context), prefill step at (prefill_tokens, isl), memory, cost."""
     model = load_model(spec.model)
     gpus = check_spec(spec, model)
-    cluster = cluster_for(spec.topology, gpus)
+    cluster = cluster_for(spec.topology, spec.ep)
     gpu = cluster.gpu
+    for option, name in (("--dispatch-dtype", spec.dispatch_dtype), ("--combine-dtype", spec.combine_dtype)):
+        if name == "nvfp4" and name not in gpu.flops_per_s:
+            raise InputError(f"{gpu.name} ({gpu.arch}) has no nvfp4 support", option)
     cal = load_calibration(gpu.id, spec.calibration)
     decode_wl, prefill_wl = spec.workload("decode"), spec.workload("prefill")
     redundant = redundant_of(spec, model)
-    ep = ep_for(spec, model, gpus, redundant, "decode")
+    ep = ep_for(spec, model, redundant, "decode")
     dec = step_time(model, gpu, cal, decode_wl, ep)
-    pre = step_time(model, gpu, cal, prefill_wl, ep_for(spec, model, gpus, redundant, "prefill"))
+    pre = step_time(model, gpu, cal, prefill_wl, ep_for(spec, model, redundant, "prefill"))
     mem = memory_fit(model, gpu, ep.slots_per_gpu, spec.batch, spec.context, spec.precision,
                      cal.workspace_fraction, spec.mtp)
     money = cost(gpu, dec.tokens_per_s_per_gpu, pre.tokens_per_s_per_gpu, spec.isl, spec.osl,
@@ -214,11 +250,18 @@ def plan(spec: PlanSpec) -> Plan:
     return Plan(spec, model, system, gpu, gpus, ep, dec, pre, mem, money)
 
 
-def ep_for(spec: PlanSpec, model: Model, gpus: int, redundant: int, phase: str) -> ExpertParallel:
+def ep_for(spec: PlanSpec, model: Model, redundant: int, phase: str) -> ExpertParallel:
+    """The EP group as one phase's step sees it: communication times and the step's busiest share."""
     transport = spec.transport or TRANSPORTS[phase]
-    dispatch = "nvfp4" if spec.dtype == "nvfp4" else "fp8"
-    return expert_parallel(model, spec.topology, gpus, spec.ep, redundant, spec.routing, spec.placement,
-                           transport, dispatch, "bf16", spec.seed)
+    ep = expert_parallel(model, spec.topology, spec.ep, redundant, spec.routing, spec.placement,
+                         transport, spec.dispatch_dtype, spec.combine_dtype, spec.seed)
+    if ep.ep_size <= 1:
+        return ep
+    wl = spec.workload(phase)
+    per_gpu = wl.batch * wl.tokens_per_sequence if phase == "decode" else wl.prefill_tokens
+    share = busiest_share(model, spec.topology, spec.ep, redundant, spec.routing, spec.placement, spec.seed,
+                          per_gpu * spec.ep)
+    return replace(ep, busiest_share=share)
 
 
 @dataclass(frozen=True)

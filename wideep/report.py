@@ -8,7 +8,7 @@ import json
 import math
 from typing import Any, Iterable, Sequence
 
-from . import svg
+from . import svg, units
 from .catalog import write_atomic, write_text_atomic
 from .errors import InputError
 
@@ -90,7 +90,9 @@ def write_xlsx(path: str, rows: Sequence[dict], columns: Sequence[tuple[str, str
 
 def write_curves_svg(path: str, curves: dict[str, list[list[float]]], title: str) -> None:
     """Tokens/s per GPU against tokens/s per user, one line per system, as an SVG picture."""
-    chart = svg.line_chart({name: [(u, g) for u, g in pts] for name, pts in curves.items()}, title,
+    if not any(curves.values()):
+        raise InputError("nothing to draw: no batch of the sweep fits in HBM on any system", "--svg")
+    chart = svg.line_chart({name: [(u, g) for u, g in pts] for name, pts in curves.items() if pts}, title,
                            "tokens/s per user (interactivity)", "tokens/s per GPU (throughput)")
     write_text_atomic(path, chart, "--svg")
 
@@ -150,7 +152,18 @@ def compare_text(rep: dict, columns: Sequence[tuple[str, str]]) -> str:
         rows = [[r["tokens_per_s_per_user"]] + [None if r[s] is None else r[s]["tokens_per_s_per_gpu"] for s in systems]
                 + [r["leader"]] for r in lead["rows"]]
         verdict = (f"{lead['ahead_everywhere']} leads at every interactivity covered" if lead["ahead_everywhere"]
-                   else "no system leads at every interactivity")
+                   else "no system leads at every interactivity" if lead["rows"]
+                   else "no batch of the sweep fits in HBM on any system")
         text += ("\n\nbest tokens/s/GPU at >= each tokens/s/user (batch sweep):\n"
                  + table(rows, ["tokens/s/user"] + systems + ["leader"]) + "\n" + verdict)
     return text
+
+
+def a2a_text(s: dict) -> str:
+    """``wideep a2a``: one row per phase (times per MoE layer, GB per tier) with its binding link."""
+    rows = [[p, s[f"{p}_us"], s[f"{p}_sol_us"], s[f"{p}_latency_us"], s[f"{p}_logical_GBps"],
+             s["bytes_by_tier"][p]["nvlink"] / units.GB, s["bytes_by_tier"][p]["scale_out"] / units.GB,
+             s["binding_link" if p == "dispatch" else "combine_binding_link"]] for p in ("dispatch", "combine")]
+    return (f"{s['transport']}, EP{s['ep_size']}, {s['tokens_per_gpu']} tokens/GPU (times per MoE layer, mean over "
+            f"layers)\n" + table(rows, ["phase", "us", "SOL us", "fixed us", "GB/s per GPU", "NVLink GB",
+                                        "scale-out GB", "binding link"]))

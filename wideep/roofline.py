@@ -166,7 +166,7 @@ class Term:
     sol_s : float
         Time at datasheet peak with no latency, seconds.
     binding : str
-        The resource that sets ``sol_s``: one of :data:`RESOURCES`.
+        The resource that sets ``time_s``: one of :data:`RESOURCES`.
     flops : float
         FLOPs of the term.
     hbm_bytes : float
@@ -198,11 +198,14 @@ def roofline(name: str, flops: float, hbm_bytes: float, peak_flops: float, peak_
     >>> t = roofline("x", flops=2e12, hbm_bytes=1e9, peak_flops=1e15, peak_Bps=1e12, efficiency=0.5)
     >>> round(t.sol_s * 1e3, 3), round(t.time_s * 1e3, 3), t.binding
     (2.0, 4.0, 'flops')
+
+    With split efficiencies the binding side is the one that sets the time, not the SOL:
+
+    >>> roofline("y", flops=1e12, hbm_bytes=1.1e9, peak_flops=1e15, peak_Bps=1e12, efficiency=(0.5, 1.0)).binding
+    'flops'
     """
     flops_s, hbm_s = flops / peak_flops, hbm_bytes / peak_Bps
-    sol = max(flops_s, hbm_s)
-    if isinstance(efficiency, tuple):
-        time = max(flops_s / efficiency[0], hbm_s / efficiency[1])
-    else:
-        time = sol / efficiency
-    return Term(name, time, sol, "flops" if flops_s >= hbm_s else "hbm", flops, hbm_bytes)
+    flops_eff, hbm_eff = efficiency if isinstance(efficiency, tuple) else (efficiency, efficiency)
+    flops_time, hbm_time = flops_s / flops_eff, hbm_s / hbm_eff
+    binding = "flops" if flops_time >= hbm_time else "hbm"  # the side that sets the predicted time
+    return Term(name, max(flops_time, hbm_time), max(flops_s, hbm_s), binding, flops, hbm_bytes)

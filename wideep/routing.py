@@ -28,6 +28,11 @@ from .model import Model
 #: topic's experts for K = 8 (before group-limited routing).
 TOPIC_WEIGHT = 42.0
 
+#: Most tokens per layer a synthetic or resampled routing sample may hold (EP x ``--tokens``): 2**20, e.g.
+#: EP 128 x 8192. A bound on run time and memory, not a published figure: drawing 58 layers of this size
+#: already takes about a minute (benchmarks/bench_traffic.py draws half as many in ~26 s).
+MAX_SAMPLE_TOKENS = 1 << 20
+
 SPEC_RE = re.compile(r"^(uniform|zipf:(?P<s>[0-9.eE+-]+)|topics:(?P<k>[0-9]+))$")
 
 
@@ -63,15 +68,62 @@ class RoutingStats:
 
     def balancedness(self) -> np.ndarray:
         """Mean over max logical-expert load per layer, shape (layers,)."""
-        peak = self.load.max(axis=1)
-        return np.divide(self.load.mean(axis=1), peak, out=np.ones_like(peak), where=peak > 0)
+        return balancedness(self.load)
+
+
+def balancedness(load: np.ndarray) -> np.ndarray:
+    """Mean over max load per layer (1.0 is perfect; 1.0 for an empty layer), shape (layers,).
+
+    ``load`` has shape (layers, units): experts or GPUs, as SGLang and vLLM log it.
+
+    >>> balancedness(np.array([[1, 3], [0, 0]])).tolist()
+    [0.6666666666666666, 1.0]
+    """
+    load = np.asarray(load, dtype=np.float64)
+    peak = load.max(axis=1)
+    return np.divide(load.mean(axis=1), peak, out=np.ones_like(peak), where=peak > 0)
+
+
+def per_layer_counts(ids: np.ndarray, n_values: int) -> np.ndarray:
+    """Occurrences of each value 0 .. n_values - 1 in every layer of ``ids`` (layers, ...), shape (layers, n_values).
+
+    >>> per_layer_counts(np.array([[0, 2, 2], [1, 1, 1]]), 3).tolist()
+    [[1, 0, 2], [0, 3, 0]]
+    """
+    layers = ids.shape[0]
+    flat = ids.reshape(layers, -1) + np.arange(0, layers * n_values, n_values, dtype=np.int64)[:, None]
+    return np.bincount(flat.ravel(), minlength=layers * n_values).reshape(layers, n_values)
+
+
+def token_ranks(n_tokens: int, ep_size: int) -> np.ndarray:
+    """EP rank holding each token of a step, shape (n_tokens,).
+
+    Rank ``r`` holds tokens ``[r * tpg, (r + 1) * tpg)`` when ``n_tokens = ep_size x tpg``; otherwise the
+    tokens split as evenly as they can, in order.
+
+    >>> token_ranks(6, 3).tolist(), token_ranks(5, 2).tolist()
+    ([0, 0, 1, 1, 2, 2], [0, 0, 0, 1, 1])
+    """
+    return np.arange(n_tokens, dtype=np.int64) * ep_size // n_tokens
+
+
+def check_seed(seed: int) -> int:
+    """``seed`` if numpy accepts it (an integer >= 0), else InputError on ``--seed``."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"must be an integer >= 0, got {seed}", "--seed")
+    return int(seed)
+
+
+def check_sample_size(tokens: int) -> None:
+    """A routing sample to generate of more than :data:`MAX_SAMPLE_TOKENS` per layer raises on ``--tokens``."""
+    if tokens > MAX_SAMPLE_TOKENS:
+        raise InputError(f"{tokens:,} tokens per layer (EP x --tokens) is over the limit of "
+                         f"{MAX_SAMPLE_TOKENS:,}", "--tokens")
 
 
 def from_topk(topk_ids: np.ndarray, n_experts: int, rows_sorted: bool = False) -> RoutingStats:
     """Stats from top-k samples (loads counted from them)."""
-    layers = topk_ids.shape[0]
-    flat = topk_ids.reshape(layers, -1).astype(np.int64) + np.arange(layers)[:, None] * n_experts
-    load = np.bincount(flat.ravel(), minlength=layers * n_experts).reshape(layers, n_experts)
+    load = per_layer_counts(topk_ids, n_experts)
     return RoutingStats(n_experts, load.astype(np.float64), topk_ids, rows_sorted)
 
 
@@ -223,10 +275,11 @@ def synthetic_routing(model: Model, spec: str, tokens: int, seed: int = 0, layer
         raise InputError(f"{model.id} has no routed experts", "--model")
     if tokens <= 0:
         raise InputError(f"must be > 0, got {tokens}", "--tokens")
+    check_sample_size(tokens)
     n_layers = model.moe_layers if layers is None else layers
     if n_layers <= 0:
         raise InputError(f"must be > 0, got {n_layers}", "layers")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     n_group, topk_group = groups_of(model)
     ids = np.empty((n_layers, tokens, model.top_k), dtype=np.int32)
     for layer in range(n_layers):
@@ -245,13 +298,16 @@ def synthetic_routing(model: Model, spec: str, tokens: int, seed: int = 0, layer
 def sample_tokens(stats: RoutingStats, tokens: int, seed: int = 0) -> np.ndarray:
     """Exactly ``tokens`` top-k rows per layer: the first ones, or resampled (seeded) when too few.
 
-    Returns ndarray, shape (layers, tokens, top_k).
+    Returns ndarray, shape (layers, tokens, top_k). A resample of more than :data:`MAX_SAMPLE_TOKENS`
+    tokens raises on ``--tokens``.
     """
     if stats.topk_ids is None:
         raise InputError("these routing statistics hold loads only, no per-token samples", "--routing")
+    check_seed(seed)
     have = stats.topk_ids.shape[1]
     if have >= tokens:
         return stats.topk_ids[:, :tokens]
+    check_sample_size(tokens)
     pick = np.random.default_rng(seed).integers(0, have, size=tokens)
     return stats.topk_ids[:, pick]
 
@@ -277,11 +333,18 @@ def check_loads(load: np.ndarray, model: Model, source: str) -> np.ndarray:
     if (load < 0).any():
         layer, expert = np.argwhere(load < 0)[0]
         raise InputError(f"negative count at layer {layer}, expert {expert}", source, "load")
-    return keep_moe_layers(load, model, source, "load", load.sum(axis=1) > 0)
+    load = keep_moe_layers(load, model, source, "load", load.sum(axis=1) > 0)
+    empty = np.flatnonzero(load.sum(axis=1) == 0)
+    if empty.size:
+        raise InputError(f"MoE layer {empty[0]} has no selections (its loads sum to 0)", source, "load")
+    return load
 
 
 def check_topk(ids: np.ndarray, model: Model, source: str) -> np.ndarray:
-    """Validate (layers, tokens, top_k) expert ids; tokens padded with -1 in every layer are dropped."""
+    """Validated (layers, tokens, top_k) expert ids, each token's row sorted ascending.
+
+    Tokens padded with -1 in every layer are dropped; a token selecting one expert twice is an error.
+    """
     ids = checked_array(ids, "topk_ids", ("layers", "tokens", "top_k"), np.integer, "integers", source)
     if ids.shape[2] != model.top_k:
         raise InputError(f"top_k is {ids.shape[2]}, {model.id} selects {model.top_k}", source, "topk_ids")
@@ -296,7 +359,14 @@ def check_topk(ids: np.ndarray, model: Model, source: str) -> np.ndarray:
                          f"(layer {layer}, token {token})", source, "topk_ids")
     active = ~(ids == ids[:, :1, :1]).all(axis=(1, 2)) if ids.shape[1] * ids.shape[2] > 1 else None
     ids = keep_moe_layers(ids, model, source, "topk_ids", active)
-    return ids.astype(np.int32 if model.n_experts < 2**31 else np.int64)
+    ids = sort_rows(ids.astype(np.int32 if model.n_experts < 2**31 else np.int64))
+    if ids.shape[2] > 1:
+        twice = np.argwhere(ids[:, :, 1:] == ids[:, :, :-1])
+        if len(twice):
+            layer, token, k = twice[0]
+            raise InputError(f"token {token} of MoE layer {layer} selects expert {ids[layer, token, k]} twice",
+                             source, "topk_ids")
+    return ids
 
 
 def keep_moe_layers(arr: np.ndarray, model: Model, source: str, field: str, active: np.ndarray | None) -> np.ndarray:
@@ -313,7 +383,7 @@ def keep_moe_layers(arr: np.ndarray, model: Model, source: str, field: str, acti
 def stats_from_arrays(topk_ids: np.ndarray | None, load: np.ndarray | None, model: Model, source: str) -> RoutingStats:
     """Validated :class:`RoutingStats` from raw arrays (either may be None, not both)."""
     if topk_ids is not None:
-        return from_topk(sort_rows(check_topk(topk_ids, model, source)), model.n_experts, rows_sorted=True)
+        return from_topk(check_topk(topk_ids, model, source), model.n_experts, rows_sorted=True)
     if load is None:
         raise InputError("neither topk_ids nor load found", source)
     return RoutingStats(model.n_experts, check_loads(load, model, source), None)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from .errors import CatalogError, InputError
 from .model import Model
 from .routing import SPEC_RE, RoutingStats, stats_from_arrays, synthetic_routing
 
@@ -186,31 +186,40 @@ def read_trtllm(path: Path, model: Model) -> RoutingStats:
     return stats_from_arrays(None, trt_counts(counts, str(path)), model, str(path))
 
 
-def trt_layers(files: list[Path], source: str) -> dict[int, list[np.ndarray]]:
-    """Arrays of every file grouped by layer (keys ``"{iter}_{layer}"``), iterations in order."""
-    by_layer: dict[int, list[tuple[int, np.ndarray]]] = {}
+def trt_layers(files: list[Path], source: str) -> dict[int, list[tuple[Path, str, np.ndarray]]]:
+    """(file, key, array) of every file grouped by layer (keys ``"{iter}_{layer}"``), iterations in order."""
+    by_layer: dict[int, list[tuple[int, Path, str, np.ndarray]]] = {}
     for f in files:
         for key, arr in read_safetensors(f).items():
             m = TRT_KEY.match(key)
             if not m:
                 raise InputError("keys must look like '{iter}_{layer}'", str(f), key)
-            by_layer.setdefault(int(m[2]), []).append((int(m[1]), arr))
+            by_layer.setdefault(int(m[2]), []).append((int(m[1]), f, key, arr))
     if not by_layer:
         raise InputError("no statistics recorded", source)
-    return {layer: [a for _, a in sorted(v, key=lambda t: t[0])] for layer, v in sorted(by_layer.items())}
+    return {layer: [(f, k, a) for _, f, k, a in sorted(v, key=lambda t: t[0])] for layer, v in sorted(by_layer.items())}
 
 
 def trt_counts(files: list[Path], source: str) -> np.ndarray:
     layers = trt_layers(files, source)
     try:
-        return np.stack([np.sum([np.asarray(a, float).ravel() for a in v], axis=0) for v in layers.values()])
+        return np.stack([np.sum([np.asarray(a, float).ravel() for _, _, a in v], axis=0) for v in layers.values()])
     except ValueError as exc:
         raise InputError(f"per-expert counts of different lengths: {exc}", source) from None
 
 
 def trt_topk(files: list[Path], source: str) -> np.ndarray:
+    """Raw ids of every layer, shape (layers, tokens, top_k); files must agree on top_k."""
     layers = trt_layers(files, source)
-    per_layer = [np.concatenate([a.reshape(-1, a.shape[-1]) for a in v]) for v in layers.values()]
+    first: tuple[Path, int] | None = None
+    for f, key, a in (t for v in layers.values() for t in v):
+        if a.ndim < 2 or a.shape[-1] == 0:
+            raise CatalogError(f"expected [tokens, top_k] expert ids, got shape {a.shape}", str(f), key)
+        if first is None:
+            first = (f, a.shape[-1])
+        elif a.shape[-1] != first[1]:
+            raise CatalogError(f"top_k is {a.shape[-1]}, {first[0].name} records {first[1]}", str(f), key)
+    per_layer = [np.concatenate([a.reshape(-1, a.shape[-1]) for _, _, a in v]) for v in layers.values()]
     if len({p.shape for p in per_layer}) != 1:
         raise InputError("layers recorded different token counts", source)
     return np.stack(per_layer)

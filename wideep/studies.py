@@ -5,11 +5,13 @@ from __future__ import annotations
 from .errors import InputError
 from .model import Model, load_model
 from .placement import Placement
+from .placement_io import load_placement
 from .placement_metrics import PlacementMetrics, evaluate
 from .placers import place
+from .routing import check_seed
 from .routing_io import routing_from_spec
 from .topology import Cluster, load_cluster
-from .traffic import A2AResult, a2a, contiguous_phy2log, load_placement
+from .traffic import A2AResult, a2a, check_payload_dtypes, contiguous_phy2log
 
 
 def a2a_by_name(model: str, topology: str, gpus: int | None, ep_size: int | None, tokens_per_gpu: int,
@@ -19,7 +21,8 @@ def a2a_by_name(model: str, topology: str, gpus: int | None, ep_size: int | None
 
     ``gpus`` defaults to ``ep_size`` and ``ep_size`` to ``gpus``; the placement defaults to the engines'
     contiguous layout with one slot per expert (padded with copies of the first experts up to a multiple
-    of ``ep_size``).
+    of ``ep_size``), else is read by :func:`wideep.placement_io.load_placement` (any format ``wideep
+    place --out`` writes, or a ``.npy``).
     """
     m = load_model(model)
     if not m.is_moe:
@@ -32,10 +35,13 @@ def a2a_by_name(model: str, topology: str, gpus: int | None, ep_size: int | None
     cluster = load_cluster(topology, gpus if gpus is not None else ep)
     if tokens_per_gpu <= 0:
         raise InputError(f"must be > 0, got {tokens_per_gpu}", "--tokens")
+    check_seed(seed)
+    check_payload_dtypes(cluster, {"--dtype": dispatch_dtype, "--combine-dtype": combine_dtype})
+    phy2log = None if placement is None else load_placement(placement, m, cluster, ep).phy2log
     stats = routing_from_spec(routing, m, ep * tokens_per_gpu, seed)
-    slots = -(-m.n_experts // ep) * ep  # one slot per expert, padded with copies when ep does not divide
-    phy2log = (contiguous_phy2log(stats.layers, m.n_experts, slots) if placement is None
-               else load_placement(placement))
+    if phy2log is None:
+        slots = -(-m.n_experts // ep) * ep  # one slot per expert, padded with copies when ep does not divide
+        phy2log = contiguous_phy2log(stats.layers, m.n_experts, slots)
     return a2a(m, cluster, phy2log, stats, ep, tokens_per_gpu, transport, dispatch_dtype, combine_dtype, seed)
 
 
@@ -64,6 +70,10 @@ def plan_placement(model: Model, cluster: Cluster, ep_size: int, redundant: int,
         raise InputError("give exactly one of --stats FILE or --routing SPEC", "--stats")
     if tokens_per_gpu <= 0:
         raise InputError(f"must be > 0, got {tokens_per_gpu}", "--tokens")
+    if not 0 < ep_size <= cluster.n_gpus:
+        raise InputError(f"must be between 1 and the {cluster.n_gpus} GPUs of the cluster, got {ep_size}", "--ep")
+    check_seed(seed)
+    check_payload_dtypes(cluster, {"--dtype": dispatch_dtype, "--combine-dtype": combine_dtype})
     stats = routing_from_spec(stats_path or routing, model, ep_size * tokens_per_gpu, seed)
     return place_and_evaluate(algorithms, stats, model, cluster, ep_size, redundant, tokens_per_gpu, transport,
                               dispatch_dtype, combine_dtype, seed)

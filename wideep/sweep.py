@@ -97,10 +97,12 @@ def batch_for_interactivity(spec: PlanSpec, tokens_per_s_per_user: float) -> Pla
     if not tokens_per_s_per_user > 0:
         raise InputError(f"must be > 0, got {tokens_per_s_per_user}", "--interactivity")
     first = plan(replace(spec, batch=1))
-    if first.decode.tokens_per_s_per_user < tokens_per_s_per_user or not first.memory.fits:
+    if not first.memory.fits:
+        raise InputError(f"{first.system}: even batch 1 does not fit in HBM at context {spec.context:,}",
+                         "--interactivity")
+    if first.decode.tokens_per_s_per_user < tokens_per_s_per_user:
         raise InputError(f"{first.system} reaches at most {first.decode.tokens_per_s_per_user:.1f} tokens/s per "
-                         f"user (batch 1{'' if first.memory.fits else ', which does not fit in HBM'}), "
-                         f"below {tokens_per_s_per_user}", "--interactivity")
+                         f"user (batch 1), below {tokens_per_s_per_user}", "--interactivity")
     lo, hi = 1, max(2, first.memory.max_batch + 1)
     while hi - lo > 1:
         mid = (lo + hi) // 2
@@ -116,6 +118,8 @@ def compare(spec: PlanSpec, topologies: list[str], batches: list[int] | None = N
     """One plan per (topology, batch); with ``interactivity``, per topology the largest batch giving it."""
     if not topologies:
         raise InputError("give at least one --topology", "--topology")
+    if interactivity is not None and batches:
+        raise InputError("give --batch or --interactivity, not both", "--interactivity")
     if interactivity is not None:
         return [batch_for_interactivity(replace(spec, topology=t), interactivity) for t in topologies]
     return [plan(replace(spec, topology=t, batch=b)) for t in topologies for b in (batches or [spec.batch])]

@@ -23,6 +23,8 @@ from .errors import CatalogError, InputError
 from .hardware import GPU, System, gpu_reference, load_system
 
 TIERS = ("nvlink", "scale_out")
+MAX_GPUS = 8192  # largest cluster graph built: an EP group of thousands of GPUs is already far past practice
+HOP_SAMPLE = 64  # destination ranks whose hop counts stand for all in summaries of larger clusters
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,6 +85,8 @@ class Cluster:
         g = nx.DiGraph()
         g.add_edges_from((u, v, {"capacity": d["bw_Bps"]}) for u, v, d in self.graph.edges(data=True))
         half = self.n_gpus // 2
+        if half == 0:
+            return 0.0
         for i, node in enumerate(self.gpu_nodes):
             if i < half:
                 g.add_edge("_src", node, capacity=float("inf"))
@@ -90,11 +94,16 @@ class Cluster:
                 g.add_edge(node, "_dst", capacity=float("inf"))
         return float(nx.maximum_flow_value(g, "_src", "_dst"))
 
-    def hop_counts(self) -> np.ndarray:
-        """Links crossed between each pair of ranks (no GPU forwards), shape (gpus, gpus)."""
-        hops = np.zeros((self.n_gpus, self.n_gpus), dtype=int)
-        for d, dist in enumerate(self.distances_to_gpu()):
-            hops[:, d] = [dist[n] for n in self.gpu_nodes]
+    def hop_counts(self, destinations: list[int] | None = None) -> np.ndarray:
+        """Links crossed from every rank to each destination rank (no GPU forwards).
+
+        Returns ndarray, shape (gpus, destinations); all ranks by default.
+        """
+        dests = list(range(self.n_gpus)) if destinations is None else destinations
+        hops = np.zeros((self.n_gpus, len(dests)), dtype=int)
+        for j, d in enumerate(dests):
+            dist = self.distance_to(self.gpu_nodes[d])
+            hops[:, j] = [dist[n] for n in self.gpu_nodes]
         return hops
 
     def distances_to_gpu(self) -> list[dict[str, int]]:
@@ -120,9 +129,14 @@ class Cluster:
         return dist
 
     def summary(self) -> dict:
-        """Derived figures for display and JSON (bandwidths in GB/s per direction)."""
-        hops = self.hop_counts()
-        off = hops[~np.eye(self.n_gpus, dtype=bool)] if self.n_gpus > 1 else np.zeros(1)
+        """Derived figures for display and JSON (bandwidths in GB/s per direction).
+
+        Hop counts are over every pair up to HOP_SAMPLE GPUs, else to HOP_SAMPLE evenly spaced destinations.
+        """
+        dests = sorted(set(np.linspace(0, self.n_gpus - 1, min(self.n_gpus, HOP_SAMPLE)).astype(int).tolist()))
+        hops = self.hop_counts(dests)
+        off = hops[np.arange(self.n_gpus)[:, None] != np.array(dests)[None, :]]
+        off = off if off.size else np.zeros(1)
         return {
             "name": self.name, "gpu": self.gpu.id, "gpus": self.n_gpus, "domains": self.n_domains,
             "gpus_per_domain": int(np.bincount(self.domain_of).max()),
@@ -139,13 +153,13 @@ def add_link(g: nx.DiGraph, u: str, v: str, bw_Bps: float, latency_s: float, tie
         g.add_edge(a, b, bw_Bps=bw_Bps, latency_s=latency_s, tier=tier)
 
 
-def build_cluster(system: System, n_gpus: int) -> Cluster:
+def build_cluster(system: System, n_gpus: int, option: str = "--gpus") -> Cluster:
     """Expand a catalog system to ``n_gpus`` GPUs (whole domains once it spans more than one)."""
     gpd = system.scale_up.gpus_per_domain
-    if n_gpus <= 0:
-        raise InputError(f"must be > 0, got {n_gpus}", "--gpus")
+    if not 0 < n_gpus <= MAX_GPUS:
+        raise InputError(f"must be between 1 and {MAX_GPUS:,}, got {n_gpus}", option)
     if n_gpus > gpd and n_gpus % gpd:
-        raise InputError(f"{system.id} has {gpd} GPUs per domain; {n_gpus} is not a multiple of it", "--gpus")
+        raise InputError(f"{system.id} has {gpd} GPUs per domain; {n_gpus} is not a multiple of it", option)
     g = nx.DiGraph()
     n_domains = -(-n_gpus // gpd)
     ranks = np.arange(n_gpus)
@@ -231,14 +245,17 @@ def load_custom(path: Path) -> Cluster:
     return cluster
 
 
-def load_cluster(topology: str, n_gpus: int | None = None) -> Cluster:
-    """A cluster from a system id or file (expanded to ``n_gpus``, default one domain) or a custom file."""
+def load_cluster(topology: str, n_gpus: int | None = None, option: str = "--gpus") -> Cluster:
+    """A cluster from a system id or file (expanded to ``n_gpus``, default one domain) or a custom file.
+
+    A custom file is used whole; ``n_gpus`` (named ``option`` in errors) may not exceed its GPUs.
+    """
     path = resolve("systems", topology)
     data = read_file(path)
     if "nodes" in data or "edges" in data:
         cluster = load_custom(path)
-        if n_gpus is not None and n_gpus != cluster.n_gpus:
-            raise InputError(f"{path} describes {cluster.n_gpus} GPUs, not {n_gpus}", "--gpus")
+        if n_gpus is not None and n_gpus > cluster.n_gpus:
+            raise InputError(f"{path} has {cluster.n_gpus} GPUs, fewer than {n_gpus}", option)
         return cluster
     system = load_system(str(path))
-    return build_cluster(system, n_gpus if n_gpus is not None else system.scale_up.gpus_per_domain)
+    return build_cluster(system, n_gpus if n_gpus is not None else system.scale_up.gpus_per_domain, option)

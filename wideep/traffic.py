@@ -5,14 +5,14 @@ Pipeline: placement (phy2log) + routing samples -> destination GPU of every (tok
 the transport counts them (per selection, per GPU, or per node then per GPU through a relay) -> bytes
 per pair -> bytes per link (:mod:`wideep.linkload`) -> phase time = max over links of bytes / effective
 bandwidth, plus the transport's fixed cost and the longest wire latency used.
-Rank r holds tokens [r * tokens_per_gpu, (r + 1) * tokens_per_gpu) of the sample.
+Rank r holds tokens [r * tokens_per_gpu, (r + 1) * tokens_per_gpu) of the sample
+(:func:`wideep.routing.token_ranks`). Placements are validated by :func:`wideep.placement.validate_phy2log`
+and read from files by :func:`wideep.placement_io.load_placement`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-from pathlib import Path
 
 import numpy as np
 
@@ -21,8 +21,8 @@ from .copies import Group, count_gpus, count_sorted_experts, equal_blocks, expec
 from .errors import InputError
 from .linkload import Routes, routes
 from .model import Model
-from .routing import RoutingStats, sample_tokens, sort_columns
-from .routing_io import read_json
+from .placement import validate_phy2log
+from .routing import RoutingStats, per_layer_counts, sample_tokens, token_ranks
 from .topology import TIERS, Cluster
 from .transports import PHASES, Transport, load_transport
 
@@ -38,24 +38,10 @@ def contiguous_phy2log(layers: int, n_experts: int, n_slots: int) -> np.ndarray:
     return np.tile(np.arange(n_slots, dtype=np.int32) % n_experts, (layers, 1))
 
 
-def check_placement(phy2log: np.ndarray, n_experts: int, layers: int, ep_size: int,
-                    source: str = "--placement") -> np.ndarray:
-    """Validated integer phy2log of shape (layers, slots): slots divisible by ep_size, every expert placed."""
-    p = np.asarray(phy2log)
-    if p.ndim != 2 or not np.issubdtype(p.dtype, np.integer):
-        raise InputError(f"phy2log must be an integer array (layers, slots), got {p.dtype} {p.shape}", source)
-    if p.shape[0] != layers:
-        raise InputError(f"{p.shape[0]} layers, the routing statistics have {layers}", source)
-    if p.shape[1] % ep_size:
-        raise InputError(f"{p.shape[1]} slots do not divide over EP {ep_size}", source)
-    if p.size and (p.min() < 0 or p.max() >= n_experts):
-        raise InputError(f"expert ids must be in 0..{n_experts - 1}", source)
-    placed = np.zeros((layers, n_experts), bool)
-    placed[np.repeat(np.arange(layers), p.shape[1]), p.ravel()] = True
-    if not placed.all():
-        layer, expert = np.argwhere(~placed)[0]
-        raise InputError(f"layer {layer}: expert {expert} has no slot", source)
-    return p
+def checked_phy2log(phy2log: np.ndarray, n_experts: int, layers: int, ep_size: int) -> np.ndarray:
+    """:func:`~wideep.placement.validate_phy2log` against routing statistics of ``layers`` layers."""
+    return validate_phy2log(phy2log, n_experts, ep_size, "--placement", "phy2log", layers=layers,
+                            layers_of="the routing statistics have")
 
 
 def replica_table(p2l: np.ndarray, ep_size: int, domain_of: np.ndarray, n_experts: int):
@@ -146,16 +132,16 @@ def gpu_loads(phy2log: np.ndarray, stats: RoutingStats, ep_size: int, domain_of=
     ranks, ``domain_of`` default: every GPU its own domain); with loads only, a logical expert's load is
     split evenly over its replicas.
     """
-    phy2log = check_placement(phy2log, stats.n_experts, stats.layers, ep_size)
+    phy2log = checked_phy2log(phy2log, stats.n_experts, stats.layers, ep_size)
     layers, n_slots = phy2log.shape
     spg = n_slots // ep_size
     if stats.topk_ids is None:
-        replicas = np.stack([np.bincount(p, minlength=stats.n_experts) for p in phy2log])
+        replicas = per_layer_counts(phy2log, stats.n_experts)
         per_slot = np.take_along_axis(stats.load / replicas, phy2log, axis=1)
         return per_slot.reshape(layers, ep_size, spg).sum(axis=2)
     dom = np.arange(ep_size) if domain_of is None else np.asarray(domain_of)[:ep_size]
     tokens = stats.topk_ids.shape[1]
-    src = (np.arange(tokens) * ep_size) // tokens
+    src = token_ranks(tokens, ep_size)
     out = np.zeros((layers, ep_size))
     for layer in range(layers):
         cols = destination_columns(phy2log, stats.topk_ids, layer, src, ep_size, dom, stats.n_experts)
@@ -211,6 +197,18 @@ class A2AResult:
         return out
 
 
+def check_payload_dtypes(cluster: Cluster, dtypes: dict[str, str]) -> None:
+    """Dispatch/combine payload dtypes ({option: name}) known and supported by the cluster's GPU.
+
+    nvfp4 needs Blackwell (a GPU with nvfp4 in ``flops_per_s``); problems raise InputError on the option.
+    """
+    gpu = cluster.gpu
+    for option, name in dtypes.items():
+        dt = units.dtype(name, option)
+        if dt.name == "nvfp4" and "nvfp4" not in gpu.flops_per_s:
+            raise InputError(f"{gpu.name} ({gpu.arch}) has no nvfp4 support", option)
+
+
 def message_bytes(model: Model, transport: Transport, dispatch_dtype: str, combine_dtype: str) -> dict:
     """Bytes of one token copy per phase: hidden values with their scales plus the transport's header."""
     dts = {"dispatch": units.dtype(dispatch_dtype, "--dtype"), "combine": units.dtype(combine_dtype, "--combine-dtype")}
@@ -228,7 +226,7 @@ def layer_counts(model: Model, stats: RoutingStats, phy2log: np.ndarray, group: 
         per_layer = [expected_layer(s, tokens_per_gpu, model.top_k, group, kinds) for s in share]
     else:
         ids = sample_tokens(stats, ep * tokens_per_gpu, seed)
-        src = np.repeat(np.arange(ep), tokens_per_gpu)
+        src = token_ranks(ep * tokens_per_gpu, ep)
         fast = stats.rows_sorted and ("node" not in kinds or equal_blocks(group) > 0)
         identity = np.arange(phy2log.shape[1]) % stats.n_experts
         work: dict = {}
@@ -284,7 +282,7 @@ def a2a(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats
     if stats.n_experts != model.n_experts:
         raise InputError(f"statistics have {stats.n_experts} experts, {model.id} has {model.n_experts}", "--routing")
     r = routes(cluster, ep_size)
-    phy2log = check_placement(phy2log, model.n_experts, stats.layers, ep_size)
+    phy2log = checked_phy2log(phy2log, model.n_experts, stats.layers, ep_size)
     domain_of = np.asarray(cluster.domain_of)[:ep_size]
     group = group_of(domain_of)
     if tr.scope == "domain" and group.n_domains > 1:
@@ -310,22 +308,3 @@ def a2a(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats
         dispatch_layer_s=d["layer_s"], combine_layer_s=c["layer_s"],
         link_bytes={p: res[p]["links"] for p in PHASES}, edges=list(cluster.edges),
         ep_size=ep_size, tokens_per_gpu=tokens_per_gpu)
-
-
-def load_placement(path: str) -> np.ndarray:
-    """phy2log from SGLang's ``--init-expert-location`` JSON ({"physical_to_logical_map": [[...]]}) or a .npy."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError("no such file", path)
-    if p.suffix == ".npy":
-        try:
-            return np.load(p, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read numpy data: {exc}", path) from None
-    data = read_json(p)
-    if "physical_to_logical_map" not in data:
-        raise InputError("expected the key physical_to_logical_map", path)
-    try:
-        return np.array(data["physical_to_logical_map"], dtype=np.int64)
-    except (ValueError, TypeError) as exc:
-        raise InputError(f"ragged or non-integer map: {exc}", path, "physical_to_logical_map") from None

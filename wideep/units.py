@@ -22,7 +22,9 @@ us = 1e-6  #: seconds
 ms = 1e-3  #: seconds
 W = 1.0  #: watts
 kW = 1e3  #: watts
-B = 1e9  #: parameters per "B" in published parameter counts
+BILLION = 1e9  #: parameters per "B" in published parameter counts (7B, 671B)
+GFLOP = 1e9  #: FLOPs
+TFLOP = 1e12  #: FLOPs
 
 
 @dataclass(frozen=True)
