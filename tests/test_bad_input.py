@@ -112,3 +112,9 @@ def test_missing_file():
 
 def test_gpus_not_whole_domains():
     assert_one_line_error(run_cli("topologies", "show", "hgx-h100", "--gpus", "12"), "--gpus", "multiple")
+
+
+def test_system_faster_than_its_gpu(tmp_path):
+    system = tmp_path / "system.toml"
+    system.write_text(SYSTEM.replace("bw_GBps = 450", "bw_GBps = 900", 1))
+    assert_one_line_error(run_cli("topologies", "show", str(system)), "scale_up.bw_GBps", "exceeds the NVLink bandwidth")

@@ -182,6 +182,9 @@ def _load_system(path_str: str) -> System:
     up = check_table(sub_table(data, "scale_up", path_str), SCALE_UP_FIELDS, path_str, "scale_up.")
     out = check_table(sub_table(data, "scale_out", path_str), SCALE_OUT_FIELDS, path_str, "scale_out.")
     gpu = gpu_reference(data["gpu"], path_str)
+    if up["bw_GBps"] * units.GBps > gpu.nvlink_Bps * (1 + 1e-9):
+        raise CatalogError(f"{up['bw_GBps']} GB/s exceeds the NVLink bandwidth of {gpu.id} "
+                           f"({gpu.nvlink_Bps / units.GBps:g} GB/s)", path_str, "scale_up.bw_GBps")
     if up["gpus_per_domain"] % out["rails"]:
         raise CatalogError(f"must divide scale_up.gpus_per_domain ({up['gpus_per_domain']})",
                            path_str, "scale_out.rails")
