@@ -14,7 +14,11 @@ from . import catalog, progress, report, units
 from .errors import InputError, WideEPError
 from .hardware import load_gpu, load_system
 from .model import kv_usage, load_model
-from .plan import PlanSpec
+from .placement_io import FORMATS, write_placement
+from .placers import ALGORITHMS
+from .plan import PlanSpec, compare_topologies, plan
+from .studies import a2a_by_name, plan_placement
+from .sweep import COLUMNS, compare_report
 from .topology import load_cluster
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -113,15 +117,12 @@ def place_cmd(model: str = typer.Option(..., "--model", help="Model id or file."
               seed: int = typer.Option(0, "--seed", help="Seed of synthetic routing."),
               as_json: bool = JSON) -> None:
     """Place experts (contiguous, balanced EPLB-style, or topology-aware) and measure the placement."""
-    from .placement_io import FORMATS, write_placement
-    from .placers import ALGORITHMS
-    from .studies import plan_placement
-
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})", "--format")
     m, cluster = load_model(model), load_cluster(topology, gpus)
-    runs = plan_placement(m, cluster, gpus if ep is None else ep, redundant, tokens, list(ALGORITHMS) if compare else [algorithm],
-                          stats, routing, transport, dtype, combine_dtype, seed)
+    algorithms = list(ALGORITHMS) if compare else [algorithm]
+    runs = plan_placement(m, cluster, gpus if ep is None else ep, redundant, tokens, algorithms, stats, routing,
+                          transport, dtype, combine_dtype, seed)
     rows = [metrics.summary() for _, metrics in runs]
     if out_path:
         chosen = next((r for r in runs if r[0].algorithm == algorithm), runs[-1])
@@ -209,8 +210,6 @@ def plan_cmd(options: dict,
              topology: Optional[str] = typer.Option(None, "--topology", help="System id or file. " + PLAN_DEFAULT_HELP),
              as_json: bool = JSON) -> None:
     """Step time, memory fit and $/Mtok of one deployment; without --topology, Hopper vs Blackwell."""
-    from .plan import compare_topologies, plan
-
     spec = plan_spec(topology, **options)
     if topology is None:
         cmp = compare_topologies(spec).to_dict()
@@ -233,8 +232,6 @@ def compare_cmd(options: dict,
                 sweep: bool = typer.Option(False, "--sweep", help="Also: who leads at every interactivity."),
                 as_json: bool = JSON) -> None:
     """The procurement report: one row per system and batch, stable columns with units; CSV/XLSX."""
-    from .sweep import COLUMNS, compare_report
-
     spec = plan_spec(None, batch=(batch or [64])[0], **options)
     rep = compare_report(spec, topology, batch, interactivity, sweep or svg is not None)
     if svg:
@@ -262,8 +259,6 @@ def a2a_cmd(model: str = typer.Option(..., "--model", help="Model id or file."),
             seed: int = typer.Option(0, "--seed", help="Seed of synthetic routing and resampling."),
             as_json: bool = JSON) -> None:
     """Dispatch and combine time of one MoE layer over the cluster graph, with the binding link and SOL."""
-    from .studies import a2a_by_name
-
     s = a2a_by_name(model, topology, gpus, ep, tokens, transport, dtype, combine_dtype, routing, placement,
                     seed).summary()
     out(as_json, s, lambda: report.a2a_text(s))
