@@ -7,6 +7,8 @@ until the marker is removed (docs/plan.md "Validation" explains the misses).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from wideep.plan import PlanSpec, plan
@@ -45,6 +47,18 @@ def test_deepseek_decode_ep144():
                                        "per GPU per step; see docs/plan.md")
 def test_deepseek_prefill_ep32():
     assert prefill_per_node() == pytest.approx(PREFILL_PER_NODE, rel=TOLERANCE)
+
+
+# DeepSeek's profile-data README (deepseek-ai/profile-data): decode "EP128, TP1, a prompt length of 4K (closely
+# matching the actual online deployment configuration), with a batch size of 128 requests per GPU", two
+# micro-batches. At that deployed batch the published 20-22 tokens/s per user is a steady-state figure.
+DEPLOYED_BATCH = 128
+
+
+def test_deepseek_interactivity_at_the_deployed_batch():
+    """Tokens/s per user at DeepSeek's deployed decode batch within 30% of the published 20-22 (midpoint 21)."""
+    per_user = plan(replace(DECODE, batch=DEPLOYED_BATCH)).decode.tokens_per_s_per_user
+    assert per_user == pytest.approx(DECODE_PER_USER, rel=TOLERANCE)
 
 
 def test_deepseek_figures_are_in_the_model_range():

@@ -232,7 +232,7 @@ def compare_cmd(options: dict,
                 sweep: bool = typer.Option(False, "--sweep", help="Also: who leads at every interactivity."),
                 as_json: bool = JSON) -> None:
     """The procurement report: one row per system and batch, stable columns with units; CSV/XLSX."""
-    spec = plan_spec(None, batch=(batch or [64])[0], **options)
+    spec = plan_spec(None, batch=(batch or [SPEC.batch])[0], **options)
     rep = compare_report(spec, topology, batch, interactivity, sweep or svg is not None)
     if svg:
         report.write_curves_svg(svg, rep["curves"], f"{spec.model} decode, EP {spec.ep}, context {spec.context:,}")
