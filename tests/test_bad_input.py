@@ -118,3 +118,19 @@ def test_system_faster_than_its_gpu(tmp_path):
     system = tmp_path / "system.toml"
     system.write_text(SYSTEM.replace("bw_GBps = 450", "bw_GBps = 900", 1))
     assert_one_line_error(run_cli("topologies", "show", str(system)), "scale_up.bw_GBps", "exceeds the NVLink bandwidth")
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["kv"], "--model"),
+    (["topologies", "show", "hgx-h100", "--gpus", "abc"], "--gpus"),
+    (["plan", "--topology", "hgx-h100", "--batch", "nan"], "--batch"),
+    (["models", "nope"], "nope"),
+    (["kv", "--model", "deepseek-v3", "--batch", "0"], "--batch"),
+])
+def test_option_parser_errors_are_one_line(args, needle):
+    assert_one_line_error(run_cli(*args), needle)
+
+
+def test_version():
+    r = run_cli("--version")
+    assert r.returncode == 0 and r.stdout.startswith("wideep ")

@@ -7,10 +7,9 @@ import inspect
 import sys
 from typing import Any, Callable, List, Optional
 
-import click
 import typer
 
-from . import catalog, progress, report, units
+from . import __version__, catalog, progress, report, units
 from .errors import InputError, WideEPError
 from .hardware import load_gpu, load_system
 from .model import kv_usage, load_model
@@ -23,6 +22,18 @@ from .topology import load_cluster
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Plan MoE inference with wide expert parallelism over cluster graphs.")
+
+
+def show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"wideep {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(version: bool = typer.Option(False, "--version", callback=show_version, is_eager=True,
+                                      help="Print the version and exit.")) -> None:
+    """Plan MoE inference with wide expert parallelism over cluster graphs."""
 models_app = typer.Typer(no_args_is_help=True, help="The model catalog.")
 topologies_app = typer.Typer(no_args_is_help=True, help="The GPU and system catalogs.")
 app.add_typer(models_app, name="models")
@@ -282,11 +293,18 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)
     except WideEPError as exc:
-        typer.echo(f"wideep: error: {exc}", err=True)
-        sys.exit(2)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        sys.exit(130)
+        fail(str(exc))
+    except Exception as exc:  # the option parser's errors, from click or from typer's own copy of it
+        kind = {c.__name__ for c in type(exc).__mro__}
+        if "Abort" in kind:
+            sys.exit(130)
+        if "ClickException" not in kind:
+            raise
+        fail(exc.format_message().replace("\n", " "))  # type: ignore[attr-defined]
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def fail(message: str) -> None:
+    """One line on stderr, exit code 2: how every kind of bad input ends."""
+    typer.echo(f"wideep: error: {message}", err=True)
+    sys.exit(2)
