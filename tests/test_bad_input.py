@@ -134,3 +134,36 @@ def test_option_parser_errors_are_one_line(args, needle):
 def test_version():
     r = run_cli("--version")
     assert r.returncode == 0 and r.stdout.startswith("wideep ")
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["a2a", "--model", "deepseek-v3", "--topology", "hgx-h100", "--ep", "8", "--tokens", "8", "--routing",
+      "topics:99999999999999999999"], "topics:K needs"),
+    (["a2a", "--model", "deepseek-v3", "--topology", "hgx-h100", "--ep", "8", "--tokens", "8", "--routing",
+      "topics:1.5"], "integer K"),
+    (["plan", "--topology", "hgx-h100", "--price-per-gpu-hour", "2", "--price-scenario", "semianalysis-tco"],
+     "not both"),
+    (["plan", "--topology", "hgx-h100", "--kv-dtype", "nvfp4"], "--kv-dtype"),
+    (["compare", "--topology", "hgx-h100", "--csv", ""], "needs a file name"),
+])
+def test_more_bad_options(args, needle):
+    assert_one_line_error(run_cli(*args), needle)
+
+
+def test_huge_expert_id_in_a_placement_file(tmp_path):
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps({"physical_to_logical_map": [[2**70] + list(range(1, 288))] * 58}))
+    r = run_cli("a2a", "--model", "deepseek-v3", "--topology", "hgx-h100", "--gpus", "32", "--ep", "32",
+                "--tokens", "8", "--placement", str(path))
+    assert_one_line_error(r, str(path), "out of range")
+
+
+def test_missing_xlsx_dependency_writes_nothing(tmp_path):
+    try:
+        import openpyxl  # noqa: F401
+        pytest.skip("openpyxl is installed")
+    except ImportError:
+        pass
+    r = run_cli("compare", "--topology", "hgx-h100", "--csv", str(tmp_path / "a.csv"), "--xlsx", str(tmp_path / "a.xlsx"))
+    assert_one_line_error(r, "--xlsx", "openpyxl")
+    assert list(tmp_path.iterdir()) == []

@@ -151,6 +151,8 @@ def write_atomic(path: str | Path, write: Callable[[Path], None], option: str) -
 
     A failure leaves nothing half-written; an unwritable path raises :class:`InputError` naming ``option``.
     """
+    if not str(path):
+        raise InputError("needs a file name", option)
     target = Path(path)
     try:
         fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}.")

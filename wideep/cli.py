@@ -135,12 +135,12 @@ def place_cmd(model: str = typer.Option(..., "--model", help="Model id or file."
     runs = plan_placement(m, cluster, gpus if ep is None else ep, redundant, tokens, algorithms, stats, routing,
                           transport, dtype, combine_dtype, seed)
     rows = [metrics.summary() for _, metrics in runs]
-    if out_path:
+    if out_path is not None:
         chosen = next((r for r in runs if r[0].algorithm == algorithm), runs[-1])
         write_placement(out_path, chosen[0], fmt, m, chosen[1].summary())
     out(as_json, rows if compare else rows[0], lambda: report.table(
         [[r[k] for k, _ in PLACE_COLS] for r in rows], [h for _, h in PLACE_COLS])
-        + (f"\nwrote {out_path} ({fmt})" if out_path else ""))
+        + (f"\nwrote {out_path} ({fmt})" if out_path is not None else ""))
 
 
 PLAN_DEFAULT_HELP = "Default: compare DeepSeek-V3 EP32 on 4x hgx-h100 and one gb200-nvl72 rack."
@@ -244,15 +244,17 @@ def compare_cmd(options: dict,
                 as_json: bool = JSON) -> None:
     """The procurement report: one row per system and batch, stable columns with units; CSV/XLSX."""
     spec = plan_spec(None, batch=(batch or [SPEC.batch])[0], **options)
+    if xlsx is not None:
+        report.xlsx_module()  # before anything is written
     rep = compare_report(spec, topology, batch, interactivity, sweep or svg is not None)
-    if svg:
+    if svg is not None:
         report.write_curves_svg(svg, rep["curves"], f"{spec.model} decode, EP {spec.ep}, context {spec.context:,}")
-    if csv:
+    if csv is not None:
         report.write_csv(csv, rep["rows"], COLUMNS)
-    if xlsx:
+    if xlsx is not None:
         report.write_xlsx(xlsx, rep["rows"], COLUMNS)
     out(as_json, rep, lambda: report.compare_text(rep, COLUMNS)
-        + "".join(f"\nwrote {f}" for f in (csv, xlsx, svg) if f))
+        + "".join(f"\nwrote {f}" for f in (csv, xlsx, svg) if f is not None))
 
 
 @app.command("a2a")

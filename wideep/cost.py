@@ -64,6 +64,8 @@ class Cost:
 
 def price(gpu: GPU, usd_per_gpu_hour: float | None = None, scenario: str | None = None) -> tuple[str, float]:
     """(scenario, $/GPU-hour): a user's price, else a catalog scenario (the GPU's first by default)."""
+    if usd_per_gpu_hour is not None and scenario is not None:
+        raise InputError("give --price-per-gpu-hour or --price-scenario, not both", "--price-per-gpu-hour")
     if usd_per_gpu_hour is not None:
         if not usd_per_gpu_hour > 0 or usd_per_gpu_hour == float("inf"):
             raise InputError(f"must be a finite number > 0, got {usd_per_gpu_hour}", "--price-per-gpu-hour")

@@ -211,7 +211,8 @@ def check_dtypes(gpu: GPU, prec: Precision) -> None:
         if name not in gpu.flops_per_s:
             raise InputError(f"{gpu.name} ({gpu.arch}) has no {name} tensor cores; "
                              f"choose {' or '.join(gpu.flops_per_s)}", OPTIONS[which])
-    prec.dt("kv")
+    if prec.dt("kv").name == "nvfp4" and "nvfp4" not in gpu.flops_per_s:
+        raise InputError(f"{gpu.name} ({gpu.arch}) has no nvfp4 support for the KV cache", OPTIONS["kv"])
 
 
 def gemm(name: str, params: float, tokens: float, weight_dt, gpu: GPU, dt_name: str, cal: Calibration,

@@ -107,7 +107,15 @@ def parse_trtllm_yaml(text: str, source: str) -> tuple[np.ndarray, int]:
         raise CatalogError("layers have different slot counts", source, "initial_global_assignments")
     if num_slots is not None and num_slots != lengths.pop():
         raise CatalogError(f"{num_slots} does not match the {len(rows[keys[0]])} ids per layer", source, "num_slots")
-    return np.array([rows[k] for k in keys], dtype=np.int64), keys[0]
+    return id_table([rows[k] for k in keys], source, "initial_global_assignments"), keys[0]
+
+
+def id_table(rows: list[list[int]], source: str, field: str) -> np.ndarray:
+    """Rows of expert ids as int64; ids beyond int64 are out of range for any model."""
+    try:
+        return np.array(rows, dtype=np.int64)
+    except OverflowError:
+        raise CatalogError("expert id out of range", source, field) from None
 
 
 def read_placement_table(path: str | Path) -> tuple[np.ndarray, str]:
@@ -140,7 +148,7 @@ def read_placement_table(path: str | Path) -> tuple[np.ndarray, str]:
         raise CatalogError("layers have different slot counts", src, MAP_KEY)
     if any(isinstance(v, bool) or not isinstance(v, int) for r in table for v in r):
         raise CatalogError("entries must be integers", src, MAP_KEY)
-    return np.array(table, dtype=np.int64), MAP_KEY
+    return id_table(table, src, MAP_KEY), MAP_KEY
 
 
 def read_npy(path: Path) -> np.ndarray:

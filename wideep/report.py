@@ -73,13 +73,18 @@ def write_csv(path: str, rows: Sequence[dict], columns: Sequence[tuple[str, str]
     write_text_atomic(path, buf.getvalue(), "--csv")
 
 
-def write_xlsx(path: str, rows: Sequence[dict], columns: Sequence[tuple[str, str]], sheet: str = "wideep") -> None:
-    """Write the same table as :func:`write_csv` to an XLSX workbook (needs the optional openpyxl)."""
+def xlsx_module() -> Any:
+    """openpyxl, the optional dependency of XLSX output; missing, a one-line error on ``--xlsx``."""
     try:
         import openpyxl
     except ImportError:
         raise InputError("XLSX output needs openpyxl: pip install 'wideep[xlsx]' (or use --csv)", "--xlsx") from None
-    wb = openpyxl.Workbook()
+    return openpyxl
+
+
+def write_xlsx(path: str, rows: Sequence[dict], columns: Sequence[tuple[str, str]], sheet: str = "wideep") -> None:
+    """Write the same table as :func:`write_csv` to an XLSX workbook (needs the optional openpyxl)."""
+    wb = xlsx_module().Workbook()
     ws = wb.active
     ws.title = sheet
     ws.append([h for _, h in columns])

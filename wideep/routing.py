@@ -33,6 +33,7 @@ TOPIC_WEIGHT = 42.0
 #: already takes about a minute (benchmarks/bench_traffic.py draws half as many in ~26 s).
 MAX_SAMPLE_TOKENS = 1 << 20
 
+MAX_TOPICS = 4096  # more topics than any model's experts only repeats the uniform case
 SPEC_RE = re.compile(r"^(uniform|zipf:(?P<s>[0-9.eE+-]+)|topics:(?P<k>[0-9]+))$")
 
 
@@ -177,15 +178,16 @@ def parse_spec(spec: str) -> tuple[str, float]:
     """(kind, parameter) of a synthetic routing spec; anything else raises InputError."""
     m = SPEC_RE.match(spec)
     if not m:
-        raise InputError(f"unknown routing {spec!r} (uniform, zipf:S, topics:K or a file)", "--routing")
+        raise InputError(f"unknown routing {spec!r} (uniform, zipf:S with a number S >= 0, topics:K with an "
+                         f"integer K >= 1, or a file)", "--routing")
     if m["s"] is not None:
         s = float(m["s"])
         if not np.isfinite(s) or s < 0:
-            raise InputError(f"zipf exponent must be >= 0, got {m['s']}", "--routing")
+            raise InputError(f"zipf exponent must be a finite number >= 0, got {m['s']}", "--routing")
         return "zipf", s
     if m["k"] is not None:
-        if int(m["k"]) < 1:
-            raise InputError("topics:K needs K >= 1", "--routing")
+        if not 1 <= int(m["k"]) <= MAX_TOPICS:
+            raise InputError(f"topics:K needs 1 <= K <= {MAX_TOPICS}, got {m['k']}", "--routing")
         return "topics", float(m["k"])
     return "uniform", 0.0
 

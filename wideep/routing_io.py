@@ -51,6 +51,9 @@ def routing_from_spec(spec_or_path: str, model: Model, tokens: int, seed: int = 
 
 
 def looks_like_file(text: str) -> bool:
+    """A path rather than a synthetic spec (``uniform``, ``zipf:S``, ``topics:K``)."""
+    if text.startswith(("uniform", "zipf:", "topics:")):
+        return False
     return Path(text).exists() or "/" in text or "." in text
 
 
