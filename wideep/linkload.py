@@ -15,9 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from . import progress
 from .errors import InputError
 from .topology import Cluster
 
+MAX_EP = 1024  # the pair-to-link matrix grows as EP^2 x links: EP 1024 builds in about a minute on 2 cores
 _CACHE: "weakref.WeakKeyDictionary[Cluster, dict[int, Routes]]" = weakref.WeakKeyDictionary()
 
 
@@ -48,8 +50,9 @@ class Routes:
 
 def routes(cluster: Cluster, ep_size: int) -> Routes:
     """Cached :class:`Routes` of ``cluster`` for EP group = ranks 0 .. ep_size-1."""
-    if not 0 < ep_size <= cluster.n_gpus:
-        raise InputError(f"must be between 1 and the cluster's {cluster.n_gpus} GPUs, got {ep_size}", "--ep")
+    if not 0 < ep_size <= min(cluster.n_gpus, MAX_EP):
+        raise InputError(f"must be between 1 and {min(cluster.n_gpus, MAX_EP):,} (the cluster's GPUs, at most "
+                         f"{MAX_EP:,}), got {ep_size}", "--ep")
     per = _CACHE.setdefault(cluster, {})
     if ep_size not in per:
         per[ep_size] = build_routes(cluster, ep_size)
@@ -77,6 +80,7 @@ def build_routes(cluster: Cluster, ep_size: int) -> Routes:
         cols.append(coo.col)
         vals.append(coo.data)
         path_lat[:, d] = frac @ lat
+        progress.advance(f"routes over {cluster.name}", d + 1, ep_size)
     fraction = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                              shape=(ep_size * ep_size, len(edges)))
     return Routes(ep_size, fraction, path_lat, first_hop(fraction, eu, src_nodes, tier, ep_size))

@@ -14,6 +14,9 @@ from .topology import Cluster, load_cluster
 from .traffic import A2AResult, a2a, check_payload_dtypes, contiguous_phy2log
 
 
+MAX_PLACE_TOKENS = 2**18  # placement search and metrics over more tokens than this run for minutes
+
+
 def a2a_by_name(model: str, topology: str, gpus: int | None, ep_size: int | None, tokens_per_gpu: int,
                 transport: str, dispatch_dtype: str = "fp8", combine_dtype: str = "bf16",
                 routing: str = "uniform", placement: str | None = None, seed: int = 0) -> A2AResult:
@@ -72,6 +75,10 @@ def plan_placement(model: Model, cluster: Cluster, ep_size: int, redundant: int,
         raise InputError(f"must be > 0, got {tokens_per_gpu}", "--tokens")
     if not 0 < ep_size <= cluster.n_gpus:
         raise InputError(f"must be between 1 and the {cluster.n_gpus} GPUs of the cluster, got {ep_size}", "--ep")
+    if ep_size * tokens_per_gpu > MAX_PLACE_TOKENS:
+        raise InputError(f"EP x --tokens is at most {MAX_PLACE_TOKENS:,} tokens per layer for placement "
+                         f"(the statistics of a step, not a prefill chunk), got {ep_size * tokens_per_gpu:,}",
+                         "--tokens")
     check_seed(seed)
     check_payload_dtypes(cluster, {"--dtype": dispatch_dtype, "--combine-dtype": combine_dtype})
     stats = routing_from_spec(stats_path or routing, model, ep_size * tokens_per_gpu, seed)
