@@ -36,7 +36,7 @@ REFINE_MAX_STEPS = 400
 REFINE_TOP_M = 8
 #: Domain load caps tried, as mean domain load x (1 + slack) (step 7): looser caps cut more copies but
 #: unbalance more; each extra slack is one more full run of steps 1-6.
-DOMAIN_SLACKS = (0.0, 0.03, 0.06, 0.1)
+DOMAIN_SLACKS = (0.0, 0.05, 0.1)
 #: Least balancedness a layer keeps, as a share of ``balanced``'s (step 7): lower trades load balance
 #: (the busiest GPU's compute) for fewer cross-domain copies.
 BALANCE_FLOOR = 0.96
