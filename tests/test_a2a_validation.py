@@ -22,17 +22,13 @@ deepep = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(deepep)
 
 
-@pytest.mark.parametrize("ep", sorted(deepep.LOW_LATENCY_US))
-def test_low_latency_time(ep):
-    published = deepep.LOW_LATENCY_US[ep]
-    predicted = deepep.predict("ll", ep, layers=2)
-    for phase, pub, pred in zip(("dispatch", "combine"), published, predicted):
-        assert pred == pytest.approx(pub, rel=TOLERANCE), f"EP{ep} {phase}: {pred:.0f} us vs published {pub} us"
+ROWS = ([("ll", ep, deepep.LOW_LATENCY_US[ep], 2, "us") for ep in sorted(deepep.LOW_LATENCY_US)]
+        + [("normal", ep, deepep.NORMAL_GBPS[ep], 1, "GB/s") for ep in sorted(deepep.NORMAL_GBPS)])
 
 
-@pytest.mark.parametrize("ep", sorted(deepep.NORMAL_GBPS))
-def test_normal_bandwidth(ep):
-    published = deepep.NORMAL_GBPS[ep]
-    predicted = deepep.predict("normal", ep, layers=1)
+@pytest.mark.parametrize("kernels,ep,published,layers,unit", ROWS, ids=[f"{r[0]}-EP{r[1]}" for r in ROWS])
+def test_deepep_row(kernels, ep, published, layers, unit):
+    """Low-latency rows compare time (us), normal rows bandwidth as DeepEP counts it (GB/s)."""
+    predicted = deepep.predict(kernels, ep, layers=layers)
     for phase, pub, pred in zip(("dispatch", "combine"), published, predicted):
-        assert pred == pytest.approx(pub, rel=TOLERANCE), f"EP{ep} {phase}: {pred:.1f} GB/s vs published {pub}"
+        assert pred == pytest.approx(pub, rel=TOLERANCE), f"{kernels} EP{ep} {phase}: {pred:.1f} {unit} vs {pub}"

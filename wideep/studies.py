@@ -13,7 +13,6 @@ from .routing_io import routing_from_spec
 from .topology import Cluster, load_cluster
 from .traffic import A2AResult, a2a, check_payload_dtypes, contiguous_phy2log
 
-
 MAX_PLACE_TOKENS = 2**18  # placement search and metrics over more tokens than this run for minutes
 
 
