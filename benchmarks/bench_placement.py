@@ -14,11 +14,11 @@ import time
 
 import numpy as np
 
-from wideep.model import load_model
-from wideep.placement_metrics import evaluate
-from wideep.placers import place
-from wideep.routing import synthetic_routing
-from wideep.topology import load_cluster
+from wideep.specs.model import load_model
+from wideep.placement.metrics import evaluate
+from wideep.placement.placers import place
+from wideep.routing.stats import synthetic_routing
+from wideep.specs.topology import load_cluster
 
 
 def run_case(model_id: str, gpus: int, redundant: int, spec: str, tokens_per_gpu: int = 128) -> dict:

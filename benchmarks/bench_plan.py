@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from wideep import plan as plan_mod
 from wideep.plan import PlanSpec, compare_topologies, plan
-from wideep.sweep import batch_for_interactivity, curve, lead_by_interactivity
+from wideep.plan.sweep import batch_for_interactivity, curve, lead_by_interactivity
 
 
 def timed(label: str, fn) -> None:

@@ -12,11 +12,11 @@ import time
 
 import numpy as np
 
-from wideep.linkload import routes
-from wideep.model import load_model
-from wideep.routing import synthetic_routing
-from wideep.topology import load_cluster
-from wideep.traffic import a2a, contiguous_phy2log
+from wideep.traffic.linkload import routes
+from wideep.specs.model import load_model
+from wideep.routing.stats import synthetic_routing
+from wideep.specs.topology import load_cluster
+from wideep.traffic.a2a import a2a, contiguous_phy2log
 
 
 def main() -> None:

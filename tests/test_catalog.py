@@ -6,10 +6,11 @@ import math
 
 import pytest
 
-from wideep import catalog, units
-from wideep.hardware import load_gpu, load_system
-from wideep.model import load_model
-from wideep.topology import load_cluster
+from wideep.core import catalog
+from wideep.core import units
+from wideep.specs.hardware import load_gpu, load_system
+from wideep.specs.model import load_model
+from wideep.specs.topology import load_cluster
 
 
 @pytest.mark.parametrize("gpu_id", catalog.list_ids("gpus"))

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from conftest import run_cli
-from wideep.sweep import COLUMNS
+from wideep.plan.sweep import COLUMNS
 
 PLAN_KEYS = {"tokens_per_s_per_gpu", "tokens_per_s_per_user", "step_ms", "usd_per_mtok_output",
              "usd_per_mtok_input", "binding", "sol_ratio", "memory", "breakdown_ms"}

@@ -7,9 +7,9 @@ import json
 import pytest
 
 from conftest import run_cli
-from wideep.cost import cost, usd_per_mtok
-from wideep.errors import InputError
-from wideep.hardware import load_gpu
+from wideep.perf.cost import cost, usd_per_mtok
+from wideep.core.errors import InputError
+from wideep.specs.hardware import load_gpu
 
 
 def test_formula_by_hand():

@@ -37,9 +37,9 @@ def test_failed_run_writes_no_file(tmp_path):
 def test_progress_bar_reaches_the_end():
     import io
 
-    from wideep import progress
-    from wideep.model import load_model
-    from wideep.routing import synthetic_routing
+    from wideep.core import progress
+    from wideep.specs.model import load_model
+    from wideep.routing.stats import synthetic_routing
 
     stream = io.StringIO()
     previous = progress.listen(progress.terminal_bar(stream, after_s=0.0, width=10))

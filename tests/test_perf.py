@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from wideep.errors import CatalogError, InputError
-from wideep.hardware import GPU, load_gpu
-from wideep.memory import Precision, kv_bytes_per_sequence, memory_fit, replicated_weight_bytes
-from wideep.model import Attention, Model, load_model
-from wideep.perf import ExpertParallel, LinearTime, Workload, single_gpu, step_time
-from wideep.roofline import RESOURCES, Calibration, load_calibration, roofline
+from wideep.core.errors import CatalogError, InputError
+from wideep.specs.hardware import GPU, load_gpu
+from wideep.perf.memory import Precision, kv_bytes_per_sequence, memory_fit, replicated_weight_bytes
+from wideep.specs.model import Attention, Model, load_model
+from wideep.perf.step import ExpertParallel, LinearTime, Workload, single_gpu, step_time
+from wideep.perf.roofline import RESOURCES, Calibration, load_calibration, roofline
 
 ZERO = LinearTime(0.0, 0.0, 0.0)
 
@@ -151,7 +151,7 @@ def test_default_calibration_is_sane():
 
 def test_gpu_specific_calibration_wins(tmp_path, monkeypatch):
     """A file named after a GPU id replaces the default tables it defines, for that GPU only."""
-    from wideep import roofline
+    from wideep.perf import roofline
 
     (tmp_path / "default.toml").write_text((roofline.calibration_dir() / "default.toml").read_text())
     (tmp_path / "h200-sxm.toml").write_text('gpu = "h200-sxm"\n[hbm]\nefficiency = 0.5\n')

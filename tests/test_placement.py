@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wideep.eplb import balanced_packing, rebalance, replicate
-from wideep.errors import InputError
-from wideep.model import load_model
-from wideep.placement import Placement, validate_phy2log
-from wideep.placement_metrics import distinct_remote, layer_scores
-from wideep.placers import place
-from wideep.routing import from_topk, synthetic_routing
-from wideep.topology import load_cluster
+from wideep.placement.eplb import balanced_packing, rebalance, replicate
+from wideep.core.errors import InputError
+from wideep.specs.model import load_model
+from wideep.placement.table import Placement, validate_phy2log
+from wideep.placement.metrics import distinct_remote, layer_scores
+from wideep.placement.placers import place
+from wideep.routing.stats import from_topk, synthetic_routing
+from wideep.specs.topology import load_cluster
 
 # deepseek-ai/EPLB README, "Interface and Example": 2 layers x 12 experts, 16 replicas, 4 groups,
 # 2 nodes, 8 GPUs, and the phy2log the reference implementation prints for it.

@@ -30,9 +30,9 @@ def test_out_file_loads_back(tmp_path, fmt):
     res = run_cli(*BASE, "--routing", "uniform", "--algorithm", "balanced", "--out", str(path), "--format", fmt)
     assert res.returncode == 0, res.stderr
     assert "balanced" in res.stdout and f"wrote {path}" in res.stdout
-    from wideep.model import load_model
-    from wideep.placement_io import load_placement
-    from wideep.topology import load_cluster
+    from wideep.specs.model import load_model
+    from wideep.placement.files import load_placement
+    from wideep.specs.topology import load_cluster
 
     p = load_placement(path, load_model("qwen3-30b-a3b"), load_cluster("hgx-h100", 16), 16)
     assert p.phy2log.shape == (48, 144)

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from wideep.errors import CatalogError, InputError
-from wideep.model import load_model
-from wideep.placement import Placement
-from wideep.placement_io import load_placement, read_placement_table, render, write_placement
-from wideep.topology import load_cluster
+from wideep.core.errors import CatalogError, InputError
+from wideep.specs.model import load_model
+from wideep.placement.table import Placement
+from wideep.placement.files import load_placement, read_placement_table, render, write_placement
+from wideep.specs.topology import load_cluster
 
 
 @pytest.fixture
@@ -82,9 +82,9 @@ def test_unknown_format(setup):
 
 def test_trtllm_layer_keys_follow_the_models_moe_layers():
     """Llama-4 Maverick interleaves MoE layers (1, 3, ..., 47); DeepSeek-V3's start after 3 dense ones."""
-    from wideep.model import load_model
-    from wideep.placement import Placement
-    from wideep.placement_io import render
+    from wideep.specs.model import load_model
+    from wideep.placement.table import Placement
+    from wideep.placement.files import render
 
     for model_id, first, second in (("llama-4-maverick", 1, 3), ("deepseek-v3", 3, 4)):
         m = load_model(model_id)

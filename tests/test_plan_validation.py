@@ -12,8 +12,8 @@ from dataclasses import replace
 import pytest
 
 from wideep.plan import PlanSpec, plan
-from wideep.roofline import RESOURCES
-from wideep.sweep import batch_for_interactivity, curve, lead_by_interactivity
+from wideep.perf.roofline import RESOURCES
+from wideep.plan.sweep import batch_for_interactivity, curve, lead_by_interactivity
 
 TOLERANCE = 0.30
 GPUS_PER_NODE = 8  # H800 nodes (REFERENCES.md section 3)

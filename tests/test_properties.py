@@ -6,10 +6,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wideep.eplb import rebalance
-from wideep.routing import from_topk
-from wideep.traffic import choose_replicas, gpu_loads
-from wideep.units import DTYPES
+from wideep.placement.eplb import rebalance
+from wideep.routing.stats import from_topk
+from wideep.traffic.a2a import choose_replicas, gpu_loads
+from wideep.core.units import DTYPES
 
 SMALL = settings(max_examples=40, deadline=None)
 

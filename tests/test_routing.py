@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from wideep.errors import InputError
-from wideep.model import load_model
-from wideep.routing import RoutingStats, network, parse_spec, sample_tokens, sort_columns, synthetic_routing
-from wideep.routing_io import load_routing, routing_from_spec
+from wideep.core.errors import InputError
+from wideep.specs.model import load_model
+from wideep.routing.stats import RoutingStats, network, parse_spec, sample_tokens, sort_columns, synthetic_routing
+from wideep.routing.files import load_routing, routing_from_spec
 
 DSV3 = load_model("deepseek-v3")
 MIXTRAL = load_model("mixtral-8x7b")
@@ -209,7 +209,7 @@ def test_zero_load_layer_and_repeated_expert_are_rejected(tmp_path):
 
 
 def test_helpers_by_hand():
-    from wideep.routing import balancedness, per_layer_counts, token_ranks
+    from wideep.routing.stats import balancedness, per_layer_counts, token_ranks
 
     assert token_ranks(6, 3).tolist() == [0, 0, 1, 1, 2, 2]
     assert per_layer_counts(np.array([[[0, 1], [1, 1]], [[2, 2], [0, 2]]]), 3).tolist() == [[1, 3, 0], [1, 0, 3]]
@@ -236,7 +236,7 @@ def test_cli_negative_seed_exit_2(args):
 
 
 def test_sample_size_limit():
-    from wideep.routing import MAX_SAMPLE_TOKENS
+    from wideep.routing.stats import MAX_SAMPLE_TOKENS
 
     with pytest.raises(InputError, match="--tokens: .*over the limit of 1,048,576"):
         synthetic_routing(MIXTRAL, "uniform", MAX_SAMPLE_TOKENS + 1, layers=1)
@@ -248,7 +248,7 @@ def test_sample_size_limit():
 
 
 def test_trtllm_raw_files_disagreeing_on_top_k(tmp_path):
-    from wideep.errors import CatalogError
+    from wideep.core.errors import CatalogError
 
     (tmp_path / "meta_info.json").write_text(json.dumps({"num_experts": 8, "num_experts_per_token": 2}))
     write_safetensors(tmp_path / "rank0_raw.safetensors", {f"0_{layer}": np.zeros((3, 2), np.int32)

@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from wideep import catalog, units
-from wideep.copies import count_gpus, count_sorted_experts, group_of
-from wideep.errors import InputError, WideEPError
-from wideep.model import load_model
-from wideep.routing import RoutingStats, from_topk, synthetic_routing
-from wideep.topology import load_cluster
-from wideep.traffic import a2a, choose_replicas, contiguous_phy2log, gpu_loads
-from wideep.transports import load_transport
+from wideep.core import catalog
+from wideep.core import units
+from wideep.traffic.copies import count_gpus, count_sorted_experts, group_of
+from wideep.core.errors import InputError, WideEPError
+from wideep.specs.model import load_model
+from wideep.routing.stats import RoutingStats, from_topk, synthetic_routing
+from wideep.specs.topology import load_cluster
+from wideep.traffic.a2a import a2a, choose_replicas, contiguous_phy2log, gpu_loads
+from wideep.traffic.transports import load_transport
 
 MIXTRAL = load_model("mixtral-8x7b")  # 8 experts, top-2, hidden 4096
 DSV3 = load_model("deepseek-v3")

@@ -1,5 +1,5 @@
 """``python -m wideep`` runs the CLI."""
 
-from .cli import main
+from wideep.cli import main
 
 main()

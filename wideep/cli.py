@@ -9,16 +9,20 @@ from typing import Any, Callable, List, Optional
 
 import typer
 
-from . import __version__, catalog, progress, report, units
-from .errors import InputError, WideEPError
-from .hardware import load_gpu, load_system
-from .model import kv_usage, load_model
-from .placement_io import FORMATS, write_placement
-from .placers import ALGORITHMS
-from .plan import PlanSpec, compare_topologies, plan
-from .studies import a2a_by_name, plan_placement
-from .sweep import COLUMNS, compare_report
-from .topology import load_cluster
+from wideep import __version__
+from wideep.core import catalog
+from wideep.core import progress
+from wideep.report import tables as report
+from wideep.core import units
+from wideep.core.errors import InputError, WideEPError
+from wideep.specs.hardware import load_gpu, load_system
+from wideep.specs.model import kv_usage, load_model
+from wideep.placement.files import FORMATS, write_placement
+from wideep.placement.placers import ALGORITHMS
+from wideep.plan import PlanSpec, compare_topologies, plan
+from wideep.plan.studies import a2a_by_name, plan_placement
+from wideep.plan.sweep import COLUMNS, compare_report
+from wideep.specs.topology import load_cluster
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Plan MoE inference with wide expert parallelism over cluster graphs.")

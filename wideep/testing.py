@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 
 import pytest
 
-from .plan import Plan, PlanSpec, plan
+from wideep.plan import Plan, PlanSpec, plan
 
 
 @lru_cache(maxsize=256)

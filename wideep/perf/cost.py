@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import units
-from .errors import InputError
-from .hardware import GPU
+from wideep.core import units
+from wideep.core.errors import InputError
+from wideep.specs.hardware import GPU
 
 SECONDS_PER_HOUR = 3600.0
 TOKENS_PER_MTOK = 1e6

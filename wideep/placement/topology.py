@@ -6,7 +6,7 @@ Steps, all vectorised over layers (Python loops run over experts, domain pairs o
 2. co-activation graph of the experts (tokens selecting both, from ``topk_ids``) plus one terminal per
    NVLink domain joined to each expert by the selections coming from that domain's GPUs (token
    sources: EP rank ``r`` holds tokens ``[r * tokens_per_gpu, (r + 1) * tokens_per_gpu)``,
-   :func:`wideep.routing.token_ranks`);
+   :func:`wideep.routing.stats.token_ranks`);
 3. replicated experts go to distinct domains, those whose tokens use them most first;
 4. single-copy experts grow into domains greedily, heaviest first, by modularity gain (co-activation
    and source affinity above what chance gives), under a per-domain load cap and slot count;
@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .eplb import balanced_packing, replicate
-from .placement import balanced, ep_domains
-from .placement_metrics import layer_scores
-from .routing import per_layer_counts, sample_tokens, token_ranks
+from wideep.placement.eplb import balanced_packing, replicate
+from wideep.placement.table import balanced, ep_domains
+from wideep.placement.metrics import layer_scores
+from wideep.routing.stats import per_layer_counts, sample_tokens, token_ranks
 
 # Algorithm settings (tuned on benchmarks/bench_placement.py, not published figures).
 #: Most Kernighan-Lin swap rounds (step 5): more rounds find a few more small gains, at more runtime.

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .routing import sort_columns
+from wideep.routing.stats import sort_columns
 
 try:  # the kernel behind csr_matrix.toarray(), called directly to skip format checks and copies
     from scipy.sparse._sparsetools import csr_todense as _csr_todense

@@ -1,15 +1,15 @@
 """How good a placement is: balance, copies over each tier, predicted dispatch/combine time.
 
 Counted on one decode step: ``ep_size x tokens_per_gpu`` tokens of the routing sample, EP rank ``r``
-holding tokens ``[r * tokens_per_gpu, (r + 1) * tokens_per_gpu)`` (:func:`wideep.routing.token_ranks`); each selection goes to the replica
-:func:`wideep.traffic.choose_replicas` picks (same GPU, else same domain, else spread evenly).
+holding tokens ``[r * tokens_per_gpu, (r + 1) * tokens_per_gpu)`` (:func:`wideep.routing.stats.token_ranks`); each selection goes to the replica
+:func:`wideep.traffic.a2a.choose_replicas` picks (same GPU, else same domain, else spread evenly).
 
 - balancedness: mean GPU load / max GPU load per layer (selections received), as SGLang and vLLM log it;
 - busiest GPU: selections the most loaded GPU receives, mean over layers;
 - cross-domain copies per token: distinct destination domains other than the token's own (a copy per
   destination node, as DeepEP's normal kernels send over RDMA); cross-GPU copies: distinct destination
   GPUs other than the token's own;
-- dispatch and combine time from :func:`wideep.traffic.a2a` and their ratio to SOL.
+- dispatch and combine time from :func:`wideep.traffic.a2a.a2a` and their ratio to SOL.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import units
-from .model import Model
-from .placement import Placement
-from .routing import balancedness, per_layer_counts, sample_tokens, token_ranks
-from .topology import Cluster
-from .traffic import a2a, choose_replicas, gpu_loads
+from wideep.core import units
+from wideep.specs.model import Model
+from wideep.placement.table import Placement
+from wideep.routing.stats import balancedness, per_layer_counts, sample_tokens, token_ranks
+from wideep.specs.topology import Cluster
+from wideep.traffic.a2a import a2a, choose_replicas, gpu_loads
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
-from . import units
-from .catalog import Field, check_table, read_file, resolve
-from .errors import CatalogError, InputError
-from .hardware import GPU, System, gpu_reference, load_system
+from wideep.core import units
+from wideep.core.catalog import Field, check_table, read_file, resolve
+from wideep.core.errors import CatalogError, InputError
+from wideep.specs.hardware import GPU, System, gpu_reference, load_system
 
 TIERS = ("nvlink", "scale_out")
 MAX_GPUS = 8192  # largest cluster graph built: an EP group of thousands of GPUs is already far past practice

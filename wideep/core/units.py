@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .errors import InputError
+from wideep.core.errors import InputError
 
 GB = 1e9  #: bytes
 GiB = 2**30  #: bytes
@@ -78,7 +78,7 @@ DTYPES: dict[str, DType] = {
 
 
 def dtype(name: str, source: str = "--dtype") -> DType:
-    """Look up a dtype by name; unknown names raise :class:`~wideep.errors.InputError`."""
+    """Look up a dtype by name; unknown names raise :class:`~wideep.core.errors.InputError`."""
     try:
         return DTYPES[name]
     except KeyError:

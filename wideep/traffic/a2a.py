@@ -3,11 +3,11 @@
 Pipeline: placement (phy2log) + routing samples -> destination GPU of every (token, selection)
 (:func:`choose_replicas` when an expert has several copies) -> copies per (source, destination) pair as
 the transport counts them (per selection, per GPU, or per node then per GPU through a relay) -> bytes
-per pair -> bytes per link (:mod:`wideep.linkload`) -> phase time = max over links of bytes / effective
+per pair -> bytes per link (:mod:`wideep.traffic.linkload`) -> phase time = max over links of bytes / effective
 bandwidth, plus the transport's fixed cost and the longest wire latency used.
 Rank r holds tokens [r * tokens_per_gpu, (r + 1) * tokens_per_gpu) of the sample
-(:func:`wideep.routing.token_ranks`). Placements are validated by :func:`wideep.placement.validate_phy2log`
-and read from files by :func:`wideep.placement_io.load_placement`.
+(:func:`wideep.routing.stats.token_ranks`). Placements are validated by :func:`wideep.placement.table.validate_phy2log`
+and read from files by :func:`wideep.placement.files.load_placement`.
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import units
-from .copies import Group, count_gpus, count_sorted_experts, equal_blocks, expected_layer, group_of, logical_copies, needed, pair_copies
-from .errors import InputError
-from .linkload import Routes, routes
-from .model import Model
-from .placement import validate_phy2log
-from .routing import RoutingStats, per_layer_counts, sample_tokens, token_ranks
-from .topology import TIERS, Cluster
-from .transports import PHASES, Transport, load_transport
+from wideep.core import units
+from wideep.traffic.copies import Group, count_gpus, count_sorted_experts, equal_blocks, expected_layer, group_of, logical_copies, needed, pair_copies
+from wideep.core.errors import InputError
+from wideep.traffic.linkload import Routes, routes
+from wideep.specs.model import Model
+from wideep.placement.table import validate_phy2log
+from wideep.routing.stats import RoutingStats, per_layer_counts, sample_tokens, token_ranks
+from wideep.specs.topology import TIERS, Cluster
+from wideep.traffic.transports import PHASES, Transport, load_transport
 
 
 def contiguous_phy2log(layers: int, n_experts: int, n_slots: int) -> np.ndarray:
@@ -39,7 +39,7 @@ def contiguous_phy2log(layers: int, n_experts: int, n_slots: int) -> np.ndarray:
 
 
 def checked_phy2log(phy2log: np.ndarray, n_experts: int, layers: int, ep_size: int) -> np.ndarray:
-    """:func:`~wideep.placement.validate_phy2log` against routing statistics of ``layers`` layers."""
+    """:func:`~wideep.placement.table.validate_phy2log` against routing statistics of ``layers`` layers."""
     return validate_phy2log(phy2log, n_experts, ep_size, "--placement", "phy2log", layers=layers,
                             layers_of="the routing statistics have")
 
@@ -270,7 +270,7 @@ def a2a(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats
         Placement; slots // (slots / ep_size) is a slot's rank.
     stats : RoutingStats
         Token samples are resampled (seeded) to ep_size * tokens_per_gpu tokens when short; loads-only
-        statistics use the independent-selection approximation of :func:`wideep.copies.expected_layer`.
+        statistics use the independent-selection approximation of :func:`wideep.traffic.copies.expected_layer`.
     ep_size : int
         The EP group is ranks 0 .. ep_size-1 of ``cluster``.
     transport : str

@@ -11,10 +11,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from . import units
-from .catalog import Field, check_table, check_value, read_file, resolve
-from .errors import CatalogError, InputError
-from .units import DType
+from wideep.core import units
+from wideep.core.catalog import Field, check_table, check_value, read_file, resolve
+from wideep.core.errors import CatalogError, InputError
+from wideep.core.units import DType
 
 MODEL_FIELDS = {
     "name": Field(str),

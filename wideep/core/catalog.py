@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import CatalogError, InputError, NotFoundError
+from wideep.core.errors import CatalogError, InputError, NotFoundError
 
 KINDS = {"gpus": "topologies/gpus", "systems": "topologies/systems", "models": "models",
          "calibration": "topologies/calibration", "transports": "topologies/transports"}
@@ -25,9 +25,9 @@ KINDS = {"gpus": "topologies/gpus", "systems": "topologies/systems", "models": "
 
 def catalog_root() -> Path:
     """Folder holding ``topologies/`` and ``models/``: inside the package when installed."""
-    here = Path(__file__).resolve().parent
-    installed = here / "_catalog"
-    return installed if installed.is_dir() else here.parent
+    package = Path(__file__).resolve().parent.parent
+    installed = package / "_catalog"
+    return installed if installed.is_dir() else package.parent
 
 
 def list_ids(kind: str) -> list[str]:
@@ -102,7 +102,7 @@ def check_table(data: dict[str, Any], spec: dict[str, Field], source: str, prefi
     {'a': 1}
     >>> check_table({"a": -1}, {"a": Field(float, "positive")}, "x.toml")
     Traceback (most recent call last):
-    wideep.errors.CatalogError: x.toml: a: must be > 0, got -1
+    wideep.core.errors.CatalogError: x.toml: a: must be > 0, got -1
     """
     for key in data:
         if key not in spec:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .errors import InputError
-from .plan import Plan, PlanSpec, plan
+from wideep.core.errors import InputError
+from wideep.plan import Plan, PlanSpec, plan
 
 DEFAULT_BATCHES = (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 

@@ -14,19 +14,19 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import units
-from .cost import Cost, cost
-from .errors import InputError
-from .hardware import GPU
-from .memory import MemoryFit, Precision, memory_fit
-from .model import Model, load_model
-from .perf import ExpertParallel, LinearTime, StepResult, Workload, single_gpu, step_time
-from .placers import place
-from .roofline import load_calibration
-from .routing_io import routing_from_spec
-from .topology import Cluster, load_cluster
-from .routing import RoutingStats
-from .traffic import a2a, gpu_loads
+from wideep.core import units
+from wideep.perf.cost import Cost, cost
+from wideep.core.errors import InputError
+from wideep.specs.hardware import GPU
+from wideep.perf.memory import MemoryFit, Precision, memory_fit
+from wideep.specs.model import Model, load_model
+from wideep.perf.step import ExpertParallel, LinearTime, StepResult, Workload, single_gpu, step_time
+from wideep.placement.placers import place
+from wideep.perf.roofline import load_calibration
+from wideep.routing.files import routing_from_spec
+from wideep.specs.topology import Cluster, load_cluster
+from wideep.routing.stats import RoutingStats
+from wideep.traffic.a2a import a2a, gpu_loads
 
 SAMPLE_TOKENS = 4096  # routing tokens over the whole EP group that placement and traffic are computed from
 MAX_SHARE_TOKENS = 65536  # cap on the held-out sample that measures a step's busiest GPU

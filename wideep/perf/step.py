@@ -1,6 +1,6 @@
 """Step time of one EP group (decode or prefill) on its busiest GPU: roofline terms plus calibration.
 
-Terms (each a :class:`~wideep.roofline.Term` naming its binding resource):
+Terms (each a :class:`~wideep.perf.roofline.Term` naming its binding resource):
 
 - ``attn_core``: KV read and score FLOPs at bf16 peak (MLA absorbed in decode, as DeepSeek runs it; not
   absorbed in prefill), efficiency from the calibration's ``[attention]`` (decode) or ``[hbm]``/``[flops]`` (prefill);
@@ -22,12 +22,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from . import units
-from .errors import InputError
-from .hardware import GPU
-from .memory import OPTIONS, Precision, kv_bytes_per_sequence
-from .model import Model
-from .roofline import Calibration, Term, roofline
+from wideep.core import units
+from wideep.core.errors import InputError
+from wideep.specs.hardware import GPU
+from wideep.perf.memory import OPTIONS, Precision, kv_bytes_per_sequence
+from wideep.specs.model import Model
+from wideep.perf.roofline import Calibration, Term, roofline
 
 PHASES = ("decode", "prefill")
 OVERLAPS = ("auto", "tbo", "none")
@@ -283,7 +283,7 @@ def step_time(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: Expert
     ----------
     model, gpu : Model, GPU
     cal : Calibration
-        Achieved efficiencies (:func:`wideep.roofline.load_calibration`).
+        Achieved efficiencies (:func:`wideep.perf.roofline.load_calibration`).
     wl : Workload
         Decode batch and context, or prefill chunk, prompt length and cache-hit rate.
     ep : ExpertParallel

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from . import units
-from .catalog import Field, check_table, read_file, resolve, sub_table
-from .errors import CatalogError, InputError, NotFoundError
+from wideep.core import units
+from wideep.core.catalog import Field, check_table, read_file, resolve, sub_table
+from wideep.core.errors import CatalogError, InputError, NotFoundError
 
 GPU_FIELDS = {
     "name": Field(str),

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from . import progress
-from .errors import InputError
-from .topology import Cluster
+from wideep.core import progress
+from wideep.core.errors import InputError
+from wideep.specs.topology import Cluster
 
 MAX_EP = 1024  # the pair-to-link matrix grows as EP^2 x links: EP 1024 builds in about a minute on 2 cores
 _CACHE: "weakref.WeakKeyDictionary[Cluster, dict[int, Routes]]" = weakref.WeakKeyDictionary()

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .catalog import KINDS, Field, catalog_root, check_table, read_file, sub_table
-from .errors import CatalogError
-from .units import DTYPES
+from wideep.core.catalog import KINDS, Field, catalog_root, check_table, read_file, sub_table
+from wideep.core.errors import CatalogError
+from wideep.core.units import DTYPES
 
 RESOURCES = ("hbm", "flops", "nvlink", "nic", "latency")
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from .errors import InputError
-from .model import Model, load_model
-from .placement import Placement
-from .placement_io import load_placement
-from .placement_metrics import PlacementMetrics, evaluate
-from .placers import place
-from .routing import check_seed
-from .routing_io import routing_from_spec
-from .topology import Cluster, load_cluster
-from .traffic import A2AResult, a2a, check_payload_dtypes, contiguous_phy2log
+from wideep.core.errors import InputError
+from wideep.specs.model import Model, load_model
+from wideep.placement.table import Placement
+from wideep.placement.files import load_placement
+from wideep.placement.metrics import PlacementMetrics, evaluate
+from wideep.placement.placers import place
+from wideep.routing.stats import check_seed
+from wideep.routing.files import routing_from_spec
+from wideep.specs.topology import Cluster, load_cluster
+from wideep.traffic.a2a import A2AResult, a2a, check_payload_dtypes, contiguous_phy2log
 
 MAX_PLACE_TOKENS = 2**18  # placement search and metrics over more tokens than this run for minutes
 
@@ -23,7 +23,7 @@ def a2a_by_name(model: str, topology: str, gpus: int | None, ep_size: int | None
 
     ``gpus`` defaults to ``ep_size`` and ``ep_size`` to ``gpus``; the placement defaults to the engines'
     contiguous layout with one slot per expert (padded with copies of the first experts up to a multiple
-    of ``ep_size``), else is read by :func:`wideep.placement_io.load_placement` (any format ``wideep
+    of ``ep_size``), else is read by :func:`wideep.placement.files.load_placement` (any format ``wideep
     place --out`` writes, or a ``.npy``).
     """
     m = load_model(model)

@@ -6,12 +6,12 @@ GPU, and slot ``s`` lives on EP rank ``s // slots_per_gpu`` (the layout SGLang, 
 share, REFERENCES.md section 3). EP rank ``r`` is GPU rank ``r`` of the cluster.
 
 Algorithms (each a function of routing statistics, model, cluster, EP size and redundant slots; run
-by name with :func:`wideep.placers.place`):
+by name with :func:`wideep.placement.placers.place`):
 
 - ``contiguous``: the engines' default, slot ``i`` holds expert ``i mod E``
-  (:func:`wideep.traffic.contiguous_phy2log`, run by :mod:`wideep.placers`);
-- ``balanced``: DeepSeek's EPLB policy as published (:mod:`wideep.eplb`), balanced load only;
-- ``topology``: ours (:mod:`wideep.placement_topology`), fewer copies over slow links at a balance
+  (:func:`wideep.traffic.a2a.contiguous_phy2log`, run by :mod:`wideep.placement.placers`);
+- ``balanced``: DeepSeek's EPLB policy as published (:mod:`wideep.placement.eplb`), balanced load only;
+- ``topology``: ours (:mod:`wideep.placement.topology`), fewer copies over slow links at a balance
   close to ``balanced``'s.
 """
 
@@ -21,12 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .copies import relabel_domains
-from .eplb import rebalance
-from .errors import InputError
-from .model import Model
-from .routing import per_layer_counts
-from .topology import Cluster
+from wideep.traffic.copies import relabel_domains
+from wideep.placement.eplb import rebalance
+from wideep.core.errors import InputError
+from wideep.specs.model import Model
+from wideep.routing.stats import per_layer_counts
+from wideep.specs.topology import Cluster
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,7 +94,7 @@ def validate_phy2log(phy2log: object, n_experts: int, ep_size: int, source: str 
     [[0, 1, 1, 0]]
     >>> validate_phy2log([[0, 0, 0, 0]], 2, 2)
     Traceback (most recent call last):
-    wideep.errors.InputError: placement: physical_to_logical_map[0]: logical expert 1 has no slot
+    wideep.core.errors.InputError: placement: physical_to_logical_map[0]: logical expert 1 has no slot
     """
     try:
         arr = np.asarray(phy2log)

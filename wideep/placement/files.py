@@ -12,7 +12,7 @@ Formats (REFERENCES.md section 3):
 - ``json``: wideep's own: the map plus EP size, domains, algorithm and the metrics summary.
 
 :func:`load_placement` reads any of these, and a ``.npy`` of shape (layers, slots), for ``--placement``
-(``wideep a2a``); :func:`wideep.placement.validate_phy2log` checks what it read.
+(``wideep a2a``); :func:`wideep.placement.table.validate_phy2log` checks what it read.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .catalog import write_text_atomic
-from .errors import CatalogError, InputError
-from .model import Model
-from .placement import Placement, from_table
+from wideep.core.catalog import write_text_atomic
+from wideep.core.errors import CatalogError, InputError
+from wideep.specs.model import Model
+from wideep.placement.table import Placement, from_table
 
 FORMATS = ("sglang", "vllm", "trtllm", "json")
 MAP_KEY = "physical_to_logical_map"
@@ -55,7 +55,7 @@ def render(placement: Placement, fmt: str, model: Model, summary: dict | None = 
 def trtllm_yaml(placement: Placement, layer_ids: Sequence[int]) -> str:
     """TensorRT-LLM ``moe_load_balancer`` YAML; row i keyed by its decoder layer index ``layer_ids[i]``.
 
-    >>> from wideep.placement import Placement
+    >>> from wideep.placement.table import Placement
     >>> p = Placement(np.array([[0, 1, 1, 0]]), 2, 2, np.array([0, 0]))
     >>> print(trtllm_yaml(p, [3]), end="")
     num_slots: 4
@@ -121,7 +121,7 @@ def id_table(rows: list[list[int]], source: str, field: str) -> np.ndarray:
 def read_placement_table(path: str | Path) -> tuple[np.ndarray, str]:
     """The phy2log table of a placement file (any of :data:`FORMATS`, or ``.npy``) and the field it came from.
 
-    Validation against a model and EP size is :func:`wideep.placement.from_table`'s job.
+    Validation against a model and EP size is :func:`wideep.placement.table.from_table`'s job.
     """
     p = Path(path)
     src = str(p)

@@ -8,9 +8,10 @@ import json
 import math
 from typing import Any, Iterable, Sequence
 
-from . import svg, units
-from .catalog import write_atomic, write_text_atomic
-from .errors import InputError
+from wideep.report import svg
+from wideep.core import units
+from wideep.core.catalog import write_atomic, write_text_atomic
+from wideep.core.errors import InputError
 
 
 def fmt(value: Any) -> str:

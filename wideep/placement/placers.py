@@ -1,8 +1,8 @@
 """The placement algorithms by name: :func:`place` checks the request, runs one and times it.
 
 - ``contiguous``: :func:`contiguous` here (the engines' default layout);
-- ``balanced``: :func:`wideep.placement.balanced`;
-- ``topology``: :func:`wideep.placement_topology.place_topology`.
+- ``balanced``: :func:`wideep.placement.table.balanced`;
+- ``topology``: :func:`wideep.placement.topology.place_topology`.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import InputError
-from .model import Model
-from .placement import Placement, balanced, ep_domains, validate_phy2log
-from .placement_topology import place_topology
-from .topology import Cluster
-from .traffic import contiguous_phy2log
+from wideep.core.errors import InputError
+from wideep.specs.model import Model
+from wideep.placement.table import Placement, balanced, ep_domains, validate_phy2log
+from wideep.placement.topology import place_topology
+from wideep.specs.topology import Cluster
+from wideep.traffic.a2a import contiguous_phy2log
 
 ALGORITHMS = ("contiguous", "balanced", "topology")
 
@@ -59,7 +59,7 @@ def place(algorithm: str, stats, model: Model, cluster: Cluster, ep_size: int, r
     ----------
     algorithm : str
         ``contiguous``, ``balanced`` or ``topology``.
-    stats : wideep.routing.RoutingStats
+    stats : wideep.routing.stats.RoutingStats
         ``load`` (layers, experts) and, for ``topology``, ``topk_ids`` (layers, tokens, top_k).
     model, cluster : Model, Cluster
     ep_size : int

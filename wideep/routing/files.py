@@ -1,5 +1,5 @@
 """Routing statistics from files: :func:`load_routing` reads what an engine recorded, and
-:func:`routing_from_spec` takes either a synthetic spec (:func:`wideep.routing.synthetic_routing`) or a file.
+:func:`routing_from_spec` takes either a synthetic spec (:func:`wideep.routing.stats.synthetic_routing`) or a file.
 
 Formats:
 
@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CatalogError, InputError
-from .model import Model
-from .routing import SPEC_RE, RoutingStats, stats_from_arrays, synthetic_routing
+from wideep.core.errors import CatalogError, InputError
+from wideep.specs.model import Model
+from wideep.routing.stats import SPEC_RE, RoutingStats, stats_from_arrays, synthetic_routing
 
 SAFETENSORS_DTYPES = {"BOOL": "?", "U8": "u1", "I8": "i1", "I16": "<i2", "U16": "<u2", "I32": "<i4", "U32": "<u4",
                       "I64": "<i8", "U64": "<u8", "F16": "<f2", "F32": "<f4", "F64": "<f8"}
@@ -38,7 +38,7 @@ def routing_from_spec(spec_or_path: str, model: Model, tokens: int, seed: int = 
                       layers: int | None = None) -> RoutingStats:
     """A synthetic spec (``uniform``, ``zipf:S``, ``topics:K``) or a statistics file/folder.
 
-    A file keeps its own tokens (see :func:`wideep.routing.sample_tokens`); ``layers`` keeps its first
+    A file keeps its own tokens (see :func:`wideep.routing.stats.sample_tokens`); ``layers`` keeps its first
     layers.
     """
     if SPEC_RE.match(spec_or_path) or not looks_like_file(spec_or_path):

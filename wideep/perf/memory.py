@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import units
-from .hardware import GPU
-from .model import Model
-from .units import DType
+from wideep.core import units
+from wideep.specs.hardware import GPU
+from wideep.specs.model import Model
+from wideep.core.units import DType
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ co-activation structure dispatch dedup depends on, or only as per-expert loads (
 Seeded synthetic generators (``uniform``, ``zipf:S``, ``topics:K``) honour group-limited routing
 (``n_group`` / ``topk_group``). Array validation for loaders lives here; the loaders themselves (SGLang
 expert-distribution dumps, TensorRT-LLM expert statistics, a plain numpy/CSV/JSON layout, see docs/a2a.md)
-and :func:`~wideep.routing_io.routing_from_spec` are in :mod:`wideep.routing_io`.
+and :func:`~wideep.routing.files.routing_from_spec` are in :mod:`wideep.routing.files`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import progress
-from .errors import InputError
-from .model import Model
+from wideep.core import progress
+from wideep.core.errors import InputError
+from wideep.specs.model import Model
 
 #: Weight of a topic's own experts against the others in ``topics:K`` routing (a token of topic t picks
 #: its experts with probability proportional to this weight on t's experts and 1 elsewhere). Calibrated
@@ -267,7 +267,7 @@ def synthetic_routing(model: Model, spec: str, tokens: int, seed: int = 0, layer
 
     Examples
     --------
-    >>> from wideep.model import load_model
+    >>> from wideep.specs.model import load_model
     >>> s = synthetic_routing(load_model("mixtral-8x7b"), "uniform", 4, seed=1, layers=2)
     >>> s.topk_ids.shape, float(s.load.sum())
     ((2, 4, 2), 16.0)

@@ -1,0 +1,1 @@
+"""core layer of wideep (see README, "Architecture")."""

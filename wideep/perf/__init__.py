@@ -1,0 +1,1 @@
+"""perf layer of wideep (see README, "Architecture")."""

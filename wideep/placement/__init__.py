@@ -1,0 +1,1 @@
+"""placement layer of wideep (see README, "Architecture")."""

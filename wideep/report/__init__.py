@@ -1,0 +1,1 @@
+"""report layer of wideep (see README, "Architecture")."""

@@ -1,0 +1,1 @@
+"""routing layer of wideep (see README, "Architecture")."""

@@ -1,0 +1,1 @@
+"""traffic layer of wideep (see README, "Architecture")."""
