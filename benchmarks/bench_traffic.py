@@ -16,7 +16,8 @@ from wideep.traffic.linkload import routes
 from wideep.specs.model import load_model
 from wideep.routing.stats import synthetic_routing
 from wideep.specs.topology import load_cluster
-from wideep.traffic.a2a import a2a, contiguous_phy2log
+from wideep.traffic.a2a import a2a
+from wideep.slots import contiguous_phy2log
 
 
 def main() -> None:

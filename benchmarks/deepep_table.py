@@ -17,7 +17,8 @@ import dataclasses
 from wideep.specs.model import load_model
 from wideep.routing.stats import synthetic_routing
 from wideep.specs.topology import load_cluster
-from wideep.traffic.a2a import a2a, contiguous_phy2log
+from wideep.traffic.a2a import a2a
+from wideep.slots import contiguous_phy2log
 
 # DeepEP README (deepseek-ai/DeepEP), H800 + CX7 400G, as copied in REFERENCES.md section 3.
 LOW_LATENCY_US = {8: (77, 114), 16: (118, 195), 32: (155, 273), 64: (173, 314), 128: (192, 369), 256: (194, 360)}

@@ -54,3 +54,16 @@ def test_json_output_has_no_progress_bar():
     """Progress goes to a terminal's stderr only: piped output stays clean."""
     r = run_cli("a2a", "--model", "mixtral-8x7b", "--topology", "hgx-h100", "--ep", "8", "--tokens", "64", "--json")
     assert r.returncode == 0 and r.stderr == ""
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    """Files wideep writes are readable by others when the umask allows it (not mkstemp's 0600)."""
+    import os
+
+    from wideep.core.fileio import write_text_atomic
+    old = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "placement.json", "{}", "--out")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "placement.json").stat().st_mode & 0o777 == 0o644

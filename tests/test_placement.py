@@ -8,7 +8,8 @@ import pytest
 from wideep.placement.eplb import balanced_packing, rebalance, replicate
 from wideep.core.errors import InputError
 from wideep.specs.model import load_model
-from wideep.placement.table import Placement, validate_phy2log
+from wideep.placement.table import Placement
+from wideep.slots import validate_phy2log
 from wideep.placement.metrics import distinct_remote, layer_scores
 from wideep.placement.placers import place
 from wideep.routing.stats import from_topk, synthetic_routing

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from wideep.placement.eplb import rebalance
 from wideep.routing.stats import from_topk
-from wideep.traffic.a2a import choose_replicas, gpu_loads
+from wideep.traffic.a2a import gpu_loads
+from wideep.slots import choose_replicas
 from wideep.core.units import DTYPES
 
 SMALL = settings(max_examples=40, deadline=None)

@@ -10,13 +10,13 @@ import pytest
 
 from conftest import run_cli
 from wideep.core import catalog
-from wideep.core import units
 from wideep.traffic.copies import count_gpus, count_sorted_experts, group_of
 from wideep.core.errors import InputError, WideEPError
 from wideep.specs.model import load_model
 from wideep.routing.stats import RoutingStats, from_topk, synthetic_routing
 from wideep.specs.topology import load_cluster
-from wideep.traffic.a2a import a2a, choose_replicas, contiguous_phy2log, gpu_loads
+from wideep.traffic.a2a import a2a, gpu_loads
+from wideep.slots import choose_replicas, contiguous_phy2log
 from wideep.traffic.transports import load_transport
 
 MIXTRAL = load_model("mixtral-8x7b")  # 8 experts, top-2, hidden 4096

@@ -10,14 +10,12 @@ from __future__ import annotations
 import difflib
 import json
 import math
-import os
-import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from wideep.core.errors import CatalogError, InputError, NotFoundError
+from wideep.core.errors import CatalogError, NotFoundError
 
 KINDS = {"gpus": "topologies/gpus", "systems": "topologies/systems", "models": "models",
          "calibration": "topologies/calibration", "transports": "topologies/transports"}
@@ -144,31 +142,3 @@ def sub_table(data: dict[str, Any], key: str, source: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise CatalogError(f"expected a table, got {type(value).__name__}", source, key)
     return value
-
-
-def write_atomic(path: str | Path, write: Callable[[Path], None], option: str) -> None:
-    """Run ``write(tmp)`` on a temporary file beside ``path``, then move it into place.
-
-    A failure leaves nothing half-written; an unwritable path raises :class:`InputError` naming ``option``.
-    """
-    if not str(path):
-        raise InputError("needs a file name", option)
-    target = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}.")
-        os.close(fd)
-    except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror}", option) from None
-    try:
-        write(Path(tmp))
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror}", option) from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_text_atomic(path: str | Path, text: str, option: str) -> None:
-    """Write ``text`` to ``path`` atomically (see :func:`write_atomic`)."""
-    write_atomic(path, lambda tmp: tmp.write_text(text), option)

@@ -12,7 +12,7 @@ Formats (REFERENCES.md section 3):
 - ``json``: wideep's own: the map plus EP size, domains, algorithm and the metrics summary.
 
 :func:`load_placement` reads any of these, and a ``.npy`` of shape (layers, slots), for ``--placement``
-(``wideep a2a``); :func:`wideep.placement.table.validate_phy2log` checks what it read.
+(``wideep a2a``); :func:`wideep.slots.validate_phy2log` checks what it read.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
-from wideep.core.catalog import write_text_atomic
+from wideep.core.fileio import write_text_atomic
 from wideep.core.errors import CatalogError, InputError
 from wideep.specs.model import Model
 from wideep.placement.table import Placement, from_table

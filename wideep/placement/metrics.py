@@ -23,7 +23,8 @@ from wideep.specs.model import Model
 from wideep.placement.table import Placement
 from wideep.routing.stats import balancedness, per_layer_counts, sample_tokens, token_ranks
 from wideep.specs.topology import Cluster
-from wideep.traffic.a2a import a2a, choose_replicas, gpu_loads
+from wideep.traffic.a2a import a2a, gpu_loads
+from wideep.slots import choose_replicas, slot_gpus
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ def step_destinations(phy2log: np.ndarray, topk: np.ndarray, src_rank: np.ndarra
                       ep_dom: np.ndarray) -> np.ndarray:
     """EP rank receiving each selection of the step, shape (layers, tokens, top_k)."""
     slot = choose_replicas(phy2log, topk, src_rank, ep_size, ep_dom)
-    return np.asarray(slot) // (phy2log.shape[1] // ep_size)
+    return slot_gpus(phy2log.shape[1], ep_size)[slot]
 
 
 def layer_scores(phy2log: np.ndarray, topk: np.ndarray, src_rank: np.ndarray, ep_size: int,

@@ -14,10 +14,11 @@ import numpy as np
 
 from wideep.core.errors import InputError
 from wideep.specs.model import Model
-from wideep.placement.table import Placement, balanced, ep_domains, validate_phy2log
+from wideep.placement.table import Placement, balanced, ep_domains
+from wideep.slots import validate_phy2log
 from wideep.placement.topology import place_topology
 from wideep.specs.topology import Cluster
-from wideep.traffic.a2a import contiguous_phy2log
+from wideep.slots import contiguous_phy2log
 
 ALGORITHMS = ("contiguous", "balanced", "topology")
 

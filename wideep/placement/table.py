@@ -1,15 +1,13 @@
 """Expert placements: the phy2log table, its validation, and the two baseline algorithms.
 
-A placement maps every physical slot of every MoE layer to a logical expert: ``phy2log[layer, slot]``.
-There are ``slots = experts + redundant`` slots per layer, ``slots_per_gpu = slots / ep_size`` on each
-GPU, and slot ``s`` lives on EP rank ``s // slots_per_gpu`` (the layout SGLang, vLLM and TensorRT-LLM
-share, REFERENCES.md section 3). EP rank ``r`` is GPU rank ``r`` of the cluster.
+The table itself (``phy2log[layer, slot]``, slot ``s`` on EP rank ``s // slots_per_gpu``) and its check live in
+:mod:`wideep.slots`. EP rank ``r`` is GPU rank ``r`` of the cluster.
 
 Algorithms (each a function of routing statistics, model, cluster, EP size and redundant slots; run
 by name with :func:`wideep.placement.placers.place`):
 
 - ``contiguous``: the engines' default, slot ``i`` holds expert ``i mod E``
-  (:func:`wideep.traffic.a2a.contiguous_phy2log`, run by :mod:`wideep.placement.placers`);
+  (:func:`wideep.slots.contiguous_phy2log`, run by :mod:`wideep.placement.placers`);
 - ``balanced``: DeepSeek's EPLB policy as published (:mod:`wideep.placement.eplb`), balanced load only;
 - ``topology``: ours (:mod:`wideep.placement.topology`), fewer copies over slow links at a balance
   close to ``balanced``'s.
@@ -21,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wideep.traffic.copies import relabel_domains
+from wideep.slots import relabel_domains, slot_gpus, validate_phy2log
 from wideep.placement.eplb import rebalance
 from wideep.core.errors import InputError
 from wideep.specs.model import Model
@@ -74,55 +72,11 @@ class Placement:
 
     def gpu_of_slot(self) -> np.ndarray:
         """EP rank of each slot, shape (slots,)."""
-        return np.arange(self.slots) // self.slots_per_gpu
+        return slot_gpus(self.slots, self.ep_size)
 
     def replica_counts(self) -> np.ndarray:
         """Slots holding each logical expert, shape (layers, experts)."""
         return per_layer_counts(self.phy2log, self.n_experts)
-
-
-def validate_phy2log(phy2log: object, n_experts: int, ep_size: int, source: str = "placement",
-                     field: str = "physical_to_logical_map", layers: int | None = None,
-                     layers_of: str = "the model has") -> np.ndarray:
-    """Check a phy2log table and return it as int64; problems raise :class:`InputError`.
-
-    Every logical expert needs a slot in every layer, ids must lie in ``0 .. n_experts - 1`` and the
-    slot count must divide evenly over ``ep_size`` GPUs. ``layers``, when given, is the row count
-    required (``layers_of`` says whose: the model's MoE layers, or the routing statistics' layers).
-
-    >>> validate_phy2log([[0, 1, 1, 0]], 2, 2).tolist()
-    [[0, 1, 1, 0]]
-    >>> validate_phy2log([[0, 0, 0, 0]], 2, 2)
-    Traceback (most recent call last):
-    wideep.core.errors.InputError: placement: physical_to_logical_map[0]: logical expert 1 has no slot
-    """
-    try:
-        arr = np.asarray(phy2log)
-    except (ValueError, TypeError):
-        raise InputError("must be a rectangular [layers][slots] table of integers", source, field) from None
-    if arr.ndim != 2 or arr.size == 0:
-        raise InputError(f"must be a [layers][slots] table, got shape {arr.shape}", source, field)
-    if arr.dtype.kind not in "iu" and not (arr.dtype.kind == "f" and np.all(np.isfinite(arr))
-                                          and np.all(arr == np.round(arr))):
-        raise InputError(f"entries must be integers (got {arr.dtype})", source, field)
-    arr = arr.astype(np.int64, copy=False)
-    if layers is not None and arr.shape[0] != layers:
-        raise InputError(f"has {arr.shape[0]} layers, {layers_of} {layers} MoE layers", source, field)
-    bad = np.argwhere((arr < 0) | (arr >= n_experts))
-    if len(bad):
-        l, s = bad[0]
-        raise InputError(f"expert id {arr[l, s]} out of range 0..{n_experts - 1}", source, f"{field}[{l}][{s}]")
-    if ep_size < 1:
-        raise InputError(f"must be >= 1, got {ep_size}", "--ep")
-    if arr.shape[1] % ep_size:
-        raise InputError(f"{arr.shape[1]} slots do not divide over EP size {ep_size}", source, field)
-    present = np.zeros((arr.shape[0], n_experts), dtype=bool)
-    present[np.arange(arr.shape[0])[:, None], arr] = True
-    missing = np.argwhere(~present)
-    if len(missing):
-        l, e = missing[0]
-        raise InputError(f"logical expert {e} has no slot", source, f"{field}[{l}]")
-    return arr
 
 
 def ep_domains(cluster: Cluster, ep_size: int) -> np.ndarray:

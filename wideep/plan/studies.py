@@ -11,7 +11,8 @@ from wideep.placement.placers import place
 from wideep.routing.stats import check_seed
 from wideep.routing.files import routing_from_spec
 from wideep.specs.topology import Cluster, load_cluster
-from wideep.traffic.a2a import A2AResult, a2a, check_payload_dtypes, contiguous_phy2log
+from wideep.traffic.a2a import A2AResult, a2a, check_payload_dtypes
+from wideep.slots import contiguous_phy2log
 
 MAX_PLACE_TOKENS = 2**18  # placement search and metrics over more tokens than this run for minutes
 

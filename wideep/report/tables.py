@@ -10,7 +10,7 @@ from typing import Any, Iterable, Sequence
 
 from wideep.report import svg
 from wideep.core import units
-from wideep.core.catalog import write_atomic, write_text_atomic
+from wideep.core.fileio import write_atomic, write_text_atomic
 from wideep.core.errors import InputError
 
 

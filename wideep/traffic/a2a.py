@@ -6,7 +6,7 @@ the transport counts them (per selection, per GPU, or per node then per GPU thro
 per pair -> bytes per link (:mod:`wideep.traffic.linkload`) -> phase time = max over links of bytes / effective
 bandwidth, plus the transport's fixed cost and the longest wire latency used.
 Rank r holds tokens [r * tokens_per_gpu, (r + 1) * tokens_per_gpu) of the sample
-(:func:`wideep.routing.stats.token_ranks`). Placements are validated by :func:`wideep.placement.table.validate_phy2log`
+(:func:`wideep.routing.stats.token_ranks`). Placements are validated by :func:`wideep.slots.validate_phy2log`
 and read from files by :func:`wideep.placement.files.load_placement`.
 """
 
@@ -21,108 +21,10 @@ from wideep.traffic.copies import Group, count_gpus, count_sorted_experts, equal
 from wideep.core.errors import InputError
 from wideep.traffic.linkload import Routes, routes
 from wideep.specs.model import Model
-from wideep.placement.table import validate_phy2log
+from wideep.slots import checked_phy2log, destination_columns
 from wideep.routing.stats import RoutingStats, per_layer_counts, sample_tokens, token_ranks
 from wideep.specs.topology import TIERS, Cluster
 from wideep.traffic.transports import PHASES, Transport, load_transport
-
-
-def contiguous_phy2log(layers: int, n_experts: int, n_slots: int) -> np.ndarray:
-    """Engines' default layout: slot i holds logical expert i % n_experts; shape (layers, slots).
-
-    >>> contiguous_phy2log(1, 4, 6).tolist()
-    [[0, 1, 2, 3, 0, 1]]
-    """
-    if n_slots < n_experts:
-        raise InputError(f"{n_slots} slots cannot hold {n_experts} experts", "--slots")
-    return np.tile(np.arange(n_slots, dtype=np.int32) % n_experts, (layers, 1))
-
-
-def checked_phy2log(phy2log: np.ndarray, n_experts: int, layers: int, ep_size: int) -> np.ndarray:
-    """:func:`~wideep.placement.table.validate_phy2log` against routing statistics of ``layers`` layers."""
-    return validate_phy2log(phy2log, n_experts, ep_size, "--placement", "phy2log", layers=layers,
-                            layers_of="the routing statistics have")
-
-
-def replica_table(p2l: np.ndarray, ep_size: int, domain_of: np.ndarray, n_experts: int):
-    """For one layer: (slot order, start, count) so that the slots rank r may use for expert e are
-    ``order[start[r, e] : start[r, e] + count[r, e]]``: those on r, else those in r's domain, else all."""
-    n_slots = len(p2l)
-    gpu = np.arange(n_slots) // (n_slots // ep_size)
-    n_dom = int(domain_of.max()) + 1
-    dom = domain_of[gpu]
-    order = np.lexsort((gpu, dom, p2l))
-    e_s = p2l[order].astype(np.int64)
-    key_dom = e_s * n_dom + dom[order]
-    key_gpu = key_dom * ep_size + gpu[order]
-    e = np.arange(n_experts)[None, :]
-    r = np.arange(ep_size)[:, None]
-    want_dom = e * n_dom + domain_of[r]
-    want_gpu = want_dom * ep_size + r
-    spans = [(np.searchsorted(k, w, "left"), np.searchsorted(k, w, "right"))
-             for k, w in ((key_gpu, want_gpu), (key_dom, want_dom), (e_s, np.broadcast_to(e, want_dom.shape)))]
-    start, stop = spans[2]
-    for lo, hi in spans[1::-1]:  # domain, then GPU, override when they have a replica
-        start, stop = np.where(hi > lo, lo, start), np.where(hi > lo, hi, stop)
-    return order, start, stop - start
-
-
-def choose_replicas(phy2log: np.ndarray, topk_ids: np.ndarray, src_rank: np.ndarray, ep_size: int,
-                    domain_of: np.ndarray) -> np.ndarray:
-    """Destination slot of every selection: a copy on the token's own GPU, else in its domain, else any.
-
-    Among equal candidates, token t takes candidate ``t mod count`` (spreads evenly).
-
-    Parameters
-    ----------
-    phy2log : ndarray, shape (layers, slots)
-    topk_ids : ndarray, shape (layers, tokens, top_k)
-    src_rank : ndarray, shape (tokens,)
-        EP rank holding each token.
-    domain_of : ndarray, shape (ep_size,)
-        NVLink domain of each rank.
-
-    Returns
-    -------
-    ndarray of int64, shape (layers, tokens, top_k)
-
-    >>> choose_replicas(np.array([[0, 1, 0, 1]]), np.array([[[0, 1]]]), np.array([1]), 2, np.array([0, 1])).tolist()
-    [[[2, 3]]]
-    """
-    domain_of = np.asarray(domain_of)
-    n_experts = int(phy2log.max()) + 1
-    tok = np.arange(topk_ids.shape[1])[:, None]
-    out = np.empty(topk_ids.shape, dtype=np.int64)
-    for layer in range(phy2log.shape[0]):
-        order, start, count = replica_table(phy2log[layer], ep_size, domain_of, n_experts)
-        ids = topk_ids[layer]
-        src = src_rank[:, None]
-        out[layer] = order[start[src, ids] + tok % count[src, ids]]
-    return out
-
-
-def single_copy_gpu(p2l: np.ndarray, ep_size: int, n_experts: int) -> np.ndarray | None:
-    """Logical expert -> GPU when every expert of the layer has exactly one slot, else None."""
-    if len(p2l) != n_experts or np.bincount(p2l, minlength=n_experts).max() != 1:
-        return None
-    lut = np.empty(n_experts, dtype=lut_dtype(ep_size))
-    lut[p2l] = np.arange(len(p2l)) // (len(p2l) // ep_size)
-    return lut
-
-
-def destination_columns(phy2log: np.ndarray, ids: np.ndarray, layer: int, src: np.ndarray, ep_size: int,
-                        domain_of: np.ndarray, n_experts: int) -> np.ndarray:
-    """Destination rank of every selection of one layer, column layout: shape (top_k, tokens)."""
-    p2l = phy2log[layer]
-    lut = single_copy_gpu(p2l, ep_size, n_experts)
-    if lut is not None:
-        return lut[ids[layer].T]
-    slots = choose_replicas(p2l[None], ids[layer][None], src, ep_size, domain_of)[0]
-    return (slots.T // (len(p2l) // ep_size)).astype(lut_dtype(ep_size))
-
-
-def lut_dtype(ep_size: int):
-    return np.int16 if ep_size < 2**15 else np.int32
 
 
 def gpu_loads(phy2log: np.ndarray, stats: RoutingStats, ep_size: int, domain_of=None) -> np.ndarray:

@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from wideep.routing.stats import sort_columns
+from wideep.slots import relabel_domains
 
 try:  # the kernel behind csr_matrix.toarray(), called directly to skip format checks and copies
     from scipy.sparse._sparsetools import csr_todense as _csr_todense
@@ -46,17 +47,6 @@ class Group:
     @property
     def sorted_domains(self) -> bool:
         return bool(np.all(np.diff(self.domain) >= 0))
-
-
-def relabel_domains(domain_of: np.ndarray) -> np.ndarray:
-    """Domain of each rank renumbered 0 .. n - 1 in order of first appearance, int64, shape (ep,).
-
-    >>> relabel_domains(np.array([5, 5, 2, 7, 2])).tolist()
-    [0, 0, 1, 2, 1]
-    """
-    _, first, dom = np.unique(np.asarray(domain_of), return_index=True, return_inverse=True)
-    remap = np.argsort(np.argsort(first))
-    return remap[dom.reshape(-1)].astype(np.int64)
 
 
 def group_of(domain_of: np.ndarray) -> Group:

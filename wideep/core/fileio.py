@@ -1,0 +1,46 @@
+"""Files written whole or not at all, with the permissions the user's umask gives."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from wideep.core.errors import InputError
+
+
+def current_umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: str | Path, write: Callable[[Path], None], option: str) -> None:
+    """Run ``write(tmp)`` on a temporary file beside ``path``, then move it into place.
+
+    A failure leaves nothing half-written; an unwritable path raises :class:`InputError` naming ``option``.
+    """
+    if not str(path):
+        raise InputError("needs a file name", option)
+    target = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}.")
+        os.close(fd)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror}", option) from None
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; a written file follows the umask
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror}", option) from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text_atomic(path: str | Path, text: str, option: str) -> None:
+    """Write ``text`` to ``path`` atomically (see :func:`write_atomic`)."""
+    write_atomic(path, lambda tmp: tmp.write_text(text), option)
