@@ -261,6 +261,25 @@ def compare_cmd(options: dict,
         + "".join(f"\nwrote {f}" for f in (csv, xlsx, svg) if f is not None))
 
 
+@app.command("calibrate")
+def calibrate_cmd(gpu: str = typer.Option("h200-sxm", "--gpu", help="GPU catalog id whose datasheet peaks the fit divides by."),
+                  model: str = typer.Option("deepseek-v3", "--model", help="Model whose kernel shapes are measured."),
+                  out_file: Optional[str] = typer.Option(None, "--out", help="Calibration TOML to write (default: print it)."),
+                  raw: Optional[str] = typer.Option(None, "--raw", help="Also write the raw measurements (JSON, seconds)."),
+                  from_raw: Optional[str] = typer.Option(None, "--from-raw", help="Fit a raw JSON record instead of measuring (no GPU needed)."),
+                  as_json: bool = JSON) -> None:
+    """Measure HBM, the model's GEMM shapes (bf16, fp8) and grouped expert GEMMs on this GPU; write a calibration file.
+
+    Needs PyTorch with a CUDA GPU (pip install 'wideep\\[torch]') unless --from-raw is given.
+    """
+    from wideep.calibrate import calibrate
+
+    command = "wideep calibrate " + " ".join(sys.argv[2:])
+    summary = calibrate(gpu, model, out_file, raw, from_raw, command)
+    out(as_json, summary, lambda: summary["toml"] or f"wrote {out_file}: {summary['gemm_shapes']} GEMM shapes, "
+        f"{summary['grouped_gemms']} grouped GEMMs, HBM efficiency {summary['hbm_efficiency']:.3f}")
+
+
 @app.command("a2a")
 def a2a_cmd(model: str = typer.Option(..., "--model", help="Model id or file."),
             topology: str = typer.Option(..., "--topology", help="System id or topology file."),

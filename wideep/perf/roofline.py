@@ -3,8 +3,11 @@
 A term is one kind of work in a step (attention, routed experts, dispatch, ...). Its SOL time is
 ``max(FLOPs / peak FLOP/s, bytes / peak HBM bytes/s)``; its predicted time divides the SOL time by an
 achieved efficiency read from ``topologies/calibration/`` (a data file with sources, never a constant in
-code). The GEMM efficiency depends on tokens per expert: small batches stream weights and real kernels
-reach only part of HBM peak there.
+code). Where a file has them, measured curves replace the single numbers: GEMM efficiency by the
+kernel's shape (n, k) and m (``[[gemm_shape]]``, ``[[grouped_gemm]]`` for the routed experts), and a
+memory-bound kernel's efficiency by the bytes it moves (``[memory_kernel]``, launch and tail included).
+Every time also respects a per-kernel floor (``[kernel]``). :attr:`Calibration.sources` names the file
+each table came from, so a plan can say which calibration set each term.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from wideep.core.catalog import KINDS, Field, catalog_root, check_table, read_file, sub_table
+from wideep.core.curves import checked_curve, log_interp
 from wideep.core.errors import CatalogError
 from wideep.core.units import DTYPES
 
@@ -32,6 +36,30 @@ CALIBRATION_TABLES = {
     | {f"efficiency_{d}": Field(float, "positive", required=False) for d in DTYPES},
     "memory": {"workspace_fraction": Field(float, "nonneg")},
 }
+# Optional tables: measured curves (``wideep calibrate``) and kernel floors.
+OPTIONAL_TABLES = {
+    "memory_kernel": {"bytes": Field(list), "efficiency": Field(list)},
+    "kernel": {"gemm_floor_us": Field(float, "nonneg"), "memory_floor_us": Field(float, "nonneg")},
+}
+SHAPE_FIELDS = {"shape": Field(str), "n": Field(int, "positive"), "k": Field(int, "positive"),
+                "dtype": Field(str, choices=tuple(DTYPES)), "m": Field(list), "efficiency": Field(list)}
+SHAPE_TABLES = {"gemm_shape": SHAPE_FIELDS, "grouped_gemm": SHAPE_FIELDS | {"experts": Field(int, "positive")}}
+SHAPE_MATCH = np.log(4.0)  # a measured shape stands in for another within this log-distance in (n, k)
+
+
+@dataclass(frozen=True)
+class ShapeCurve:
+    """Measured efficiency of one weight shape (and local expert count) by m."""
+
+    n: int
+    k: int
+    dtype: str
+    m: tuple[float, ...]
+    efficiency: tuple[float, ...]
+    experts: int = 1
+
+    def distance(self, n: int, k: int, experts: int = 1) -> float:
+        return abs(np.log(n / self.n)) + abs(np.log(k / self.k)) + abs(np.log(experts / self.experts))
 
 
 @dataclass(frozen=True)
@@ -58,9 +86,36 @@ class Calibration:
     hbm_efficiency: float
     flops_efficiency: dict
     workspace_fraction: float
+    memory_bytes: tuple[float, ...] = ()
+    memory_efficiency: tuple[float, ...] = ()
+    gemm_floor_s: float = 0.0
+    memory_floor_s: float = 0.0
+    shapes: tuple[ShapeCurve, ...] = ()
+    grouped: tuple[ShapeCurve, ...] = ()
+    sources: tuple[tuple[str, str], ...] = ()  # (table, file) for every table in use
 
     def __hash__(self) -> int:
         return hash(self.source)
+
+    def source_of(self, table: str) -> str:
+        """File the values of ``table`` came from."""
+        return dict(self.sources).get(table, "")
+
+    def memory_s(self, nbytes: float, hbm_Bps: float) -> float:
+        """Seconds of one memory-bound kernel moving ``nbytes`` (read + written)."""
+        eff = float(log_interp(max(nbytes, 1.0), self.memory_bytes, self.memory_efficiency)) if self.memory_bytes \
+            else self.hbm_efficiency
+        return max(self.memory_floor_s, nbytes / (hbm_Bps * eff))
+
+    def shape_efficiency(self, m: float, dtype: str, n: int, k: int, experts: int = 0) -> float | None:
+        """Measured efficiency of the nearest measured shape (grouped when ``experts``), or None."""
+        pool = [c for c in (self.grouped if experts else self.shapes) if c.dtype == dtype]
+        if not pool:
+            return None
+        best = min(pool, key=lambda c: c.distance(n, k, max(experts, 1)))
+        if best.distance(n, k, max(experts, 1)) > SHAPE_MATCH:
+            return None
+        return float(log_interp(max(m, 1.0), best.m, best.efficiency))
 
     def gemm(self, tokens_per_expert: float, dtype: str = "*") -> float:
         """Achieved / roofline of a GEMM with ``tokens_per_expert`` rows (log-linear interpolation).
@@ -103,13 +158,18 @@ def _load(files: tuple[str, ...], gpu_id: str | None = None) -> Calibration:
         if not path.is_file():
             raise CatalogError("no such file", f)
         data = read_file(path)
-        spec = {k: Field(dict, required=(f == files[0])) for k in CALIBRATION_TABLES} | {"gpu": Field(str, required=False)}
+        spec = ({k: Field(dict, required=(f == files[0])) for k in CALIBRATION_TABLES}
+                | {k: Field(dict, required=False) for k in OPTIONAL_TABLES | {"stamp": None}}
+                | {k: Field(list, required=False) for k in SHAPE_TABLES} | {"gpu": Field(str, required=False)})
         check_table(data, spec, f)
         if gpu_id and data.get("gpu", gpu_id) != gpu_id:
             raise CatalogError(f"calibrates {data['gpu']!r}, not {gpu_id!r}", f, "gpu")
-        for name, fields in CALIBRATION_TABLES.items():
+        for name, fields in (CALIBRATION_TABLES | OPTIONAL_TABLES).items():
             if name in data:
                 tables[name] = check_table(sub_table(data, name, f), fields, f, name + ".") | {"_source": f}
+        for name, fields in SHAPE_TABLES.items():
+            if name in data:
+                tables[name] = {"_source": f, "curves": shape_curves(data[name], fields, f, name)}
     xs, gemm = gemm_curves(tables["gemm"])
     flops = {"*": tables["flops"]["efficiency"]} | {k[len("efficiency_"):]: v for k, v in tables["flops"].items()
                                                       if k.startswith("efficiency_")}
@@ -118,12 +178,31 @@ def _load(files: tuple[str, ...], gpu_id: str | None = None) -> Calibration:
     for name, key in checks:
         if tables[name][key] > 1:
             raise CatalogError(f"must be <= 1, got {tables[name][key]}", tables[name]["_source"], f"{name}.{key}")
+    mem = tables.get("memory_kernel")
+    mem_x, mem_y = checked_curve(mem["bytes"], mem["efficiency"], mem["_source"], "memory_kernel") if mem else ((), ())
+    floors = tables.get("kernel", {})
     return Calibration(
         source=", ".join(files), gemm_tokens_per_expert=xs, gemm_efficiency=gemm,
         attention_hbm_efficiency=tables["attention"]["hbm_efficiency"],
         attention_flops_efficiency=tables["attention"]["flops_efficiency"],
         hbm_efficiency=tables["hbm"]["efficiency"], flops_efficiency=flops,
-        workspace_fraction=tables["memory"]["workspace_fraction"])
+        workspace_fraction=tables["memory"]["workspace_fraction"], memory_bytes=mem_x, memory_efficiency=mem_y,
+        gemm_floor_s=floors.get("gemm_floor_us", 0.0) * 1e-6, memory_floor_s=floors.get("memory_floor_us", 0.0) * 1e-6,
+        shapes=tables.get("gemm_shape", {}).get("curves", ()), grouped=tables.get("grouped_gemm", {}).get("curves", ()),
+        sources=tuple((name, Path(t["_source"]).name) for name, t in tables.items()))
+
+
+def shape_curves(rows: list, fields: dict, source: str, name: str) -> tuple[ShapeCurve, ...]:
+    """Validated [[gemm_shape]] or [[grouped_gemm]] entries."""
+    curves = []
+    for i, row in enumerate(rows):
+        where = f"{name}[{i}]"
+        if not isinstance(row, dict):
+            raise CatalogError("expected a table", source, where)
+        check_table(row, fields, source, where + ".")
+        m, eff = checked_curve(row["m"], row["efficiency"], source, where)
+        curves.append(ShapeCurve(row["n"], row["k"], row["dtype"], m, eff, row.get("experts", 1)))
+    return tuple(curves)
 
 
 def gemm_curves(table: dict) -> tuple[tuple[float, ...], dict]:

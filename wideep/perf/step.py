@@ -27,6 +27,9 @@ from wideep.core.errors import InputError
 from wideep.specs.hardware import GPU
 from wideep.perf.memory import OPTIONS, Precision, kv_bytes_per_sequence
 from wideep.specs.model import Model
+from wideep.core.curves import log_interp
+from wideep.perf.kernels import (GemmShape, MemoryKernel, attention_gemms, attention_kernels, dense_kernels,
+                                 ffn_gemms, moe_kernels)
 from wideep.perf.roofline import Calibration, Term, roofline
 
 PHASES = ("decode", "prefill")
@@ -96,21 +99,30 @@ class Workload:
 
 
 @dataclass(frozen=True)
-class LinearTime:
-    """A communication phase per MoE layer as a function of tokens per GPU.
+class CommCurve:
+    """A communication phase per MoE layer as a function of tokens per GPU (from the traffic model).
 
-    time_s(t) = fixed_s + per_token_s x t; sol_s(t) = sol_per_token_s x t (no latency at SOL).
+    ``time_s``, ``sol_s`` and ``latency_s`` are tabulated at ``tokens``; between points they are interpolated
+    in log(tokens); below the grid the first point holds, above it the bytes part grows in proportion.
     """
 
-    fixed_s: float
-    per_token_s: float
-    sol_per_token_s: float
+    tokens: tuple[float, ...]
+    time_s: tuple[float, ...]
+    sol_s: tuple[float, ...]
+    latency_s: tuple[float, ...]
 
-    def time_s(self, tokens: float) -> float:
-        return self.fixed_s + self.per_token_s * tokens
+    @classmethod
+    def constant(cls, time_s: float, latency_s: float = 0.0) -> "CommCurve":
+        """The same time whatever the tokens (tests, and the no-EP case with 0)."""
+        return cls((1.0, 1e15), (time_s, time_s), (0.0, 0.0), (latency_s, latency_s))
 
-    def sol_s(self, tokens: float) -> float:
-        return self.sol_per_token_s * tokens
+    def at(self, tokens: float) -> tuple[float, float, float]:
+        """(time, SOL, fixed-cost part) in seconds at ``tokens`` per GPU."""
+        if tokens > self.tokens[-1]:
+            scale = tokens / self.tokens[-1]
+            lat = self.latency_s[-1]
+            return lat + (self.time_s[-1] - lat) * scale, self.sol_s[-1] * scale, lat
+        return tuple(float(log_interp(tokens, self.tokens, ys)) for ys in (self.time_s, self.sol_s, self.latency_s))
 
 
 @dataclass(frozen=True)
@@ -124,8 +136,10 @@ class ExpertParallel:
     busiest_share : float
         Mean over MoE layers of the busiest GPU's share of all token-expert selections (1/ep_size when
         perfectly balanced).
-    dispatch, combine : LinearTime
+    dispatch, combine : CommCurve
         Per-MoE-layer time versus tokens per GPU.
+    transport_sms : int
+        SMs the transport's kernels hold while compute overlaps them (slows the overlapped compute).
     binding_tier : str
         ``nvlink`` or ``scale_out``: the tier of the most loaded link.
     """
@@ -133,13 +147,14 @@ class ExpertParallel:
     ep_size: int
     slots_per_gpu: int
     busiest_share: float
-    dispatch: LinearTime
-    combine: LinearTime
+    dispatch: CommCurve
+    combine: CommCurve
     binding_tier: str = "nvlink"
     binding_link: str = ""
     transport: str = ""
     placement: str = ""
     routing: str = ""
+    transport_sms: int = 0
 
     @property
     def balancedness(self) -> float:
@@ -149,7 +164,7 @@ class ExpertParallel:
 
 def single_gpu(model: Model) -> ExpertParallel:
     """No expert parallelism: one GPU holds every expert and nothing is sent."""
-    zero = LinearTime(0.0, 0.0, 0.0)
+    zero = CommCurve.constant(0.0)
     return ExpertParallel(1, model.n_experts, 1.0, zero, zero, "nvlink", "", "none")
 
 
@@ -215,65 +230,131 @@ def check_dtypes(gpu: GPU, prec: Precision) -> None:
         raise InputError(f"{gpu.name} ({gpu.arch}) has no nvfp4 support for the KV cache", OPTIONS["kv"])
 
 
-def gemm(name: str, params: float, tokens: float, weight_dt, gpu: GPU, dt_name: str, cal: Calibration,
-         rows: float | None = None) -> Term:
-    """A GEMM of ``params`` weights over ``tokens`` rows; ``rows`` (M for the curve) defaults to tokens."""
-    return roofline(name, 2.0 * params * tokens, weight_dt.weight_bytes(params), gpu.flops(dt_name), gpu.hbm_Bps,
-                    cal.gemm(tokens if rows is None else rows, dt_name))
+def total(name: str, terms: list[Term]) -> Term:
+    """One reported term from several kernels: times, SOL, FLOPs and bytes add; the slowest kernel's binding."""
+    if not terms:
+        return Term(name, 0.0, 0.0, "hbm")
+    return Term(name, sum(t.time_s for t in terms), sum(t.sol_s for t in terms),
+                max(terms, key=lambda t: t.time_s).binding, sum(t.flops for t in terms),
+                sum(t.hbm_bytes for t in terms), terms[0].comm)
 
 
-def compute_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: ExpertParallel,
-                  sequences: float) -> list[Term]:
-    """Compute terms for ``sequences`` sequences (decode) or their prompt chunk (prefill) on one GPU."""
+def gemm_kernel(shape: GemmShape, m: float, dt_name: str, gpu: GPU, cal: Calibration, experts: float = 0.0) -> Term:
+    """One GEMM of ``m`` rows, or one grouped GEMM over ``experts`` active experts of ``m`` rows each.
+
+    Time = max(per-kernel floor, roofline / efficiency), the efficiency measured for this shape (and local
+    expert count) where the calibration has it, else the calibration's curve by m.
+    """
+    dt, out_dt = units.DTYPES[dt_name], units.DTYPES["bf16"]
+    groups = max(experts, 1.0)
+    rows = m * groups
+    flops = 2.0 * rows * shape.params
+    nbytes = groups * dt.weight_bytes(shape.params) + rows * (dt.activation_bytes(shape.k) + out_dt.activation_bytes(shape.n))
+    measured = cal.shape_efficiency(m, dt_name, shape.n, shape.k, max(1, round(experts)) if experts else 0)
+    eff = measured if measured is not None else cal.gemm(m, dt_name)
+    flops_s, hbm_s = flops / gpu.flops(dt_name), nbytes / gpu.hbm_Bps
+    return Term(shape.name, max(cal.gemm_floor_s, max(flops_s, hbm_s) / eff), max(flops_s, hbm_s),
+                "flops" if flops_s >= hbm_s else "hbm", flops, nbytes)
+
+
+def memory_kernels(kernels: list[MemoryKernel], tokens: float, received: float, gpu: GPU,
+                   cal: Calibration) -> list[Term]:
+    """Memory-bound kernels at ``tokens`` tokens (``received`` token copies for per-copy kernels)."""
+    out = []
+    for k in kernels:
+        nbytes = k.bytes_per_token * (received if k.per == "received" else tokens)
+        out.append(Term(k.name, cal.memory_s(nbytes, gpu.hbm_Bps), nbytes / gpu.hbm_Bps, "hbm", 0.0, nbytes))
+    return out
+
+
+def layer_tokens(wl: Workload, sequences: float) -> float:
+    """Tokens one layer processes for ``sequences`` sequences (decode) or their prompt chunk (prefill)."""
+    return sequences * (wl.tokens_per_sequence if wl.phase == "decode" else wl.new_tokens_per_prompt)
+
+
+def attention_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequences: float) -> list[Term]:
+    """One attention layer: the core (KV read and scores), its projections, its memory kernels."""
     prec, mtp = wl.precision, wl.mtp
-    w_dt, a_dt = prec.dt("weights"), prec.dt("attention")
-    h = model.hidden
-    decode = wl.phase == "decode"
-    if decode:
-        tokens, lm_tokens = sequences * wl.tokens_per_sequence, sequences * (wl.tokens_per_sequence + mtp)
+    tokens = layer_tokens(wl, sequences)
+    if wl.phase == "decode":
         attended, eff = wl.context, (cal.attention_flops_efficiency, cal.attention_hbm_efficiency)
     else:
-        tokens, lm_tokens = sequences * wl.new_tokens_per_prompt, sequences
         attended = wl.context * wl.cache_hit + wl.new_tokens_per_prompt / 2.0
         eff = (cal.flops("bf16"), cal.hbm_efficiency)
-    core = roofline("attn_core", tokens * model.score_flops_per_token(attended, absorbed=decode, extra_layers=mtp),
-                    sequences * kv_bytes_per_sequence(model, wl.context, prec, mtp),
+    per_layer = 1.0 / (model.layers + mtp)
+    core = roofline("attn_core",
+                    per_layer * tokens * model.score_flops_per_token(attended, absorbed=wl.phase == "decode",
+                                                                     extra_layers=mtp),
+                    per_layer * sequences * kv_bytes_per_sequence(model, wl.context, prec, mtp),
                     gpu.flops("bf16"), gpu.hbm_Bps, eff)
-    terms = [core, gemm("attn_proj", (model.layers + mtp) * model.attention.params(h), tokens, a_dt, gpu,
-                        prec.attention, cal)]
-    if model.dense_layers and model.dense_ffn:
-        terms.append(gemm("dense_ffn", model.dense_layers * 3 * h * model.dense_ffn, tokens, w_dt, gpu,
-                          prec.weights, cal))
-    if model.shared_ffn:
-        terms.append(gemm("shared_experts", (model.moe_layers + mtp) * 3 * h * model.shared_ffn, tokens, w_dt,
-                          gpu, prec.weights, cal))
-    if model.is_moe:
-        terms.append(routed_experts(model, gpu, cal, wl, ep, tokens))
-    terms.append(gemm("lm_head", model.lm_head_params, lm_tokens, units.DTYPES["bf16"], gpu, "bf16", cal))
-    return terms
+    proj = [gemm_kernel(g, tokens, prec.attention, gpu, cal) for g in attention_gemms(model)]
+    kernels = memory_kernels(attention_kernels(model, prec.dt("attention"), prec.dt("kv")), tokens, 0, gpu, cal)
+    return [core, total("attn_proj", proj), total("layer_kernels", kernels)]
 
 
 def routed_experts(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: ExpertParallel,
-                   tokens: float) -> Term:
-    """Grouped expert GEMMs on the busiest GPU: its share of all selections, its slots' weights."""
-    prec, layers = wl.precision, model.moe_layers + wl.mtp
-    busiest = tokens * model.top_k * ep.ep_size * ep.busiest_share
-    active_slots = min(ep.slots_per_gpu, busiest)
-    w_dt = prec.dt("weights")
-    act_bytes = busiest * (w_dt.activation_bytes(model.hidden) + units.DTYPES["bf16"].activation_bytes(model.hidden))
-    return roofline("routed_experts", 2.0 * busiest * model.expert_params * layers,
-                    layers * (active_slots * model.expert_bytes(w_dt) + act_bytes),
-                    gpu.flops(prec.weights), gpu.hbm_Bps, cal.gemm(busiest / ep.slots_per_gpu, prec.weights))
+                   tokens: float) -> tuple[Term, float]:
+    """Grouped expert GEMMs and the kernels around them on the busiest GPU; also its received copies.
+
+    Received copies = tokens x top_k x ep_size x busiest share; the experts they touch are the GPU's slots
+    that receive at least one, slots x (1 - exp(-copies / slots)) for copies spread evenly over them.
+    """
+    received = tokens * model.top_k * ep.ep_size * ep.busiest_share
+    spg = ep.slots_per_gpu
+    active = max(min(1.0, received), spg * -math.expm1(-received / spg))
+    m = received / active
+    gemms = [gemm_kernel(g, m, wl.precision.weights, gpu, cal, experts=active)
+             for g in ffn_gemms(model.expert_ffn, model.hidden, "routed_experts", per_expert=True)]
+    around = [k for k in moe_kernels(model, wl.precision.dt("weights")) if k.per == "received"]
+    return total("routed_experts", gemms + memory_kernels(around, tokens, received, gpu, cal)), received
 
 
-def comm_terms(model: Model, wl: Workload, ep: ExpertParallel, tokens: float) -> list[Term]:
-    """Dispatch and combine over all MoE (and MTP) layers at ``tokens`` tokens per GPU."""
+def moe_layer_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: ExpertParallel,
+                    sequences: float) -> list[Term]:
+    """One MoE layer's compute for ``sequences`` sequences: attention, shared and routed experts, kernels."""
+    tokens = layer_tokens(wl, sequences)
+    act = wl.precision.dt("weights")
+    terms = attention_terms(model, gpu, cal, wl, sequences)
+    if model.shared_ffn:
+        terms.append(total("shared_experts", [gemm_kernel(g, tokens, wl.precision.weights, gpu, cal)
+                                              for g in ffn_gemms(model.shared_ffn, model.hidden, "shared_experts")]))
+    routed, _ = routed_experts(model, gpu, cal, wl, ep, tokens)
+    router = GemmShape("router", model.n_experts, model.hidden, "router")
+    own = [k for k in moe_kernels(model, act) if k.per == "token"]
+    kernels = memory_kernels(own, tokens, 0, gpu, cal) + [gemm_kernel(router, tokens, "bf16", gpu, cal)]
+    return terms + [routed, total("layer_kernels", kernels)]
+
+
+def dense_layer_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequences: float) -> list[Term]:
+    """One dense layer (attention and a dense FFN)."""
+    tokens = layer_tokens(wl, sequences)
+    ffn = [gemm_kernel(g, tokens, wl.precision.weights, gpu, cal)
+           for g in ffn_gemms(model.dense_ffn, model.hidden, "dense_ffn")]
+    kernels = memory_kernels(dense_kernels(model, wl.precision.dt("weights")), tokens, 0, gpu, cal)
+    return attention_terms(model, gpu, cal, wl, sequences) + [total("dense_ffn", ffn), total("layer_kernels", kernels)]
+
+
+def head_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequences: float) -> list[Term]:
+    """The LM head (every decode token and MTP draft; one per prompt in prefill) and the final norm."""
+    lm_tokens = sequences * (wl.tokens_per_sequence + wl.mtp) if wl.phase == "decode" else sequences
+    head = GemmShape("lm_head", model.vocab, model.hidden, "lm_head")
+    norm = memory_kernels([MemoryKernel("final_norm", 2 * model.hidden * 2)], lm_tokens, 0, gpu, cal)
+    return [total("lm_head", [gemm_kernel(head, lm_tokens, "bf16", gpu, cal)]), total("layer_kernels", norm)]
+
+
+def comm_terms(model: Model, ep: ExpertParallel, tokens: float) -> list[Term]:
+    """Dispatch and combine of one MoE layer at ``tokens`` tokens per GPU.
+
+    A phase binds on ``latency`` when its fixed cost is at least half its time, else on its link tier.
+    """
     if ep.ep_size <= 1 or not model.is_moe:
         return []
-    layers = model.moe_layers + wl.mtp
-    binding = "nic" if ep.binding_tier == "scale_out" else "nvlink"
-    return [Term(name, layers * lt.time_s(tokens), layers * lt.sol_s(tokens), binding, comm=True)
-            for name, lt in (("dispatch", ep.dispatch), ("combine", ep.combine))]
+    tier = "nic" if ep.binding_tier == "scale_out" else "nvlink"
+    terms = []
+    for name, curve in (("dispatch", ep.dispatch), ("combine", ep.combine)):
+        time_s, sol_s, latency_s = curve.at(tokens)
+        terms.append(Term(name, time_s, sol_s, "latency" if latency_s >= 0.5 * time_s else tier, comm=True))
+    return terms
 
 
 def step_time(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: ExpertParallel) -> StepResult:
@@ -287,7 +368,7 @@ def step_time(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: Expert
     wl : Workload
         Decode batch and context, or prefill chunk, prompt length and cache-hit rate.
     ep : ExpertParallel
-        Busiest-GPU share and communication times (:func:`wideep.plan.expert_parallel`, or
+        Busiest-GPU share and communication curves (:func:`wideep.plan.expert_parallel`, or
         :func:`single_gpu`).
     """
     check_dtypes(gpu, wl.precision)
@@ -299,28 +380,60 @@ def step_time(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: Expert
     return min((schedule(model, gpu, cal, wl, ep, m) for m in (1, 2)), key=lambda r: r.step_s)
 
 
+def sm_slowdown(gpu: GPU, ep: ExpertParallel) -> float:
+    """Factor on compute that overlaps the transport's kernels: SMs / (SMs - SMs they hold)."""
+    if not ep.transport_sms or not gpu.sm_count:
+        return 1.0
+    return gpu.sm_count / max(1, gpu.sm_count - ep.transport_sms)
+
+
 def schedule(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: ExpertParallel, mbs: int) -> StepResult:
-    """The step with ``mbs`` micro-batches (2: communication of one overlaps computation of the other)."""
+    """The step with ``mbs`` micro-batches.
+
+    Two micro-batches hide communication only inside each MoE layer: the layer takes
+    max(both halves' compute x SM slowdown, both halves' dispatch + combine); dense layers and the LM head
+    cannot hide anything, and the first half's first communication is not hidden (pipeline fill).
+    One micro-batch: every layer's compute plus its communication.
+    """
     sequences = wl.batch if wl.phase == "decode" else wl.prefill_tokens / wl.new_tokens_per_prompt
     per_mb = sequences / mbs
-    tokens_mb = per_mb * (wl.tokens_per_sequence if wl.phase == "decode" else wl.new_tokens_per_prompt)
-    terms = [t.scaled(mbs) for t in compute_terms(model, gpu, cal, wl, ep, per_mb) + comm_terms(model, wl, ep, tokens_mb)]
-    compute = sum(t.time_s for t in terms if not t.comm)
-    comm = sum(t.time_s for t in terms if t.comm)
-    compute_sol = sum(t.sol_s for t in terms if not t.comm)
-    comm_sol = sum(t.sol_s for t in terms if t.comm)
+    moe_layers, dense_layers = (model.moe_layers + wl.mtp, model.dense_layers) if model.is_moe else (0, model.layers)
+    moe = moe_layer_terms(model, gpu, cal, wl, ep, per_mb) if moe_layers else []
+    dense = dense_layer_terms(model, gpu, cal, wl, per_mb) if dense_layers else []
+    head = head_terms(model, gpu, cal, wl, per_mb)
+    comm = comm_terms(model, ep, layer_tokens(wl, per_mb))
+    c, m = (sum(t.time_s for t in moe), sum(t.time_s for t in comm))
+    c_sol, m_sol = (sum(t.sol_s for t in moe), sum(t.sol_s for t in comm))
+    rest = dense_layers * sum(t.time_s for t in dense) + sum(t.time_s for t in head)
+    rest_sol = dense_layers * sum(t.sol_s for t in dense) + sum(t.sol_s for t in head)
     if mbs == 2:
-        step, sol = max(compute, comm), max(compute_sol, comm_sol)
+        slow = sm_slowdown(gpu, ep)
+        comm_side = m > c * slow
+        step = moe_layers * 2 * max(c * slow, m) + min(c, m) + 2 * rest
+        sol = moe_layers * 2 * max(c_sol, m_sol) + 2 * rest_sol
     else:
-        step, sol = compute + comm, compute_sol + comm_sol
-    binding = critical_resource(terms, comm_side=mbs == 2 and comm > compute, overlapped=mbs == 2)
+        comm_side = False
+        step, sol = moe_layers * (c + m) + rest, moe_layers * (c_sol + m_sol) + rest_sol
+    terms = merged([(moe, moe_layers * mbs), (dense, dense_layers * mbs), (head, mbs), (comm, moe_layers * mbs)])
+    compute_s = sum(t.time_s for t in terms if not t.comm)
+    binding = critical_resource(terms, comm_side=comm_side, overlapped=mbs == 2)
     if wl.phase == "decode":
         per_gpu = wl.batch * wl.output_per_sequence / step
         per_user = wl.output_per_sequence / step
     else:
         per_gpu = wl.prefill_tokens / (1.0 - wl.cache_hit) / step
         per_user = wl.context / (step * max(1, math.ceil(wl.new_tokens_per_prompt / wl.prefill_tokens)))
-    return StepResult(wl, tuple(terms), step, sol, compute, comm, binding, mbs, per_gpu, per_user)
+    return StepResult(wl, tuple(terms), step, sol, compute_s, moe_layers * mbs * m, binding, mbs, per_gpu, per_user)
+
+
+def merged(groups: list[tuple[list[Term], float]]) -> list[Term]:
+    """Terms of the same name summed over (terms, repeat count) groups, in first-seen order."""
+    out: dict[str, list[Term]] = {}
+    for terms, count in groups:
+        for t in terms:
+            if count:
+                out.setdefault(t.name, []).append(t.scaled(count))
+    return [total(name, ts) for name, ts in out.items()]
 
 
 def critical_resource(terms: list[Term], comm_side: bool, overlapped: bool) -> str:

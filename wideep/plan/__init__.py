@@ -20,18 +20,20 @@ from wideep.core.errors import InputError
 from wideep.specs.hardware import GPU
 from wideep.perf.memory import MemoryFit, Precision, memory_fit
 from wideep.specs.model import Model, load_model
-from wideep.perf.step import ExpertParallel, LinearTime, StepResult, Workload, single_gpu, step_time
+from wideep.perf.step import CommCurve, ExpertParallel, StepResult, Workload, single_gpu, step_time
 from wideep.placement.placers import place
 from wideep.perf.roofline import load_calibration
 from wideep.routing.files import routing_from_spec
 from wideep.specs.topology import Cluster, load_cluster
 from wideep.routing.stats import RoutingStats
-from wideep.traffic.a2a import a2a, gpu_loads
+from wideep.traffic.a2a import a2a_curve, gpu_loads
+from wideep.traffic.transports import load_transport
 
 SAMPLE_TOKENS = 4096  # routing tokens over the whole EP group that placement and traffic are computed from
 MAX_SHARE_TOKENS = 65536  # cap on the held-out sample that measures a step's busiest GPU
 SAMPLE_LAYERS = 4  # MoE layers sampled; their mean busiest share and comm time stand for every MoE layer
-COMM_PROBE_TOKENS = (64, 1024)  # tokens per GPU at which the traffic model is evaluated (linear between)
+COMM_PROBE_TOKENS = 1024  # tokens per GPU at which the traffic model counts copies (they scale linearly)
+COMM_GRID_TOKENS = (1, 4, 16, 64, 256, 1024, 4096, 16384)  # tokens per GPU of the communication curve
 TRANSPORTS = {"decode": "deepep-ll", "prefill": "deepep-normal"}  # DeepSeek's choice per phase (REFERENCES.md 3)
 
 DEFAULT_COMPARISON = ("hgx-h100", "gb200-nvl72")  # issue 5: DeepSeek-V3 EP32 on 4x HGX H100 vs one NVL72
@@ -173,28 +175,25 @@ def expert_parallel(model: Model, topology: str, ep_size: int, redundant: int, r
                     seed: int = 0) -> ExpertParallel:
     """The seam to routing, placement and traffic for one EP group (cached per argument set).
 
-    Returns the per-MoE-layer dispatch/combine time as a linear function of tokens per GPU; the busiest
+    Returns the per-MoE-layer dispatch/combine time as a curve over tokens per GPU; the busiest
     share is 1/ep_size here and set per step by :func:`ep_for` from :func:`busiest_share`.
     """
     if not model.is_moe or ep_size <= 1:
         return single_gpu(model)
     cluster = cluster_for(topology, ep_size)
     phy2log, stats = placed(model, topology, ep_size, redundant, routing, placement, seed)
-    lo, hi = (a2a(model, cluster, phy2log, stats, ep_size, t, transport, dispatch_dtype, combine_dtype)
-              for t in COMM_PROBE_TOKENS)
-    return ExpertParallel(
-        ep_size, phy2log.shape[1] // ep_size, 1.0 / ep_size,
-        linear(lo.dispatch_s, hi.dispatch_s, lo.dispatch_sol_s, hi.dispatch_sol_s),
-        linear(lo.combine_s, hi.combine_s, lo.combine_sol_s, hi.combine_sol_s),
-        str(hi.binding_tier), str(hi.binding_link), transport, placement, routing)
+    curve = a2a_curve(model, cluster, phy2log, stats, ep_size, COMM_PROBE_TOKENS, COMM_GRID_TOKENS, transport,
+                      dispatch_dtype, combine_dtype, seed)
+    d, c = (comm_curve(curve[p]) for p in ("dispatch", "combine"))
+    return ExpertParallel(ep_size, phy2log.shape[1] // ep_size, 1.0 / ep_size, d, c, curve["dispatch"]["tier"],
+                          curve["dispatch"]["binding"], transport, placement, routing,
+                          load_transport(transport).sms)
 
 
-def linear(t_lo: float, t_hi: float, sol_lo: float, sol_hi: float) -> LinearTime:
-    """Line through the two probes (per MoE layer means); the SOL line passes through zero."""
-    t_lo, t_hi = float(np.mean(t_lo)), float(np.mean(t_hi))
-    a, b = COMM_PROBE_TOKENS
-    per_token = max(0.0, (t_hi - t_lo) / (b - a))
-    return LinearTime(max(0.0, t_lo - per_token * a), per_token, float(np.mean(sol_hi)) / b)
+def comm_curve(phase: dict) -> CommCurve:
+    """A phase's tabulated times over :data:`COMM_GRID_TOKENS`."""
+    return CommCurve(tuple(float(t) for t in COMM_GRID_TOKENS), *(tuple(map(float, phase[k]))
+                                                                   for k in ("time_s", "sol_s", "latency_s")))
 
 
 def check_spec(spec: PlanSpec, model: Model) -> int:

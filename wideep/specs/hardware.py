@@ -27,6 +27,7 @@ GPU_FIELDS = {
     "nic_Gbps": Field(float, "positive"),
     "tdp_W": Field(float, "positive"),
     "all_in_kW": Field(float, "positive"),
+    "sm_count": Field(int, "positive", required=False),
     "price_usd_per_gpu_hour": Field(dict),
 }
 
@@ -67,6 +68,7 @@ class GPU:
     tdp_W: float
     all_in_W: float
     price_usd_per_gpu_hour: dict[str, float]  # scenario -> $/GPU-hour; the first is the default
+    sm_count: int = 0  # streaming multiprocessors (0: unknown)
 
     def flops(self, dtype_name: str) -> float:
         """Dense FLOP/s for a dtype; a dtype the chip lacks (nvfp4 on Hopper) raises InputError."""
@@ -164,7 +166,7 @@ def _load_gpu(path_str: str) -> GPU:
         hbm_bytes=data["hbm_GB"] * units.GB, hbm_usable_bytes=data["hbm_usable_GB"] * units.GB,
         hbm_Bps=data["hbm_TBps"] * units.TBps, nvlink_Bps=data["nvlink_GBps"] * units.GBps,
         nic=data["nic"], nic_Bps=data["nic_Gbps"] * units.Gbps, tdp_W=data["tdp_W"] * units.W,
-        all_in_W=data["all_in_kW"] * units.kW, price_usd_per_gpu_hour=dict(prices),
+        all_in_W=data["all_in_kW"] * units.kW, price_usd_per_gpu_hour=dict(prices), sm_count=data.get("sm_count", 0),
     )
 
 

@@ -143,12 +143,13 @@ def layer_counts(model: Model, stats: RoutingStats, phy2log: np.ndarray, group: 
 
 def phase_times(link_bytes: np.ndarray, pair_bytes: np.ndarray, cluster: Cluster, r: Routes, transport: Transport,
                 phase: str) -> dict:
-    """Per-layer time (max link bytes / effective bandwidth + fixed cost + longest wire latency used) and SOL."""
-    eff = np.array([transport.efficiency[t] for t in cluster.edge_tier])
+    """Per-layer time: the busiest link's bytes over its achieved bandwidth (the transport's ramp at that
+    size), plus the transport's fixed cost and the longest wire latency used; and the SOL (datasheet, no latency)."""
     bw = cluster.edge_bw_Bps
-    busy = link_bytes / (bw * eff)
+    busy = link_bytes / (bw * transport.link_efficiency(phase, cluster.edge_tier[None, :], link_bytes))
     wire = np.where(pair_bytes > 0, r.path_latency_s[None], 0.0).reshape(len(pair_bytes), -1).max(axis=1)
-    latency = transport.latency_s[phase] + wire
+    tiers = cluster.edge_tier
+    latency = wire + np.array([transport.latency(phase, set(tiers[row > 0])) for row in link_bytes])
     binding = int(busy.mean(axis=0).argmax()) if busy.size else 0
     u, v = cluster.edges[binding]
     return {"layer_s": busy.max(axis=1) + latency, "sol_s": (link_bytes / bw).max(axis=1).mean(),
@@ -159,6 +160,27 @@ def tier_bytes(pair_bytes: np.ndarray, r: Routes) -> dict:
     """Mean bytes per layer leaving GPUs on each tier, {tier: bytes}."""
     mean = pair_bytes.mean(axis=0)
     return {t: float(mean[r.first_hop_tier == t].sum()) for t in TIERS}
+
+
+def phase_pairs(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats, ep_size: int,
+                tokens_per_gpu: int, tr: Transport, dispatch_dtype: str, combine_dtype: str, seed: int):
+    """Bytes per (layer, source, destination) of each phase, the routes, message sizes and logical copies."""
+    if tokens_per_gpu <= 0:
+        raise InputError(f"must be > 0, got {tokens_per_gpu}", "--tokens")
+    if stats.n_experts != model.n_experts:
+        raise InputError(f"statistics have {stats.n_experts} experts, {model.id} has {model.n_experts}", "--routing")
+    r = routes(cluster, ep_size)
+    phy2log = checked_phy2log(phy2log, model.n_experts, stats.layers, ep_size)
+    domain_of = np.asarray(cluster.domain_of)[:ep_size]
+    group = group_of(domain_of)
+    if tr.scope == "domain" and group.n_domains > 1:
+        raise InputError(f"{tr.id} needs the EP group inside one NVLink domain; EP {ep_size} spans "
+                         f"{group.n_domains} domains of {cluster.name}", "--transport")
+    counts = layer_counts(model, stats, phy2log, group, tokens_per_gpu, domain_of, needed(tr.copies), seed)
+    copies = pair_copies(counts, tr.copies, tr.forward, group)
+    msg = message_bytes(model, tr, dispatch_dtype, combine_dtype)
+    pairs = {"dispatch": copies * msg["dispatch"], "combine": copies.transpose(0, 2, 1) * msg["combine"]}
+    return pairs, r, msg, logical_copies(counts, tr.copies, group).mean()
 
 
 def a2a(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats, ep_size: int,
@@ -179,22 +201,8 @@ def a2a(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats
         Catalog id or TOML path (``topologies/transports``).
     """
     tr = load_transport(transport)
-    if tokens_per_gpu <= 0:
-        raise InputError(f"must be > 0, got {tokens_per_gpu}", "--tokens")
-    if stats.n_experts != model.n_experts:
-        raise InputError(f"statistics have {stats.n_experts} experts, {model.id} has {model.n_experts}", "--routing")
-    r = routes(cluster, ep_size)
-    phy2log = checked_phy2log(phy2log, model.n_experts, stats.layers, ep_size)
-    domain_of = np.asarray(cluster.domain_of)[:ep_size]
-    group = group_of(domain_of)
-    if tr.scope == "domain" and group.n_domains > 1:
-        raise InputError(f"{tr.id} needs the EP group inside one NVLink domain; EP {ep_size} spans "
-                         f"{group.n_domains} domains of {cluster.name}", "--transport")
-    counts = layer_counts(model, stats, phy2log, group, tokens_per_gpu, domain_of, needed(tr.copies), seed)
-    copies = pair_copies(counts, tr.copies, tr.forward, group)
-    msg = message_bytes(model, tr, dispatch_dtype, combine_dtype)
-    logical = logical_copies(counts, tr.copies, group).mean()
-    pairs = {"dispatch": copies * msg["dispatch"], "combine": copies.transpose(0, 2, 1) * msg["combine"]}
+    pairs, r, msg, logical = phase_pairs(model, cluster, phy2log, stats, ep_size, tokens_per_gpu, tr,
+                                         dispatch_dtype, combine_dtype, seed)
     res = {}
     for p in PHASES:
         links = r.link_bytes(pairs[p])
@@ -210,3 +218,26 @@ def a2a(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats
         dispatch_layer_s=d["layer_s"], combine_layer_s=c["layer_s"],
         link_bytes={p: res[p]["links"] for p in PHASES}, edges=list(cluster.edges),
         ep_size=ep_size, tokens_per_gpu=tokens_per_gpu)
+
+
+def a2a_curve(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats, ep_size: int,
+              probe_tokens: int, tokens_grid: tuple[float, ...], transport: str, dispatch_dtype: str = "fp8",
+              combine_dtype: str = "bf16", seed: int = 0) -> dict:
+    """Per-MoE-layer phase times at every size of ``tokens_grid`` (tokens per GPU), from one traffic count.
+
+    Copies per token do not depend on how many tokens a step carries, so the pair bytes counted at
+    ``probe_tokens`` scale linearly; the ramp and the fixed costs do not, and are applied at each size.
+    Returns ``{phase: {"time_s", "sol_s", "latency_s": ndarray over the grid, "tier": binding tier}}``.
+    """
+    tr = load_transport(transport)
+    pairs, r, _, _ = phase_pairs(model, cluster, phy2log, stats, ep_size, probe_tokens, tr,
+                                 dispatch_dtype, combine_dtype, seed)
+    out = {}
+    for p in PHASES:
+        links = r.link_bytes(pairs[p])
+        rows = [phase_times(links * (t / probe_tokens), pairs[p], cluster, r, tr, p) for t in tokens_grid]
+        out[p] = {"time_s": np.array([float(x["layer_s"].mean()) for x in rows]),
+                  "sol_s": np.array([float(x["sol_s"]) for x in rows]),
+                  "latency_s": np.array([x["latency_s"] for x in rows]), "tier": rows[-1]["tier"],
+                  "binding": rows[-1]["binding"]}
+    return out

@@ -3,7 +3,9 @@
 A transport says how many copies of a token travel (``copies``: one per selection, per destination GPU, or
 per destination node then per GPU), whether it relays through the same-rail GPU of the destination domain
 (``forward``), its per-message header bytes, the fraction of datasheet bandwidth it reaches on each link
-tier and its fixed cost per phase. Every number lives in the TOML file with its source.
+tier (a constant, or a ``[ramp]`` curve over the bytes the busiest link carries in one phase: small
+transfers reach less of the link) and its fixed cost per phase. ``sms`` is the number of SMs its kernels hold
+while compute overlaps them. Every number lives in the TOML file with its source.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+
 from wideep.core import units
+from wideep.core.curves import checked_curve, log_interp
 from wideep.core.catalog import Field, check_table, read_file, resolve, sub_table
 from wideep.core.errors import CatalogError
 from wideep.specs.topology import TIERS
@@ -28,9 +33,12 @@ TRANSPORT_FIELDS = {
     "combine_header_bytes": Field(int, "nonneg"),
     "efficiency": Field(dict),
     "latency_us": Field(dict),
+    "ramp": Field(dict, required=False),
+    "sms": Field(int, "nonneg", required=False),
 }
 EFFICIENCY_FIELDS = {t: Field(float, "positive") for t in TIERS}
-LATENCY_FIELDS = {p: Field(float, "nonneg") for p in PHASES}
+LATENCY_FIELDS = {p: Field((float, dict)) for p in PHASES}
+TIER_LATENCY_FIELDS = {t: Field(float, "nonneg", required=False) for t in TIERS}
 
 
 @dataclass(frozen=True)
@@ -48,7 +56,10 @@ class Transport:
     efficiency : dict
         Tier name -> achieved fraction of datasheet bandwidth (0, 1].
     latency_s : dict
-        Phase name -> fixed cost per phase, seconds.
+        Phase name -> {tier: fixed cost, seconds}; a phase pays the largest of the tiers it uses.
+    ramp : dict
+        Phase -> tier -> (bytes, efficiencies): achieved fraction of the link by the bytes it carries in
+        one phase (tiers without a curve use ``efficiency``).
     """
 
     id: str
@@ -59,6 +70,26 @@ class Transport:
     header_bytes: dict[str, int]
     efficiency: dict[str, float]
     latency_s: dict[str, float]
+    ramp: dict = None
+    sms: int = 0
+
+    def latency(self, phase: str, tiers: set) -> float:
+        """Fixed cost of ``phase`` when it uses links of ``tiers``, seconds."""
+        per_tier = self.latency_s[phase]
+        return max((per_tier.get(t, 0.0) for t in tiers), default=0.0)
+
+    def link_efficiency(self, phase: str, tiers: np.ndarray, link_bytes: np.ndarray) -> np.ndarray:
+        """Achieved / datasheet bandwidth of links of ``tiers`` carrying ``link_bytes`` (same shape or broadcast).
+
+        Interpolated in log(bytes) on the ramp, held flat outside it.
+        """
+        tiers, link_bytes = np.broadcast_arrays(np.asarray(tiers), np.asarray(link_bytes, dtype=float))
+        out = np.empty(link_bytes.shape)
+        for tier in np.unique(tiers):
+            on = tiers == tier
+            curve = (self.ramp or {}).get(phase, {}).get(str(tier))
+            out[on] = log_interp(link_bytes[on], *curve) if curve else self.efficiency[str(tier)]
+        return out
 
 
 def load_transport(name: str) -> Transport:
@@ -75,9 +106,33 @@ def _load(path_str: str) -> Transport:
         if value > 1:
             raise CatalogError(f"must be <= 1, got {value}", path_str, f"efficiency.{tier}")
     lat = check_table(sub_table(data, "latency_us", path_str), LATENCY_FIELDS, path_str, "latency_us.")
+    latency = {}
+    for p, v in lat.items():
+        if isinstance(v, dict):
+            check_table(v, TIER_LATENCY_FIELDS, path_str, f"latency_us.{p}.")
+        elif not 0 <= v < float("inf"):
+            raise CatalogError(f"must be >= 0, got {v}", path_str, f"latency_us.{p}")
+        latency[p] = {t: (v[t] if isinstance(v, dict) else v) * units.us for t in TIERS
+                      if not isinstance(v, dict) or t in v}
     return Transport(
         id=path.stem, name=data["name"], copies=data["copies"], forward=data["forward"], scope=data["scope"],
         header_bytes={p: data[f"{p}_header_bytes"] for p in PHASES},
         efficiency={t: float(v) for t, v in eff.items()},
-        latency_s={p: v * units.us for p, v in lat.items()},
+        latency_s=latency, ramp=load_ramp(data.get("ramp"), path_str), sms=data.get("sms", 0),
     )
+
+
+def load_ramp(table: dict | None, source: str) -> dict:
+    """The optional [ramp.<phase>.<tier>] tables: ``bytes`` and ``efficiency`` in (0, 1] at those sizes."""
+    curves: dict = {}
+    for phase, tiers in (table or {}).items():
+        if phase not in PHASES or not isinstance(tiers, dict):
+            raise CatalogError(f"expected a table per phase ({', '.join(PHASES)})", source, f"ramp.{phase}")
+        for tier, curve in tiers.items():
+            where = f"ramp.{phase}.{tier}"
+            if tier not in TIERS:
+                raise CatalogError(f"unknown tier (choose {', '.join(TIERS)})", source, where)
+            if not isinstance(curve, dict) or set(curve) != {"bytes", "efficiency"}:
+                raise CatalogError("needs exactly the lists 'bytes' and 'efficiency'", source, where)
+            curves.setdefault(phase, {})[tier] = checked_curve(curve["bytes"], curve["efficiency"], source, where)
+    return curves

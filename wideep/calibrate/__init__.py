@@ -1,0 +1,51 @@
+"""``wideep calibrate``: measure a GPU's kernels (optional ``torch`` extra) and fit a calibration file.
+
+:mod:`~wideep.calibrate.measure` needs PyTorch and a CUDA GPU; :mod:`~wideep.calibrate.fit` and this
+module run anywhere, so a raw record measured elsewhere (``--raw``) can be fitted again (``--from-raw``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from wideep.calibrate.fit import fit, read_record, to_toml
+from wideep.core.errors import InputError
+from wideep.core.fileio import write_text_atomic
+from wideep.perf.kernels import gemm_shapes
+from wideep.specs.hardware import load_gpu
+from wideep.specs.model import load_model
+
+
+def measure_here(model_id: str) -> dict:
+    """The raw record of this machine's GPU 0 for the kernels of ``model_id``."""
+    try:
+        import torch
+    except ImportError:
+        raise InputError("needs PyTorch (pip install 'wideep[torch]') to measure; "
+                         "--from-raw fits a record measured elsewhere", "calibrate") from None
+    if not torch.cuda.is_available():
+        raise InputError("PyTorch sees no CUDA GPU on this machine; --from-raw fits a record measured elsewhere",
+                         "calibrate")
+    from wideep.calibrate.measure import measure
+
+    model = load_model(model_id)
+    return measure(gemm_shapes(model), model.hidden, model.n_experts, model.top_k,
+                   log=lambda msg: print(msg, file=sys.stderr, flush=True))
+
+
+def calibrate(gpu_id: str, model_id: str, out: str | None, raw: str | None, from_raw: str | None,
+              command: str) -> dict:
+    """Measure (or read ``from_raw``), fit, and write ``out``; returns a summary of the fitted tables."""
+    gpu = load_gpu(gpu_id)
+    record = read_record(from_raw) if from_raw else measure_here(model_id)
+    if raw and not from_raw:
+        write_text_atomic(raw, json.dumps(record, indent=1) + "\n", "--raw")
+    tables = fit(record, gpu)
+    text = to_toml(tables, record, gpu, command)
+    if out:
+        write_text_atomic(out, text, "--out")
+    return {"gpu": gpu.id, "stamp": record["stamp"], "out": out,
+            "hbm_efficiency": tables["hbm"]["efficiency"], "flops_efficiency": tables["flops"],
+            "gemm_shapes": len(tables["gemm_shape"]), "grouped_gemms": len(tables["grouped_gemm"]),
+            "toml": None if out else text}

@@ -1,0 +1,122 @@
+"""Turn a raw measurement record (:mod:`wideep.calibrate.measure`) into a calibration TOML file.
+
+Runs without a GPU: the record is plain JSON (seconds and bytes), the peaks come from the GPU catalog.
+Every efficiency is ``time at datasheet peak / measured time``, so launch and tail costs stay inside it:
+
+- ``[memory_kernel]``: bytes moved (read + written) -> efficiency of a memory-bound kernel;
+- ``[[gemm_shape]]``: per weight shape and dtype, m -> efficiency against ``max(FLOPs / peak, bytes / HBM peak)``
+  with bytes = weights + activations in + bf16 out;
+- ``[[grouped_gemm]]``: the same for the routed-expert shapes, m tokens per expert, per local expert count;
+- ``[gemm]``, ``[hbm]``, ``[flops]``: the summary curves older files carry, from the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+from wideep.core.errors import CatalogError
+from wideep.specs.hardware import GPU
+
+BYTES_IN = {"bf16": 2, "fp8": 1}
+OUT_BYTES = 2  # bf16 output
+FP8_SCALE_BYTES = 4  # float32 row / column scales of the fp8 measurements
+
+
+def read_record(path: str | Path) -> dict:
+    """A raw record written by ``wideep calibrate --raw``; malformed files raise :class:`CatalogError`."""
+    from wideep.core.catalog import read_file
+
+    data = read_file(Path(path))
+    for key in ("stamp", "memory", "gemm", "grouped"):
+        if not isinstance(data.get(key), (dict, list)):
+            raise CatalogError("missing or malformed section", str(path), key)
+    return data
+
+
+def gemm_roofline_s(gpu: GPU, dtype: str, m: int, n: int, k: int, experts: int = 1) -> float:
+    """Seconds at datasheet peak of ``experts`` products [m x k] x [k x n]."""
+    flops = 2.0 * m * n * k * experts
+    nbytes = experts * (n * k * BYTES_IN[dtype] + m * k * BYTES_IN[dtype] + m * n * OUT_BYTES)
+    if dtype == "fp8":
+        nbytes += experts * (m + n) * FP8_SCALE_BYTES
+    return max(flops / gpu.flops(dtype), nbytes / gpu.hbm_Bps)
+
+
+def memory_curve(record: dict, gpu: GPU) -> tuple[list[int], list[float]]:
+    rows = sorted((r["bytes"], r["s"]) for r in record["memory"])
+    return [b for b, _ in rows], [min(1.0, b / gpu.hbm_Bps / s) for b, s in rows]
+
+
+def shape_curves(rows: list[dict], gpu: GPU, keys: tuple[str, ...]) -> list[dict]:
+    """Group timed rows by ``keys`` + dtype; each group -> {keys..., dtype, m: [...], efficiency: [...]}."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if "s" in r:
+            groups.setdefault(tuple(r[k] for k in keys) + (r["dtype"],), []).append(r)
+    curves = []
+    for key, grp in groups.items():
+        grp.sort(key=lambda r: r["m"])
+        eff = [min(1.0, gemm_roofline_s(gpu, r["dtype"], r["m"], r["n"], r["k"], r.get("experts", 1)) / r["s"])
+               for r in grp]
+        curves.append(dict(zip(keys + ("dtype",), key)) | {"m": [r["m"] for r in grp], "efficiency": eff})
+    return curves
+
+
+def expert_curve(grouped: list[dict], dtype: str, experts: int = 8) -> tuple[list[int], list[float]]:
+    """Time-weighted efficiency of gate_up + down at each m (the older M-only ``[gemm]`` curve)."""
+    by_m: dict[int, list[float]] = {}
+    for c in grouped:
+        if c["dtype"] == dtype and c["experts"] == experts:
+            for m, e in zip(c["m"], c["efficiency"]):
+                by_m.setdefault(m, []).append(e)
+    ms = sorted(m for m, es in by_m.items() if len(es) == 2)
+    return ms, [len(by_m[m]) / sum(1 / e for e in by_m[m]) for m in ms]
+
+
+def fit(record: dict, gpu: GPU) -> dict:
+    """Calibration tables (the structure of a ``topologies/calibration`` file) from one record."""
+    mem_bytes, mem_eff = memory_curve(record, gpu)
+    shapes = shape_curves(record["gemm"], gpu, ("shape", "n", "k"))
+    grouped = shape_curves(record["grouped"], gpu, ("shape", "n", "k", "experts"))
+    ms, eff = expert_curve(grouped, "bf16")
+    tables = {"memory_kernel": {"bytes": mem_bytes, "efficiency": mem_eff},
+              "gemm": {"tokens_per_expert": ms, "efficiency": eff},
+              "hbm": {"efficiency": max(mem_eff)},
+              "flops": {"efficiency": best_flops(shapes, "bf16")},
+              "gemm_shape": shapes, "grouped_gemm": grouped}
+    ms8, eff8 = expert_curve(grouped, "fp8")
+    if ms8 == ms and ms:
+        tables["gemm"]["efficiency_fp8"] = eff8
+    if any(c["dtype"] == "fp8" for c in shapes):
+        tables["flops"]["efficiency_fp8"] = best_flops(shapes, "fp8")
+    return tables
+
+
+def best_flops(curves: list[dict], dtype: str) -> float:
+    """Highest efficiency of a compute-bound product (the largest m of each shape)."""
+    return max((c["efficiency"][-1] for c in curves if c["dtype"] == dtype), default=1.0)
+
+
+def fmt(values: list, digits: int = 4) -> str:
+    return "[" + ", ".join(f"{v:.{digits}g}" if isinstance(v, float) else str(v) for v in values) + "]"
+
+
+def to_toml(tables: dict, record: dict, gpu: GPU, command: str) -> str:
+    """The calibration file: a stamped header, then every table (arrays of tables last)."""
+    st = record["stamp"]
+    lines = [f"# Measured on one {st.get('device', '?')} by `{command}` on {st.get('date', '?')}:",
+             f"# torch {st.get('torch', '?')}, CUDA {st.get('cuda', '?')}, driver {st.get('driver', '?')}, "
+             f"max SM clock {st.get('max_sm_clock', '?')}, power limit {st.get('power_limit', '?')}.",
+             f"# Peaks from the GPU catalog ({gpu.id}): efficiency = time at datasheet peak / measured time.",
+             f'gpu = "{gpu.id}"', "", "[stamp]"]
+    lines += [f'{k} = "{v}"' for k, v in st.items()]
+    for name in ("memory_kernel", "gemm", "hbm", "flops"):
+        lines += ["", f"[{name}]"] + [f"{k} = {fmt(v) if isinstance(v, list) else f'{v:.4g}'}"
+                                     for k, v in tables[name].items()]
+    for name in ("gemm_shape", "grouped_gemm"):
+        for c in tables[name]:
+            lines += ["", f"[[{name}]]"] + [f"{k} = " + (fmt(v) if isinstance(v, list) else json.dumps(v))
+                                           for k, v in c.items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,35 @@
+"""Measured curves: validation of (x, efficiency) lists from data files and log-x interpolation."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from wideep.core.errors import CatalogError
+
+
+def checked_curve(xs: object, ys: object, source: str, field: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Strictly increasing positive x and efficiencies in (0, 1]; anything else raises :class:`CatalogError`.
+
+    >>> checked_curve([1, 10], [0.5, 0.8], "f.toml", "ramp")
+    ((1.0, 10.0), (0.5, 0.8))
+    """
+    try:
+        x, y = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+    except (TypeError, ValueError):
+        raise CatalogError("must be lists of numbers", source, field) from None
+    if x.ndim != 1 or x.shape != y.shape or len(x) == 0:
+        raise CatalogError("needs two non-empty lists of numbers of equal length", source, field)
+    if not (np.all(np.isfinite(x)) and np.all(x > 0) and np.all(np.diff(x) > 0)):
+        raise CatalogError("x values must be positive and increase strictly", source, field)
+    if not (np.all(np.isfinite(y)) and np.all(y > 0) and np.all(y <= 1)):
+        raise CatalogError("efficiencies must lie in (0, 1]", source, field)
+    return tuple(x.tolist()), tuple(y.tolist())
+
+
+def log_interp(x: float | np.ndarray, xs: tuple[float, ...], ys: tuple[float, ...]) -> np.ndarray:
+    """``ys`` at ``x``, linear in log(x), held flat outside ``xs``.
+
+    >>> float(log_interp(10.0, (1.0, 100.0), (0.2, 0.6)))
+    0.4
+    """
+    return np.interp(np.log(np.maximum(x, 1e-300)), np.log(xs), ys)

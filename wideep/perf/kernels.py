@@ -1,0 +1,123 @@
+"""The kernels one transformer layer runs, as an engine launches them: GEMM shapes and memory-bound kernels.
+
+GEMMs are ``y[m, n] = x[m, k] @ W[k, n]`` with ``m`` the tokens (or tokens per expert for routed experts).
+The memory-bound kernels are the ones an engine runs between its GEMMs (norms, activation quantisation,
+RoPE, the KV-cache write, router top-k, permute / unpermute around the expert GEMMs, SiLU-and-multiply,
+residual adds); each is listed with the bytes it reads and writes per token, as fused in SGLang, vLLM and
+TensorRT-LLM (norm + quantisation in one kernel; SiLU-mul + quantisation in one kernel). Their time comes
+from the measured memory-kernel curve of the calibration (launch and tail included), not from a peak.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wideep.core.units import DType
+from wideep.specs.model import Model
+
+BF16_BYTES = 2
+FP32_BYTES = 4
+
+
+@dataclass(frozen=True)
+class GemmShape:
+    """One weight matrix: ``n`` outputs from ``k`` inputs; ``per_expert``: one per routed expert."""
+
+    name: str
+    n: int
+    k: int
+    block: str  # attention, dense_ffn, shared_experts, router, routed_experts, lm_head
+    per_expert: bool = False
+
+    @property
+    def params(self) -> int:
+        return self.n * self.k
+
+
+def attention_gemms(model: Model) -> list[GemmShape]:
+    """Projections of one attention layer (MLA: the absorbed per-head products have the kv_b shape)."""
+    h, a = model.hidden, model.attention
+    if a.kind == "mla":
+        nope = a.head_dim - a.rope_dim
+        q = ([GemmShape("q_a_kv_a", a.q_lora_rank + a.kv_lora_rank + a.rope_dim, h, "attention"),
+              GemmShape("q_b", a.heads * a.head_dim, a.q_lora_rank, "attention")] if a.q_lora_rank else
+             [GemmShape("q", a.heads * a.head_dim, h, "attention"),
+              GemmShape("kv_a", a.kv_lora_rank + a.rope_dim, h, "attention")])
+        return q + [GemmShape("kv_b", a.heads * (nope + a.v_head_dim), a.kv_lora_rank, "attention"),
+                    GemmShape("o_proj", h, a.heads * a.v_head_dim, "attention")]
+    return [GemmShape("qkv", a.head_dim * (a.heads + 2 * a.kv_heads), h, "attention"),
+            GemmShape("o_proj", h, a.heads * a.v_head_dim, "attention")]
+
+
+def ffn_gemms(ffn: int, hidden: int, block: str, per_expert: bool = False) -> list[GemmShape]:
+    """Gate and up fused (n = 2 x ffn), then down."""
+    return [GemmShape(f"{block}.gate_up", 2 * ffn, hidden, block, per_expert),
+            GemmShape(f"{block}.down", hidden, ffn, block, per_expert)]
+
+
+def gemm_shapes(model: Model) -> list[GemmShape]:
+    """Every distinct weight shape of the model, once (what ``wideep calibrate`` measures).
+
+    >>> from wideep.specs.model import load_model
+    >>> [(g.name, g.n, g.k) for g in gemm_shapes(load_model("deepseek-v3"))][:2]
+    [('q_a_kv_a', 2112, 7168), ('q_b', 24576, 1536)]
+    """
+    shapes = attention_gemms(model)
+    if model.dense_layers and model.dense_ffn:
+        shapes += ffn_gemms(model.dense_ffn, model.hidden, "dense_ffn")
+    if model.shared_ffn:
+        shapes += ffn_gemms(model.shared_ffn, model.hidden, "shared_experts")
+    if model.is_moe:
+        shapes += [GemmShape("router", model.n_experts, model.hidden, "router")]
+        shapes += ffn_gemms(model.expert_ffn, model.hidden, "routed_experts", per_expert=True)
+    return shapes + [GemmShape("lm_head", model.vocab, model.hidden, "lm_head")]
+
+
+@dataclass(frozen=True)
+class MemoryKernel:
+    """A memory-bound kernel: bytes per token it reads and writes (``per`` says which tokens count)."""
+
+    name: str
+    bytes_per_token: float
+    per: str = "token"  # token: tokens of the GPU; received: token copies its experts receive
+
+
+def attention_kernels(model: Model, act: DType, kv: DType) -> list[MemoryKernel]:
+    """Memory kernels of one attention block: input norm + quant, latent norms, RoPE, KV-cache write."""
+    h, a = model.hidden, model.attention
+    kernels = [MemoryKernel("attn_norm", h * BF16_BYTES + act.activation_bytes(h))]
+    if a.kind == "mla":
+        latent = a.q_lora_rank + a.kv_lora_rank
+        kernels.append(MemoryKernel("latent_norms", 2 * latent * BF16_BYTES))
+        rope = (a.heads + 1) * a.rope_dim
+    else:
+        rope = (a.heads + a.kv_heads) * a.head_dim
+    kernels += [MemoryKernel("rope", 2 * rope * BF16_BYTES),
+                MemoryKernel("kv_write", a.kv_values_per_token() * (BF16_BYTES + kv.bits / 8))]
+    return kernels
+
+
+def ffn_kernels(model: Model, act: DType, ffn: int, name: str, per: str = "token") -> list[MemoryKernel]:
+    """SiLU(gate) x up with the output quantised for the down GEMM."""
+    return [MemoryKernel(f"{name}.silu_mul", 2 * ffn * BF16_BYTES + act.activation_bytes(ffn), per)]
+
+
+def moe_kernels(model: Model, act: DType) -> list[MemoryKernel]:
+    """Around the routed experts: norm, router top-k, permute into expert order, SiLU-mul, weighted unpermute."""
+    h, e = model.hidden, model.n_experts
+    kernels = [MemoryKernel("ffn_norm", 3 * h * BF16_BYTES + act.activation_bytes(h)),  # residual add fused
+               MemoryKernel("router_topk", e * FP32_BYTES + 2 * model.top_k * FP32_BYTES),
+               MemoryKernel("permute", 2 * act.activation_bytes(h), "received")]
+    kernels += ffn_kernels(model, act, model.expert_ffn, "routed_experts", "received")
+    kernels.append(MemoryKernel("unpermute", h * BF16_BYTES, "received"))
+    kernels.append(MemoryKernel("weighted_sum", 2 * h * BF16_BYTES))
+    if model.shared_ffn:
+        kernels += ffn_kernels(model, act, model.shared_ffn, "shared_experts")
+    return kernels
+
+
+def dense_kernels(model: Model, act: DType) -> list[MemoryKernel]:
+    """A dense FFN layer's norm (residual add fused) and SiLU-mul."""
+    h = model.hidden
+    return ([MemoryKernel("ffn_norm", 3 * h * BF16_BYTES + act.activation_bytes(h))]
+            + ffn_kernels(model, act, model.dense_ffn, "dense_ffn"))
