@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
 from wideep.core.errors import CatalogError
 from wideep.specs.hardware import GPU
 
@@ -106,7 +105,7 @@ def fmt(values: list, digits: int = 4) -> str:
 def to_toml(tables: dict, record: dict, gpu: GPU, command: str) -> str:
     """The calibration file: a stamped header, then every table (arrays of tables last)."""
     st = record["stamp"]
-    lines = [f"# Measured on one {st.get('device', '?')} by `{command}` on {st.get('date', '?')}:",
+    lines = [f"# Measured on one {st.get('device', '?')} on {st.get('date', '?')} by `wideep calibrate`; written by `{command}`.",
              f"# torch {st.get('torch', '?')}, CUDA {st.get('cuda', '?')}, driver {st.get('driver', '?')}, "
              f"max SM clock {st.get('max_sm_clock', '?')}, power limit {st.get('power_limit', '?')}.",
              f"# Peaks from the GPU catalog ({gpu.id}): efficiency = time at datasheet peak / measured time.",

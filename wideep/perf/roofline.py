@@ -40,6 +40,7 @@ CALIBRATION_TABLES = {
 OPTIONAL_TABLES = {
     "memory_kernel": {"bytes": Field(list), "efficiency": Field(list)},
     "kernel": {"gemm_floor_us": Field(float, "nonneg"), "memory_floor_us": Field(float, "nonneg")},
+    "overlap": {"hidden_fraction": Field(float, "nonneg")},
 }
 SHAPE_FIELDS = {"shape": Field(str), "n": Field(int, "positive"), "k": Field(int, "positive"),
                 "dtype": Field(str, choices=tuple(DTYPES)), "m": Field(list), "efficiency": Field(list)}
@@ -93,6 +94,7 @@ class Calibration:
     shapes: tuple[ShapeCurve, ...] = ()
     grouped: tuple[ShapeCurve, ...] = ()
     sources: tuple[tuple[str, str], ...] = ()  # (table, file) for every table in use
+    overlap_hidden: float = 1.0  # share of the shorter side that two micro-batches hide
 
     def __hash__(self) -> int:
         return hash(self.source)
@@ -102,10 +104,15 @@ class Calibration:
         return dict(self.sources).get(table, "")
 
     def memory_s(self, nbytes: float, hbm_Bps: float) -> float:
-        """Seconds of one memory-bound kernel moving ``nbytes`` (read + written)."""
-        eff = float(log_interp(max(nbytes, 1.0), self.memory_bytes, self.memory_efficiency)) if self.memory_bytes \
-            else self.hbm_efficiency
-        return max(self.memory_floor_s, nbytes / (hbm_Bps * eff))
+        """Seconds of one memory-bound kernel moving ``nbytes`` (read + written).
+
+        On the measured curve where there is one (launch and tail inside it), else the floor plus the
+        bytes at the large-transfer efficiency.
+        """
+        if self.memory_bytes:
+            eff = float(log_interp(max(nbytes, 1.0), self.memory_bytes, self.memory_efficiency))
+            return max(self.memory_floor_s, nbytes / (hbm_Bps * eff))
+        return self.memory_floor_s + nbytes / (hbm_Bps * self.hbm_efficiency)
 
     def shape_efficiency(self, m: float, dtype: str, n: int, k: int, experts: int = 0) -> float | None:
         """Measured efficiency of the nearest measured shape (grouped when ``experts``), or None."""
@@ -174,7 +181,7 @@ def _load(files: tuple[str, ...], gpu_id: str | None = None) -> Calibration:
     flops = {"*": tables["flops"]["efficiency"]} | {k[len("efficiency_"):]: v for k, v in tables["flops"].items()
                                                       if k.startswith("efficiency_")}
     checks = [("attention", "hbm_efficiency"), ("attention", "flops_efficiency"), ("hbm", "efficiency"),
-              ("memory", "workspace_fraction")] + [("flops", k) for k in tables["flops"] if k.startswith("eff")]
+              ("memory", "workspace_fraction")] + ([("overlap", "hidden_fraction")] if "overlap" in tables else []) + [("flops", k) for k in tables["flops"] if k.startswith("eff")]
     for name, key in checks:
         if tables[name][key] > 1:
             raise CatalogError(f"must be <= 1, got {tables[name][key]}", tables[name]["_source"], f"{name}.{key}")
@@ -189,6 +196,7 @@ def _load(files: tuple[str, ...], gpu_id: str | None = None) -> Calibration:
         workspace_fraction=tables["memory"]["workspace_fraction"], memory_bytes=mem_x, memory_efficiency=mem_y,
         gemm_floor_s=floors.get("gemm_floor_us", 0.0) * 1e-6, memory_floor_s=floors.get("memory_floor_us", 0.0) * 1e-6,
         shapes=tables.get("gemm_shape", {}).get("curves", ()), grouped=tables.get("grouped_gemm", {}).get("curves", ()),
+        overlap_hidden=tables.get("overlap", {}).get("hidden_fraction", 1.0),
         sources=tuple((name, Path(t["_source"]).name) for name, t in tables.items()))
 
 

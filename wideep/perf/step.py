@@ -33,6 +33,10 @@ from wideep.perf.kernels import (GemmShape, MemoryKernel, attention_gemms, atten
 from wideep.perf.roofline import Calibration, Term, roofline
 
 PHASES = ("decode", "prefill")
+# Calibration tables each compute term reads, most specific first (the first one the calibration has wins).
+TERM_TABLES = {"attn_core": ("attention",), "attn_proj": ("gemm_shape", "gemm"), "dense_ffn": ("gemm_shape", "gemm"),
+               "shared_experts": ("gemm_shape", "gemm"), "lm_head": ("gemm_shape", "gemm"),
+               "routed_experts": ("grouped_gemm", "gemm"), "layer_kernels": ("memory_kernel", "kernel")}
 OVERLAPS = ("auto", "tbo", "none")
 
 
@@ -218,6 +222,20 @@ class StepResult:
                           for t in self.terms]}
 
 
+def calibration_sources(cal: Calibration, transport: str = "") -> dict[str, str]:
+    """Term -> "file (table)" that set its efficiency; dispatch and combine -> the transport file."""
+    have = dict(cal.sources)
+    out = {}
+    for term, tables in TERM_TABLES.items():
+        table = next((t for t in tables if t in have), tables[-1])
+        out[term] = f"{have.get(table, 'default.toml')} [{table}]"
+    if transport:
+        out["dispatch"] = out["combine"] = f"transports/{transport}.toml"
+    if "overlap" in have:
+        out["overlap"] = f"{have['overlap']} [overlap]"
+    return out
+
+
 def check_dtypes(gpu: GPU, prec: Precision) -> None:
     """Every compute dtype must exist on the GPU (nvfp4 on Hopper is an error naming the option)."""
     for which in ("weights", "attention"):
@@ -390,8 +408,9 @@ def sm_slowdown(gpu: GPU, ep: ExpertParallel) -> float:
 def schedule(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: ExpertParallel, mbs: int) -> StepResult:
     """The step with ``mbs`` micro-batches.
 
-    Two micro-batches hide communication only inside each MoE layer: the layer takes
-    max(both halves' compute x SM slowdown, both halves' dispatch + combine); dense layers and the LM head
+    Two micro-batches hide communication only inside each MoE layer: the layer takes the longer of both
+    halves' compute (x SM slowdown) and both halves' dispatch + combine, plus the part of the shorter one
+    that is not hidden (``1 - [overlap] hidden_fraction`` of the calibration); dense layers and the LM head
     cannot hide anything, and the first half's first communication is not hidden (pipeline fill).
     One micro-batch: every layer's compute plus its communication.
     """
@@ -409,7 +428,8 @@ def schedule(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: ExpertP
     if mbs == 2:
         slow = sm_slowdown(gpu, ep)
         comm_side = m > c * slow
-        step = moe_layers * 2 * max(c * slow, m) + min(c, m) + 2 * rest
+        hidden = cal.overlap_hidden  # of the shorter side, the share the other one hides
+        step = moe_layers * 2 * (max(c * slow, m) + (1 - hidden) * min(c * slow, m)) + min(c, m) + 2 * rest
         sol = moe_layers * 2 * max(c_sol, m_sol) + 2 * rest_sol
     else:
         comm_side = False

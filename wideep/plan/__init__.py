@@ -20,7 +20,8 @@ from wideep.core.errors import InputError
 from wideep.specs.hardware import GPU
 from wideep.perf.memory import MemoryFit, Precision, memory_fit
 from wideep.specs.model import Model, load_model
-from wideep.perf.step import CommCurve, ExpertParallel, StepResult, Workload, single_gpu, step_time
+from wideep.perf.step import (CommCurve, ExpertParallel, StepResult, Workload, calibration_sources, single_gpu,
+                              step_time)
 from wideep.placement.placers import place
 from wideep.perf.roofline import load_calibration
 from wideep.routing.files import routing_from_spec
@@ -100,6 +101,7 @@ class Plan:
     prefill: StepResult
     memory: MemoryFit
     cost: Cost
+    calibration: dict = field(default_factory=dict)  # term -> calibration file [table] that set it
 
     def to_dict(self) -> dict:
         d = self.decode
@@ -116,7 +118,7 @@ class Plan:
             "joules_per_token": self.cost.joules_per_output_token,
             "memory": self.memory.to_dict(), "breakdown_ms": d.breakdown_ms,
             "terms": d.to_dict()["terms"], "expert_parallel": ep_summary(self.ep),
-            "prefill": self.prefill.to_dict(), "cost": self.cost.to_dict(),
+            "prefill": self.prefill.to_dict(), "cost": self.cost.to_dict(), "calibration": self.calibration,
         }
 
 
@@ -246,7 +248,7 @@ def plan(spec: PlanSpec) -> Plan:
     money = cost(gpu, dec.tokens_per_s_per_gpu, pre.tokens_per_s_per_gpu, spec.isl, spec.osl,
                  spec.price_per_gpu_hour, spec.price_scenario)
     system = cluster.system.id if cluster.system else cluster.name
-    return Plan(spec, model, system, gpu, gpus, ep, dec, pre, mem, money)
+    return Plan(spec, model, system, gpu, gpus, ep, dec, pre, mem, money, calibration_sources(cal, ep.transport))
 
 
 def ep_for(spec: PlanSpec, model: Model, redundant: int, phase: str) -> ExpertParallel:

@@ -110,6 +110,14 @@ def _cell(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
+def by_source(calibration: dict) -> dict[str, list[str]]:
+    """{source: [terms]} from {term: source}, in first-seen order."""
+    out: dict[str, list[str]] = {}
+    for term, src in calibration.items():
+        out.setdefault(src, []).append(term)
+    return out
+
+
 def plan_text(d: dict) -> str:
     """Human rendering of one plan's dict (:meth:`wideep.plan.Plan.to_dict`)."""
     head = (f"{d['model']} on {d['system']} x{d['gpus']} ({d['gpu']}), EP {d['ep']}, batch {d['batch']}/GPU, "
@@ -130,6 +138,9 @@ def plan_text(d: dict) -> str:
              f"{m['workspace_GB']:.1f} GB = {m['total_GB']:.1f} of {m['usable_GB']:.0f} GB "
              f"({'fits' if m['fits'] else 'DOES NOT FIT'}); max batch {m['max_batch']} at this context, "
              f"max context {m['max_context']:,} at this batch"]
+    if d.get("calibration"):
+        lines.append("calibration: " + "; ".join(f"{src} ({', '.join(terms)})"
+                                                 for src, terms in by_source(d["calibration"]).items()))
     return "\n".join(lines)
 
 

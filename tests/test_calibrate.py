@@ -1,0 +1,102 @@
+"""``wideep calibrate``: the CPU half (fitting a raw record, loading the result) against the shipped files."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from wideep.calibrate.fit import fit, read_record
+from wideep.core.errors import CatalogError
+from wideep.perf.roofline import load_calibration
+from wideep.specs.hardware import load_gpu
+
+CALIBRATION = Path(__file__).resolve().parent.parent / "topologies" / "calibration"
+RAW = CALIBRATION / "raw" / "h200-sxm-2026-12-02.json"
+
+
+def test_shipped_h200_file_is_the_fit_of_the_shipped_record():
+    shipped = tomllib.loads((CALIBRATION / "h200-sxm.toml").read_text())
+    tables = fit(read_record(RAW), load_gpu("h200-sxm"))
+    assert shipped["hbm"]["efficiency"] == pytest.approx(tables["hbm"]["efficiency"], rel=1e-3)
+    assert shipped["memory_kernel"]["efficiency"] == pytest.approx(tables["memory_kernel"]["efficiency"], rel=1e-3)
+    assert len(shipped["gemm_shape"]) == len(tables["gemm_shape"]) == 24
+    for a, b in zip(shipped["gemm_shape"], tables["gemm_shape"]):
+        assert (a["n"], a["k"], a["dtype"]) == (b["n"], b["k"], b["dtype"])
+        assert a["efficiency"] == pytest.approx(b["efficiency"], rel=1e-3)
+
+
+def test_efficiencies_are_physical():
+    """Measured time can never beat the datasheet roofline: every efficiency in (0, 1]."""
+    tables = fit(read_record(RAW), load_gpu("h200-sxm"))
+    for curve in tables["gemm_shape"] + tables["grouped_gemm"] + [tables["memory_kernel"]]:
+        assert all(0 < e <= 1 for e in curve["efficiency"])
+    # a large bf16 GEMM reaches 60-85% of 989 TFLOP/s, HBM 80-95% of 4.8 TB/s (the H200 measured here)
+    assert 0.6 < tables["flops"]["efficiency"] < 0.85 and 0.8 < tables["hbm"]["efficiency"] < 0.95
+
+
+def test_plan_on_h200_uses_the_measured_file():
+    cal = load_calibration("h200-sxm")
+    assert cal.source_of("gemm_shape") == "h200-sxm.toml" and cal.source_of("attention") == "default.toml"
+    assert cal.shape_efficiency(64, "bf16", 4096, 7168) is not None
+
+
+def test_calibrate_help_needs_no_gpu():
+    result = run_cli("calibrate", "--help")
+    assert result.returncode == 0 and "--from-raw" in result.stdout
+
+
+def test_calibrate_without_torch_or_gpu_is_one_line(tmp_path):
+    result = run_cli("calibrate", "--out", str(tmp_path / "x.toml"), cwd=tmp_path)
+    try:
+        import torch  # noqa: F401
+        has_gpu = torch.cuda.is_available()
+    except ImportError:
+        has_gpu = False
+    if has_gpu:
+        pytest.skip("a GPU is here: calibrate would measure")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x.toml").exists()
+
+
+def test_from_raw_writes_a_loadable_file(tmp_path):
+    out = tmp_path / "h200.toml"
+    result = run_cli("calibrate", "--from-raw", str(RAW), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    cal = load_calibration("h200-sxm", str(out))
+    assert cal.source_of("grouped_gemm") == "h200.toml"
+
+
+@pytest.mark.parametrize("text,problem", [
+    ("{", "expected"),
+    ('{"stamp": {}, "memory": [], "gemm": 3, "grouped": []}', "gemm"),
+])
+def test_malformed_raw_record(tmp_path, text, problem):
+    raw = tmp_path / "raw.json"
+    raw.write_text(text)
+    with pytest.raises(CatalogError):
+        read_record(raw)
+    result = run_cli("calibrate", "--from-raw", str(raw))
+    assert result.returncode == 2 and "raw.json" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("text", ["gpu = 3", "[gemm_shape]\nn = 1", "[[gemm_shape]]\nshape='x'\nn=1\nk=1\ndtype='fp8'\nm=[1,2]\nefficiency=[0.5, 2]",
+                                  "[memory_kernel]\nbytes=[2,1]\nefficiency=[0.1,0.2]"])
+def test_malformed_calibration_is_one_line(tmp_path, text):
+    path = tmp_path / "cal.toml"
+    path.write_text(text)
+    result = run_cli("plan", "--topology", "hgx-h200", "--ep", "8", "--calibration", str(path))
+    assert result.returncode == 2 and "cal.toml" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_calibration_is_one_line(tmp_path):
+    result = run_cli("plan", "--topology", "hgx-h200", "--ep", "8", "--calibration", str(tmp_path / "none.toml"))
+    assert result.returncode == 2 and "none.toml" in result.stderr
+
+
+def test_raw_record_is_json():
+    data = json.loads(RAW.read_text())
+    assert data["stamp"]["device"].startswith("NVIDIA H200") and data["stamp"]["driver"]
