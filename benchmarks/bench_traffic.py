@@ -1,6 +1,6 @@
 """Speed of the traffic model: DeepSeek-V3, EP64 on dgx-h800, 8192 tokens per GPU, all 58 MoE layers.
 
-Target (issue 3): traffic and link loads in under 1 s on a 2-core machine. Routing generation is timed
+Target: traffic and link loads in under 1 s on a 2-core machine. Routing generation is timed
 separately (it is input preparation, not part of the traffic model). Run:
     python benchmarks/bench_traffic.py [--tokens 8192] [--ep 64] [--repeat 3]
 """

@@ -32,13 +32,13 @@ def test_every_system_loads_and_builds(system_id):
 
 @pytest.mark.parametrize("model_id", catalog.list_ids("models"))
 def test_every_model_matches_published_params(model_id):
-    """Total and active parameters within 3% of the publisher's figures (REFERENCES.md §2)."""
+    """Total and active parameters within 3% of the publisher's figures (docs/sources.md §2)."""
     m = load_model(model_id)
     assert m.total_params / units.BILLION == pytest.approx(m.published_total_B, rel=0.03)
     assert m.active_params_as_published / units.BILLION == pytest.approx(m.published_active_B, rel=0.03)
 
 
-# REFERENCES.md §1 table, dense TFLOP/s and HBM.
+# docs/sources.md §1 table, dense TFLOP/s and HBM.
 @pytest.mark.parametrize("gpu_id,bf16,hbm_TBps,mem_GB", [
     ("h100-sxm", 989, 3.35, 80), ("h200-sxm", 989, 4.8, 141), ("h800-sxm", 989, 3.35, 80),
     ("b200", 2250, 8.0, 192), ("gb200", 2500, 8.0, 186), ("b300", 2250, 8.0, 288), ("gb300", 2500, 8.0, 288),
@@ -51,7 +51,7 @@ def test_gpu_figures_match_references(gpu_id, bf16, hbm_TBps, mem_GB):
 
 
 def test_deepseek_v3_kv_cache_matches_isca_paper():
-    """(kv_lora 512 + rope 64) x 61 layers x 2 B = 70,272 B/token; 128K tokens = 8.58 GiB (REFERENCES.md §2)."""
+    """(kv_lora 512 + rope 64) x 61 layers x 2 B = 70,272 B/token; 128K tokens = 8.58 GiB (docs/sources.md §2)."""
     m, bf16 = load_model("deepseek-v3"), units.DTYPES["bf16"]
     assert m.kv_bytes_per_token(131072, bf16) == 70272
     assert m.kv_bytes(131072, bf16) / units.GiB == pytest.approx(8.58, abs=0.005)

@@ -13,12 +13,12 @@ from wideep.specs.hardware import load_gpu
 
 
 def test_formula_by_hand():
-    # $/Mtok = $/GPU-hr x 1e6 / (3600 x tok/s/GPU) (REFERENCES.md section 1): $3.6/h at 1000 tok/s -> $1/Mtok
+    # $/Mtok = $/GPU-hr x 1e6 / (3600 x tok/s/GPU) (docs/sources.md section 1): $3.6/h at 1000 tok/s -> $1/Mtok
     assert usd_per_mtok(3.6, 1000.0) == pytest.approx(1.0)
 
 
 def test_deepseek_daily_cost_matches_published():
-    # DeepSeek open-infra-index day 6: 226.75 nodes x 8 H800 at $2/GPU-hour = $87,072 per day (REFERENCES.md 3).
+    # DeepSeek open-infra-index day 6: 226.75 nodes x 8 H800 at $2/GPU-hour = $87,072 per day (docs/sources.md 3).
     # $/Mtok x Mtok per day must give the same dollars at any throughput.
     gpus, tok_s = 226.75 * 8, 1000.0
     mtok_per_day = gpus * tok_s * 86400 / 1e6

@@ -216,7 +216,7 @@ def test_memory_by_hand():
 
 
 def test_memory_deepseek_kv_matches_published():
-    # DeepSeek-V3 MLA, BF16: 70,272 B per token over 61 layers (REFERENCES.md section 2)
+    # DeepSeek-V3 MLA, BF16: 70,272 B per token over 61 layers (docs/sources.md section 2)
     assert kv_bytes_per_sequence(load_model("deepseek-v3"), 1000, Precision()) == pytest.approx(70_272 * 1000)
 
 

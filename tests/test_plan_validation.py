@@ -77,7 +77,7 @@ def test_cache_hits_raise_served_prompt_throughput():
 
 @pytest.mark.parametrize("hopper", ["hgx-h100", "hgx-h200"])
 def test_gb200_ahead_at_every_interactivity(hopper):
-    """DeepSeek-V3 EP32 (issue 5): one GB200 NVL72 rack vs four HGX nodes, batch sweep."""
+    """DeepSeek-V3 EP32: one GB200 NVL72 rack vs four HGX nodes, batch sweep."""
     spec = PlanSpec(ep=32)
     lead = lead_by_interactivity({t: curve(PlanSpec(topology=t, ep=32)) for t in (hopper, "gb200-nvl72")})
     assert lead.ahead_everywhere == "gb200-nvl72", [r for r in lead.rows if r["leader"] != "gb200-nvl72"]

@@ -69,7 +69,7 @@ class DType:
 
 DTYPES: dict[str, DType] = {
     "bf16": DType("bf16", 16, 0, 0, 0),
-    # FP8 E4M3, one float32 scale per 128 activations (DeepEP dispatch format, REFERENCES.md §3)
+    # FP8 E4M3, one float32 scale per 128 activations (DeepEP dispatch format, docs/sources.md §3)
     # and per 128x128 weight block (DeepSeek-V3 technical report).
     "fp8": DType("fp8", 8, 128, 128 * 128, 4),
     # NVFP4: E2M1 values, one E4M3 scale per 16 values (NVIDIA NVFP4 format description).

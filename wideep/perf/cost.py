@@ -1,7 +1,7 @@
 """Cost and energy per token from throughput per GPU, a $/GPU-hour price and all-in kW per GPU.
 
 $/Mtok = $/GPU-hour x 1e6 / (3600 x tokens/s per GPU), the formula InferenceX and NVIDIA use
-(REFERENCES.md section 1). A workload mix of ISL prompt and OSL output tokens per request pays for the
+(docs/sources.md section 1). A workload mix of ISL prompt and OSL output tokens per request pays for the
 prefill GPU-seconds and the decode GPU-seconds together (disaggregated serving counts both pools).
 Energy: joules per token = all-in W per GPU / tokens/s per GPU; tokens/s per MW = tokens/s per GPU x
 1e6 / all-in W per GPU.

@@ -1,6 +1,6 @@
 """Placement files the engines load, and the reader behind ``--placement FILE``.
 
-Formats (REFERENCES.md section 3):
+Formats (docs/sources.md section 3):
 
 - ``sglang``: JSON ``{"physical_to_logical_map": [[logical id per slot] per MoE layer]}`` for
   ``--init-expert-location FILE``;

@@ -35,9 +35,9 @@ MAX_SHARE_TOKENS = 65536  # cap on the held-out sample that measures a step's bu
 SAMPLE_LAYERS = 4  # MoE layers sampled; their mean busiest share and comm time stand for every MoE layer
 COMM_PROBE_TOKENS = 1024  # tokens per GPU at which the traffic model counts copies (they scale linearly)
 COMM_GRID_TOKENS = (1, 4, 16, 64, 256, 1024, 4096, 16384)  # tokens per GPU of the communication curve
-TRANSPORTS = {"decode": "deepep-ll", "prefill": "deepep-normal"}  # DeepSeek's choice per phase (REFERENCES.md 3)
+TRANSPORTS = {"decode": "deepep-ll", "prefill": "deepep-normal"}  # DeepSeek's choice per phase (docs/sources.md 3)
 
-DEFAULT_COMPARISON = ("hgx-h100", "gb200-nvl72")  # issue 5: DeepSeek-V3 EP32 on 4x HGX H100 vs one NVL72
+DEFAULT_COMPARISON = ("hgx-h100", "gb200-nvl72")  # DeepSeek-V3 EP32 on 4x HGX H100 vs one NVL72
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class PlanSpec:
     dtype: str = "fp8"
     attn_dtype: str | None = None
     kv_dtype: str = "bf16"
-    dispatch_dtype: str = "fp8"  # DeepSeek: FP8 dispatch, BF16 combine (REFERENCES.md section 3)
+    dispatch_dtype: str = "fp8"  # DeepSeek: FP8 dispatch, BF16 combine (docs/sources.md section 3)
     combine_dtype: str = "bf16"
     overlap: str = "auto"
     mtp: int = 0

@@ -63,7 +63,7 @@ def _plain(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-# --- plan / compare renderers (issue 5) ---------------------------------------------------------------
+# --- plan / compare renderers ---------------------------------------------------------------------------
 
 def write_csv(path: str, rows: Sequence[dict], columns: Sequence[tuple[str, str]]) -> None:
     """Write ``rows`` (dicts) under the headers of ``columns`` [(key, header with units), ...] as CSV."""
