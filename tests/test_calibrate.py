@@ -100,3 +100,50 @@ def test_missing_calibration_is_one_line(tmp_path):
 def test_raw_record_is_json():
     data = json.loads(RAW.read_text())
     assert data["stamp"]["device"].startswith("NVIDIA H200") and data["stamp"]["driver"]
+
+
+DATA = Path(__file__).resolve().parent.parent / "benchmarks" / "data"
+
+
+def test_aic_moe_rows_become_moe_layer_curves():
+    """AIConfigurator's MoE-layer rows (CSV copy) -> one curve per EP size, efficiencies in (0, 1]."""
+    from wideep.calibrate.aic import grouped_from_moe, read_rows
+    from wideep.specs.model import load_model
+
+    curves = grouped_from_moe(read_rows(DATA / "aic_h200_moe_trtllm.csv"), load_gpu("h200-sxm"),
+                              load_model("deepseek-v3"))
+    assert {c["experts"] for c in curves} >= {8, 32} and all(c["covers"] == "moe_layer" for c in curves)
+    assert all(0 < e <= 1 for c in curves for e in c["efficiency"])
+
+
+def test_aic_calibration_reproduces_its_own_rows(tmp_path):
+    """Planned with the AIC-derived file, the routed-expert layer matches the rows it came from (a fit)."""
+    import importlib.util
+    import sys
+
+    from wideep.calibrate.aic import grouped_from_moe, read_rows, shapes_from_gemm
+    from wideep.calibrate.fit import to_toml
+    from wideep.specs.model import load_model
+
+    gpu, model = load_gpu("h200-sxm"), load_model("deepseek-v3")
+    tables = {"grouped_gemm": grouped_from_moe(read_rows(DATA / "aic_h200_moe_trtllm.csv"), gpu, model),
+              "gemm_shape": shapes_from_gemm(read_rows(DATA / "aic_h200_gemm_trtllm.csv"), gpu, model)}
+    path = tmp_path / "aic.toml"
+    path.write_text(to_toml(tables, {"source": "test"}, gpu, ["test"]))
+    spec = importlib.util.spec_from_file_location("moe_validation", DATA.parent / "moe_validation.py")
+    mv = importlib.util.module_from_spec(spec)
+    sys.modules["moe_validation"] = mv
+    spec.loader.exec_module(mv)
+    measured = mv.measured()
+    for ep, tokens in ((8, 1024), (32, 4096), (64, 16384)):
+        assert mv.predict_us(ep, tokens, str(path)) == pytest.approx(measured[ep, tokens], rel=0.15)
+
+
+def test_from_aic_without_the_package_is_one_line():
+    try:
+        import aiconfigurator_core  # noqa: F401
+        pytest.skip("aiconfigurator-core is installed")
+    except ImportError:
+        pass
+    result = run_cli("calibrate", "--from-aic", "auto")
+    assert result.returncode == 2 and "aiconfigurator-core" in result.stderr

@@ -267,17 +267,19 @@ def calibrate_cmd(gpu: str = typer.Option("h200-sxm", "--gpu", help="GPU catalog
                   out_file: Optional[str] = typer.Option(None, "--out", help="Calibration TOML to write (default: print it)."),
                   raw: Optional[str] = typer.Option(None, "--raw", help="Also write the raw measurements (JSON, seconds)."),
                   from_raw: Optional[str] = typer.Option(None, "--from-raw", help="Fit a raw JSON record instead of measuring (no GPU needed)."),
+                  from_aic: Optional[str] = typer.Option(None, "--from-aic", help="Read NVIDIA AIConfigurator's kernel tables instead: 'auto' (the installed aiconfigurator-core) or its systems/data folder."),
+                  aic_engine: str = typer.Option("trtllm", "--aic-engine", help="Whose AIConfigurator tables to read."),
                   as_json: bool = JSON) -> None:
     """Measure HBM, the model's GEMM shapes (bf16, fp8) and grouped expert GEMMs on this GPU; write a calibration file.
 
-    Needs PyTorch with a CUDA GPU (pip install 'wideep\\[torch]') unless --from-raw is given.
+    Needs PyTorch with a CUDA GPU (pip install 'wideep\\[torch]') unless --from-raw or --from-aic is given.
     """
     from wideep.calibrate import calibrate
 
     command = "wideep calibrate " + " ".join(sys.argv[2:])
-    summary = calibrate(gpu, model, out_file, raw, from_raw, command)
+    summary = calibrate(gpu, model, out_file, raw, from_raw, command, from_aic, aic_engine)
     out(as_json, summary, lambda: summary["toml"] or f"wrote {out_file}: {summary['gemm_shapes']} GEMM shapes, "
-        f"{summary['grouped_gemms']} grouped GEMMs, HBM efficiency {summary['hbm_efficiency']:.3f}")
+        f"{summary['grouped_gemms']} grouped GEMMs")
 
 
 @app.command("a2a")

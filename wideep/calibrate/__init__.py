@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
-from wideep.calibrate.fit import fit, read_record, to_toml
+from wideep.calibrate.fit import fit, measured_header, read_record, to_toml
 from wideep.core.errors import InputError
 from wideep.core.fileio import write_text_atomic
 from wideep.perf.kernels import gemm_shapes
@@ -35,17 +35,24 @@ def measure_here(model_id: str) -> dict:
 
 
 def calibrate(gpu_id: str, model_id: str, out: str | None, raw: str | None, from_raw: str | None,
-              command: str) -> dict:
-    """Measure (or read ``from_raw``), fit, and write ``out``; returns a summary of the fitted tables."""
+              command: str, from_aic: str | None = None, aic_engine: str = "trtllm") -> dict:
+    """Measure (or read ``from_raw``, or AIConfigurator's tables), fit, and write ``out``; returns a summary."""
     gpu = load_gpu(gpu_id)
-    record = read_record(from_raw) if from_raw else measure_here(model_id)
-    if raw and not from_raw:
-        write_text_atomic(raw, json.dumps(record, indent=1) + "\n", "--raw")
-    tables = fit(record, gpu)
-    text = to_toml(tables, record, gpu, command)
+    if from_aic:
+        from wideep.calibrate.aic import aic_tables, data_root
+
+        tables, stamp = aic_tables(data_root(from_aic), gpu, load_model(model_id), aic_engine)
+        header = [f"Kernel tables of NVIDIA AIConfigurator ({stamp['engine']}), read by `{command}`:",
+                  f"routed experts from {stamp['moe_table']} (one rank's MoE layer), GEMMs from {stamp['gemm_table']}.",
+                  "Efficiency = time at the GPU catalog's datasheet peaks / measured time."]
+    else:
+        record = read_record(from_raw) if from_raw else measure_here(model_id)
+        if raw and not from_raw:
+            write_text_atomic(raw, json.dumps(record, indent=1) + "\n", "--raw")
+        tables, stamp, header = fit(record, gpu), record["stamp"], measured_header(record, gpu, command)
+    text = to_toml(tables, stamp, gpu, header)
     if out:
         write_text_atomic(out, text, "--out")
-    return {"gpu": gpu.id, "stamp": record["stamp"], "out": out,
-            "hbm_efficiency": tables["hbm"]["efficiency"], "flops_efficiency": tables["flops"],
-            "gemm_shapes": len(tables["gemm_shape"]), "grouped_gemms": len(tables["grouped_gemm"]),
-            "toml": None if out else text}
+    return {"gpu": gpu.id, "stamp": stamp, "out": out, "hbm_efficiency": tables.get("hbm", {}).get("efficiency"),
+            "flops_efficiency": tables.get("flops"), "gemm_shapes": len(tables["gemm_shape"]),
+            "grouped_gemms": len(tables["grouped_gemm"]), "toml": None if out else text}

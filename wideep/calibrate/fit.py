@@ -102,20 +102,25 @@ def fmt(values: list, digits: int = 4) -> str:
     return "[" + ", ".join(f"{v:.{digits}g}" if isinstance(v, float) else str(v) for v in values) + "]"
 
 
-def to_toml(tables: dict, record: dict, gpu: GPU, command: str) -> str:
-    """The calibration file: a stamped header, then every table (arrays of tables last)."""
-    st = record["stamp"]
-    lines = [f"# Measured on one {st.get('device', '?')} on {st.get('date', '?')} by `wideep calibrate`; written by `{command}`.",
-             f"# torch {st.get('torch', '?')}, CUDA {st.get('cuda', '?')}, driver {st.get('driver', '?')}, "
-             f"max SM clock {st.get('max_sm_clock', '?')}, power limit {st.get('power_limit', '?')}.",
-             f"# Peaks from the GPU catalog ({gpu.id}): efficiency = time at datasheet peak / measured time.",
-             f'gpu = "{gpu.id}"', "", "[stamp]"]
-    lines += [f'{k} = "{v}"' for k, v in st.items()]
+def to_toml(tables: dict, stamp: dict, gpu: GPU, header: list[str]) -> str:
+    """A calibration file: comment lines, the GPU, the stamp, every table present (arrays of tables last)."""
+    lines = [f"# {h}" for h in header] + [f'gpu = "{gpu.id}"', "", "[stamp]"]
+    lines += [f"{k} = {json.dumps(str(v))}" for k, v in stamp.items()]
     for name in ("memory_kernel", "gemm", "hbm", "flops"):
-        lines += ["", f"[{name}]"] + [f"{k} = {fmt(v) if isinstance(v, list) else f'{v:.4g}'}"
-                                     for k, v in tables[name].items()]
+        if name in tables:
+            lines += ["", f"[{name}]"] + [f"{k} = {fmt(v) if isinstance(v, list) else f'{v:.4g}'}"
+                                         for k, v in tables[name].items()]
     for name in ("gemm_shape", "grouped_gemm"):
-        for c in tables[name]:
+        for c in tables.get(name, []):
             lines += ["", f"[[{name}]]"] + [f"{k} = " + (fmt(v) if isinstance(v, list) else json.dumps(v))
                                            for k, v in c.items()]
     return "\n".join(lines) + "\n"
+
+
+def measured_header(record: dict, gpu: GPU, command: str) -> list[str]:
+    """The comment lines of a file fitted from our own measurement."""
+    st = record["stamp"]
+    return [f"Measured on one {st.get('device', '?')} on {st.get('date', '?')} by `wideep calibrate`; written by `{command}`.",
+            f"torch {st.get('torch', '?')}, CUDA {st.get('cuda', '?')}, driver {st.get('driver', '?')}, "
+            f"max SM clock {st.get('max_sm_clock', '?')}, power limit {st.get('power_limit', '?')}.",
+            f"Peaks from the GPU catalog ({gpu.id}): efficiency = time at datasheet peak / measured time."]

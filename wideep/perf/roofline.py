@@ -44,7 +44,9 @@ OPTIONAL_TABLES = {
 }
 SHAPE_FIELDS = {"shape": Field(str), "n": Field(int, "positive"), "k": Field(int, "positive"),
                 "dtype": Field(str, choices=tuple(DTYPES)), "m": Field(list), "efficiency": Field(list)}
-SHAPE_TABLES = {"gemm_shape": SHAPE_FIELDS, "grouped_gemm": SHAPE_FIELDS | {"experts": Field(int, "positive")}}
+SHAPE_TABLES = {"gemm_shape": SHAPE_FIELDS,
+                "grouped_gemm": SHAPE_FIELDS | {"experts": Field(int, "positive"),
+                                                "covers": Field(str, required=False, choices=("gemm", "moe_layer"))}}
 SHAPE_MATCH = np.log(4.0)  # a measured shape stands in for another within this log-distance in (n, k)
 
 
@@ -58,6 +60,10 @@ class ShapeCurve:
     m: tuple[float, ...]
     efficiency: tuple[float, ...]
     experts: int = 1
+    covers: str = "gemm"  # or "moe_layer": the time includes routing, permute, activation and unpermute
+
+    def efficiency_at(self, m: float) -> float:
+        return float(log_interp(max(m, 1e-9), self.m, self.efficiency))
 
     def distance(self, n: int, k: int, experts: int = 1) -> float:
         return abs(np.log(n / self.n)) + abs(np.log(k / self.k)) + abs(np.log(experts / self.experts))
@@ -114,15 +120,18 @@ class Calibration:
             return max(self.memory_floor_s, nbytes / (hbm_Bps * eff))
         return self.memory_floor_s + nbytes / (hbm_Bps * self.hbm_efficiency)
 
-    def shape_efficiency(self, m: float, dtype: str, n: int, k: int, experts: int = 0) -> float | None:
-        """Measured efficiency of the nearest measured shape (grouped when ``experts``), or None."""
+    def shape_curve(self, dtype: str, n: int, k: int, experts: int = 0) -> ShapeCurve | None:
+        """The nearest measured shape (grouped, with ``experts`` local experts, when that is > 0), or None."""
         pool = [c for c in (self.grouped if experts else self.shapes) if c.dtype == dtype]
         if not pool:
             return None
         best = min(pool, key=lambda c: c.distance(n, k, max(experts, 1)))
-        if best.distance(n, k, max(experts, 1)) > SHAPE_MATCH:
-            return None
-        return float(log_interp(max(m, 1.0), best.m, best.efficiency))
+        return best if best.distance(n, k, max(experts, 1)) <= SHAPE_MATCH else None
+
+    def shape_efficiency(self, m: float, dtype: str, n: int, k: int, experts: int = 0) -> float | None:
+        """Measured efficiency at ``m`` of the nearest measured shape, or None."""
+        curve = self.shape_curve(dtype, n, k, experts)
+        return None if curve is None else curve.efficiency_at(m)
 
     def gemm(self, tokens_per_expert: float, dtype: str = "*") -> float:
         """Achieved / roofline of a GEMM with ``tokens_per_expert`` rows (log-linear interpolation).
@@ -209,7 +218,8 @@ def shape_curves(rows: list, fields: dict, source: str, name: str) -> tuple[Shap
             raise CatalogError("expected a table", source, where)
         check_table(row, fields, source, where + ".")
         m, eff = checked_curve(row["m"], row["efficiency"], source, where)
-        curves.append(ShapeCurve(row["n"], row["k"], row["dtype"], m, eff, row.get("experts", 1)))
+        curves.append(ShapeCurve(row["n"], row["k"], row["dtype"], m, eff, row.get("experts", 1),
+                                 row.get("covers", "gemm")))
     return tuple(curves)
 
 

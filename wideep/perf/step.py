@@ -257,18 +257,19 @@ def total(name: str, terms: list[Term]) -> Term:
                 sum(t.hbm_bytes for t in terms), terms[0].comm)
 
 
-def gemm_kernel(shape: GemmShape, m: float, dt_name: str, gpu: GPU, cal: Calibration, experts: float = 0.0) -> Term:
+def gemm_kernel(shape: GemmShape, m: float, dt_name: str, gpu: GPU, cal: Calibration, experts: float = 0.0,
+                local_experts: int = 0) -> Term:
     """One GEMM of ``m`` rows, or one grouped GEMM over ``experts`` active experts of ``m`` rows each.
 
-    Time = max(per-kernel floor, roofline / efficiency), the efficiency measured for this shape (and local
-    expert count) where the calibration has it, else the calibration's curve by m.
+    Time = max(per-kernel floor, roofline / efficiency), the efficiency measured for this shape (grouped: and
+    this many ``local_experts``) where the calibration has it, else the calibration's curve by m.
     """
     dt, out_dt = units.DTYPES[dt_name], units.DTYPES["bf16"]
     groups = max(experts, 1.0)
     rows = m * groups
     flops = 2.0 * rows * shape.params
     nbytes = groups * dt.weight_bytes(shape.params) + rows * (dt.activation_bytes(shape.k) + out_dt.activation_bytes(shape.n))
-    measured = cal.shape_efficiency(m, dt_name, shape.n, shape.k, max(1, round(experts)) if experts else 0)
+    measured = cal.shape_efficiency(m, dt_name, shape.n, shape.k, local_experts)
     eff = measured if measured is not None else cal.gemm(m, dt_name)
     flops_s, hbm_s = flops / gpu.flops(dt_name), nbytes / gpu.hbm_Bps
     return Term(shape.name, max(cal.gemm_floor_s, max(flops_s, hbm_s) / eff), max(flops_s, hbm_s),
@@ -321,8 +322,11 @@ def routed_experts(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: E
     spg = ep.slots_per_gpu
     active = max(min(1.0, received), spg * -math.expm1(-received / spg))
     m = received / active
-    gemms = [gemm_kernel(g, m, wl.precision.weights, gpu, cal, experts=active)
-             for g in ffn_gemms(model.expert_ffn, model.hidden, "routed_experts", per_expert=True)]
+    shapes = ffn_gemms(model.expert_ffn, model.hidden, "routed_experts", per_expert=True)
+    gemms = [gemm_kernel(g, m, wl.precision.weights, gpu, cal, experts=active, local_experts=spg) for g in shapes]
+    curve = cal.shape_curve(wl.precision.weights, shapes[0].n, shapes[0].k, spg)
+    if curve is not None and curve.covers == "moe_layer":  # the measurement already holds the kernels around
+        return total("routed_experts", gemms), received
     around = [k for k in moe_kernels(model, wl.precision.dt("weights")) if k.per == "received"]
     return total("routed_experts", gemms + memory_kernels(around, tokens, received, gpu, cal)), received
 

@@ -1,0 +1,133 @@
+"""NVIDIA AIConfigurator's silicon-measured kernel tables as a calibration source (optional ``aic`` extra).
+
+The PyPI package ``aiconfigurator-core`` (Apache-2.0) ships parquet tables per system, engine and version
+under ``aiconfigurator_core/systems/data/<system>/``. wideep reads two of them (docs/sources.md, section 4):
+
+- ``moe/<engine>/<version>/moe_perf.parquet``: one rank's routed-expert layer (routing, permute, both grouped
+  GEMMs, activation, unpermute), DeepSeek-V3-shaped rows, balanced routing, ``moe_tp_size`` 1, latency in ms,
+  ``num_tokens`` counted across the EP group -> ``[[grouped_gemm]]`` curves with ``covers = "moe_layer"``
+  (the step model then adds no permute / SiLU / unpermute kernels of its own);
+- ``gemm/<engine>/<version>/gemm_perf.parquet``: ``y[m, n] = x[m, k] W`` by (m, n, k) and dtype, latency in ms
+  -> ``[[gemm_shape]]`` curves for the measured shapes nearest the model's.
+
+Reading parquet needs ``pyarrow``; the same rows saved as CSV (benchmarks/data/aic_*.csv) need nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from wideep.calibrate.fit import gemm_roofline_s
+from wideep.core.errors import InputError
+from wideep.perf.kernels import gemm_shapes
+from wideep.specs.hardware import GPU
+from wideep.specs.model import Model
+
+DTYPES = {"bfloat16": "bf16", "fp8_block": "fp8"}  # AIC dtype -> wideep dtype (DeepSeek's block-scaled FP8)
+AIC_SYSTEMS = {"h100-sxm": "h100_sxm", "h200-sxm": "h200_sxm", "b200": "b200_sxm", "gb200": "gb200",
+               "b300": "b300_sxm", "gb300": "gb300"}
+ENGINE_VERSIONS = {"trtllm": "1.3.0rc20"}  # the tables wideep reads by default (the package's current ones)
+
+
+def data_root(path: str | None) -> Path:
+    """The ``systems/data`` folder: ``path`` as given, else the one inside the installed package."""
+    if path and path != "auto":
+        root = Path(path)
+        if not root.is_dir():
+            raise InputError(f"no such folder: {path}", "--from-aic")
+        return root
+    try:
+        import aiconfigurator_core
+    except ImportError:
+        raise InputError("needs the aiconfigurator-core package (pip install 'wideep[aic]') or a path to its "
+                         "systems/data folder", "--from-aic") from None
+    return Path(aiconfigurator_core.__file__).resolve().parent / "systems" / "data"
+
+
+def read_rows(path: Path) -> list[dict]:
+    """Rows of a parquet (pyarrow) or CSV table as dicts."""
+    if path.suffix == ".csv":
+        with path.open() as fh:
+            return list(csv.DictReader(fh))
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InputError("reading AIConfigurator's parquet tables needs pyarrow (pip install 'wideep[aic]')",
+                         str(path)) from None
+    if not path.is_file():
+        raise InputError("no such table in the AIConfigurator data", str(path))
+    return pq.read_table(path).to_pylist()
+
+
+def grouped_from_moe(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
+    """One curve per EP size (``experts`` = local experts): m = copies per expert they touch, efficiency =
+    roofline of those experts' GEMMs / measured layer time."""
+    up, down = [g for g in gemm_shapes(model) if g.per_expert]
+    by_ep: dict[int, list[tuple[float, float]]] = {}
+    for r in rows:
+        if not (int(r["hidden_size"]) == model.hidden and int(r["inter_size"]) == model.expert_ffn
+                and int(r["topk"]) == model.top_k and int(r["num_experts"]) == model.n_experts
+                and int(r["moe_tp_size"]) == 1 and r["distribution"] == "balanced"
+                and r["moe_dtype"] in DTYPES):
+            continue
+        ep, tokens = int(r["moe_ep_size"]), int(r["num_tokens"])
+        experts = model.n_experts // ep
+        copies = tokens * model.top_k / ep  # on every rank, balanced
+        active = max(min(1.0, copies), experts * -np.expm1(-copies / experts))  # as the step model counts them
+        m = copies / active
+        dt = DTYPES[r["moe_dtype"]]
+        roof = sum(gemm_roofline_s(gpu, dt, m, g.n, g.k, active) for g in (up, down))
+        by_ep.setdefault((ep, dt), []).append((m, min(1.0, roof / (float(r["latency"]) * 1e-3))))
+    curves = []
+    for (ep, dt), pts in sorted(by_ep.items()):
+        pts = sorted(dict(pts).items())  # one point per m, increasing
+        for g in (up, down):  # one efficiency for both GEMMs: their times add up to the measured layer
+            curves.append({"shape": f"{g.name}.moe_layer", "n": g.n, "k": g.k, "experts": model.n_experts // ep,
+                           "dtype": dt, "m": [p[0] for p in pts], "efficiency": [p[1] for p in pts],
+                           "covers": "moe_layer"})
+    return curves
+
+
+def shapes_from_gemm(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
+    """For each of the model's weight shapes, the measured (n, k) nearest it, by dtype: m -> efficiency."""
+    table: dict[tuple, list[tuple[int, float]]] = {}
+    for r in rows:
+        if r["gemm_dtype"] in DTYPES:
+            key = (int(r["n"]), int(r["k"]), DTYPES[r["gemm_dtype"]])
+            table.setdefault(key, []).append((int(r["m"]), float(r["latency"]) * 1e-3))
+    if not table:
+        return []
+    measured = np.array([(n, k) for n, k, _ in table], dtype=float)
+    curves, done = [], set()
+    for g in gemm_shapes(model):
+        if g.per_expert:
+            continue
+        dist = np.abs(np.log(measured[:, 0] / g.n)) + np.abs(np.log(measured[:, 1] / g.k))
+        n, k = (int(v) for v in measured[int(dist.argmin())])
+        for dt in ("bf16", "fp8"):
+            if (n, k, dt) in table and (n, k, dt) not in done:
+                done.add((n, k, dt))
+                pts = sorted(dict(table[n, k, dt]).items())
+                curves.append({"shape": f"aic {n}x{k}", "n": n, "k": k, "dtype": dt, "m": [p[0] for p in pts],
+                               "efficiency": [min(1.0, gemm_roofline_s(gpu, dt, m, n, k) / s) for m, s in pts]})
+    return curves
+
+
+def aic_tables(root: Path, gpu: GPU, model: Model, engine: str = "trtllm") -> tuple[dict, dict]:
+    """(calibration tables, stamp) from the AIC data of ``gpu``'s system for ``engine``."""
+    system = AIC_SYSTEMS.get(gpu.id)
+    if system is None:
+        raise InputError(f"AIConfigurator has no data for {gpu.id} (it has {', '.join(AIC_SYSTEMS)})", "--gpu")
+    version = ENGINE_VERSIONS.get(engine)
+    if version is None:
+        raise InputError(f"unknown engine {engine!r} (choose {', '.join(ENGINE_VERSIONS)})", "--aic-engine")
+    moe = root / system / "moe" / engine / version / "moe_perf.parquet"
+    gemm = root / system / "gemm" / engine / version / "gemm_perf.parquet"
+    tables = {"grouped_gemm": grouped_from_moe(read_rows(moe), gpu, model),
+              "gemm_shape": shapes_from_gemm(read_rows(gemm), gpu, model)}
+    stamp = {"source": "NVIDIA AIConfigurator (aiconfigurator-core), Apache-2.0", "engine": f"{engine} {version}",
+             "moe_table": str(moe.relative_to(root)), "gemm_table": str(gemm.relative_to(root))}
+    return tables, stamp
