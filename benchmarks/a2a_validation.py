@@ -103,8 +103,22 @@ def aic_nccl() -> list[Case]:
     return out
 
 
+def aic_onesided() -> list[Case]:
+    """AIC GB200 one-sided NVLink all-to-all (TensorRT-LLM 1.2.0rc6 kernels): NVFP4 dispatch, BF16 combine
+    taken for the combine rows (the table names no combine dtype); EP8..EP32, all held out."""
+    rows: dict[tuple[int, int], dict] = {}
+    with open(DATA / "aic_gb200_onesided_alltoall.csv") as fh:
+        for r in csv.DictReader(fh):
+            ep, tokens = int(r["moe_ep_size"]), int(r["num_tokens"])
+            if ep >= 8 and tokens in (1, 32, 128, 512, 1024, 4096):
+                rows.setdefault((ep, tokens), {})[r["op_name"]] = 1e3 * float(r["latency"])
+    return [Case("AIC GB200 one-sided (TensorRT-LLM 1.2.0rc6)", "nvlink-onesided", "gb200-nvl72", ep, t,
+                 v["alltoall_dispatch"], v["alltoall_combine"], "held-out", "nvfp4", "bf16")
+            for (ep, t), v in sorted(rows.items()) if len(v) == 2]
+
+
 def cases() -> list[Case]:
-    return aic_deepep_ll() + published() + aic_nccl()
+    return aic_deepep_ll() + published() + aic_nccl() + aic_onesided()
 
 
 def routing_model(transport: str):
@@ -222,12 +236,28 @@ def table() -> list[list]:
     return out
 
 
+def summary() -> list[list]:
+    """Per (source, transport, EP): role, cases, mean and worst |error| % over both phases."""
+    groups: dict[tuple, list] = {}
+    for r in table():
+        groups.setdefault((r[0], r[1], r[2], r[4]), []).extend([abs(r[7]), abs(r[10])])
+    return [[src, tr, ep, role, len(errs) // 2, round(sum(errs) / len(errs), 1), max(errs)]
+            for (src, tr, ep, role), errs in groups.items()]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fit", help="print the fitted constants of this transport id")
+    ap.add_argument("--summary", action="store_true", help="one row per series: mean and worst error")
     args = ap.parse_args()
     if args.fit:
         print(fit_toml(fit(args.fit)))
+        return
+    if args.summary:
+        head = ["source", "transport", "EP", "role", "cases", "mean abs err %", "worst abs err %"]
+        print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+        for r in summary():
+            print("| " + " | ".join(str(v) for v in r) + " |")
         return
     head = ["source", "transport", "EP", "tokens/rank", "role", "dispatch us", "pred", "err %", "combine us", "pred", "err %"]
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))

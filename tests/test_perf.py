@@ -171,7 +171,7 @@ def test_gpu_specific_calibration_wins(tmp_path, monkeypatch):
 
 def test_default_hbm_efficiency_matches_the_measured_h200():
     """default.toml's HBM efficiency against the copy bandwidth measured on a real H200 (docs/calibration.md)."""
-    measured = load_calibration("h200-sxm", path=str(CALIBRATION / "h200-sxm-pytorch.toml"))
+    measured = load_calibration("h200-sxm")  # topologies/calibration/h200-sxm.toml, wideep calibrate 2026-12-02
     assert load_calibration().hbm_efficiency == pytest.approx(measured.hbm_efficiency, abs=0.02)
 
 

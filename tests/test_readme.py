@@ -1,4 +1,6 @@
-"""The README's examples run as written and print what the README shows (timings aside)."""
+"""The examples of README.md and docs/*.md run as written and print what they show (timings aside).
+
+Refresh them with ``python tools/refresh_examples.py`` after a change that moves a number."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import pytest
 from conftest import run_cli
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+DOCS = sorted((README.parent / "docs").glob("*.md"))
 #: Commands whose output holds a measured runtime, compared on their first (header) line only.
 TIMED = ("place",)
 
@@ -18,7 +21,8 @@ TIMED = ("place",)
 def examples() -> list[tuple[str, list[str]]]:
     """(command line, expected output lines) of every ```-block that starts with ``$ wideep``."""
     found = []
-    for block in re.findall(r"```\n(\$ wideep .*?)\n```", README.read_text(), flags=re.S):
+    text = "\n".join(path.read_text() for path in [README, *DOCS])
+    for block in re.findall(r"```\n(\$ wideep .*?)\n```", text, flags=re.S):
         first, *rest = block.splitlines()
         found.append((first[2:], rest))
     return found

@@ -67,8 +67,11 @@ def test_copies_dedup_per_gpu_and_node_by_hand():
 
 
 def expected_time(cluster, transport, link_bytes, path_latency_s, phase):
+    """One NVLink link carrying ``link_bytes``: bytes over the ramp's efficiency at that size, plus the
+    transport's NVLink fixed cost and the wire latency."""
     tr = load_transport(transport)
-    return link_bytes / (cluster.gpu.nvlink_Bps * tr.efficiency["nvlink"]) + tr.latency_s[phase] + path_latency_s
+    eff = float(tr.link_efficiency(phase, np.array(["nvlink"]), np.array([link_bytes]))[0])
+    return link_bytes / (cluster.gpu.nvlink_Bps * eff) + tr.latency_s[phase]["nvlink"] + path_latency_s
 
 
 def test_low_latency_one_domain_by_hand():
@@ -148,7 +151,8 @@ def test_loads_only_approximation_is_close_for_uniform_routing():
 def test_every_transport_loads(name):
     t = load_transport(name)
     assert 0 < min(t.efficiency.values()) <= max(t.efficiency.values()) <= 1
-    assert t.latency_s["dispatch"] >= 0 and t.copies in ("selection", "gpu", "node")
+    assert all(v >= 0 for p in t.latency_s.values() for v in p.values()) and t.copies in ("selection", "gpu", "node")
+    assert all(0 < e <= 1 for tiers in t.ramp.values() for _, effs in tiers.values() for e in effs)
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -174,9 +178,12 @@ def test_unknown_transport_suggests():
 
 def test_bad_transport_file(tmp_path):
     bad = tmp_path / "t.toml"
-    bad.write_text((catalog.catalog_root() / "topologies/transports/nccl.toml").read_text().replace(
-        "nvlink = 0.82", "nvlink = 1.5"))
+    text = (catalog.catalog_root() / "topologies/transports/nccl.toml").read_text()
+    bad.write_text(text.replace("nvlink = 0.695", "nvlink = 1.5"))
     with pytest.raises(Exception, match="efficiency.nvlink: must be <= 1"):
+        load_transport(str(bad))
+    bad.write_text(text.replace("efficiency = [0.032, 0.027", "efficiency = [0.032, 1.5", 1))
+    with pytest.raises(Exception, match="ramp.dispatch.nvlink: efficiencies must lie in"):
         load_transport(str(bad))
 
 
