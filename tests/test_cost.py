@@ -32,8 +32,10 @@ def test_mix_energy_and_power():
     # GPU-seconds per request: 3000/4000 + 1000/1000 = 1.75 s for 4000 tokens
     assert c.usd_per_mtok_mix == pytest.approx(1.30 / 3600 * 1.75 / 4000 * 1e6)
     assert c.usd_per_mtok_input == pytest.approx(usd_per_mtok(1.30, 4000.0))
-    assert c.joules_per_output_token == pytest.approx(1.73)
-    assert c.output_tokens_per_s_per_MW == pytest.approx(1000.0 / 1730.0 * 1e6)
+    # fleet energy: 1.75 GPU-seconds at 1,730 W per request of 1,000 output tokens (prefill GPUs included)
+    assert c.joules_per_output_token == pytest.approx(1730.0 * 1.75 / 1000)
+    assert c.output_tokens_per_s_per_MW == pytest.approx(1000 / 1.75 / 1730.0 * 1e6)
+    assert c.decode_output_tokens_per_s_per_MW == pytest.approx(1000.0 / 1730.0 * 1e6)  # decode pool alone
 
 
 def test_user_price_and_scenarios():
@@ -64,3 +66,24 @@ def test_cli_price_override_scales_cost():
 def test_cli_bad_price(args, source):
     r = run_cli("plan", "--topology", "hgx-h100", "--ep", "8", *args)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and source in r.stderr
+
+
+def test_cost_inputs_are_consistent():
+    """Decode context follows ISL/OSL unless given; NVFP4 is for routed experts only; MTP needs an MTP module."""
+    from wideep.plan import PlanSpec, plan
+    from wideep.perf.memory import Precision
+
+    assert PlanSpec(isl=8192, osl=1024).decode_context == 8192 + 512
+    assert PlanSpec(isl=8192, osl=1024, context=4096).decode_context == 4096
+    p = Precision("nvfp4")
+    assert (p.weights, p.attention, p.dense) == ("nvfp4", "fp8", "fp8")
+    assert Precision("nvfp4", "nvfp4").attention == "nvfp4"
+    with pytest.raises(InputError, match="no MTP module"):
+        plan(PlanSpec(model="qwen3-235b-a22b", topology="hgx-h200", ep=8, mtp=1))
+
+
+def test_prefill_chunk_is_checked_against_memory():
+    from wideep.plan import PlanSpec, plan
+
+    with pytest.raises(InputError, match="--prefill-tokens.*at most"):
+        plan(PlanSpec(topology="hgx-h100", ep=32, prefill_tokens=262144))

@@ -164,10 +164,11 @@ PLAN_OPTIONS: dict[str, tuple[Any, Any]] = dict(
           typer.Option(None, "--gpus", help="GPUs in the deployment (a multiple of --ep; default --ep).")),
     ep=(int, typer.Option(SPEC.ep, "--ep", help="EP group size.")),
     batch=(int, typer.Option(SPEC.batch, "--batch", help="Decode batch: sequences per GPU.")),
-    context=(int, typer.Option(SPEC.context, "--context", help="Decode: mean cached tokens per sequence.")),
-    dtype=(str, typer.Option(SPEC.dtype, "--dtype", help="Weights and GEMMs: bf16, fp8 or nvfp4 (Blackwell only).")),
+    context=(Optional[int], typer.Option(None, "--context",
+                                         help="Decode: mean cached tokens per sequence (default: ISL + OSL/2).")),
+    dtype=(str, typer.Option(SPEC.dtype, "--dtype", help="Routed-expert weights: bf16, fp8 or nvfp4 (Blackwell only); other GEMMs too unless nvfp4.")),
     attn_dtype=(Optional[str],
-                typer.Option(None, "--attn-dtype", help="Attention projection weights (default --dtype).")),
+                typer.Option(None, "--attn-dtype", help="Attention projections, dense and shared FFNs (default: --dtype, fp8 when --dtype nvfp4).")),
     kv_dtype=(str, typer.Option(SPEC.kv_dtype, "--kv-dtype", help="KV cache dtype.")),
     dispatch_dtype=(str, typer.Option(SPEC.dispatch_dtype, "--dispatch-dtype", help="Dispatch payload dtype.")),
     combine_dtype=(str, typer.Option(SPEC.combine_dtype, "--combine-dtype", help="Combine payload dtype.")),
@@ -252,7 +253,7 @@ def compare_cmd(options: dict,
         report.xlsx_module()  # before anything is written
     rep = compare_report(spec, topology, batch, interactivity, sweep or svg is not None)
     if svg is not None:
-        report.write_curves_svg(svg, rep["curves"], f"{spec.model} decode, EP {spec.ep}, context {spec.context:,}")
+        report.write_curves_svg(svg, rep["curves"], f"{spec.model} decode, EP {spec.ep}, context {spec.decode_context:,}")
     if csv is not None:
         report.write_csv(csv, rep["rows"], COLUMNS)
     if xlsx is not None:

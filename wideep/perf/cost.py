@@ -3,8 +3,9 @@
 $/Mtok = $/GPU-hour x 1e6 / (3600 x tokens/s per GPU), the formula InferenceX and NVIDIA use
 (docs/sources.md section 1). A workload mix of ISL prompt and OSL output tokens per request pays for the
 prefill GPU-seconds and the decode GPU-seconds together (disaggregated serving counts both pools).
-Energy: joules per token = all-in W per GPU / tokens/s per GPU; tokens/s per MW = tokens/s per GPU x
-1e6 / all-in W per GPU.
+Energy at fleet level: a request holds GPUs for isl / prefill rate + osl / decode rate GPU-seconds, so
+joules per output token = all-in W per GPU x those GPU-seconds / osl, and output tokens/s per MW =
+osl / those GPU-seconds x 1e6 / all-in W (prefill GPUs included); the decode pool alone is reported beside.
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ class Cost:
     all_in_kW : float
         All-in power per GPU (server, network, cooling share), kW.
     output_tokens_per_s_per_MW, joules_per_output_token : float
-        Decode energy figures.
+        Fleet energy per output token of ISL/OSL requests (prefill and decode GPUs together).
+    decode_output_tokens_per_s_per_MW : float
+        The decode pool alone.
     """
 
     price_scenario: str
@@ -57,6 +60,7 @@ class Cost:
     all_in_kW: float
     output_tokens_per_s_per_MW: float
     joules_per_output_token: float
+    decode_output_tokens_per_s_per_MW: float
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -91,7 +95,9 @@ def cost(gpu: GPU, output_tokens_per_s_per_gpu: float, input_tokens_per_s_per_gp
     name, usd = price(gpu, usd_per_gpu_hour, scenario)
     gpu_s = isl / input_tokens_per_s_per_gpu + osl / output_tokens_per_s_per_gpu
     mix = usd / SECONDS_PER_HOUR * gpu_s / (isl + osl) * TOKENS_PER_MTOK
+    fleet_output_rate = osl / gpu_s if osl else 0.0  # output tokens/s per GPU of the whole fleet
     return Cost(name, usd, usd_per_mtok(usd, output_tokens_per_s_per_gpu),
                 usd_per_mtok(usd, input_tokens_per_s_per_gpu), mix, isl, osl, gpu.all_in_W / units.kW,
-                output_tokens_per_s_per_gpu * W_PER_MW / gpu.all_in_W,
-                gpu.all_in_W / output_tokens_per_s_per_gpu)
+                fleet_output_rate * W_PER_MW / gpu.all_in_W,
+                gpu.all_in_W / fleet_output_rate if fleet_output_rate else float("inf"),
+                output_tokens_per_s_per_gpu * W_PER_MW / gpu.all_in_W)

@@ -18,11 +18,14 @@ from wideep.core.units import DType
 
 @dataclass(frozen=True)
 class Precision:
-    """Storage/compute formats: expert and dense GEMM weights, attention projection weights, KV cache.
+    """Storage/compute formats: routed-expert weights, attention projection weights, KV cache.
 
     ``attention`` None means the same as ``weights`` (DeepSeek-V3 runs every projection as an FP8 GEMM;
-    its "BF16 MLA" is the attention core, which wideep always computes at bf16 peak). Embedding, LM head,
-    routers and the MTP projection stay in bf16 (as DeepSeek-V3 keeps them).
+    its "BF16 MLA" is the attention core, which wideep always computes at bf16 peak), except that NVFP4
+    applies to the routed experts only: NVIDIA's NVFP4 checkpoints (nvidia/DeepSeek-R1-FP4) quantise the MoE
+    experts and keep attention in FP8, so ``weights = "nvfp4"`` leaves attention at fp8 unless given.
+    Dense FFNs and shared experts follow ``weights``, or ``attention`` when ``weights`` is nvfp4
+    (:attr:`dense`). Embedding, LM head, routers and the MTP projection stay in bf16 (as DeepSeek-V3 keeps them).
     """
 
     weights: str = "fp8"
@@ -31,7 +34,12 @@ class Precision:
 
     def __post_init__(self) -> None:
         if self.attention is None:
-            object.__setattr__(self, "attention", self.weights)
+            object.__setattr__(self, "attention", "fp8" if self.weights == "nvfp4" else self.weights)
+
+    @property
+    def dense(self) -> str:
+        """Dtype of the non-routed FFN GEMMs (dense layers, shared experts)."""
+        return self.attention if self.weights == "nvfp4" else self.weights
 
     def dt(self, which: str) -> DType:
         """The DType of ``weights``, ``attention`` or ``kv``; unknown names raise naming the option."""
@@ -39,7 +47,7 @@ class Precision:
 
 
 #: The CLI option that sets each Precision field (named in errors).
-OPTIONS = {"weights": "--dtype", "attention": "--attn-dtype", "kv": "--kv-dtype"}
+OPTIONS = {"weights": "--dtype", "attention": "--attn-dtype", "kv": "--kv-dtype", "dense": "--dtype"}
 
 
 @dataclass(frozen=True)
@@ -77,7 +85,7 @@ def expert_weight_bytes(model: Model, slots_per_gpu: int, prec: Precision, mtp: 
 
 def replicated_weight_bytes(model: Model, prec: Precision, mtp: int = 0) -> float:
     """Bytes of the weights every GPU holds: attention, dense and shared FFNs, routers, embedding, head."""
-    bf16, w = units.DTYPES["bf16"], prec.dt("weights")
+    bf16, w = units.DTYPES["bf16"], prec.dt("dense")
     h = model.hidden
     attention = (model.layers + mtp) * model.attention.params(h)
     ffn = model.dense_layers * 3 * h * model.dense_ffn + (model.moe_layers + mtp) * 3 * h * model.shared_ffn
@@ -130,3 +138,42 @@ def max_context(model: Model, free_bytes: float, sequences: float, prec: Precisi
         else:
             hi = mid
     return lo
+
+
+def prefill_transient_bytes(model: Model, tokens: float, prec: Precision) -> float:
+    """Activations and all-to-all buffers of one prefill chunk of ``tokens`` tokens on one GPU.
+
+    The largest per-layer intermediate (attention's query, key and value heads and its output, or a dense
+    FFN's gate and up outputs, in bf16) for every token, the residual stream twice, and the dispatch
+    (fp8 with scales) and combine (bf16) buffers of every token copy (top_k per token, send and receive).
+    """
+    bf16, act = units.DTYPES["bf16"], prec.dt("weights")
+    h, a = model.hidden, model.attention
+    attention = a.heads * (2 * a.head_dim + a.v_head_dim) + h
+    ffn = 2 * max(model.dense_ffn, model.shared_ffn, model.expert_ffn * model.top_k)
+    per_token = bf16.activation_bytes(max(attention, ffn) + 2 * h)
+    copies = 2 * model.top_k if model.is_moe else 0
+    per_token += copies * (act.activation_bytes(h) + bf16.activation_bytes(h))
+    return tokens * per_token
+
+
+def prefill_fits(model: Model, gpu: GPU, slots_per_gpu: int, chunk_tokens: int, prompt_tokens: int,
+                 prec: Precision, workspace_fraction: float) -> tuple[bool, float, int]:
+    """(fits, bytes needed per GPU, largest chunk that fits) for a prefill chunk of ``chunk_tokens``.
+
+    Needed = weights + the KV of the chunk's prompts + max(workspace, the chunk's activations and buffers).
+    """
+    weights = expert_weight_bytes(model, slots_per_gpu, prec) + replicated_weight_bytes(model, prec)
+
+    def need(tokens: int) -> float:
+        sequences = max(1.0, tokens / prompt_tokens)
+        kv = sequences * kv_bytes_per_sequence(model, prompt_tokens, prec)
+        return weights + kv + max(workspace_fraction * gpu.hbm_usable_bytes, prefill_transient_bytes(model, tokens, prec))
+
+    lo, hi = 0, 1
+    while need(hi) <= gpu.hbm_usable_bytes and hi < 2**31:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if need(mid) <= gpu.hbm_usable_bytes else (lo, mid)
+    return need(chunk_tokens) <= gpu.hbm_usable_bytes, need(chunk_tokens), lo

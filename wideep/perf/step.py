@@ -338,7 +338,7 @@ def moe_layer_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: 
     act = wl.precision.dt("weights")
     terms = attention_terms(model, gpu, cal, wl, sequences)
     if model.shared_ffn:
-        terms.append(total("shared_experts", [gemm_kernel(g, tokens, wl.precision.weights, gpu, cal)
+        terms.append(total("shared_experts", [gemm_kernel(g, tokens, wl.precision.dense, gpu, cal)
                                               for g in ffn_gemms(model.shared_ffn, model.hidden, "shared_experts")]))
     routed, _ = routed_experts(model, gpu, cal, wl, ep, tokens)
     router = GemmShape("router", model.n_experts, model.hidden, "router")
@@ -350,9 +350,9 @@ def moe_layer_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: 
 def dense_layer_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequences: float) -> list[Term]:
     """One dense layer (attention and a dense FFN)."""
     tokens = layer_tokens(wl, sequences)
-    ffn = [gemm_kernel(g, tokens, wl.precision.weights, gpu, cal)
+    ffn = [gemm_kernel(g, tokens, wl.precision.dense, gpu, cal)
            for g in ffn_gemms(model.dense_ffn, model.hidden, "dense_ffn")]
-    kernels = memory_kernels(dense_kernels(model, wl.precision.dt("weights")), tokens, 0, gpu, cal)
+    kernels = memory_kernels(dense_kernels(model, wl.precision.dt("dense")), tokens, 0, gpu, cal)
     return attention_terms(model, gpu, cal, wl, sequences) + [total("dense_ffn", ffn), total("layer_kernels", kernels)]
 
 

@@ -18,7 +18,7 @@ from wideep.core import units
 from wideep.perf.cost import Cost, cost
 from wideep.core.errors import InputError
 from wideep.specs.hardware import GPU
-from wideep.perf.memory import MemoryFit, Precision, memory_fit
+from wideep.perf.memory import MemoryFit, Precision, memory_fit, prefill_fits
 from wideep.specs.model import Model, load_model
 from wideep.perf.step import (CommCurve, ExpertParallel, StepResult, Workload, calibration_sources, single_gpu,
                               step_time)
@@ -53,7 +53,7 @@ class PlanSpec:
     ep: int = 32
     gpus: int | None = None
     batch: int = 64
-    context: int = 4096
+    context: int | None = None  # decode: mean cached tokens; None: isl + osl / 2
     dtype: str = "fp8"
     attn_dtype: str | None = None
     kv_dtype: str = "bf16"
@@ -76,12 +76,17 @@ class PlanSpec:
     seed: int = 0
 
     @property
+    def decode_context(self) -> int:
+        """Mean cached tokens per sequence in decode: ``context``, else the prompt plus half the output."""
+        return self.context if self.context is not None else self.isl + self.osl // 2
+
+    @property
     def precision(self) -> Precision:
         return Precision(self.dtype, self.attn_dtype, self.kv_dtype)
 
     def workload(self, phase: str) -> Workload:
         if phase == "decode":
-            return Workload("decode", self.batch, self.context, self.prefill_tokens, 0.0, self.mtp,
+            return Workload("decode", self.batch, self.decode_context, self.prefill_tokens, 0.0, self.mtp,
                             self.acceptance, self.overlap, self.precision)
         return Workload("prefill", 1, self.isl, self.prefill_tokens, self.cache_hit, 0, self.acceptance,
                         self.overlap, self.precision)
@@ -107,7 +112,7 @@ class Plan:
         d = self.decode
         return {
             "model": self.model.id, "system": self.system, "gpu": self.gpu.id, "gpus": self.gpus,
-            "ep": self.ep.ep_size, "batch": self.spec.batch, "context": self.spec.context,
+            "ep": self.ep.ep_size, "batch": self.spec.batch, "context": self.spec.decode_context,
             "dtype": self.spec.dtype, "overlap": self.spec.overlap, "mtp": self.spec.mtp,
             "tokens_per_s_per_gpu": d.tokens_per_s_per_gpu, "tokens_per_s_per_user": d.tokens_per_s_per_user,
             "step_ms": d.step_s / units.ms, "sol_ms": d.sol_s / units.ms, "sol_ratio": d.sol_ratio,
@@ -203,6 +208,9 @@ def check_spec(spec: PlanSpec, model: Model) -> int:
     gpus = spec.ep if spec.gpus is None else spec.gpus
     if spec.ep < 1:
         raise InputError(f"must be >= 1, got {spec.ep}", "--ep")
+    if spec.mtp and not model.mtp_layers:
+        raise InputError(f"{model.id} has no MTP module (num_nextn_predict_layers = 0); a separate draft model "
+                         "is not modelled", "--mtp")
     if spec.isl < 1 or spec.osl < 1:
         raise InputError(f"must be >= 1, got {min(spec.isl, spec.osl)}", "--isl" if spec.isl < 1 else "--osl")
     if spec.seed < 0:
@@ -243,7 +251,14 @@ def plan(spec: PlanSpec) -> Plan:
     ep = ep_for(spec, model, redundant, "decode")
     dec = step_time(model, gpu, cal, decode_wl, ep)
     pre = step_time(model, gpu, cal, prefill_wl, ep_for(spec, model, redundant, "prefill"))
-    mem = memory_fit(model, gpu, ep.slots_per_gpu, spec.batch, spec.context, spec.precision,
+    fits, need_bytes, max_chunk = prefill_fits(model, gpu, ep.slots_per_gpu, spec.prefill_tokens, spec.isl,
+                                               spec.precision, cal.workspace_fraction)
+    if not fits and max_chunk > 0:  # the chunk is the problem (with nothing fitting, the memory line says so)
+        raise InputError(f"a prefill chunk of {spec.prefill_tokens:,} tokens of {spec.isl:,}-token prompts needs "
+                         f"{need_bytes / units.GB:,.0f} GB per {gpu.id} (weights, KV, activations and all-to-all "
+                         f"buffers) of {gpu.hbm_usable_bytes / units.GB:,.0f}; at most {max_chunk:,} tokens fit",
+                         "--prefill-tokens")
+    mem = memory_fit(model, gpu, ep.slots_per_gpu, spec.batch, spec.decode_context, spec.precision,
                      cal.workspace_fraction, spec.mtp)
     money = cost(gpu, dec.tokens_per_s_per_gpu, pre.tokens_per_s_per_gpu, spec.isl, spec.osl,
                  spec.price_per_gpu_hour, spec.price_scenario)

@@ -21,7 +21,7 @@ COLUMNS = (
     ("tokens_per_s_per_gpu", "tokens/s/GPU"), ("tokens_per_s_per_user", "tokens/s/user"),
     ("usd_per_gpu_hour", "$/GPU-hour"), ("usd_per_mtok_input", "$/Mtok input"),
     ("usd_per_mtok_output", "$/Mtok output"), ("kW_per_gpu", "kW/GPU (all-in)"),
-    ("tokens_per_s_per_MW", "tokens/s per MW"), ("binding", "binding resource"),
+    ("tokens_per_s_per_MW", "output tokens/s per MW (fleet)"), ("binding", "binding resource"),
     ("sol_ratio", "SOL ratio [step/SOL]"), ("step_ms", "step [ms]"), ("fits", "fits in HBM"),
 )
 
@@ -98,7 +98,7 @@ def batch_for_interactivity(spec: PlanSpec, tokens_per_s_per_user: float) -> Pla
         raise InputError(f"must be > 0, got {tokens_per_s_per_user}", "--interactivity")
     first = plan(replace(spec, batch=1))
     if not first.memory.fits:
-        raise InputError(f"{first.system}: even batch 1 does not fit in HBM at context {spec.context:,}",
+        raise InputError(f"{first.system}: even batch 1 does not fit in HBM at context {spec.decode_context:,}",
                          "--interactivity")
     if first.decode.tokens_per_s_per_user < tokens_per_s_per_user:
         raise InputError(f"{first.system} reaches at most {first.decode.tokens_per_s_per_user:.1f} tokens/s per "

@@ -133,7 +133,7 @@ def plan_text(d: dict) -> str:
              f"cost at ${d['usd_per_gpu_hour']:.2f}/GPU-hour ({d['cost']['price_scenario']}): "
              f"${d['usd_per_mtok_output']:.3f}/Mtok output, ${d['usd_per_mtok_input']:.3f}/Mtok input, "
              f"${d['usd_per_mtok_mix']:.3f}/Mtok at ISL {d['cost']['isl']}/OSL {d['cost']['osl']}; "
-             f"{d['tokens_per_s_per_MW']:,.0f} tokens/s per MW, {d['joules_per_token']:.2f} J/token",
+             f"fleet (prefill GPUs included) {d['tokens_per_s_per_MW']:,.0f} output tokens/s per MW, {d['joules_per_token']:.2f} J/output token",
              f"memory per GPU: weights {m['weights_GB']:.1f} GB + KV {m['kv_GB']:.1f} GB + workspace "
              f"{m['workspace_GB']:.1f} GB = {m['total_GB']:.1f} of {m['usable_GB']:.0f} GB "
              f"({'fits' if m['fits'] else 'DOES NOT FIT'}); max batch {m['max_batch']} at this context, "
