@@ -262,6 +262,56 @@ def compare_cmd(options: dict,
         + "".join(f"\nwrote {f}" for f in (csv, xlsx, svg) if f is not None))
 
 
+@app.command("search")
+def search_cmd(topology: List[str] = typer.Option(..., "--topology", help="System id or file; repeat."),
+               model: str = typer.Option(SPEC.model, "--model", help="Model id or file."),
+               isl: int = typer.Option(SPEC.isl, "--isl", help="Prompt tokens per request."),
+               osl: int = typer.Option(SPEC.osl, "--osl", help="Output tokens per request."),
+               tpot_ms: Optional[float] = typer.Option(None, "--tpot-ms", help="Target time per output token, ms."),
+               interactivity: Optional[float] = typer.Option(
+                   None, "--interactivity", help="Target tokens/s per user (= 1000 / TPOT ms)."),
+               ttft_ms: Optional[float] = typer.Option(None, "--ttft-ms", help="Target time to first token, ms."),
+               mode: str = typer.Option("both", "--mode", help="agg, disagg or both."),
+               gpus: Optional[int] = typer.Option(None, "--gpus", help="At most this many GPUs per EP group."),
+               dtype: Optional[List[str]] = typer.Option(
+                   None, "--dtype", help="Routed-expert precision, or SYSTEM=DTYPE per system; repeat."),
+               csv: Optional[str] = typer.Option(None, "--csv", help="Write every Pareto point to this CSV file."),
+               svg: Optional[str] = typer.Option(None, "--svg", help="Draw each system's Pareto front."),
+               as_json: bool = JSON) -> None:
+    """Cheapest configuration per system meeting TPOT/TTFT targets at ISL/OSL, and its Pareto front."""
+    from wideep.plan.search import COLUMNS as SEARCH_COLUMNS, Targets, rows, search
+
+    if tpot_ms is not None and interactivity is not None:
+        raise InputError("give --tpot-ms or --interactivity, not both", "--interactivity")
+    if interactivity is not None and not interactivity > 0:
+        raise InputError(f"must be > 0, got {interactivity}", "--interactivity")
+    targets = Targets(1000.0 / interactivity if interactivity else tpot_ms, ttft_ms)
+    default_dtype, per_system = split_dtypes(dtype or [], topology)
+    spec = PlanSpec(model=model, isl=isl, osl=osl, dtype=default_dtype)
+    result = search(spec, topology, targets, mode, gpus, per_system)
+    if csv is not None:
+        report.write_csv(csv, rows(result), SEARCH_COLUMNS)
+    if svg is not None:
+        report.write_curves_svg(svg, {t: [[q["tokens_per_s_per_user"], q["tokens_per_s_per_gpu"]] for q in r["pareto"]]
+                                      for t, r in result.items()}, f"{model} ISL {isl}/OSL {osl}: Pareto fronts")
+    out(as_json, result, lambda: report.search_text(result, SEARCH_COLUMNS)
+        + "".join(f"\nwrote {f}" for f in (csv, svg) if f is not None))
+
+
+def split_dtypes(values: list[str], topologies: list[str]) -> tuple[str, dict[str, str]]:
+    """--dtype values -> (default dtype, {system: dtype}); SYSTEM=DTYPE names a system of --topology."""
+    default, per_system = SPEC.dtype, {}
+    for v in values:
+        if "=" in v:
+            system, _, name = v.partition("=")
+            if system not in topologies:
+                raise InputError(f"{system!r} is not one of the --topology systems", "--dtype")
+            per_system[system] = name
+        else:
+            default = v
+    return default, per_system
+
+
 @app.command("calibrate")
 def calibrate_cmd(gpu: str = typer.Option("h200-sxm", "--gpu", help="GPU catalog id whose datasheet peaks the fit divides by."),
                   model: str = typer.Option("deepseek-v3", "--model", help="Model whose kernel shapes are measured."),

@@ -184,3 +184,19 @@ def a2a_text(s: dict) -> str:
     return (f"{s['transport']}, EP{s['ep_size']}, {s['tokens_per_gpu']} tokens/GPU (times per MoE layer, mean over "
             f"layers)\n" + table(rows, ["phase", "us", "SOL us", "fixed us", "GB/s per GPU", "NVLink GB",
                                         "scale-out GB", "binding link"]))
+
+
+def search_text(result: dict, columns: Sequence[tuple[str, str]]) -> str:
+    """Per system: the best configuration under the targets, then its Pareto front."""
+    keys = [k for k, _ in columns if k not in ("system", "best")]
+    parts = []
+    for system, r in result.items():
+        best = r["best"]
+        head = (f"{system}: best under the targets: {best['mode']} tp {best['tp']} ep {best['ep']} batch "
+                f"{best['batch']} mtp {best['mtp']} {best['dtype']}, ${best['usd_per_mtok']:.3f}/Mtok, "
+                f"{best['tokens_per_s_per_gpu']:,.0f} tokens/s/GPU, {best['tokens_per_s_per_user']:.1f} tokens/s/user, "
+                f"TTFT {best['ttft_ms']:,.0f} ms, TPOT {best['tpot_ms']:.1f} ms, bound by {best['binding']}"
+                if best else f"{system}: no configuration meets the targets ({r['candidates']} candidates fit)")
+        front = table([[q[k] for k in keys] for q in r["pareto"]], [h for k, h in columns if k in keys])
+        parts.append(head + "\nPareto front:\n" + front)
+    return "\n\n".join(parts)

@@ -1,0 +1,76 @@
+"""``wideep search``: targets, modes, Pareto front, fleet-level cost (small searches: one EP size)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import run_cli
+from wideep.core.errors import InputError
+from wideep.plan import PlanSpec
+from wideep.plan.search import POINT_KEYS, Targets, pareto, search
+
+SPEC = PlanSpec(isl=1024, osl=1024)
+
+
+@pytest.fixture(scope="module")
+def h200():
+    return search(SPEC, ["hgx-h200"], Targets(tpot_ms=50.0), max_gpus=8)["hgx-h200"]
+
+
+def test_every_point_has_the_documented_keys(h200):
+    assert h200["best"] is not None and set(POINT_KEYS) <= set(h200["best"])
+    assert all(set(POINT_KEYS) <= set(q) for q in h200["pareto"])
+
+
+def test_best_meets_the_target_and_is_the_cheapest_that_does(h200):
+    assert h200["best"]["tpot_ms"] <= 50.0
+    assert all(q["usd_per_mtok"] >= h200["best"]["usd_per_mtok"] for q in h200["pareto"] if q["tpot_ms"] <= 50.0)
+
+
+def test_front_trades_throughput_for_interactivity(h200):
+    front = h200["pareto"]
+    users = [q["tokens_per_s_per_user"] for q in front]
+    per_gpu = [q["tokens_per_s_per_gpu"] for q in front]
+    assert users == sorted(users) and per_gpu == sorted(per_gpu, reverse=True)
+
+
+def test_disaggregated_pools_match_rates():
+    """Prefill GPUs are sized so the pools serve the same requests/s; cost counts both pools."""
+    r = search(SPEC, ["hgx-h200"], Targets(), mode="disagg", max_gpus=8)["hgx-h200"]
+    assert all(q["mode"] == "disagg" and q["prefill_gpus"] >= 1 for q in r["pareto"])
+
+
+def test_pareto_by_hand():
+    pts = [{"tokens_per_s_per_gpu": g, "tokens_per_s_per_user": u} for g, u in ((10, 1), (5, 2), (4, 1.5), (1, 3))]
+    assert [(q["tokens_per_s_per_gpu"], q["tokens_per_s_per_user"]) for q in pareto(pts)] == [(10, 1), (5, 2), (1, 3)]
+
+
+def test_unreachable_target_says_so():
+    r = search(SPEC, ["hgx-h200"], Targets(tpot_ms=0.01), max_gpus=8)["hgx-h200"]
+    assert r["best"] is None and r["pareto"]
+
+
+@pytest.mark.parametrize("args,option", [
+    (["--tpot-ms", "-1"], "--tpot-ms"), (["--mode", "mixed"], "--mode"), (["--dtype", "gb200=fp8"], "--dtype"),
+    (["--tpot-ms", "20", "--interactivity", "50"], "--interactivity"), (["--gpus", "0"], "--gpus"),
+])
+def test_bad_search_options(args, option):
+    r = run_cli("search", "--topology", "hgx-h200", *args)
+    assert r.returncode == 2 and option in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_cli_json_per_system(tmp_path):
+    r = run_cli("search", "--topology", "hgx-h200", "--gpus", "8", "--interactivity", "20", "--json",
+                "--csv", str(tmp_path / "s.csv"))
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert set(data) == {"hgx-h200"} and {"best", "pareto"} <= set(data["hgx-h200"])
+    header = (tmp_path / "s.csv").read_text().splitlines()[0]
+    assert header.startswith("system,mode,tp,ep,dp,") and "TPOT [ms]" in header
+
+
+def test_targets_are_checked():
+    with pytest.raises(InputError):
+        Targets(ttft_ms=float("nan"))

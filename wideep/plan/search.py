@@ -1,0 +1,154 @@
+"""``wideep search``: the cheapest serving configuration per system that meets TPOT/TTFT targets.
+
+For each system it plans every candidate (EP size, MTP, decode batch) and serving mode:
+
+- ``disagg``: prefill and decode pools, sized so their request rates match at ISL/OSL: per request the
+  fleet spends ``isl / prefill rate + osl / decode rate`` GPU-seconds, prefill GPUs counted
+  (:class:`~wideep.perf.cost.Cost`); TTFT = one prefill step of the chunk holding the prompt, TPOT = the
+  decode step per output token.
+- ``agg``: prefill chunks interleaved with decode on the same GPUs: every decode step also computes the
+  prompt tokens its sequences' successors need (batch x output per step x ISL / OSL prompt tokens), which
+  lengthens TPOT by their prefill time; TTFT = the prompt at the same rate behind a decode step.
+
+Attention runs data-parallel over the EP group (``tp = 1``, ``dp = ep``); tensor parallelism is not
+modelled yet, so the parallel layout of every point is written out. The Pareto front is output tokens/s
+per GPU (fleet) against tokens/s per user among points that fit in memory; ``best`` is the cheapest
+$/Mtok (ISL/OSL mix) among points that meet the targets.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from wideep.core import progress
+from wideep.core.errors import InputError, WideEPError
+from wideep.plan import Plan, PlanSpec, plan
+from wideep.specs.model import load_model
+from wideep.specs.topology import load_cluster
+
+MODES = ("agg", "disagg")
+BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+EP_SIZES = (8, 16, 32, 64, 72, 128, 144, 256)
+#: Search points in CSV/XLSX: (JSON key, header with units). Order and names are stable.
+COLUMNS = (("system", "system"), ("mode", "mode"), ("tp", "tp"), ("ep", "ep"), ("dp", "dp"),
+           ("batch", "batch [sequences/GPU]"), ("mtp", "mtp [draft tokens]"), ("dtype", "dtype"),
+           ("prefill_gpus", "prefill GPUs"), ("decode_gpus", "decode GPUs"),
+           ("tokens_per_s_per_gpu", "output tokens/s/GPU (fleet)"), ("tokens_per_s_per_user", "tokens/s/user"),
+           ("ttft_ms", "TTFT [ms]"), ("tpot_ms", "TPOT [ms]"), ("usd_per_mtok", "$/Mtok (ISL/OSL mix)"),
+           ("binding", "binding resource"), ("best", "best under targets"))
+POINT_KEYS = ("tp", "ep", "dp", "batch", "mtp", "dtype", "mode", "prefill_gpus", "decode_gpus",
+              "tokens_per_s_per_gpu", "tokens_per_s_per_user", "ttft_ms", "tpot_ms", "usd_per_mtok", "binding")
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Service targets (None: no target)."""
+
+    tpot_ms: float | None = None
+    ttft_ms: float | None = None
+
+    def __post_init__(self) -> None:
+        for option, value in (("--tpot-ms", self.tpot_ms), ("--ttft-ms", self.ttft_ms)):
+            if value is not None and not 0 < value < float("inf"):
+                raise InputError(f"must be a finite number > 0, got {value}", option)
+
+    def met(self, point: dict) -> bool:
+        return ((self.tpot_ms is None or point["tpot_ms"] <= self.tpot_ms)
+                and (self.ttft_ms is None or point["ttft_ms"] <= self.ttft_ms))
+
+
+def ep_sizes(spec: PlanSpec, topology: str, max_gpus: int | None) -> list[int]:
+    """EP sizes to try: the catalog sizes that the system builds and the GPU budget allows (and 1 for dense)."""
+    model = load_model(spec.model)
+    if not model.is_moe:
+        return [1]
+    system = load_cluster(topology, 8, option="--topology").system
+    domain = system.scale_up.gpus_per_domain if system else 8
+    sizes = [e for e in EP_SIZES if (max_gpus is None or e <= max_gpus) and (e <= domain or e % domain == 0)]
+    if not sizes:
+        raise InputError(f"no EP size of {EP_SIZES} fits {max_gpus} GPUs of {topology}", "--gpus")
+    return sizes
+
+
+def point(p: Plan, mode: str, gpus: int) -> dict:
+    """One candidate as a search point (fleet-level throughput and cost, latencies in ms)."""
+    dec, pre, spec = p.decode, p.prefill, p.spec
+    out_per_step = dec.workload.output_per_sequence
+    ttft_s = spec.isl / pre.tokens_per_s_per_user
+    if mode == "agg":  # prompts computed inside the decode steps, at the prefill rate
+        extra_s = spec.batch * out_per_step * spec.isl / spec.osl / pre.tokens_per_s_per_gpu
+        step_s = dec.step_s + extra_s
+        per_gpu = spec.batch * out_per_step / step_s
+        prefill_gpus, decode_gpus = 0, gpus
+        usd = p.cost.usd_per_gpu_hour * 1e6 / 3600 / (per_gpu * (spec.isl + spec.osl) / spec.osl)
+        ttft_s += dec.step_s
+    else:
+        step_s = dec.step_s
+        gpu_s = spec.isl / pre.tokens_per_s_per_gpu + spec.osl / dec.tokens_per_s_per_gpu  # per request
+        per_gpu = spec.osl / gpu_s
+        prefill_share = spec.isl / pre.tokens_per_s_per_gpu / gpu_s
+        decode_gpus = gpus
+        prefill_gpus = int(math.ceil(decode_gpus * prefill_share / (1 - prefill_share)))
+        usd = p.cost.usd_per_mtok_mix
+    return {"tp": 1, "ep": spec.ep, "dp": spec.ep, "batch": spec.batch, "mtp": spec.mtp, "dtype": spec.dtype,
+            "mode": mode, "prefill_gpus": prefill_gpus, "decode_gpus": decode_gpus,
+            "tokens_per_s_per_gpu": per_gpu, "tokens_per_s_per_user": out_per_step / step_s,
+            "ttft_ms": ttft_s * 1e3, "tpot_ms": step_s / out_per_step * 1e3, "usd_per_mtok": usd,
+            "binding": dec.binding}
+
+
+def candidates(spec: PlanSpec, topology: str, max_gpus: int | None) -> list[PlanSpec]:
+    model = load_model(spec.model)
+    mtps = (0, 1) if model.mtp_layers else (0,)
+    return [replace(spec, topology=topology, ep=ep, mtp=mtp, batch=b, redundant=None)
+            for ep in ep_sizes(spec, topology, max_gpus) for mtp in mtps for b in BATCHES]
+
+
+def pareto(points: list[dict]) -> list[dict]:
+    """Points no other point beats in both tokens/s per GPU and tokens/s per user, by rising interactivity."""
+    front, best = [], -1.0
+    for q in sorted(points, key=lambda q: (-q["tokens_per_s_per_user"], -q["tokens_per_s_per_gpu"])):
+        if q["tokens_per_s_per_gpu"] > best:
+            front.append(q)
+            best = q["tokens_per_s_per_gpu"]
+    return sorted(front, key=lambda q: q["tokens_per_s_per_user"])
+
+
+def search_system(spec: PlanSpec, topology: str, targets: Targets, modes: tuple[str, ...],
+                  max_gpus: int | None) -> dict:
+    """{"best": point or None, "pareto": [points], "candidates": count} for one system."""
+    points, specs = [], candidates(spec, topology, max_gpus)
+    for i, s in enumerate(specs):
+        progress.advance(f"search {topology}", i + 1, len(specs))
+        try:
+            p = plan(s)
+        except WideEPError:  # a candidate the system cannot run (EP larger than it builds, prefill OOM...)
+            continue
+        if p.memory.fits:
+            points += [point(p, m, s.ep) for m in modes]
+    ok = [q for q in points if targets.met(q)]
+    return {"best": min(ok, key=lambda q: q["usd_per_mtok"], default=None), "pareto": pareto(points),
+            "candidates": len(points)}
+
+
+def rows(result: dict) -> list[dict]:
+    """Every Pareto point of every system as a flat row (keys of :data:`COLUMNS`)."""
+    return [q | {"system": system, "best": q == r["best"]} for system, r in result.items() for q in r["pareto"]]
+
+
+def search(spec: PlanSpec, topologies: list[str], targets: Targets, mode: str = "both",
+           max_gpus: int | None = None, dtypes: dict[str, str] | None = None) -> dict:
+    """Per system: the cheapest configuration meeting ``targets`` and the Pareto front.
+
+    ``dtypes`` maps a topology to its weight precision (else ``spec.dtype``).
+    """
+    if not topologies:
+        raise InputError("give at least one --topology", "--topology")
+    if mode not in (*MODES, "both"):
+        raise InputError(f"must be agg, disagg or both, got {mode!r}", "--mode")
+    if max_gpus is not None and max_gpus < 1:
+        raise InputError(f"must be >= 1, got {max_gpus}", "--gpus")
+    modes = MODES if mode == "both" else (mode,)
+    return {t: search_system(replace(spec, dtype=(dtypes or {}).get(t, spec.dtype)), t, targets, modes, max_gpus)
+            for t in topologies}
