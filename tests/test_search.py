@@ -67,6 +67,9 @@ def test_cli_json_per_system(tmp_path):
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     assert set(data) == {"hgx-h200"} and {"best", "pareto"} <= set(data["hgx-h200"])
+    deploy = data["hgx-h200"]["deploy"]
+    assert "--enable-dp-attention" in deploy["sglang"] and "--enable-expert-parallel" in deploy["vllm"]
+    assert "enable_attention_dp: true" in deploy["trtllm"]
     header = (tmp_path / "s.csv").read_text().splitlines()[0]
     assert header.startswith("system,mode,tp,ep,dp,") and "TPOT [ms]" in header
 

@@ -289,6 +289,7 @@ def search_cmd(topology: List[str] = typer.Option(..., "--topology", help="Syste
     default_dtype, per_system = split_dtypes(dtype or [], topology)
     spec = PlanSpec(model=model, isl=isl, osl=osl, dtype=default_dtype)
     result = search(spec, topology, targets, mode, gpus, per_system)
+    add_deploy(result, model)
     if csv is not None:
         report.write_csv(csv, rows(result), SEARCH_COLUMNS)
     if svg is not None:
@@ -296,6 +297,18 @@ def search_cmd(topology: List[str] = typer.Option(..., "--topology", help="Syste
                                       for t, r in result.items()}, f"{model} ISL {isl}/OSL {osl}: Pareto fronts")
     out(as_json, result, lambda: report.search_text(result, SEARCH_COLUMNS)
         + "".join(f"\nwrote {f}" for f in (csv, svg) if f is not None))
+
+
+def add_deploy(result: dict, model_id: str) -> None:
+    """Each system's best point gets the engines' launch flags (``deploy``)."""
+    from wideep.plan import default_redundant
+    from wideep.report.deploy import deploy
+
+    m = load_model(model_id)
+    for r in result.values():
+        if r["best"]:
+            r["deploy"] = deploy(r["best"], f"<{m.name} checkpoint>", m.n_experts,
+                                 default_redundant(m.n_experts, r["best"]["ep"]))
 
 
 def split_dtypes(values: list[str], topologies: list[str]) -> tuple[str, dict[str, str]]:

@@ -198,5 +198,6 @@ def search_text(result: dict, columns: Sequence[tuple[str, str]]) -> str:
                 f"TTFT {best['ttft_ms']:,.0f} ms, TPOT {best['tpot_ms']:.1f} ms, bound by {best['binding']}"
                 if best else f"{system}: no configuration meets the targets ({r['candidates']} candidates fit)")
         front = table([[q[k] for k in keys] for q in r["pareto"]], [h for k, h in columns if k in keys])
-        parts.append(head + "\nPareto front:\n" + front)
+        launch = "".join(f"\n{engine}:\n{text}" for engine, text in r.get("deploy", {}).items())
+        parts.append(head + "\nPareto front:\n" + front + ("\n\nlaunch (best):" + launch if launch else ""))
     return "\n\n".join(parts)
