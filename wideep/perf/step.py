@@ -1,20 +1,20 @@
-"""Step time of one EP group (decode or prefill) on its busiest GPU: roofline terms plus calibration.
+"""Step time of one EP group (decode or prefill) on its busiest GPU, kernel by kernel.
 
-Terms (each a :class:`~wideep.perf.roofline.Term` naming its binding resource):
+Each kernel of a layer (:mod:`wideep.perf.kernels`) takes max(per-kernel floor, roofline / efficiency),
+the efficiency measured for its shape where the calibration has it (:mod:`wideep.perf.roofline`). Terms
+(each a :class:`~wideep.perf.roofline.Term` naming its binding resource):
 
 - ``attn_core``: KV read and score FLOPs at bf16 peak (MLA absorbed in decode, as DeepSeek runs it; not
-  absorbed in prefill), efficiency from the calibration's ``[attention]`` (decode) or ``[hbm]``/``[flops]`` (prefill);
-- ``attn_proj``, ``dense_ffn``, ``shared_experts``, ``lm_head``: GEMMs, M = tokens, the ``[gemm]`` curve;
-- ``routed_experts``: tokens on the busiest GPU = tokens x top_k x ep_size x busiest share (from placement
-  and routing, :func:`wideep.plan.expert_parallel`), M = those tokens / slots per GPU, the ``[gemm]`` curve;
-- ``dispatch``, ``combine``: the traffic model's per-MoE-layer time at these tokens per GPU.
+  absorbed in prefill), efficiency from ``[attention]`` (decode) or ``[hbm]``/``[flops]`` (prefill);
+- ``attn_proj``, ``dense_ffn``, ``shared_experts``, ``lm_head``: one GEMM per weight shape, M = tokens;
+- ``routed_experts``: grouped GEMMs over the experts the busiest GPU's copies touch (copies = tokens x top_k
+  x ep_size x busiest share, from placement and routing), plus permute, SiLU-mul and unpermute;
+- ``layer_kernels``: norms, RoPE, KV write, router GEMM and top-k, weighted sum (memory-bound kernels);
+- ``dispatch``, ``combine``: the traffic model's per-MoE-layer curve at these tokens per GPU.
 
-Overlap ``tbo`` (two micro-batches, DeepSeek's scheme): each half batch runs every term (so weights are
-read twice), and while one half computes the other communicates, so step = max(compute, communication)
-over both halves; ``none``: step = compute + communication; ``auto``: the faster of the two. MTP (``mtp`` draft tokens with acceptance ``acceptance``): every sequence
-feeds 1 + mtp tokens through the model per step and emits 1 + a + a^2 + ... tokens; each MTP module counts
-as one more MoE layer (attention, shared expert, routed experts, dispatch/combine) and one more LM head.
-Norms, activations, the router GEMM and embeddings are left out (< 1% of bytes and FLOPs here).
+Schedules: :func:`schedule` (one micro-batch, or two overlapping communication inside each MoE layer).
+MTP (``mtp`` draft tokens with acceptance ``acceptance``): every sequence feeds 1 + mtp tokens per step and
+emits 1 + a + a^2 + ... tokens; each MTP module counts as one more MoE layer and one more LM head.
 """
 
 from __future__ import annotations
