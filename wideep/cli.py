@@ -276,6 +276,7 @@ def search_cmd(topology: List[str] = typer.Option(..., "--topology", help="Syste
                dtype: Optional[List[str]] = typer.Option(
                    None, "--dtype", help="Routed-expert precision, or SYSTEM=DTYPE per system; repeat."),
                csv: Optional[str] = typer.Option(None, "--csv", help="Write every Pareto point to this CSV file."),
+               xlsx: Optional[str] = typer.Option(None, "--xlsx", help="The same rows as XLSX (openpyxl)."),
                svg: Optional[str] = typer.Option(None, "--svg", help="Draw each system's Pareto front."),
                as_json: bool = JSON) -> None:
     """Cheapest configuration per system meeting TPOT/TTFT targets at ISL/OSL, and its Pareto front."""
@@ -286,17 +287,21 @@ def search_cmd(topology: List[str] = typer.Option(..., "--topology", help="Syste
     if interactivity is not None and not interactivity > 0:
         raise InputError(f"must be > 0, got {interactivity}", "--interactivity")
     targets = Targets(1000.0 / interactivity if interactivity else tpot_ms, ttft_ms)
+    if xlsx is not None:
+        report.xlsx_module()  # before anything is written
     default_dtype, per_system = split_dtypes(dtype or [], topology)
     spec = PlanSpec(model=model, isl=isl, osl=osl, dtype=default_dtype)
     result = search(spec, topology, targets, mode, gpus, per_system)
     add_deploy(result, model)
     if csv is not None:
         report.write_csv(csv, rows(result), SEARCH_COLUMNS)
+    if xlsx is not None:
+        report.write_xlsx(xlsx, rows(result), SEARCH_COLUMNS, sheet="search")
     if svg is not None:
         report.write_curves_svg(svg, {t: [[q["tokens_per_s_per_user"], q["tokens_per_s_per_gpu"]] for q in r["pareto"]]
                                       for t, r in result.items()}, f"{model} ISL {isl}/OSL {osl}: Pareto fronts")
     out(as_json, result, lambda: report.search_text(result, SEARCH_COLUMNS)
-        + "".join(f"\nwrote {f}" for f in (csv, svg) if f is not None))
+        + "".join(f"\nwrote {f}" for f in (csv, xlsx, svg) if f is not None))
 
 
 def add_deploy(result: dict, model_id: str) -> None:
