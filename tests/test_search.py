@@ -77,3 +77,14 @@ def test_cli_json_per_system(tmp_path):
 def test_targets_are_checked():
     with pytest.raises(InputError):
         Targets(ttft_ms=float("nan"))
+
+
+def test_cost_ratio_by_hand():
+    from wideep.plan.search import cost_ratio
+
+    a = {"pareto": [{"tokens_per_s_per_user": 10, "usd_per_mtok": 1.0, "binding": "hbm"},
+                    {"tokens_per_s_per_user": 20, "usd_per_mtok": 4.0, "binding": "nic"}]}
+    b = {"pareto": [{"tokens_per_s_per_user": 30, "usd_per_mtok": 0.5, "binding": "hbm"}]}
+    rows = cost_ratio({"a": a, "b": b})
+    assert [r["tokens_per_s_per_user"] for r in rows] == [10, 20, 30]
+    assert rows[0]["ratio"]["b"] == 0.5 and rows[1]["ratio"]["b"] == 0.125 and rows[2]["ratio"]["b"] is None

@@ -280,7 +280,7 @@ def search_cmd(topology: List[str] = typer.Option(..., "--topology", help="Syste
                svg: Optional[str] = typer.Option(None, "--svg", help="Draw each system's Pareto front."),
                as_json: bool = JSON) -> None:
     """Cheapest configuration per system meeting TPOT/TTFT targets at ISL/OSL, and its Pareto front."""
-    from wideep.plan.search import COLUMNS as SEARCH_COLUMNS, Targets, rows, search
+    from wideep.plan.search import COLUMNS as SEARCH_COLUMNS, Targets, cost_ratio, rows, search
 
     if tpot_ms is not None and interactivity is not None:
         raise InputError("give --tpot-ms or --interactivity, not both", "--interactivity")
@@ -300,7 +300,8 @@ def search_cmd(topology: List[str] = typer.Option(..., "--topology", help="Syste
     if svg is not None:
         report.write_curves_svg(svg, {t: [[q["tokens_per_s_per_user"], q["tokens_per_s_per_gpu"]] for q in r["pareto"]]
                                       for t, r in result.items()}, f"{model} ISL {isl}/OSL {osl}: Pareto fronts")
-    out(as_json, result, lambda: report.search_text(result, SEARCH_COLUMNS)
+    ratio = cost_ratio(result) if len(result) > 1 else []
+    out(as_json, result | ({"cost_ratio": ratio} if ratio else {}), lambda: report.search_text(result, SEARCH_COLUMNS, ratio)
         + "".join(f"\nwrote {f}" for f in (csv, xlsx, svg) if f is not None))
 
 

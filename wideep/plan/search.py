@@ -132,6 +132,33 @@ def search_system(spec: PlanSpec, topology: str, targets: Targets, modes: tuple[
             "candidates": len(points)}
 
 
+def cheapest_at(points: list[dict], level: float) -> dict | None:
+    """The cheapest point giving at least ``level`` tokens/s per user."""
+    return min((q for q in points if q["tokens_per_s_per_user"] >= level * (1 - 1e-9)),
+               key=lambda q: q["usd_per_mtok"], default=None)
+
+
+def cost_ratio(result: dict) -> list[dict]:
+    """$/Mtok of every system over the first one's, at every interactivity level a front reaches.
+
+    Each row: ``tokens_per_s_per_user`` and, per system, its cheapest $/Mtok there (None when out of
+    reach), its binding resource, and ``ratio`` to the first system.
+    """
+    systems = list(result)
+    levels = sorted({q["tokens_per_s_per_user"] for r in result.values() for q in r["pareto"]})
+    out = []
+    for level in levels:
+        row: dict = {"tokens_per_s_per_user": level}
+        for t in systems:
+            q = cheapest_at(result[t]["pareto"], level)
+            row[t] = None if q is None else {"usd_per_mtok": q["usd_per_mtok"], "binding": q["binding"]}
+        base = row[systems[0]]
+        row["ratio"] = {t: (row[t]["usd_per_mtok"] / base["usd_per_mtok"] if row[t] and base else None)
+                        for t in systems[1:]}
+        out.append(row)
+    return out
+
+
 def rows(result: dict) -> list[dict]:
     """Every Pareto point of every system as a flat row (keys of :data:`COLUMNS`)."""
     return [q | {"system": system, "best": q == r["best"]} for system, r in result.items() for q in r["pareto"]]

@@ -186,8 +186,8 @@ def a2a_text(s: dict) -> str:
                                         "scale-out GB", "binding link"]))
 
 
-def search_text(result: dict, columns: Sequence[tuple[str, str]]) -> str:
-    """Per system: the best configuration under the targets, then its Pareto front."""
+def search_text(result: dict, columns: Sequence[tuple[str, str]], ratio: Sequence[dict] = ()) -> str:
+    """Per system: the best configuration under the targets, then its Pareto front; then the cost ratio."""
     keys = [k for k, _ in columns if k not in ("system", "best")]
     parts = []
     for system, r in result.items():
@@ -200,4 +200,13 @@ def search_text(result: dict, columns: Sequence[tuple[str, str]]) -> str:
         front = table([[q[k] for k in keys] for q in r["pareto"]], [h for k, h in columns if k in keys])
         launch = "".join(f"\n{engine}:\n{text}" for engine, text in r.get("deploy", {}).items())
         parts.append(head + "\nPareto front:\n" + front + ("\n\nlaunch (best):" + launch if launch else ""))
+    if ratio:
+        first, others = list(result)[0], list(result)[1:]
+        cells = [[r["tokens_per_s_per_user"]] + [c for t in result for c in
+                 ((r[t]["usd_per_mtok"], r[t]["binding"]) if r[t] else ("-", "-"))]
+                 + [r["ratio"][t] if r["ratio"][t] is not None else "-" for t in others] for r in ratio]
+        heads = (["tokens/s/user"] + [h for t in result for h in (f"{t} $/Mtok", f"{t} binds")]
+                 + [f"{t} / {first}" for t in others])
+        parts.append("cost ratio by interactivity (cheapest point giving at least that many tokens/s/user):\n"
+                     + table(cells, heads))
     return "\n\n".join(parts)
