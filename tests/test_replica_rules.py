@@ -8,10 +8,12 @@ TensorRT-LLM's ``moeComputeRouteKernel``, and wideep's own ``nearest``.
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
 
+from conftest import run_cli
 from wideep.core.errors import InputError
 from wideep.routing.stats import RoutingStats, from_topk, synthetic_routing
 from wideep.slots import (REPLICA_RULES, check_replica_rule, choose_replicas, dispatch_weights, layer_slots,
@@ -148,3 +150,13 @@ def test_unknown_rule():
     with pytest.raises(InputError, match="--replica-rule"):
         check_replica_rule("random")
 
+
+def test_a2a_cli_shows_the_rule():
+    args = ["a2a", "--model", "qwen3-30b-a3b", "--topology", "hgx-h100", "--ep", "16", "--tokens", "16"]
+    res = run_cli(*args, "--replica-rule", "vllm", "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["replica_rule"] == "vllm"
+    text = run_cli(*args)
+    assert "replica rule sglang" in text.stdout.splitlines()[0]
+    bad = run_cli(*args, "--replica-rule", "random")
+    assert bad.returncode == 2 and "--replica-rule" in bad.stderr
