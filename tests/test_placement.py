@@ -9,9 +9,10 @@ from wideep.placement.eplb import balanced_packing, rebalance, replicate
 from wideep.core.errors import InputError
 from wideep.specs.model import load_model
 from wideep.placement.table import Placement
-from wideep.slots import validate_phy2log
+from wideep.slots import DEFAULT_REPLICA_RULE, REPLICA_RULES, validate_phy2log
 from wideep.placement.metrics import distinct_remote, layer_scores
 from wideep.placement.placers import place
+from wideep.placement.topology import BALANCE_FLOOR
 from wideep.routing.stats import from_topk, synthetic_routing
 from wideep.specs.topology import load_cluster
 
@@ -45,6 +46,24 @@ def test_eplb_global_policy_when_groups_do_not_divide_nodes():
     p = rebalance(EPLB_WEIGHT, 16, 4, 3, 8)  # 3 nodes do not divide 4 groups -> global policy
     assert sorted(set(p[0])) == list(range(12)) and p.shape == (2, 16)
     assert even_split_balancedness(p, EPLB_WEIGHT, 8).min() > 0.8
+
+
+def test_global_policy_spreads_groups_over_nodes_on_the_eplb_example():
+    """EPLB's global policy (wideep's ``global``) on the README example: no group-to-node constraint, so every
+    node holds experts of every group, and the even-split balance is higher than the hierarchical map's."""
+    hier, glob = rebalance(EPLB_WEIGHT, 16, 4, 2, 8), rebalance(EPLB_WEIGHT, 16, 1, 1, 8)
+    groups_per_node = lambda p: [len(set(p[0][n * 8:(n + 1) * 8] // 3)) for n in range(2)]  # noqa: E731
+    assert groups_per_node(hier) == [2, 2] and groups_per_node(glob) == [4, 4]
+    assert even_split_balancedness(glob, EPLB_WEIGHT, 8) == pytest.approx([0.9323, 0.8401], abs=1e-4)
+
+
+def test_global_algorithm_is_the_global_policy_whatever_the_domains():
+    model = load_model("deepseek-v3")  # 8 expert groups: balanced is hierarchical over 4 domains
+    cluster = load_cluster("hgx-h100", 32)
+    stats = synthetic_routing(model, "zipf:1.0", 32 * 16, seed=0, layers=2)
+    g = place("global", stats, model, cluster, 32, 32).phy2log
+    assert np.array_equal(g, rebalance(stats.load, 288, 1, 1, 32))
+    assert not np.array_equal(g, place("balanced", stats, model, cluster, 32, 32).phy2log)
 
 
 def test_replicate_and_pack_by_hand():
@@ -93,10 +112,10 @@ def local_topics_stats(model, layers=2, tpg=64, ep=16, seed=0):
     return from_topk(ids, e)
 
 
-def scores(p: Placement, stats, tpg=64):
+def scores(p: Placement, stats, tpg=64, rule=DEFAULT_REPLICA_RULE):
     topk = stats.topk_ids[:, :p.ep_size * tpg].astype(np.int64)
     src = np.arange(p.ep_size * tpg) // tpg
-    bal, _, cross, _ = layer_scores(p.phy2log, topk, src, p.ep_size, p.domain_of)
+    bal, _, cross, _ = layer_scores(p.phy2log, topk, src, p.ep_size, p.domain_of, rule)
     return bal, cross
 
 
@@ -111,13 +130,19 @@ def test_topology_follows_sources_and_coactivation():
     assert np.all(b1 >= 0.95 * b0)  # at >= 0.95 x balanced's balancedness
 
 
+@pytest.mark.parametrize("rule", REPLICA_RULES)
 @pytest.mark.parametrize("spec", ["uniform", "topics:4", "zipf:1.2"])
-def test_topology_never_worse_than_balanced(spec):
+def test_topology_never_worse_than_balanced(spec, rule):
+    """Per layer: no more cross-domain copies, and no more than BALANCE_FLOOR's share of balance given up
+    (nor a larger share than the copies saved), under the rule it was placed for."""
     model, cluster = small_setup()
     stats = synthetic_routing(model, spec, 16 * 64, seed=3, layers=2)
-    b0, c0 = scores(place("balanced", stats, model, cluster, 16, 16), stats)
-    b1, c1 = scores(place("topology", stats, model, cluster, 16, 16, tokens_per_gpu=64), stats)
-    assert np.all(b1 >= 0.98 * b0) and np.all(c1 <= c0)
+    b0, c0 = scores(place("balanced", stats, model, cluster, 16, 16), stats, rule=rule)
+    b1, c1 = scores(place("topology", stats, model, cluster, 16, 16, tokens_per_gpu=64, replica_rule=rule), stats,
+                    rule=rule)
+    saved = 1 - c1 / c0
+    assert np.all(c1 <= c0) and np.all(b1 >= BALANCE_FLOOR * b0 - 1e-12)
+    assert np.all(1 - b1 / b0 <= np.maximum(saved, 0) + 1e-12)
 
 
 def test_balanced_beats_contiguous_on_skew():

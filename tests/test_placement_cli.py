@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from conftest import run_cli
@@ -16,12 +17,45 @@ def test_compare_json_has_every_algorithm():
     res = run_cli(*BASE, "--routing", "topics:4", "--compare", "--json")
     assert res.returncode == 0, res.stderr
     rows = json.loads(res.stdout)
-    assert [r["algorithm"] for r in rows] == ["contiguous", "balanced", "topology"]
+    assert [r["algorithm"] for r in rows] == ["contiguous", "balanced", "global", "topology"]
     for r in rows:
-        assert {"algorithm", "balancedness_mean", "balancedness_min", "cross_domain_copies_per_token",
-                "dispatch_us", "combine_us", "runtime_s"} <= set(r)
+        assert {"algorithm", "replica_rule", "balancedness_mean", "balancedness_min", "cross_domain_copies_per_token",
+                "dispatch_us", "combine_us", "runtime_s", "held_out", "split", "vs_balanced"} <= set(r)
+        assert r["replica_rule"] == "sglang" and "judged on tokens 512-1,023" in r["split"]
+        assert {"balancedness_mean", "balancedness_min", "cross_domain_copies_per_token"} <= set(r["held_out"])
     by = {r["algorithm"]: r for r in rows}
     assert by["topology"]["cross_domain_copies_per_token"] <= by["balanced"]["cross_domain_copies_per_token"]
+    assert by["balanced"]["vs_balanced"] is None
+    verdict = by["topology"]["vs_balanced"]["cross_domain_copies_per_token"]
+    assert verdict["in_sample"] <= 0 and verdict["verdict"] in ("gain", "in sample only", "same")
+
+
+def test_compare_text_shows_held_out_and_the_rule():
+    res = run_cli(*BASE, "--routing", "topics:4", "--compare", "--replica-rule", "trtllm")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert "replica rule trtllm" in lines[0]
+    assert "bal mean HO" in lines[1] and "x-domain/tok HO" in lines[1]
+    assert any(line.startswith("HO = held out: placed on tokens 0-511") for line in lines)
+    assert any(line.startswith("topology vs balanced: x-domain/tok") for line in lines)
+
+
+def test_loads_only_files_split_by_file(tmp_path):
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(3):
+        path = tmp_path / f"bench{i}.json"
+        path.write_text(json.dumps({"logical_count": rng.integers(1, 100, size=(48, 128)).tolist()}))
+        paths += ["--stats", str(path)]
+    res = run_cli(*BASE, *paths, "--compare", "--json")
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(res.stdout)
+    assert rows[0]["split"] == "placed on bench0.json, bench1.json; judged on bench2.json"
+    assert rows[0]["held_out"]["cross_domain_copies_per_token"] is None
+    one = run_cli(*BASE, "--stats", str(tmp_path / "bench0.json"), "--compare")
+    assert one.returncode == 0, one.stderr
+    assert "no held-out split is possible: bench0.json holds loads only" in one.stdout
+    assert "bal mean HO" in one.stdout  # the columns stay, empty
 
 
 @pytest.mark.parametrize("fmt", ["sglang", "trtllm"])
@@ -45,6 +79,7 @@ def test_out_file_loads_back(tmp_path, fmt):
     ([], "--stats"),
     (["--routing", "uniform", "--stats", "s.npz"], "--stats"),
     (["--routing", "uniform", "--ep", "64"], "--ep"),
+    (["--routing", "uniform", "--replica-rule", "random"], "--replica-rule"),
 ])
 def test_bad_input_one_line_exit_2(extra, needle):
     res = run_cli(*BASE, *extra)

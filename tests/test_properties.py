@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from wideep.placement.eplb import rebalance
 from wideep.routing.stats import from_topk
 from wideep.traffic.a2a import gpu_loads
-from wideep.slots import choose_replicas
+from wideep.slots import REPLICA_RULES, choose_replicas
 from wideep.core.units import DTYPES
 
 SMALL = settings(max_examples=40, deadline=None)
@@ -39,9 +39,10 @@ def placements(draw):
 def test_every_selection_reaches_exactly_one_gpu(case):
     phy2log, ep, n_experts, ids = case
     stats = from_topk(ids, n_experts)
-    loads = gpu_loads(phy2log, stats, ep)
-    assert loads.shape == (phy2log.shape[0], ep)
-    assert np.all(loads.sum(axis=1) == ids.shape[1] * ids.shape[2])
+    for rule in REPLICA_RULES:
+        loads = gpu_loads(phy2log, stats, ep, rule=rule)
+        assert loads.shape == (phy2log.shape[0], ep)
+        assert np.all(loads.sum(axis=1) == ids.shape[1] * ids.shape[2])
 
 
 @SMALL
@@ -50,9 +51,10 @@ def test_chosen_replica_holds_the_selected_expert(case):
     phy2log, ep, n_experts, ids = case
     tokens = ids.shape[1]
     src = np.arange(tokens) // (tokens // ep)
-    slots = choose_replicas(phy2log, ids, src, ep, np.zeros(ep, dtype=int))
-    held = np.take_along_axis(phy2log[:, None, :].repeat(tokens, axis=1), slots, axis=2)
-    assert np.array_equal(held, ids)
+    for rule in REPLICA_RULES:
+        slots = choose_replicas(phy2log, ids, src, ep, np.arange(ep) // 2, rule)
+        held = np.take_along_axis(phy2log[:, None, :].repeat(tokens, axis=1), slots, axis=2)
+        assert np.array_equal(held, ids)
 
 
 @SMALL

@@ -39,18 +39,19 @@ def test_choose_replicas_prefers_own_gpu_then_domain_then_spreads():
     phy2log = np.array([[1, 2, 0, 3, 4, 5, 0, 6]])
     dom = np.array([0, 0, 1, 1])
     ids = np.array([[[0, 1]] * 4])  # every rank's token picks experts 0 and 1
-    slots = choose_replicas(phy2log, ids, np.array([0, 1, 2, 3]), 4, dom)[0]
+    slots = choose_replicas(phy2log, ids, np.array([0, 1, 2, 3]), 4, dom, "nearest")[0]
     assert slots[:, 0].tolist() == [2, 2, 6, 6]  # expert 0: rank 1's copy for domain 0, rank 3's for domain 1
     assert slots[:, 1].tolist() == [0, 0, 0, 0]
     spread = choose_replicas(np.array([[0, 0]]), np.zeros((1, 4, 1), int), np.zeros(4, int), 1,
-                             np.zeros(1, int))[0, :, 0]
+                             np.zeros(1, int), "nearest")[0, :, 0]
     assert sorted(spread.tolist()) == [0, 0, 1, 1]  # two copies on one GPU share the tokens evenly
 
 
 def test_gpu_loads_loads_only_and_samples():
     stats = RoutingStats(4, np.array([[8.0, 4.0, 2.0, 2.0]]), None)
     p = np.array([[0, 1, 2, 0, 3, 1]])  # 3 GPUs x 2 slots; experts 0 and 1 have two copies
-    assert gpu_loads(p, stats, 3).tolist() == [[6.0, 6.0, 4.0]]
+    for rule in ("vllm", "trtllm", "nearest"):  # an even split over the copies (no rank holds both)
+        assert gpu_loads(p, stats, 3, rule=rule).tolist() == [[6.0, 6.0, 4.0]]
     s = from_topk(np.array([[[0, 1], [0, 2], [1, 3], [2, 3]]], dtype=np.int32), 4)
     assert gpu_loads(contiguous_phy2log(1, 4, 4), s, 2).tolist() == [[4.0, 4.0]]  # experts 0,1 | 2,3
 

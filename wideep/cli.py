@@ -22,6 +22,7 @@ from wideep.placement.placers import ALGORITHMS
 from wideep.plan import PlanSpec, compare_topologies, plan
 from wideep.plan.studies import a2a_by_name, plan_placement
 from wideep.plan.sweep import COLUMNS, compare_report
+from wideep.slots import DEFAULT_REPLICA_RULE
 from wideep.specs.topology import load_cluster
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -107,10 +108,9 @@ def kv(model: List[str] = typer.Option(..., "--model", help="Model id or file; r
         + report.table([[r[c] for c in cols] for r in rows], ["model", "attn", "B/token", "GB", "GiB"]))
 
 
-PLACE_COLS = [("algorithm", "algorithm"), ("balancedness_mean", "bal mean"), ("balancedness_min", "bal min"),
-              ("busiest_gpu_selections", "busiest GPU"), ("cross_domain_copies_per_token", "x-domain/tok"),
-              ("cross_gpu_copies_per_token", "x-GPU/tok"), ("dispatch_us", "dispatch us"),
-              ("combine_us", "combine us"), ("time_over_sol", "x SOL"), ("runtime_s", "runtime s")]
+RULE_HELP = ("Which copy of a replicated expert a token uses: sglang (default: SGLang's static dispatch, own GPU, "
+             "else own node, else a fixed fair pick per GPU), vllm (any copy, by token hash), trtllm (round robin over "
+             "every copy) or nearest (own GPU, else own NVLink domain, else any).")
 
 
 @app.command("place")
@@ -119,11 +119,17 @@ def place_cmd(model: str = typer.Option(..., "--model", help="Model id or file."
               gpus: int = typer.Option(..., "--gpus", help="GPUs in the cluster."),
               ep: Optional[int] = typer.Option(None, "--ep", help="EP size (default: --gpus)."),
               redundant: int = typer.Option(0, "--redundant", help="Redundant expert slots per layer."),
-              stats: Optional[str] = typer.Option(None, "--stats", help="Routing statistics file or folder."),
+              stats: Optional[List[str]] = typer.Option(
+                  None, "--stats", help="Routing statistics file or folder; repeat for several (merged; with "
+                                        "--compare the first half places and the rest is held out)."),
               routing: Optional[str] = typer.Option(None, "--routing", help="uniform, zipf:S or topics:K."),
-              algorithm: str = typer.Option("topology", "--algorithm", help="contiguous, balanced or topology."),
-              compare: bool = typer.Option(False, "--compare", help="Run every algorithm side by side."),
+              algorithm: str = typer.Option("topology", "--algorithm",
+                                            help="contiguous, balanced (EPLB hierarchical), global (EPLB global) "
+                                                 "or topology."),
+              compare: bool = typer.Option(False, "--compare",
+                                           help="Run every algorithm side by side, in sample and held out."),
               tokens: int = typer.Option(128, "--tokens", help="Tokens per GPU in the step measured."),
+              replica_rule: str = typer.Option(DEFAULT_REPLICA_RULE, "--replica-rule", help=RULE_HELP),
               transport: str = typer.Option("deepep-normal", "--transport", help="Transport for the a2a time."),
               dtype: str = typer.Option("fp8", "--dtype", help="Dispatch dtype."),
               combine_dtype: str = typer.Option("bf16", "--combine-dtype", help="Combine dtype."),
@@ -131,20 +137,20 @@ def place_cmd(model: str = typer.Option(..., "--model", help="Model id or file."
               fmt: str = typer.Option("sglang", "--format", help="sglang, vllm, trtllm or json."),
               seed: int = typer.Option(0, "--seed", help="Seed of synthetic routing."),
               as_json: bool = JSON) -> None:
-    """Place experts (contiguous, balanced EPLB-style, or topology-aware) and measure the placement."""
+    """Place experts (contiguous, EPLB balanced or global, or topology-aware) and measure the placement."""
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})", "--format")
     m, cluster = load_model(model), load_cluster(topology, gpus)
     algorithms = list(ALGORITHMS) if compare else [algorithm]
-    runs = plan_placement(m, cluster, gpus if ep is None else ep, redundant, tokens, algorithms, stats, routing,
-                          transport, dtype, combine_dtype, seed)
-    rows = [metrics.summary() for _, metrics in runs]
-    if out_path is not None:
-        chosen = next((r for r in runs if r[0].algorithm == algorithm), runs[-1])
-        write_placement(out_path, chosen[0], fmt, m, chosen[1].summary())
-    out(as_json, rows if compare else rows[0], lambda: report.table(
-        [[r[k] for k, _ in PLACE_COLS] for r in rows], [h for _, h in PLACE_COLS])
-        + (f"\nwrote {out_path} ({fmt})" if out_path is not None else ""))
+    study = plan_placement(m, cluster, gpus if ep is None else ep, redundant, tokens, algorithms, stats, routing,
+                           transport, dtype, combine_dtype, seed, replica_rule, held_out=compare,
+                           write=algorithm if out_path is not None else None)
+    rows = study.rows()
+    wrote = None
+    if out_path is not None and study.written is not None:
+        write_placement(out_path, study.written[0], fmt, m, study.written[1].summary())
+        wrote = f"wrote {out_path} ({fmt}, {algorithm}" + (", placed on all the statistics)" if compare else ")")
+    out(as_json, rows if compare else rows[0], lambda: report.place_text(study.header, rows, study.split, wrote))
 
 
 PLAN_DEFAULT_HELP = "Default: compare DeepSeek-V3 EP32 on 4x hgx-h100 and one gb200-nvl72 rack."
@@ -178,7 +184,8 @@ PLAN_OPTIONS: dict[str, tuple[Any, Any]] = dict(
     redundant=(Optional[int],
                typer.Option(None, "--redundant", help="Redundant expert slots (default: fewest that divide).")),
     routing=(str, typer.Option(SPEC.routing, "--routing", help="uniform, zipf:S, topics:K or a statistics file.")),
-    placement=(str, typer.Option(SPEC.placement, "--placement", help="contiguous, balanced or topology.")),
+    placement=(str, typer.Option(SPEC.placement, "--placement", help="contiguous, balanced, global or topology.")),
+    replica_rule=(str, typer.Option(SPEC.replica_rule, "--replica-rule", help=RULE_HELP)),
     transport=(Optional[str],
                typer.Option(None, "--transport", help="Default deepep-ll (decode), deepep-normal (prefill).")),
     prefill_tokens=(int, typer.Option(SPEC.prefill_tokens, "--prefill-tokens", help="Prefill: prompt tokens per GPU per step.")),
@@ -364,11 +371,12 @@ def a2a_cmd(model: str = typer.Option(..., "--model", help="Model id or file."),
             combine_dtype: str = typer.Option("bf16", "--combine-dtype", help="Combine dtype."),
             routing: str = typer.Option("uniform", "--routing", help="uniform, zipf:S, topics:K or a statistics file."),
             placement: Optional[str] = typer.Option(None, "--placement", help="phy2log JSON (SGLang) or .npy."),
+            replica_rule: str = typer.Option(DEFAULT_REPLICA_RULE, "--replica-rule", help=RULE_HELP),
             seed: int = typer.Option(0, "--seed", help="Seed of synthetic routing and resampling."),
             as_json: bool = JSON) -> None:
     """Dispatch and combine time of one MoE layer over the cluster graph, with the binding link and SOL."""
     s = a2a_by_name(model, topology, gpus, ep, tokens, transport, dtype, combine_dtype, routing, placement,
-                    seed).summary()
+                    seed, replica_rule).summary()
     out(as_json, s, lambda: report.a2a_text(s))
 
 

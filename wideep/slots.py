@@ -93,6 +93,43 @@ def checked_phy2log(phy2log: np.ndarray, n_experts: int, layers: int, ep_size: i
                             layers_of="the routing statistics have")
 
 
+#: The replica rules: which copy of a replicated expert a selection goes to (docs/sources.md section 4).
+#: ``sglang`` (the default): SGLang's static dispatch; ``vllm``: vLLM's EPLB mapping; ``trtllm``:
+#: TensorRT-LLM's load balancer routing; ``nearest``: wideep's own (own GPU, else own domain, else any).
+REPLICA_RULES = ("sglang", "vllm", "trtllm", "nearest")
+DEFAULT_REPLICA_RULE = "sglang"
+#: A few words on each rule, for help texts and reports.
+RULE_WORDS = {"sglang": "SGLang's static dispatch: own GPU, else own node, else a fixed fair pick per GPU",
+              "vllm": "vLLM's EPLB: any copy, by a hash of the token index",
+              "trtllm": "TensorRT-LLM's load balancer: round robin over every copy",
+              "nearest": "own GPU, else own NVLink domain, else any, spread per token"}
+#: Seed of SGLang's fair pick (``compute_logical_to_rank_dispatch_physical_map(..., seed=42)``); wideep draws
+#: its own numbers from it, so the table has SGLang's counts and distribution, not its exact draw.
+SGLANG_SEED = 42
+#: Selections per thread block of TensorRT-LLM's ``moeComputeRouteKernel`` (256 threads x 4 items); the
+#: round robin restarts in every block, offset by the block index and the EP rank.
+TRTLLM_BLOCK = 1024
+
+
+def check_replica_rule(rule: str) -> str:
+    """``rule`` if it is one of :data:`REPLICA_RULES`, else InputError on ``--replica-rule``."""
+    if rule not in REPLICA_RULES:
+        raise InputError(f"unknown replica rule {rule!r} (choose from {', '.join(REPLICA_RULES)})",
+                         "--replica-rule")
+    return rule
+
+
+def expert_slots(p2l: np.ndarray, n_experts: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(order, start, count) of one layer: expert e's slots, ascending, are ``order[start[e]:start[e] + count[e]]``.
+
+    >>> [a.tolist() for a in expert_slots(np.array([1, 0, 1]), 2)]
+    [[1, 0, 2], [0, 1], [1, 2]]
+    """
+    order = np.argsort(p2l, kind="stable")
+    count = np.bincount(p2l, minlength=n_experts)
+    return order, np.cumsum(count) - count, count
+
+
 def replica_table(p2l: np.ndarray, ep_size: int, domain_of: np.ndarray, n_experts: int):
     """For one layer: (slot order, start, count) so that the slots rank r may use for expert e are
     ``order[start[r, e] : start[r, e] + count[r, e]]``: those on r, else those in r's domain, else all."""
@@ -116,11 +153,134 @@ def replica_table(p2l: np.ndarray, ep_size: int, domain_of: np.ndarray, n_expert
     return order, start, stop - start
 
 
-def choose_replicas(phy2log: np.ndarray, topk_ids: np.ndarray, src_rank: np.ndarray, ep_size: int,
-                    domain_of: np.ndarray) -> np.ndarray:
-    """Destination slot of every selection: a copy on the token's own GPU, else in its domain, else any.
+def sglang_table(p2l: np.ndarray, ep_size: int, domain_of: np.ndarray, n_experts: int, layer: int = 0) -> np.ndarray:
+    """SGLang's static dispatch table of one layer: the slot every rank sends expert e to, shape (ep_size, n_experts).
 
-    Among equal candidates, token t takes candidate ``t mod count`` (spreads evenly).
+    As ``compute_logical_to_rank_dispatch_physical_map`` (sglang/srt/eplb/expert_location.py) builds it: a
+    copy on the rank's own GPU (the lowest-numbered if several); else, when some but not all copies are in
+    the rank's domain (node), the lowest-numbered of those; else a fair pick: the ranks still without a
+    copy are dealt the copies evenly (each copy ``m // c`` or ``m // c + 1`` of the ``m`` ranks, a random
+    subset of copies taking the extra one, in random order), seeded by :data:`SGLANG_SEED` and ``layer``.
+    A fixed choice per rank, not per token.
+
+    >>> sglang_table(np.array([0, 1, 0, 2]), 2, np.array([0, 1]), 3).tolist()  # expert 0 on both GPUs
+    [[0, 1, 3], [2, 1, 3]]
+    """
+    n_slots = len(p2l)
+    domain_of = np.asarray(domain_of)
+    gpu = slot_gpus(n_slots, ep_size)
+    dom = domain_of[gpu]
+    n_dom = int(domain_of.max()) + 1
+    slot = np.arange(n_slots)
+    big = np.iinfo(np.int64).max
+    own = np.full((ep_size, n_experts), big, dtype=np.int64)
+    np.minimum.at(own, (gpu, p2l), slot)
+    node_first = np.full((n_dom, n_experts), big, dtype=np.int64)
+    np.minimum.at(node_first, (dom, p2l), slot)
+    node_count = np.zeros((n_dom, n_experts), dtype=np.int64)
+    np.add.at(node_count, (dom, p2l), 1)
+    order, start, count = expert_slots(p2l, n_experts)
+    in_node = node_count[domain_of]                                    # (ep, E) copies in the rank's node
+    node_ok = (in_node > 0) & (in_node < count[None, :])
+    table = np.where(own < big, own, np.where(node_ok, node_first[domain_of], -1))
+    # fair pick for the rest: ranks in random order take a random permutation of the copies, cyclically
+    rng = np.random.default_rng([SGLANG_SEED, layer])
+    todo = (table < 0).T                                               # (E, ep)
+    keys = np.where(todo, rng.random(todo.shape), np.inf)
+    pos = np.argsort(np.argsort(keys, axis=1, kind="stable"), axis=1)  # place of each waiting rank
+    shuffled = np.lexsort((rng.random(n_slots), p2l))                  # each expert's copies, random order
+    pick = shuffled[start[:, None] + pos % np.maximum(count, 1)[:, None]]
+    return np.where(todo, pick, table.T).T
+
+
+def local_index(src: np.ndarray) -> np.ndarray:
+    """Index of every token among its own rank's tokens, in token order, shape (tokens,).
+
+    >>> local_index(np.array([0, 0, 1, 1, 1])).tolist()
+    [0, 1, 0, 1, 2]
+    """
+    src = np.asarray(src)
+    if np.all(src[1:] >= src[:-1]):
+        return np.arange(len(src)) - np.searchsorted(src, src, "left")
+    order = np.argsort(src, kind="stable")
+    out = np.empty(len(src), dtype=np.int64)
+    out[order] = local_index(src[order])
+    return out
+
+
+def token_hash(index: np.ndarray) -> np.ndarray:
+    """A fixed 64-bit mix of each token index (splitmix64's finaliser), uint64; the stand-in for vLLM's hash.
+
+    >>> (token_hash(np.arange(4)) % 2).tolist()
+    [1, 1, 0, 1]
+    """
+    x = np.asarray(index).astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def group_rank(key: np.ndarray) -> np.ndarray:
+    """For every entry, how many earlier entries share its key, shape of ``key`` (1-D).
+
+    >>> group_rank(np.array([5, 3, 5, 5, 3])).tolist()
+    [0, 0, 1, 2, 1]
+    """
+    order = np.argsort(key, kind="stable")
+    k = key[order]
+    first = np.r_[True, k[1:] != k[:-1]]
+    run_start = np.maximum.accumulate(np.where(first, np.arange(len(k)), 0))
+    out = np.empty(len(key), dtype=np.int64)
+    out[order] = np.arange(len(k)) - run_start
+    return out
+
+
+def layer_slots(p2l: np.ndarray, ids: np.ndarray, src: np.ndarray, ep_size: int, domain_of: np.ndarray,
+                n_experts: int, rule: str = DEFAULT_REPLICA_RULE, layer: int = 0) -> np.ndarray:
+    """Destination slot of every selection of one layer under ``rule``, int64, shape (tokens, top_k).
+
+    - ``nearest``: a copy on the token's GPU, else in its domain, else any; token t (index in the step)
+      takes candidate ``t mod count``;
+    - ``sglang``: :func:`sglang_table` (one fixed copy per (rank, expert));
+    - ``vllm``: copy ``hash(i) mod count`` of all copies in slot order, i the token's index on its rank
+      (vLLM PR #40810; the earlier position variant, PR #24573, depends on the column order of the
+      top-k ids, which routing statistics do not keep);
+    - ``trtllm``: round robin per expert: the n-th selection of expert e in a block of
+      :data:`TRTLLM_BLOCK` selections of a rank (flat order) takes copy ``(block + rank + n) mod count``.
+
+    >>> p2l, ids, src = np.array([0, 1, 0, 2]), np.zeros((4, 1), int), np.array([0, 0, 1, 1])
+    >>> layer_slots(p2l, ids, src, 2, np.array([0, 1]), 3, "trtllm")[:, 0].tolist()
+    [0, 2, 2, 0]
+    """
+    check_replica_rule(rule)
+    domain_of = np.asarray(domain_of)
+    ids = np.asarray(ids, dtype=np.int64)
+    src = np.asarray(src, dtype=np.int64)
+    if rule == "nearest":
+        order, start, count = replica_table(p2l, ep_size, domain_of, n_experts)
+        tok = np.arange(ids.shape[0])[:, None]
+        return order[start[src[:, None], ids] + tok % count[src[:, None], ids]]
+    if rule == "sglang":
+        return sglang_table(p2l, ep_size, domain_of, n_experts, layer)[src[:, None], ids]
+    order, start, count = expert_slots(p2l, n_experts)
+    c = count[ids]
+    if rule == "vllm":
+        pick = (token_hash(local_index(src))[:, None] % c.astype(np.uint64)).astype(np.int64)
+        return order[start[ids] + pick]
+    k = ids.shape[1]
+    flat = local_index(src)[:, None] * k + np.arange(k)[None, :]       # position in the rank's selections
+    block = flat // TRTLLM_BLOCK
+    n = np.zeros(ids.shape, dtype=np.int64)
+    multi = c > 1
+    if multi.any():
+        key = ((src[:, None] * (int(block.max()) + 1) + block) * n_experts + ids)[multi]
+        n[multi] = group_rank(key)
+    return order[start[ids] + (block + src[:, None] + n) % c]
+
+
+def choose_replicas(phy2log: np.ndarray, topk_ids: np.ndarray, src_rank: np.ndarray, ep_size: int,
+                    domain_of: np.ndarray, rule: str = DEFAULT_REPLICA_RULE) -> np.ndarray:
+    """Destination slot of every selection under a replica rule (:func:`layer_slots`), layer by layer.
 
     Parameters
     ----------
@@ -130,24 +290,53 @@ def choose_replicas(phy2log: np.ndarray, topk_ids: np.ndarray, src_rank: np.ndar
         EP rank holding each token.
     domain_of : ndarray, shape (ep_size,)
         NVLink domain of each rank.
+    rule : str
+        One of :data:`REPLICA_RULES`.
 
     Returns
     -------
     ndarray of int64, shape (layers, tokens, top_k)
 
-    >>> choose_replicas(np.array([[0, 1, 0, 1]]), np.array([[[0, 1]]]), np.array([1]), 2, np.array([0, 1])).tolist()
+    >>> p, ids = np.array([[0, 1, 0, 1]]), np.array([[[0, 1]]])
+    >>> choose_replicas(p, ids, np.array([1]), 2, np.array([0, 1]), "nearest").tolist()
     [[[2, 3]]]
     """
     domain_of = np.asarray(domain_of)
     n_experts = int(phy2log.max()) + 1
-    tok = np.arange(topk_ids.shape[1])[:, None]
     out = np.empty(topk_ids.shape, dtype=np.int64)
     for layer in range(phy2log.shape[0]):
-        order, start, count = replica_table(phy2log[layer], ep_size, domain_of, n_experts)
-        ids = topk_ids[layer]
-        src = src_rank[:, None]
-        out[layer] = order[start[src, ids] + tok % count[src, ids]]
+        out[layer] = layer_slots(phy2log[layer], topk_ids[layer], src_rank, ep_size, domain_of, n_experts,
+                                 rule, layer)
     return out
+
+
+def dispatch_weights(p2l: np.ndarray, ep_size: int, domain_of: np.ndarray, n_experts: int,
+                     rule: str = DEFAULT_REPLICA_RULE, layer: int = 0) -> np.ndarray:
+    """Share of rank r's selections of expert ``p2l[s]`` that slot s receives, shape (ep_size, slots).
+
+    What the loads-only model uses: ``nearest`` spreads evenly over the rank's candidates, ``sglang``
+    sends everything to the rank's table entry, ``vllm`` and ``trtllm`` spread evenly over every copy.
+    Each rank's row sums to 1 over the slots of any one expert.
+
+    >>> dispatch_weights(np.array([0, 1, 0, 2]), 2, np.array([0, 1]), 3, "vllm").tolist()
+    [[0.5, 1.0, 0.5, 1.0], [0.5, 1.0, 0.5, 1.0]]
+    """
+    check_replica_rule(rule)
+    n_slots = len(p2l)
+    domain_of = np.asarray(domain_of)
+    rows = np.arange(ep_size)[:, None]
+    out = np.zeros((ep_size, n_slots))
+    if rule == "sglang":
+        out[rows, sglang_table(p2l, ep_size, domain_of, n_experts, layer)] = 1.0
+        return out
+    if rule == "nearest":
+        order, start, count = replica_table(p2l, ep_size, domain_of, n_experts)
+        s_rank = np.argsort(order)                                       # position of each slot in order
+        lo = start[:, p2l]                                               # (ep, slots)
+        inside = (s_rank[None, :] >= lo) & (s_rank[None, :] < lo + count[:, p2l])
+        return np.where(inside, 1.0 / count[:, p2l], 0.0)
+    count = np.bincount(p2l, minlength=n_experts)
+    return np.broadcast_to(1.0 / count[p2l], (ep_size, n_slots)).copy()
 
 
 def single_copy_gpu(p2l: np.ndarray, ep_size: int, n_experts: int) -> np.ndarray | None:
@@ -160,13 +349,16 @@ def single_copy_gpu(p2l: np.ndarray, ep_size: int, n_experts: int) -> np.ndarray
 
 
 def destination_columns(phy2log: np.ndarray, ids: np.ndarray, layer: int, src: np.ndarray, ep_size: int,
-                        domain_of: np.ndarray, n_experts: int) -> np.ndarray:
-    """Destination rank of every selection of one layer, column layout: shape (top_k, tokens)."""
+                        domain_of: np.ndarray, n_experts: int, rule: str = DEFAULT_REPLICA_RULE) -> np.ndarray:
+    """Destination rank of every selection of one layer, column layout: shape (top_k, tokens).
+
+    With one copy per expert every rule gives the same destinations (a lookup table, no replica choice).
+    """
     p2l = phy2log[layer]
     lut = single_copy_gpu(p2l, ep_size, n_experts)
     if lut is not None:
         return lut[ids[layer].T]
-    slots = choose_replicas(p2l[None], ids[layer][None], src, ep_size, domain_of)[0]
+    slots = layer_slots(p2l, ids[layer], src, ep_size, domain_of, n_experts, rule, layer)
     return (slots.T // (len(p2l) // ep_size)).astype(lut_dtype(ep_size))
 
 

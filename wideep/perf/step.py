@@ -159,6 +159,7 @@ class ExpertParallel:
     placement: str = ""
     routing: str = ""
     transport_sms: int = 0
+    replica_rule: str = ""
 
     @property
     def balancedness(self) -> float:

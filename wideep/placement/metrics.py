@@ -1,8 +1,9 @@
 """How good a placement is: balance, copies over each tier, predicted dispatch/combine time.
 
 Counted on one decode step: ``ep_size x tokens_per_gpu`` tokens of the routing sample, EP rank ``r``
-holding tokens ``[r * tokens_per_gpu, (r + 1) * tokens_per_gpu)`` (:func:`wideep.routing.stats.token_ranks`); each selection goes to the replica
-:func:`wideep.traffic.a2a.choose_replicas` picks (same GPU, else same domain, else spread evenly).
+holding tokens ``[r * tokens_per_gpu, (r + 1) * tokens_per_gpu)`` (:func:`wideep.routing.stats.token_ranks`);
+each selection goes to the copy the engine's replica rule picks (:func:`wideep.slots.choose_replicas`,
+:data:`wideep.slots.REPLICA_RULES`; with loads only, :func:`wideep.slots.dispatch_weights`).
 
 - balancedness: mean GPU load / max GPU load per layer (selections received), as SGLang and vLLM log it;
 - busiest GPU: selections the most loaded GPU receives, mean over layers;
@@ -24,7 +25,7 @@ from wideep.placement.table import Placement
 from wideep.routing.stats import balancedness, per_layer_counts, sample_tokens, token_ranks
 from wideep.specs.topology import Cluster
 from wideep.traffic.a2a import a2a, gpu_loads
-from wideep.slots import choose_replicas, slot_gpus
+from wideep.slots import DEFAULT_REPLICA_RULE, check_replica_rule, choose_replicas, slot_gpus
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class PlacementMetrics:
         Predicted phase times of one MoE layer (mean over layers), and their speed of light.
     binding_link : str or None
         Most loaded link of the dispatch phase.
+    replica_rule : str
+        The replica rule the figures were counted under.
     """
 
     algorithm: str
@@ -56,6 +59,7 @@ class PlacementMetrics:
     combine_sol_s: float | None
     binding_link: str | None
     runtime_s: float
+    replica_rule: str = DEFAULT_REPLICA_RULE
 
     def summary(self) -> dict:
         """JSON-ready figures (times in microseconds)."""
@@ -65,6 +69,7 @@ class PlacementMetrics:
         sol = (self.dispatch_sol_s + self.combine_sol_s) if self.dispatch_sol_s is not None else None
         return {
             "algorithm": self.algorithm,
+            "replica_rule": self.replica_rule,
             "balancedness_mean": float(self.balancedness.mean()),
             "balancedness_min": float(self.balancedness.min()),
             "busiest_gpu_selections": self.busiest_gpu_selections,
@@ -102,19 +107,20 @@ def distinct_remote(dest: np.ndarray, own: np.ndarray) -> np.ndarray:
 
 
 def step_destinations(phy2log: np.ndarray, topk: np.ndarray, src_rank: np.ndarray, ep_size: int,
-                      ep_dom: np.ndarray) -> np.ndarray:
+                      ep_dom: np.ndarray, rule: str = DEFAULT_REPLICA_RULE) -> np.ndarray:
     """EP rank receiving each selection of the step, shape (layers, tokens, top_k)."""
-    slot = choose_replicas(phy2log, topk, src_rank, ep_size, ep_dom)
+    slot = choose_replicas(phy2log, topk, src_rank, ep_size, ep_dom, rule)
     return slot_gpus(phy2log.shape[1], ep_size)[slot]
 
 
 def layer_scores(phy2log: np.ndarray, topk: np.ndarray, src_rank: np.ndarray, ep_size: int,
-                 ep_dom: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                 ep_dom: np.ndarray, rule: str = DEFAULT_REPLICA_RULE
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per layer: balancedness, busiest GPU selections, cross-domain and cross-GPU copies (totals).
 
     Returns four ndarrays of shape (layers,).
     """
-    gpu = step_destinations(phy2log, topk, src_rank, ep_size, ep_dom)
+    gpu = step_destinations(phy2log, topk, src_rank, ep_size, ep_dom, rule)
     gpu_load = per_layer_counts(gpu, ep_size)
     bal, peak = balancedness(gpu_load), gpu_load.max(1)
     cross_dom = distinct_remote(ep_dom[gpu], ep_dom[src_rank])
@@ -122,24 +128,55 @@ def layer_scores(phy2log: np.ndarray, topk: np.ndarray, src_rank: np.ndarray, ep
     return bal, peak.astype(np.float64), cross_dom, cross_gpu
 
 
-def evaluate(placement: Placement, stats, model: Model, cluster: Cluster, tokens_per_gpu: int,
-             transport: str = "deepep-normal", dispatch_dtype: str = "fp8", combine_dtype: str = "bf16",
-             seed: int = 0) -> PlacementMetrics:
-    """All metrics of ``placement`` for one decode step of ``tokens_per_gpu`` tokens per GPU."""
+@dataclass(frozen=True)
+class Scores:
+    """Balance and copies of a placement on one set of statistics (the figures a held-out check compares).
+
+    ``balancedness`` has shape (layers,); ``busiest_gpu_selections`` is per step of ``ep x tokens_per_gpu``
+    tokens, mean over layers; the copies per token are None for loads-only statistics.
+    """
+
+    balancedness: np.ndarray
+    busiest_gpu_selections: float
+    cross_domain_copies_per_token: float | None
+    cross_gpu_copies_per_token: float | None
+
+    def summary(self) -> dict:
+        return {"balancedness_mean": float(self.balancedness.mean()),
+                "balancedness_min": float(self.balancedness.min()),
+                "busiest_gpu_selections": self.busiest_gpu_selections,
+                "cross_domain_copies_per_token": self.cross_domain_copies_per_token,
+                "cross_gpu_copies_per_token": self.cross_gpu_copies_per_token}
+
+
+def score(placement: Placement, stats, model: Model, tokens_per_gpu: int, rule: str = DEFAULT_REPLICA_RULE,
+          seed: int = 0) -> Scores:
+    """Balance and copies of ``placement`` for one decode step of ``tokens_per_gpu`` tokens per GPU.
+
+    Token samples: the step's first ``ep x tokens_per_gpu`` tokens (resampled when fewer), each selection
+    sent where ``rule`` sends it. Loads only: expected GPU loads (:func:`wideep.traffic.a2a.gpu_loads`).
+    """
+    check_replica_rule(rule)
     ep, dom = placement.ep_size, placement.domain_of
-    cross_dom = cross_gpu = None
     if stats.topk_ids is not None:
         topk = np.asarray(sample_tokens(stats, ep * tokens_per_gpu, seed), dtype=np.int64)
         src = token_ranks(ep * tokens_per_gpu, ep)
-        bal, peak, cd, cg = layer_scores(placement.phy2log, topk, src, ep, dom)
-        cross_dom, cross_gpu = float(cd.mean() / len(src)), float(cg.mean() / len(src))
-    else:
-        gpu_load = np.asarray(gpu_loads(placement.phy2log, stats, ep, dom), dtype=np.float64)
-        bal, peak = balancedness(gpu_load), gpu_load.max(1)
-        # scale the sample's loads to one step of ep x tokens_per_gpu tokens
-        peak = peak / np.maximum(gpu_load.sum(1), 1) * ep * tokens_per_gpu * model.top_k
-    res = a2a(model, cluster, placement.phy2log, stats, ep, tokens_per_gpu, transport,
-              dispatch_dtype, combine_dtype, seed)
-    return PlacementMetrics(placement.algorithm, bal, float(peak.mean()), cross_dom, cross_gpu,
+        bal, peak, cd, cg = layer_scores(placement.phy2log, topk, src, ep, dom, rule)
+        return Scores(bal, float(peak.mean()), float(cd.mean() / len(src)), float(cg.mean() / len(src)))
+    gpu_load = np.asarray(gpu_loads(placement.phy2log, stats, ep, dom, rule), dtype=np.float64)
+    # scale the sample's loads to one step of ep x tokens_per_gpu tokens
+    peak = gpu_load.max(1) / np.maximum(gpu_load.sum(1), 1) * ep * tokens_per_gpu * model.top_k
+    return Scores(balancedness(gpu_load), float(peak.mean()), None, None)
+
+
+def evaluate(placement: Placement, stats, model: Model, cluster: Cluster, tokens_per_gpu: int,
+             transport: str = "deepep-normal", dispatch_dtype: str = "fp8", combine_dtype: str = "bf16",
+             seed: int = 0, replica_rule: str = DEFAULT_REPLICA_RULE) -> PlacementMetrics:
+    """All metrics of ``placement`` for one decode step of ``tokens_per_gpu`` tokens per GPU, under ``replica_rule``."""
+    s = score(placement, stats, model, tokens_per_gpu, replica_rule, seed)
+    res = a2a(model, cluster, placement.phy2log, stats, placement.ep_size, tokens_per_gpu, transport,
+              dispatch_dtype, combine_dtype, seed, replica_rule)
+    return PlacementMetrics(placement.algorithm, s.balancedness, s.busiest_gpu_selections,
+                            s.cross_domain_copies_per_token, s.cross_gpu_copies_per_token,
                             res.dispatch_s, res.combine_s, res.dispatch_sol_s, res.combine_sol_s,
-                            str(res.binding_link), placement.runtime_s)
+                            str(res.binding_link), placement.runtime_s, replica_rule)

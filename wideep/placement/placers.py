@@ -1,7 +1,8 @@
 """The placement algorithms by name: :func:`place` checks the request, runs one and times it.
 
 - ``contiguous``: :func:`contiguous` here (the engines' default layout);
-- ``balanced``: :func:`wideep.placement.table.balanced`;
+- ``balanced``: :func:`wideep.placement.table.balanced` (EPLB, hierarchical where it applies);
+- ``global``: :func:`wideep.placement.table.global_policy` (EPLB's global policy);
 - ``topology``: :func:`wideep.placement.topology.place_topology`.
 """
 
@@ -14,13 +15,13 @@ import numpy as np
 
 from wideep.core.errors import InputError
 from wideep.specs.model import Model
-from wideep.placement.table import Placement, balanced, ep_domains
+from wideep.placement.table import Placement, balanced, ep_domains, global_policy
 from wideep.slots import validate_phy2log
 from wideep.placement.topology import place_topology
 from wideep.specs.topology import Cluster
 from wideep.slots import contiguous_phy2log
 
-ALGORITHMS = ("contiguous", "balanced", "topology")
+ALGORITHMS = ("contiguous", "balanced", "global", "topology")
 
 
 def check_request(model: Model, cluster: Cluster, ep_size: int, redundant: int, load: np.ndarray) -> None:
@@ -49,7 +50,7 @@ def contiguous(stats, model: Model, cluster: Cluster, ep_size: int, redundant: i
 
 
 PLACERS: dict[str, Callable[..., np.ndarray]] = {
-    "contiguous": contiguous, "balanced": balanced, "topology": place_topology}
+    "contiguous": contiguous, "balanced": balanced, "global": global_policy, "topology": place_topology}
 
 
 def place(algorithm: str, stats, model: Model, cluster: Cluster, ep_size: int, redundant: int,
@@ -59,7 +60,7 @@ def place(algorithm: str, stats, model: Model, cluster: Cluster, ep_size: int, r
     Parameters
     ----------
     algorithm : str
-        ``contiguous``, ``balanced`` or ``topology``.
+        One of :data:`ALGORITHMS`: ``contiguous``, ``balanced``, ``global`` or ``topology``.
     stats : wideep.routing.stats.RoutingStats
         ``load`` (layers, experts) and, for ``topology``, ``topk_ids`` (layers, tokens, top_k).
     model, cluster : Model, Cluster
@@ -68,7 +69,7 @@ def place(algorithm: str, stats, model: Model, cluster: Cluster, ep_size: int, r
     redundant : int
         Extra slots per layer beyond one per logical expert.
     **options
-        Passed to the ``topology`` algorithm (``tokens_per_gpu``, ``balance_floor``, ...).
+        Passed to the ``topology`` algorithm (``tokens_per_gpu``, ``replica_rule``, ``balance_floor``, ...).
     """
     if algorithm not in PLACERS:
         raise InputError(f"unknown algorithm {algorithm!r} (choose from {', '.join(ALGORITHMS)})", "--algorithm")

@@ -8,7 +8,9 @@ by name with :func:`wideep.placement.placers.place`):
 
 - ``contiguous``: the engines' default, slot ``i`` holds expert ``i mod E``
   (:func:`wideep.slots.contiguous_phy2log`, run by :mod:`wideep.placement.placers`);
-- ``balanced``: DeepSeek's EPLB policy as published (:mod:`wideep.placement.eplb`), balanced load only;
+- ``balanced``: DeepSeek's EPLB policy as published (:mod:`wideep.placement.eplb`), balanced load only:
+  hierarchical (expert groups packed onto domains) when the domains divide the groups;
+- ``global``: EPLB's global policy (replicate and pack over all GPUs, domains ignored);
 - ``topology``: ours (:mod:`wideep.placement.topology`), fewer copies over slow links at a balance
   close to ``balanced``'s.
 """
@@ -91,6 +93,11 @@ def balanced(stats, model: Model, cluster: Cluster, ep_size: int, redundant: int
     even = np.all(np.bincount(dom) == ep_size // n_nodes)
     return rebalance(stats.load, model.n_experts + redundant, max(model.n_group, 1),
                      n_nodes if even else 1, ep_size)
+
+
+def global_policy(stats, model: Model, cluster: Cluster, ep_size: int, redundant: int) -> np.ndarray:
+    """EPLB's global policy: replicas and packing over all ``ep_size`` GPUs as one domain, groups ignored."""
+    return rebalance(stats.load, model.n_experts + redundant, 1, 1, ep_size)
 
 
 def from_table(phy2log: np.ndarray, model: Model, cluster: Cluster, ep_size: int, source: str,

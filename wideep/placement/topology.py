@@ -15,7 +15,8 @@ Steps, all vectorised over layers (Python loops run over experts, domain pairs o
    step 6), the load cap held;
 6. inside each domain, slots pack onto its GPUs with EPLB's balanced packing;
 7. per layer, the result is kept only where its balancedness is at least ``balance_floor`` x that of
-   ``balanced`` and its cross-domain copies are fewer (exact token-level count); otherwise the
+   ``balanced`` and its cross-domain copies are fewer (exact token-level count, under the engine's
+   replica rule); otherwise the
    ``balanced`` layer is used, so the algorithm is never worse than ``balanced`` on either measure.
 """
 
@@ -27,6 +28,7 @@ from wideep.placement.eplb import balanced_packing, replicate
 from wideep.placement.table import balanced, ep_domains
 from wideep.placement.metrics import layer_scores
 from wideep.routing.stats import per_layer_counts, sample_tokens, token_ranks
+from wideep.slots import DEFAULT_REPLICA_RULE
 
 # Algorithm settings (tuned on benchmarks/bench_placement.py, not published figures).
 #: Most Kernighan-Lin swap rounds (step 5): more rounds find a few more small gains, at more runtime.
@@ -290,7 +292,7 @@ def optimise_domains(load: np.ndarray, topk: np.ndarray, src_dom: np.ndarray, n_
 
 def place_topology(stats, model, cluster, ep_size: int, redundant: int, tokens_per_gpu: int | None = None,
                    balance_floor: float = BALANCE_FLOOR, slacks: tuple[float, ...] = DOMAIN_SLACKS,
-                   seed: int = 0) -> np.ndarray:
+                   seed: int = 0, replica_rule: str = DEFAULT_REPLICA_RULE) -> np.ndarray:
     """The ``topology`` algorithm (module docstring); returns phy2log, shape (layers, slots).
 
     Parameters
@@ -304,6 +306,8 @@ def place_topology(stats, model, cluster, ep_size: int, redundant: int, tokens_p
     slacks : tuple of float
         Domain load caps tried (mean x (1 + slack)); per layer the candidate with the fewest
         cross-domain copies that meets the floor wins.
+    replica_rule : str
+        The engine's replica rule the candidates are scored under (step 7).
     """
     base = balanced(stats, model, cluster, ep_size, redundant)
     ep_dom = ep_domains(cluster, ep_size)
@@ -315,11 +319,11 @@ def place_topology(stats, model, cluster, ep_size: int, redundant: int, tokens_p
     src_rank = token_ranks(ep_size * tpg, ep_size)
     load = per_layer_counts(topk, stats.n_experts).astype(np.float64)
     best = base.copy()
-    bal0, _, cross0, _ = layer_scores(base, topk, src_rank, ep_size, ep_dom)
+    bal0, _, cross0, _ = layer_scores(base, topk, src_rank, ep_size, ep_dom, replica_rule)
     best_cross = cross0.astype(np.float64)
     for slack in slacks:
         cand = optimise_domains(load, topk, ep_dom[src_rank], model.n_experts + redundant, ep_dom, slack)
-        bal, _, cross, _ = layer_scores(cand, topk, src_rank, ep_size, ep_dom)
+        bal, _, cross, _ = layer_scores(cand, topk, src_rank, ep_size, ep_dom, replica_rule)
         saved = 1.0 - cross / np.maximum(cross0, 1e-12)  # share of cross-domain copies saved
         lost = 1.0 - bal / bal0  # share of balancedness given up
         better = (lost <= np.minimum(1.0 - balance_floor, saved)) & (cross < best_cross)

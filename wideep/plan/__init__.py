@@ -22,12 +22,13 @@ from wideep.perf.memory import MemoryFit, Precision, memory_fit, prefill_fits
 from wideep.specs.model import Model, load_model
 from wideep.perf.step import (CommCurve, ExpertParallel, StepResult, Workload, calibration_sources, single_gpu,
                               step_time)
-from wideep.placement.placers import place
+from wideep.placement.placers import ALGORITHMS, place
 from wideep.perf.roofline import load_calibration
 from wideep.routing.files import routing_from_spec
 from wideep.specs.topology import Cluster, load_cluster
 from wideep.routing.stats import RoutingStats
 from wideep.traffic.a2a import a2a_curve, gpu_loads
+from wideep.slots import DEFAULT_REPLICA_RULE, check_replica_rule
 from wideep.traffic.transports import load_transport
 
 SAMPLE_TOKENS = 4096  # routing tokens over the whole EP group that placement and traffic are computed from
@@ -65,6 +66,7 @@ class PlanSpec:
     redundant: int | None = None
     routing: str = "uniform"
     placement: str = "balanced"
+    replica_rule: str = DEFAULT_REPLICA_RULE  # SGLang's static dispatch (wideep.slots.REPLICA_RULES)
     transport: str | None = None
     prefill_tokens: int = 8192
     cache_hit: float = 0.0
@@ -114,6 +116,7 @@ class Plan:
             "model": self.model.id, "system": self.system, "gpu": self.gpu.id, "gpus": self.gpus,
             "ep": self.ep.ep_size, "batch": self.spec.batch, "context": self.spec.decode_context,
             "dtype": self.spec.dtype, "overlap": self.spec.overlap, "mtp": self.spec.mtp,
+            "placement": self.spec.placement, "replica_rule": self.spec.replica_rule,
             "tokens_per_s_per_gpu": d.tokens_per_s_per_gpu, "tokens_per_s_per_user": d.tokens_per_s_per_user,
             "step_ms": d.step_s / units.ms, "sol_ms": d.sol_s / units.ms, "sol_ratio": d.sol_ratio,
             "binding": d.binding, "usd_per_mtok_output": self.cost.usd_per_mtok_output,
@@ -130,7 +133,8 @@ class Plan:
 def ep_summary(ep: ExpertParallel) -> dict:
     return {"ep_size": ep.ep_size, "slots_per_gpu": ep.slots_per_gpu, "busiest_share": ep.busiest_share,
             "balancedness": ep.balancedness, "transport": ep.transport, "placement": ep.placement,
-            "routing": ep.routing, "binding_tier": ep.binding_tier, "binding_link": ep.binding_link}
+            "replica_rule": ep.replica_rule, "routing": ep.routing, "binding_tier": ep.binding_tier,
+            "binding_link": ep.binding_link}
 
 
 def default_redundant(n_experts: int, ep: int) -> int:
@@ -152,34 +156,36 @@ def cluster_for(topology: str, ep_size: int) -> Cluster:
 
 @lru_cache(maxsize=64)
 def placed(model: Model, topology: str, ep_size: int, redundant: int, routing: str, placement: str,
-           seed: int) -> tuple[np.ndarray, RoutingStats]:
+           seed: int, replica_rule: str = DEFAULT_REPLICA_RULE) -> tuple[np.ndarray, RoutingStats]:
     """phy2log (layers, slots) from a routing sample of SAMPLE_TOKENS tokens, and that sample."""
     layers = min(SAMPLE_LAYERS, model.moe_layers)
     stats = routing_from_spec(routing, model, SAMPLE_TOKENS, seed=seed, layers=layers)
-    return place(placement, stats, model, cluster_for(topology, ep_size), ep_size, redundant).phy2log, stats
+    opts = {"replica_rule": replica_rule} if placement == "topology" else {}
+    return place(placement, stats, model, cluster_for(topology, ep_size), ep_size, redundant, **opts).phy2log, stats
 
 
 @lru_cache(maxsize=512)
 def busiest_share(model: Model, topology: str, ep_size: int, redundant: int, routing: str, placement: str,
-                  seed: int, step_tokens: int) -> float:
+                  seed: int, step_tokens: int, replica_rule: str = DEFAULT_REPLICA_RULE) -> float:
     """Busiest GPU's share of one step's token-expert selections, mean over the sampled MoE layers.
 
     Measured on a held-out routing sample (seed + 1) the size of the step (``step_tokens`` over the whole
     EP group, at most MAX_SHARE_TOKENS), not on the sample the placement was fitted to: a step's busiest
-    GPU sees both the placement's imbalance and the step's own sampling noise.
+    GPU sees both the placement's imbalance and the step's own sampling noise. Selections go where
+    ``replica_rule`` sends them.
     """
-    phy2log, _ = placed(model, topology, ep_size, redundant, routing, placement, seed)
+    phy2log, _ = placed(model, topology, ep_size, redundant, routing, placement, seed, replica_rule)
     tokens = int(min(max(step_tokens, ep_size), MAX_SHARE_TOKENS))
     held_out = routing_from_spec(routing, model, tokens, seed=seed + 1, layers=phy2log.shape[0])
-    loads = np.asarray(gpu_loads(phy2log, held_out, ep_size, cluster_for(topology, ep_size).domain_of[:ep_size]),
-                       dtype=float)
+    loads = np.asarray(gpu_loads(phy2log, held_out, ep_size, cluster_for(topology, ep_size).domain_of[:ep_size],
+                                 replica_rule), dtype=float)
     return float(np.mean(loads.max(axis=1) / loads.sum(axis=1)))
 
 
 @lru_cache(maxsize=256)
 def expert_parallel(model: Model, topology: str, ep_size: int, redundant: int, routing: str,
                     placement: str, transport: str, dispatch_dtype: str = "fp8", combine_dtype: str = "bf16",
-                    seed: int = 0) -> ExpertParallel:
+                    seed: int = 0, replica_rule: str = DEFAULT_REPLICA_RULE) -> ExpertParallel:
     """The seam to routing, placement and traffic for one EP group (cached per argument set).
 
     Returns the per-MoE-layer dispatch/combine time as a curve over tokens per GPU; the busiest
@@ -188,13 +194,13 @@ def expert_parallel(model: Model, topology: str, ep_size: int, redundant: int, r
     if not model.is_moe or ep_size <= 1:
         return single_gpu(model)
     cluster = cluster_for(topology, ep_size)
-    phy2log, stats = placed(model, topology, ep_size, redundant, routing, placement, seed)
+    phy2log, stats = placed(model, topology, ep_size, redundant, routing, placement, seed, replica_rule)
     curve = a2a_curve(model, cluster, phy2log, stats, ep_size, COMM_PROBE_TOKENS, COMM_GRID_TOKENS, transport,
-                      dispatch_dtype, combine_dtype, seed)
+                      dispatch_dtype, combine_dtype, seed, replica_rule)
     d, c = (comm_curve(curve[p]) for p in ("dispatch", "combine"))
     return ExpertParallel(ep_size, phy2log.shape[1] // ep_size, 1.0 / ep_size, d, c, curve["dispatch"]["tier"],
                           curve["dispatch"]["binding"], transport, placement, routing,
-                          load_transport(transport).sms)
+                          load_transport(transport).sms, replica_rule)
 
 
 def comm_curve(phase: dict) -> CommCurve:
@@ -219,9 +225,9 @@ def check_spec(spec: PlanSpec, model: Model) -> int:
         units.dtype(name, option)
     if gpus < spec.ep or gpus % spec.ep:
         raise InputError(f"must be a multiple of --ep ({spec.ep}), got {gpus}", "--gpus")
-    if spec.placement not in ("contiguous", "balanced", "topology"):
-        raise InputError(f"unknown placement {spec.placement!r} (choose contiguous, balanced or topology)",
-                         "--placement")
+    if spec.placement not in ALGORITHMS:
+        raise InputError(f"unknown placement {spec.placement!r} (choose {', '.join(ALGORITHMS)})", "--placement")
+    check_replica_rule(spec.replica_rule)
     if spec.ep > 1 and model.is_moe and (model.n_experts + redundant_of(spec, model)) % spec.ep:
         raise InputError(f"{model.n_experts} experts + {spec.redundant} redundant do not divide over EP {spec.ep}",
                          "--redundant")
@@ -270,13 +276,13 @@ def ep_for(spec: PlanSpec, model: Model, redundant: int, phase: str) -> ExpertPa
     """The EP group as one phase's step sees it: communication times and the step's busiest share."""
     transport = spec.transport or TRANSPORTS[phase]
     ep = expert_parallel(model, spec.topology, spec.ep, redundant, spec.routing, spec.placement,
-                         transport, spec.dispatch_dtype, spec.combine_dtype, spec.seed)
+                         transport, spec.dispatch_dtype, spec.combine_dtype, spec.seed, spec.replica_rule)
     if ep.ep_size <= 1:
         return ep
     wl = spec.workload(phase)
     per_gpu = wl.batch * wl.tokens_per_sequence if phase == "decode" else wl.prefill_tokens
     share = busiest_share(model, spec.topology, spec.ep, redundant, spec.routing, spec.placement, spec.seed,
-                          per_gpu * spec.ep)
+                          per_gpu * spec.ep, spec.replica_rule)
     return replace(ep, busiest_share=share)
 
 

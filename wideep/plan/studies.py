@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from wideep.core.errors import InputError
 from wideep.specs.model import Model, load_model
 from wideep.placement.table import Placement
 from wideep.placement.files import load_placement
-from wideep.placement.metrics import PlacementMetrics, evaluate
-from wideep.placement.placers import place
+from wideep.placement.metrics import PlacementMetrics, Scores, evaluate, score
+from wideep.placement.placers import ALGORITHMS, place
 from wideep.routing.stats import check_seed
 from wideep.routing.files import routing_from_spec
+from wideep.routing.split import held_out_split, load_all
 from wideep.specs.topology import Cluster, load_cluster
 from wideep.traffic.a2a import A2AResult, a2a, check_payload_dtypes
-from wideep.slots import contiguous_phy2log
+from wideep.slots import DEFAULT_REPLICA_RULE, check_replica_rule, contiguous_phy2log
 
 MAX_PLACE_TOKENS = 2**18  # placement search and metrics over more tokens than this run for minutes
 
 
 def a2a_by_name(model: str, topology: str, gpus: int | None, ep_size: int | None, tokens_per_gpu: int,
                 transport: str, dispatch_dtype: str = "fp8", combine_dtype: str = "bf16",
-                routing: str = "uniform", placement: str | None = None, seed: int = 0) -> A2AResult:
+                routing: str = "uniform", placement: str | None = None, seed: int = 0,
+                replica_rule: str = DEFAULT_REPLICA_RULE) -> A2AResult:
     """:func:`a2a` from catalog names and files, as the ``wideep a2a`` command takes them.
 
     ``gpus`` defaults to ``ep_size`` and ``ep_size`` to ``gpus``; the placement defaults to the engines'
@@ -39,38 +43,126 @@ def a2a_by_name(model: str, topology: str, gpus: int | None, ep_size: int | None
     if tokens_per_gpu <= 0:
         raise InputError(f"must be > 0, got {tokens_per_gpu}", "--tokens")
     check_seed(seed)
+    check_replica_rule(replica_rule)
     check_payload_dtypes(cluster, {"--dtype": dispatch_dtype, "--combine-dtype": combine_dtype})
     phy2log = None if placement is None else load_placement(placement, m, cluster, ep).phy2log
     stats = routing_from_spec(routing, m, ep * tokens_per_gpu, seed)
     if phy2log is None:
         slots = -(-m.n_experts // ep) * ep  # one slot per expert, padded with copies when ep does not divide
         phy2log = contiguous_phy2log(stats.layers, m.n_experts, slots)
-    return a2a(m, cluster, phy2log, stats, ep, tokens_per_gpu, transport, dispatch_dtype, combine_dtype, seed)
+    return a2a(m, cluster, phy2log, stats, ep, tokens_per_gpu, transport, dispatch_dtype, combine_dtype, seed,
+               replica_rule)
 
 
 def place_and_evaluate(algorithms: list[str], stats, model: Model, cluster: Cluster, ep_size: int, redundant: int,
                        tokens_per_gpu: int, transport: str = "deepep-normal", dispatch_dtype: str = "fp8",
-                       combine_dtype: str = "bf16", seed: int = 0) -> list[tuple[Placement, PlacementMetrics]]:
+                       combine_dtype: str = "bf16", seed: int = 0, replica_rule: str = DEFAULT_REPLICA_RULE
+                       ) -> list[tuple[Placement, PlacementMetrics]]:
     """Run each algorithm on the same statistics and measure it (``wideep place`` and ``--compare``)."""
     if tokens_per_gpu <= 0:
         raise InputError(f"must be > 0, got {tokens_per_gpu}", "--tokens")
+    check_replica_rule(replica_rule)
     out = []
     for name in algorithms:
-        opts = {"tokens_per_gpu": tokens_per_gpu, "seed": seed} if name == "topology" else {}
+        opts = ({"tokens_per_gpu": tokens_per_gpu, "seed": seed, "replica_rule": replica_rule}
+                if name == "topology" else {})
         p = place(name, stats, model, cluster, ep_size, redundant, **opts)
         out.append((p, evaluate(p, stats, model, cluster, tokens_per_gpu, transport, dispatch_dtype,
-                                combine_dtype, seed)))
+                                combine_dtype, seed, replica_rule)))
     return out
 
 
+#: The placement every other one is judged against in ``wideep place --compare`` (DeepSeek's EPLB).
+REFERENCE = "balanced"
+#: Relative changes smaller than this count as no change in the verdicts.
+SAME = 5e-4
+
+
+@dataclass(frozen=True)
+class PlaceStudy:
+    """What ``wideep place`` found: per algorithm the placement, its metrics in sample and, when the
+    statistics could be split, its scores held out (:mod:`wideep.routing.split`).
+
+    ``written`` is the placement (and its metrics) for ``--out``: with a held-out split, the chosen
+    algorithm placed again on all the statistics.
+    """
+
+    runs: list[tuple[Placement, PlacementMetrics]]
+    held_out: list[Scores | None]
+    split: str | None
+    replica_rule: str
+    header: dict = field(default_factory=dict)
+    written: tuple[Placement, PlacementMetrics] | None = None
+
+    def rows(self) -> list[dict]:
+        """One dict per algorithm: the in-sample metrics, ``held_out`` scores, the split, ``vs_balanced``."""
+        rows = []
+        ref = next((i for i, (p, _) in enumerate(self.runs) if p.algorithm == REFERENCE), None)
+        for i, (p, m) in enumerate(self.runs):
+            row = m.summary()
+            if self.split is not None:
+                row["held_out"] = None if self.held_out[i] is None else self.held_out[i].summary()
+                row["split"] = self.split
+                row["vs_balanced"] = None if ref is None or i == ref else self.versus(i, ref)
+            rows.append(row)
+        return rows
+
+    def versus(self, i: int, ref: int) -> dict:
+        """Relative change of run ``i`` against run ``ref`` in sample and held out, with a verdict per measure.
+
+        A gain is a gain only when it holds both in sample and held out.
+        """
+        out = {}
+        for key, better in (("cross_domain_copies_per_token", -1), ("balancedness_mean", 1),
+                            ("balancedness_min", 1)):
+            pairs = [(self.runs[i][1].summary()[key], self.runs[ref][1].summary()[key])]
+            if self.held_out[i] is not None and self.held_out[ref] is not None:
+                pairs.append((self.held_out[i].summary()[key], self.held_out[ref].summary()[key]))
+            if any(a is None or b is None for a, b in pairs):
+                continue
+            change = [a / b - 1.0 if b else 0.0 for a, b in pairs]
+            out[key] = {"in_sample": change[0], "held_out": change[1] if len(change) > 1 else None,
+                        "verdict": verdict([better * c for c in change])}
+        return out
+
+
+def verdict(gains: list[float]) -> str:
+    """``gain`` only when better in sample and held out; ``in sample only``, ``held out only``, ``loss``, ``same``.
+
+    >>> verdict([0.1, 0.05]), verdict([0.1, -0.01]), verdict([0.0, 0.0]), verdict([0.1])
+    ('gain', 'in sample only', 'same', 'no held-out check')
+    """
+    if len(gains) < 2:
+        return "no held-out check"
+    up = [g > SAME for g in gains]
+    down = [g < -SAME for g in gains]
+    if all(up):
+        return "gain"
+    if not any(up) and not any(down):
+        return "same"
+    if up[0] and not up[1]:
+        return "in sample only"
+    if up[1] and not up[0]:
+        return "held out only"
+    return "loss"
+
+
 def plan_placement(model: Model, cluster: Cluster, ep_size: int, redundant: int, tokens_per_gpu: int,
-                   algorithms: list[str], stats_path: str | None = None, routing: str | None = None,
+                   algorithms: list[str], stats_paths: list[str] | str | None = None, routing: str | None = None,
                    transport: str = "deepep-normal", dispatch_dtype: str = "fp8", combine_dtype: str = "bf16",
-                   seed: int = 0) -> list[tuple[Placement, PlacementMetrics]]:
-    """``wideep place``: statistics from a file (``stats_path``) or a synthetic spec, then
-    :func:`place_and_evaluate`. Synthetic specs sample ``ep_size x tokens_per_gpu`` tokens."""
-    if (stats_path is None) == (routing is None):
-        raise InputError("give exactly one of --stats FILE or --routing SPEC", "--stats")
+                   seed: int = 0, replica_rule: str = DEFAULT_REPLICA_RULE, held_out: bool = False,
+                   write: str | None = None) -> PlaceStudy:
+    """``wideep place``: statistics from files (``stats_paths``, merged) or a synthetic spec, then
+    :func:`place_and_evaluate`. Synthetic specs sample ``ep_size x tokens_per_gpu`` tokens.
+
+    With ``held_out`` (``--compare``), the statistics are split (:func:`wideep.routing.split.held_out_split`):
+    every algorithm places from the first part and is measured on it (in sample) and scored on the second
+    (held out). ``write`` names the algorithm whose placement goes to ``--out``; with a split it is placed
+    again on all the statistics.
+    """
+    paths = [stats_paths] if isinstance(stats_paths, str) else list(stats_paths or [])
+    if bool(paths) == (routing is not None):
+        raise InputError("give exactly one of --stats FILE (repeatable) or --routing SPEC", "--stats")
     if tokens_per_gpu <= 0:
         raise InputError(f"must be > 0, got {tokens_per_gpu}", "--tokens")
     if not 0 < ep_size <= cluster.n_gpus:
@@ -80,7 +172,27 @@ def plan_placement(model: Model, cluster: Cluster, ep_size: int, redundant: int,
                          f"(the statistics of a step, not a prefill chunk), got {ep_size * tokens_per_gpu:,}",
                          "--tokens")
     check_seed(seed)
+    check_replica_rule(replica_rule)
+    if write is not None and write not in ALGORITHMS:
+        raise InputError(f"unknown algorithm {write!r} (choose from {', '.join(ALGORITHMS)})", "--algorithm")
     check_payload_dtypes(cluster, {"--dtype": dispatch_dtype, "--combine-dtype": combine_dtype})
-    stats = routing_from_spec(stats_path or routing, model, ep_size * tokens_per_gpu, seed)
-    return place_and_evaluate(algorithms, stats, model, cluster, ep_size, redundant, tokens_per_gpu, transport,
-                              dispatch_dtype, combine_dtype, seed)
+    tokens = ep_size * tokens_per_gpu
+    header = {"model": model.id, "cluster": cluster.name, "ep_size": ep_size, "slots": model.n_experts + redundant,
+              "redundant": redundant, "tokens_per_gpu": tokens_per_gpu, "replica_rule": replica_rule}
+    args = (model, cluster, ep_size, redundant, tokens_per_gpu, transport, dispatch_dtype, combine_dtype, seed,
+            replica_rule)
+    if not held_out:
+        stats = routing_from_spec(routing, model, tokens, seed) if routing is not None else load_all(paths, model)
+        runs = place_and_evaluate(algorithms, stats, *args)
+        chosen = next((r for r in runs if r[0].algorithm == write), runs[-1]) if write else None
+        return PlaceStudy(runs, [None] * len(runs), None, replica_rule, header, chosen)
+    split = held_out_split(paths or None, routing, model, tokens, seed)
+    runs = place_and_evaluate(algorithms, split.place, *args)
+    judged = [None if split.judge is None else score(p, split.judge, model, tokens_per_gpu, replica_rule, seed)
+              for p, _ in runs]
+    written = None
+    if write is not None:
+        same = split.all is split.place
+        written = (next((r for r in runs if r[0].algorithm == write), None) if same
+                   else place_and_evaluate([write], split.all, *args)[0])
+    return PlaceStudy(runs, judged, split.how, replica_rule, header, written)

@@ -130,7 +130,8 @@ def compare_report(spec: PlanSpec, topologies: list[str], batches: list[int] | N
     """``wideep compare``: {"rows": procurement rows} and, with ``with_lead``, {"lead": ...} from
     :func:`lead_by_interactivity` and {"curves": {system: [[tokens/s/user, tokens/s/GPU], ...]}} over
     :data:`DEFAULT_BATCHES` on every topology."""
-    rep: dict = {"rows": [row(p) for p in compare(spec, topologies, batches, interactivity)]}
+    rep: dict = {"rows": [row(p) for p in compare(spec, topologies, batches, interactivity)],
+                 "placement": spec.placement, "replica_rule": spec.replica_rule}
     if with_lead:
         curves = {t: curve(replace(spec, topology=t)) for t in topologies}
         lead = lead_by_interactivity(curves)

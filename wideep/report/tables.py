@@ -12,6 +12,7 @@ from wideep.report import svg
 from wideep.core import units
 from wideep.core.fileio import write_atomic, write_text_atomic
 from wideep.core.errors import InputError
+from wideep.slots import RULE_WORDS
 
 
 def fmt(value: Any) -> str:
@@ -121,7 +122,8 @@ def by_source(calibration: dict) -> dict[str, list[str]]:
 def plan_text(d: dict) -> str:
     """Human rendering of one plan's dict (:meth:`wideep.plan.Plan.to_dict`)."""
     head = (f"{d['model']} on {d['system']} x{d['gpus']} ({d['gpu']}), EP {d['ep']}, batch {d['batch']}/GPU, "
-            f"context {d['context']:,}, {d['dtype']}, overlap {d['overlap']}, MTP {d['mtp']}")
+            f"context {d['context']:,}, {d['dtype']}, overlap {d['overlap']}, MTP {d['mtp']}, "
+            f"placement {d['placement']}, replica rule {d['replica_rule']}")
     terms = table([[t["name"], t["ms"], t["sol_ms"], t["binding"], 100 * t["ms"] / d["step_ms"]] for t in d["terms"]],
                   ["term", "ms", "SOL ms", "binds", "% of step"])
     m = d["memory"]
@@ -156,13 +158,16 @@ def comparison_text(d: dict) -> str:
              for name in dict.fromkeys(n for p in plans for n in p["breakdown_ms"])]
     rows.append(["memory GB"] + [f"{p['memory']['total_GB']:.0f}/{p['memory']['usable_GB']:.0f}" for p in plans])
     p0 = plans[0]
-    head = (f"{p0['model']}, EP {p0['ep']}, batch {p0['batch']}/GPU, context {p0['context']:,}, {p0['dtype']}")
+    head = (f"{p0['model']}, EP {p0['ep']}, batch {p0['batch']}/GPU, context {p0['context']:,}, {p0['dtype']}, "
+            f"placement {p0['placement']}, replica rule {p0['replica_rule']}")
     return "\n".join([head, "", table(rows, [""] + [f"{p['system']} x{p['gpus']}" for p in plans]), "", d["why"]])
 
 
 def compare_text(rep: dict, columns: Sequence[tuple[str, str]]) -> str:
     """The procurement rows as a table and, when present, who leads at each interactivity."""
     text = table([[r[k] for k, _ in columns] for r in rep["rows"]], [h for _, h in columns])
+    if "replica_rule" in rep:
+        text += f"\nplacement {rep['placement']}, replica rule {rep['replica_rule']}"
     lead = rep.get("lead")
     if lead:
         systems = [k for k in lead["rows"][0] if k not in ("tokens_per_s_per_user", "leader")] if lead["rows"] else []
@@ -181,9 +186,53 @@ def a2a_text(s: dict) -> str:
     rows = [[p, s[f"{p}_us"], s[f"{p}_sol_us"], s[f"{p}_latency_us"], s[f"{p}_logical_GBps"],
              s["bytes_by_tier"][p]["nvlink"] / units.GB, s["bytes_by_tier"][p]["scale_out"] / units.GB,
              s["binding_link" if p == "dispatch" else "combine_binding_link"]] for p in ("dispatch", "combine")]
-    return (f"{s['transport']}, EP{s['ep_size']}, {s['tokens_per_gpu']} tokens/GPU (times per MoE layer, mean over "
-            f"layers)\n" + table(rows, ["phase", "us", "SOL us", "fixed us", "GB/s per GPU", "NVLink GB",
-                                        "scale-out GB", "binding link"]))
+    return (f"{s['transport']}, EP{s['ep_size']}, {s['tokens_per_gpu']} tokens/GPU, replica rule {s['replica_rule']} "
+            f"(times per MoE layer, mean over layers)\n"
+            + table(rows, ["phase", "us", "SOL us", "fixed us", "GB/s per GPU", "NVLink GB", "scale-out GB",
+                           "binding link"]))
+
+
+# --- placement ----------------------------------------------------------------------------------------
+
+PLACE_COLS = [("algorithm", "algorithm"), ("balancedness_mean", "bal mean"), ("balancedness_min", "bal min"),
+              ("busiest_gpu_selections", "busiest GPU"), ("cross_domain_copies_per_token", "x-domain/tok"),
+              ("cross_gpu_copies_per_token", "x-GPU/tok"), ("dispatch_us", "dispatch us"),
+              ("combine_us", "combine us"), ("time_over_sol", "x SOL"), ("runtime_s", "runtime s")]
+#: Held-out columns, each placed right after its in-sample column.
+HELD_OUT_COLS = {"balancedness_mean": "bal mean HO", "balancedness_min": "bal min HO",
+                 "cross_domain_copies_per_token": "x-domain/tok HO"}
+VERSUS_WORDS = {"cross_domain_copies_per_token": "x-domain/tok", "balancedness_mean": "bal mean",
+                "balancedness_min": "bal min"}
+
+
+def place_text(header: dict, rows: list[dict], split: str | None = None, wrote: str | None = None) -> str:
+    """``wideep place``: a title line, one row per algorithm (held-out columns beside in-sample ones when the
+    statistics were split), how they were split, each algorithm against ``balanced``, the file written."""
+    h = header
+    title = (f"{h['model']} on {h['cluster']}, EP {h['ep_size']}, {h['slots']} slots ({h['redundant']} redundant), "
+             f"{h['tokens_per_gpu']} tokens/GPU, replica rule {h['replica_rule']} ({RULE_WORDS[h['replica_rule']]})")
+    cols = []
+    for key, head in PLACE_COLS:
+        cols.append((key, head, False))
+        if split is not None and key in HELD_OUT_COLS:
+            cols.append((key, HELD_OUT_COLS[key], True))
+
+    def cell(r: dict, key: str, held: bool) -> Any:
+        return (r.get("held_out") or {}).get(key) if held else r[key]
+
+    lines = [title, table([[cell(r, k, ho) for k, _, ho in cols] for r in rows], [c for _, c, _ in cols])]
+    if split is not None:
+        lines.append(f"HO = held out: {split}")
+        for r in rows:
+            vs = r.get("vs_balanced")
+            if vs:
+                lines.append(f"{r['algorithm']} vs balanced: " + "; ".join(
+                    f"{VERSUS_WORDS[k]} {100 * v['in_sample']:+.1f}% in sample"
+                    + ("" if v["held_out"] is None else f", {100 * v['held_out']:+.1f}% held out")
+                    + f": {v['verdict']}" for k, v in vs.items()))
+    if wrote:
+        lines.append(wrote)
+    return "\n".join(lines)
 
 
 def search_text(result: dict, columns: Sequence[tuple[str, str]], ratio: Sequence[dict] = ()) -> str:

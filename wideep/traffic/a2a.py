@@ -1,10 +1,10 @@
 """Dispatch/combine traffic of an EP group: destination GPUs, copies per GPU pair, all-to-all time.
 
 Pipeline: placement (phy2log) + routing samples -> destination GPU of every (token, selection)
-(:func:`choose_replicas` when an expert has several copies) -> copies per (source, destination) pair as
-the transport counts them (per selection, per GPU, or per node then per GPU through a relay) -> bytes
-per pair -> bytes per link (:mod:`wideep.traffic.linkload`) -> phase time = max over links of bytes / effective
-bandwidth, plus the transport's fixed cost and the longest wire latency used.
+(:func:`wideep.slots.layer_slots` under the engine's replica rule when an expert has several copies) -> copies
+per (source, destination) pair as the transport counts them (per selection, per GPU, or per node then per GPU
+through a relay) -> bytes per pair -> bytes per link (:mod:`wideep.traffic.linkload`) -> phase time = max over
+links of bytes / effective bandwidth, plus the transport's fixed cost and the longest wire latency used.
 Rank r holds tokens [r * tokens_per_gpu, (r + 1) * tokens_per_gpu) of the sample
 (:func:`wideep.routing.stats.token_ranks`). Placements are validated by :func:`wideep.slots.validate_phy2log`
 and read from files by :func:`wideep.placement.files.load_placement`.
@@ -21,35 +21,52 @@ from wideep.traffic.copies import Group, count_gpus, count_sorted_experts, equal
 from wideep.core.errors import InputError
 from wideep.traffic.linkload import Routes, routes
 from wideep.specs.model import Model
-from wideep.slots import checked_phy2log, destination_columns
-from wideep.routing.stats import RoutingStats, per_layer_counts, sample_tokens, token_ranks
+from wideep.slots import (DEFAULT_REPLICA_RULE, check_replica_rule, checked_phy2log, destination_columns,
+                          dispatch_weights)
+from wideep.routing.stats import RoutingStats, sample_tokens, token_ranks
 from wideep.specs.topology import TIERS, Cluster
 from wideep.traffic.transports import PHASES, Transport, load_transport
 
 
-def gpu_loads(phy2log: np.ndarray, stats: RoutingStats, ep_size: int, domain_of=None) -> np.ndarray:
+def gpu_loads(phy2log: np.ndarray, stats: RoutingStats, ep_size: int, domain_of=None,
+              rule: str = DEFAULT_REPLICA_RULE) -> np.ndarray:
     """Token-expert selections each GPU receives, shape (layers, ep_size).
 
-    With token samples, replicas are chosen as in :func:`choose_replicas` (tokens spread evenly over the
-    ranks, ``domain_of`` default: every GPU its own domain); with loads only, a logical expert's load is
-    split evenly over its replicas.
+    With token samples, every selection goes where the replica rule sends it (:func:`wideep.slots.layer_slots`;
+    tokens spread evenly over the ranks, ``domain_of`` default: every GPU its own domain); with loads only,
+    every rank is taken to hold an equal share of each expert's selections and to split them over the
+    copies as the rule does (:func:`wideep.slots.dispatch_weights`).
     """
     phy2log = checked_phy2log(phy2log, stats.n_experts, stats.layers, ep_size)
+    check_replica_rule(rule)
     layers, n_slots = phy2log.shape
-    spg = n_slots // ep_size
-    if stats.topk_ids is None:
-        replicas = per_layer_counts(phy2log, stats.n_experts)
-        per_slot = np.take_along_axis(stats.load / replicas, phy2log, axis=1)
-        return per_slot.reshape(layers, ep_size, spg).sum(axis=2)
     dom = np.arange(ep_size) if domain_of is None else np.asarray(domain_of)[:ep_size]
+    if stats.topk_ids is None:
+        return source_loads(phy2log, stats, ep_size, dom, rule).sum(axis=1)
     tokens = stats.topk_ids.shape[1]
     src = token_ranks(tokens, ep_size)
     out = np.zeros((layers, ep_size))
     for layer in range(layers):
-        cols = destination_columns(phy2log, stats.topk_ids, layer, src, ep_size, dom, stats.n_experts)
+        cols = destination_columns(phy2log, stats.topk_ids, layer, src, ep_size, dom, stats.n_experts, rule)
         out[layer] = np.bincount(cols.reshape(-1), minlength=ep_size)
     return out
 
+
+def source_loads(phy2log: np.ndarray, stats: RoutingStats, ep_size: int, domain_of: np.ndarray,
+                 rule: str) -> np.ndarray:
+    """Loads only: selections each rank sends each GPU, shape (layers, ep_size src, ep_size dst).
+
+    Every rank holds ``1 / ep_size`` of each expert's selections; the rule splits them over the copies
+    (:func:`wideep.slots.dispatch_weights`).
+    """
+    layers, n_slots = phy2log.shape
+    spg = n_slots // ep_size
+    out = np.empty((layers, ep_size, ep_size))
+    for layer in range(layers):
+        w = dispatch_weights(phy2log[layer], ep_size, domain_of, stats.n_experts, rule, layer)
+        per_slot = w * (stats.load[layer, phy2log[layer]] / ep_size)[None, :]
+        out[layer] = per_slot.reshape(ep_size, ep_size, spg).sum(axis=2)
+    return out
 
 
 @dataclass(frozen=True)
@@ -82,10 +99,12 @@ class A2AResult:
     edges: list = field(default_factory=list)
     ep_size: int = 0
     tokens_per_gpu: int = 0
+    replica_rule: str = DEFAULT_REPLICA_RULE
 
     def summary(self) -> dict:
         """Plain figures for JSON and tables (microseconds, bytes, GB/s)."""
         out = {"transport": self.transport, "ep_size": self.ep_size, "tokens_per_gpu": self.tokens_per_gpu,
+               "replica_rule": self.replica_rule,
                "binding_link": self.binding_link, "binding_tier": self.binding_tier,
                "combine_binding_link": self.combine_binding_link, "combine_binding_tier": self.combine_binding_tier,
                "bytes_by_tier": self.bytes_by_tier, "message_bytes": self.message_bytes,
@@ -118,13 +137,13 @@ def message_bytes(model: Model, transport: Transport, dispatch_dtype: str, combi
 
 
 def layer_counts(model: Model, stats: RoutingStats, phy2log: np.ndarray, group: Group, tokens_per_gpu: int,
-                 domain_of: np.ndarray, kinds: tuple[str, ...], seed: int) -> dict:
+                 domain_of: np.ndarray, kinds: tuple[str, ...], seed: int, rule: str = DEFAULT_REPLICA_RULE) -> dict:
     """Copies of every layer, kind -> (layers, ep, ...), from token samples or (approximately) from loads."""
     ep = group.ep
     per_layer: list[dict] = []
     if stats.topk_ids is None:
-        loads = gpu_loads(phy2log, stats, ep)
-        share = loads / np.maximum(loads.sum(axis=1, keepdims=True), 1e-300)
+        sent = source_loads(phy2log, stats, ep, np.asarray(domain_of), rule)
+        share = sent / np.maximum(sent.sum(axis=2, keepdims=True), 1e-300)
         per_layer = [expected_layer(s, tokens_per_gpu, model.top_k, group, kinds) for s in share]
     else:
         ids = sample_tokens(stats, ep * tokens_per_gpu, seed)
@@ -136,7 +155,7 @@ def layer_counts(model: Model, stats: RoutingStats, phy2log: np.ndarray, group: 
             if fast and phy2log.shape[1] == stats.n_experts and np.array_equal(phy2log[layer], identity):
                 per_layer.append(count_sorted_experts(ids[layer], stats.n_experts // ep, group, kinds, work))
                 continue
-            cols = destination_columns(phy2log, ids, layer, src, ep, domain_of, stats.n_experts)
+            cols = destination_columns(phy2log, ids, layer, src, ep, domain_of, stats.n_experts, rule)
             per_layer.append(count_gpus(cols, group, kinds))
     return {k: np.stack([c[k] for c in per_layer]) for k in kinds}
 
@@ -163,12 +182,14 @@ def tier_bytes(pair_bytes: np.ndarray, r: Routes) -> dict:
 
 
 def phase_pairs(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats, ep_size: int,
-                tokens_per_gpu: int, tr: Transport, dispatch_dtype: str, combine_dtype: str, seed: int):
+                tokens_per_gpu: int, tr: Transport, dispatch_dtype: str, combine_dtype: str, seed: int,
+                rule: str = DEFAULT_REPLICA_RULE):
     """Bytes per (layer, source, destination) of each phase, the routes, message sizes and logical copies."""
     if tokens_per_gpu <= 0:
         raise InputError(f"must be > 0, got {tokens_per_gpu}", "--tokens")
     if stats.n_experts != model.n_experts:
         raise InputError(f"statistics have {stats.n_experts} experts, {model.id} has {model.n_experts}", "--routing")
+    check_replica_rule(rule)
     r = routes(cluster, ep_size)
     phy2log = checked_phy2log(phy2log, model.n_experts, stats.layers, ep_size)
     domain_of = np.asarray(cluster.domain_of)[:ep_size]
@@ -176,7 +197,7 @@ def phase_pairs(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: Rout
     if tr.scope == "domain" and group.n_domains > 1:
         raise InputError(f"{tr.id} needs the EP group inside one NVLink domain; EP {ep_size} spans "
                          f"{group.n_domains} domains of {cluster.name}", "--transport")
-    counts = layer_counts(model, stats, phy2log, group, tokens_per_gpu, domain_of, needed(tr.copies), seed)
+    counts = layer_counts(model, stats, phy2log, group, tokens_per_gpu, domain_of, needed(tr.copies), seed, rule)
     copies = pair_copies(counts, tr.copies, tr.forward, group)
     msg = message_bytes(model, tr, dispatch_dtype, combine_dtype)
     pairs = {"dispatch": copies * msg["dispatch"], "combine": copies.transpose(0, 2, 1) * msg["combine"]}
@@ -185,7 +206,7 @@ def phase_pairs(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: Rout
 
 def a2a(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats, ep_size: int,
         tokens_per_gpu: int, transport: str, dispatch_dtype: str = "fp8", combine_dtype: str = "bf16",
-        seed: int = 0) -> A2AResult:
+        seed: int = 0, replica_rule: str = DEFAULT_REPLICA_RULE) -> A2AResult:
     """All-to-all dispatch and combine time of one MoE layer (mean over the layers of ``stats``).
 
     Parameters
@@ -199,10 +220,12 @@ def a2a(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats
         The EP group is ranks 0 .. ep_size-1 of ``cluster``.
     transport : str
         Catalog id or TOML path (``topologies/transports``).
+    replica_rule : str
+        Which copy of a replicated expert a selection goes to (:data:`wideep.slots.REPLICA_RULES`).
     """
     tr = load_transport(transport)
     pairs, r, msg, logical = phase_pairs(model, cluster, phy2log, stats, ep_size, tokens_per_gpu, tr,
-                                         dispatch_dtype, combine_dtype, seed)
+                                         dispatch_dtype, combine_dtype, seed, replica_rule)
     res = {}
     for p in PHASES:
         links = r.link_bytes(pairs[p])
@@ -217,12 +240,12 @@ def a2a(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats
         logical_bytes_per_gpu={p: float(logical * msg[p]) for p in PHASES}, message_bytes=msg,
         dispatch_layer_s=d["layer_s"], combine_layer_s=c["layer_s"],
         link_bytes={p: res[p]["links"] for p in PHASES}, edges=list(cluster.edges),
-        ep_size=ep_size, tokens_per_gpu=tokens_per_gpu)
+        ep_size=ep_size, tokens_per_gpu=tokens_per_gpu, replica_rule=replica_rule)
 
 
 def a2a_curve(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats, ep_size: int,
               probe_tokens: int, tokens_grid: tuple[float, ...], transport: str, dispatch_dtype: str = "fp8",
-              combine_dtype: str = "bf16", seed: int = 0) -> dict:
+              combine_dtype: str = "bf16", seed: int = 0, replica_rule: str = DEFAULT_REPLICA_RULE) -> dict:
     """Per-MoE-layer phase times at every size of ``tokens_grid`` (tokens per GPU), from one traffic count.
 
     Copies per token do not depend on how many tokens a step carries, so the pair bytes counted at
@@ -231,7 +254,7 @@ def a2a_curve(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: Routin
     """
     tr = load_transport(transport)
     pairs, r, _, _ = phase_pairs(model, cluster, phy2log, stats, ep_size, probe_tokens, tr,
-                                 dispatch_dtype, combine_dtype, seed)
+                                 dispatch_dtype, combine_dtype, seed, replica_rule)
     out = {}
     for p in PHASES:
         links = r.link_bytes(pairs[p])

@@ -186,20 +186,22 @@ def column_flags(cols: np.ndarray) -> np.ndarray:
 
 def expected_layer(share: np.ndarray, tokens_per_gpu: int, top_k: int, group: Group,
                    kinds: tuple[str, ...]) -> dict:
-    """Expected copies when only loads are known: selections independent, GPU share ``share`` (ep,).
+    """Expected copies when only loads are known: selections independent, GPU share ``share``.
 
-    A token reaches GPU d with probability 1 - (1 - share_d)^top_k (and likewise a domain): exact for
-    one selection, an approximation (no co-activation) beyond.
+    ``share`` has shape (ep,) (the same for every source rank) or (ep, ep) (row: the source rank). A token
+    reaches GPU d with probability 1 - (1 - share_d)^top_k (and likewise a domain): exact for one
+    selection, an approximation (no co-activation) beyond.
     """
     ep, out = group.ep, {}
+    share = np.broadcast_to(share, (ep, ep))
     rows = np.ones((ep, 1)) * tokens_per_gpu
     if "selection" in kinds:
-        out["selection"] = rows * top_k * share[None, :]
+        out["selection"] = rows * top_k * share
     if "gpu" in kinds or "node" in kinds:
-        out["gpu"] = rows * (1 - (1 - share[None, :]) ** top_k)
+        out["gpu"] = rows * (1 - (1 - share) ** top_k)
     if "node" in kinds:
-        dom_share = np.bincount(group.domain, weights=share, minlength=group.n_domains)
-        out["node"] = rows * (1 - (1 - dom_share[None, :]) ** top_k)
+        dom_share = share @ np.eye(group.n_domains)[group.domain]
+        out["node"] = rows * (1 - (1 - dom_share) ** top_k)
     return out
 
 
