@@ -314,20 +314,22 @@ def sample_tokens(stats: RoutingStats, tokens: int, seed: int = 0) -> np.ndarray
     return stats.topk_ids[:, pick]
 
 
-def checked_array(arr: object, field: str, dims: tuple[str, ...], kind: type, kind_word: str,
+def checked_array(arr: object, field: str, dims: tuple[str, ...], kind: type | tuple[type, ...], kind_word: str,
                   source: str) -> np.ndarray:
-    """``arr`` as an ndarray of ``len(dims)`` dimensions and a dtype of ``kind``, else InputError naming ``field``."""
+    """``arr`` as an ndarray of ``len(dims)`` dimensions and a dtype of ``kind`` (or one of several), else
+    InputError naming ``field``."""
     arr = np.asarray(arr)
     if arr.ndim != len(dims):
         raise InputError(f"{field} must have shape ({', '.join(dims)}), got {arr.shape}", source, field)
-    if not np.issubdtype(arr.dtype, kind):
+    if not any(np.issubdtype(arr.dtype, k) for k in (kind if isinstance(kind, tuple) else (kind,))):
         raise InputError(f"{field} must be {kind_word}, got {arr.dtype}", source, field)
     return arr
 
 
 def check_loads(load: np.ndarray, model: Model, source: str) -> np.ndarray:
     """Validate a (layers, experts) load matrix against ``model``; returns it as float64."""
-    load = checked_array(load, "load", ("layers", "experts"), np.number, "numeric", source).astype(np.float64)
+    load = checked_array(load, "load", ("layers", "experts"), (np.integer, np.floating), "real numbers",
+                         source).astype(np.float64)
     if load.shape[1] != model.n_experts:
         raise InputError(f"{load.shape[1]} experts per layer, {model.id} has {model.n_experts}", source, "load")
     if not np.isfinite(load).all():
@@ -335,7 +337,13 @@ def check_loads(load: np.ndarray, model: Model, source: str) -> np.ndarray:
     if (load < 0).any():
         layer, expert = np.argwhere(load < 0)[0]
         raise InputError(f"negative count at layer {layer}, expert {expert}", source, "load")
-    load = keep_moe_layers(load, model, source, "load", load.sum(axis=1) > 0)
+    with np.errstate(over="ignore"):
+        totals = load.sum(axis=1)
+    if not np.isfinite(totals).all():
+        layer = int(np.flatnonzero(~np.isfinite(totals))[0])
+        raise InputError(f"the counts of layer {layer} sum past the largest float (1.8e308); scale them down",
+                         source, "load")
+    load = keep_moe_layers(load, model, source, "load", totals > 0)
     empty = np.flatnonzero(load.sum(axis=1) == 0)
     if empty.size:
         raise InputError(f"MoE layer {empty[0]} has no selections (its loads sum to 0)", source, "load")
