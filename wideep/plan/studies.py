@@ -8,7 +8,8 @@ from wideep.placement.table import Placement
 from wideep.placement.files import load_placement
 from wideep.placement.metrics import PlacementMetrics, evaluate
 from wideep.placement.placers import place
-from wideep.routing.stats import check_seed
+from wideep.plan.budget import PlaceSize, check_place_budget
+from wideep.routing.stats import check_seed, parse_spec
 from wideep.routing.files import routing_from_spec
 from wideep.specs.topology import Cluster, load_cluster
 from wideep.traffic.a2a import A2AResult, a2a, check_payload_dtypes
@@ -81,6 +82,9 @@ def plan_placement(model: Model, cluster: Cluster, ep_size: int, redundant: int,
                          "--tokens")
     check_seed(seed)
     check_payload_dtypes(cluster, {"--dtype": dispatch_dtype, "--combine-dtype": combine_dtype})
+    kind = "file" if stats_path is not None or routing is None else parse_spec(routing)[0]
+    check_place_budget(PlaceSize(model.moe_layers, ep_size * tokens_per_gpu, model.top_k, model.n_experts, ep_size,
+                                 len(set(cluster.domain_of[:ep_size].tolist())), kind, tuple(algorithms)))
     stats = routing_from_spec(stats_path or routing, model, ep_size * tokens_per_gpu, seed)
     return place_and_evaluate(algorithms, stats, model, cluster, ep_size, redundant, tokens_per_gpu, transport,
                               dispatch_dtype, combine_dtype, seed)
