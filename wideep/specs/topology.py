@@ -24,7 +24,7 @@ from wideep.specs.hardware import GPU, System, gpu_reference, load_system
 
 TIERS = ("nvlink", "scale_out")
 MAX_GPUS = 8192  # largest cluster graph built: an EP group of thousands of GPUs is already far past practice
-MAX_CUSTOM_WALK = 20_000_000  # GPUs x links of a custom file: checking reachability takes ~10 s at this size
+MAX_CUSTOM_WALK = 5_000_000  # GPUs x links of a custom file: checking reachability takes ~10 s at this size (2 cores)
 HOP_SAMPLE = 64  # destination ranks whose hop counts stand for all in summaries of larger clusters
 
 
