@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import traceback
+import warnings
 from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
@@ -39,6 +40,7 @@ EXTREME_NUMBERS = ("0", "-1", "-0.0", "1e308", "1.7976931348623157e308", "-1e308
 EXTREME_TOKENS = EXTREME_NUMBERS + ('""', '"x"', '"gpu"', "true", "false", "[]", "{}", "[1, 2]", '["a"]',
                                     "[[0, 1], [1]]", "null")
 UNIQUE = count()
+KINDS = ("loaded", "rejected", "escaped", "warned")
 
 
 # ----------------------------------------------------------------------------------------- readers
@@ -356,7 +358,7 @@ def safetensors_header(data: bytes, rng: random.Random) -> bytes:
 @dataclass
 class Outcome:
     reader: str
-    kind: str  # "loaded", "rejected" or "escaped"
+    kind: str  # "loaded", "rejected", "escaped" (an exception not ours) or "warned" (a warning printed)
     seconds: float
     error: str = ""
     data: bytes = b""
@@ -380,18 +382,23 @@ def run_case(reader: Reader, data: bytes, folder: Path) -> Outcome:
     """Read ``data`` with ``reader`` and say how it ended."""
     path = write_case(folder, reader, data)
     start = time.perf_counter()
-    try:
-        reader.read(path)
-        kind, error = "loaded", ""
-    except WideEPError as exc:
-        kind, error = "rejected", str(exc)
-    except BaseException as exc:  # noqa: BLE001 - counting exactly what escapes is the point
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        kind, error = "escaped", "".join(traceback.format_exception(exc))
+    with warnings.catch_warnings(record=True) as caught:  # a warning is one more line on stderr
+        warnings.simplefilter("always")
+        try:
+            reader.read(path)
+            kind, error = "loaded", ""
+        except WideEPError as exc:
+            kind, error = "rejected", str(exc)
+        except BaseException as exc:  # noqa: BLE001 - counting exactly what escapes is the point
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            kind, error = "escaped", "".join(traceback.format_exception(exc))
+    if caught and kind != "escaped":
+        kind, error = "warned", "\n".join(f"{w.category.__name__}: {w.message} ({w.filename}:{w.lineno})"
+                                          for w in caught)
     seconds = time.perf_counter() - start
     shutil.rmtree(path if reader.folder else path.parent)
-    return Outcome(reader.name, kind, seconds, error, data if kind == "escaped" else b"")
+    return Outcome(reader.name, kind, seconds, error, data if kind in ("escaped", "warned") else b"")
 
 
 def fuzz_case(reader: Reader, rng: random.Random, folder: Path) -> Outcome:
@@ -408,7 +415,7 @@ def main(argv: list[str]) -> int:
     show = int(argv[argv.index("--show") + 1]) if "--show" in argv else 3
     rng = random.Random(seed)
     names = sorted(READERS)
-    tally: dict[str, dict[str, int]] = {name: {"loaded": 0, "rejected": 0, "escaped": 0} for name in names}
+    tally: dict[str, dict[str, int]] = {name: dict.fromkeys(KINDS, 0) for name in names}
     escaped: list[Outcome] = []
     slowest = Outcome("", "", 0.0)
     start = time.perf_counter()
@@ -416,14 +423,16 @@ def main(argv: list[str]) -> int:
         for _ in range(n):
             out = fuzz_case(READERS[rng.choice(names)], rng, Path(tmp))
             tally[out.reader][out.kind] += 1
-            escaped += [out] if out.kind == "escaped" else []
+            escaped += [out] if out.kind in ("escaped", "warned") else []
             slowest = out if out.seconds > slowest.seconds else slowest
     print(f"{n:,} mutated inputs over {len(names)} readers in {time.perf_counter() - start:.0f} s (seed {seed})")
-    print(f"{'reader':22s} {'loaded':>7s} {'rejected':>8s} {'escaped':>7s}")
+    print(f"{'reader':22s}" + "".join(f" {k:>8s}" for k in KINDS))
     for name in names:
-        t = tally[name]
-        print(f"{name:22s} {t['loaded']:7,} {t['rejected']:8,} {t['escaped']:7,}")
-    print(f"tracebacks (escaped): {len(escaped)}; slowest case {slowest.seconds:.2f} s ({slowest.reader})")
+        print(f"{name:22s}" + "".join(f" {tally[name][k]:8,}" for k in KINDS))
+    total = {k: sum(t[k] for t in tally.values()) for k in KINDS}
+    print(f"{'all':22s}" + "".join(f" {total[k]:8,}" for k in KINDS))
+    print(f"tracebacks (escaped): {total['escaped']}; warnings printed: {total['warned']}; "
+          f"slowest case {slowest.seconds:.2f} s ({slowest.reader})")
     for out in escaped[:show]:
         print(f"\n--- {out.reader}: {out.data[:200]!r}\n{out.error}")
     return 1 if escaped else 0

@@ -19,29 +19,34 @@ OBJECTS = ("holds an array of Python objects (stored pickled), which wideep neve
 
 def load_npy(path: Path, error: type[WideEPError] = CatalogError) -> np.ndarray:
     """The array of a ``.npy`` file; a corrupt or object file raises ``error`` naming ``path``."""
-    arr = load_any(path, error)
-    if not isinstance(arr, np.ndarray):
+    arrays = load_arrays(path, error)
+    if arrays is None:
         raise error("expected a .npy array, found an .npz archive", str(path))
-    return arr
+    return arrays
 
 
 def load_npz(path: Path, error: type[WideEPError] = CatalogError) -> dict[str, np.ndarray]:
     """Every array of an ``.npz`` archive by name; a corrupt member or an object array raises ``error``."""
-    archive = load_any(path, error)
-    if isinstance(archive, np.ndarray):
+    arrays = load_arrays(path, error, archive=True)
+    if arrays is None:
         raise error("expected an .npz archive, found a single .npy array", str(path))
-    try:
-        with archive:
-            return {name: archive[name] for name in archive.files}
-    except Exception as exc:  # numpy, zipfile and zlib raise many types for a corrupt member
-        raise read_error(exc, path, error) from None
+    return arrays
 
 
-def load_any(path: Path, error: type[WideEPError]):
-    """``np.load`` without pickles: an ndarray (``.npy``) or an open NpzFile (``.npz``)."""
+def load_arrays(path: Path, error: type[WideEPError], archive: bool = False):
+    """``np.load`` without pickles, every member read while the file is open (closed on every path).
+
+    Returns the array (``archive`` False) or the {name: array} dict (True); None when the file holds the
+    other kind.
+    """
     try:
-        return np.load(path, allow_pickle=False)
-    except Exception as exc:  # numpy raises many types for a bad header, truncated data or a huge shape
+        with open(path, "rb") as fh:
+            data = np.load(fh, allow_pickle=False)
+            if isinstance(data, np.ndarray):
+                return None if archive else data
+            with data:
+                return {name: data[name] for name in data.files} if archive else None
+    except Exception as exc:  # numpy, zipfile and zlib raise many types for a bad header, member or size
         raise read_error(exc, path, error) from None
 
 
