@@ -294,3 +294,13 @@ def test_help_imports_no_heavy_module():
     code = "import sys, wideep.cli; print(sorted(m for m in ('numpy', 'scipy', 'networkx') if m in sys.modules))"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+def test_unwritable_output_fails_first_and_writes_nothing(tmp_path):
+    r = run_quick("compare", "--topology", "hgx-h100", "--svg", str(tmp_path / "a.svg"), "--csv",
+                  str(tmp_path / "no" / "a.csv"))
+    assert_one_line_error(r, "--csv", "no folder")
+    assert list(tmp_path.iterdir()) == []
+    r = run_quick("place", "--model", "mixtral-8x7b", "--topology", "hgx-h100", "--gpus", "8", "--routing",
+                  "uniform", "--out", str(tmp_path))
+    assert_one_line_error(r, "--out", "is a folder")

@@ -14,6 +14,7 @@ from wideep.core import catalog
 from wideep.core import progress
 from wideep.core import units
 from wideep.core.errors import InputError, WideEPError
+from wideep.core.fileio import check_writable
 from wideep.plan.spec import PlanSpec
 from wideep.report import tables as report
 from wideep.specs.hardware import load_gpu, load_system
@@ -133,13 +134,14 @@ def place_cmd(model: str = typer.Option(..., "--model", help="Model id or file."
               seed: int = typer.Option(0, "--seed", help="Seed of synthetic routing."),
               as_json: bool = JSON) -> None:
     """Place experts (contiguous, balanced EPLB-style, or topology-aware) and measure the placement."""
+    if fmt is not None and out_path is None:
+        raise InputError("sets the format of the file --out writes; give --out FILE too", "--format")
+    check_writable(out_path, "--out")
     from wideep.placement.files import FORMATS, write_placement
     from wideep.placement.placers import ALGORITHMS
     from wideep.plan.studies import plan_placement
     from wideep.specs.topology import load_cluster
 
-    if fmt is not None and out_path is None:
-        raise InputError("sets the format of the file --out writes; give --out FILE too", "--format")
     fmt = fmt or FORMATS[0]
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})", "--format")
@@ -181,7 +183,7 @@ PLAN_OPTIONS: dict[str, tuple[Any, Any]] = dict(
     dispatch_dtype=(str, typer.Option(SPEC.dispatch_dtype, "--dispatch-dtype", help="Dispatch payload dtype.")),
     combine_dtype=(str, typer.Option(SPEC.combine_dtype, "--combine-dtype", help="Combine payload dtype.")),
     overlap=(str, typer.Option(SPEC.overlap, "--overlap", help="tbo (two micro-batches), none, or auto (the faster).")),
-    mtp=(int, typer.Option(SPEC.mtp, "--mtp", help="MTP draft tokens per step (speculative decoding).")),
+    mtp=(int, typer.Option(SPEC.mtp, "--mtp", help="MTP draft tokens per step (speculative decoding), 0 to 8.")),
     acceptance=(float, typer.Option(SPEC.acceptance, "--acceptance", help="Acceptance rate of each draft token.")),
     redundant=(Optional[int],
                typer.Option(None, "--redundant", help="Redundant expert slots (default: fewest that divide).")),
@@ -258,6 +260,8 @@ def compare_cmd(options: dict,
                 sweep: bool = typer.Option(False, "--sweep", help="Also: who leads at every interactivity."),
                 as_json: bool = JSON) -> None:
     """The procurement report: one row per system and batch, stable columns with units; CSV/XLSX."""
+    for path, option in ((csv, "--csv"), (xlsx, "--xlsx"), (svg, "--svg")):
+        check_writable(path, option)
     from wideep.plan.sweep import COLUMNS, compare_report
 
     spec = plan_spec(None, batch=(batch or [SPEC.batch])[0], **options)
@@ -290,6 +294,8 @@ def calibrate_cmd(gpu: str = typer.Option("h200-sxm", "--gpu", help="GPU catalog
     """
     from wideep.calibrate import calibrate
 
+    check_writable(out_file, "--out")
+    check_writable(raw, "--raw")
     command = "wideep calibrate " + " ".join(sys.argv[2:])
     summary = calibrate(gpu, model, out_file, raw, from_raw, command, from_aic, aic_engine)
     out(as_json, summary, lambda: summary["toml"] or f"wrote {out_file}: {summary['gemm_shapes']} GEMM shapes, "
