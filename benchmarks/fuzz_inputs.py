@@ -1,7 +1,7 @@
 """Fuzz every file reader: mutated inputs must end in wideep's own error (or load), never another exception.
 
 Each case takes a valid file of one reader (routing statistics, placements, topologies, GPUs, systems,
-models, calibration, transports), applies one to three random mutations (bytes flipped, cut or inserted;
+models, calibration files and raw measurement records, transports), applies one to three random mutations (bytes flipped, cut or inserted;
 lines dropped, doubled or swapped; a value swapped for an extreme one; a node of the JSON tree replaced;
 a value wrapped hundreds to thousands of levels deep; arrays of odd dtypes, shapes and values), reads it,
 and sorts the outcome: loaded, rejected with :class:`wideep.core.errors.WideEPError`, or escaped (any
@@ -137,6 +137,13 @@ def read_calibration(path: Path):
     return load_calibration("h200-sxm", str(path))
 
 
+def read_raw_record(path: Path):
+    from wideep.calibrate.fit import fit, read_record
+    from wideep.specs.hardware import load_gpu
+
+    return fit(read_record(path), load_gpu("h200-sxm"))
+
+
 def read_transport(path: Path):
     from wideep.traffic.transports import load_transport
 
@@ -183,6 +190,8 @@ READERS: dict[str, Reader] = {r.name: r for r in (
     Reader("model-config-json", ".json", config_json, read_model),
     Reader("calibration", ".toml", lambda: catalog_text("topologies/calibration/h200-sxm.toml",
                                                          "topologies/calibration/default.toml"), read_calibration),
+    Reader("calibration-raw", ".json", lambda: catalog_text("topologies/calibration/raw/h200-sxm-2026-12-02.json"),
+           read_raw_record),
     Reader("transport", ".toml", lambda: catalog_text("topologies/transports/deepep-ll.toml",
                                                        "topologies/transports/deepep-normal.toml"), read_transport),
 )}
