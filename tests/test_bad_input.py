@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, wideep_command
 
 ROOT = Path(__file__).resolve().parent.parent
 GPU = (ROOT / "topologies" / "gpus" / "h100-sxm.toml").read_text()
@@ -167,3 +170,137 @@ def test_missing_xlsx_dependency_writes_nothing(tmp_path):
     r = run_cli("compare", "--topology", "hgx-h100", "--csv", str(tmp_path / "a.csv"), "--xlsx", str(tmp_path / "a.xlsx"))
     assert_one_line_error(r, "--xlsx", "openpyxl")
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ hardening: every reader, every size
+
+
+def run_quick(*args: str) -> subprocess.CompletedProcess:
+    """``wideep ARGS`` that must refuse at once: a hang fails the test after a minute instead of five."""
+    return subprocess.run(wideep_command() + list(args), capture_output=True, text=True, timeout=60)
+
+
+A2A = ["a2a", "--model", "deepseek-v3", "--topology", "hgx-h100", "--ep", "8", "--tokens", "8"]
+
+
+def deep_json(depth: int, key: str) -> str:
+    return json.dumps({key: 0}).replace("0", "[" * depth + "]" * depth)
+
+
+@pytest.mark.parametrize("name, text, args", [
+    ("stats.json", deep_json(1000, "load"), lambda p: [*A2A, "--routing", p]),
+    ("placement.json", deep_json(1000, "physical_to_logical_map"), lambda p: [*A2A, "--placement", p]),
+    ("config.json", deep_json(1000, "architectures"), lambda p: ["models", "show", p]),
+    ("model.toml", 'name = "m"\nx = ' + "[" * 500 + "]" * 500 + "\n", lambda p: ["models", "show", p]),
+    ("topology.toml", "x = " + "{a = " * 500 + "1" + "}" * 500 + "\n", lambda p: ["topologies", "show", p]),
+    ("calibration.toml", "[gemm]\nx = " + "[" * 500 + "]" * 500 + "\n",
+     lambda p: ["plan", "--topology", "hgx-h100", "--calibration", p]),
+])
+def test_deeply_nested_files(tmp_path, name, text, args):
+    path = tmp_path / name
+    path.write_text(text)
+    assert_one_line_error(run_quick(*args(str(path))), str(path), "nested too deeply")
+
+
+@pytest.mark.parametrize("save", [
+    lambda p: np.save(p / "s.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True),
+    lambda p: np.savez(p / "s.npz", load=np.array([{"a": 1}], dtype=object)),
+])
+def test_object_arrays_get_our_own_message(tmp_path, save):
+    save(tmp_path)
+    path = next(tmp_path.iterdir())
+    r = run_quick(*A2A, "--routing", str(path))
+    assert_one_line_error(r, str(path), "Python objects")
+    assert "allow_pickle" not in r.stderr
+
+
+def test_object_array_placement(tmp_path):
+    path = tmp_path / "p.npy"
+    np.save(path, np.array([[None]], dtype=object), allow_pickle=True)
+    r = run_quick(*A2A, "--placement", str(path))
+    assert_one_line_error(r, str(path), "Python objects")
+
+
+@pytest.mark.parametrize("option, value, limit", [
+    ("--mtp", "99999999999999999999", "between 0 and 8"),
+    ("--mtp", "9", "between 0 and 8"),
+    ("--batch", "1" + "0" * 400, "between 1 and 1,048,576"),
+    ("--context", "100000000000000000", "between 1 and 16,777,216"),
+    ("--prefill-tokens", "100000000000000000", "between 1 and 16,777,216"),
+    ("--isl", "100000000000000000", "between 1 and 16,777,216"),
+    ("--acceptance", "nan", "[0, 1]"),
+])
+def test_counts_that_drive_loops_are_bounded(option, value, limit):
+    for command in ("plan", "compare"):
+        assert_one_line_error(run_quick(command, "--topology", "hgx-h100", option, value), option, limit)
+
+
+def test_kv_context_is_bounded():
+    assert_one_line_error(run_quick("kv", "--model", "deepseek-v3", "--context", "9" * 30), "--context", "16,777,216")
+
+
+def test_placement_too_large_is_refused_up_front():
+    r = run_quick("place", "--model", "deepseek-v3", "--topology", "hgx-h100", "--gpus", "1024", "--redundant",
+                  "768", "--routing", "topics:8", "--tokens", "256")
+    assert_one_line_error(r, "--tokens", "limit")
+
+
+def test_loads_whose_sum_overflows(tmp_path):
+    path = tmp_path / "huge.npy"
+    np.save(path, np.full((58, 256), 1e308))
+    assert_one_line_error(run_quick(*A2A, "--routing", str(path)), str(path), "load", "largest float")
+
+
+@pytest.mark.parametrize("edit, field, problem", [
+    (lambda t: t + '\n[[edges]]\nsrc = "box0/gpu0"\ndst = "box0/gpu0"\nbw_GBps = 1\nlatency_us = 0\ntier = "nvlink"\n',
+     "edges[", "to itself"),
+    (lambda t: t + "\n" + t[t.index("[[edges]]"):].split("\n\n")[0] + "\n", "edges[", "duplicate link"),
+])
+def test_custom_topology_self_loop_and_duplicate_edge(tmp_path, edit, field, problem):
+    path = tmp_path / "t.toml"
+    path.write_text(edit((ROOT / "examples" / "two-boxes.toml").read_text()))
+    assert_one_line_error(run_quick("topologies", "show", str(path)), str(path), field, problem)
+
+
+def test_ep_on_a_dense_model_is_an_error():
+    assert_one_line_error(run_quick("plan", "--model", "llama-3.1-70b", "--topology", "hgx-h100", "--ep", "8"),
+                          "--ep", "dense")
+    r = run_quick("plan", "--model", "llama-3.1-70b", "--topology", "hgx-h100", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["ep"] == 1
+
+
+def test_format_without_out(tmp_path):
+    r = run_quick("place", "--model", "mixtral-8x7b", "--topology", "hgx-h100", "--gpus", "8", "--routing",
+                  "uniform", "--format", "vllm")
+    assert_one_line_error(r, "--format", "--out")
+
+
+@pytest.mark.parametrize("args", [[], ["models"], ["topologies"]])
+def test_a_group_alone_prints_its_help(args):
+    r = run_quick(*args)
+    assert r.returncode == 0 and r.stderr == ""
+    assert r.stdout.startswith("Usage: wideep") and "Commands:" in r.stdout
+
+
+def test_flags_render_as_flags():
+    r = run_quick("kv", "--help")
+    assert r.returncode == 0
+    assert "<bool>" not in r.stdout
+    assert any(line.split()[:1] == ["--json"] and "Machine-readable" in line for line in r.stdout.splitlines())
+
+
+def test_help_imports_no_heavy_module():
+    code = "import sys, wideep.cli; print(sorted(m for m in ('numpy', 'scipy', 'networkx') if m in sys.modules))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+def test_unwritable_output_fails_first_and_writes_nothing(tmp_path):
+    r = run_quick("compare", "--topology", "hgx-h100", "--svg", str(tmp_path / "a.svg"), "--csv",
+                  str(tmp_path / "no" / "a.csv"))
+    assert_one_line_error(r, "--csv", "no folder")
+    assert list(tmp_path.iterdir()) == []
+    r = run_quick("place", "--model", "mixtral-8x7b", "--topology", "hgx-h100", "--gpus", "8", "--routing",
+                  "uniform", "--out", str(tmp_path))
+    assert_one_line_error(r, "--out", "is a folder")

@@ -160,3 +160,11 @@ def test_a2a_cli_shows_the_rule():
     assert "replica rule sglang" in text.stdout.splitlines()[0]
     bad = run_cli(*args, "--replica-rule", "random")
     assert bad.returncode == 2 and "--replica-rule" in bad.stderr
+
+
+def test_plan_default_rule_is_the_library_default():
+    """PlanSpec (kept light for the command line) names the same default as wideep.slots."""
+    from wideep.plan.spec import PlanSpec
+    from wideep.slots import DEFAULT_REPLICA_RULE
+
+    assert PlanSpec().replica_rule == DEFAULT_REPLICA_RULE

@@ -12,20 +12,18 @@ import typer
 from wideep import __version__
 from wideep.core import catalog
 from wideep.core import progress
-from wideep.report import tables as report
 from wideep.core import units
 from wideep.core.errors import InputError, WideEPError
+from wideep.core.fileio import check_writable
+from wideep.plan.spec import PlanSpec
+from wideep.report import tables as report
 from wideep.specs.hardware import load_gpu, load_system
 from wideep.specs.model import kv_usage, load_model
-from wideep.placement.files import FORMATS, write_placement
-from wideep.placement.placers import ALGORITHMS
-from wideep.plan import PlanSpec, compare_topologies, plan
-from wideep.plan.studies import a2a_by_name, plan_placement
-from wideep.plan.sweep import COLUMNS, compare_report
-from wideep.slots import DEFAULT_REPLICA_RULE
-from wideep.specs.topology import load_cluster
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+# Heavy modules (numpy, scipy, networkx and everything built on them) load inside the commands that use
+# them, so ``wideep --help`` and option errors answer at once. ``rich_markup_mode=None``: click's plain
+# help, which shows a flag as a flag (rich renders ``--json <bool>``) and needs no rich import.
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Plan MoE inference with wide expert parallelism over cluster graphs.")
 
 
@@ -39,8 +37,8 @@ def show_version(value: bool) -> None:
 def root(version: bool = typer.Option(False, "--version", callback=show_version, is_eager=True,
                                       help="Print the version and exit.")) -> None:
     """Plan MoE inference with wide expert parallelism over cluster graphs."""
-models_app = typer.Typer(no_args_is_help=True, help="The model catalog.")
-topologies_app = typer.Typer(no_args_is_help=True, help="The GPU and system catalogs.")
+models_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="The model catalog.")
+topologies_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="The GPU and system catalogs.")
 app.add_typer(models_app, name="models")
 app.add_typer(topologies_app, name="topologies")
 
@@ -88,6 +86,8 @@ def topologies_show(topology: str = typer.Argument(..., help="System id (hgx-h10
 
     A GPU id (h100-sxm) shows that GPU's datasheet figures instead.
     """
+    from wideep.specs.topology import load_cluster
+
     is_gpu = topology in catalog.list_ids("gpus")
     if is_gpu and gpus is not None:
         raise InputError(f"{topology} is a GPU; --gpus applies to systems", "--gpus")
@@ -107,6 +107,8 @@ def kv(model: List[str] = typer.Option(..., "--model", help="Model id or file; r
     out(as_json, rows[0] if len(rows) == 1 else rows, lambda: f"KV cache at {context:,} tokens, {dt.name}\n"
         + report.table([[r[c] for c in cols] for r in rows], ["model", "attn", "B/token", "GB", "GiB"]))
 
+
+SPEC = PlanSpec()  # defaults of every plan option
 
 RULE_HELP = ("Which copy of a replicated expert a token uses: sglang (default: SGLang's static dispatch, own GPU, "
              "else own node, else a fixed fair pick per GPU), vllm (any copy, by token hash), trtllm (round robin over "
@@ -129,15 +131,25 @@ def place_cmd(model: str = typer.Option(..., "--model", help="Model id or file."
               compare: bool = typer.Option(False, "--compare",
                                            help="Run every algorithm side by side, in sample and held out."),
               tokens: int = typer.Option(128, "--tokens", help="Tokens per GPU in the step measured."),
-              replica_rule: str = typer.Option(DEFAULT_REPLICA_RULE, "--replica-rule", help=RULE_HELP),
+              replica_rule: str = typer.Option(SPEC.replica_rule, "--replica-rule", help=RULE_HELP),
               transport: str = typer.Option("deepep-normal", "--transport", help="Transport for the a2a time."),
               dtype: str = typer.Option("fp8", "--dtype", help="Dispatch dtype."),
               combine_dtype: str = typer.Option("bf16", "--combine-dtype", help="Combine dtype."),
               out_path: Optional[str] = typer.Option(None, "--out", help="Write the placement to this file."),
-              fmt: str = typer.Option("sglang", "--format", help="sglang, vllm, trtllm or json."),
+              fmt: Optional[str] = typer.Option(None, "--format",
+                                                help="Format of --out: sglang (default), vllm, trtllm or json."),
               seed: int = typer.Option(0, "--seed", help="Seed of synthetic routing."),
               as_json: bool = JSON) -> None:
     """Place experts (contiguous, EPLB balanced or global, or topology-aware) and measure the placement."""
+    if fmt is not None and out_path is None:
+        raise InputError("sets the format of the file --out writes; give --out FILE too", "--format")
+    check_writable(out_path, "--out")
+    from wideep.placement.files import FORMATS, write_placement
+    from wideep.placement.placers import ALGORITHMS
+    from wideep.plan.studies import plan_placement
+    from wideep.specs.topology import load_cluster
+
+    fmt = fmt or FORMATS[0]
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})", "--format")
     m, cluster = load_model(model), load_cluster(topology, gpus)
@@ -161,14 +173,13 @@ def plan_spec(topology: Optional[str], **options: Any) -> Any:
     return PlanSpec(topology=topology or "hgx-h100", **options)
 
 
-SPEC = PlanSpec()  # defaults of every plan option
 
 #: The PlanSpec options ``plan`` and ``compare`` share: name -> (type, option), in --help order.
 PLAN_OPTIONS: dict[str, tuple[Any, Any]] = dict(
     model=(str, typer.Option(SPEC.model, "--model", help="Model id or file.")),
     gpus=(Optional[int],
           typer.Option(None, "--gpus", help="GPUs in the deployment (a multiple of --ep; default --ep).")),
-    ep=(int, typer.Option(SPEC.ep, "--ep", help="EP group size.")),
+    ep=(Optional[int], typer.Option(None, "--ep", help="EP group size (default 32; a dense model has none: 1).")),
     batch=(int, typer.Option(SPEC.batch, "--batch", help="Decode batch: sequences per GPU.")),
     context=(Optional[int], typer.Option(None, "--context",
                                          help="Decode: mean cached tokens per sequence (default: ISL + OSL/2).")),
@@ -179,7 +190,7 @@ PLAN_OPTIONS: dict[str, tuple[Any, Any]] = dict(
     dispatch_dtype=(str, typer.Option(SPEC.dispatch_dtype, "--dispatch-dtype", help="Dispatch payload dtype.")),
     combine_dtype=(str, typer.Option(SPEC.combine_dtype, "--combine-dtype", help="Combine payload dtype.")),
     overlap=(str, typer.Option(SPEC.overlap, "--overlap", help="tbo (two micro-batches), none, or auto (the faster).")),
-    mtp=(int, typer.Option(SPEC.mtp, "--mtp", help="MTP draft tokens per step (speculative decoding).")),
+    mtp=(int, typer.Option(SPEC.mtp, "--mtp", help="MTP draft tokens per step (speculative decoding), 0 to 8.")),
     acceptance=(float, typer.Option(SPEC.acceptance, "--acceptance", help="Acceptance rate of each draft token.")),
     redundant=(Optional[int],
                typer.Option(None, "--redundant", help="Redundant expert slots (default: fewest that divide).")),
@@ -233,6 +244,8 @@ def plan_cmd(options: dict,
              topology: Optional[str] = typer.Option(None, "--topology", help="System id or file. " + PLAN_DEFAULT_HELP),
              as_json: bool = JSON) -> None:
     """Step time, memory fit and $/Mtok of one deployment; without --topology, Hopper vs Blackwell."""
+    from wideep.plan import compare_topologies, plan
+
     spec = plan_spec(topology, **options)
     if topology is None:
         cmp = compare_topologies(spec).to_dict()
@@ -255,12 +268,17 @@ def compare_cmd(options: dict,
                 sweep: bool = typer.Option(False, "--sweep", help="Also: who leads at every interactivity."),
                 as_json: bool = JSON) -> None:
     """The procurement report: one row per system and batch, stable columns with units; CSV/XLSX."""
+    for path, option in ((csv, "--csv"), (xlsx, "--xlsx"), (svg, "--svg")):
+        check_writable(path, option)
+    from wideep.plan.sweep import COLUMNS, compare_report
+
     spec = plan_spec(None, batch=(batch or [SPEC.batch])[0], **options)
     if xlsx is not None:
         report.xlsx_module()  # before anything is written
     rep = compare_report(spec, topology, batch, interactivity, sweep or svg is not None)
     if svg is not None:
-        report.write_curves_svg(svg, rep["curves"], f"{spec.model} decode, EP {spec.ep}, context {spec.decode_context:,}")
+        report.write_curves_svg(svg, rep["curves"], f"{spec.model} decode, EP {rep['rows'][0]['ep']}, "
+                                f"context {spec.decode_context:,}")
     if csv is not None:
         report.write_csv(csv, rep["rows"], COLUMNS)
     if xlsx is not None:
@@ -353,6 +371,8 @@ def calibrate_cmd(gpu: str = typer.Option("h200-sxm", "--gpu", help="GPU catalog
     """
     from wideep.calibrate import calibrate
 
+    check_writable(out_file, "--out")
+    check_writable(raw, "--raw")
     command = "wideep calibrate " + " ".join(sys.argv[2:])
     summary = calibrate(gpu, model, out_file, raw, from_raw, command, from_aic, aic_engine)
     out(as_json, summary, lambda: summary["toml"] or f"wrote {out_file}: {summary['gemm_shapes']} GEMM shapes, "
@@ -371,10 +391,12 @@ def a2a_cmd(model: str = typer.Option(..., "--model", help="Model id or file."),
             combine_dtype: str = typer.Option("bf16", "--combine-dtype", help="Combine dtype."),
             routing: str = typer.Option("uniform", "--routing", help="uniform, zipf:S, topics:K or a statistics file."),
             placement: Optional[str] = typer.Option(None, "--placement", help="phy2log JSON (SGLang) or .npy."),
-            replica_rule: str = typer.Option(DEFAULT_REPLICA_RULE, "--replica-rule", help=RULE_HELP),
+            replica_rule: str = typer.Option(SPEC.replica_rule, "--replica-rule", help=RULE_HELP),
             seed: int = typer.Option(0, "--seed", help="Seed of synthetic routing and resampling."),
             as_json: bool = JSON) -> None:
     """Dispatch and combine time of one MoE layer over the cluster graph, with the binding link and SOL."""
+    from wideep.plan.studies import a2a_by_name
+
     s = a2a_by_name(model, topology, gpus, ep, tokens, transport, dtype, combine_dtype, routing, placement,
                     seed, replica_rule).summary()
     out(as_json, s, lambda: report.a2a_text(s))
@@ -403,9 +425,12 @@ def main() -> None:
         kind = {c.__name__ for c in type(exc).__mro__}
         if "Abort" in kind:
             sys.exit(130)
+        if "NoArgsIsHelpError" in kind:  # `wideep`, `wideep models`: a command group with nothing after it
+            typer.echo(exc.ctx.get_help())  # type: ignore[attr-defined]
+            sys.exit(0)
         if "ClickException" not in kind:
             raise
-        fail(exc.format_message().replace("\n", " "))  # type: ignore[attr-defined]
+        fail(" ".join(exc.format_message().split()) or type(exc).__name__)  # type: ignore[attr-defined]
     sys.exit(code if isinstance(code, int) else 0)
 
 

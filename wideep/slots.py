@@ -45,13 +45,13 @@ def validate_phy2log(phy2log: object, n_experts: int, ep_size: int, source: str 
     if arr.dtype.kind not in "iu" and not (arr.dtype.kind == "f" and np.all(np.isfinite(arr))
                                           and np.all(arr == np.round(arr))):
         raise InputError(f"entries must be integers (got {arr.dtype})", source, field)
-    arr = arr.astype(np.int64, copy=False)
     if layers is not None and arr.shape[0] != layers:
         raise InputError(f"has {arr.shape[0]} layers, {layers_of} {layers} MoE layers", source, field)
-    bad = np.argwhere((arr < 0) | (arr >= n_experts))
+    bad = np.argwhere((arr < 0) | (arr >= n_experts))  # before the cast: huge floats and uint64 do not fit int64
     if len(bad):
         l, s = bad[0]
         raise InputError(f"expert id {arr[l, s]} out of range 0..{n_experts - 1}", source, f"{field}[{l}][{s}]")
+    arr = arr.astype(np.int64, copy=False)
     if ep_size < 1:
         raise InputError(f"must be >= 1, got {ep_size}", "--ep")
     if arr.shape[1] % ep_size:

@@ -50,8 +50,11 @@ def data_root(path: str | None) -> Path:
 def read_rows(path: Path) -> list[dict]:
     """Rows of a parquet (pyarrow) or CSV table as dicts."""
     if path.suffix == ".csv":
-        with path.open() as fh:
-            return list(csv.DictReader(fh))
+        try:
+            with path.open() as fh:
+                return list(csv.DictReader(fh))
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise InputError(f"cannot read the table: {exc}", str(path)) from None
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -59,7 +62,19 @@ def read_rows(path: Path) -> list[dict]:
                          str(path)) from None
     if not path.is_file():
         raise InputError("no such table in the AIConfigurator data", str(path))
-    return pq.read_table(path).to_pylist()
+    try:
+        return pq.read_table(path).to_pylist()
+    except Exception as exc:  # pyarrow raises its own types for a corrupt or foreign file
+        raise InputError(f"cannot read the parquet table: {' '.join(str(exc).split())[:200]}", str(path)) from None
+
+
+def from_rows(build, rows: list[dict], path: Path, gpu: GPU, model: Model) -> list[dict]:
+    """``build(rows, gpu, model)``; a table missing a column or holding a non-number raises on ``path``."""
+    try:
+        return build(rows, gpu, model)
+    except (KeyError, ValueError, TypeError, ZeroDivisionError, OverflowError) as exc:
+        raise InputError(f"not an AIConfigurator table of the expected layout ({type(exc).__name__}: {exc})",
+                         str(path)) from None
 
 
 def grouped_from_moe(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
@@ -126,8 +141,8 @@ def aic_tables(root: Path, gpu: GPU, model: Model, engine: str = "trtllm") -> tu
         raise InputError(f"unknown engine {engine!r} (choose {', '.join(ENGINE_VERSIONS)})", "--aic-engine")
     moe = root / system / "moe" / engine / version / "moe_perf.parquet"
     gemm = root / system / "gemm" / engine / version / "gemm_perf.parquet"
-    tables = {"grouped_gemm": grouped_from_moe(read_rows(moe), gpu, model),
-              "gemm_shape": shapes_from_gemm(read_rows(gemm), gpu, model)}
+    tables = {"grouped_gemm": from_rows(grouped_from_moe, read_rows(moe), moe, gpu, model),
+              "gemm_shape": from_rows(shapes_from_gemm, read_rows(gemm), gemm, gpu, model)}
     stamp = {"source": "NVIDIA AIConfigurator (aiconfigurator-core), Apache-2.0", "engine": f"{engine} {version}",
              "moe_table": str(moe.relative_to(root)), "gemm_table": str(gemm.relative_to(root))}
     return tables, stamp

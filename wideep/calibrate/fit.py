@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from wideep.core.catalog import Field, check_table, read_file
 from wideep.core.errors import CatalogError
 from wideep.specs.hardware import GPU
 
@@ -23,15 +24,33 @@ OUT_BYTES = 2  # bf16 output
 FP8_SCALE_BYTES = 4  # float32 row / column scales of the fp8 measurements
 
 
+GEMM_ROW = {"shape": Field(str), "n": Field(int, "positive"), "k": Field(int, "positive"),
+            "m": Field(int, "positive"), "dtype": Field(str, choices=tuple(BYTES_IN)), "s": Field(float, "positive")}
+#: Fields of a timed row of each section of a raw record (other keys are kept but not read).
+ROW_FIELDS = {"memory": {"bytes": Field(int, "positive"), "s": Field(float, "positive")}, "gemm": GEMM_ROW,
+              "grouped": GEMM_ROW | {"experts": Field(int, "positive")}}
+
+
 def read_record(path: str | Path) -> dict:
     """A raw record written by ``wideep calibrate --raw``; malformed files raise :class:`CatalogError`."""
-    from wideep.core.catalog import read_file
-
     data = read_file(Path(path))
-    for key in ("stamp", "memory", "gemm", "grouped"):
-        if not isinstance(data.get(key), (dict, list)):
+    for key, kind in (("stamp", dict), ("memory", list), ("gemm", list), ("grouped", list)):
+        if not isinstance(data.get(key), kind):
             raise CatalogError("missing or malformed section", str(path), key)
+    for key, fields in ROW_FIELDS.items():
+        check_rows(data[key], fields, str(path), key)
+    if not data["memory"]:
+        raise CatalogError("no memory-kernel rows", str(path), "memory")
     return data
+
+
+def check_rows(rows: list, fields: dict[str, Field], source: str, section: str) -> None:
+    """Every timed row (one with ``s``; a failed measurement holds ``error`` instead) has ``fields``."""
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise CatalogError(f"expected an object, got {type(row).__name__}", source, f"{section}[{i}]")
+        if "s" in row or section == "memory":
+            check_table({k: v for k, v in row.items() if k in fields}, fields, source, f"{section}[{i}].")
 
 
 def gemm_roofline_s(gpu: GPU, dtype: str, m: int, n: int, k: int, experts: int = 1) -> float:

@@ -8,14 +8,15 @@ A path to a user's own file is accepted anywhere an id is.
 from __future__ import annotations
 
 import difflib
-import json
 import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from wideep.core.errors import CatalogError, NotFoundError
+from wideep.core.parse import read_data
+
+FLOAT_MAX = 1.7976931348623157e308  # the largest float: integers beyond it cannot enter any arithmetic here
 
 KINDS = {"gpus": "topologies/gpus", "systems": "topologies/systems", "models": "models",
          "calibration": "topologies/calibration", "transports": "topologies/transports"}
@@ -54,14 +55,7 @@ def resolve(kind: str, name: str) -> Path:
 
 def read_file(path: Path) -> dict[str, Any]:
     """Parse a TOML or JSON file into a dict; malformed files raise :class:`CatalogError`."""
-    try:
-        text = path.read_bytes()
-    except OSError as exc:
-        raise CatalogError(f"cannot read: {exc.strerror}", str(path)) from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text.decode())
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CatalogError(f"malformed {'JSON' if path.suffix == '.json' else 'TOML'}: {exc}", str(path)) from None
+    data = read_data(path)
     if not isinstance(data, dict):
         raise CatalogError("top level must be a table/object", str(path))
     return data
@@ -81,7 +75,13 @@ class Field:
 
 
 def number_ok(value: Any, rule: str) -> str | None:
-    """Problem with a numeric value under ``rule``, or None."""
+    """Problem with a numeric value under ``rule``, or None.
+
+    >>> number_ok(10**400, "any")
+    'out of range (an integer beyond 1.8e308)'
+    """
+    if isinstance(value, int) and abs(value) > FLOAT_MAX:
+        return "out of range (an integer beyond 1.8e308)"
     if not math.isfinite(value):
         return f"must be finite, got {value}"
     if rule == "positive" and value <= 0:

@@ -17,6 +17,26 @@ def current_umask() -> int:
     return mask
 
 
+def check_writable(path: str | Path | None, option: str) -> None:
+    """Raise :class:`InputError` on ``option`` at once if ``path`` (None: nothing to write) cannot be written.
+
+    Commands call this before any work, so a bad output path fails in a second and no other output of
+    the command is written first.
+    """
+    if path is None:
+        return
+    if not str(path):
+        raise InputError("needs a file name", option)
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise InputError(f"cannot write {path}: it is a folder", option)
+    if not folder.is_dir():
+        raise InputError(f"cannot write {path}: no folder {folder}", option)
+    if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise InputError(f"cannot write {path}: permission denied", option)
+
+
 def write_atomic(path: str | Path, write: Callable[[Path], None], option: str) -> None:
     """Run ``write(tmp)`` on a temporary file beside ``path``, then move it into place.
 

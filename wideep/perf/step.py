@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from wideep.core import units
 from wideep.core.errors import InputError
+from wideep.core.limits import MAX_BATCH, MAX_MTP, MAX_PREFILL_TOKENS, MAX_SEQUENCE_TOKENS, check_range
 from wideep.specs.hardware import GPU
 from wideep.perf.memory import OPTIONS, Precision, kv_bytes_per_sequence
 from wideep.specs.model import Model
@@ -85,6 +86,11 @@ class Workload:
         for option, ok, problem in checks:
             if not ok:
                 raise InputError(problem, option)
+        check_range(self.mtp, 0, MAX_MTP, "--mtp", "draft tokens per step; each is one more pass of the model")
+        check_range(self.batch, 1, MAX_BATCH, "--batch", "sequences per GPU")
+        check_range(self.context, 1, MAX_SEQUENCE_TOKENS, "--context" if self.phase == "decode" else "--isl",
+                    "tokens per sequence")
+        check_range(self.prefill_tokens, 1, MAX_PREFILL_TOKENS, "--prefill-tokens", "prompt tokens per GPU per step")
 
     @property
     def tokens_per_sequence(self) -> int:

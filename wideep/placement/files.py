@@ -25,6 +25,8 @@ from typing import Sequence
 import numpy as np
 
 from wideep.core.fileio import write_text_atomic
+from wideep.core.npfile import load_npy
+from wideep.core.parse import parse_json
 from wideep.core.errors import CatalogError, InputError
 from wideep.specs.model import Model
 from wideep.placement.table import Placement, from_table
@@ -94,9 +96,7 @@ def parse_trtllm_yaml(text: str, source: str) -> tuple[np.ndarray, int]:
             except ValueError:
                 raise CatalogError("slot ids must be integers", source, f"line {n}") from None
         elif top and top.group(1) == "num_slots":
-            if not top.group(2).isdigit():
-                raise CatalogError(f"must be a positive integer, got {top.group(2)!r}", source, "num_slots")
-            num_slots = int(top.group(2))
+            num_slots = slot_count(top.group(2), source)
         elif not (top and top.group(1) in ("initial_global_assignments", "layer_updates_per_iter")):
             raise CatalogError(f"unexpected line {line.strip()!r}", source, f"line {n}")
     if not rows:
@@ -108,6 +108,17 @@ def parse_trtllm_yaml(text: str, source: str) -> tuple[np.ndarray, int]:
     if num_slots is not None and num_slots != lengths.pop():
         raise CatalogError(f"{num_slots} does not match the {len(rows[keys[0]])} ids per layer", source, "num_slots")
     return id_table([rows[k] for k in keys], source, "initial_global_assignments"), keys[0]
+
+
+def slot_count(text: str, source: str) -> int:
+    """``num_slots`` of TensorRT-LLM placement YAML: a positive integer of a sane size.
+
+    >>> slot_count("288", "p.yaml")
+    288
+    """
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        raise CatalogError(f"must be a positive integer, got {text[:40]!r}", source, "num_slots")
+    return int(text)
 
 
 def id_table(rows: list[list[int]], source: str, field: str) -> np.ndarray:
@@ -135,10 +146,7 @@ def read_placement_table(path: str | Path) -> tuple[np.ndarray, str]:
         raise InputError(f"cannot read: {getattr(exc, 'strerror', None) or exc}", src) from None
     if p.suffix in (".yaml", ".yml"):
         return parse_trtllm_yaml(text, src)[0], "initial_global_assignments"
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CatalogError(f"malformed JSON: {exc}", src) from None
+    data = parse_json(text, src)
     if not isinstance(data, dict) or MAP_KEY not in data:
         raise CatalogError("missing required field (a [layers][slots] table)", src, MAP_KEY)
     table = data[MAP_KEY]
@@ -153,10 +161,7 @@ def read_placement_table(path: str | Path) -> tuple[np.ndarray, str]:
 
 def read_npy(path: Path) -> np.ndarray:
     """A (layers, slots) array from a ``.npy`` file (no pickled objects)."""
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise CatalogError(f"cannot read numpy data: {exc}", str(path)) from None
+    return load_npy(path)
 
 
 def load_placement(path: str | Path, model: Model, cluster, ep_size: int) -> Placement:

@@ -10,7 +10,8 @@ from wideep.placement.table import Placement
 from wideep.placement.files import load_placement
 from wideep.placement.metrics import PlacementMetrics, Scores, evaluate, score
 from wideep.placement.placers import ALGORITHMS, place
-from wideep.routing.stats import check_seed
+from wideep.plan.budget import PlaceSize, check_place_budget
+from wideep.routing.stats import check_seed, parse_spec
 from wideep.routing.files import routing_from_spec
 from wideep.routing.split import held_out_split, load_all
 from wideep.specs.topology import Cluster, load_cluster
@@ -177,6 +178,9 @@ def plan_placement(model: Model, cluster: Cluster, ep_size: int, redundant: int,
         raise InputError(f"unknown algorithm {write!r} (choose from {', '.join(ALGORITHMS)})", "--algorithm")
     check_payload_dtypes(cluster, {"--dtype": dispatch_dtype, "--combine-dtype": combine_dtype})
     tokens = ep_size * tokens_per_gpu
+    kind = "file" if paths or routing is None else parse_spec(routing)[0]
+    check_place_budget(PlaceSize(model.moe_layers, tokens, model.top_k, model.n_experts, ep_size,
+                                 len(set(cluster.domain_of[:ep_size].tolist())), kind, tuple(algorithms)))
     header = {"model": model.id, "cluster": cluster.name, "ep_size": ep_size, "slots": model.n_experts + redundant,
               "redundant": redundant, "tokens_per_gpu": tokens_per_gpu, "replica_rule": replica_rule}
     args = (model, cluster, ep_size, redundant, tokens_per_gpu, transport, dispatch_dtype, combine_dtype, seed,

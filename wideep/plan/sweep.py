@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from wideep.core.errors import InputError
-from wideep.plan import Plan, PlanSpec, plan
+from wideep.plan.deployment import Plan, PlanSpec, plan
 
 DEFAULT_BATCHES = (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 

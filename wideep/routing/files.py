@@ -17,15 +17,15 @@ Formats:
 
 from __future__ import annotations
 
-import json
 import re
 import struct
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from wideep.core.errors import CatalogError, InputError
+from wideep.core.npfile import load_npy, load_npz
+from wideep.core.parse import parse_json, read_data
 from wideep.specs.model import Model
 from wideep.routing.stats import SPEC_RE, RoutingStats, stats_from_arrays, synthetic_routing
 
@@ -77,7 +77,7 @@ def read_stats(path: Path, model: Model) -> RoutingStats:
     if suffix == ".npz":
         return read_npz(path, model)
     if suffix == ".npy":
-        arr = np_load(path)
+        arr = load_npy(path, InputError)
         return stats_from_arrays(arr if arr.ndim == 3 else None, arr if arr.ndim != 3 else None, model, src)
     if suffix == ".csv":
         return stats_from_arrays(None, read_csv(path), model, src)
@@ -87,19 +87,11 @@ def read_stats(path: Path, model: Model) -> RoutingStats:
     raise InputError("unknown statistics format (.pt, .npz, .npy, .csv, .json or a TensorRT-LLM folder)", src)
 
 
-def np_load(path: Path):
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise InputError(f"cannot read numpy data: {exc}", str(path)) from None
-
-
 def read_npz(path: Path, model: Model) -> RoutingStats:
-    data = np_load(path)
-    if not {"topk_ids", "load"} & set(data.files):
-        raise InputError(f"expected arrays topk_ids and/or load, found {', '.join(data.files) or 'none'}", str(path))
-    get = lambda k: data[k] if k in data.files else None  # noqa: E731
-    return stats_from_arrays(get("topk_ids"), get("load"), model, str(path))
+    data = load_npz(path, InputError)
+    if not {"topk_ids", "load"} & set(data):
+        raise InputError(f"expected arrays topk_ids and/or load, found {', '.join(data) or 'none'}", str(path))
+    return stats_from_arrays(data.get("topk_ids"), data.get("load"), model, str(path))
 
 
 def read_csv(path: Path) -> np.ndarray:
@@ -161,21 +153,25 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
     try:
         raw = path.read_bytes()
         (n,) = struct.unpack("<Q", raw[:8])
-        header = json.loads(raw[8:8 + n])
-    except (OSError, struct.error, ValueError) as exc:
+    except (OSError, struct.error) as exc:
         raise InputError(f"not a safetensors file: {exc}", src) from None
-    out = {}
-    for key, info in header.items():
-        if key == "__metadata__":
-            continue
-        try:
-            dt = np.dtype(SAFETENSORS_DTYPES[info["dtype"]])
-            begin, end = info["data_offsets"]
-            arr = np.frombuffer(raw, dtype=dt, count=(end - begin) // dt.itemsize, offset=8 + n + begin)
-            out[key] = arr.reshape(info["shape"])
-        except (KeyError, ValueError, TypeError) as exc:
-            raise InputError(f"bad tensor entry: {exc}", src, key) from None
-    return out
+    header = parse_json(raw[8:8 + n], src, InputError)
+    if not isinstance(header, dict):
+        raise InputError("not a safetensors file: its header is not a JSON object", src)
+    return {key: tensor(raw, 8 + n, info, src, key) for key, info in header.items() if key != "__metadata__"}
+
+
+def tensor(raw: bytes, start: int, info: object, source: str, key: str) -> np.ndarray:
+    """One tensor of a safetensors file from its header entry ``{dtype, shape, data_offsets}``."""
+    try:
+        dt = np.dtype(SAFETENSORS_DTYPES[info["dtype"]])  # type: ignore[index]
+        begin, end = info["data_offsets"]  # type: ignore[index]
+        if not 0 <= begin <= end <= len(raw) - start:
+            raise ValueError(f"data_offsets {begin}..{end} outside the {len(raw) - start} data bytes")
+        arr = np.frombuffer(raw, dtype=dt, count=(end - begin) // dt.itemsize, offset=start + begin)
+        return arr.reshape(info["shape"])  # type: ignore[index]
+    except (KeyError, ValueError, TypeError, OverflowError) as exc:
+        raise InputError(f"bad tensor entry: {' '.join(str(exc).split())}", source, key) from None
 
 
 def read_trtllm(path: Path, model: Model) -> RoutingStats:
@@ -245,10 +241,7 @@ def json_arrays(data: dict, source: str) -> tuple[np.ndarray | None, np.ndarray 
 
 
 def read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read JSON: {exc}", str(path)) from None
+    data = read_data(path, InputError)
     if not isinstance(data, dict):
         raise InputError("top level must be an object", str(path))
     return data

@@ -33,6 +33,12 @@ TOPIC_WEIGHT = 42.0
 #: already takes about a minute (benchmarks/bench_traffic.py draws half as many in ~26 s).
 MAX_SAMPLE_TOKENS = 1 << 20
 
+#: Seconds per element of drawing a synthetic sample, on the 2-core machine benchmarks/ are timed on: uniform
+#: per (layer, token, selection), zipf and topics per (layer, token, expert) Gumbel key (measured: 138 and
+#: 70-77 ns for DeepSeek-V3, 58 layers). A sample estimated over MAX_SAMPLE_S is refused before it starts.
+SAMPLE_S = {"uniform": 1.4e-7, "zipf": 8e-8, "topics": 8e-8}
+MAX_SAMPLE_S = 120.0
+
 MAX_TOPICS = 4096  # more topics than any model's experts only repeats the uniform case
 SPEC_RE = re.compile(r"^(uniform|zipf:(?P<s>[0-9.eE+-]+)|topics:(?P<k>[0-9]+))$")
 
@@ -120,6 +126,23 @@ def check_sample_size(tokens: int) -> None:
     if tokens > MAX_SAMPLE_TOKENS:
         raise InputError(f"{tokens:,} tokens per layer (EP x --tokens) is over the limit of "
                          f"{MAX_SAMPLE_TOKENS:,}", "--tokens")
+
+
+def sample_seconds(kind: str, layers: int, tokens: int, model: Model) -> float:
+    """Estimated seconds to draw ``tokens`` tokens of ``kind`` routing for ``layers`` layers (see SAMPLE_S)."""
+    return SAMPLE_S[kind] * layers * tokens * (model.top_k if kind == "uniform" else model.n_experts)
+
+
+def check_sample_time(kind: str, layers: int, tokens: int, model: Model) -> None:
+    """A sample estimated to take over :data:`MAX_SAMPLE_S` raises on ``--tokens``, naming the most it allows."""
+    seconds = sample_seconds(kind, layers, tokens, model)
+    if seconds <= MAX_SAMPLE_S:
+        return
+    most = int(tokens * MAX_SAMPLE_S / seconds)
+    per = f"{model.top_k} selections" if kind == "uniform" else f"{model.n_experts} experts"
+    raise InputError(f"drawing {kind} routing for {layers} layers x {tokens:,} tokens x {per} would take about "
+                     f"{seconds / 60:.0f} minutes, over the limit of {MAX_SAMPLE_S / 60:.0f} minutes; at most "
+                     f"{most:,} tokens per layer (EP x --tokens) here", "--tokens")
 
 
 def from_topk(topk_ids: np.ndarray, n_experts: int, rows_sorted: bool = False) -> RoutingStats:
@@ -281,6 +304,7 @@ def synthetic_routing(model: Model, spec: str, tokens: int, seed: int = 0, layer
     n_layers = model.moe_layers if layers is None else layers
     if n_layers <= 0:
         raise InputError(f"must be > 0, got {n_layers}", "layers")
+    check_sample_time(kind, n_layers, tokens, model)
     rng = np.random.default_rng(check_seed(seed))
     n_group, topk_group = groups_of(model)
     ids = np.empty((n_layers, tokens, model.top_k), dtype=np.int32)
@@ -314,20 +338,22 @@ def sample_tokens(stats: RoutingStats, tokens: int, seed: int = 0) -> np.ndarray
     return stats.topk_ids[:, pick]
 
 
-def checked_array(arr: object, field: str, dims: tuple[str, ...], kind: type, kind_word: str,
+def checked_array(arr: object, field: str, dims: tuple[str, ...], kind: type | tuple[type, ...], kind_word: str,
                   source: str) -> np.ndarray:
-    """``arr`` as an ndarray of ``len(dims)`` dimensions and a dtype of ``kind``, else InputError naming ``field``."""
+    """``arr`` as an ndarray of ``len(dims)`` dimensions and a dtype of ``kind`` (or one of several), else
+    InputError naming ``field``."""
     arr = np.asarray(arr)
     if arr.ndim != len(dims):
         raise InputError(f"{field} must have shape ({', '.join(dims)}), got {arr.shape}", source, field)
-    if not np.issubdtype(arr.dtype, kind):
+    if not any(np.issubdtype(arr.dtype, k) for k in (kind if isinstance(kind, tuple) else (kind,))):
         raise InputError(f"{field} must be {kind_word}, got {arr.dtype}", source, field)
     return arr
 
 
 def check_loads(load: np.ndarray, model: Model, source: str) -> np.ndarray:
     """Validate a (layers, experts) load matrix against ``model``; returns it as float64."""
-    load = checked_array(load, "load", ("layers", "experts"), np.number, "numeric", source).astype(np.float64)
+    load = checked_array(load, "load", ("layers", "experts"), (np.integer, np.floating), "real numbers",
+                         source).astype(np.float64)
     if load.shape[1] != model.n_experts:
         raise InputError(f"{load.shape[1]} experts per layer, {model.id} has {model.n_experts}", source, "load")
     if not np.isfinite(load).all():
@@ -335,7 +361,13 @@ def check_loads(load: np.ndarray, model: Model, source: str) -> np.ndarray:
     if (load < 0).any():
         layer, expert = np.argwhere(load < 0)[0]
         raise InputError(f"negative count at layer {layer}, expert {expert}", source, "load")
-    load = keep_moe_layers(load, model, source, "load", load.sum(axis=1) > 0)
+    with np.errstate(over="ignore"):
+        totals = load.sum(axis=1)
+    if not np.isfinite(totals).all():
+        layer = int(np.flatnonzero(~np.isfinite(totals))[0])
+        raise InputError(f"the counts of layer {layer} sum past the largest float (1.8e308); scale them down",
+                         source, "load")
+    load = keep_moe_layers(load, model, source, "load", totals > 0)
     empty = np.flatnonzero(load.sum(axis=1) == 0)
     if empty.size:
         raise InputError(f"MoE layer {empty[0]} has no selections (its loads sum to 0)", source, "load")

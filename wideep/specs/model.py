@@ -14,6 +14,7 @@ from typing import Any
 from wideep.core import units
 from wideep.core.catalog import Field, check_table, check_value, read_file, resolve
 from wideep.core.errors import CatalogError, InputError
+from wideep.core.limits import MAX_SEQUENCE_TOKENS, check_range
 from wideep.core.units import DType
 
 MODEL_FIELDS = {
@@ -333,7 +334,7 @@ def model_from_config(cfg: dict[str, Any], model_id: str, source: str, prefix: s
         raise CatalogError("missing required field (a list such as [\"DeepseekV3ForCausalLM\"])",
                            source, prefix + "architectures")
     arch = archs[0]
-    if arch not in PARSERS:
+    if not isinstance(arch, str) or arch not in PARSERS:
         raise CatalogError(f"unsupported architecture {arch!r} (supported: {', '.join(PARSERS)})",
                            source, prefix + "architectures")
     fields = PARSERS[arch](ConfigReader(cfg, source, prefix))
@@ -376,3 +377,4 @@ def check_context(context_tokens: int) -> None:
     """A context length must be a positive number of tokens (``--context``)."""
     if context_tokens <= 0:
         raise InputError(f"must be > 0, got {context_tokens}", "--context")
+    check_range(context_tokens, 1, MAX_SEQUENCE_TOKENS, "--context", "tokens per sequence")

@@ -24,6 +24,7 @@ from wideep.specs.hardware import GPU, System, gpu_reference, load_system
 
 TIERS = ("nvlink", "scale_out")
 MAX_GPUS = 8192  # largest cluster graph built: an EP group of thousands of GPUs is already far past practice
+MAX_CUSTOM_WALK = 5_000_000  # GPUs x links of a custom file: checking reachability takes ~10 s at this size (2 cores)
 HOP_SAMPLE = 64  # destination ranks whose hop counts stand for all in summaries of larger clusters
 
 
@@ -225,14 +226,10 @@ def load_custom(path: Path) -> Cluster:
             gpus.append(node["id"])
     if not gpus:
         raise CatalogError("no node of kind gpu", src, "nodes")
+    check_custom_size(len(gpus), len(data["edges"]), src)
+    given: dict[tuple[str, str], str] = {}  # (src, dst) -> the entry that gave that direction
     for i, e in enumerate(data["edges"]):
-        check_table(e if isinstance(e, dict) else {}, CUSTOM_EDGE, src, f"edges[{i}].")
-        for end in ("src", "dst"):
-            if e[end] not in g:
-                raise CatalogError(f"unknown node {e[end]!r}", src, f"edges[{i}].{end}")
-        pairs = [(e["src"], e["dst"])] + ([(e["dst"], e["src"])] if e.get("bidirectional", True) else [])
-        for u, v in pairs:
-            g.add_edge(u, v, bw_Bps=e["bw_GBps"] * units.GBps, latency_s=e["latency_us"] * units.us, tier=e["tier"])
+        add_custom_edge(g, e, src, f"edges[{i}]", given)
     for r, node in enumerate(gpus):
         g.nodes[node]["rank"] = r
     domains = sorted({g.nodes[n]["domain"] for n in gpus})
@@ -243,6 +240,35 @@ def load_custom(path: Path) -> Cluster:
     except CatalogError as exc:
         raise CatalogError(exc.problem, src, "edges") from None
     return cluster
+
+
+def check_custom_size(n_gpus: int, n_edges: int, src: str) -> None:
+    """A custom graph too large to check in seconds raises: reachability walks every link once per GPU."""
+    if n_gpus > MAX_GPUS:
+        raise CatalogError(f"{n_gpus:,} GPUs, over the limit of {MAX_GPUS:,}", src, "nodes")
+    if n_gpus * n_edges > MAX_CUSTOM_WALK:
+        raise CatalogError(f"{n_gpus:,} GPUs x {n_edges:,} links is over the limit of {MAX_CUSTOM_WALK:,} "
+                           "(reachability is checked from every GPU over every link)", src, "edges")
+
+
+def add_custom_edge(g: nx.DiGraph, e: object, src: str, name: str, given: dict[tuple[str, str], str]) -> None:
+    """Add one ``[[edges]]`` entry (both directions unless ``bidirectional = false``) to ``g``.
+
+    Unknown nodes, a link from a node to itself and a direction some earlier entry already gave raise.
+    """
+    check_table(e if isinstance(e, dict) else {}, CUSTOM_EDGE, src, f"{name}.")
+    for end in ("src", "dst"):
+        if e[end] not in g:
+            raise CatalogError(f"unknown node {e[end]!r}", src, f"{name}.{end}")
+    if e["src"] == e["dst"]:
+        raise CatalogError(f"links node {e['src']!r} to itself", src, name)
+    pairs = [(e["src"], e["dst"])] + ([(e["dst"], e["src"])] if e.get("bidirectional", True) else [])
+    for u, v in pairs:
+        if (u, v) in given:
+            raise CatalogError(f"duplicate link {u} -> {v} (already given by {given[u, v]}); "
+                               "give each link once, with its total bandwidth", src, name)
+        given[u, v] = name
+        g.add_edge(u, v, bw_Bps=e["bw_GBps"] * units.GBps, latency_s=e["latency_us"] * units.us, tier=e["tier"])
 
 
 def load_cluster(topology: str, n_gpus: int | None = None, option: str = "--gpus") -> Cluster:

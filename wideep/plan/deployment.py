@@ -1,0 +1,300 @@
+"""One plan: a model on an EP group of a topology, its decode and prefill steps, memory fit and cost.
+
+:func:`expert_parallel` is the seam to routing, placement and traffic: it samples routing (a few
+thousand tokens, fixed seed, :data:`SAMPLE_LAYERS` MoE layers whose mean stands for every MoE layer),
+places the experts, reads the busiest GPU's share of selections and probes the traffic model at two
+token counts per GPU; dispatch and combine times are linear in tokens between and beyond those probes
+(latency + bytes / bandwidth, with bytes proportional to tokens for a fixed routing sample).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+
+import numpy as np
+
+from wideep.core import units
+from wideep.perf.cost import Cost, cost
+from wideep.core.errors import InputError
+from wideep.core.limits import MAX_SEQUENCE_TOKENS, check_range
+from wideep.specs.hardware import GPU
+from wideep.perf.memory import MemoryFit, memory_fit, prefill_fits
+from wideep.specs.model import Model, load_model
+from wideep.perf.step import CommCurve, ExpertParallel, StepResult, calibration_sources, single_gpu, step_time
+from wideep.placement.placers import ALGORITHMS, place
+from wideep.perf.roofline import load_calibration
+from wideep.routing.files import routing_from_spec
+from wideep.specs.topology import Cluster, load_cluster
+from wideep.routing.stats import RoutingStats
+from wideep.traffic.a2a import a2a_curve, gpu_loads
+from wideep.slots import DEFAULT_REPLICA_RULE, check_replica_rule
+from wideep.traffic.transports import load_transport
+from wideep.plan.spec import DEFAULT_EP, PlanSpec
+
+SAMPLE_TOKENS = 4096  # routing tokens over the whole EP group that placement and traffic are computed from
+MAX_SHARE_TOKENS = 65536  # cap on the held-out sample that measures a step's busiest GPU
+SAMPLE_LAYERS = 4  # MoE layers sampled; their mean busiest share and comm time stand for every MoE layer
+COMM_PROBE_TOKENS = 1024  # tokens per GPU at which the traffic model counts copies (they scale linearly)
+COMM_GRID_TOKENS = (1, 4, 16, 64, 256, 1024, 4096, 16384)  # tokens per GPU of the communication curve
+TRANSPORTS = {"decode": "deepep-ll", "prefill": "deepep-normal"}  # DeepSeek's choice per phase (docs/sources.md 3)
+
+DEFAULT_COMPARISON = ("hgx-h100", "gb200-nvl72")  # DeepSeek-V3 EP32 on 4x HGX H100 vs one NVL72
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A plan's results: decode step (the headline), prefill step (input price), memory and cost."""
+
+    spec: PlanSpec
+    model: Model
+    system: str
+    gpu: GPU
+    gpus: int
+    ep: ExpertParallel
+    decode: StepResult
+    prefill: StepResult
+    memory: MemoryFit
+    cost: Cost
+    calibration: dict = field(default_factory=dict)  # term -> calibration file [table] that set it
+
+    def to_dict(self) -> dict:
+        d = self.decode
+        return {
+            "model": self.model.id, "system": self.system, "gpu": self.gpu.id, "gpus": self.gpus,
+            "ep": self.ep.ep_size, "batch": self.spec.batch, "context": self.spec.decode_context,
+            "dtype": self.spec.dtype, "overlap": self.spec.overlap, "mtp": self.spec.mtp,
+            "placement": self.spec.placement, "replica_rule": self.spec.replica_rule,
+            "tokens_per_s_per_gpu": d.tokens_per_s_per_gpu, "tokens_per_s_per_user": d.tokens_per_s_per_user,
+            "step_ms": d.step_s / units.ms, "sol_ms": d.sol_s / units.ms, "sol_ratio": d.sol_ratio,
+            "binding": d.binding, "usd_per_mtok_output": self.cost.usd_per_mtok_output,
+            "usd_per_mtok_input": self.cost.usd_per_mtok_input, "usd_per_mtok_mix": self.cost.usd_per_mtok_mix,
+            "usd_per_gpu_hour": self.cost.usd_per_gpu_hour, "kW_per_gpu": self.cost.all_in_kW,
+            "tokens_per_s_per_MW": self.cost.output_tokens_per_s_per_MW,
+            "joules_per_token": self.cost.joules_per_output_token,
+            "memory": self.memory.to_dict(), "breakdown_ms": d.breakdown_ms,
+            "terms": d.to_dict()["terms"], "expert_parallel": ep_summary(self.ep),
+            "prefill": self.prefill.to_dict(), "cost": self.cost.to_dict(), "calibration": self.calibration,
+        }
+
+
+def ep_summary(ep: ExpertParallel) -> dict:
+    return {"ep_size": ep.ep_size, "slots_per_gpu": ep.slots_per_gpu, "busiest_share": ep.busiest_share,
+            "balancedness": ep.balancedness, "transport": ep.transport, "placement": ep.placement,
+            "replica_rule": ep.replica_rule, "routing": ep.routing, "binding_tier": ep.binding_tier,
+            "binding_link": ep.binding_link}
+
+
+def default_redundant(n_experts: int, ep: int) -> int:
+    """Fewest extra slots (> 0) making slots divisible by ``ep``; 0 without expert parallelism.
+
+    >>> default_redundant(256, 32), default_redundant(256, 144), default_redundant(256, 1)
+    (32, 32, 0)
+    """
+    if ep <= 1:
+        return 0
+    return ep - n_experts % ep if n_experts % ep else ep
+
+
+@lru_cache(maxsize=64)
+def cluster_for(topology: str, ep_size: int) -> Cluster:
+    """The EP group's cluster: ``ep_size`` GPUs of a system (replicas of the group do not share links)."""
+    return load_cluster(topology, ep_size, option="--ep")
+
+
+@lru_cache(maxsize=64)
+def placed(model: Model, topology: str, ep_size: int, redundant: int, routing: str, placement: str,
+           seed: int, replica_rule: str = DEFAULT_REPLICA_RULE) -> tuple[np.ndarray, RoutingStats]:
+    """phy2log (layers, slots) from a routing sample of SAMPLE_TOKENS tokens, and that sample."""
+    layers = min(SAMPLE_LAYERS, model.moe_layers)
+    stats = routing_from_spec(routing, model, SAMPLE_TOKENS, seed=seed, layers=layers)
+    opts = {"replica_rule": replica_rule} if placement == "topology" else {}
+    return place(placement, stats, model, cluster_for(topology, ep_size), ep_size, redundant, **opts).phy2log, stats
+
+
+@lru_cache(maxsize=512)
+def busiest_share(model: Model, topology: str, ep_size: int, redundant: int, routing: str, placement: str,
+                  seed: int, step_tokens: int, replica_rule: str = DEFAULT_REPLICA_RULE) -> float:
+    """Busiest GPU's share of one step's token-expert selections, mean over the sampled MoE layers.
+
+    Measured on a held-out routing sample (seed + 1) the size of the step (``step_tokens`` over the whole
+    EP group, at most MAX_SHARE_TOKENS), not on the sample the placement was fitted to: a step's busiest
+    GPU sees both the placement's imbalance and the step's own sampling noise. Selections go where
+    ``replica_rule`` sends them.
+    """
+    phy2log, _ = placed(model, topology, ep_size, redundant, routing, placement, seed, replica_rule)
+    tokens = int(min(max(step_tokens, ep_size), MAX_SHARE_TOKENS))
+    held_out = routing_from_spec(routing, model, tokens, seed=seed + 1, layers=phy2log.shape[0])
+    loads = np.asarray(gpu_loads(phy2log, held_out, ep_size, cluster_for(topology, ep_size).domain_of[:ep_size],
+                                 replica_rule), dtype=float)
+    return float(np.mean(loads.max(axis=1) / loads.sum(axis=1)))
+
+
+@lru_cache(maxsize=256)
+def expert_parallel(model: Model, topology: str, ep_size: int, redundant: int, routing: str,
+                    placement: str, transport: str, dispatch_dtype: str = "fp8", combine_dtype: str = "bf16",
+                    seed: int = 0, replica_rule: str = DEFAULT_REPLICA_RULE) -> ExpertParallel:
+    """The seam to routing, placement and traffic for one EP group (cached per argument set).
+
+    Returns the per-MoE-layer dispatch/combine time as a curve over tokens per GPU; the busiest
+    share is 1/ep_size here and set per step by :func:`ep_for` from :func:`busiest_share`.
+    """
+    if not model.is_moe or ep_size <= 1:
+        return single_gpu(model)
+    cluster = cluster_for(topology, ep_size)
+    phy2log, stats = placed(model, topology, ep_size, redundant, routing, placement, seed, replica_rule)
+    curve = a2a_curve(model, cluster, phy2log, stats, ep_size, COMM_PROBE_TOKENS, COMM_GRID_TOKENS, transport,
+                      dispatch_dtype, combine_dtype, seed, replica_rule)
+    d, c = (comm_curve(curve[p]) for p in ("dispatch", "combine"))
+    return ExpertParallel(ep_size, phy2log.shape[1] // ep_size, 1.0 / ep_size, d, c, curve["dispatch"]["tier"],
+                          curve["dispatch"]["binding"], transport, placement, routing,
+                          load_transport(transport).sms, replica_rule)
+
+
+def comm_curve(phase: dict) -> CommCurve:
+    """A phase's tabulated times over :data:`COMM_GRID_TOKENS`."""
+    return CommCurve(tuple(float(t) for t in COMM_GRID_TOKENS), *(tuple(map(float, phase[k]))
+                                                                   for k in ("time_s", "sol_s", "latency_s")))
+
+
+def resolve_ep(spec: PlanSpec, model: Model) -> PlanSpec:
+    """``spec`` with its EP size set: :data:`DEFAULT_EP` (MoE) or 1 (dense) when None.
+
+    A dense model with ``ep`` > 1 raises on ``--ep``: it would silently run without expert parallelism.
+    """
+    if spec.ep is None:
+        return replace(spec, ep=DEFAULT_EP if model.is_moe else 1)
+    if not model.is_moe and spec.ep > 1:
+        raise InputError(f"{model.id} is a dense model (no routed experts), so there is no expert parallelism "
+                         f"to size; leave --ep out (or give 1) and use --gpus for the deployment, got {spec.ep}",
+                         "--ep")
+    return spec
+
+
+def check_spec(spec: PlanSpec, model: Model) -> int:
+    """Validate the options a plan needs beyond what the parts check; returns the GPU count."""
+    gpus = spec.ep if spec.gpus is None else spec.gpus
+    if spec.ep < 1:
+        raise InputError(f"must be >= 1, got {spec.ep}", "--ep")
+    if spec.mtp and not model.mtp_layers:
+        raise InputError(f"{model.id} has no MTP module (num_nextn_predict_layers = 0); a separate draft model "
+                         "is not modelled", "--mtp")
+    check_range(spec.isl, 1, MAX_SEQUENCE_TOKENS, "--isl", "prompt tokens per request")
+    check_range(spec.osl, 1, MAX_SEQUENCE_TOKENS, "--osl", "output tokens per request")
+    if spec.seed < 0:
+        raise InputError(f"must be >= 0, got {spec.seed}", "--seed")
+    for option, name in (("--dispatch-dtype", spec.dispatch_dtype), ("--combine-dtype", spec.combine_dtype)):
+        units.dtype(name, option)
+    if gpus < spec.ep or gpus % spec.ep:
+        raise InputError(f"must be a multiple of --ep ({spec.ep}), got {gpus}", "--gpus")
+    if spec.placement not in ALGORITHMS:
+        raise InputError(f"unknown placement {spec.placement!r} (choose {', '.join(ALGORITHMS)})", "--placement")
+    check_replica_rule(spec.replica_rule)
+    if spec.ep > 1 and model.is_moe and (model.n_experts + redundant_of(spec, model)) % spec.ep:
+        raise InputError(f"{model.n_experts} experts + {spec.redundant} redundant do not divide over EP {spec.ep}",
+                         "--redundant")
+    return gpus
+
+
+def redundant_of(spec: PlanSpec, model: Model) -> int:
+    if spec.redundant is None:
+        return default_redundant(model.n_experts, spec.ep) if model.is_moe else 0
+    if spec.redundant < 0:
+        raise InputError(f"must be >= 0, got {spec.redundant}", "--redundant")
+    return spec.redundant
+
+
+def plan(spec: PlanSpec) -> Plan:
+    """Run one plan: decode step at (batch, context), prefill step at (prefill_tokens, isl), memory, cost."""
+    model = load_model(spec.model)
+    spec = resolve_ep(spec, model)
+    gpus = check_spec(spec, model)
+    cluster = cluster_for(spec.topology, spec.ep)
+    gpu = cluster.gpu
+    for option, name in (("--dispatch-dtype", spec.dispatch_dtype), ("--combine-dtype", spec.combine_dtype)):
+        if name == "nvfp4" and name not in gpu.flops_per_s:
+            raise InputError(f"{gpu.name} ({gpu.arch}) has no nvfp4 support", option)
+    cal = load_calibration(gpu.id, spec.calibration)
+    decode_wl, prefill_wl = spec.workload("decode"), spec.workload("prefill")
+    redundant = redundant_of(spec, model)
+    ep = ep_for(spec, model, redundant, "decode")
+    dec = step_time(model, gpu, cal, decode_wl, ep)
+    pre = step_time(model, gpu, cal, prefill_wl, ep_for(spec, model, redundant, "prefill"))
+    fits, need_bytes, max_chunk = prefill_fits(model, gpu, ep.slots_per_gpu, spec.prefill_tokens, spec.isl,
+                                               spec.precision, cal.workspace_fraction)
+    if not fits and max_chunk > 0:  # the chunk is the problem (with nothing fitting, the memory line says so)
+        raise InputError(f"a prefill chunk of {spec.prefill_tokens:,} tokens of {spec.isl:,}-token prompts needs "
+                         f"{need_bytes / units.GB:,.0f} GB per {gpu.id} (weights, KV, activations and all-to-all "
+                         f"buffers) of {gpu.hbm_usable_bytes / units.GB:,.0f}; at most {max_chunk:,} tokens fit",
+                         "--prefill-tokens")
+    mem = memory_fit(model, gpu, ep.slots_per_gpu, spec.batch, spec.decode_context, spec.precision,
+                     cal.workspace_fraction, spec.mtp)
+    money = cost(gpu, dec.tokens_per_s_per_gpu, pre.tokens_per_s_per_gpu, spec.isl, spec.osl,
+                 spec.price_per_gpu_hour, spec.price_scenario)
+    system = cluster.system.id if cluster.system else cluster.name
+    return Plan(spec, model, system, gpu, gpus, ep, dec, pre, mem, money, calibration_sources(cal, ep.transport))
+
+
+def ep_for(spec: PlanSpec, model: Model, redundant: int, phase: str) -> ExpertParallel:
+    """The EP group as one phase's step sees it: communication times and the step's busiest share."""
+    transport = spec.transport or TRANSPORTS[phase]
+    ep = expert_parallel(model, spec.topology, spec.ep, redundant, spec.routing, spec.placement,
+                         transport, spec.dispatch_dtype, spec.combine_dtype, spec.seed, spec.replica_rule)
+    if ep.ep_size <= 1:
+        return ep
+    wl = spec.workload(phase)
+    per_gpu = wl.batch * wl.tokens_per_sequence if phase == "decode" else wl.prefill_tokens
+    share = busiest_share(model, spec.topology, spec.ep, redundant, spec.routing, spec.placement, spec.seed,
+                          per_gpu * spec.ep, spec.replica_rule)
+    return replace(ep, busiest_share=share)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Plans of one configuration on several topologies and a sentence on why they differ."""
+
+    plans: tuple[Plan, ...]
+    why: str = field(default="")
+
+    def to_dict(self) -> dict:
+        return {"plans": [p.to_dict() for p in self.plans], "why": self.why}
+
+
+def compare_topologies(spec: PlanSpec, topologies: tuple[str, ...] = DEFAULT_COMPARISON) -> Comparison:
+    """The same spec on each topology (``wideep plan`` with no options: DeepSeek-V3 EP32 on 4x HGX H100
+    and on one GB200 NVL72 rack)."""
+    plans = tuple(plan(replace(spec, topology=t)) for t in topologies)
+    return Comparison(plans, explain(plans))
+
+
+def explain(plans: tuple[Plan, ...]) -> str:
+    """Why the fastest and the slowest plan differ, in one or two sentences from their terms."""
+    if len(plans) < 2:
+        return ""
+    fast = max(plans, key=lambda p: p.decode.tokens_per_s_per_gpu)
+    slow = min(plans, key=lambda p: p.decode.tokens_per_s_per_gpu)
+    f, s = fast.decode, slow.decode
+    ratio = f.tokens_per_s_per_gpu / s.tokens_per_s_per_gpu
+    text = (f"{fast.system} serves {ratio:.1f}x the tokens/s per GPU of {slow.system} "
+            f"({f.tokens_per_s_per_gpu:,.0f} vs {s.tokens_per_s_per_gpu:,.0f}). ")
+    text += (f"On {slow.system} the step ({s.step_s / units.ms:.1f} ms) is bound by {RESOURCE_WORDS[s.binding]}"
+             f"{comm_clause(slow)}; on {fast.system} ({f.step_s / units.ms:.1f} ms) by "
+             f"{RESOURCE_WORDS[f.binding]}{comm_clause(fast)}. ")
+    g1, g2 = fast.gpu, slow.gpu
+    text += (f"Per GPU, {g1.id} has {g1.hbm_Bps / g2.hbm_Bps:.1f}x the HBM bandwidth "
+             f"({g1.hbm_Bps / units.TBps:.2f} vs {g2.hbm_Bps / units.TBps:.2f} TB/s) and "
+             f"{g1.flops(fast.spec.dtype) / g2.flops(slow.spec.dtype):.1f}x the {fast.spec.dtype} FLOP/s.")
+    return text
+
+
+RESOURCE_WORDS = {"hbm": "HBM bandwidth", "flops": "tensor-core FLOP/s", "nvlink": "NVLink bandwidth",
+                  "nic": "the scale-out NICs (InfiniBand/Ethernet)", "latency": "communication latency"}
+
+
+def comm_clause(p: Plan) -> str:
+    """Where dispatch/combine runs and whether it hides behind compute."""
+    d = p.decode
+    tier = "over NVLink inside one domain" if p.ep.binding_tier == "nvlink" else "across the scale-out NICs"
+    hidden = "hidden behind" if d.micro_batches == 2 and d.comm_s <= d.compute_s else "exposed beside"
+    return (f" (dispatch+combine {d.comm_s / units.ms:.1f} ms {tier}, {hidden} "
+            f"{d.compute_s / units.ms:.1f} ms of compute)")

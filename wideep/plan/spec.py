@@ -1,0 +1,71 @@
+"""The inputs of one plan (:class:`PlanSpec`): light to import, so the command line shows its defaults fast."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from wideep.perf.memory import Precision
+
+if TYPE_CHECKING:
+    from wideep.perf.step import Workload
+
+DEFAULT_EP = 32  # EP group of an MoE model when none is given: four HGX nodes, or 32 GPUs of an NVL72 rack
+
+
+@dataclass(frozen=True)
+class PlanSpec:
+    """Every input of a plan (options of ``wideep plan``); ``gpus`` defaults to ``ep``.
+
+    ``ep`` None is :data:`DEFAULT_EP` for an MoE model and 1 for a dense one, which has no experts to
+    spread: an EP size above 1 for a dense model is an error (:func:`wideep.plan.deployment.resolve_ep`).
+
+    ``redundant`` None picks the fewest extra slots (> 0) that make the slots divide over ``ep``
+    (32 for 256 experts at EP32, EP72 and EP144, as DeepSeek deploys).
+    """
+
+    model: str = "deepseek-v3"
+    topology: str = "hgx-h100"
+    ep: int | None = None
+    gpus: int | None = None
+    batch: int = 64
+    context: int | None = None  # decode: mean cached tokens; None: isl + osl / 2
+    dtype: str = "fp8"
+    attn_dtype: str | None = None
+    kv_dtype: str = "bf16"
+    dispatch_dtype: str = "fp8"  # DeepSeek: FP8 dispatch, BF16 combine (docs/sources.md section 3)
+    combine_dtype: str = "bf16"
+    overlap: str = "auto"
+    mtp: int = 0
+    acceptance: float = 0.85
+    redundant: int | None = None
+    routing: str = "uniform"
+    placement: str = "balanced"
+    replica_rule: str = "sglang"  # SGLang's static dispatch (wideep.slots.REPLICA_RULES, DEFAULT_REPLICA_RULE)
+    transport: str | None = None
+    prefill_tokens: int = 8192
+    cache_hit: float = 0.0
+    isl: int = 1024
+    osl: int = 1024
+    price_per_gpu_hour: float | None = None
+    price_scenario: str | None = None
+    calibration: str | None = None
+    seed: int = 0
+
+    @property
+    def decode_context(self) -> int:
+        """Mean cached tokens per sequence in decode: ``context``, else the prompt plus half the output."""
+        return self.context if self.context is not None else self.isl + self.osl // 2
+
+    @property
+    def precision(self) -> Precision:
+        return Precision(self.dtype, self.attn_dtype, self.kv_dtype)
+
+    def workload(self, phase: str) -> Workload:
+        from wideep.perf.step import Workload  # the step model (numpy) loads only when a plan runs
+
+        if phase == "decode":
+            return Workload("decode", self.batch, self.decode_context, self.prefill_tokens, 0.0, self.mtp,
+                            self.acceptance, self.overlap, self.precision)
+        return Workload("prefill", 1, self.isl, self.prefill_tokens, self.cache_hit, 0, self.acceptance,
+                        self.overlap, self.precision)
