@@ -12,7 +12,6 @@ from wideep.report import svg
 from wideep.core import units
 from wideep.core.fileio import write_atomic, write_text_atomic
 from wideep.core.errors import InputError
-from wideep.slots import RULE_WORDS
 
 
 def fmt(value: Any) -> str:
@@ -208,6 +207,8 @@ VERSUS_WORDS = {"cross_domain_copies_per_token": "x-domain/tok", "balancedness_m
 def place_text(header: dict, rows: list[dict], split: str | None = None, wrote: str | None = None) -> str:
     """``wideep place``: a title line, one row per algorithm (held-out columns beside in-sample ones when the
     statistics were split), how they were split, each algorithm against ``balanced``, the file written."""
+    from wideep.slots import RULE_WORDS  # numpy: loaded by the place command only
+
     h = header
     title = (f"{h['model']} on {h['cluster']}, EP {h['ep_size']}, {h['slots']} slots ({h['redundant']} redundant), "
              f"{h['tokens_per_gpu']} tokens/GPU, replica rule {h['replica_rule']} ({RULE_WORDS[h['replica_rule']]})")
