@@ -343,6 +343,8 @@ def main() -> None:
         code = app(standalone_mode=False)
     except WideEPError as exc:
         fail(str(exc))
+    except MemoryError:  # the size checks refuse what they can foresee; this is the net under them
+        fail("out of memory: the request is larger than this machine holds; ask for fewer GPUs, tokens or layers")
     except Exception as exc:  # the option parser's errors, from click or from typer's own copy of it
         kind = {c.__name__ for c in type(exc).__mro__}
         if "Abort" in kind:
