@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import sys
 from typing import Any, Callable, List, Optional
@@ -10,19 +11,29 @@ from typing import Any, Callable, List, Optional
 import typer
 
 from wideep import __version__
-from wideep.core import catalog
-from wideep.core import progress
-from wideep.core import units
 from wideep.core.errors import InputError, WideEPError
 from wideep.core.fileio import check_writable
 from wideep.plan.spec import PlanSpec
-from wideep.report import tables as report
-from wideep.specs.hardware import load_gpu, load_system
-from wideep.specs.model import kv_usage, load_model
 
-# Heavy modules (numpy, scipy, networkx and everything built on them) load inside the commands that use
-# them, so ``wideep --help`` and option errors answer at once. ``rich_markup_mode=None``: click's plain
-# help, which shows a flag as a flag (rich renders ``--json <bool>``) and needs no rich import.
+
+class LazyModule:
+    """A module imported on its first attribute access (``report.table`` below loads wideep.report.tables)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self.name), attr)
+
+
+report = LazyModule("wideep.report.tables")
+catalog = LazyModule("wideep.core.catalog")
+units = LazyModule("wideep.core.units")
+progress = LazyModule("wideep.core.progress")
+
+# Everything else (the catalogs and models, and numpy, scipy and networkx behind the rest) loads inside the
+# commands that use it, so ``wideep --help`` and option errors answer at once. ``rich_markup_mode=None``:
+# click's plain help, which shows a flag as a flag (rich renders ``--json <bool>``) and needs no rich import.
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Plan MoE inference with wide expert parallelism over cluster graphs.")
 
@@ -53,6 +64,8 @@ def out(as_json: bool, data: Any, text: Callable[[], str]) -> None:
 @models_app.command("list")
 def models_list(as_json: bool = JSON) -> None:
     """List the catalog models with their size and expert layout."""
+    from wideep.specs.model import load_model
+
     rows = [load_model(m).summary() for m in catalog.list_ids("models")]
     cols = ["id", "architecture", "attention", "routed_experts", "top_k", "total_params_B", "active_params_B"]
     out(as_json, rows, lambda: report.table([[r[c] for c in cols] for r in rows],
@@ -64,6 +77,8 @@ def models_show(model: str = typer.Argument(..., help="Catalog id, model TOML or
                 context: int = typer.Option(4096, help="Context (tokens) for KV per token and FLOPs per token."),
                 as_json: bool = JSON) -> None:
     """Show one model: shapes, parameter counts (derived vs published), bytes per expert, KV and FLOPs per token."""
+    from wideep.specs.model import load_model
+
     s = load_model(model).summary(context)
     out(as_json, s, lambda: report.table(flatten(s), ["field", "value"]))
 
@@ -71,6 +86,8 @@ def models_show(model: str = typer.Argument(..., help="Catalog id, model TOML or
 @topologies_app.command("list")
 def topologies_list(as_json: bool = JSON) -> None:
     """List the systems (topologies) and the GPUs they are built from."""
+    from wideep.specs.hardware import load_system
+
     rows = [load_system(s).summary() for s in catalog.list_ids("systems")]
     gpus = catalog.list_ids("gpus")
     out(as_json, {"systems": rows, "gpus": gpus}, lambda: report.table(
@@ -86,6 +103,7 @@ def topologies_show(topology: str = typer.Argument(..., help="System id (hgx-h10
 
     A GPU id (h100-sxm) shows that GPU's datasheet figures instead.
     """
+    from wideep.specs.hardware import load_gpu
     from wideep.specs.topology import load_cluster
 
     is_gpu = topology in catalog.list_ids("gpus")
@@ -101,6 +119,8 @@ def kv(model: List[str] = typer.Option(..., "--model", help="Model id or file; r
        kv_dtype: str = typer.Option("bf16", help="KV cache dtype: bf16, fp8 or nvfp4."),
        as_json: bool = JSON) -> None:
     """KV-cache bytes per token and per sequence; several --model options give one comparison table."""
+    from wideep.specs.model import kv_usage, load_model
+
     dt = units.dtype(kv_dtype, "--kv-dtype")
     rows = [kv_usage(load_model(m), context, dt) for m in model]
     cols = ["model", "attention", "kv_bytes_per_token", "kv_GB_total", "kv_GiB_total"]
@@ -140,6 +160,7 @@ def place_cmd(model: str = typer.Option(..., "--model", help="Model id or file."
     from wideep.placement.files import FORMATS, write_placement
     from wideep.placement.placers import ALGORITHMS
     from wideep.plan.studies import plan_placement
+    from wideep.specs.model import load_model
     from wideep.specs.topology import load_cluster
 
     fmt = fmt or FORMATS[0]

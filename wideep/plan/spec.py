@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from wideep.perf.memory import Precision
-
 if TYPE_CHECKING:
+    from wideep.perf.memory import Precision
     from wideep.perf.step import Workload
 
 DEFAULT_EP = 32  # EP group of an MoE model when none is given: four HGX nodes, or 32 GPUs of an NVL72 rack
@@ -53,10 +52,12 @@ class PlanSpec:
 
     @property
     def precision(self) -> Precision:
+        from wideep.perf.memory import Precision  # the model layers load only when a plan runs
+
         return Precision(self.dtype, self.attn_dtype, self.kv_dtype)
 
     def workload(self, phase: str) -> Workload:
-        from wideep.perf.step import Workload  # the step model (numpy) loads only when a plan runs
+        from wideep.perf.step import Workload
 
         if phase == "decode":
             return Workload("decode", self.batch, self.context, self.prefill_tokens, 0.0, self.mtp,
