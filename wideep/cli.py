@@ -257,9 +257,9 @@ def plan_cmd(options: dict,
              topology: Optional[str] = typer.Option(None, "--topology", help="System id or file. " + PLAN_DEFAULT_HELP),
              as_json: bool = JSON) -> None:
     """Step time, memory fit and $/Mtok of one deployment; without --topology, Hopper vs Blackwell."""
+    spec = plan_spec(topology, **options)  # checks the sizes before the modules behind a plan load
     from wideep.plan import compare_topologies, plan
 
-    spec = plan_spec(topology, **options)
     if topology is None:
         cmp = compare_topologies(spec).to_dict()
         out(as_json, cmp, lambda: report.comparison_text(cmp))
@@ -283,9 +283,9 @@ def compare_cmd(options: dict,
     """The procurement report: one row per system and batch, stable columns with units; CSV/XLSX."""
     for path, option in ((csv, "--csv"), (xlsx, "--xlsx"), (svg, "--svg")):
         check_writable(path, option)
+    spec = plan_spec(None, batch=(batch or [SPEC.batch])[0], **options)
     from wideep.plan.sweep import COLUMNS, compare_report
 
-    spec = plan_spec(None, batch=(batch or [SPEC.batch])[0], **options)
     if xlsx is not None:
         report.xlsx_module()  # before anything is written
     rep = compare_report(spec, topology, batch, interactivity, sweep or svg is not None)

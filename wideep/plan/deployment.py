@@ -17,7 +17,6 @@ import numpy as np
 from wideep.core import units
 from wideep.perf.cost import Cost, cost
 from wideep.core.errors import InputError
-from wideep.core.limits import MAX_SEQUENCE_TOKENS, check_range
 from wideep.specs.hardware import GPU
 from wideep.perf.memory import MemoryFit, memory_fit
 from wideep.specs.model import Model, load_model
@@ -173,8 +172,6 @@ def check_spec(spec: PlanSpec, model: Model) -> int:
     gpus = spec.ep if spec.gpus is None else spec.gpus
     if spec.ep < 1:
         raise InputError(f"must be >= 1, got {spec.ep}", "--ep")
-    check_range(spec.isl, 1, MAX_SEQUENCE_TOKENS, "--isl", "prompt tokens per request")
-    check_range(spec.osl, 1, MAX_SEQUENCE_TOKENS, "--osl", "output tokens per request")
     if spec.seed < 0:
         raise InputError(f"must be >= 0, got {spec.seed}", "--seed")
     for option, name in (("--dispatch-dtype", spec.dispatch_dtype), ("--combine-dtype", spec.combine_dtype)):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from wideep.core.limits import check_option
+
 if TYPE_CHECKING:
     from wideep.perf.memory import Precision
     from wideep.perf.step import Workload
@@ -49,6 +51,12 @@ class PlanSpec:
     price_scenario: str | None = None
     calibration: str | None = None
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        """Sizes out of range raise at once, before any model or module behind a plan loads."""
+        for option, value in (("--mtp", self.mtp), ("--batch", self.batch), ("--context", self.context),
+                              ("--prefill-tokens", self.prefill_tokens), ("--isl", self.isl), ("--osl", self.osl)):
+            check_option(option, value)
 
     @property
     def precision(self) -> Precision:
