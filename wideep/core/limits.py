@@ -2,7 +2,7 @@
 
 They keep every command finishing in seconds with memory to spare, and every figure inside float range;
 none is a hardware or published limit. Limits on work that depends on several options at once (routing
-samples, placements) live beside that work (:mod:`wideep.routing.stats`, :mod:`wideep.placement.budget`).
+samples, placements) live beside that work (:mod:`wideep.routing.stats`, :mod:`wideep.plan.budget`).
 """
 
 from __future__ import annotations
