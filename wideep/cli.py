@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import sys
 from typing import Any, Callable, List, Optional
@@ -10,19 +11,29 @@ from typing import Any, Callable, List, Optional
 import typer
 
 from wideep import __version__
-from wideep.core import catalog
-from wideep.core import progress
-from wideep.core import units
 from wideep.core.errors import InputError, WideEPError
 from wideep.core.fileio import check_writable
 from wideep.plan.spec import PlanSpec
-from wideep.report import tables as report
-from wideep.specs.hardware import load_gpu, load_system
-from wideep.specs.model import kv_usage, load_model
 
-# Heavy modules (numpy, scipy, networkx and everything built on them) load inside the commands that use
-# them, so ``wideep --help`` and option errors answer at once. ``rich_markup_mode=None``: click's plain
-# help, which shows a flag as a flag (rich renders ``--json <bool>``) and needs no rich import.
+
+class LazyModule:
+    """A module imported on its first attribute access (``report.table`` below loads wideep.report.tables)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self.name), attr)
+
+
+report = LazyModule("wideep.report.tables")
+catalog = LazyModule("wideep.core.catalog")
+units = LazyModule("wideep.core.units")
+progress = LazyModule("wideep.core.progress")
+
+# Everything else (the catalogs and models, and numpy, scipy and networkx behind the rest) loads inside the
+# commands that use it, so ``wideep --help`` and option errors answer at once. ``rich_markup_mode=None``:
+# click's plain help, which shows a flag as a flag (rich renders ``--json <bool>``) and needs no rich import.
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Plan MoE inference with wide expert parallelism over cluster graphs.")
 
@@ -53,6 +64,8 @@ def out(as_json: bool, data: Any, text: Callable[[], str]) -> None:
 @models_app.command("list")
 def models_list(as_json: bool = JSON) -> None:
     """List the catalog models with their size and expert layout."""
+    from wideep.specs.model import load_model
+
     rows = [load_model(m).summary() for m in catalog.list_ids("models")]
     cols = ["id", "architecture", "attention", "routed_experts", "top_k", "total_params_B", "active_params_B"]
     out(as_json, rows, lambda: report.table([[r[c] for c in cols] for r in rows],
@@ -64,6 +77,8 @@ def models_show(model: str = typer.Argument(..., help="Catalog id, model TOML or
                 context: int = typer.Option(4096, help="Context (tokens) for KV per token and FLOPs per token."),
                 as_json: bool = JSON) -> None:
     """Show one model: shapes, parameter counts (derived vs published), bytes per expert, KV and FLOPs per token."""
+    from wideep.specs.model import load_model
+
     s = load_model(model).summary(context)
     out(as_json, s, lambda: report.table(flatten(s), ["field", "value"]))
 
@@ -71,6 +86,8 @@ def models_show(model: str = typer.Argument(..., help="Catalog id, model TOML or
 @topologies_app.command("list")
 def topologies_list(as_json: bool = JSON) -> None:
     """List the systems (topologies) and the GPUs they are built from."""
+    from wideep.specs.hardware import load_system
+
     rows = [load_system(s).summary() for s in catalog.list_ids("systems")]
     gpus = catalog.list_ids("gpus")
     out(as_json, {"systems": rows, "gpus": gpus}, lambda: report.table(
@@ -86,6 +103,7 @@ def topologies_show(topology: str = typer.Argument(..., help="System id (hgx-h10
 
     A GPU id (h100-sxm) shows that GPU's datasheet figures instead.
     """
+    from wideep.specs.hardware import load_gpu
     from wideep.specs.topology import load_cluster
 
     is_gpu = topology in catalog.list_ids("gpus")
@@ -101,6 +119,8 @@ def kv(model: List[str] = typer.Option(..., "--model", help="Model id or file; r
        kv_dtype: str = typer.Option("bf16", help="KV cache dtype: bf16, fp8 or nvfp4."),
        as_json: bool = JSON) -> None:
     """KV-cache bytes per token and per sequence; several --model options give one comparison table."""
+    from wideep.specs.model import kv_usage, load_model
+
     dt = units.dtype(kv_dtype, "--kv-dtype")
     rows = [kv_usage(load_model(m), context, dt) for m in model]
     cols = ["model", "attention", "kv_bytes_per_token", "kv_GB_total", "kv_GiB_total"]
@@ -147,6 +167,7 @@ def place_cmd(model: str = typer.Option(..., "--model", help="Model id or file."
     from wideep.placement.files import FORMATS, write_placement
     from wideep.placement.placers import ALGORITHMS
     from wideep.plan.studies import plan_placement
+    from wideep.specs.model import load_model
     from wideep.specs.topology import load_cluster
 
     fmt = fmt or FORMATS[0]
@@ -244,9 +265,9 @@ def plan_cmd(options: dict,
              topology: Optional[str] = typer.Option(None, "--topology", help="System id or file. " + PLAN_DEFAULT_HELP),
              as_json: bool = JSON) -> None:
     """Step time, memory fit and $/Mtok of one deployment; without --topology, Hopper vs Blackwell."""
+    spec = plan_spec(topology, **options)  # checks the sizes before the modules behind a plan load
     from wideep.plan import compare_topologies, plan
 
-    spec = plan_spec(topology, **options)
     if topology is None:
         cmp = compare_topologies(spec).to_dict()
         out(as_json, cmp, lambda: report.comparison_text(cmp))
@@ -270,9 +291,9 @@ def compare_cmd(options: dict,
     """The procurement report: one row per system and batch, stable columns with units; CSV/XLSX."""
     for path, option in ((csv, "--csv"), (xlsx, "--xlsx"), (svg, "--svg")):
         check_writable(path, option)
+    spec = plan_spec(None, batch=(batch or [SPEC.batch])[0], **options)
     from wideep.plan.sweep import COLUMNS, compare_report
 
-    spec = plan_spec(None, batch=(batch or [SPEC.batch])[0], **options)
     if xlsx is not None:
         report.xlsx_module()  # before anything is written
     rep = compare_report(spec, topology, batch, interactivity, sweep or svg is not None)
@@ -334,6 +355,7 @@ def add_deploy(result: dict, model_id: str) -> None:
     """Each system's best point gets the engines' launch flags (``deploy``)."""
     from wideep.plan import default_redundant
     from wideep.report.deploy import deploy
+    from wideep.specs.model import load_model
 
     m = load_model(model_id)
     for r in result.values():
@@ -421,6 +443,8 @@ def main() -> None:
         code = app(standalone_mode=False)
     except WideEPError as exc:
         fail(str(exc))
+    except MemoryError:  # the size checks refuse what they can foresee; this is the net under them
+        fail("out of memory: the request is larger than this machine holds; ask for fewer GPUs, tokens or layers")
     except Exception as exc:  # the option parser's errors, from click or from typer's own copy of it
         kind = {c.__name__ for c in type(exc).__mro__}
         if "Abort" in kind:

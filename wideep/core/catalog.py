@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import reprlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,7 @@ def check_value(value: Any, field: Field, source: str, name: str) -> None:
         ok = isinstance(value, types)
     if not ok:
         want = " or ".join(t.__name__ for t in types)
-        raise CatalogError(f"expected {want}, got {type(value).__name__} {value!r}", source, name)
+        raise CatalogError(f"expected {want}, got {type(value).__name__} {reprlib.repr(value)}", source, name)
     if numeric and isinstance(value, (int, float)) and not isinstance(value, bool):
         problem = number_ok(value, field.rule)
         if problem:

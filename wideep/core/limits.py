@@ -2,7 +2,7 @@
 
 They keep every command finishing in seconds with memory to spare, and every figure inside float range;
 none is a hardware or published limit. Limits on work that depends on several options at once (routing
-samples, placements) live beside that work (:mod:`wideep.routing.stats`, :mod:`wideep.placement.budget`).
+samples, placements) live beside that work (:mod:`wideep.routing.stats`, :mod:`wideep.plan.budget`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,28 @@ MAX_BATCH = 1 << 20
 MAX_SEQUENCE_TOKENS = 1 << 24
 #: Prompt tokens per GPU per prefill step (``--prefill-tokens``): engines chunk prefill far below this.
 MAX_PREFILL_TOKENS = 1 << 24
+
+
+#: option -> (lowest, highest, what it counts): the ranges :func:`check_option` holds every entry point to.
+BOUNDS: dict[str, tuple[int, int, str]] = {
+    "--mtp": (0, MAX_MTP, "draft tokens per step; each is one more pass of the model"),
+    "--batch": (1, MAX_BATCH, "sequences per GPU"),
+    "--context": (1, MAX_SEQUENCE_TOKENS, "tokens per sequence"),
+    "--isl": (1, MAX_SEQUENCE_TOKENS, "prompt tokens per request"),
+    "--osl": (1, MAX_SEQUENCE_TOKENS, "output tokens per request"),
+    "--prefill-tokens": (1, MAX_PREFILL_TOKENS, "prompt tokens per GPU per step"),
+}
+
+
+def check_option(option: str, value: int) -> None:
+    """``value`` of ``option`` within :data:`BOUNDS`, else :class:`InputError` naming the range and why.
+
+    >>> check_option("--batch", 0)
+    Traceback (most recent call last):
+    wideep.core.errors.InputError: --batch: must be between 1 and 1,048,576 (sequences per GPU), got 0
+    """
+    low, high, why = BOUNDS[option]
+    check_range(value, low, high, option, why)
 
 
 def check_range(value: int | float, low: int | float, high: int | float, option: str, why: str = "") -> None:

@@ -7,6 +7,7 @@ an ``.npz`` is read here, so a corrupt member fails at load with the file's name
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,8 @@ def load_arrays(path: Path, error: type[WideEPError], archive: bool = False):
     other kind.
     """
     try:
-        with open(path, "rb") as fh:
+        with open(path, "rb") as fh, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numpy parses a damaged header as Python and may warn on it
             data = np.load(fh, allow_pickle=False)
             if isinstance(data, np.ndarray):
                 return None if archive else data
@@ -56,5 +58,5 @@ def read_error(exc: Exception, path: Path, error: type[WideEPError]) -> WideEPEr
         return error(OBJECTS, str(path))
     if isinstance(exc, MemoryError):
         return error("its arrays are too large to load into memory", str(path))
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = " ".join(str(exc).split())[:200] or type(exc).__name__  # numpy may quote a whole damaged header
     return error(f"cannot read numpy data: {text}", str(path))

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from wideep.core import units
 from wideep.core.errors import InputError
-from wideep.core.limits import MAX_BATCH, MAX_MTP, MAX_PREFILL_TOKENS, MAX_SEQUENCE_TOKENS, check_range
+from wideep.core.limits import check_option
 from wideep.specs.hardware import GPU
 from wideep.perf.memory import OPTIONS, Precision, kv_bytes_per_sequence
 from wideep.specs.model import Model
@@ -77,20 +77,14 @@ class Workload:
     def __post_init__(self) -> None:
         checks = [("--phase", self.phase in PHASES, f"must be one of {', '.join(PHASES)}, got {self.phase!r}"),
                   ("--overlap", self.overlap in OVERLAPS, f"must be one of {', '.join(OVERLAPS)}, got {self.overlap!r}"),
-                  ("--batch", self.batch >= 1, f"must be >= 1, got {self.batch}"),
-                  ("--context", self.context >= 1, f"must be >= 1, got {self.context}"),
-                  ("--prefill-tokens", self.prefill_tokens >= 1, f"must be >= 1, got {self.prefill_tokens}"),
                   ("--cache-hit", 0 <= self.cache_hit < 1, f"must be in [0, 1), got {self.cache_hit}"),
-                  ("--mtp", self.mtp >= 0, f"must be >= 0, got {self.mtp}"),
                   ("--acceptance", 0 <= self.acceptance <= 1, f"must be in [0, 1], got {self.acceptance}")]
         for option, ok, problem in checks:
             if not ok:
                 raise InputError(problem, option)
-        check_range(self.mtp, 0, MAX_MTP, "--mtp", "draft tokens per step; each is one more pass of the model")
-        check_range(self.batch, 1, MAX_BATCH, "--batch", "sequences per GPU")
-        check_range(self.context, 1, MAX_SEQUENCE_TOKENS, "--context" if self.phase == "decode" else "--isl",
-                    "tokens per sequence")
-        check_range(self.prefill_tokens, 1, MAX_PREFILL_TOKENS, "--prefill-tokens", "prompt tokens per GPU per step")
+        for option, value in (("--mtp", self.mtp), ("--batch", self.batch), ("--prefill-tokens", self.prefill_tokens),
+                              ("--context" if self.phase == "decode" else "--isl", self.context)):
+            check_option(option, value)
 
     @property
     def tokens_per_sequence(self) -> int:

@@ -17,7 +17,6 @@ import numpy as np
 from wideep.core import units
 from wideep.perf.cost import Cost, cost
 from wideep.core.errors import InputError
-from wideep.core.limits import MAX_SEQUENCE_TOKENS, check_range
 from wideep.specs.hardware import GPU
 from wideep.perf.memory import MemoryFit, memory_fit, prefill_fits
 from wideep.specs.model import Model, load_model
@@ -179,8 +178,6 @@ def check_spec(spec: PlanSpec, model: Model) -> int:
     if spec.mtp and not model.mtp_layers:
         raise InputError(f"{model.id} has no MTP module (num_nextn_predict_layers = 0); a separate draft model "
                          "is not modelled", "--mtp")
-    check_range(spec.isl, 1, MAX_SEQUENCE_TOKENS, "--isl", "prompt tokens per request")
-    check_range(spec.osl, 1, MAX_SEQUENCE_TOKENS, "--osl", "output tokens per request")
     if spec.seed < 0:
         raise InputError(f"must be >= 0, got {spec.seed}", "--seed")
     for option, name in (("--dispatch-dtype", spec.dispatch_dtype), ("--combine-dtype", spec.combine_dtype)):

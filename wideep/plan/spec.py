@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from wideep.perf.memory import Precision
+from wideep.core.limits import check_option
 
 if TYPE_CHECKING:
+    from wideep.perf.memory import Precision
     from wideep.perf.step import Workload
 
 DEFAULT_EP = 32  # EP group of an MoE model when none is given: four HGX nodes, or 32 GPUs of an NVL72 rack
@@ -52,6 +53,12 @@ class PlanSpec:
     calibration: str | None = None
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        """Sizes out of range raise at once, before any model or module behind a plan loads."""
+        for option, value in (("--mtp", self.mtp), ("--batch", self.batch), ("--context", self.context),
+                              ("--prefill-tokens", self.prefill_tokens), ("--isl", self.isl), ("--osl", self.osl)):
+            check_option(option, value)
+
     @property
     def decode_context(self) -> int:
         """Mean cached tokens per sequence in decode: ``context``, else the prompt plus half the output."""
@@ -59,10 +66,12 @@ class PlanSpec:
 
     @property
     def precision(self) -> Precision:
+        from wideep.perf.memory import Precision  # the model layers load only when a plan runs
+
         return Precision(self.dtype, self.attn_dtype, self.kv_dtype)
 
     def workload(self, phase: str) -> Workload:
-        from wideep.perf.step import Workload  # the step model (numpy) loads only when a plan runs
+        from wideep.perf.step import Workload
 
         if phase == "decode":
             return Workload("decode", self.batch, self.decode_context, self.prefill_tokens, 0.0, self.mtp,

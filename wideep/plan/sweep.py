@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from wideep.core.errors import InputError
+from wideep.core.limits import MAX_BATCH
 from wideep.plan.deployment import Plan, PlanSpec, plan
 
 DEFAULT_BATCHES = (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
@@ -103,7 +104,7 @@ def batch_for_interactivity(spec: PlanSpec, tokens_per_s_per_user: float) -> Pla
     if first.decode.tokens_per_s_per_user < tokens_per_s_per_user:
         raise InputError(f"{first.system} reaches at most {first.decode.tokens_per_s_per_user:.1f} tokens/s per "
                          f"user (batch 1), below {tokens_per_s_per_user}", "--interactivity")
-    lo, hi = 1, max(2, first.memory.max_batch + 1)
+    lo, hi = 1, max(2, min(first.memory.max_batch, MAX_BATCH) + 1)
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if plan(replace(spec, batch=mid)).decode.tokens_per_s_per_user >= tokens_per_s_per_user:

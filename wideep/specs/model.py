@@ -14,7 +14,7 @@ from typing import Any
 from wideep.core import units
 from wideep.core.catalog import Field, check_table, check_value, read_file, resolve
 from wideep.core.errors import CatalogError, InputError
-from wideep.core.limits import MAX_SEQUENCE_TOKENS, check_range
+from wideep.core.limits import check_option
 from wideep.core.units import DType
 
 MODEL_FIELDS = {
@@ -377,4 +377,4 @@ def check_context(context_tokens: int) -> None:
     """A context length must be a positive number of tokens (``--context``)."""
     if context_tokens <= 0:
         raise InputError(f"must be > 0, got {context_tokens}", "--context")
-    check_range(context_tokens, 1, MAX_SEQUENCE_TOKENS, "--context", "tokens per sequence")
+    check_option("--context", context_tokens)
