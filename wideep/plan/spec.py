@@ -57,7 +57,8 @@ class PlanSpec:
         """Sizes out of range raise at once, before any model or module behind a plan loads."""
         for option, value in (("--mtp", self.mtp), ("--batch", self.batch), ("--context", self.context),
                               ("--prefill-tokens", self.prefill_tokens), ("--isl", self.isl), ("--osl", self.osl)):
-            check_option(option, value)
+            if value is not None:  # --context None: taken from --isl and --osl
+                check_option(option, value)
 
     @property
     def decode_context(self) -> int:
