@@ -15,7 +15,8 @@ from pathlib import Path
 from wideep.perf.kernels import MemoryKernel
 from wideep.perf.memory import Precision
 from wideep.perf.roofline import load_calibration
-from wideep.perf.step import ExpertParallel, CommCurve, Workload, memory_kernels, routed_experts
+from wideep.perf.step import memory_kernels, routed_experts
+from wideep.perf.workload import CommCurve, ExpertParallel, Workload
 from wideep.specs.hardware import load_gpu
 from wideep.specs.model import load_model
 

@@ -11,7 +11,8 @@ from wideep.core.errors import CatalogError, InputError
 from wideep.specs.hardware import GPU, load_gpu
 from wideep.perf.memory import Precision, kv_bytes_per_sequence, memory_fit, replicated_weight_bytes
 from wideep.specs.model import Attention, Model, load_model
-from wideep.perf.step import CommCurve, ExpertParallel, Workload, single_gpu, step_time
+from wideep.perf.step import step_time
+from wideep.perf.workload import CommCurve, ExpertParallel, Workload, single_gpu
 from wideep.perf.roofline import RESOURCES, Calibration, load_calibration, roofline
 
 ZERO = CommCurve.constant(0.0)

@@ -20,209 +20,21 @@ emits 1 + a + a^2 + ... tokens; each MTP module counts as one more MoE layer and
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 from wideep.core import units
 from wideep.core.errors import InputError
-from wideep.core.limits import check_option
 from wideep.specs.hardware import GPU
 from wideep.perf.memory import OPTIONS, Precision, kv_bytes_per_sequence
 from wideep.specs.model import Model
-from wideep.core.curves import log_interp
 from wideep.perf.kernels import (GemmShape, MemoryKernel, attention_gemms, attention_kernels, dense_kernels,
                                  ffn_gemms, moe_kernels)
 from wideep.perf.roofline import Calibration, Term, roofline
+from wideep.perf.workload import ExpertParallel, StepResult, Workload
 
-PHASES = ("decode", "prefill")
 # Calibration tables each compute term reads, most specific first (the first one the calibration has wins).
 TERM_TABLES = {"attn_core": ("attention",), "attn_proj": ("gemm_shape", "gemm"), "dense_ffn": ("gemm_shape", "gemm"),
                "shared_experts": ("gemm_shape", "gemm"), "lm_head": ("gemm_shape", "gemm"),
                "routed_experts": ("grouped_gemm", "gemm"), "layer_kernels": ("memory_kernel", "kernel")}
-OVERLAPS = ("auto", "tbo", "none")
-
-
-@dataclass(frozen=True)
-class Workload:
-    """What one GPU of the EP group serves per step.
-
-    Attributes
-    ----------
-    phase : str
-        ``decode`` or ``prefill``.
-    batch : int
-        Decode: sequences per GPU (attention data-parallel).
-    context : int
-        Decode: mean cached tokens per sequence; prefill: prompt tokens per sequence.
-    prefill_tokens : int
-        Prefill: prompt tokens computed per GPU per step (the chunk).
-    cache_hit : float
-        Prefill: share of prompt tokens served from the prefix cache (not computed, but attended to).
-    mtp, acceptance : int, float
-        Speculative decoding: draft tokens per step and the acceptance rate of each.
-    overlap : str
-        ``tbo`` (two micro-batches), ``none`` (one), or ``auto`` (the faster of the two, as an engine
-        that enables two-batch overlap only where it pays would run; batch 1 cannot be split).
-    """
-
-    phase: str = "decode"
-    batch: int = 64
-    context: int = 4096
-    prefill_tokens: int = 8192
-    cache_hit: float = 0.0
-    mtp: int = 0
-    acceptance: float = 0.85
-    overlap: str = "auto"
-    precision: Precision = field(default_factory=Precision)
-
-    def __post_init__(self) -> None:
-        checks = [("--phase", self.phase in PHASES, f"must be one of {', '.join(PHASES)}, got {self.phase!r}"),
-                  ("--overlap", self.overlap in OVERLAPS, f"must be one of {', '.join(OVERLAPS)}, got {self.overlap!r}"),
-                  ("--cache-hit", 0 <= self.cache_hit < 1, f"must be in [0, 1), got {self.cache_hit}"),
-                  ("--acceptance", 0 <= self.acceptance <= 1, f"must be in [0, 1], got {self.acceptance}")]
-        for option, ok, problem in checks:
-            if not ok:
-                raise InputError(problem, option)
-        for option, value in (("--mtp", self.mtp), ("--batch", self.batch), ("--prefill-tokens", self.prefill_tokens),
-                              ("--context" if self.phase == "decode" else "--isl", self.context)):
-            check_option(option, value)
-
-    @property
-    def tokens_per_sequence(self) -> int:
-        """Decode: tokens each sequence feeds through the model per step (1 + draft tokens)."""
-        return 1 + self.mtp
-
-    @property
-    def output_per_sequence(self) -> float:
-        """Decode: expected tokens a sequence emits per step, 1 + a + ... + a^mtp."""
-        return sum(self.acceptance ** i for i in range(self.mtp + 1))
-
-    @property
-    def new_tokens_per_prompt(self) -> float:
-        """Prefill: prompt tokens computed per sequence (cache hits excluded)."""
-        return self.context * (1.0 - self.cache_hit)
-
-
-@dataclass(frozen=True)
-class CommCurve:
-    """A communication phase per MoE layer as a function of tokens per GPU (from the traffic model).
-
-    ``time_s``, ``sol_s`` and ``latency_s`` are tabulated at ``tokens``; between points they are interpolated
-    in log(tokens); below the grid the first point holds, above it the bytes part grows in proportion.
-    """
-
-    tokens: tuple[float, ...]
-    time_s: tuple[float, ...]
-    sol_s: tuple[float, ...]
-    latency_s: tuple[float, ...]
-
-    @classmethod
-    def constant(cls, time_s: float, latency_s: float = 0.0) -> "CommCurve":
-        """The same time whatever the tokens (tests, and the no-EP case with 0)."""
-        return cls((1.0, 1e15), (time_s, time_s), (0.0, 0.0), (latency_s, latency_s))
-
-    def at(self, tokens: float) -> tuple[float, float, float]:
-        """(time, SOL, fixed-cost part) in seconds at ``tokens`` per GPU."""
-        if tokens > self.tokens[-1]:
-            scale = tokens / self.tokens[-1]
-            lat = self.latency_s[-1]
-            return lat + (self.time_s[-1] - lat) * scale, self.sol_s[-1] * scale, lat
-        return tuple(float(log_interp(tokens, self.tokens, ys)) for ys in (self.time_s, self.sol_s, self.latency_s))
-
-
-@dataclass(frozen=True)
-class ExpertParallel:
-    """What placement, routing and traffic tell the step model about one EP group.
-
-    Attributes
-    ----------
-    ep_size, slots_per_gpu : int
-        GPUs of the group and expert slots on each.
-    busiest_share : float
-        Mean over MoE layers of the busiest GPU's share of all token-expert selections (1/ep_size when
-        perfectly balanced).
-    dispatch, combine : CommCurve
-        Per-MoE-layer time versus tokens per GPU.
-    transport_sms : int
-        SMs the transport's kernels hold while compute overlaps them (slows the overlapped compute).
-    binding_tier : str
-        ``nvlink`` or ``scale_out``: the tier of the most loaded link.
-    """
-
-    ep_size: int
-    slots_per_gpu: int
-    busiest_share: float
-    dispatch: CommCurve
-    combine: CommCurve
-    binding_tier: str = "nvlink"
-    binding_link: str = ""
-    transport: str = ""
-    placement: str = ""
-    routing: str = ""
-    transport_sms: int = 0
-    replica_rule: str = ""
-
-    @property
-    def balancedness(self) -> float:
-        """Mean GPU load / busiest GPU load."""
-        return 1.0 / (self.ep_size * self.busiest_share)
-
-
-def single_gpu(model: Model) -> ExpertParallel:
-    """No expert parallelism: one GPU holds every expert and nothing is sent."""
-    zero = CommCurve.constant(0.0)
-    return ExpertParallel(1, model.n_experts, 1.0, zero, zero, "nvlink", "", "none")
-
-
-@dataclass(frozen=True)
-class StepResult:
-    """One step of the busiest GPU: its terms, the step and SOL times, throughput and binding.
-
-    Attributes
-    ----------
-    terms : tuple of Term
-        Summed over micro-batches.
-    step_s, sol_s : float
-        Predicted step time and the same schedule at datasheet peak with no latency, seconds.
-    binding : str
-        Resource of the critical path: ``hbm``, ``flops``, ``nvlink`` or ``nic``.
-    tokens_per_s_per_gpu : float
-        Decode: output tokens; prefill: prompt tokens including cache hits.
-    tokens_per_s_per_user : float
-        Decode: output tokens per second per sequence; prefill: prompt tokens per second of time to first
-        token.
-    """
-
-    workload: Workload
-    terms: tuple[Term, ...]
-    step_s: float
-    sol_s: float
-    compute_s: float
-    comm_s: float
-    binding: str
-    micro_batches: int
-    tokens_per_s_per_gpu: float
-    tokens_per_s_per_user: float
-
-    @property
-    def sol_ratio(self) -> float:
-        """Predicted step time / SOL step time (>= 1)."""
-        return self.step_s / self.sol_s
-
-    @property
-    def breakdown_ms(self) -> dict[str, float]:
-        return {t.name: t.time_s / units.ms for t in self.terms}
-
-    def to_dict(self) -> dict:
-        return {"phase": self.workload.phase, "step_ms": self.step_s / units.ms, "sol_ms": self.sol_s / units.ms,
-                "sol_ratio": self.sol_ratio, "binding": self.binding, "compute_ms": self.compute_s / units.ms,
-                "comm_ms": self.comm_s / units.ms, "micro_batches": self.micro_batches,
-                "tokens_per_s_per_gpu": self.tokens_per_s_per_gpu,
-                "tokens_per_s_per_user": self.tokens_per_s_per_user, "breakdown_ms": self.breakdown_ms,
-                "terms": [{"name": t.name, "ms": t.time_s / units.ms, "sol_ms": t.sol_s / units.ms,
-                           "binding": t.binding, "TFLOP": t.flops / units.TFLOP, "hbm_GB": t.hbm_bytes / units.GB}
-                          for t in self.terms]}
-
-
 def calibration_sources(cal: Calibration, transport: str = "") -> dict[str, str]:
     """Term -> "file (table)" that set its efficiency; dispatch and combine -> the transport file."""
     have = dict(cal.sources)

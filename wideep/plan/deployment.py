@@ -20,7 +20,8 @@ from wideep.core.errors import InputError
 from wideep.specs.hardware import GPU
 from wideep.perf.memory import MemoryFit, memory_fit, prefill_fits
 from wideep.specs.model import Model, load_model
-from wideep.perf.step import CommCurve, ExpertParallel, StepResult, calibration_sources, single_gpu, step_time
+from wideep.perf.step import calibration_sources, step_time
+from wideep.perf.workload import CommCurve, ExpertParallel, StepResult, single_gpu
 from wideep.placement.placers import ALGORITHMS, place
 from wideep.perf.roofline import load_calibration
 from wideep.routing.files import routing_from_spec

@@ -9,7 +9,7 @@ from wideep.core.limits import check_option
 
 if TYPE_CHECKING:
     from wideep.perf.memory import Precision
-    from wideep.perf.step import Workload
+    from wideep.perf.workload import Workload
 
 DEFAULT_EP = 32  # EP group of an MoE model when none is given: four HGX nodes, or 32 GPUs of an NVL72 rack
 
@@ -72,7 +72,7 @@ class PlanSpec:
         return Precision(self.dtype, self.attn_dtype, self.kv_dtype)
 
     def workload(self, phase: str) -> Workload:
-        from wideep.perf.step import Workload
+        from wideep.perf.workload import Workload
 
         if phase == "decode":
             return Workload("decode", self.batch, self.decode_context, self.prefill_tokens, 0.0, self.mtp,
