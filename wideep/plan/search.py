@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 
 from wideep.core import progress
 from wideep.core.errors import InputError, WideEPError
+from wideep.perf.cost import usd_per_mtok
 from wideep.plan import Plan, PlanSpec, plan
 from wideep.specs.model import load_model
 from wideep.specs.topology import load_cluster
@@ -81,7 +82,7 @@ def point(p: Plan, mode: str, gpus: int) -> dict:
         step_s = dec.step_s + extra_s
         per_gpu = spec.batch * out_per_step / step_s
         prefill_gpus, decode_gpus = 0, gpus
-        usd = p.cost.usd_per_gpu_hour * 1e6 / 3600 / (per_gpu * (spec.isl + spec.osl) / spec.osl)
+        usd = usd_per_mtok(p.cost.usd_per_gpu_hour, per_gpu * (spec.isl + spec.osl) / spec.osl)  # all tokens
         ttft_s += dec.step_s
     else:
         step_s = dec.step_s
