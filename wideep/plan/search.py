@@ -129,7 +129,8 @@ def search_system(spec: PlanSpec, topology: str, targets: Targets, modes: tuple[
         if p.memory.fits:
             points += [point(p, m, s.ep) for m in modes]
     ok = [q for q in points if targets.met(q)]
-    return {"best": min(ok, key=lambda q: q["usd_per_mtok"], default=None), "pareto": pareto(points),
+    cheapest = min(ok, key=lambda q: (round(q["usd_per_mtok"], 9), q["tpot_ms"]), default=None)  # tie: faster
+    return {"best": cheapest, "pareto": pareto(points),
             "candidates": len(points)}
 
 
