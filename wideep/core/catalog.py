@@ -20,7 +20,8 @@ from wideep.core.parse import read_data
 FLOAT_MAX = 1.7976931348623157e308  # the largest float: integers beyond it cannot enter any arithmetic here
 
 KINDS = {"gpus": "topologies/gpus", "systems": "topologies/systems", "models": "models",
-         "calibration": "topologies/calibration", "transports": "topologies/transports"}
+         "calibration": "topologies/calibration", "transports": "topologies/transports",
+         "collectives": "topologies/collectives"}
 
 
 def catalog_root() -> Path:
