@@ -12,7 +12,7 @@ import sys
 from wideep.calibrate.fit import fit, measured_header, read_record, to_toml
 from wideep.core.errors import InputError
 from wideep.core.fileio import write_text_atomic
-from wideep.perf.kernels import gemm_shapes
+from wideep.perf.kernels import CALIBRATED_TP, gemm_shapes
 from wideep.specs.hardware import load_gpu
 from wideep.specs.model import load_model
 
@@ -30,7 +30,7 @@ def measure_here(model_id: str) -> dict:
     from wideep.calibrate.measure import measure
 
     model = load_model(model_id)
-    return measure(gemm_shapes(model), model.hidden, model.n_experts, model.top_k,
+    return measure(gemm_shapes(model, CALIBRATED_TP), model.hidden, model.n_experts, model.top_k,
                    log=lambda msg: print(msg, file=sys.stderr, flush=True))
 
 

@@ -18,16 +18,19 @@ MAX_BATCH = 1 << 20
 MAX_SEQUENCE_TOKENS = 1 << 24
 #: Prompt tokens per GPU per prefill step (``--prefill-tokens``): engines chunk prefill far below this.
 MAX_PREFILL_TOKENS = 1 << 24
+#: GPUs of one attention tensor-parallel group (``--tp``): the largest NVLink domain in the catalog (NVL72).
+MAX_TP = 72
 
 
 #: option -> (lowest, highest, what it counts): the ranges :func:`check_option` holds every entry point to.
 BOUNDS: dict[str, tuple[int, int, str]] = {
     "--mtp": (0, MAX_MTP, "draft tokens per step; each is one more pass of the model"),
-    "--batch": (1, MAX_BATCH, "sequences per GPU"),
+    "--batch": (1, MAX_BATCH, "sequences per GPU, or per attention group with --tp"),
     "--context": (1, MAX_SEQUENCE_TOKENS, "tokens per sequence"),
     "--isl": (1, MAX_SEQUENCE_TOKENS, "prompt tokens per request"),
     "--osl": (1, MAX_SEQUENCE_TOKENS, "output tokens per request"),
-    "--prefill-tokens": (1, MAX_PREFILL_TOKENS, "prompt tokens per GPU per step"),
+    "--prefill-tokens": (1, MAX_PREFILL_TOKENS, "prompt tokens per GPU, or per attention group with --tp, per step"),
+    "--tp": (1, MAX_TP, "GPUs of one attention tensor-parallel group"),
 }
 
 
@@ -36,7 +39,7 @@ def check_option(option: str, value: int) -> None:
 
     >>> check_option("--batch", 0)
     Traceback (most recent call last):
-    wideep.core.errors.InputError: --batch: must be between 1 and 1,048,576 (sequences per GPU), got 0
+    wideep.core.errors.InputError: --batch: must be between 1 and 1,048,576 (sequences per GPU, or per attention group with --tp), got 0
     """
     low, high, why = BOUNDS[option]
     check_range(value, low, high, option, why)

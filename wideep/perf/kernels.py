@@ -49,19 +49,58 @@ def attention_gemms(model: Model) -> list[GemmShape]:
             GemmShape("o_proj", h, a.heads * a.v_head_dim, "attention")]
 
 
+#: GEMMs every tensor-parallel rank holds whole (MLA's latent down-projections are replicated in SGLang and vLLM).
+TP_REPLICATED = ("q_a_kv_a", "kv_a")
+
+
+def tp_shard(shape: GemmShape, tp: int) -> GemmShape:
+    """One tensor-parallel rank's slice of a weight: output projections and FFN down split their inputs
+    (row parallel), the rest their outputs (column parallel); MLA's latent down-projections stay whole.
+
+    >>> tp_shard(GemmShape("o_proj", 7168, 16384, "attention"), 8).k
+    2048
+    """
+    if tp <= 1 or shape.name in TP_REPLICATED:
+        return shape
+    if shape.name == "o_proj" or shape.name.endswith(".down"):
+        return GemmShape(shape.name, shape.n, max(1, shape.k // tp), shape.block, shape.per_expert)
+    return GemmShape(shape.name, max(1, shape.n // tp), shape.k, shape.block, shape.per_expert)
+
+
 def ffn_gemms(ffn: int, hidden: int, block: str, per_expert: bool = False) -> list[GemmShape]:
     """Gate and up fused (n = 2 x ffn), then down."""
     return [GemmShape(f"{block}.gate_up", 2 * ffn, hidden, block, per_expert),
             GemmShape(f"{block}.down", hidden, ffn, block, per_expert)]
 
 
-def gemm_shapes(model: Model) -> list[GemmShape]:
-    """Every distinct weight shape of the model, once (what ``wideep calibrate`` measures).
+#: Tensor-parallel sizes whose weight slices ``wideep calibrate`` measures beside the whole weights.
+CALIBRATED_TP = (2, 4, 8)
+
+
+def gemm_shapes(model: Model, tp_sizes: tuple[int, ...] = ()) -> list[GemmShape]:
+    """Every distinct weight shape of the model, once (what ``wideep calibrate`` measures), then the
+    distinct tensor-parallel slices of the non-expert weights for each of ``tp_sizes``.
 
     >>> from wideep.specs.model import load_model
     >>> [(g.name, g.n, g.k) for g in gemm_shapes(load_model("deepseek-v3"))][:2]
     [('q_a_kv_a', 2112, 7168), ('q_b', 24576, 1536)]
+    >>> len(gemm_shapes(load_model("deepseek-v3"), (8,))) - len(gemm_shapes(load_model("deepseek-v3")))
+    7
     """
+    whole = whole_shapes(model)
+    seen = {(g.n, g.k) for g in whole}
+    sliced = []
+    for tp in tp_sizes:
+        for g in whole:
+            part = tp_shard(g, tp) if not g.per_expert and g.block != "router" else g
+            if (part.n, part.k) not in seen:
+                seen.add((part.n, part.k))
+                sliced.append(GemmShape(f"{g.name}/tp{tp}", part.n, part.k, g.block))
+    return whole + sliced
+
+
+def whole_shapes(model: Model) -> list[GemmShape]:
+    """Every distinct weight shape of the model at its full size."""
     shapes = attention_gemms(model)
     if model.dense_layers and model.dense_ffn:
         shapes += ffn_gemms(model.dense_ffn, model.hidden, "dense_ffn")

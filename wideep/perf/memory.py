@@ -1,8 +1,10 @@
 """Memory fit of one GPU of an EP group: weights + KV cache + workspace against usable HBM.
 
 Weights per GPU = its expert slots (slots_per_gpu x MoE layers x bytes per expert) + every non-expert
-weight (attention, dense FFNs, shared experts, routers, embedding and LM head) replicated on each GPU,
-as attention runs data-parallel. MTP modules (DeepSeek-V3: one extra MoE layer sharing the embedding and
+weight (attention, dense FFNs, shared experts, embedding and LM head) split over the attention
+tensor-parallel group (``tp``; 1 = data-parallel attention, every GPU holds them whole; routers stay whole).
+KV per GPU: the group's sequences x their KV x :func:`kv_share` (a rank keeps its kv heads; MLA's single
+latent is kept whole on every rank). MTP modules (DeepSeek-V3: one extra MoE layer sharing the embedding and
 the LM head, per its technical report) add one attention layer, shared expert and slot set each.
 """
 
@@ -83,14 +85,28 @@ def expert_weight_bytes(model: Model, slots_per_gpu: int, prec: Precision, mtp: 
     return slots_per_gpu * (model.moe_layers + mtp) * model.expert_bytes(prec.dt("weights"))
 
 
-def replicated_weight_bytes(model: Model, prec: Precision, mtp: int = 0) -> float:
-    """Bytes of the weights every GPU holds: attention, dense and shared FFNs, routers, embedding, head."""
+def kv_share(model: Model, tp: int) -> float:
+    """Share of a sequence's KV one rank of a ``tp``-way attention group keeps: 1 / min(tp, kv heads); MLA 1.
+
+    >>> from wideep.specs.model import load_model
+    >>> kv_share(load_model("deepseek-v3"), 8), kv_share(load_model("llama-3.1-70b"), 8)
+    (1.0, 0.125)
+    """
+    heads = 1 if model.attention.kind == "mla" else model.attention.kv_heads
+    return 1.0 / max(1, min(tp, heads))
+
+
+def replicated_weight_bytes(model: Model, prec: Precision, mtp: int = 0, tp: int = 1) -> float:
+    """Bytes of the non-expert weights one GPU holds: attention, dense and shared FFNs, embedding and head
+    over ``tp`` (MLA's latent down-projections whole), routers whole."""
     bf16, w = units.DTYPES["bf16"], prec.dt("dense")
     h = model.hidden
-    attention = (model.layers + mtp) * model.attention.params(h)
-    ffn = model.dense_layers * 3 * h * model.dense_ffn + (model.moe_layers + mtp) * 3 * h * model.shared_ffn
+    a = model.attention
+    whole = h * (a.q_lora_rank + a.kv_lora_rank + a.rope_dim) if a.kind == "mla" and tp > 1 else 0
+    attention = (model.layers + mtp) * ((a.params(h) - whole) / tp + whole)
+    ffn = (model.dense_layers * 3 * h * model.dense_ffn + (model.moe_layers + mtp) * 3 * h * model.shared_ffn) / tp
     routers = (model.moe_layers + mtp) * h * model.n_experts
-    head = model.embedding_params + (0 if model.tie_embeddings else model.lm_head_params)
+    head = (model.embedding_params + (0 if model.tie_embeddings else model.lm_head_params)) / tp
     return (prec.dt("attention").weight_bytes(attention) + w.weight_bytes(ffn)
             + bf16.weight_bytes(routers + head + mtp * 2 * h * h))
 
@@ -101,27 +117,28 @@ def kv_bytes_per_sequence(model: Model, context: float, prec: Precision, mtp: in
 
 
 def memory_fit(model: Model, gpu: GPU, slots_per_gpu: int, sequences: float, context: int, prec: Precision,
-               workspace_fraction: float, mtp: int = 0) -> MemoryFit:
-    """Fit of ``sequences`` sequences of ``context`` tokens per GPU.
+               workspace_fraction: float, mtp: int = 0, tp: int = 1) -> MemoryFit:
+    """Fit of ``sequences`` sequences of ``context`` tokens per attention group of ``tp`` GPUs.
 
     Parameters
     ----------
     slots_per_gpu : int
         Expert slots per GPU (logical + redundant experts over the EP size).
     sequences : float
-        Sequences resident per GPU (decode: the batch).
+        Sequences resident per attention group (decode: the batch); per GPU when ``tp`` is 1.
     workspace_fraction : float
         Share of usable HBM kept for activations and buffers (calibration data).
     """
     experts = expert_weight_bytes(model, slots_per_gpu, prec, mtp)
-    weights = experts + replicated_weight_bytes(model, prec, mtp)
+    weights = experts + replicated_weight_bytes(model, prec, mtp, tp)
     workspace = workspace_fraction * gpu.hbm_usable_bytes
     free = gpu.hbm_usable_bytes - weights - workspace
-    per_seq = kv_bytes_per_sequence(model, context, prec, mtp)
+    share = kv_share(model, tp)
+    per_seq = kv_bytes_per_sequence(model, context, prec, mtp) * share
     kv = sequences * per_seq
     return MemoryFit(weights, experts, kv, workspace, gpu.hbm_usable_bytes, kv <= free,
                      max(0, int(free // per_seq)) if free > 0 else 0,
-                     max_context(model, free, max(sequences, 1), prec, mtp))
+                     max_context(model, free, max(sequences, 1) * share, prec, mtp))
 
 
 def max_context(model: Model, free_bytes: float, sequences: float, prec: Precision, mtp: int = 0) -> int:
@@ -158,16 +175,17 @@ def prefill_transient_bytes(model: Model, tokens: float, prec: Precision) -> flo
 
 
 def prefill_fits(model: Model, gpu: GPU, slots_per_gpu: int, chunk_tokens: int, prompt_tokens: int,
-                 prec: Precision, workspace_fraction: float) -> tuple[bool, float, int]:
-    """(fits, bytes needed per GPU, largest chunk that fits) for a prefill chunk of ``chunk_tokens``.
+                 prec: Precision, workspace_fraction: float, tp: int = 1) -> tuple[bool, float, int]:
+    """(fits, bytes needed per GPU, largest chunk that fits) for a prefill chunk of ``chunk_tokens`` per
+    attention group of ``tp`` GPUs.
 
     Needed = weights + the KV of the chunk's prompts + max(workspace, the chunk's activations and buffers).
     """
-    weights = expert_weight_bytes(model, slots_per_gpu, prec) + replicated_weight_bytes(model, prec)
+    weights = expert_weight_bytes(model, slots_per_gpu, prec) + replicated_weight_bytes(model, prec, tp=tp)
 
     def need(tokens: int) -> float:
         sequences = max(1.0, tokens / prompt_tokens)
-        kv = sequences * kv_bytes_per_sequence(model, prompt_tokens, prec)
+        kv = sequences * kv_bytes_per_sequence(model, prompt_tokens, prec) * kv_share(model, tp)
         return weights + kv + max(workspace_fraction * gpu.hbm_usable_bytes, prefill_transient_bytes(model, tokens, prec))
 
     lo, hi = 0, 1

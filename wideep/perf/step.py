@@ -10,7 +10,14 @@ the efficiency measured for its shape where the calibration has it (:mod:`wideep
 - ``routed_experts``: grouped GEMMs over the experts the busiest GPU's copies touch (copies = tokens x top_k
   x ep_size x busiest share, from placement and routing), plus permute, SiLU-mul and unpermute;
 - ``layer_kernels``: norms, RoPE, KV write, router GEMM and top-k, weighted sum (memory-bound kernels);
-- ``dispatch``, ``combine``: the traffic model's per-MoE-layer curve at these tokens per GPU.
+- ``dispatch``, ``combine``: the traffic model's per-MoE-layer curve at these tokens per GPU;
+- ``tp_allreduce``: with attention tensor parallelism (``tp`` > 1), two all-reduces of the group's
+  activations per layer (after attention, after the FFN or MoE), on the compute stream.
+
+Tensor parallelism: a group of ``tp`` GPUs serves ``batch`` sequences (decode) or a chunk of
+``prefill_tokens`` (prefill); attention, dense FFNs, shared experts and the LM head run on all the group's
+tokens with each rank's slice of the weights (:func:`~wideep.perf.kernels.tp_shard`), heads and KV
+(:func:`~wideep.perf.memory.kv_share`); each rank then dispatches 1/tp of the tokens to the experts.
 
 Schedules: :func:`schedule` (one micro-batch, or two overlapping communication inside each MoE layer).
 MTP (``mtp`` draft tokens with acceptance ``acceptance``): every sequence feeds 1 + mtp tokens per step and
@@ -24,10 +31,10 @@ import math
 from wideep.core import units
 from wideep.core.errors import InputError
 from wideep.specs.hardware import GPU
-from wideep.perf.memory import OPTIONS, Precision, kv_bytes_per_sequence
+from wideep.perf.memory import OPTIONS, Precision, kv_bytes_per_sequence, kv_share
 from wideep.specs.model import Model
 from wideep.perf.kernels import (GemmShape, MemoryKernel, attention_gemms, attention_kernels, dense_kernels,
-                                 ffn_gemms, moe_kernels)
+                                 ffn_gemms, moe_kernels, tp_shard)
 from wideep.perf.roofline import Calibration, Term, roofline
 from wideep.perf.workload import ExpertParallel, StepResult, Workload
 
@@ -104,6 +111,19 @@ def layer_tokens(wl: Workload, sequences: float) -> float:
     return sequences * (wl.tokens_per_sequence if wl.phase == "decode" else wl.new_tokens_per_prompt)
 
 
+def sharded_gemms(shapes: list[GemmShape], m: float, dt_name: str, gpu: GPU, cal: Calibration, tp: int) -> list[Term]:
+    """One tensor-parallel rank's GEMMs of ``m`` rows (the whole group's tokens)."""
+    return [gemm_kernel(tp_shard(g, tp), m, dt_name, gpu, cal) for g in shapes]
+
+
+def allreduce_term(ep: ExpertParallel, wl: Workload, tokens: float) -> list[Term]:
+    """Two all-reduces of one layer over the tensor-parallel group at ``tokens`` group tokens."""
+    if wl.tp <= 1:
+        return []
+    time_s, sol_s, latency_s = ep.allreduce.at(tokens)
+    return [Term("tp_allreduce", 2 * time_s, 2 * sol_s, "latency" if latency_s >= 0.5 * time_s else "nvlink")]
+
+
 def attention_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequences: float) -> list[Term]:
     """One attention layer: the core (KV read and scores), its projections, its memory kernels."""
     prec, mtp = wl.precision, wl.mtp
@@ -116,10 +136,10 @@ def attention_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequ
     per_layer = 1.0 / (model.layers + mtp)
     core = roofline("attn_core",
                     per_layer * tokens * model.score_flops_per_token(attended, absorbed=wl.phase == "decode",
-                                                                     extra_layers=mtp),
-                    per_layer * sequences * kv_bytes_per_sequence(model, wl.context, prec, mtp),
+                                                                     extra_layers=mtp) / wl.tp,
+                    per_layer * sequences * kv_bytes_per_sequence(model, wl.context, prec, mtp) * kv_share(model, wl.tp),
                     gpu.flops("bf16"), gpu.hbm_Bps, eff)
-    proj = [gemm_kernel(g, tokens, prec.attention, gpu, cal) for g in attention_gemms(model)]
+    proj = sharded_gemms(attention_gemms(model), tokens, prec.attention, gpu, cal, wl.tp)
     kernels = memory_kernels(attention_kernels(model, prec.dt("attention"), prec.dt("kv")), tokens, 0, gpu, cal)
     return [core, total("attn_proj", proj), total("layer_kernels", kernels)]
 
@@ -146,35 +166,39 @@ def routed_experts(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: E
 
 def moe_layer_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: ExpertParallel,
                     sequences: float) -> list[Term]:
-    """One MoE layer's compute for ``sequences`` sequences: attention, shared and routed experts, kernels."""
-    tokens = layer_tokens(wl, sequences)
+    """One MoE layer's compute for the group's ``sequences``: attention, shared and routed experts, kernels,
+    the tensor-parallel all-reduces; the experts see this GPU's 1/tp of the tokens."""
+    group_tokens = layer_tokens(wl, sequences)
+    tokens = group_tokens / wl.tp
     act = wl.precision.dt("weights")
     terms = attention_terms(model, gpu, cal, wl, sequences)
     if model.shared_ffn:
-        terms.append(total("shared_experts", [gemm_kernel(g, tokens, wl.precision.dense, gpu, cal)
-                                              for g in ffn_gemms(model.shared_ffn, model.hidden, "shared_experts")]))
+        shapes = ffn_gemms(model.shared_ffn, model.hidden, "shared_experts")
+        terms.append(total("shared_experts", sharded_gemms(shapes, group_tokens, wl.precision.dense, gpu, cal, wl.tp)))
     routed, _ = routed_experts(model, gpu, cal, wl, ep, tokens)
     router = GemmShape("router", model.n_experts, model.hidden, "router")
     own = [k for k in moe_kernels(model, act) if k.per == "token"]
     kernels = memory_kernels(own, tokens, 0, gpu, cal) + [gemm_kernel(router, tokens, "bf16", gpu, cal)]
-    return terms + [routed, total("layer_kernels", kernels)]
+    return terms + [routed, total("layer_kernels", kernels)] + allreduce_term(ep, wl, group_tokens)
 
 
-def dense_layer_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequences: float) -> list[Term]:
-    """One dense layer (attention and a dense FFN)."""
+def dense_layer_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: ExpertParallel,
+                      sequences: float) -> list[Term]:
+    """One dense layer (attention and a dense FFN, both over the tensor-parallel group)."""
     tokens = layer_tokens(wl, sequences)
-    ffn = [gemm_kernel(g, tokens, wl.precision.dense, gpu, cal)
-           for g in ffn_gemms(model.dense_ffn, model.hidden, "dense_ffn")]
+    ffn = sharded_gemms(ffn_gemms(model.dense_ffn, model.hidden, "dense_ffn"), tokens, wl.precision.dense, gpu, cal,
+                        wl.tp)
     kernels = memory_kernels(dense_kernels(model, wl.precision.dt("dense")), tokens, 0, gpu, cal)
-    return attention_terms(model, gpu, cal, wl, sequences) + [total("dense_ffn", ffn), total("layer_kernels", kernels)]
+    return (attention_terms(model, gpu, cal, wl, sequences) + [total("dense_ffn", ffn), total("layer_kernels", kernels)]
+            + allreduce_term(ep, wl, tokens))
 
 
 def head_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequences: float) -> list[Term]:
     """The LM head (every decode token and MTP draft; one per prompt in prefill) and the final norm."""
     lm_tokens = sequences * (wl.tokens_per_sequence + wl.mtp) if wl.phase == "decode" else sequences
-    head = GemmShape("lm_head", model.vocab, model.hidden, "lm_head")
+    head = GemmShape("lm_head", model.vocab, model.hidden, "lm_head")  # vocab-parallel over the TP group
     norm = memory_kernels([MemoryKernel("final_norm", 2 * model.hidden * 2)], lm_tokens, 0, gpu, cal)
-    return [total("lm_head", [gemm_kernel(head, lm_tokens, "bf16", gpu, cal)]), total("layer_kernels", norm)]
+    return [total("lm_head", sharded_gemms([head], lm_tokens, "bf16", gpu, cal, wl.tp)), total("layer_kernels", norm)]
 
 
 def comm_terms(model: Model, ep: ExpertParallel, tokens: float) -> list[Term]:
@@ -235,9 +259,9 @@ def schedule(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: ExpertP
     per_mb = sequences / mbs
     moe_layers, dense_layers = (model.moe_layers + wl.mtp, model.dense_layers) if model.is_moe else (0, model.layers)
     moe = moe_layer_terms(model, gpu, cal, wl, ep, per_mb) if moe_layers else []
-    dense = dense_layer_terms(model, gpu, cal, wl, per_mb) if dense_layers else []
+    dense = dense_layer_terms(model, gpu, cal, wl, ep, per_mb) if dense_layers else []
     head = head_terms(model, gpu, cal, wl, per_mb)
-    comm = comm_terms(model, ep, layer_tokens(wl, per_mb))
+    comm = comm_terms(model, ep, layer_tokens(wl, per_mb) / wl.tp)
     c, m = (sum(t.time_s for t in moe), sum(t.time_s for t in comm))
     c_sol, m_sol = (sum(t.sol_s for t in moe), sum(t.sol_s for t in comm))
     rest = dense_layers * sum(t.time_s for t in dense) + sum(t.time_s for t in head)
@@ -255,10 +279,10 @@ def schedule(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: ExpertP
     compute_s = sum(t.time_s for t in terms if not t.comm)
     binding = critical_resource(terms, comm_side=comm_side, overlapped=mbs == 2)
     if wl.phase == "decode":
-        per_gpu = wl.batch * wl.output_per_sequence / step
+        per_gpu = wl.batch * wl.output_per_sequence / step / wl.tp
         per_user = wl.output_per_sequence / step
     else:
-        per_gpu = wl.prefill_tokens / (1.0 - wl.cache_hit) / step
+        per_gpu = wl.prefill_tokens / (1.0 - wl.cache_hit) / step / wl.tp
         per_user = wl.context / (step * max(1, math.ceil(wl.new_tokens_per_prompt / wl.prefill_tokens)))
     return StepResult(wl, tuple(terms), step, sol, compute_s, moe_layers * mbs * m, binding, mbs, per_gpu, per_user)
 

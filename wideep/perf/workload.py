@@ -28,11 +28,11 @@ class Workload:
     phase : str
         ``decode`` or ``prefill``.
     batch : int
-        Decode: sequences per GPU (attention data-parallel).
+        Decode: sequences per attention group of ``tp`` GPUs (per GPU when ``tp`` is 1).
     context : int
         Decode: mean cached tokens per sequence; prefill: prompt tokens per sequence.
     prefill_tokens : int
-        Prefill: prompt tokens computed per GPU per step (the chunk).
+        Prefill: prompt tokens computed per attention group per step (the chunk).
     cache_hit : float
         Prefill: share of prompt tokens served from the prefix cache (not computed, but attended to).
     mtp, acceptance : int, float
@@ -40,6 +40,8 @@ class Workload:
     overlap : str
         ``tbo`` (two micro-batches), ``none`` (one), or ``auto`` (the faster of the two, as an engine
         that enables two-batch overlap only where it pays would run; batch 1 cannot be split).
+    tp : int
+        Attention tensor parallelism: GPUs of one attention group (1: data-parallel attention).
     """
 
     phase: str = "decode"
@@ -51,6 +53,7 @@ class Workload:
     acceptance: float = 0.85
     overlap: str = "auto"
     precision: Precision = field(default_factory=Precision)
+    tp: int = 1
 
     def __post_init__(self) -> None:
         checks = [("--phase", self.phase in PHASES, f"must be one of {', '.join(PHASES)}, got {self.phase!r}"),
@@ -61,6 +64,7 @@ class Workload:
             if not ok:
                 raise InputError(problem, option)
         for option, value in (("--mtp", self.mtp), ("--batch", self.batch), ("--prefill-tokens", self.prefill_tokens),
+                              ("--tp", self.tp),
                               ("--context" if self.phase == "decode" else "--isl", self.context)):
             check_option(option, value)
 
@@ -122,6 +126,8 @@ class ExpertParallel:
         Per-MoE-layer time versus tokens per GPU.
     transport_sms : int
         SMs the transport's kernels hold while compute overlaps them (slows the overlapped compute).
+    allreduce : CommCurve
+        One tensor-parallel all-reduce of a layer's activations versus the attention group's tokens.
     binding_tier : str
         ``nvlink`` or ``scale_out``: the tier of the most loaded link.
     """
@@ -138,6 +144,7 @@ class ExpertParallel:
     routing: str = ""
     transport_sms: int = 0
     replica_rule: str = ""
+    allreduce: CommCurve = CommCurve((1.0, 1e15), (0.0, 0.0), (0.0, 0.0), (0.0, 0.0))
 
     @property
     def balancedness(self) -> float:

@@ -28,6 +28,7 @@ from wideep.routing.files import routing_from_spec
 from wideep.specs.topology import Cluster, load_cluster
 from wideep.routing.stats import RoutingStats
 from wideep.traffic.a2a import a2a_curve, gpu_loads
+from wideep.traffic.collectives import load_collective
 from wideep.slots import DEFAULT_REPLICA_RULE, check_replica_rule
 from wideep.traffic.transports import load_transport
 from wideep.plan.spec import DEFAULT_EP, PlanSpec
@@ -58,11 +59,23 @@ class Plan:
     cost: Cost
     calibration: dict = field(default_factory=dict)  # term -> calibration file [table] that set it
 
+    @property
+    def dp(self) -> int:
+        """Attention groups (data-parallel ranks) in the deployment."""
+        return self.gpus // self.spec.tp
+
+    @property
+    def layout(self) -> str:
+        """The parallel layout in words, e.g. ``attention TP8 x DP4, MoE EP32``."""
+        moe = f", MoE EP{self.ep.ep_size}" if self.model.is_moe else ""
+        return f"attention TP{self.spec.tp} x DP{self.dp}{moe}"
+
     def to_dict(self) -> dict:
         d = self.decode
         return {
             "model": self.model.id, "system": self.system, "gpu": self.gpu.id, "gpus": self.gpus,
-            "ep": self.ep.ep_size, "batch": self.spec.batch, "context": self.spec.decode_context,
+            "ep": self.ep.ep_size, "tp": self.spec.tp, "dp": self.dp, "layout": self.layout,
+            "batch": self.spec.batch, "context": self.spec.decode_context,
             "dtype": self.spec.dtype, "overlap": self.spec.overlap, "mtp": self.spec.mtp,
             "placement": self.spec.placement, "replica_rule": self.spec.replica_rule,
             "tokens_per_s_per_gpu": d.tokens_per_s_per_gpu, "tokens_per_s_per_user": d.tokens_per_s_per_user,
@@ -173,9 +186,14 @@ def resolve_ep(spec: PlanSpec, model: Model) -> PlanSpec:
 
 def check_spec(spec: PlanSpec, model: Model) -> int:
     """Validate the options a plan needs beyond what the parts check; returns the GPU count."""
-    gpus = spec.ep if spec.gpus is None else spec.gpus
+    gpus = max(spec.ep, spec.tp) if spec.gpus is None else spec.gpus
     if spec.ep < 1:
         raise InputError(f"must be >= 1, got {spec.ep}", "--ep")
+    if model.is_moe and spec.ep % spec.tp:
+        raise InputError(f"must divide --ep ({spec.ep}): the EP group is made of whole attention groups, "
+                         f"got {spec.tp}", "--tp")
+    if gpus % spec.tp:
+        raise InputError(f"must be a multiple of --tp ({spec.tp}), got {gpus}", "--gpus")
     if spec.mtp and not model.mtp_layers:
         raise InputError(f"{model.id} has no MTP module (num_nextn_predict_layers = 0); a separate draft model "
                          "is not modelled", "--mtp")
@@ -183,7 +201,7 @@ def check_spec(spec: PlanSpec, model: Model) -> int:
         raise InputError(f"must be >= 0, got {spec.seed}", "--seed")
     for option, name in (("--dispatch-dtype", spec.dispatch_dtype), ("--combine-dtype", spec.combine_dtype)):
         units.dtype(name, option)
-    if gpus < spec.ep or gpus % spec.ep:
+    if gpus < spec.ep or gpus % max(spec.ep, 1):
         raise InputError(f"must be a multiple of --ep ({spec.ep}), got {gpus}", "--gpus")
     if spec.placement not in ALGORITHMS:
         raise InputError(f"unknown placement {spec.placement!r} (choose {', '.join(ALGORITHMS)})", "--placement")
@@ -219,14 +237,14 @@ def plan(spec: PlanSpec) -> Plan:
     dec = step_time(model, gpu, cal, decode_wl, ep)
     pre = step_time(model, gpu, cal, prefill_wl, ep_for(spec, model, redundant, "prefill"))
     fits, need_bytes, max_chunk = prefill_fits(model, gpu, ep.slots_per_gpu, spec.prefill_tokens, spec.isl,
-                                               spec.precision, cal.workspace_fraction)
+                                               spec.precision, cal.workspace_fraction, spec.tp)
     if not fits and max_chunk > 0:  # the chunk is the problem (with nothing fitting, the memory line says so)
         raise InputError(f"a prefill chunk of {spec.prefill_tokens:,} tokens of {spec.isl:,}-token prompts needs "
                          f"{need_bytes / units.GB:,.0f} GB per {gpu.id} (weights, KV, activations and all-to-all "
                          f"buffers) of {gpu.hbm_usable_bytes / units.GB:,.0f}; at most {max_chunk:,} tokens fit",
                          "--prefill-tokens")
     mem = memory_fit(model, gpu, ep.slots_per_gpu, spec.batch, spec.decode_context, spec.precision,
-                     cal.workspace_fraction, spec.mtp)
+                     cal.workspace_fraction, spec.mtp, spec.tp)
     money = cost(gpu, dec.tokens_per_s_per_gpu, pre.tokens_per_s_per_gpu, spec.isl, spec.osl,
                  spec.price_per_gpu_hour, spec.price_scenario)
     system = cluster.system.id if cluster.system else cluster.name
@@ -238,13 +256,34 @@ def ep_for(spec: PlanSpec, model: Model, redundant: int, phase: str) -> ExpertPa
     transport = spec.transport or TRANSPORTS[phase]
     ep = expert_parallel(model, spec.topology, spec.ep, redundant, spec.routing, spec.placement,
                          transport, spec.dispatch_dtype, spec.combine_dtype, spec.seed, spec.replica_rule)
+    if spec.tp > 1:
+        ep = replace(ep, allreduce=allreduce_curve(spec.topology, spec.tp, model.hidden))
     if ep.ep_size <= 1:
         return ep
     wl = spec.workload(phase)
-    per_gpu = wl.batch * wl.tokens_per_sequence if phase == "decode" else wl.prefill_tokens
+    per_gpu = (wl.batch * wl.tokens_per_sequence if phase == "decode" else wl.prefill_tokens) / spec.tp
     share = busiest_share(model, spec.topology, spec.ep, redundant, spec.routing, spec.placement, spec.seed,
                           per_gpu * spec.ep, spec.replica_rule)
     return replace(ep, busiest_share=share)
+
+
+@lru_cache(maxsize=64)
+def allreduce_curve(topology: str, tp: int, hidden: int) -> CommCurve:
+    """One bf16 all-reduce of ``hidden`` values per token over a ``tp``-GPU attention group, by group tokens.
+
+    The group must sit inside one NVLink domain (engines keep tensor parallelism off the scale-out network).
+    """
+    cluster = cluster_for(topology, tp)
+    domain = cluster.system.scale_up.gpus_per_domain if cluster.system else cluster.n_gpus
+    if tp > domain:
+        raise InputError(f"a tensor-parallel group must fit in one NVLink domain ({domain} GPUs on "
+                         f"{cluster.name}), got {tp}", "--tp")
+    link_Bps = cluster.system.scale_up.bw_Bps if cluster.system else cluster.gpu.nvlink_Bps
+    collective = load_collective()
+    grid = tuple(float(t) for t in COMM_GRID_TOKENS)
+    times = [collective.time_s(t * hidden * units.DTYPES["bf16"].bits / 8, tp, link_Bps) for t in grid]
+    return CommCurve(grid, tuple(t for t, _ in times), tuple(s for _, s in times),
+                     (collective.latency_s,) * len(grid))
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ class PlanSpec:
     model: str = "deepseek-v3"
     topology: str = "hgx-h100"
     ep: int | None = None
+    tp: int = 1  # attention tensor parallelism: GPUs per attention group (1: data-parallel attention)
     gpus: int | None = None
     batch: int = 64
     context: int | None = None  # decode: mean cached tokens; None: isl + osl / 2
@@ -55,7 +56,7 @@ class PlanSpec:
 
     def __post_init__(self) -> None:
         """Sizes out of range raise at once, before any model or module behind a plan loads."""
-        for option, value in (("--mtp", self.mtp), ("--batch", self.batch), ("--context", self.context),
+        for option, value in (("--mtp", self.mtp), ("--batch", self.batch), ("--context", self.context), ("--tp", self.tp),
                               ("--prefill-tokens", self.prefill_tokens), ("--isl", self.isl), ("--osl", self.osl)):
             if value is not None:  # --context None: taken from --isl and --osl
                 check_option(option, value)
@@ -76,6 +77,6 @@ class PlanSpec:
 
         if phase == "decode":
             return Workload("decode", self.batch, self.decode_context, self.prefill_tokens, 0.0, self.mtp,
-                            self.acceptance, self.overlap, self.precision)
+                            self.acceptance, self.overlap, self.precision, self.tp)
         return Workload("prefill", 1, self.isl, self.prefill_tokens, self.cache_hit, 0, self.acceptance,
-                        self.overlap, self.precision)
+                        self.overlap, self.precision, self.tp)

@@ -118,9 +118,16 @@ def by_source(calibration: dict) -> dict[str, list[str]]:
     return out
 
 
+def parallel_words(d: dict) -> str:
+    """``EP 32, batch 64/GPU``; with attention TP, the layout and the batch per attention group."""
+    if d.get("tp", 1) <= 1:
+        return f"EP {d['ep']}, batch {d['batch']}/GPU"
+    return f"{d['layout']}, batch {d['batch']}/attention group"
+
+
 def plan_text(d: dict) -> str:
     """Human rendering of one plan's dict (:meth:`wideep.plan.Plan.to_dict`)."""
-    head = (f"{d['model']} on {d['system']} x{d['gpus']} ({d['gpu']}), EP {d['ep']}, batch {d['batch']}/GPU, "
+    head = (f"{d['model']} on {d['system']} x{d['gpus']} ({d['gpu']}), {parallel_words(d)}, "
             f"context {d['context']:,}, {d['dtype']}, overlap {d['overlap']}, MTP {d['mtp']}, "
             f"placement {d['placement']}, replica rule {d['replica_rule']}")
     terms = table([[t["name"], t["ms"], t["sol_ms"], t["binding"], 100 * t["ms"] / d["step_ms"]] for t in d["terms"]],
@@ -157,7 +164,7 @@ def comparison_text(d: dict) -> str:
              for name in dict.fromkeys(n for p in plans for n in p["breakdown_ms"])]
     rows.append(["memory GB"] + [f"{p['memory']['total_GB']:.0f}/{p['memory']['usable_GB']:.0f}" for p in plans])
     p0 = plans[0]
-    head = (f"{p0['model']}, EP {p0['ep']}, batch {p0['batch']}/GPU, context {p0['context']:,}, {p0['dtype']}, "
+    head = (f"{p0['model']}, {parallel_words(p0)}, context {p0['context']:,}, {p0['dtype']}, "
             f"placement {p0['placement']}, replica rule {p0['replica_rule']}")
     return "\n".join([head, "", table(rows, [""] + [f"{p['system']} x{p['gpus']}" for p in plans]), "", d["why"]])
 
