@@ -13,7 +13,7 @@ each table came from, so a plan can say which calibration set each term.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -122,11 +122,18 @@ class Calibration:
 
     def shape_curve(self, dtype: str, n: int, k: int, experts: int = 0) -> ShapeCurve | None:
         """The nearest measured shape (grouped, with ``experts`` local experts, when that is > 0), or None."""
-        pool = [c for c in (self.grouped if experts else self.shapes) if c.dtype == dtype]
-        if not pool:
-            return None
-        best = min(pool, key=lambda c: c.distance(n, k, max(experts, 1)))
-        return best if best.distance(n, k, max(experts, 1)) <= SHAPE_MATCH else None
+        key = (dtype, n, k, experts)
+        if key not in self._nearest:
+            pool = [c for c in (self.grouped if experts else self.shapes) if c.dtype == dtype]
+            best = min(pool, key=lambda c: c.distance(n, k, max(experts, 1)), default=None)
+            near = best is not None and best.distance(n, k, max(experts, 1)) <= SHAPE_MATCH
+            self._nearest[key] = best if near else None
+        return self._nearest[key]
+
+    @cached_property
+    def _nearest(self) -> dict:
+        """Memo of :meth:`shape_curve` answers (the calibration is immutable)."""
+        return {}
 
     def shape_efficiency(self, m: float, dtype: str, n: int, k: int, experts: int = 0) -> float | None:
         """Measured efficiency at ``m`` of the nearest measured shape, or None."""

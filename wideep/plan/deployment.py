@@ -27,14 +27,14 @@ from wideep.perf.roofline import load_calibration
 from wideep.routing.files import routing_from_spec
 from wideep.specs.topology import Cluster, load_cluster
 from wideep.routing.stats import RoutingStats
-from wideep.traffic.a2a import a2a_curve, gpu_loads
+from wideep.traffic.a2a import a2a_curve, step_busiest_share
 from wideep.traffic.collectives import load_collective
 from wideep.slots import DEFAULT_REPLICA_RULE, check_replica_rule
 from wideep.traffic.transports import load_transport
 from wideep.plan.spec import DEFAULT_EP, PlanSpec
 
 SAMPLE_TOKENS = 4096  # routing tokens over the whole EP group that placement and traffic are computed from
-MAX_SHARE_TOKENS = 65536  # cap on the held-out sample that measures a step's busiest GPU
+MAX_SHARE_TOKENS = 65536  # tokens of the held-out sample whose steps measure the busiest GPU
 SAMPLE_LAYERS = 4  # MoE layers sampled; their mean busiest share and comm time stand for every MoE layer
 COMM_PROBE_TOKENS = 1024  # tokens per GPU at which the traffic model counts copies (they scale linearly)
 COMM_GRID_TOKENS = (1, 4, 16, 64, 256, 1024, 4096, 16384)  # tokens per GPU of the communication curve
@@ -125,22 +125,27 @@ def placed(model: Model, topology: str, ep_size: int, redundant: int, routing: s
     return place(placement, stats, model, cluster_for(topology, ep_size), ep_size, redundant, **opts).phy2log, stats
 
 
+@lru_cache(maxsize=16)
+def held_out_sample(model: Model, routing: str, seed: int, layers: int) -> RoutingStats:
+    """The routing sample steps are judged on: MAX_SHARE_TOKENS tokens, seed + 1 (not the placement's)."""
+    return routing_from_spec(routing, model, MAX_SHARE_TOKENS, seed=seed + 1, layers=layers)
+
+
 @lru_cache(maxsize=512)
 def busiest_share(model: Model, topology: str, ep_size: int, redundant: int, routing: str, placement: str,
                   seed: int, step_tokens: int, replica_rule: str = DEFAULT_REPLICA_RULE) -> float:
-    """Busiest GPU's share of one step's token-expert selections, mean over the sampled MoE layers.
+    """Busiest GPU's share of one step's token-expert selections, mean over the sampled MoE layers and over
+    the steps of ``step_tokens`` tokens (over the whole EP group) in a held-out routing sample.
 
-    Measured on a held-out routing sample (seed + 1) the size of the step (``step_tokens`` over the whole
-    EP group, at most MAX_SHARE_TOKENS), not on the sample the placement was fitted to: a step's busiest
-    GPU sees both the placement's imbalance and the step's own sampling noise. Selections go where
-    ``replica_rule`` sends them.
+    Judged on a sample the placement was not fitted to (:func:`held_out_sample`): a step's busiest GPU sees
+    both the placement's imbalance and the step's own sampling noise. Selections go where ``replica_rule``
+    sends them.
     """
     phy2log, _ = placed(model, topology, ep_size, redundant, routing, placement, seed, replica_rule)
+    held_out = held_out_sample(model, routing, seed, phy2log.shape[0])
     tokens = int(min(max(step_tokens, ep_size), MAX_SHARE_TOKENS))
-    held_out = routing_from_spec(routing, model, tokens, seed=seed + 1, layers=phy2log.shape[0])
-    loads = np.asarray(gpu_loads(phy2log, held_out, ep_size, cluster_for(topology, ep_size).domain_of[:ep_size],
-                                 replica_rule), dtype=float)
-    return float(np.mean(loads.max(axis=1) / loads.sum(axis=1)))
+    return step_busiest_share(phy2log, held_out, ep_size, tokens, cluster_for(topology, ep_size).domain_of[:ep_size],
+                              replica_rule)
 
 
 @lru_cache(maxsize=256)

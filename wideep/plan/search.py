@@ -10,8 +10,9 @@ For each system it plans every candidate (EP size, MTP, decode batch) and servin
   prompt tokens its sequences' successors need (batch x output per step x ISL / OSL prompt tokens), which
   lengthens TPOT by their prefill time; TTFT = the prompt at the same rate behind a decode step.
 
-Attention runs data-parallel over the EP group (``tp = 1``, ``dp = ep``); tensor parallelism is not
-modelled yet, so the parallel layout of every point is written out. The Pareto front is output tokens/s
+Layouts: attention tensor parallelism ``tp`` of :data:`TP_SIZES` inside one NVLink domain, with ``dp = gpus / tp``
+attention groups; an MoE model's experts over EP groups of :data:`EP_SIZES` (a multiple of ``tp``); a dense
+model on one ``tp`` group per replica. ``batch`` counts sequences per attention group. The Pareto front is output tokens/s
 per GPU (fleet) against tokens/s per user among points that fit in memory; ``best`` is the cheapest
 $/Mtok (ISL/OSL mix) among points that meet the targets.
 """
@@ -31,9 +32,10 @@ from wideep.specs.topology import load_cluster
 MODES = ("agg", "disagg")
 BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 EP_SIZES = (8, 16, 32, 64, 72, 128, 144, 256)
+TP_SIZES = (1, 2, 4, 8)
 #: Search points in CSV/XLSX: (JSON key, header with units). Order and names are stable.
 COLUMNS = (("system", "system"), ("mode", "mode"), ("tp", "tp"), ("ep", "ep"), ("dp", "dp"),
-           ("batch", "batch [sequences/GPU]"), ("mtp", "mtp [draft tokens]"), ("dtype", "dtype"),
+           ("batch", "batch [sequences/attention group]"), ("mtp", "mtp [draft tokens]"), ("dtype", "dtype"),
            ("prefill_gpus", "prefill GPUs"), ("decode_gpus", "decode GPUs"),
            ("tokens_per_s_per_gpu", "output tokens/s/GPU (fleet)"), ("tokens_per_s_per_user", "tokens/s/user"),
            ("ttft_ms", "TTFT [ms]"), ("tpot_ms", "TPOT [ms]"), ("usd_per_mtok", "$/Mtok (ISL/OSL mix)"),
@@ -72,15 +74,15 @@ def ep_sizes(spec: PlanSpec, topology: str, max_gpus: int | None) -> list[int]:
     return sizes
 
 
-def point(p: Plan, mode: str, gpus: int) -> dict:
+def point(p: Plan, mode: str) -> dict:
     """One candidate as a search point (fleet-level throughput and cost, latencies in ms)."""
-    dec, pre, spec = p.decode, p.prefill, p.spec
+    dec, pre, spec, gpus = p.decode, p.prefill, p.spec, p.gpus
     out_per_step = dec.workload.output_per_sequence
     ttft_s = spec.isl / pre.tokens_per_s_per_user
-    if mode == "agg":  # prompts computed inside the decode steps, at the prefill rate
-        extra_s = spec.batch * out_per_step * spec.isl / spec.osl / pre.tokens_per_s_per_gpu
+    if mode == "agg":  # prompts computed inside the decode steps, at the prefill rate of the group
+        extra_s = spec.batch * out_per_step * spec.isl / spec.osl / (pre.tokens_per_s_per_gpu * spec.tp)
         step_s = dec.step_s + extra_s
-        per_gpu = spec.batch * out_per_step / step_s
+        per_gpu = spec.batch * out_per_step / step_s / spec.tp
         prefill_gpus, decode_gpus = 0, gpus
         usd = usd_per_mtok(p.cost.usd_per_gpu_hour, per_gpu * (spec.isl + spec.osl) / spec.osl)  # all tokens
         ttft_s += dec.step_s
@@ -92,18 +94,27 @@ def point(p: Plan, mode: str, gpus: int) -> dict:
         decode_gpus = gpus
         prefill_gpus = int(math.ceil(decode_gpus * prefill_share / (1 - prefill_share)))
         usd = p.cost.usd_per_mtok_mix
-    return {"tp": 1, "ep": spec.ep, "dp": spec.ep, "batch": spec.batch, "mtp": spec.mtp, "dtype": spec.dtype,
+    return {"tp": spec.tp, "ep": spec.ep, "dp": p.dp, "batch": spec.batch, "mtp": spec.mtp, "dtype": spec.dtype,
             "mode": mode, "prefill_gpus": prefill_gpus, "decode_gpus": decode_gpus,
             "tokens_per_s_per_gpu": per_gpu, "tokens_per_s_per_user": out_per_step / step_s,
             "ttft_ms": ttft_s * 1e3, "tpot_ms": step_s / out_per_step * 1e3, "usd_per_mtok": usd,
             "binding": dec.binding}
 
 
+def tp_sizes(topology: str, max_gpus: int | None) -> list[int]:
+    """Attention TP sizes that fit one NVLink domain of the system and the GPU budget."""
+    system = load_cluster(topology, 8, option="--topology").system
+    domain = system.scale_up.gpus_per_domain if system else 8
+    return [t for t in TP_SIZES if t <= domain and (max_gpus is None or t <= max_gpus)]
+
+
 def candidates(spec: PlanSpec, topology: str, max_gpus: int | None) -> list[PlanSpec]:
     model = load_model(spec.model)
     mtps = (0, 1) if model.mtp_layers else (0,)
-    return [replace(spec, topology=topology, ep=ep, mtp=mtp, batch=b, redundant=None)
-            for ep in ep_sizes(spec, topology, max_gpus) for mtp in mtps for b in BATCHES]
+    return [replace(spec, topology=topology, ep=ep, tp=tp, gpus=None if model.is_moe else tp, mtp=mtp, batch=b,
+                    redundant=None)
+            for ep in ep_sizes(spec, topology, max_gpus) for tp in tp_sizes(topology, max_gpus)
+            if not model.is_moe or ep % tp == 0 for mtp in mtps for b in BATCHES]
 
 
 def pareto(points: list[dict]) -> list[dict]:
@@ -127,7 +138,7 @@ def search_system(spec: PlanSpec, topology: str, targets: Targets, modes: tuple[
         except WideEPError:  # a candidate the system cannot run (EP larger than it builds, prefill OOM...)
             continue
         if p.memory.fits:
-            points += [point(p, m, s.ep) for m in modes]
+            points += [point(p, m) for m in modes]
     ok = [q for q in points if targets.met(q)]
     cheapest = min(ok, key=lambda q: (round(q["usd_per_mtok"], 9), q["tpot_ms"]), default=None)  # tie: faster
     return {"best": cheapest, "pareto": pareto(points),

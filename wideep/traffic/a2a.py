@@ -52,6 +52,33 @@ def gpu_loads(phy2log: np.ndarray, stats: RoutingStats, ep_size: int, domain_of=
     return out
 
 
+SHARE_TOKENS = 16384  # tokens whose steps are averaged: 16,384 one-token steps down to one large step
+
+
+def step_busiest_share(phy2log: np.ndarray, stats: RoutingStats, ep_size: int, step_tokens: int, domain_of=None,
+                       rule: str = DEFAULT_REPLICA_RULE) -> float:
+    """Busiest GPU's share of one step's selections, mean over MoE layers and over the consecutive steps of
+    ``step_tokens`` tokens (over the whole EP group) in the sample's first :data:`SHARE_TOKENS` tokens (at
+    least one step).
+
+    Each step spreads its tokens evenly over the ranks (:func:`~wideep.routing.stats.token_ranks`); its
+    selections go where the replica rule sends them.
+    """
+    phy2log = checked_phy2log(phy2log, stats.n_experts, stats.layers, ep_size)
+    dom = np.arange(ep_size) if domain_of is None else np.asarray(domain_of)[:ep_size]
+    step_tokens = min(step_tokens, stats.tokens)
+    steps = max(1, min(stats.tokens, SHARE_TOKENS) // step_tokens)
+    ids = stats.topk_ids[:, :steps * step_tokens]
+    src = np.tile(token_ranks(step_tokens, ep_size), steps)
+    step_of = np.repeat(np.arange(steps), step_tokens) * ep_size
+    shares = []
+    for layer in range(phy2log.shape[0]):
+        cols = destination_columns(phy2log, ids, layer, src, ep_size, dom, stats.n_experts, rule)
+        loads = np.bincount((cols + step_of[None, :]).reshape(-1), minlength=steps * ep_size).reshape(steps, ep_size)
+        shares.append(np.mean(loads.max(axis=1) / loads.sum(axis=1)))
+    return float(np.mean(shares))
+
+
 def source_loads(phy2log: np.ndarray, stats: RoutingStats, ep_size: int, domain_of: np.ndarray,
                  rule: str) -> np.ndarray:
     """Loads only: selections each rank sends each GPU, shape (layers, ep_size src, ep_size dst).
