@@ -1,13 +1,15 @@
 """Launch flags for a search point: SGLang, vLLM and TensorRT-LLM (documented options; check your version).
 
-The layout is attention data-parallel over the EP group (``dp = ep``, ``tp = 1`` per attention replica)
-with expert parallelism for the MoE layers, DeepEP low-latency kernels for decode and normal kernels for
-prefill, two-batch overlap, and MTP where the point uses it. Sources: SGLang "Expert Parallelism" and
-server-argument docs (``--moe-a2a-backend deepep``, ``--deepep-mode``, ``--enable-dp-attention``,
-``--ep-num-redundant-experts``, ``--init-expert-location``, ``--enable-two-batch-overlap``,
-``--disaggregation-mode``); vLLM "Expert Parallel Deployment" (``--data-parallel-size``,
-``--enable-expert-parallel``, ``--all2all-backend``, ``--enable-eplb``); TensorRT-LLM wide-EP examples
-(``enable_attention_dp``, ``moe_config.backend: WIDEEP``, ``load_balancer.num_slots``).
+The layout: attention tensor-parallel over ``tp`` GPUs with ``dp = ep / tp`` attention groups (data-parallel
+attention when ``dp`` > 1), expert parallelism over the EP group for the MoE layers, DeepEP low-latency
+kernels for decode and normal kernels for prefill, two-batch overlap, and MTP where the point uses it; a
+dense model runs tensor-parallel alone. Sources: SGLang "Expert Parallelism" and server-argument docs
+(``--tp``, ``--dp`` with ``--enable-dp-attention``: attention TP = tp / dp; ``--moe-a2a-backend deepep``,
+``--deepep-mode``, ``--ep-num-redundant-experts``, ``--init-expert-location``, ``--enable-two-batch-overlap``,
+``--disaggregation-mode``); vLLM "Expert Parallel Deployment" (``--tensor-parallel-size``,
+``--data-parallel-size``, EP = TP x DP with ``--enable-expert-parallel``, ``--all2all-backend``,
+``--enable-eplb``); TensorRT-LLM wide-EP examples (``enable_attention_dp``, ``moe_config.backend: WIDEEP``,
+``load_balancer.num_slots``).
 """
 
 from __future__ import annotations
@@ -16,27 +18,34 @@ import json
 
 
 def sglang(point: dict, model_path: str, redundant: int, placement_file: str | None = None) -> str:
-    ep, mtp = point["ep"], point["mtp"]
-    mode = "low_latency" if point["mode"] == "disagg" else "auto"
-    args = [f"python -m sglang.launch_server --model-path {model_path}", f"--tp {ep} --dp {ep} --enable-dp-attention",
-            f"--moe-a2a-backend deepep --deepep-mode {mode}", f"--ep-num-redundant-experts {redundant}",
-            "--enable-two-batch-overlap", f"--cuda-graph-max-bs {point['batch']}"]
-    if placement_file:
-        args.append(f"--init-expert-location {placement_file}")
+    tp, ep, dp, mtp = point["tp"], point["ep"], point["dp"], point["mtp"]
+    args = [f"python -m sglang.launch_server --model-path {model_path}"]
+    if ep <= 1:  # dense: tensor parallelism alone
+        args.append(f"--tp {tp}")
+    else:
+        mode = "low_latency" if point["mode"] == "disagg" else "auto"
+        args.append(f"--tp {ep} --dp {dp} --enable-dp-attention" if dp > 1 else f"--tp {ep}")
+        args += [f"--moe-a2a-backend deepep --deepep-mode {mode}", f"--ep-num-redundant-experts {redundant}",
+                 "--enable-two-batch-overlap"]
+        if placement_file:
+            args.append(f"--init-expert-location {placement_file}")
+    args.append(f"--cuda-graph-max-bs {point['batch']}")
     if mtp:
         args.append(f"--speculative-algorithm EAGLE --speculative-num-steps {mtp} --speculative-eagle-topk 1 "
                     f"--speculative-num-draft-tokens {mtp + 1}")
     if point["mode"] == "disagg":
-        args.append("--disaggregation-mode decode   # prefill pool: same with --disaggregation-mode prefill "
-                    "--deepep-mode normal")
+        args.append("--disaggregation-mode decode   # prefill pool: same with --disaggregation-mode prefill"
+                    + (" --deepep-mode normal" if ep > 1 else ""))
     return " \\\n  ".join(args)
 
 
 def vllm(point: dict, model_path: str, redundant: int) -> str:
-    eplb = json.dumps({"num_redundant_experts": redundant})
-    args = [f"vllm serve {model_path}", f"--tensor-parallel-size 1 --data-parallel-size {point['ep']}",
-            "--enable-expert-parallel", "--all2all-backend deepep_low_latency",
-            f"--enable-eplb --eplb-config '{eplb}'", f"--max-num-seqs {point['batch']}"]
+    args = [f"vllm serve {model_path}", f"--tensor-parallel-size {point['tp']} --data-parallel-size {point['dp']}"]
+    if point["ep"] > 1:
+        eplb = json.dumps({"num_redundant_experts": redundant})
+        args += ["--enable-expert-parallel", "--all2all-backend deepep_low_latency",
+                 f"--enable-eplb --eplb-config '{eplb}'"]
+    args.append(f"--max-num-seqs {point['batch']}")
     if point["mtp"]:
         spec = json.dumps({"method": "deepseek_mtp", "num_speculative_tokens": point["mtp"]})
         args.append(f"--speculative-config '{spec}'")
@@ -44,9 +53,15 @@ def vllm(point: dict, model_path: str, redundant: int) -> str:
 
 
 def trtllm(point: dict, n_experts: int, redundant: int) -> str:
-    lines = [f"tensor_parallel_size: {point['ep']}", f"moe_expert_parallel_size: {point['ep']}",
-             "enable_attention_dp: true", f"max_batch_size: {point['batch']}", "moe_config:",
-             "  backend: WIDEEP", "  load_balancer:", f"    num_slots: {n_experts + redundant}"]
+    tp, ep, dp = point["tp"], point["ep"], point["dp"]
+    if ep <= 1:
+        return f"tensor_parallel_size: {tp}\nmax_batch_size: {point['batch']}"
+    lines = [f"tensor_parallel_size: {ep}", f"moe_expert_parallel_size: {ep}",
+             f"enable_attention_dp: {'true' if tp == 1 else 'false'}"
+             + ("" if tp in (1, ep) else f"   # attention TP{tp} x DP{dp} has no TensorRT-LLM equivalent: "
+                                            "it runs attention data-parallel or TP over all ranks"),
+             f"max_batch_size: {point['batch']}", "moe_config:", "  backend: WIDEEP", "  load_balancer:",
+             f"    num_slots: {n_experts + redundant}"]
     if point["mtp"]:
         lines += ["speculative_config:", "  decoding_type: MTP", f"  num_nextn_predict_layers: {point['mtp']}"]
     return "\n".join(lines)
