@@ -53,6 +53,31 @@ CASES = [
 ]
 
 
+#: Accepted tokens per step of MTP3 on DeepSeek-R1 (TensorRT-LLM B200 blog, "Autoregressive MTP Layers" table:
+#: 2.82) as the acceptance a with 1 + a + a^2 + a^3 = 2.82; the H200 document states none, so the B200 figure
+#: stands in for both (an assumption, not a fit).
+MTP3_ACCEPTANCE = 0.772
+
+#: Minimum-latency decode (batch 1, ISL 1K / OSL 2K, one 8-GPU node, attention TP8): published output tokens/s
+#: per user. Every case is held out; wideep's layout is MoE EP8 where TensorRT-LLM split the experts TP x EP.
+LATENCY_CASES = [
+    Case("DeepSeek-R1 FP8, 8x H200, TP8, MTP3, batch 1", "TensorRT-LLM Best_perf_practice_on_DeepSeek-R1 (H200 min-latency)",
+         PlanSpec(model="deepseek-r1", topology="hgx-h200", ep=8, tp=8, batch=1, isl=1024, osl=2048, mtp=3,
+                  acceptance=MTP3_ACCEPTANCE), "decode", 158.12),
+    Case("DeepSeek-R1 NVFP4, 8x B200, TP8, no MTP, batch 1", "TensorRT-LLM tech blog 1 (MTP table, without MTP)",
+         PlanSpec(model="deepseek-r1", topology="hgx-b200", ep=8, tp=8, batch=1, isl=1024, osl=2048, dtype="nvfp4"),
+         "decode", 111.0),
+    Case("DeepSeek-R1 NVFP4, 8x B200, TP8, MTP3, batch 1", "TensorRT-LLM Best_perf_practice_on_DeepSeek-R1 (B200 min-latency)",
+         PlanSpec(model="deepseek-r1", topology="hgx-b200", ep=8, tp=8, batch=1, isl=1024, osl=2048, dtype="nvfp4",
+                  mtp=3, acceptance=MTP3_ACCEPTANCE), "decode", 274.72),
+]
+
+
+def per_user(case: Case) -> float:
+    """Predicted output tokens/s per user of a latency case."""
+    return plan(case.spec).decode.tokens_per_s_per_user
+
+
 def per_node(case: Case, calibration: str | None = None) -> float:
     p = plan(replace(case.spec, calibration=calibration) if calibration else case.spec)
     step = p.decode if case.phase == "decode" else p.prefill
@@ -92,6 +117,10 @@ def main() -> None:
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for r in table():
         print("| " + " | ".join(f"{v:,}" if isinstance(v, int) else str(v) for v in r) + " |")
+    print("\n| case | role | published tok/s/user | predicted | error % |\n|---|---|---|---|---|")
+    for c in LATENCY_CASES:
+        pred = per_user(c)
+        print(f"| {c.name} | {c.role} | {c.published_per_node:,.1f} | {pred:,.1f} | {100 * (pred / c.published_per_node - 1):.1f} |")
 
 
 if __name__ == "__main__":
