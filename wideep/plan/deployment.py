@@ -18,7 +18,7 @@ from wideep.core import units
 from wideep.perf.cost import Cost, cost
 from wideep.core.errors import InputError
 from wideep.specs.hardware import GPU
-from wideep.perf.memory import MemoryFit, memory_fit, prefill_fits
+from wideep.perf.memory import MemoryFit, kv_bytes_per_sequence, memory_fit, prefill_fits
 from wideep.specs.model import Model, load_model
 from wideep.perf.step import calibration_sources, step_time
 from wideep.perf.workload import CommCurve, ExpertParallel, StepResult, single_gpu
@@ -29,6 +29,7 @@ from wideep.specs.topology import Cluster, load_cluster
 from wideep.routing.stats import RoutingStats
 from wideep.traffic.a2a import a2a_curve, step_busiest_share
 from wideep.traffic.collectives import load_collective
+from wideep.traffic.kvtransfer import kv_transfer_s
 from wideep.slots import DEFAULT_REPLICA_RULE, check_replica_rule
 from wideep.traffic.transports import load_transport
 from wideep.plan.spec import DEFAULT_EP, PlanSpec
@@ -58,6 +59,7 @@ class Plan:
     memory: MemoryFit
     cost: Cost
     calibration: dict = field(default_factory=dict)  # term -> calibration file [table] that set it
+    kv_transfer_s: float = 0.0  # disaggregated serving: one prompt's KV from the prefill to the decode pool
 
     @property
     def dp(self) -> int:
@@ -88,6 +90,7 @@ class Plan:
             "memory": self.memory.to_dict(), "breakdown_ms": d.breakdown_ms,
             "terms": d.to_dict()["terms"], "expert_parallel": ep_summary(self.ep),
             "prefill": self.prefill.to_dict(), "cost": self.cost.to_dict(), "calibration": self.calibration,
+            "kv_transfer_ms": self.kv_transfer_s / units.ms,
         }
 
 
@@ -253,7 +256,17 @@ def plan(spec: PlanSpec) -> Plan:
     money = cost(gpu, dec.tokens_per_s_per_gpu, pre.tokens_per_s_per_gpu, spec.isl, spec.osl,
                  spec.price_per_gpu_hour, spec.price_scenario)
     system = cluster.system.id if cluster.system else cluster.name
-    return Plan(spec, model, system, gpu, gpus, ep, dec, pre, mem, money, calibration_sources(cal, ep.transport))
+    return Plan(spec, model, system, gpu, gpus, ep, dec, pre, mem, money, calibration_sources(cal, ep.transport),
+                prompt_kv_transfer_s(spec, model, cluster))
+
+
+def prompt_kv_transfer_s(spec: PlanSpec, model: Model, cluster: Cluster) -> float:
+    """One ``isl``-token prompt's KV sent between pools by the prefill group's ranks that hold a part of it
+    (every rank under MLA, one per kv head under GQA); 0 for a custom topology, which names no NICs."""
+    if cluster.system is None:
+        return 0.0
+    senders = spec.tp if model.attention.kind == "mla" else min(spec.tp, model.attention.kv_heads)
+    return kv_transfer_s(kv_bytes_per_sequence(model, spec.isl, spec.precision), cluster.system, senders)
 
 
 def ep_for(spec: PlanSpec, model: Model, redundant: int, phase: str) -> ExpertParallel:

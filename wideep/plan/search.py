@@ -4,8 +4,8 @@ For each system it plans every candidate (EP size, MTP, decode batch) and servin
 
 - ``disagg``: prefill and decode pools, sized so their request rates match at ISL/OSL: per request the
   fleet spends ``isl / prefill rate + osl / decode rate`` GPU-seconds, prefill GPUs counted
-  (:class:`~wideep.perf.cost.Cost`); TTFT = one prefill step of the chunk holding the prompt, TPOT = the
-  decode step per output token.
+  (:class:`~wideep.perf.cost.Cost`); TTFT = one prefill step of the chunk holding the prompt plus the
+  prompt's KV sent to the decode pool over the scale-out NICs, TPOT = the decode step per output token.
 - ``agg``: prefill chunks interleaved with decode on the same GPUs: every decode step also computes the
   prompt tokens its sequences' successors need (batch x output per step x ISL / OSL prompt tokens), which
   lengthens TPOT by their prefill time; TTFT = the prompt at the same rate behind a decode step.
@@ -94,6 +94,7 @@ def point(p: Plan, mode: str) -> dict:
         decode_gpus = gpus
         prefill_gpus = int(math.ceil(decode_gpus * prefill_share / (1 - prefill_share)))
         usd = p.cost.usd_per_mtok_mix
+        ttft_s += p.kv_transfer_s
     return {"tp": spec.tp, "ep": spec.ep, "dp": p.dp, "batch": spec.batch, "mtp": spec.mtp, "dtype": spec.dtype,
             "mode": mode, "prefill_gpus": prefill_gpus, "decode_gpus": decode_gpus,
             "tokens_per_s_per_gpu": per_gpu, "tokens_per_s_per_user": out_per_step / step_s,
