@@ -239,11 +239,11 @@ def plan(spec: PlanSpec) -> Plan:
         if name == "nvfp4" and name not in gpu.flops_per_s:
             raise InputError(f"{gpu.name} ({gpu.arch}) has no nvfp4 support", option)
     cal = load_calibration(gpu.id, spec.calibration)
-    decode_wl, prefill_wl = spec.workload("decode"), spec.workload("prefill")
+    decode_wl = spec.workload("decode")
     redundant = redundant_of(spec, model)
     ep = ep_for(spec, model, redundant, "decode")
     dec = step_time(model, gpu, cal, decode_wl, ep)
-    pre = step_time(model, gpu, cal, prefill_wl, ep_for(spec, model, redundant, "prefill"))
+    pre = prefill_step(prefill_key(spec))
     fits, need_bytes, max_chunk = prefill_fits(model, gpu, ep.slots_per_gpu, spec.prefill_tokens, spec.isl,
                                                spec.precision, cal.workspace_fraction, spec.tp)
     if not fits and max_chunk > 0:  # the chunk is the problem (with nothing fitting, the memory line says so)
@@ -258,6 +258,20 @@ def plan(spec: PlanSpec) -> Plan:
     system = cluster.system.id if cluster.system else cluster.name
     return Plan(spec, model, system, gpu, gpus, ep, dec, pre, mem, money, calibration_sources(cal, ep.transport),
                 prompt_kv_transfer_s(spec, model, cluster))
+
+
+def prefill_key(spec: PlanSpec) -> PlanSpec:
+    """``spec`` without the decode-only options, so a batch or MTP sweep reuses one prefill step."""
+    return replace(spec, batch=PlanSpec.batch, context=None, mtp=0, acceptance=PlanSpec.acceptance)
+
+
+@lru_cache(maxsize=256)
+def prefill_step(spec: PlanSpec) -> StepResult:
+    """The prefill step of a resolved, checked ``spec`` (cached per :func:`prefill_key`)."""
+    model = load_model(spec.model)
+    gpu = cluster_for(spec.topology, spec.ep).gpu
+    cal = load_calibration(gpu.id, spec.calibration)
+    return step_time(model, gpu, cal, spec.workload("prefill"), ep_for(spec, model, redundant_of(spec, model), "prefill"))
 
 
 def prompt_kv_transfer_s(spec: PlanSpec, model: Model, cluster: Cluster) -> float:
