@@ -21,11 +21,12 @@ class Precision:
     """Storage/compute formats: routed-expert weights, attention projection weights, KV cache.
 
     ``attention`` None means the same as ``weights`` (DeepSeek-V3 runs every projection as an FP8 GEMM;
-    its "BF16 MLA" is the attention core, which wideep always computes at bf16 peak), except that NVFP4
-    applies to the routed experts only: NVIDIA's NVFP4 checkpoints (nvidia/DeepSeek-R1-FP4) quantise the MoE
-    experts and keep attention in FP8, so ``weights = "nvfp4"`` leaves attention at fp8 unless given.
-    Dense FFNs and shared experts follow ``weights``, or ``attention`` when ``weights`` is nvfp4
-    (:attr:`dense`). Embedding, LM head, routers and the MTP projection stay in bf16 (as DeepSeek-V3 keeps them).
+    its "BF16 MLA" is the attention core, which wideep always computes at bf16 peak), except for the
+    expert-only formats (``DType.others``): NVIDIA's NVFP4 checkpoints (nvidia/DeepSeek-R1-FP4) keep
+    attention in FP8, gpt-oss (MXFP4 experts) and Kimi-K2-Thinking (INT4 experts) keep it in bf16.
+    Dense FFNs and shared experts follow ``weights``, or ``attention`` for those formats (:attr:`dense`).
+    Embedding, LM head, routers and the MTP projection stay in bf16 (as DeepSeek-V3 keeps them). ``kv``
+    names a KV layout (:data:`wideep.core.units.KV_FORMATS`).
     """
 
     weights: str = "fp8"
@@ -34,16 +35,25 @@ class Precision:
 
     def __post_init__(self) -> None:
         if self.attention is None:
-            object.__setattr__(self, "attention", "fp8" if self.weights == "nvfp4" else self.weights)
+            object.__setattr__(self, "attention", self.expert_only or self.weights)
+
+    @property
+    def expert_only(self) -> str:
+        """Format of the other GEMMs when ``weights`` is an expert-only format, else ""."""
+        dt = units.DTYPES.get(self.weights)
+        return dt.others if dt else ""
 
     @property
     def dense(self) -> str:
         """Dtype of the non-routed FFN GEMMs (dense layers, shared experts)."""
-        return self.attention if self.weights == "nvfp4" else self.weights
+        return self.attention if self.expert_only else self.weights
 
     def dt(self, which: str) -> DType:
-        """The DType of ``weights``, ``attention`` or ``kv``; unknown names raise naming the option."""
-        return units.dtype(getattr(self, which), OPTIONS[which])
+        """The DType of ``weights``, ``attention`` or ``dense`` (KVFormat of ``kv``); unknown names raise
+        naming the option."""
+        if which == "kv":
+            return units.kv_format(self.kv, OPTIONS[which])  # type: ignore[return-value]
+        return units.dtype(getattr(self, which), OPTIONS[which], weights=which == "weights")
 
 
 #: The CLI option that sets each Precision field (named in errors).
@@ -87,7 +97,7 @@ def replicated_weight_bytes(model: Model, prec: Precision, mtp: int = 0) -> floa
     """Bytes of the weights every GPU holds: attention, dense and shared FFNs, routers, embedding, head."""
     bf16, w = units.DTYPES["bf16"], prec.dt("dense")
     h = model.hidden
-    attention = (model.layers + mtp) * model.attention.params(h)
+    attention = model.attention_params(extra_layers=mtp)
     ffn = model.dense_layers * 3 * h * model.dense_ffn + (model.moe_layers + mtp) * 3 * h * model.shared_ffn
     routers = (model.moe_layers + mtp) * h * model.n_experts
     head = model.embedding_params + (0 if model.tie_embeddings else model.lm_head_params)
@@ -96,8 +106,16 @@ def replicated_weight_bytes(model: Model, prec: Precision, mtp: int = 0) -> floa
 
 
 def kv_bytes_per_sequence(model: Model, context: float, prec: Precision, mtp: int = 0) -> float:
-    """KV bytes of one sequence at ``context`` tokens, MTP layers included."""
-    return model.kv_bytes(context, prec.dt("kv")) * (model.layers + mtp) / model.layers
+    """KV bytes of one sequence at ``context`` tokens (linear-attention state included), MTP layers too."""
+    prec.dt("kv")
+    return model.kv_bytes(context, prec.kv) * (model.layers + mtp) / model.layers
+
+
+def kv_read_bytes_per_sequence(model: Model, context: float, prec: Precision, mtp: int = 0) -> float:
+    """Cache bytes one new token of a sequence reads at ``context`` tokens: the KV it attends to (DSA: only
+    its selected tokens, plus the indexer keys of every token), sliding windows, linear-attention state."""
+    prec.dt("kv")
+    return model.kv_read_bytes(context, prec.kv) * (model.layers + mtp) / model.layers
 
 
 def memory_fit(model: Model, gpu: GPU, slots_per_gpu: int, sequences: float, context: int, prec: Precision,
