@@ -58,7 +58,7 @@ def gqa(c: ConfigReader, hidden: int, heads_key: str = "num_attention_heads",
         kv_key: str = "num_key_value_heads") -> Attention:
     """GQA geometry; the key/value heads must divide the query heads."""
     heads = c.get(heads_key)
-    if heads > hidden and "head_dim" not in c.cfg:
+    if heads > hidden and c.cfg.get("head_dim") is None:
         c.fail(heads_key, f"more heads ({heads}) than hidden_size ({hidden}) and no head_dim")
     head_dim = c.get("head_dim", hidden // heads)
     kv = c.get(kv_key, heads)
