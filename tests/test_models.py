@@ -188,3 +188,12 @@ def test_kv_command_shows_the_engine_layout():
     assert [(x["kv_dtype"], x["kv_bytes_per_token"]) for x in rows] == [("fp8_e4m3", 61 * 576),
                                                                           ("fp8_ds_mla", 61 * 788)]
     assert rows[1]["attention"] == "mla+dsa"
+
+
+def test_projection_gemms_cover_both_layer_kinds():
+    """Qwen3-Next's mean layer's projection GEMMs hold its attention weights (the convolution's 32K taps aside)."""
+    from wideep.perf.kernels import attention_gemms, linear_attention_gemms
+
+    m = load_model("qwen3-next-80b-a3b")
+    gemm = (12 * sum(g.params for g in attention_gemms(m)) + 36 * sum(g.params for g in linear_attention_gemms(m)))
+    assert gemm == pytest.approx(m.attention_params(), rel=1e-3)

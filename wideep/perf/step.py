@@ -27,7 +27,7 @@ from wideep.specs.hardware import GPU
 from wideep.perf.memory import OPTIONS, Precision, kv_read_bytes_per_sequence
 from wideep.specs.model import Model
 from wideep.perf.kernels import (GemmShape, MemoryKernel, attention_gemms, attention_kernels, dense_kernels,
-                                 ffn_gemms, moe_kernels)
+                                 ffn_gemms, linear_attention_gemms, moe_kernels)
 from wideep.perf.roofline import Calibration, Term, roofline
 from wideep.perf.workload import ExpertParallel, StepResult, Workload
 
@@ -122,6 +122,10 @@ def attention_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequ
                     per_layer * sequences * kv_read_bytes_per_sequence(model, wl.context, prec, mtp),
                     gpu.flops("bf16"), gpu.hbm_Bps, eff)
     proj = [gemm_kernel(g, tokens, prec.attention, gpu, cal) for g in attention_gemms(model)]
+    if model.linear:  # the mean layer: softmax layers (MTP ones too) and Gated DeltaNet layers in proportion
+        share = model.linear_layers / (model.layers + mtp)
+        proj = ([t.scaled(1 - share) for t in proj]
+                + [gemm_kernel(g, tokens, prec.attention, gpu, cal).scaled(share) for g in linear_attention_gemms(model)])
     kernels = memory_kernels(attention_kernels(model, prec.dt("attention"), prec.dt("kv")), tokens, 0, gpu, cal)
     terms = [core, total("attn_proj", proj), total("layer_kernels", kernels)]
     if model.attention.index_topk:  # DSA's lightning indexer: fp8 scores over every cached token (keys in core)
