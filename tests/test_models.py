@@ -197,3 +197,12 @@ def test_projection_gemms_cover_both_layer_kinds():
     m = load_model("qwen3-next-80b-a3b")
     gemm = (12 * sum(g.params for g in attention_gemms(m)) + 36 * sum(g.params for g in linear_attention_gemms(m)))
     assert gemm == pytest.approx(m.attention_params(), rel=1e-3)
+
+
+@pytest.mark.parametrize("model_id", ["llama-4-scout", "llama-4-maverick"])
+def test_llama4_chunked_layers_cap_their_cache(model_id):
+    """36 of 48 layers attend within 8,192-token chunks (every 4th layer is NoPE and global); 8 kv heads."""
+    m, per = load_model(model_id), 8 * 128 * 2 * 2
+    assert (m.attention.sliding_layers, m.attention.sliding_window) == (36, 8192)
+    assert m.kv_bytes(131072, "bf16") == per * (12 * 131072 + 36 * 8192)
+    assert m.kv_bytes(4096, "bf16") == per * 48 * 4096

@@ -182,15 +182,33 @@ def parse_mixtral(c: ConfigReader) -> dict[str, Any]:
                 attention=gqa(c, hidden))
 
 
+def chunked_layers(t: ConfigReader, layers: int) -> int:
+    """Llama 4's RoPE layers, which attend within attention_chunk_size chunks: the 1 entries of
+    ``no_rope_layers``, else all but every ``no_rope_layer_interval``-th layer (transformers'
+    Llama4TextConfig: a NoPE layer every 4th by default)."""
+    flags = t.get("no_rope_layers", None, kind=list)
+    if flags is not None:
+        if len(flags) < layers or any(f not in (0, 1) for f in flags):
+            t.fail("no_rope_layers", f"must list a 0 or 1 for each of the {layers} layers")
+        return sum(flags[:layers])
+    interval = t.get("no_rope_layer_interval", 4)
+    return sum(1 for i in range(layers) if (i + 1) % interval)
+
+
 def parse_llama4(c: ConfigReader) -> dict[str, Any]:
+    """Llama 4: MoE every interleave_moe_layer_step-th layer; chunked attention on the RoPE layers, modelled
+    as a window of attention_chunk_size (a token sees at most its own chunk: an upper bound on cache and reads)."""
     t = c.sub("text_config")
     hidden, layers, step = t.get("hidden_size"), t.layers(), t.get("interleave_moe_layer_step", 1)
     moe = tuple(range(step - 1, layers, step))  # as transformers' Llama4TextConfig derives moe_layers
+    attn, chunk = gqa(t, hidden), t.get("attention_chunk_size", 0, rule="nonneg")
+    if chunk:
+        attn = replace(attn, sliding_window=chunk, sliding_layers=chunked_layers(t, layers))
     return dict(hidden=hidden, layers=layers, moe_layers=len(moe), dense_layers=layers - len(moe), moe_layer_ids=moe,
                 dense_ffn=t.get("intermediate_size_mlp"), n_experts=t.experts("num_local_experts"),
                 top_k=t.get("num_experts_per_tok"), expert_ffn=t.get("intermediate_size"),
                 shared_ffn=t.get("intermediate_size"), n_group=1, topk_group=1, vocab=t.get("vocab_size"),
-                tie_embeddings=t.get("tie_word_embeddings", False, kind=bool), attention=gqa(t, hidden))
+                tie_embeddings=t.get("tie_word_embeddings", False, kind=bool), attention=attn)
 
 
 def parse_gpt_oss(c: ConfigReader) -> dict[str, Any]:
