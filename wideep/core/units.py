@@ -104,7 +104,7 @@ def dtype(name: str, source: str = "--dtype", weights: bool = False) -> DType:
     weight-only formats (mxfp4, int4) unless ``weights`` (routed-expert weights) is what is asked for."""
     allowed = [n for n in DTYPES if weights or n not in WEIGHT_ONLY]
     if name not in allowed:
-        what = "a weight-only format (routed-expert weights, --dtype)" if name in WEIGHT_ONLY else "unknown dtype"
+        what = "a weight-only format (routed-expert weights: plan --dtype)" if name in WEIGHT_ONLY else "unknown dtype"
         raise InputError(f"{name!r} is {what}; choose from {', '.join(allowed)}" if name in WEIGHT_ONLY
                          else f"{what} {name!r} (choose from {', '.join(allowed)})", source)
     return DTYPES[name]
