@@ -4,15 +4,12 @@ and Gated DeltaNet linear attention; their weights, cache bytes and score FLOPs 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
+from wideep.core import units
 from wideep.core.errors import InputError
 from wideep.core.units import KVFormat
 
-#: Bytes per cached DSA indexer key: fp8 values plus one float32 scale per 128 (DeepSeek-V3.2-Exp
-#: inference/model.py keeps ``k_cache`` in float8_e4m3fn and ``k_scale_cache`` in float32, block 128).
-INDEX_SCALE_BLOCK = 128
 #: Gated DeltaNet state precision: the recurrent state in float32 (SGLang's default --mamba-ssm-dtype),
 #: the short-convolution state in bf16 (docs/sources.md §2).
 LINEAR_STATE_BYTES = 4
@@ -78,7 +75,9 @@ class Attention:
         """DSA indexer key cache per token per layer: fp8 values + a float32 scale per 128 (132 B)."""
         if not self.index_topk:
             return 0.0
-        return self.index_head_dim + math.ceil(self.index_head_dim / INDEX_SCALE_BLOCK) * 4
+        # DeepSeek-V3.2-Exp inference/model.py: k_cache float8_e4m3fn, k_scale_cache float32 per 128 values,
+        # which is the fp8 activation format of the dtype table
+        return units.DTYPES["fp8"].activation_bytes(self.index_head_dim)
 
     def selected(self, context: float) -> float:
         """Tokens the attention core reads per query: all of ``context``, or DSA's top-k of them."""

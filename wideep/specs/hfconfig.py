@@ -19,6 +19,7 @@ MAX_EXPERTS = 65_536
 MAX_LAYERS = 4_096
 MAX_WIDTH = 1 << 20  # hidden, FFN and head widths, heads, vocabulary entries / 16
 
+
 class ConfigReader:
     """Typed access to a Hugging Face config dict; problems name the file and the field."""
 
