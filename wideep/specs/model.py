@@ -213,6 +213,8 @@ class Model:
             "hidden_size": self.hidden, "layers": self.layers, "moe_layers": self.moe_layers,
             "routed_experts": self.n_experts, "top_k": self.top_k, "expert_ffn": self.expert_ffn,
             "attention": self.attention_label,
+            "sliding_layers": self.attention.sliding_layers, "sliding_window_tokens": self.attention.sliding_window,
+            "dsa_index_topk": self.attention.index_topk, "linear_attention_layers": self.linear_layers,
             "total_params_B": self.total_params / units.BILLION, "active_params_B": self.active_params_as_published / units.BILLION,
             "published_total_params_B": self.published_total_B,
             "published_active_params_B": self.published_active_B,
