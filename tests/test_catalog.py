@@ -32,10 +32,20 @@ def test_every_system_loads_and_builds(system_id):
 
 @pytest.mark.parametrize("model_id", catalog.list_ids("models"))
 def test_every_model_matches_published_params(model_id):
-    """Total and active parameters within 3% of the publisher's figures (docs/sources.md §2)."""
+    """Total and active parameters within 3% of the publisher's figures (docs/sources.md §2); a model file
+    may widen the active tolerance only with the miss stated beside it (Qwen3-Next: 10%)."""
     m = load_model(model_id)
     assert m.total_params / units.BILLION == pytest.approx(m.published_total_B, rel=0.03)
-    assert m.active_params_as_published / units.BILLION == pytest.approx(m.published_active_B, rel=0.03)
+    assert m.active_params_as_published / units.BILLION == pytest.approx(m.published_active_B,
+                                                                          rel=m.published_active_tolerance)
+
+
+def test_catalog_breadth():
+    """Issue 11: at least 20 models over at least 12 architectures, all but one within 3% on both counts."""
+    models = [load_model(i) for i in catalog.list_ids("models")]
+    assert len(models) >= 20
+    assert len({m.architecture for m in models}) >= 12
+    assert sum(m.published_active_tolerance > 0.03 for m in models) <= 1
 
 
 # docs/sources.md §1 table, dense TFLOP/s and HBM.

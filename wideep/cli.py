@@ -113,18 +113,22 @@ def topologies_show(topology: str = typer.Argument(..., help="System id (hgx-h10
     out(as_json, s, lambda: report.table(flatten(s), ["field", "value"]))
 
 
+KV_HELP = ("KV cache layout: bf16, fp8 (the engines' fp8: fp8_ds_mla for sparse MLA, else fp8_e4m3), fp8_e4m3 "
+           "(one scale per tensor; MLA 576 B/token/layer), fp8_ds_mla (FlashMLA: 656 B) or nvfp4.")
+
+
 @app.command()
 def kv(model: List[str] = typer.Option(..., "--model", help="Model id or file; repeat to compare."),
        context: int = typer.Option(131072, help="Context length, tokens."),
-       kv_dtype: str = typer.Option("bf16", help="KV cache dtype: bf16, fp8 or nvfp4."),
+       kv_dtype: str = typer.Option("bf16", help=KV_HELP),
        as_json: bool = JSON) -> None:
     """KV-cache bytes per token and per sequence; several --model options give one comparison table."""
     from wideep.specs.model import kv_usage, load_model
 
-    dt = units.dtype(kv_dtype, "--kv-dtype")
-    rows = [kv_usage(load_model(m), context, dt) for m in model]
+    units.kv_format(kv_dtype, "--kv-dtype")
+    rows = [kv_usage(load_model(m), context, kv_dtype) for m in model]
     cols = ["model", "attention", "kv_bytes_per_token", "kv_GB_total", "kv_GiB_total"]
-    out(as_json, rows[0] if len(rows) == 1 else rows, lambda: f"KV cache at {context:,} tokens, {dt.name}\n"
+    out(as_json, rows[0] if len(rows) == 1 else rows, lambda: f"KV cache at {context:,} tokens, {kv_dtype}\n"
         + report.table([[r[c] for c in cols] for r in rows], ["model", "attn", "B/token", "GB", "GiB"]))
 
 
@@ -205,10 +209,12 @@ PLAN_OPTIONS: dict[str, tuple[Any, Any]] = dict(
     batch=(int, typer.Option(SPEC.batch, "--batch", help="Decode batch: sequences per GPU (per attention group with --tp).")),
     context=(Optional[int], typer.Option(None, "--context",
                                          help="Decode: mean cached tokens per sequence (default: ISL + OSL/2).")),
-    dtype=(str, typer.Option(SPEC.dtype, "--dtype", help="Routed-expert weights: bf16, fp8 or nvfp4 (Blackwell only); other GEMMs too unless nvfp4.")),
+    dtype=(str, typer.Option(SPEC.dtype, "--dtype", help="Routed-expert weights: bf16, fp8, nvfp4 (Blackwell only), "
+                             "mxfp4 (4.25 bits; weight-only bf16 math on Hopper) or int4 (4.5 bits, weight-only); "
+                             "other GEMMs too unless nvfp4 (then fp8), mxfp4 or int4 (then bf16).")),
     attn_dtype=(Optional[str],
                 typer.Option(None, "--attn-dtype", help="Attention projections, dense and shared FFNs (default: --dtype, fp8 when --dtype nvfp4).")),
-    kv_dtype=(str, typer.Option(SPEC.kv_dtype, "--kv-dtype", help="KV cache dtype.")),
+    kv_dtype=(str, typer.Option(SPEC.kv_dtype, "--kv-dtype", help=KV_HELP)),
     dispatch_dtype=(str, typer.Option(SPEC.dispatch_dtype, "--dispatch-dtype", help="Dispatch payload dtype.")),
     combine_dtype=(str, typer.Option(SPEC.combine_dtype, "--combine-dtype", help="Combine payload dtype.")),
     overlap=(str, typer.Option(SPEC.overlap, "--overlap", help="tbo (two micro-batches), none, or auto (the faster).")),

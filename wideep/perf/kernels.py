@@ -45,7 +45,8 @@ def attention_gemms(model: Model) -> list[GemmShape]:
               GemmShape("kv_a", a.kv_lora_rank + a.rope_dim, h, "attention")])
         return q + [GemmShape("kv_b", a.heads * (nope + a.v_head_dim), a.kv_lora_rank, "attention"),
                     GemmShape("o_proj", h, a.heads * a.v_head_dim, "attention")]
-    return [GemmShape("qkv", a.head_dim * (a.heads + 2 * a.kv_heads), h, "attention"),
+    q_heads = a.heads * (2 if a.output_gate else 1)  # gated attention: q_proj also emits the gate
+    return [GemmShape("qkv", a.head_dim * (q_heads + 2 * a.kv_heads), h, "attention"),
             GemmShape("o_proj", h, a.heads * a.v_head_dim, "attention")]
 
 
@@ -65,6 +66,17 @@ def tp_shard(shape: GemmShape, tp: int) -> GemmShape:
     if shape.name == "o_proj" or shape.name.endswith(".down"):
         return GemmShape(shape.name, shape.n, max(1, shape.k // tp), shape.block, shape.per_expert)
     return GemmShape(shape.name, max(1, shape.n // tp), shape.k, shape.block, shape.per_expert)
+
+
+def linear_attention_gemms(model: Model) -> list[GemmShape]:
+    """Projections of one Gated DeltaNet layer (Qwen3-Next): q, k, v and the gate z; beta and alpha; out."""
+    h, la = model.hidden, model.linear
+    if la is None:
+        return []
+    value = la.v_heads * la.v_dim
+    return [GemmShape("in_proj_qkvz", 2 * la.k_heads * la.k_dim + 2 * value, h, "attention"),
+            GemmShape("in_proj_ba", 2 * la.v_heads, h, "attention"),
+            GemmShape("out_proj", h, value, "attention")]
 
 
 def ffn_gemms(ffn: int, hidden: int, block: str, per_expert: bool = False) -> list[GemmShape]:
@@ -101,7 +113,7 @@ def gemm_shapes(model: Model, tp_sizes: tuple[int, ...] = ()) -> list[GemmShape]
 
 def whole_shapes(model: Model) -> list[GemmShape]:
     """Every distinct weight shape of the model at its full size."""
-    shapes = attention_gemms(model)
+    shapes = attention_gemms(model) + linear_attention_gemms(model)
     if model.dense_layers and model.dense_ffn:
         shapes += ffn_gemms(model.dense_ffn, model.hidden, "dense_ffn")
     if model.shared_ffn:

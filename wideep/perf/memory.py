@@ -23,11 +23,12 @@ class Precision:
     """Storage/compute formats: routed-expert weights, attention projection weights, KV cache.
 
     ``attention`` None means the same as ``weights`` (DeepSeek-V3 runs every projection as an FP8 GEMM;
-    its "BF16 MLA" is the attention core, which wideep always computes at bf16 peak), except that NVFP4
-    applies to the routed experts only: NVIDIA's NVFP4 checkpoints (nvidia/DeepSeek-R1-FP4) quantise the MoE
-    experts and keep attention in FP8, so ``weights = "nvfp4"`` leaves attention at fp8 unless given.
-    Dense FFNs and shared experts follow ``weights``, or ``attention`` when ``weights`` is nvfp4
-    (:attr:`dense`). Embedding, LM head, routers and the MTP projection stay in bf16 (as DeepSeek-V3 keeps them).
+    its "BF16 MLA" is the attention core, which wideep always computes at bf16 peak), except for the
+    expert-only formats (``DType.others``): NVIDIA's NVFP4 checkpoints (nvidia/DeepSeek-R1-FP4) keep
+    attention in FP8, gpt-oss (MXFP4 experts) and Kimi-K2-Thinking (INT4 experts) keep it in bf16.
+    Dense FFNs and shared experts follow ``weights``, or ``attention`` for those formats (:attr:`dense`).
+    Embedding, LM head, routers and the MTP projection stay in bf16 (as DeepSeek-V3 keeps them). ``kv``
+    names a KV layout (:data:`wideep.core.units.KV_FORMATS`).
     """
 
     weights: str = "fp8"
@@ -36,16 +37,25 @@ class Precision:
 
     def __post_init__(self) -> None:
         if self.attention is None:
-            object.__setattr__(self, "attention", "fp8" if self.weights == "nvfp4" else self.weights)
+            object.__setattr__(self, "attention", self.expert_only or self.weights)
+
+    @property
+    def expert_only(self) -> str:
+        """Format of the other GEMMs when ``weights`` is an expert-only format, else ""."""
+        dt = units.DTYPES.get(self.weights)
+        return dt.others if dt else ""
 
     @property
     def dense(self) -> str:
         """Dtype of the non-routed FFN GEMMs (dense layers, shared experts)."""
-        return self.attention if self.weights == "nvfp4" else self.weights
+        return self.attention if self.expert_only else self.weights
 
     def dt(self, which: str) -> DType:
-        """The DType of ``weights``, ``attention`` or ``kv``; unknown names raise naming the option."""
-        return units.dtype(getattr(self, which), OPTIONS[which])
+        """The DType of ``weights``, ``attention`` or ``dense`` (KVFormat of ``kv``); unknown names raise
+        naming the option."""
+        if which == "kv":
+            return units.kv_format(self.kv, OPTIONS[which])  # type: ignore[return-value]
+        return units.dtype(getattr(self, which), OPTIONS[which], weights=which == "weights")
 
 
 #: The CLI option that sets each Precision field (named in errors).
@@ -103,7 +113,8 @@ def replicated_weight_bytes(model: Model, prec: Precision, mtp: int = 0, tp: int
     h = model.hidden
     a = model.attention
     whole = h * (a.q_lora_rank + a.kv_lora_rank + a.rope_dim) if a.kind == "mla" and tp > 1 else 0
-    attention = (model.layers + mtp) * ((a.params(h) - whole) / tp + whole)
+    whole *= model.softmax_layers + mtp
+    attention = (model.attention_params(extra_layers=mtp) - whole) / tp + whole
     ffn = (model.dense_layers * 3 * h * model.dense_ffn + (model.moe_layers + mtp) * 3 * h * model.shared_ffn) / tp
     routers = (model.moe_layers + mtp) * h * model.n_experts
     head = (model.embedding_params + (0 if model.tie_embeddings else model.lm_head_params)) / tp
@@ -112,8 +123,16 @@ def replicated_weight_bytes(model: Model, prec: Precision, mtp: int = 0, tp: int
 
 
 def kv_bytes_per_sequence(model: Model, context: float, prec: Precision, mtp: int = 0) -> float:
-    """KV bytes of one sequence at ``context`` tokens, MTP layers included."""
-    return model.kv_bytes(context, prec.dt("kv")) * (model.layers + mtp) / model.layers
+    """KV bytes of one sequence at ``context`` tokens (linear-attention state included), MTP layers too."""
+    prec.dt("kv")
+    return model.kv_bytes(context, prec.kv) * (model.layers + mtp) / model.layers
+
+
+def kv_read_bytes_per_sequence(model: Model, context: float, prec: Precision, mtp: int = 0) -> float:
+    """Cache bytes one new token of a sequence reads at ``context`` tokens: the KV it attends to (DSA: only
+    its selected tokens, plus the indexer keys of every token), sliding windows, linear-attention state."""
+    prec.dt("kv")
+    return model.kv_read_bytes(context, prec.kv) * (model.layers + mtp) / model.layers
 
 
 def memory_fit(model: Model, gpu: GPU, slots_per_gpu: int, sequences: float, context: int, prec: Precision,

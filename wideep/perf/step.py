@@ -31,10 +31,10 @@ import math
 from wideep.core import units
 from wideep.core.errors import InputError
 from wideep.specs.hardware import GPU
-from wideep.perf.memory import OPTIONS, Precision, kv_bytes_per_sequence, kv_share
+from wideep.perf.memory import OPTIONS, Precision, kv_read_bytes_per_sequence, kv_share
 from wideep.specs.model import Model
 from wideep.perf.kernels import (GemmShape, MemoryKernel, attention_gemms, attention_kernels, dense_kernels,
-                                 ffn_gemms, moe_kernels, tp_shard)
+                                 ffn_gemms, linear_attention_gemms, moe_kernels, tp_shard)
 from wideep.perf.roofline import Calibration, Term, roofline
 from wideep.perf.workload import ExpertParallel, StepResult, Workload
 
@@ -61,7 +61,7 @@ def check_dtypes(gpu: GPU, prec: Precision) -> None:
     for which in ("weights", "attention"):
         name = getattr(prec, which)
         prec.dt(which)
-        if name not in gpu.flops_per_s:
+        if not gpu.compute_dtype(name):
             raise InputError(f"{gpu.name} ({gpu.arch}) has no {name} tensor cores; "
                              f"choose {' or '.join(gpu.flops_per_s)}", OPTIONS[which])
     if prec.dt("kv").name == "nvfp4" and "nvfp4" not in gpu.flops_per_s:
@@ -85,13 +85,15 @@ def gemm_kernel(shape: GemmShape, m: float, dt_name: str, gpu: GPU, cal: Calibra
     this many ``local_experts``) where the calibration has it, else the calibration's curve by m.
     """
     dt, out_dt = units.DTYPES[dt_name], units.DTYPES["bf16"]
+    compute = gpu.compute_dtype(dt_name) or dt_name  # weight-only formats (mxfp4 on Hopper, int4): bf16 math
+    act = units.DTYPES[compute]
     groups = max(experts, 1.0)
     rows = m * groups
     flops = 2.0 * rows * shape.params
-    nbytes = groups * dt.weight_bytes(shape.params) + rows * (dt.activation_bytes(shape.k) + out_dt.activation_bytes(shape.n))
+    nbytes = groups * dt.weight_bytes(shape.params) + rows * (act.activation_bytes(shape.k) + out_dt.activation_bytes(shape.n))
     measured = cal.shape_efficiency(m, dt_name, shape.n, shape.k, local_experts)
     eff = measured if measured is not None else cal.gemm(m, dt_name)
-    flops_s, hbm_s = flops / gpu.flops(dt_name), nbytes / gpu.hbm_Bps
+    flops_s, hbm_s = flops / gpu.flops(compute), nbytes / gpu.hbm_Bps
     return Term(shape.name, max(cal.gemm_floor_s, max(flops_s, hbm_s) / eff), max(flops_s, hbm_s),
                 "flops" if flops_s >= hbm_s else "hbm", flops, nbytes)
 
@@ -137,11 +139,20 @@ def attention_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequ
     core = roofline("attn_core",
                     per_layer * tokens * model.score_flops_per_token(attended, absorbed=wl.phase == "decode",
                                                                      extra_layers=mtp) / wl.tp,
-                    per_layer * sequences * kv_bytes_per_sequence(model, wl.context, prec, mtp) * kv_share(model, wl.tp),
+                    per_layer * sequences * kv_read_bytes_per_sequence(model, wl.context, prec, mtp) * kv_share(model, wl.tp),
                     gpu.flops("bf16"), gpu.hbm_Bps, eff)
     proj = sharded_gemms(attention_gemms(model), tokens, prec.attention, gpu, cal, wl.tp)
+    if model.linear:  # the mean layer: softmax layers (MTP ones too) and Gated DeltaNet layers in proportion
+        share = model.linear_layers / (model.layers + mtp)
+        proj = ([t.scaled(1 - share) for t in proj]
+                + [t.scaled(share) for t in sharded_gemms(linear_attention_gemms(model), tokens, prec.attention, gpu,
+                                                          cal, wl.tp)])
     kernels = memory_kernels(attention_kernels(model, prec.dt("attention"), prec.dt("kv")), tokens, 0, gpu, cal)
-    return [core, total("attn_proj", proj), total("layer_kernels", kernels)]
+    terms = [core, total("attn_proj", proj), total("layer_kernels", kernels)]
+    if model.attention.index_topk:  # DSA's lightning indexer: fp8 scores over every cached token (keys in core)
+        flops = per_layer * tokens * model.indexer_flops_per_token(attended, extra_layers=mtp) / wl.tp
+        terms.insert(1, roofline("attn_indexer", flops, 0.0, gpu.flops("fp8"), gpu.hbm_Bps, eff))
+    return terms
 
 
 def routed_experts(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: ExpertParallel,

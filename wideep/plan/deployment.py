@@ -352,7 +352,8 @@ def explain(plans: tuple[Plan, ...]) -> str:
     g1, g2 = fast.gpu, slow.gpu
     text += (f"Per GPU, {g1.id} has {g1.hbm_Bps / g2.hbm_Bps:.1f}x the HBM bandwidth "
              f"({g1.hbm_Bps / units.TBps:.2f} vs {g2.hbm_Bps / units.TBps:.2f} TB/s) and "
-             f"{g1.flops(fast.spec.dtype) / g2.flops(slow.spec.dtype):.1f}x the {fast.spec.dtype} FLOP/s.")
+             f"{g1.flops(g1.compute_dtype(fast.spec.dtype)) / g2.flops(g2.compute_dtype(slow.spec.dtype)):.1f}x "
+             f"the {fast.spec.dtype} FLOP/s.")
     return text
 
 

@@ -77,6 +77,17 @@ class GPU:
                              f"(has {', '.join(self.flops_per_s)})", "--dtype")
         return self.flops_per_s[dtype_name]
 
+    def compute_dtype(self, dtype_name: str) -> str:
+        """Format a GEMM with ``dtype_name`` weights runs in on this chip: its own where the tensor cores
+        exist (MXFP4 on Blackwell's FP4 cores), else its weight-only fallback (MXFP4 and INT4 dequantised to
+        bf16 on Hopper), else "" (NVFP4 on Hopper: not runnable)."""
+        dt = units.DTYPES.get(dtype_name)
+        if dt is None:
+            return ""
+        if dt.tensor_cores in self.flops_per_s:
+            return dt.tensor_cores
+        return dt.weight_only_compute if dt.weight_only_compute in self.flops_per_s else ""
+
     def summary(self) -> dict:
         """Datasheet figures in the catalog's human units, for display and JSON."""
         return {"id": self.id, "name": self.name, "arch": self.arch,
