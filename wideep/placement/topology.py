@@ -34,7 +34,7 @@ from wideep.traffic.copies import tally
 
 # Algorithm settings (tuned on benchmarks/bench_placement.py, not published figures).
 #: Most Kernighan-Lin swap rounds (step 5): more rounds find a few more small gains, at more runtime.
-REFINE_MAX_STEPS = 400
+REFINE_MAX_STEPS = 100
 #: Best movers per side of a domain pair scored against each other per round (step 5): a wider search
 #: finds better swaps, at a cost growing with its square.
 REFINE_TOP_M = 8
