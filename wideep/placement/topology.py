@@ -1,23 +1,26 @@
-"""The ``topology`` placement: fewer dispatch/combine copies over slow links, balance close to EPLB's.
+"""The ``topology`` placement: the fastest predicted MoE layer with no more cross-domain copies than EPLB.
 
 Steps, all vectorised over layers (Python loops run over experts, domain pairs or rounds only):
 
-1. replica counts as EPLB gives them (extra replicas to the expert of highest load per replica);
+1. replica counts as EPLB gives them (extra replicas to the expert of highest load per replica); and, for
+   the locality candidate (1b), a share of the redundant slots given instead to the experts whose next
+   copy would keep the most selections inside their domain (:func:`locality_counts`);
 2. co-activation graph of the experts (tokens selecting both, from ``topk_ids``) plus one terminal per
    NVLink domain joined to each expert by the selections coming from that domain's GPUs (token
-   sources: EP rank ``r`` holds tokens ``[r * tokens_per_gpu, (r + 1) * tokens_per_gpu)``,
-   :func:`wideep.routing.stats.token_ranks`);
+   sources: EP rank ``r`` holds the ``r``-th equal block of the tokens, :func:`wideep.routing.stats.token_ranks`),
+   counted once from every token of the statistics: the only step whose cost grows with the token count;
 3. replicated experts go to distinct domains, those whose tokens use them most first;
 4. single-copy experts grow into domains greedily, heaviest first, by modularity gain (co-activation
    and source affinity above what chance gives), under a per-domain load cap and slot count;
 5. Kernighan-Lin style swaps between domain pairs with an exact incremental gain on that graph
-   (weights: copies that cross the scale-out tier; the nvlink tier is 1/ratio as costly and left to
-   step 6), the load cap held;
+   (weights: copies that cross the scale-out tier; the nvlink tier is left to step 6), the load cap held;
 6. inside each domain, slots pack onto its GPUs with EPLB's balanced packing;
-7. per layer, the result is kept only where its balancedness is at least ``balance_floor`` x that of
-   ``balanced`` and its cross-domain copies are fewer (exact token-level count, under the engine's
-   replica rule); otherwise the
-   ``balanced`` layer is used, so the algorithm is never worse than ``balanced`` on either measure.
+7. per layer, among ``balanced`` and the candidates of steps 1-6 (one per domain cap, one with locality
+   replicas), the one of least predicted layer time (:func:`wideep.placement.objective.layer_time`: routed
+   experts of the busiest GPU + dispatch + combine, for the transport and replica rule in use, on one
+   decode step of the statistics) among those with no more cross-domain copies than ``balanced``: never
+   slower, never more copies than ``balanced`` on that step. The ``auto`` algorithm weighs EPLB's global
+   policy too and drops the copy condition.
 """
 
 from __future__ import annotations
@@ -41,10 +44,10 @@ REFINE_TOP_M = 8
 #: Domain load caps tried, as mean domain load x (1 + slack) (step 7): looser caps cut more copies but
 #: unbalance more; each extra slack is one more full run of steps 1-6.
 DOMAIN_SLACKS = (0.05,)
-#: Shares of the redundant slots placed for locality (step 1b), one candidate each, under the rules in
-#: :data:`LOCAL_RULES` (a copy in the token's own domain is used there; the others ignore where copies are).
+#: Shares of the redundant slots placed for locality (step 1b), one candidate each. Kept because held out
+#: it wins under every rule (benchmarks/bench_placement.py --locality: DeepSeek-V3 EP32, predicted layer
+#: time -0.5 to -0.7% on topics:8, 0 to -8% on zipf:1.2; never worse).
 LOCALITY_SHARES = (1.0,)
-LOCAL_RULES = ("nearest", "sglang")
 #: Most tokens per GPU of the step the objective is predicted on when the caller names none.
 STEP_TOKENS_PER_GPU = 128
 
@@ -364,8 +367,7 @@ def place_topology(stats, model, cluster, ep_size: int, redundant: int, tokens_p
     slacks : tuple of float
         Domain load caps tried (mean x (1 + slack)).
     locality : tuple of float, optional
-        Shares of the redundant slots placed for locality, one candidate each (default
-        :data:`LOCALITY_SHARES` under rules that prefer a nearby copy, none under the others).
+        Shares of the redundant slots placed for locality, one candidate each (default :data:`LOCALITY_SHARES`).
     with_global : bool
         Also weigh EPLB's global policy per layer and drop the copy constraint (the ``auto`` algorithm).
     """
@@ -377,8 +379,7 @@ def place_topology(stats, model, cluster, ep_size: int, redundant: int, tokens_p
         cands["global"] = global_policy(stats, model, cluster, ep_size, redundant)
     even = np.all(np.bincount(ep_dom) == ep_size // n_domains)
     if stats.topk_ids is not None and n_domains > 1 and even:
-        if locality is None:
-            locality = LOCALITY_SHARES if replica_rule in LOCAL_RULES else ()
+        locality = LOCALITY_SHARES if locality is None else locality
         cands |= candidates(stats, model, ep_dom, n_slots, slacks, locality)
     if len(cands) == 1:
         return cands["balanced"]
