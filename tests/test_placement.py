@@ -14,7 +14,7 @@ from wideep.placement.metrics import distinct_remote, layer_scores
 from wideep.placement.placers import place
 from wideep.perf.roofline import load_calibration
 from wideep.placement.objective import expert_time_s, layer_time, remote_domains
-from wideep.placement.topology import coactivation, locality_counts, step_stats
+from wideep.placement.topology import SWITCH_MARGIN, coactivation, locality_counts, step_stats
 from wideep.routing.stats import from_topk, synthetic_routing
 from wideep.specs.topology import load_cluster
 
@@ -135,8 +135,9 @@ def test_topology_follows_sources_and_coactivation():
 @pytest.mark.parametrize("rule", REPLICA_RULES)
 @pytest.mark.parametrize("spec", ["uniform", "topics:4", "zipf:1.2"])
 def test_topology_never_worse_than_balanced(spec, rule):
-    """Per layer, on the step it was placed for and under its rule: no more cross-domain copies than
-    ``balanced`` and no longer predicted layer time; ``auto`` no slower than balanced, global or topology."""
+    """On the step it was placed for and under its rule: no more cross-domain copies than ``balanced`` in any
+    layer, and no longer predicted layer time on the mean over layers (per layer at most SWITCH_MARGIN
+    slower); ``auto`` likewise against balanced, global and topology."""
     model, cluster = small_setup()
     stats = synthetic_routing(model, spec, 16 * 64, seed=3, layers=2)
     step = step_stats(stats, 16 * 64, 0)
@@ -147,9 +148,11 @@ def test_topology_never_worse_than_balanced(spec, rule):
         times[alg] = layer_time(p.phy2log, step, model, cluster, 16, 64, rule=rule)
     b, t, a = times["balanced"], times["topology"], times["auto"]
     assert np.all(t.cross_domain_copies <= b.cross_domain_copies)
-    assert np.all(t.total_s <= b.total_s * (1 + 1e-12))
+    slack = 1 / (1 - SWITCH_MARGIN) + 1e-12
+    assert t.total_s.mean() <= b.total_s.mean() * (1 + 1e-12) and np.all(t.total_s <= b.total_s * slack)
     for other in ("balanced", "global", "topology"):
-        assert np.all(a.total_s <= times[other].total_s * (1 + 1e-12)), other
+        o = times[other].total_s
+        assert a.total_s.mean() <= o.mean() * (1 + 1e-12) and np.all(a.total_s <= o * slack), other
 
 
 def test_balanced_beats_contiguous_on_skew():
