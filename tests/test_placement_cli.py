@@ -139,3 +139,16 @@ def test_a2a_reads_sglang_json_and_npy(tmp_path):
 def test_bounds_and_hopper_nvfp4_exit_2(args, needle):
     res = run_cli(*args)
     assert res.returncode == 2 and needle in res.stderr and "Traceback" not in res.stderr, res.stderr
+
+
+def test_plan_placement_auto_is_no_slower_than_either_eplb_policy():
+    """``wideep plan --placement auto``: the placement of least predicted MoE layer time, per layer among
+    EPLB's two policies and topology's candidates; the plan's decode step is then no slower than with either."""
+    step = {}
+    for p in ("balanced", "global", "auto"):
+        res = run_cli("plan", "--placement", p, "--topology", "hgx-h100", "--ep", "32", "--json")
+        assert res.returncode == 0, res.stderr
+        d = json.loads(res.stdout)
+        assert d["placement"] == d["expert_parallel"]["placement"] == p
+        step[p] = d["step_ms"]
+    assert step["auto"] <= min(step["balanced"], step["global"]) * (1 + 1e-9)
