@@ -63,22 +63,26 @@ def affinity(topk: np.ndarray, src_dom: np.ndarray, n_experts: int, n_domains: i
     return counts.reshape(layers, n_experts, n_domains).astype(np.float64)
 
 
-def coactivation(topk: np.ndarray, n_experts: int) -> np.ndarray:
+def coactivation(topk: np.ndarray, n_experts: int, chunk_layers: int = 8) -> np.ndarray:
     """Tokens selecting both experts, symmetric with a zero diagonal, shape (layers, experts, experts), float32.
 
-    One tally of the k(k-1)/2 expert pairs of every token (int32 pair ids): the only step whose cost grows
-    with the token count, run once per placement.
+    A tally of the k(k-1)/2 expert pairs of every token (int32 pair ids), ``chunk_layers`` layers at a time
+    into reused buffers: the only step whose cost grows with the token count, run once per placement.
     """
-    layers, _, k = topk.shape
+    layers, tokens, k = topk.shape
     a, b = np.triu_indices(k, 1)
-    cols = np.ascontiguousarray(topk.transpose(0, 2, 1), dtype=np.int32)   # (layers, k, tokens)
-    pairs = np.empty((layers, len(a), topk.shape[1]), dtype=np.int32)
-    for j, (x, y) in enumerate(zip(a, b)):
-        np.multiply(cols[:, x], np.int32(n_experts), out=pairs[:, j])
-        pairs[:, j] += cols[:, y]
-    pairs = pairs.reshape(-1)
-    c = tally(pairs, None, layers, n_experts * n_experts).reshape(layers, n_experts, n_experts)
-    c = c.astype(np.float32)
+    rows = min(chunk_layers, layers)
+    pairs = np.empty((rows, len(a), tokens), dtype=np.int32)
+    ones = np.ones(pairs.size, dtype=np.int32)
+    c = np.empty((layers, n_experts, n_experts), dtype=np.float32)
+    for lo in range(0, layers, rows):
+        n = min(rows, layers - lo)
+        cols = np.ascontiguousarray(topk[lo:lo + n].transpose(0, 2, 1), dtype=np.int32)   # (n, k, tokens)
+        for j, (x, y) in enumerate(zip(a, b)):
+            np.multiply(cols[:, x], np.int32(n_experts), out=pairs[:n, j])
+            pairs[:n, j] += cols[:, y]
+        flat = pairs[:n].reshape(-1)
+        c[lo:lo + n] = tally(flat, ones[:flat.size], n, n_experts * n_experts).reshape(n, n_experts, n_experts)
     c += c.transpose(0, 2, 1)
     c[:, np.arange(n_experts), np.arange(n_experts)] = 0.0
     return c
