@@ -236,3 +236,22 @@ def test_objective_weighs_an_overloaded_gpu():
     assert t_packed.cross_domain_copies[0] == t_spread.cross_domain_copies[0] == 8 * 64
     assert t_packed.experts_s[0] > 1.5 * t_spread.experts_s[0]
     assert t_packed.total_s[0] > t_spread.total_s[0]
+
+
+def test_objective_expert_time_is_the_step_models_routed_experts():
+    """The objective times the busiest GPU's experts with the same kernels as the step model: at the
+    received copies and active experts the step model assumes, the two agree exactly."""
+    import math
+
+    from wideep.perf.step import routed_experts
+    from wideep.perf.workload import CommCurve, ExpertParallel, Workload
+
+    model = load_model("deepseek-v3")
+    cluster = load_cluster("hgx-h100", 32)
+    cal = load_calibration(cluster.gpu.id)
+    zero = CommCurve.constant(0.0)
+    ep = ExpertParallel(32, 9, 1.2 / 32, zero, zero)  # busiest GPU 20% above the mean
+    term, received = routed_experts(model, cluster.gpu, cal, Workload(batch=64), ep, 64.0)
+    active = max(min(1.0, received), 9 * -math.expm1(-received / 9))
+    assert received == pytest.approx(64 * 8 * 1.2)
+    assert expert_time_s(model, cluster, cal, received, active, 9) == pytest.approx(term.time_s, rel=1e-12)
