@@ -16,7 +16,15 @@ expected loads under the replica rule) is reported as the mean over MoE layers a
 - CLI split: what ``wideep place --stats FILE ... --compare`` does with the files in sorted order (the first
   half places, the rest, summed, is judged).
 
+``--objective``: per replica rule, the four placements an EP32 deployment over 4 hgx-h100 nodes can use
+(``balanced``, ``global``, ``topology``, which is ``balanced`` on loads-only statistics, and ``auto``, per
+layer the least predicted time of the others' candidates) placed on one part of the files and judged on
+another: expected cross-node copies per token (scale-out copies of DeepEP normal mode, from the traffic
+model's loads-only approximation) and the predicted MoE layer time on the busiest GPU
+(:mod:`wideep.placement.objective`, 128 tokens per GPU, ``--transport``), in sample and held out.
+
 Run: python benchmarks/real_routing.py FOLDER [--rule sglang|vllm|trtllm|nearest|all] [--markdown]
+     [--objective [--transport deepep-normal]]
 """
 
 from __future__ import annotations
@@ -29,7 +37,9 @@ from pathlib import Path
 import numpy as np
 
 from wideep.placement.metrics import score
+from wideep.placement.objective import layer_time
 from wideep.placement.placers import place
+from wideep.traffic.a2a import a2a
 from wideep.routing.files import load_routing
 from wideep.routing.split import merge
 from wideep.slots import REPLICA_RULES
@@ -92,10 +102,57 @@ def table(stats: dict, rule: str) -> list[dict]:
     return rows
 
 
+OBJECTIVE_ALGORITHMS = ("balanced", "global", "topology", "auto")
+
+
+def objective_figures(p, judged, model, cluster, rule: str, transport: str) -> tuple[float, float]:
+    """(cross-node copies per token, predicted layer ms) of placement ``p`` on statistics ``judged``."""
+    tpg = TOKENS_PER_GPU
+    res = a2a(model, cluster, p.phy2log, judged, p.ep_size, tpg, "deepep-normal", replica_rule=rule)
+    copies = res.bytes_by_tier["dispatch"]["scale_out"] / res.message_bytes["dispatch"] / (p.ep_size * tpg)
+    t = layer_time(p.phy2log, judged, model, cluster, p.ep_size, tpg, transport, rule=rule)
+    return copies, float(t.total_s.mean() * 1e3)
+
+
+def objective_table(stats: dict, rule: str, transport: str = "deepep-normal", ep: int = 32,
+                    redundant: int = 32) -> list[dict]:
+    """Per algorithm: {protocol: (in-sample copies, held-out copies, in-sample ms, held-out ms)}."""
+    model, cluster = load_model("deepseek-v3"), load_cluster("hgx-h100", ep)
+    names = list(stats)
+    cut = (len(names) + 1) // 2
+    prefill = [n for n in names if n.startswith("prefill")]
+    decode = [n for n in names if n.startswith("decode")]
+    splits = {"CLI split": (names[:cut], names[cut:]), "prefill -> decode": (prefill, decode),
+              "decode -> prefill": (decode, prefill)}
+    rows = []
+    for alg in OBJECTIVE_ALGORITHMS:
+        row = {"algorithm": alg}
+        for proto, (train, test) in splits.items():
+            fit, judged = merge([stats[n] for n in train]), merge([stats[n] for n in test])
+            opts = {"replica_rule": rule, "transport": transport} if alg in ("topology", "auto") else {}
+            p = place(alg, fit, model, cluster, ep, redundant, **opts)
+            row[proto] = (*objective_figures(p, fit, model, cluster, rule, transport),
+                          *objective_figures(p, judged, model, cluster, rule, transport))
+        rows.append(row)
+    return rows
+
+
+def render_objective(rows: list[dict], markdown: bool) -> str:
+    protos = [k for k in rows[0] if k != "algorithm"]
+    head = ["algorithm"] + [f"{p}: x-node/tok in / HO, layer ms in / HO" for p in protos]
+    body = [[r["algorithm"]] + [f"{r[p][0]:.3f} / {r[p][2]:.3f}, {r[p][1]:.4f} / {r[p][3]:.4f}" for p in protos]
+            for r in rows]
+    return render_rows(head, body, markdown)
+
+
 def render(rows: list[dict], markdown: bool) -> str:
     protos = [k for k in rows[0] if k not in ("deployment", "algorithm")]
     head = ["deployment", "algorithm"] + [f"{p} mean / worst" for p in protos]
     body = [[r["deployment"], r["algorithm"]] + [f"{r[p][0]:.3f} / {r[p][1]:.3f}" for p in protos] for r in rows]
+    return render_rows(head, body, markdown)
+
+
+def render_rows(head: list[str], body: list[list[str]], markdown: bool) -> str:
     if markdown:
         return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
                          + ["| " + " | ".join(b) + " |" for b in body])
@@ -108,10 +165,19 @@ def main() -> int:
     ap.add_argument("folder", help="folder of SGLang logical_count JSON files")
     ap.add_argument("--rule", default="sglang", choices=[*REPLICA_RULES, "all"])
     ap.add_argument("--markdown", action="store_true", help="print Markdown tables")
+    ap.add_argument("--objective", action="store_true", help="copies and predicted layer time per algorithm")
+    ap.add_argument("--transport", default="deepep-normal", help="transport of the predicted layer time")
     args = ap.parse_args()
     stats = load_folder(args.folder)
     print(f"{len(stats)} files: {', '.join(stats)}; {next(iter(stats.values())).layers} MoE layers each")
     for rule in REPLICA_RULES if args.rule == "all" else [args.rule]:
+        if args.objective:
+            start = time.perf_counter()
+            rows = objective_table(stats, rule, args.transport)
+            print(f"\nreplica rule {rule}, EP32 over 4 hgx-h100 nodes, 32 redundant, {args.transport}, "
+                  f"{TOKENS_PER_GPU} tokens/GPU ({time.perf_counter() - start:.1f} s)")
+            print(render_objective(rows, args.markdown))
+            continue
         start = time.perf_counter()
         rows = table(stats, rule)
         print(f"\nreplica rule {rule} (balancedness, mean over MoE layers / worst layer; "

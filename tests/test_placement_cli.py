@@ -17,13 +17,19 @@ def test_compare_json_has_every_algorithm():
     res = run_cli(*BASE, "--routing", "topics:4", "--compare", "--json")
     assert res.returncode == 0, res.stderr
     rows = json.loads(res.stdout)
-    assert [r["algorithm"] for r in rows] == ["contiguous", "balanced", "global", "topology"]
+    assert [r["algorithm"] for r in rows] == ["contiguous", "balanced", "global", "topology", "auto"]
     for r in rows:
         assert {"algorithm", "replica_rule", "balancedness_mean", "balancedness_min", "cross_domain_copies_per_token",
-                "dispatch_us", "combine_us", "runtime_s", "held_out", "split", "vs_balanced"} <= set(r)
+                "dispatch_us", "combine_us", "runtime_s", "held_out", "split", "vs_balanced", "layer_ms",
+                "experts_ms", "best"} <= set(r)
         assert r["replica_rule"] == "sglang" and "judged on tokens 512-1,023" in r["split"]
-        assert {"balancedness_mean", "balancedness_min", "cross_domain_copies_per_token"} <= set(r["held_out"])
+        assert {"balancedness_mean", "balancedness_min", "cross_domain_copies_per_token", "layer_ms"} <= set(r["held_out"])
+        # the objective: routed experts + dispatch + combine of the busiest GPU
+        assert r["layer_ms"] == pytest.approx(r["experts_ms"] + (r["dispatch_us"] + r["combine_us"]) / 1e3, rel=1e-9)
     by = {r["algorithm"]: r for r in rows}
+    best = [r for r in rows if r["best"]]
+    assert len(best) == 1 and best[0]["layer_ms"] == min(r["layer_ms"] for r in rows)
+    assert by["auto"]["layer_ms"] <= min(by[a]["layer_ms"] for a in ("balanced", "global", "topology")) + 1e-12
     assert by["topology"]["cross_domain_copies_per_token"] <= by["balanced"]["cross_domain_copies_per_token"]
     assert by["balanced"]["vs_balanced"] is None
     verdict = by["topology"]["vs_balanced"]["cross_domain_copies_per_token"]
@@ -37,7 +43,9 @@ def test_compare_text_shows_held_out_and_the_rule():
     assert "replica rule trtllm" in lines[0]
     assert "bal mean HO" in lines[1] and "x-domain/tok HO" in lines[1]
     assert any(line.startswith("HO = held out: placed on tokens 0-511") for line in lines)
-    assert any(line.startswith("topology vs balanced: x-domain/tok") for line in lines)
+    assert any(line.startswith("topology vs balanced: layer ms") for line in lines)
+    assert "layer ms HO" in lines[1]
+    assert any(line.startswith("best by predicted MoE layer time") for line in lines)
 
 
 def test_loads_only_files_split_by_file(tmp_path):
@@ -131,3 +139,16 @@ def test_a2a_reads_sglang_json_and_npy(tmp_path):
 def test_bounds_and_hopper_nvfp4_exit_2(args, needle):
     res = run_cli(*args)
     assert res.returncode == 2 and needle in res.stderr and "Traceback" not in res.stderr, res.stderr
+
+
+def test_plan_placement_auto_is_no_slower_than_either_eplb_policy():
+    """``wideep plan --placement auto``: the placement of least predicted MoE layer time, per layer among
+    EPLB's two policies and topology's candidates; the plan's decode step is then no slower than with either."""
+    step = {}
+    for p in ("balanced", "global", "auto"):
+        res = run_cli("plan", "--placement", p, "--topology", "hgx-h100", "--ep", "32", "--json")
+        assert res.returncode == 0, res.stderr
+        d = json.loads(res.stdout)
+        assert d["placement"] == d["expert_parallel"]["placement"] == p
+        step[p] = d["step_ms"]
+    assert step["auto"] <= min(step["balanced"], step["global"]) * (1 + 1e-9)

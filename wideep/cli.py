@@ -150,10 +150,12 @@ def place_cmd(model: str = typer.Option(..., "--model", help="Model id or file."
                                         "--compare the first half places and the rest is held out)."),
               routing: Optional[str] = typer.Option(None, "--routing", help="uniform, zipf:S or topics:K."),
               algorithm: str = typer.Option("topology", "--algorithm",
-                                            help="contiguous, balanced (EPLB hierarchical), global (EPLB global) "
-                                                 "or topology."),
+                                            help="contiguous, balanced (EPLB hierarchical), global (EPLB global), "
+                                                 "topology (fewer cross-node copies) or auto (per layer the least "
+                                                 "predicted MoE layer time)."),
               compare: bool = typer.Option(False, "--compare",
-                                           help="Run every algorithm side by side, in sample and held out."),
+                                           help="Run every algorithm side by side, in sample and held out, and "
+                                                "name the best by predicted MoE layer time."),
               tokens: int = typer.Option(128, "--tokens", help="Tokens per GPU in the step measured."),
               replica_rule: str = typer.Option(SPEC.replica_rule, "--replica-rule", help=RULE_HELP),
               transport: str = typer.Option("deepep-normal", "--transport", help="Transport for the a2a time."),
@@ -223,7 +225,8 @@ PLAN_OPTIONS: dict[str, tuple[Any, Any]] = dict(
     redundant=(Optional[int],
                typer.Option(None, "--redundant", help="Redundant expert slots (default: fewest that divide).")),
     routing=(str, typer.Option(SPEC.routing, "--routing", help="uniform, zipf:S, topics:K or a statistics file.")),
-    placement=(str, typer.Option(SPEC.placement, "--placement", help="contiguous, balanced, global or topology.")),
+    placement=(str, typer.Option(SPEC.placement, "--placement", help="contiguous, balanced, global, topology or "
+                                 "auto (per MoE layer the least predicted layer time).")),
     replica_rule=(str, typer.Option(SPEC.replica_rule, "--replica-rule", help=RULE_HELP)),
     transport=(Optional[str],
                typer.Option(None, "--transport", help="Default deepep-ll (decode), deepep-normal (prefill).")),

@@ -154,6 +154,25 @@ def replica_table(p2l: np.ndarray, ep_size: int, domain_of: np.ndarray, n_expert
 
 
 def sglang_table(p2l: np.ndarray, ep_size: int, domain_of: np.ndarray, n_experts: int, layer: int = 0) -> np.ndarray:
+    """:func:`build_sglang_table`, remembered for the last :data:`TABLE_CACHE` layers asked (placement search and
+    traffic model ask for the same table several times). Read only."""
+    key = (np.asarray(p2l).tobytes(), ep_size, np.asarray(domain_of).tobytes(), n_experts, layer)
+    table = _TABLES.get(key)
+    if table is None:
+        if len(_TABLES) >= TABLE_CACHE:
+            _TABLES.pop(next(iter(_TABLES)))
+        table = _TABLES[key] = build_sglang_table(p2l, ep_size, domain_of, n_experts, layer)
+        table.flags.writeable = False
+    return table
+
+
+#: Tables :func:`sglang_table` keeps (a few placements of a 61-layer model).
+TABLE_CACHE = 512
+_TABLES: dict = {}
+
+
+def build_sglang_table(p2l: np.ndarray, ep_size: int, domain_of: np.ndarray, n_experts: int,
+                       layer: int = 0) -> np.ndarray:
     """SGLang's static dispatch table of one layer: the slot every rank sends expert e to, shape (ep_size, n_experts).
 
     As ``compute_logical_to_rank_dispatch_physical_map`` (sglang/srt/eplb/expert_location.py) builds it: a

@@ -3,7 +3,10 @@
 - ``contiguous``: :func:`contiguous` here (the engines' default layout);
 - ``balanced``: :func:`wideep.placement.table.balanced` (EPLB, hierarchical where it applies);
 - ``global``: :func:`wideep.placement.table.global_policy` (EPLB's global policy);
-- ``topology``: :func:`wideep.placement.topology.place_topology`.
+- ``topology``: :func:`wideep.placement.topology.place_topology` (never more cross-domain copies than
+  ``balanced`` in any layer, the fastest such candidate by :mod:`wideep.placement.objective`);
+- ``auto``: per layer the fastest of ``balanced``, ``global`` and ``topology``'s candidates by the objective
+  (predicted layer time on the busiest GPU), copies unconstrained.
 """
 
 from __future__ import annotations
@@ -21,7 +24,11 @@ from wideep.placement.topology import place_topology
 from wideep.specs.topology import Cluster
 from wideep.slots import contiguous_phy2log
 
-ALGORITHMS = ("contiguous", "balanced", "global", "topology")
+ALGORITHMS = ("contiguous", "balanced", "global", "topology", "auto")
+#: The algorithms that search, weighing candidates by the objective (they take :data:`OBJECTIVE_OPTIONS`).
+SEARCHING = ("topology", "auto")
+#: Options of the searching algorithms: the step and the transport the objective is predicted for.
+OBJECTIVE_OPTIONS = ("tokens_per_gpu", "seed", "replica_rule", "transport", "dispatch_dtype", "combine_dtype")
 
 
 def check_request(model: Model, cluster: Cluster, ep_size: int, redundant: int, load: np.ndarray) -> None:
@@ -49,8 +56,14 @@ def contiguous(stats, model: Model, cluster: Cluster, ep_size: int, redundant: i
     return contiguous_phy2log(stats.load.shape[0], model.n_experts, model.n_experts + redundant)
 
 
+def auto(stats, model: Model, cluster: Cluster, ep_size: int, redundant: int, **options) -> np.ndarray:
+    """Per MoE layer the fastest of ``balanced``, ``global`` and the ``topology`` candidates (objective)."""
+    return place_topology(stats, model, cluster, ep_size, redundant, with_global=True, **options)
+
+
 PLACERS: dict[str, Callable[..., np.ndarray]] = {
-    "contiguous": contiguous, "balanced": balanced, "global": global_policy, "topology": place_topology}
+    "contiguous": contiguous, "balanced": balanced, "global": global_policy, "topology": place_topology,
+    "auto": auto}
 
 
 def place(algorithm: str, stats, model: Model, cluster: Cluster, ep_size: int, redundant: int,
@@ -60,7 +73,7 @@ def place(algorithm: str, stats, model: Model, cluster: Cluster, ep_size: int, r
     Parameters
     ----------
     algorithm : str
-        One of :data:`ALGORITHMS`: ``contiguous``, ``balanced``, ``global`` or ``topology``.
+        One of :data:`ALGORITHMS`: ``contiguous``, ``balanced``, ``global``, ``topology`` or ``auto``.
     stats : wideep.routing.stats.RoutingStats
         ``load`` (layers, experts) and, for ``topology``, ``topk_ids`` (layers, tokens, top_k).
     model, cluster : Model, Cluster
@@ -69,7 +82,7 @@ def place(algorithm: str, stats, model: Model, cluster: Cluster, ep_size: int, r
     redundant : int
         Extra slots per layer beyond one per logical expert.
     **options
-        Passed to the ``topology`` algorithm (``tokens_per_gpu``, ``replica_rule``, ``balance_floor``, ...).
+        Passed to the ``topology`` and ``auto`` algorithms (:data:`OBJECTIVE_OPTIONS`, ``slacks``, ``locality``).
     """
     if algorithm not in PLACERS:
         raise InputError(f"unknown algorithm {algorithm!r} (choose from {', '.join(ALGORITHMS)})", "--algorithm")

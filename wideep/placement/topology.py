@@ -1,61 +1,89 @@
-"""The ``topology`` placement: fewer dispatch/combine copies over slow links, balance close to EPLB's.
+"""The ``topology`` placement: the fastest predicted MoE layer with no more cross-domain copies than EPLB.
 
 Steps, all vectorised over layers (Python loops run over experts, domain pairs or rounds only):
 
-1. replica counts as EPLB gives them (extra replicas to the expert of highest load per replica);
+1. replica counts as EPLB gives them (extra replicas to the expert of highest load per replica); and, for
+   the locality candidate (1b), a share of the redundant slots given instead to the experts whose next
+   copy would keep the most selections inside their domain (:func:`locality_counts`);
 2. co-activation graph of the experts (tokens selecting both, from ``topk_ids``) plus one terminal per
    NVLink domain joined to each expert by the selections coming from that domain's GPUs (token
-   sources: EP rank ``r`` holds tokens ``[r * tokens_per_gpu, (r + 1) * tokens_per_gpu)``,
-   :func:`wideep.routing.stats.token_ranks`);
+   sources: EP rank ``r`` holds the ``r``-th equal block of the tokens, :func:`wideep.routing.stats.token_ranks`),
+   counted once from every token of the statistics: the only step whose cost grows with the token count;
 3. replicated experts go to distinct domains, those whose tokens use them most first;
 4. single-copy experts grow into domains greedily, heaviest first, by modularity gain (co-activation
    and source affinity above what chance gives), under a per-domain load cap and slot count;
 5. Kernighan-Lin style swaps between domain pairs with an exact incremental gain on that graph
-   (weights: copies that cross the scale-out tier; the nvlink tier is 1/ratio as costly and left to
-   step 6), the load cap held;
+   (weights: copies that cross the scale-out tier; the nvlink tier is left to step 6), the load cap held;
 6. inside each domain, slots pack onto its GPUs with EPLB's balanced packing;
-7. per layer, the result is kept only where its balancedness is at least ``balance_floor`` x that of
-   ``balanced`` and its cross-domain copies are fewer (exact token-level count, under the engine's
-   replica rule); otherwise the
-   ``balanced`` layer is used, so the algorithm is never worse than ``balanced`` on either measure.
+7. per layer, among ``balanced`` and the candidates of steps 1-6 (one per domain cap, one with locality
+   replicas), the one of least predicted layer time (:func:`wideep.placement.objective.layer_time`: routed
+   experts of the busiest GPU + dispatch + combine, for the transport and replica rule in use, on one
+   decode step of the statistics) among those with no more cross-domain copies than ``balanced``: never
+   slower, never more copies than ``balanced`` on that step. The ``auto`` algorithm weighs EPLB's global
+   policy too and drops the copy condition.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from wideep.perf.roofline import load_calibration
 from wideep.placement.eplb import balanced_packing, replicate
-from wideep.placement.table import balanced, ep_domains
-from wideep.placement.metrics import layer_scores
-from wideep.routing.stats import per_layer_counts, sample_tokens, token_ranks
+from wideep.placement.objective import layer_time
+from wideep.placement.table import balanced, ep_domains, global_policy
+from wideep.routing.stats import RoutingStats, per_layer_counts, sample_tokens, token_ranks
 from wideep.slots import DEFAULT_REPLICA_RULE
+from wideep.traffic.copies import tally
 
 # Algorithm settings (tuned on benchmarks/bench_placement.py, not published figures).
 #: Most Kernighan-Lin swap rounds (step 5): more rounds find a few more small gains, at more runtime.
-REFINE_MAX_STEPS = 400
+REFINE_MAX_STEPS = 100
 #: Best movers per side of a domain pair scored against each other per round (step 5): a wider search
 #: finds better swaps, at a cost growing with its square.
 REFINE_TOP_M = 8
 #: Domain load caps tried, as mean domain load x (1 + slack) (step 7): looser caps cut more copies but
 #: unbalance more; each extra slack is one more full run of steps 1-6.
-DOMAIN_SLACKS = (0.0, 0.05, 0.1)
-#: Least balancedness a layer keeps, as a share of ``balanced``'s (step 7): lower trades load balance
-#: (the busiest GPU's compute) for fewer cross-domain copies.
-BALANCE_FLOOR = 0.96
+DOMAIN_SLACKS = (0.05,)
+#: Shares of the redundant slots placed for locality (step 1b), one candidate each. Kept because held out
+#: it wins under every rule (benchmarks/bench_placement.py --locality: DeepSeek-V3 EP32, predicted layer
+#: time -0.5 to -0.7% on topics:8, 0 to -8% on zipf:1.2; never worse).
+LOCALITY_SHARES = (1.0,)
+#: A layer leaves the candidate that is fastest over all layers only for one faster by more than this share
+#: (step 7): smaller per-layer wins are sampling noise (on SGLang's DeepSeek-V3 counts they lost held out).
+SWITCH_MARGIN = 0.01
+#: Most tokens per GPU of the step the objective is predicted on when the caller names none.
+STEP_TOKENS_PER_GPU = 128
 
 
 def affinity(topk: np.ndarray, src_dom: np.ndarray, n_experts: int, n_domains: int) -> np.ndarray:
     """Selections of each expert by tokens of each source domain, shape (layers, experts, domains)."""
-    counts = per_layer_counts(topk * n_domains + src_dom[None, :, None], n_experts * n_domains)
-    return counts.reshape(-1, n_experts, n_domains).astype(np.float64)
+    layers = topk.shape[0]
+    labels = (topk.astype(np.int32) * n_domains + src_dom.astype(np.int32)[None, :, None]).reshape(-1)
+    counts = tally(labels, None, layers, n_experts * n_domains)
+    return counts.reshape(layers, n_experts, n_domains).astype(np.float64)
 
 
-def coactivation(topk: np.ndarray, n_experts: int) -> np.ndarray:
-    """Tokens selecting both experts, symmetric with a zero diagonal, shape (layers, experts, experts)."""
-    a, b = np.triu_indices(topk.shape[2], 1)
-    c = per_layer_counts(topk[:, :, a] * n_experts + topk[:, :, b], n_experts * n_experts)
-    c = c.reshape(-1, n_experts, n_experts)
-    c = (c + c.transpose(0, 2, 1)).astype(np.float32)
+def coactivation(topk: np.ndarray, n_experts: int, chunk_layers: int = 8) -> np.ndarray:
+    """Tokens selecting both experts, symmetric with a zero diagonal, shape (layers, experts, experts), float32.
+
+    A tally of the k(k-1)/2 expert pairs of every token (int32 pair ids), ``chunk_layers`` layers at a time
+    into reused buffers: the only step whose cost grows with the token count, run once per placement.
+    """
+    layers, tokens, k = topk.shape
+    a, b = np.triu_indices(k, 1)
+    rows = min(chunk_layers, layers)
+    pairs = np.empty((rows, len(a), tokens), dtype=np.int32)
+    ones = np.ones(pairs.size, dtype=np.int32)
+    c = np.empty((layers, n_experts, n_experts), dtype=np.float32)
+    for lo in range(0, layers, rows):
+        n = min(rows, layers - lo)
+        cols = np.ascontiguousarray(topk[lo:lo + n].transpose(0, 2, 1), dtype=np.int32)   # (n, k, tokens)
+        for j, (x, y) in enumerate(zip(a, b)):
+            np.multiply(cols[:, x], np.int32(n_experts), out=pairs[:n, j])
+            pairs[:n, j] += cols[:, y]
+        flat = pairs[:n].reshape(-1)
+        c[lo:lo + n] = tally(flat, ones[:flat.size], n, n_experts * n_experts).reshape(n, n_experts, n_experts)
+    c += c.transpose(0, 2, 1)
     c[:, np.arange(n_experts), np.arange(n_experts)] = 0.0
     return c
 
@@ -254,33 +282,49 @@ def assemble(dom_e: np.ndarray, has: np.ndarray, load: np.ndarray, copy_load: np
     return phy2log
 
 
-def optimise_domains(load: np.ndarray, topk: np.ndarray, src_dom: np.ndarray, n_slots: int, ep_dom: np.ndarray,
-                     slack: float) -> np.ndarray:
-    """Steps 1-6 of the module docstring: a phy2log, shape (layers, n_slots).
+def locality_counts(load: np.ndarray, aff: np.ndarray, n_slots: int, share: float) -> np.ndarray:
+    """Copies per expert when a ``share`` of the redundant slots go to locality, shape (layers, experts).
+
+    The other redundant slots go as EPLB gives them (to the highest load per replica); each locality slot
+    adds a copy to the expert whose next domain (in order of affinity) sends it the most selections, the
+    selections that copy keeps inside their domain under a nearest-copy rule (at most one copy per domain).
+    """
+    layers, n_experts, n_domains = aff.shape
+    extra = n_slots - n_experts
+    n_loc = int(round(extra * share))
+    _, count = replicate(load, n_slots - n_loc)
+    ranked = -np.sort(-aff, axis=2)                                    # affinity, best domain first
+    r = np.arange(layers)
+    for _ in range(n_loc):
+        nxt = np.take_along_axis(ranked, np.minimum(count, n_domains - 1)[..., None], 2)[..., 0]
+        gain = np.where(count < n_domains, nxt, -1.0 - load / count)  # past one copy per domain: balance
+        count[r, np.argmax(gain, axis=1)] += 1
+    return count
+
+
+def optimise_domains(load: np.ndarray, aff: np.ndarray, coact: np.ndarray, count: np.ndarray, src_share: np.ndarray,
+                     top_k: int, n_slots: int, ep_dom: np.ndarray, slack: float) -> np.ndarray:
+    """Steps 2-6 of the module docstring: a phy2log, shape (layers, n_slots).
 
     Parameters
     ----------
-    load : ndarray, shape (layers, experts)
-        Selections per expert in the step sample ``topk`` (layers, tokens, top_k).
-    src_dom : ndarray, shape (tokens,)
-        Source domain of each token.
+    load, count : ndarray, shape (layers, experts)
+        Selections per expert in the statistics, and the copies each gets.
+    aff, coact : ndarray
+        :func:`affinity` (layers, experts, domains) and :func:`coactivation` (layers, experts, experts).
+    src_share : ndarray, shape (domains,)
+        Share of the tokens each domain holds.
     slack : float
         Domain load cap = mean domain load x (1 + slack).
     """
-    layers, n_experts = load.shape
     n_domains = int(ep_dom.max()) + 1
-    k = topk.shape[2]
     slots_per_domain = n_slots // n_domains
-    _, count = replicate(load, n_slots)
-    aff = affinity(topk, src_dom, n_experts, n_domains)
-    coact = coactivation(topk, n_experts)
     has = place_replicas(load, count, aff, slots_per_domain)
     copy_load = replica_loads(load, aff, has, count)
     # A token whose k experts sit in one domain other than its own costs one copy, as does one split
     # evenly between its own domain and another: k x w = k^2/4 cut pairs + k/2 x w gives w = k/2.
-    src_weight = k / 2.0
-    share = np.bincount(src_dom, minlength=n_domains) / len(src_dom)
-    pull = src_weight * (aff - load[..., None] * share)
+    src_weight = top_k / 2.0
+    pull = src_weight * (aff - load[..., None] * src_share)
     cap = load.sum(1) / n_domains * (1.0 + slack)
     dom_e = grow_domains(load, coact, pull, has, count, copy_load, slots_per_domain, cap)
     wt = membership(dom_e, has, count)
@@ -290,43 +334,96 @@ def optimise_domains(load: np.ndarray, topk: np.ndarray, src_dom: np.ndarray, n_
     return assemble(dom_e, has, load, copy_load, ep_dom, n_slots // len(ep_dom))
 
 
+def candidates(stats, model, ep_dom: np.ndarray, n_slots: int, slacks: tuple[float, ...],
+               locality: tuple[float, ...]) -> dict[str, np.ndarray]:
+    """The searched placements, {name: phy2log}: one per domain cap, then one per locality share.
+
+    Co-activation and affinity are counted once, from every token of ``stats`` (EP rank ``r`` holding
+    the ``r``-th equal block); nothing after them depends on the token count.
+    """
+    ep, n_domains = len(ep_dom), int(ep_dom.max()) + 1
+    topk = stats.topk_ids
+    src_dom = ep_dom[token_ranks(topk.shape[1], ep)]
+    load = np.asarray(stats.load, dtype=np.float64)
+    aff = affinity(topk, src_dom, model.n_experts, n_domains)
+    coact = coactivation(topk, model.n_experts)
+    share = np.bincount(src_dom, minlength=n_domains) / len(src_dom)
+    _, count = replicate(load, n_slots)
+    out = {f"cap +{slack:.0%}": optimise_domains(load, aff, coact, count, share, model.top_k, n_slots, ep_dom, slack)
+           for slack in slacks}
+    for loc in locality:
+        c = locality_counts(load, aff, n_slots, loc)
+        out[f"locality {loc:.0%}"] = optimise_domains(load, aff, coact, c, share, model.top_k, n_slots, ep_dom,
+                                                      slacks[-1] if slacks else 0.0)
+    return out
+
+
 def place_topology(stats, model, cluster, ep_size: int, redundant: int, tokens_per_gpu: int | None = None,
-                   balance_floor: float = BALANCE_FLOOR, slacks: tuple[float, ...] = DOMAIN_SLACKS,
-                   seed: int = 0, replica_rule: str = DEFAULT_REPLICA_RULE) -> np.ndarray:
+                   seed: int = 0, replica_rule: str = DEFAULT_REPLICA_RULE, transport: str = "deepep-normal",
+                   dispatch_dtype: str = "fp8", combine_dtype: str = "bf16", slacks: tuple[float, ...] = DOMAIN_SLACKS,
+                   locality: tuple[float, ...] | None = None, with_global: bool = False) -> np.ndarray:
     """The ``topology`` algorithm (module docstring); returns phy2log, shape (layers, slots).
 
     Parameters
     ----------
     tokens_per_gpu : int, optional
-        Tokens per GPU in a step (default: the sample split evenly over the EP ranks).
-    balance_floor : float
-        A layer keeps the optimised placement only if its balancedness is at least this times
-        ``balanced``'s, and it gives up no larger a share of balancedness than the share of
-        cross-domain copies it saves (at most 1% of balance per 1% of copies).
+        Tokens per GPU of the decode step the objective is predicted for (default: the sample split evenly
+        over the EP ranks, at most :data:`STEP_TOKENS_PER_GPU`).
+    replica_rule, transport, dispatch_dtype, combine_dtype : str
+        What the objective (:func:`wideep.placement.objective.layer_time`) is predicted under.
     slacks : tuple of float
-        Domain load caps tried (mean x (1 + slack)); per layer the candidate with the fewest
-        cross-domain copies that meets the floor wins.
-    replica_rule : str
-        The engine's replica rule the candidates are scored under (step 7).
+        Domain load caps tried (mean x (1 + slack)).
+    locality : tuple of float, optional
+        Shares of the redundant slots placed for locality, one candidate each (default :data:`LOCALITY_SHARES`).
+    with_global : bool
+        Also weigh EPLB's global policy per layer and drop the copy constraint (the ``auto`` algorithm).
     """
-    base = balanced(stats, model, cluster, ep_size, redundant)
     ep_dom = ep_domains(cluster, ep_size)
     n_domains = int(ep_dom.max()) + 1
-    if stats.topk_ids is None or n_domains == 1 or np.any(np.bincount(ep_dom) != ep_size // n_domains):
-        return base
-    tpg = tokens_per_gpu or max(stats.topk_ids.shape[1] // ep_size, 1)
-    topk = np.asarray(sample_tokens(stats, ep_size * tpg, seed), dtype=np.int64)
-    src_rank = token_ranks(ep_size * tpg, ep_size)
-    load = per_layer_counts(topk, stats.n_experts).astype(np.float64)
-    best = base.copy()
-    bal0, _, cross0, _ = layer_scores(base, topk, src_rank, ep_size, ep_dom, replica_rule)
-    best_cross = cross0.astype(np.float64)
-    for slack in slacks:
-        cand = optimise_domains(load, topk, ep_dom[src_rank], model.n_experts + redundant, ep_dom, slack)
-        bal, _, cross, _ = layer_scores(cand, topk, src_rank, ep_size, ep_dom, replica_rule)
-        saved = 1.0 - cross / np.maximum(cross0, 1e-12)  # share of cross-domain copies saved
-        lost = 1.0 - bal / bal0  # share of balancedness given up
-        better = (lost <= np.minimum(1.0 - balance_floor, saved)) & (cross < best_cross)
-        best[better] = cand[better]
-        best_cross[better] = cross[better]
-    return best
+    n_slots = model.n_experts + redundant
+    cands = {"balanced": balanced(stats, model, cluster, ep_size, redundant)}
+    if with_global:
+        cands["global"] = global_policy(stats, model, cluster, ep_size, redundant)
+    even = np.all(np.bincount(ep_dom) == ep_size // n_domains)
+    if stats.topk_ids is not None and n_domains > 1 and even:
+        locality = LOCALITY_SHARES if locality is None else locality
+        cands |= candidates(stats, model, ep_dom, n_slots, slacks, locality)
+    if len(cands) == 1:
+        return cands["balanced"]
+    have = stats.topk_ids.shape[1] if stats.topk_ids is not None else ep_size * STEP_TOKENS_PER_GPU
+    tpg = tokens_per_gpu or int(min(max(have // ep_size, 1), STEP_TOKENS_PER_GPU))
+    step = step_stats(stats, ep_size * tpg, seed)
+    cal = load_calibration(cluster.gpu.id)
+    times = [layer_time(c, step, model, cluster, ep_size, tpg, transport, dispatch_dtype, combine_dtype, seed,
+                        replica_rule, cal=cal) for c in cands.values()]
+    return choose_layers(list(cands.values()), times, copies_cap=not with_global)
+
+
+def step_stats(stats, tokens: int, seed: int):
+    """The statistics of the decode step the objective is predicted on (``tokens`` over the EP group)."""
+    if stats.topk_ids is None:
+        return stats
+    ids = sample_tokens(stats, tokens, seed)
+    return RoutingStats(stats.n_experts, per_layer_counts(ids, stats.n_experts).astype(np.float64), ids,
+                        stats.rows_sorted)
+
+
+def choose_layers(cands: list[np.ndarray], times: list, copies_cap: bool = True,
+                  margin: float = SWITCH_MARGIN) -> np.ndarray:
+    """Per layer a candidate by predicted layer time; with ``copies_cap``, only among those with no more
+    cross-domain copies than the first (``balanced``).
+
+    Every layer takes the candidate of least mean time over the layers, unless another is faster in that
+    layer by more than ``margin`` (a share): per-layer switches that small do not survive held out.
+    """
+    total = np.stack([t.total_s for t in times])                       # (candidates, layers)
+    if copies_cap and times[0].cross_domain_copies is not None:
+        cross = np.stack([t.cross_domain_copies for t in times])
+        total = np.where(cross <= cross[0], total, np.inf)
+    layers = np.arange(total.shape[1])
+    base = int(np.argmin(np.where(np.isfinite(total), total, total[0]).mean(axis=1)))
+    best = np.argmin(total, axis=0)
+    keep = np.isfinite(total[base]) & (total[best, layers] >= total[base] * (1.0 - margin))
+    pick = np.where(keep, base, best)
+    stacked = np.stack(cands)
+    return stacked[pick, layers]

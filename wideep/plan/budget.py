@@ -21,10 +21,10 @@ from wideep.routing.stats import SAMPLE_S
 MAX_PLACE_S = 180.0  # three minutes on the reference machine
 MAX_PLACE_BYTES = 8e9  # a third of a 24 GB machine
 
-COACT_S = 6e-8  # per L x N x k(k-1)/2 expert pairs counted, per domain cap (co-activation graph)
-REFINE_S = 8e-8  # per L x E x D/2 domain pairs x REFINE_ROUNDS, per domain cap (Kernighan-Lin swaps)
-REFINE_ROUNDS = 400  # wideep.placement.topology.REFINE_MAX_STEPS: the most the swaps run
-DOMAIN_CAPS = 3  # len(wideep.placement.topology.DOMAIN_SLACKS)
+COACT_S = 6e-8  # per L x N x k(k-1)/2 expert pairs counted, once (co-activation graph)
+REFINE_S = 8e-8  # per L x E x D/2 domain pairs x REFINE_ROUNDS, per candidate (Kernighan-Lin swaps)
+REFINE_ROUNDS = 100  # wideep.placement.topology.REFINE_MAX_STEPS: the most the swaps run
+DOMAIN_CAPS = 2  # searched candidates: len(DOMAIN_SLACKS) + len(LOCALITY_SHARES) of wideep.placement.topology
 SCORE_TOKEN_S, SCORE_SLOT_S = 1e-7, 2.5e-7  # per L x N x k and per L x P x E, per scoring of a placement
 A2A_PAIR_S, A2A_TOKEN_S = 6e-7, 5e-8  # per L x P^2 GPU pairs and per L x N x k selections, per a2a
 COACT_BYTES = 13.0  # per L x N x k^2 while the co-activation graph is counted (int64 pair ids)
@@ -47,7 +47,7 @@ class PlaceSize:
     @property
     def optimises(self) -> bool:
         """Does the ``topology`` algorithm run its search (several domains)?"""
-        return "topology" in self.algorithms and self.domains > 1
+        return any(a in self.algorithms for a in ("topology", "auto")) and self.domains > 1
 
 
 def place_seconds(size: PlaceSize) -> dict[str, float]:
@@ -55,9 +55,10 @@ def place_seconds(size: PlaceSize) -> dict[str, float]:
     L, N, k, E, P, D = size.layers, size.tokens, size.top_k, size.n_experts, size.ep, size.domains
     routing = 0.0 if size.routing == "file" else SAMPLE_S[size.routing] * L * N * (k if size.routing == "uniform" else E)
     score = SCORE_TOKEN_S * L * N * k + SCORE_SLOT_S * L * P * E
-    search = DOMAIN_CAPS * (COACT_S * L * N * k * (k - 1) / 2 + REFINE_S * REFINE_ROUNDS * L * E * D / 2
-                            + score) + score if size.optimises else 0.0
-    measure = len(size.algorithms) * (score + A2A_PAIR_S * L * P * P + A2A_TOKEN_S * L * N * k)
+    a2a = A2A_PAIR_S * L * P * P + A2A_TOKEN_S * L * N * k
+    search = (COACT_S * L * N * k * (k - 1) / 2 + DOMAIN_CAPS * REFINE_S * REFINE_ROUNDS * L * E * D / 2
+              + (DOMAIN_CAPS + 2) * (score + a2a)) if size.optimises else 0.0
+    measure = 2 * len(size.algorithms) * (score + A2A_PAIR_S * L * P * P + A2A_TOKEN_S * L * N * k)  # + objective
     return {"routing": routing, "placement": search, "metrics": measure}
 
 

@@ -22,7 +22,7 @@ from wideep.perf.memory import MemoryFit, kv_bytes_per_sequence, memory_fit, pre
 from wideep.specs.model import Model, load_model
 from wideep.perf.step import calibration_sources, step_time
 from wideep.perf.workload import CommCurve, ExpertParallel, StepResult, single_gpu
-from wideep.placement.placers import ALGORITHMS, place
+from wideep.placement.placers import ALGORITHMS, SEARCHING, place
 from wideep.perf.roofline import load_calibration
 from wideep.routing.files import routing_from_spec
 from wideep.specs.topology import Cluster, load_cluster
@@ -124,7 +124,7 @@ def placed(model: Model, topology: str, ep_size: int, redundant: int, routing: s
     """phy2log (layers, slots) from a routing sample of SAMPLE_TOKENS tokens, and that sample."""
     layers = min(SAMPLE_LAYERS, model.moe_layers)
     stats = routing_from_spec(routing, model, SAMPLE_TOKENS, seed=seed, layers=layers)
-    opts = {"replica_rule": replica_rule} if placement == "topology" else {}
+    opts = {"replica_rule": replica_rule, "transport": TRANSPORTS["decode"]} if placement in SEARCHING else {}
     return place(placement, stats, model, cluster_for(topology, ep_size), ep_size, redundant, **opts).phy2log, stats
 
 

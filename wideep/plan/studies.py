@@ -9,7 +9,8 @@ from wideep.specs.model import Model, load_model
 from wideep.placement.table import Placement
 from wideep.placement.files import load_placement
 from wideep.placement.metrics import PlacementMetrics, Scores, evaluate, score
-from wideep.placement.placers import ALGORITHMS, place
+from wideep.placement.objective import LayerTime, layer_time
+from wideep.placement.placers import ALGORITHMS, SEARCHING, place
 from wideep.plan.budget import PlaceSize, check_place_budget
 from wideep.routing.stats import check_seed, parse_spec
 from wideep.routing.files import routing_from_spec
@@ -58,19 +59,29 @@ def a2a_by_name(model: str, topology: str, gpus: int | None, ep_size: int | None
 def place_and_evaluate(algorithms: list[str], stats, model: Model, cluster: Cluster, ep_size: int, redundant: int,
                        tokens_per_gpu: int, transport: str = "deepep-normal", dispatch_dtype: str = "fp8",
                        combine_dtype: str = "bf16", seed: int = 0, replica_rule: str = DEFAULT_REPLICA_RULE
-                       ) -> list[tuple[Placement, PlacementMetrics]]:
-    """Run each algorithm on the same statistics and measure it (``wideep place`` and ``--compare``)."""
+                       ) -> list[tuple[Placement, PlacementMetrics, LayerTime]]:
+    """Run each algorithm on the same statistics and measure it (``wideep place`` and ``--compare``): its
+    metrics and its predicted layer time (:func:`wideep.placement.objective.layer_time`)."""
     if tokens_per_gpu <= 0:
         raise InputError(f"must be > 0, got {tokens_per_gpu}", "--tokens")
     check_replica_rule(replica_rule)
     out = []
     for name in algorithms:
-        opts = ({"tokens_per_gpu": tokens_per_gpu, "seed": seed, "replica_rule": replica_rule}
-                if name == "topology" else {})
+        opts = ({"tokens_per_gpu": tokens_per_gpu, "seed": seed, "replica_rule": replica_rule, "transport": transport,
+                 "dispatch_dtype": dispatch_dtype, "combine_dtype": combine_dtype} if name in SEARCHING else {})
         p = place(name, stats, model, cluster, ep_size, redundant, **opts)
         out.append((p, evaluate(p, stats, model, cluster, tokens_per_gpu, transport, dispatch_dtype,
-                                combine_dtype, seed, replica_rule)))
+                                combine_dtype, seed, replica_rule),
+                    predict(p, stats, model, cluster, tokens_per_gpu, transport, dispatch_dtype, combine_dtype, seed,
+                            replica_rule)))
     return out
+
+
+def predict(p: Placement, stats, model: Model, cluster: Cluster, tokens_per_gpu: int, transport: str,
+            dispatch_dtype: str, combine_dtype: str, seed: int, replica_rule: str) -> LayerTime:
+    """The objective of ``p`` on ``stats``: predicted MoE layer time on the busiest GPU."""
+    return layer_time(p.phy2log, stats, model, cluster, p.ep_size, tokens_per_gpu, transport, dispatch_dtype,
+                      combine_dtype, seed, replica_rule)
 
 
 #: The placement every other one is judged against in ``wideep place --compare`` (DeepSeek's EPLB).
@@ -88,21 +99,34 @@ class PlaceStudy:
     algorithm placed again on all the statistics.
     """
 
-    runs: list[tuple[Placement, PlacementMetrics]]
-    held_out: list[Scores | None]
+    runs: list[tuple[Placement, PlacementMetrics, LayerTime]]
+    held_out: list[tuple[Scores, LayerTime] | None]
     split: str | None
     replica_rule: str
     header: dict = field(default_factory=dict)
-    written: tuple[Placement, PlacementMetrics] | None = None
+    written: tuple[Placement, PlacementMetrics, LayerTime] | None = None
+
+    def figures(self, i: int, held: bool) -> dict | None:
+        """Scores and objective of run ``i``, in sample or held out (None when not held out)."""
+        if held:
+            h = self.held_out[i]
+            return None if h is None else h[0].summary() | objective_keys(h[1])
+        return self.runs[i][1].summary() | objective_keys(self.runs[i][2])
+
+    def best(self) -> int:
+        """Index of the run of least predicted layer time in sample (the earlier one on a tie)."""
+        return min(range(len(self.runs)), key=lambda i: self.runs[i][2].total_s.mean())
 
     def rows(self) -> list[dict]:
-        """One dict per algorithm: the in-sample metrics, ``held_out`` scores, the split, ``vs_balanced``."""
+        """One dict per algorithm: the in-sample metrics and objective, ``held_out`` figures, the split,
+        ``vs_balanced``, and ``best`` (least predicted layer time in sample)."""
         rows = []
-        ref = next((i for i, (p, _) in enumerate(self.runs) if p.algorithm == REFERENCE), None)
-        for i, (p, m) in enumerate(self.runs):
-            row = m.summary()
+        ref = next((i for i, run in enumerate(self.runs) if run[0].algorithm == REFERENCE), None)
+        best = self.best()
+        for i, (p, m, t) in enumerate(self.runs):
+            row = self.figures(i, False) | {"best": i == best}
             if self.split is not None:
-                row["held_out"] = None if self.held_out[i] is None else self.held_out[i].summary()
+                row["held_out"] = self.figures(i, True)
                 row["split"] = self.split
                 row["vs_balanced"] = None if ref is None or i == ref else self.versus(i, ref)
             rows.append(row)
@@ -114,17 +138,23 @@ class PlaceStudy:
         A gain is a gain only when it holds both in sample and held out.
         """
         out = {}
-        for key, better in (("cross_domain_copies_per_token", -1), ("balancedness_mean", 1),
+        for key, better in (("layer_ms", -1), ("cross_domain_copies_per_token", -1), ("balancedness_mean", 1),
                             ("balancedness_min", 1)):
-            pairs = [(self.runs[i][1].summary()[key], self.runs[ref][1].summary()[key])]
+            pairs = [(self.figures(i, False)[key], self.figures(ref, False)[key])]
             if self.held_out[i] is not None and self.held_out[ref] is not None:
-                pairs.append((self.held_out[i].summary()[key], self.held_out[ref].summary()[key]))
+                pairs.append((self.figures(i, True)[key], self.figures(ref, True)[key]))
             if any(a is None or b is None for a, b in pairs):
                 continue
             change = [a / b - 1.0 if b else 0.0 for a, b in pairs]
             out[key] = {"in_sample": change[0], "held_out": change[1] if len(change) > 1 else None,
                         "verdict": verdict([better * c for c in change])}
         return out
+
+
+def objective_keys(t: LayerTime) -> dict:
+    """The objective's figures a row shows: mean predicted layer time and its routed-expert part, ms."""
+    s = t.summary()
+    return {"layer_ms": s["layer_ms"], "experts_ms": s["experts_ms"]}
 
 
 def verdict(gains: list[float]) -> str:
@@ -192,8 +222,11 @@ def plan_placement(model: Model, cluster: Cluster, ep_size: int, redundant: int,
         return PlaceStudy(runs, [None] * len(runs), None, replica_rule, header, chosen)
     split = held_out_split(paths or None, routing, model, tokens, seed)
     runs = place_and_evaluate(algorithms, split.place, *args)
-    judged = [None if split.judge is None else score(p, split.judge, model, tokens_per_gpu, replica_rule, seed)
-              for p, _ in runs]
+    judged = [None if split.judge is None else
+              (score(p, split.judge, model, tokens_per_gpu, replica_rule, seed),
+               predict(p, split.judge, model, cluster, tokens_per_gpu, transport, dispatch_dtype, combine_dtype, seed,
+                       replica_rule))
+              for p, _, _ in runs]
     written = None
     if write is not None:
         same = split.all is split.place

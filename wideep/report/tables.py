@@ -200,14 +200,15 @@ def a2a_text(s: dict) -> str:
 
 # --- placement ----------------------------------------------------------------------------------------
 
-PLACE_COLS = [("algorithm", "algorithm"), ("balancedness_mean", "bal mean"), ("balancedness_min", "bal min"),
+PLACE_COLS = [("algorithm", "algorithm"), ("layer_ms", "layer ms"), ("experts_ms", "experts ms"),
+              ("balancedness_mean", "bal mean"), ("balancedness_min", "bal min"),
               ("busiest_gpu_selections", "busiest GPU"), ("cross_domain_copies_per_token", "x-domain/tok"),
               ("cross_gpu_copies_per_token", "x-GPU/tok"), ("dispatch_us", "dispatch us"),
               ("combine_us", "combine us"), ("time_over_sol", "x SOL"), ("runtime_s", "runtime s")]
 #: Held-out columns, each placed right after its in-sample column.
-HELD_OUT_COLS = {"balancedness_mean": "bal mean HO", "balancedness_min": "bal min HO",
+HELD_OUT_COLS = {"layer_ms": "layer ms HO", "balancedness_mean": "bal mean HO", "balancedness_min": "bal min HO",
                  "cross_domain_copies_per_token": "x-domain/tok HO"}
-VERSUS_WORDS = {"cross_domain_copies_per_token": "x-domain/tok", "balancedness_mean": "bal mean",
+VERSUS_WORDS = {"layer_ms": "layer ms", "cross_domain_copies_per_token": "x-domain/tok", "balancedness_mean": "bal mean",
                 "balancedness_min": "bal min"}
 
 
@@ -229,6 +230,15 @@ def place_text(header: dict, rows: list[dict], split: str | None = None, wrote: 
         return (r.get("held_out") or {}).get(key) if held else r[key]
 
     lines = [title, table([[cell(r, k, ho) for k, _, ho in cols] for r in rows], [c for _, c, _ in cols])]
+    if len(rows) > 1:
+        best = next(r for r in rows if r.get("best"))
+        held = (best.get("held_out") or {}).get("layer_ms")
+        fastest_held = min((r["held_out"]["layer_ms"] for r in rows if r.get("held_out")), default=None)
+        lines.append(f"best by predicted MoE layer time (busiest GPU: routed experts + dispatch + combine): "
+                     f"{best['algorithm']}, {best['layer_ms']:.3f} ms in sample"
+                     + ("" if held is None else f", {held:.3f} ms held out"
+                        + (" (also the fastest held out)" if held <= fastest_held + 1e-12 else
+                           f" (fastest held out: {fastest_held:.3f} ms)")))
     if split is not None:
         lines.append(f"HO = held out: {split}")
         for r in rows:

@@ -22,7 +22,7 @@ from wideep.core.errors import InputError
 from wideep.traffic.linkload import Routes, routes
 from wideep.specs.model import Model
 from wideep.slots import (DEFAULT_REPLICA_RULE, check_replica_rule, checked_phy2log, destination_columns,
-                          dispatch_weights)
+                          dispatch_weights, lut_dtype)
 from wideep.routing.stats import RoutingStats, sample_tokens, token_ranks
 from wideep.specs.topology import TIERS, Cluster
 from wideep.traffic.transports import PHASES, Transport, load_transport
@@ -164,8 +164,13 @@ def message_bytes(model: Model, transport: Transport, dispatch_dtype: str, combi
 
 
 def layer_counts(model: Model, stats: RoutingStats, phy2log: np.ndarray, group: Group, tokens_per_gpu: int,
-                 domain_of: np.ndarray, kinds: tuple[str, ...], seed: int, rule: str = DEFAULT_REPLICA_RULE) -> dict:
-    """Copies of every layer, kind -> (layers, ep, ...), from token samples or (approximately) from loads."""
+                 domain_of: np.ndarray, kinds: tuple[str, ...], seed: int, rule: str = DEFAULT_REPLICA_RULE,
+                 dest_gpu: np.ndarray | None = None) -> dict:
+    """Copies of every layer, kind -> (layers, ep, ...), from token samples or (approximately) from loads.
+
+    ``dest_gpu`` (layers, tokens, top_k), optional: the destination rank of every selection of the step's
+    tokens, when the caller already has them (:func:`wideep.slots.choose_replicas`).
+    """
     ep = group.ep
     per_layer: list[dict] = []
     if stats.topk_ids is None:
@@ -182,7 +187,8 @@ def layer_counts(model: Model, stats: RoutingStats, phy2log: np.ndarray, group: 
             if fast and phy2log.shape[1] == stats.n_experts and np.array_equal(phy2log[layer], identity):
                 per_layer.append(count_sorted_experts(ids[layer], stats.n_experts // ep, group, kinds, work))
                 continue
-            cols = destination_columns(phy2log, ids, layer, src, ep, domain_of, stats.n_experts, rule)
+            cols = (dest_gpu[layer].T.astype(lut_dtype(ep)) if dest_gpu is not None else
+                    destination_columns(phy2log, ids, layer, src, ep, domain_of, stats.n_experts, rule))
             per_layer.append(count_gpus(cols, group, kinds))
     return {k: np.stack([c[k] for c in per_layer]) for k in kinds}
 
@@ -210,7 +216,7 @@ def tier_bytes(pair_bytes: np.ndarray, r: Routes) -> dict:
 
 def phase_pairs(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats, ep_size: int,
                 tokens_per_gpu: int, tr: Transport, dispatch_dtype: str, combine_dtype: str, seed: int,
-                rule: str = DEFAULT_REPLICA_RULE):
+                rule: str = DEFAULT_REPLICA_RULE, dest_gpu: np.ndarray | None = None):
     """Bytes per (layer, source, destination) of each phase, the routes, message sizes and logical copies."""
     if tokens_per_gpu <= 0:
         raise InputError(f"must be > 0, got {tokens_per_gpu}", "--tokens")
@@ -224,7 +230,8 @@ def phase_pairs(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: Rout
     if tr.scope == "domain" and group.n_domains > 1:
         raise InputError(f"{tr.id} needs the EP group inside one NVLink domain; EP {ep_size} spans "
                          f"{group.n_domains} domains of {cluster.name}", "--transport")
-    counts = layer_counts(model, stats, phy2log, group, tokens_per_gpu, domain_of, needed(tr.copies), seed, rule)
+    counts = layer_counts(model, stats, phy2log, group, tokens_per_gpu, domain_of, needed(tr.copies), seed, rule,
+                          dest_gpu)
     copies = pair_copies(counts, tr.copies, tr.forward, group)
     msg = message_bytes(model, tr, dispatch_dtype, combine_dtype)
     pairs = {"dispatch": copies * msg["dispatch"], "combine": copies.transpose(0, 2, 1) * msg["combine"]}
@@ -233,7 +240,7 @@ def phase_pairs(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: Rout
 
 def a2a(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats, ep_size: int,
         tokens_per_gpu: int, transport: str, dispatch_dtype: str = "fp8", combine_dtype: str = "bf16",
-        seed: int = 0, replica_rule: str = DEFAULT_REPLICA_RULE) -> A2AResult:
+        seed: int = 0, replica_rule: str = DEFAULT_REPLICA_RULE, dest_gpu: np.ndarray | None = None) -> A2AResult:
     """All-to-all dispatch and combine time of one MoE layer (mean over the layers of ``stats``).
 
     Parameters
@@ -249,10 +256,12 @@ def a2a(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats
         Catalog id or TOML path (``topologies/transports``).
     replica_rule : str
         Which copy of a replicated expert a selection goes to (:data:`wideep.slots.REPLICA_RULES`).
+    dest_gpu : ndarray, shape (layers, ep_size x tokens_per_gpu, top_k), optional
+        Destination rank of every selection of the step, when already known (saves choosing them again).
     """
     tr = load_transport(transport)
     pairs, r, msg, logical = phase_pairs(model, cluster, phy2log, stats, ep_size, tokens_per_gpu, tr,
-                                         dispatch_dtype, combine_dtype, seed, replica_rule)
+                                         dispatch_dtype, combine_dtype, seed, replica_rule, dest_gpu)
     res = {}
     for p in PHASES:
         links = r.link_bytes(pairs[p])
