@@ -69,7 +69,7 @@ def test_step_model_uses_counts_inside_their_range_only():
 
 
 def test_plan_says_what_the_experts_touched_came_from(tmp_path):
-    spec = PlanSpec(model="qwen3-30b-a3b", topology="hgx-h200", ep=8, batch=2, routing="zipf:1.2")
+    spec = PlanSpec(model="qwen3-30b-a3b", topology="hgx-h200", ep=8, batch=2, routing="zipf:1.2", prefill_tokens=512)
     p = plan(spec)
     assert p.calibration["experts_touched"].startswith("counted on a held-out zipf:1.2 routing sample")
     assert p.ep.touched_tokens == (1.0, 2.0) and 0 < p.ep.touched_slots[0] < p.ep.touched_slots[1] <= 16
