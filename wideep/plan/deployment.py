@@ -139,7 +139,6 @@ def held_out_sample(model: Model, routing: str, tokens: int, seed: int, layers: 
     return routing_from_spec(routing, model, tokens, seed=seed + 1, layers=layers)
 
 
-@lru_cache(maxsize=512)
 def experts_touched(model: Model, topology: str, ep_size: int, redundant: int, routing: str, placement: str,
                     seed: int, step_tokens: int, micro_batches: int,
                     replica_rule: str = DEFAULT_REPLICA_RULE) -> tuple[float, str]:
@@ -150,10 +149,18 @@ def experts_touched(model: Model, topology: str, ep_size: int, redundant: int, r
     routing uses is touched anyway), mean over the sampled MoE layers; loads-only statistics give the
     expected count.
     """
-    phy2log, _ = placed(model, topology, ep_size, redundant, routing, placement, seed, replica_rule)
     tokens = int(min(max(step_tokens, ep_size), MAX_SHARE_TOKENS))
-    sample = held_out_sample(model, routing, tokens, seed, phy2log.shape[0])
     mb_tokens = max(1, min(tokens, round(step_tokens / micro_batches)))
+    return counted_touched(model, topology, ep_size, redundant, routing, placement, seed, tokens, mb_tokens,
+                           replica_rule)
+
+
+@lru_cache(maxsize=512)
+def counted_touched(model: Model, topology: str, ep_size: int, redundant: int, routing: str, placement: str,
+                    seed: int, tokens: int, mb_tokens: int, replica_rule: str) -> tuple[float, str]:
+    """:func:`experts_touched` on the first ``mb_tokens`` of the held-out sample of ``tokens`` tokens."""
+    phy2log, _ = placed(model, topology, ep_size, redundant, routing, placement, seed, replica_rule)
+    sample = held_out_sample(model, routing, tokens, seed, phy2log.shape[0])
     sel, hit = touched_slots(phy2log, sample, ep_size, mb_tokens, model.top_k,
                              cluster_for(topology, ep_size).domain_of[:ep_size], replica_rule, seed)
     layers = f"{phy2log.shape[0]} MoE layers"
