@@ -261,3 +261,37 @@ def test_oversubscribed_uplinks_are_shared_by_the_leaf_nics(tmp_path):
     assert np.allclose(up, cross)
     assert res[4.0].dispatch_sol_s == pytest.approx(max(up) / 100e9)  # 8 NICs x 50 GB/s / 4
     assert res[4.0].dispatch_sol_s > 3 * res[1.0].dispatch_sol_s
+
+
+def shared_nic_toml(tmp_path) -> str:
+    """2 boxes of 2 GPUs on NVLink; in each box both GPUs reach the fabric through ONE 50 GB/s NIC."""
+    nodes = [("fabric", "switch", None)]
+    edges = []
+    for b in (0, 1):
+        nodes += [(f"b{b}/nvsw", "switch", None), (f"b{b}/nic", "nic", None)]
+        edges += [(f"b{b}/nic", "fabric", 50)]
+        for g in (0, 1):
+            nodes.append((f"b{b}/gpu{g}", "gpu", b))
+            edges += [(f"b{b}/gpu{g}", f"b{b}/nvsw", 450), (f"b{b}/gpu{g}", f"b{b}/nic", 64)]
+    text = 'name = "shared-nic"\ngpu = "h100-sxm"\n'
+    for n, kind, dom in nodes:
+        text += f'[[nodes]]\nid = "{n}"\nkind = "{kind}"\n' + (f"domain = {dom}\n" if dom is not None else "")
+    for u, v, bw in edges:
+        tier = "nvlink" if v.endswith("nvsw") else "scale_out"
+        text += f'[[edges]]\nsrc = "{u}"\ndst = "{v}"\nbw_GBps = {bw}\nlatency_us = 1.0\ntier = "{tier}"\n'
+    path = tmp_path / "shared-nic.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_gpus_sharing_a_nic_share_its_bandwidth(tmp_path):
+    cluster = load_cluster(shared_nic_toml(tmp_path))
+    stats = synthetic_routing(DSV3, "uniform", 4 * 64, seed=0, layers=1)
+    r = a2a(DSV3, cluster, contiguous_phy2log(1, 256, 256), stats, 4, 64, "deepep-ll")
+    assert r.binding_link in ("b0/nic->fabric", "b1/nic->fabric", "fabric->b0/nic", "fabric->b1/nic")
+    # box b's NIC link carries one message per selection of both its GPUs' tokens for the other box
+    ids, box = stats.topk_ids[0], np.arange(4 * 64) // 64 // 2
+    cross = np.bincount(box, weights=(ids // 128 != box[:, None]).sum(axis=1)) * r.message_bytes["dispatch"]
+    out = [r.link_bytes["dispatch"][r.edges.index((f"b{b}/nic", "fabric"))] for b in (0, 1)]
+    assert np.allclose(out, cross)
+    assert r.dispatch_sol_s >= max(out) / 50e9
