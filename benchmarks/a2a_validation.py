@@ -129,6 +129,12 @@ def routing_model(transport: str):
 
 
 @lru_cache(maxsize=None)
+def cluster_of(system: str, ep: int):
+    """One cluster object per (system, EP): its link routes are built once and reused by every case."""
+    return load_cluster(system, ep)
+
+
+@lru_cache(maxsize=None)
 def predict(case: Case, transport_file: str | None = None, layers: int = 2) -> tuple:
     """(dispatch us, combine us, dispatch SOL us, combine SOL us, binding tier, dispatch and combine fixed
     costs us) for one case."""
@@ -140,7 +146,7 @@ def predict(case: Case, transport_file: str | None = None, layers: int = 2) -> t
     else:
         stats = synthetic_routing(model, "uniform", case.ep * max(case.tokens, 64), seed=0, layers=layers)
     phy2log = contiguous_phy2log(layers, model.n_experts, model.n_experts)
-    r = a2a(model, load_cluster(case.system, case.ep), phy2log, stats, case.ep, case.tokens,
+    r = a2a(model, cluster_of(case.system, case.ep), phy2log, stats, case.ep, case.tokens,
             transport_file or case.transport, case.dispatch_dtype, case.combine_dtype)
     return (r.dispatch_s * 1e6, r.combine_s * 1e6, r.dispatch_sol_s * 1e6, r.combine_sol_s * 1e6, r.binding_tier,
             r.latency_s["dispatch"] * 1e6, r.latency_s["combine"] * 1e6)
@@ -220,7 +226,7 @@ def resolve_transport(transport: str):
 
 
 def link_bw_Bps(system: str, ep: int, tier: str) -> float:
-    cluster = load_cluster(system, ep)
+    cluster = cluster_of(system, ep)
     bws = cluster.edge_bw_Bps[cluster.edge_tier == tier]
     return float(bws.min())
 

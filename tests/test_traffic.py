@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,10 +17,12 @@ from wideep.core.errors import InputError, WideEPError
 from wideep.specs.model import load_model
 from wideep.routing.stats import RoutingStats, from_topk, synthetic_routing
 from wideep.specs.topology import load_cluster
-from wideep.traffic.a2a import a2a, gpu_loads
+from wideep.traffic.a2a import a2a, fabric, gpu_loads
 from wideep.slots import choose_replicas, contiguous_phy2log
 from wideep.traffic.transports import load_transport
 
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
 MIXTRAL = load_model("mixtral-8x7b")  # 8 experts, top-2, hidden 4096
 DSV3 = load_model("deepseek-v3")
 
@@ -209,3 +213,85 @@ def test_cli_bad_input_exit_2():
     r = run_cli("a2a", "--model", "deepseek-v3", "--topology", "dgx-h800", "--ep", "16", "--tokens", "8",
                 "--dtype", "fp6")
     assert r.returncode == 2 and "fp6" in r.stderr
+
+
+def test_pure_rdma_sends_in_node_pairs_through_the_nics():
+    cluster = load_cluster("dgx-h800", 8)  # one NVLink domain
+    nic = fabric(cluster, load_transport("deepep-ll-rdma"))
+    assert set(nic.edge_tier) == {"scale_out"} and fabric(cluster, load_transport("deepep-ll")) is cluster
+    stats = synthetic_routing(DSV3, "uniform", 8 * 64, seed=0, layers=1)
+    p = contiguous_phy2log(1, 256, 256)
+    rdma, nvl = (a2a(DSV3, cluster, p, stats, 8, 64, t) for t in ("deepep-ll-rdma", "deepep-ll"))
+    assert rdma.binding_tier == "scale_out" and rdma.bytes_by_tier["dispatch"]["nvlink"] == 0
+    # each GPU's NIC link carries one message per selection of its tokens whose expert lives on another GPU
+    ids, src = stats.topk_ids[0], np.arange(8 * 64) // 64
+    remote = np.bincount(src, weights=(ids // 32 != src[:, None]).sum(axis=1), minlength=8)
+    sent = [rdma.link_bytes["dispatch"][nic.edges.index((f"gpu{g}", f"nic{g}"))] for g in range(8)]
+    assert np.allclose(sent, remote * rdma.message_bytes["dispatch"])
+    assert rdma.dispatch_sol_s > 3 * nvl.dispatch_sol_s  # 50 GB/s of NIC against the H800's 200 of NVLink
+
+
+def test_a_custom_graph_without_a_nic_path_cannot_run_pure_rdma():
+    cluster = load_cluster(str(EXAMPLES / "two-boxes.toml"))
+    with pytest.raises(InputError, match="--transport.*NIC path|NIC path"):
+        fabric(cluster, load_transport("deepep-ll-rdma"))
+
+
+def oversubscribed(tmp_path, ratio: float) -> str:
+    """hgx-h200 with one rail, 8 NICs per leaf and one spine, leaf uplinks oversubscribed ``ratio``:1."""
+    text = (ROOT / "topologies" / "systems" / "hgx-h200.toml").read_text()
+    for key, value in (("rails", 1), ("leaf_downlinks", 8), ("spines", 1), ("oversubscription", ratio)):
+        text = re.sub(rf"(?m)^{key} = \S+", f"{key} = {value}", text)
+    path = tmp_path / f"over{ratio}.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_oversubscribed_uplinks_are_shared_by_the_leaf_nics(tmp_path):
+    # EP16 = 2 nodes; leaf k holds the NICs of node k; each uplink carries all 8 NICs' cross-node bytes.
+    stats = synthetic_routing(DSV3, "uniform", 16 * 64, seed=0, layers=1)
+    p = contiguous_phy2log(1, 256, 256)
+    res = {r: a2a(DSV3, load_cluster(oversubscribed(tmp_path, r), 16), p, stats, 16, 64, "deepep-ll")
+           for r in (1.0, 4.0)}
+    assert "spine" not in res[1.0].binding_link and "spine" in res[4.0].binding_link
+    # leaf k's uplink carries one message per selection of a node-k token whose expert is on the other node
+    ids, node = stats.topk_ids[0], np.arange(16 * 64) // 64 // 8
+    cross = np.bincount(node, weights=(ids // 128 != node[:, None]).sum(axis=1)) * res[4.0].message_bytes["dispatch"]
+    up = [res[4.0].link_bytes["dispatch"][res[4.0].edges.index((f"leaf0.{k}", "spine0"))] for k in (0, 1)]
+    assert np.allclose(up, cross)
+    assert res[4.0].dispatch_sol_s == pytest.approx(max(up) / 100e9)  # 8 NICs x 50 GB/s / 4
+    assert res[4.0].dispatch_sol_s > 3 * res[1.0].dispatch_sol_s
+
+
+def shared_nic_toml(tmp_path) -> str:
+    """2 boxes of 2 GPUs on NVLink; in each box both GPUs reach the fabric through ONE 50 GB/s NIC."""
+    nodes = [("fabric", "switch", None)]
+    edges = []
+    for b in (0, 1):
+        nodes += [(f"b{b}/nvsw", "switch", None), (f"b{b}/nic", "nic", None)]
+        edges += [(f"b{b}/nic", "fabric", 50)]
+        for g in (0, 1):
+            nodes.append((f"b{b}/gpu{g}", "gpu", b))
+            edges += [(f"b{b}/gpu{g}", f"b{b}/nvsw", 450), (f"b{b}/gpu{g}", f"b{b}/nic", 64)]
+    text = 'name = "shared-nic"\ngpu = "h100-sxm"\n'
+    for n, kind, dom in nodes:
+        text += f'[[nodes]]\nid = "{n}"\nkind = "{kind}"\n' + (f"domain = {dom}\n" if dom is not None else "")
+    for u, v, bw in edges:
+        tier = "nvlink" if v.endswith("nvsw") else "scale_out"
+        text += f'[[edges]]\nsrc = "{u}"\ndst = "{v}"\nbw_GBps = {bw}\nlatency_us = 1.0\ntier = "{tier}"\n'
+    path = tmp_path / "shared-nic.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_gpus_sharing_a_nic_share_its_bandwidth(tmp_path):
+    cluster = load_cluster(shared_nic_toml(tmp_path))
+    stats = synthetic_routing(DSV3, "uniform", 4 * 64, seed=0, layers=1)
+    r = a2a(DSV3, cluster, contiguous_phy2log(1, 256, 256), stats, 4, 64, "deepep-ll")
+    assert r.binding_link in ("b0/nic->fabric", "b1/nic->fabric", "fabric->b0/nic", "fabric->b1/nic")
+    # box b's NIC link carries one message per selection of both its GPUs' tokens for the other box
+    ids, box = stats.topk_ids[0], np.arange(4 * 64) // 64 // 2
+    cross = np.bincount(box, weights=(ids // 128 != box[:, None]).sum(axis=1)) * r.message_bytes["dispatch"]
+    out = [r.link_bytes["dispatch"][r.edges.index((f"b{b}/nic", "fabric"))] for b in (0, 1)]
+    assert np.allclose(out, cross)
+    assert r.dispatch_sol_s >= max(out) / 50e9

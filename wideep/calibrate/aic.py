@@ -23,6 +23,9 @@ import numpy as np
 from wideep.calibrate.fit import gemm_roofline_s
 from wideep.core.errors import InputError
 from wideep.perf.kernels import gemm_shapes
+from wideep.routing.stats import from_topk
+from wideep.slots import contiguous_phy2log
+from wideep.traffic.touched import busiest_touched, touched_slots
 from wideep.specs.hardware import GPU
 from wideep.specs.model import Model
 
@@ -77,6 +80,31 @@ def from_rows(build, rows: list[dict], path: Path, gpu: GPU, model: Model) -> li
                          str(path)) from None
 
 
+def balanced_topk(tokens: int, n_experts: int, top_k: int) -> np.ndarray:
+    """AIConfigurator's "balanced" routing of its MoE collector, shape (tokens, top_k) of expert ids.
+
+    Token i takes experts (i + j x stride) mod E, j < top_k, stride = ceil(E / top_k); with fewer tokens
+    than the stride token i starts at floor(i x stride / tokens) instead, so the tokens spread over all
+    experts (docs/sources.md, section 4).
+
+    >>> balanced_topk(2, 8, 2).tolist()
+    [[0, 4], [2, 6]]
+    """
+    stride = -(-n_experts // top_k)
+    i = np.arange(tokens)[:, None]
+    start = i if tokens >= stride else (i * stride) // tokens
+    return (start + np.arange(top_k)[None, :] * stride) % n_experts
+
+
+def balanced_active(tokens: int, ep: int, model: Model) -> float:
+    """Experts the busiest rank's grouped GEMM reads under :func:`balanced_topk` (counted, contiguous layout)."""
+    ids = balanced_topk(tokens, model.n_experts, model.top_k)
+    stats = from_topk(ids[None].astype(np.int32), model.n_experts)
+    sel, hit = touched_slots(contiguous_phy2log(1, model.n_experts, model.n_experts), stats, ep, tokens,
+                             model.top_k)
+    return busiest_touched(sel, hit)
+
+
 def grouped_from_moe(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
     """One curve per EP size (``experts`` = local experts): m = copies per expert they touch, efficiency =
     roofline of those experts' GEMMs / measured layer time."""
@@ -91,7 +119,11 @@ def grouped_from_moe(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
         ep, tokens = int(r["moe_ep_size"]), int(r["num_tokens"])
         experts = model.n_experts // ep
         copies = tokens * model.top_k / ep  # on every rank, balanced
-        active = max(min(1.0, copies), experts * -np.expm1(-copies / experts))  # as the step model counts them
+        # the even-spread estimate, not the count on AIC's routing (balanced_active): up to 32 tokens (EP8)
+        # every touched expert gets one row (m = 1) while the layer's ~30 us of routing and launch stay, which
+        # no single efficiency at m = 1 holds; the estimate gives each token count its own m (and a random
+        # routing sample touches about as many experts as the estimate: +4%, tests/test_touched.py)
+        active = max(min(1.0, copies), experts * -np.expm1(-copies / experts))
         m = copies / active
         dt = DTYPES[r["moe_dtype"]]
         roof = sum(gemm_roofline_s(gpu, dt, m, g.n, g.k, active) for g in (up, down))

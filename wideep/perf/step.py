@@ -160,11 +160,12 @@ def routed_experts(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: E
     """Grouped expert GEMMs and the kernels around them on the busiest GPU; also its received copies.
 
     Received copies = tokens x top_k x ep_size x busiest share; the experts they touch are the GPU's slots
-    that receive at least one, slots x (1 - exp(-copies / slots)) for copies spread evenly over them.
+    that receive at least one, counted on the routing sample where the plan counted them, else estimated
+    (:meth:`~wideep.perf.workload.ExpertParallel.active_experts`).
     """
     received = tokens * model.top_k * ep.ep_size * ep.busiest_share
     spg = ep.slots_per_gpu
-    active = max(min(1.0, received), spg * -math.expm1(-received / spg))
+    active = ep.active_experts(tokens, received)
     m = received / active
     shapes = ffn_gemms(model.expert_ffn, model.hidden, "routed_experts", per_expert=True)
     gemms = [gemm_kernel(g, m, wl.precision.weights, gpu, cal, experts=active, local_experts=spg) for g in shapes]

@@ -5,6 +5,7 @@ Plain frozen dataclasses (:mod:`wideep.perf.step` computes with them).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from wideep.core import units
@@ -130,6 +131,12 @@ class ExpertParallel:
         One tensor-parallel all-reduce of a layer's activations versus the attention group's tokens.
     binding_tier : str
         ``nvlink`` or ``scale_out``: the tier of the most loaded link.
+    touched_tokens, touched_slots : tuple of float
+        Tokens per GPU of one micro-batch, ascending, and the distinct slots the busiest GPU's grouped GEMM
+        reads there, counted on the routing sample (:func:`wideep.traffic.touched.touched_slots`); empty
+        when nothing was counted.
+    touched_source : str
+        What the counts came from (empty: the estimate of :meth:`active_experts`).
     """
 
     ep_size: int
@@ -145,11 +152,34 @@ class ExpertParallel:
     transport_sms: int = 0
     replica_rule: str = ""
     allreduce: CommCurve = CommCurve((1.0, 1e15), (0.0, 0.0), (0.0, 0.0), (0.0, 0.0))
+    touched_tokens: tuple[float, ...] = ()
+    touched_slots: tuple[float, ...] = ()
+    touched_source: str = ""
 
     @property
     def balancedness(self) -> float:
         """Mean GPU load / busiest GPU load."""
         return 1.0 / (self.ep_size * self.busiest_share)
+
+    def counted(self, tokens: float) -> bool:
+        """Whether the slots touched at ``tokens`` tokens per GPU come from counts (not the estimate)."""
+        t = self.touched_tokens
+        return bool(t) and t[0] * (1 - 1e-9) <= tokens <= t[-1] * (1 + 1e-9)
+
+    def active_experts(self, tokens: float, received: float) -> float:
+        """Distinct slots the busiest GPU's grouped GEMM reads at ``tokens`` tokens per GPU.
+
+        Counted on the routing sample where the counts cover ``tokens`` (linear in log tokens between two
+        counts); elsewhere the estimate for ``received`` copies spread evenly over the GPU's slots,
+        slots x (1 - exp(-received / slots)). At least one slot once a copy arrives, at most every slot.
+
+        >>> ExpertParallel(2, 8, 0.5, None, None).active_experts(4, 8.0) == 8 * -math.expm1(-1.0)
+        True
+        """
+        spg, floor = self.slots_per_gpu, min(1.0, received)
+        if self.counted(tokens):
+            return min(float(spg), max(floor, float(log_interp(tokens, self.touched_tokens, self.touched_slots))))
+        return max(floor, spg * -math.expm1(-received / spg))
 
 
 def single_gpu(model: Model) -> ExpertParallel:

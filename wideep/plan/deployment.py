@@ -24,12 +24,13 @@ from wideep.perf.step import calibration_sources, step_time
 from wideep.perf.workload import CommCurve, ExpertParallel, StepResult, single_gpu
 from wideep.placement.placers import ALGORITHMS, SEARCHING, place
 from wideep.perf.roofline import load_calibration
-from wideep.routing.files import routing_from_spec
+from wideep.routing.files import looks_like_file, routing_from_spec
 from wideep.specs.topology import Cluster, load_cluster
 from wideep.routing.stats import RoutingStats
 from wideep.traffic.a2a import a2a_curve, step_busiest_share
 from wideep.traffic.collectives import load_collective
 from wideep.traffic.kvtransfer import kv_transfer_s
+from wideep.traffic.touched import busiest_touched, touched_slots
 from wideep.slots import DEFAULT_REPLICA_RULE, check_replica_rule
 from wideep.traffic.transports import load_transport
 from wideep.plan.spec import DEFAULT_EP, PlanSpec
@@ -39,6 +40,7 @@ MAX_SHARE_TOKENS = 65536  # tokens of the held-out sample whose steps measure th
 SAMPLE_LAYERS = 4  # MoE layers sampled; their mean busiest share and comm time stand for every MoE layer
 COMM_PROBE_TOKENS = 1024  # tokens per GPU at which the traffic model counts copies (they scale linearly)
 COMM_GRID_TOKENS = (1, 4, 16, 64, 256, 1024, 4096, 16384)  # tokens per GPU of the communication curve
+ESTIMATE = "estimate: slots x (1 - exp(-copies / slots))"  # experts touched when nothing was counted
 TRANSPORTS = {"decode": "deepep-ll", "prefill": "deepep-normal"}  # DeepSeek's choice per phase (docs/sources.md 3)
 
 DEFAULT_COMPARISON = ("hgx-h100", "gb200-nvl72")  # DeepSeek-V3 EP32 on 4x HGX H100 vs one NVL72
@@ -98,7 +100,8 @@ def ep_summary(ep: ExpertParallel) -> dict:
     return {"ep_size": ep.ep_size, "slots_per_gpu": ep.slots_per_gpu, "busiest_share": ep.busiest_share,
             "balancedness": ep.balancedness, "transport": ep.transport, "placement": ep.placement,
             "replica_rule": ep.replica_rule, "routing": ep.routing, "binding_tier": ep.binding_tier,
-            "binding_link": ep.binding_link}
+            "binding_link": ep.binding_link, "touched_tokens_per_gpu": list(ep.touched_tokens),
+            "touched_slots": list(ep.touched_slots), "touched_source": ep.touched_source or ESTIMATE}
 
 
 def default_redundant(n_experts: int, ep: int) -> int:
@@ -149,6 +152,36 @@ def busiest_share(model: Model, topology: str, ep_size: int, redundant: int, rou
     tokens = int(min(max(step_tokens, ep_size), MAX_SHARE_TOKENS))
     return step_busiest_share(phy2log, held_out, ep_size, tokens, cluster_for(topology, ep_size).domain_of[:ep_size],
                               replica_rule)
+
+
+def experts_touched(model: Model, topology: str, ep_size: int, redundant: int, routing: str, placement: str,
+                    seed: int, step_tokens: int, micro_batches: int,
+                    replica_rule: str = DEFAULT_REPLICA_RULE) -> tuple[float, str]:
+    """Distinct slots the busiest GPU reads per MoE layer in one micro-batch, and what they were counted on.
+
+    Counted (:func:`wideep.traffic.touched.touched_slots`) on the first step_tokens / micro_batches tokens
+    of the held-out sample :func:`busiest_share` uses (at most MAX_SHARE_TOKENS: past that every slot the
+    routing uses is touched anyway), mean over the sampled MoE layers; loads-only statistics give the
+    expected count.
+    """
+    tokens = int(min(max(step_tokens, ep_size), MAX_SHARE_TOKENS))
+    mb_tokens = max(1, min(tokens, round(step_tokens / micro_batches)))
+    return counted_touched(model, topology, ep_size, redundant, routing, placement, seed, mb_tokens, replica_rule)
+
+
+@lru_cache(maxsize=512)
+def counted_touched(model: Model, topology: str, ep_size: int, redundant: int, routing: str, placement: str,
+                    seed: int, mb_tokens: int, replica_rule: str) -> tuple[float, str]:
+    """:func:`experts_touched` on the first ``mb_tokens`` tokens of the held-out sample."""
+    phy2log, _ = placed(model, topology, ep_size, redundant, routing, placement, seed, replica_rule)
+    sample = held_out_sample(model, routing, seed, phy2log.shape[0])
+    sel, hit = touched_slots(phy2log, sample, ep_size, mb_tokens, model.top_k,
+                             cluster_for(topology, ep_size).domain_of[:ep_size], replica_rule, seed)
+    layers = f"{phy2log.shape[0]} MoE layers"
+    source = (f"expected from the routing loads ({layers})" if sample.topk_ids is None else
+              f"counted on a held-out {routing} routing sample ({layers})" if not looks_like_file(routing) else
+              f"counted on the routing file's tokens ({layers})")
+    return busiest_touched(sel, hit), source
 
 
 @lru_cache(maxsize=256)
@@ -256,7 +289,8 @@ def plan(spec: PlanSpec) -> Plan:
     money = cost(gpu, dec.tokens_per_s_per_gpu, pre.tokens_per_s_per_gpu, spec.isl, spec.osl,
                  spec.price_per_gpu_hour, spec.price_scenario)
     system = cluster.system.id if cluster.system else cluster.name
-    return Plan(spec, model, system, gpu, gpus, ep, dec, pre, mem, money, calibration_sources(cal, ep.transport),
+    provenance = calibration_sources(cal, ep.transport) | {"experts_touched": ep.touched_source or ESTIMATE}
+    return Plan(spec, model, system, gpu, gpus, ep, dec, pre, mem, money, provenance,
                 prompt_kv_transfer_s(spec, model, cluster))
 
 
@@ -296,7 +330,11 @@ def ep_for(spec: PlanSpec, model: Model, redundant: int, phase: str) -> ExpertPa
     per_gpu = (wl.batch * wl.tokens_per_sequence if phase == "decode" else wl.prefill_tokens) / spec.tp
     share = busiest_share(model, spec.topology, spec.ep, redundant, spec.routing, spec.placement, spec.seed,
                           per_gpu * spec.ep, spec.replica_rule)
-    return replace(ep, busiest_share=share)
+    splits = (2, 1) if phase == "prefill" or wl.batch >= 2 else (1,)
+    counts = [experts_touched(model, spec.topology, spec.ep, redundant, spec.routing, spec.placement, spec.seed,
+                              per_gpu * spec.ep, m, spec.replica_rule) for m in splits]
+    return replace(ep, busiest_share=share, touched_tokens=tuple(per_gpu / m for m in splits),
+                   touched_slots=tuple(c for c, _ in counts), touched_source=counts[0][1])
 
 
 @lru_cache(maxsize=64)

@@ -200,6 +200,31 @@ def add_fat_tree(g: nx.DiGraph, system: System, n_gpus: int) -> None:
             add_link(g, leaf, f"spine{s}", uplink_Bps, 0.0, "scale_out")
 
 
+def nic_fabric(cluster: Cluster) -> Cluster:
+    """The same GPUs joined only through their NICs (no NVLink): what a pure-RDMA transport uses.
+
+    A catalog system gets its rail-optimised fat tree even for one domain (in-node pairs then leave through
+    the source's NIC and come back through the destination's); a custom graph loses its NVLink links, and a
+    GPU pair left with no path raises :class:`InputError` on ``--transport``.
+    """
+    if cluster.system is not None:
+        g = nx.DiGraph()
+        for r, node in enumerate(cluster.gpu_nodes):
+            g.add_node(node, kind="gpu", rank=r, domain=int(cluster.domain_of[r]))
+        add_fat_tree(g, cluster.system, cluster.n_gpus)
+    else:
+        g = nx.DiGraph()
+        g.add_nodes_from(cluster.graph.nodes(data=True))
+        g.add_edges_from((u, v, d) for u, v, d in cluster.graph.edges(data=True) if d["tier"] != "nvlink")
+    out = Cluster(f"{cluster.name} (NICs only)", cluster.gpu, g, cluster.gpu_nodes, cluster.domain_of, cluster.system)
+    try:
+        out.distances_to_gpu()
+    except CatalogError as exc:
+        raise InputError(f"a transport without NVLink needs a NIC path between every GPU pair of {cluster.name}: "
+                         f"{exc.problem}", "--transport") from None
+    return out
+
+
 CUSTOM_TOP = {"name": Field(str), "gpu": Field(str), "nodes": Field(list), "edges": Field(list)}
 CUSTOM_NODE = {"id": Field(str), "kind": Field(str, choices=("gpu", "switch", "nic")),
                "domain": Field(int, "nonneg", required=False)}

@@ -12,6 +12,7 @@ and read from files by :func:`wideep.placement.files.load_placement`.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,8 +25,20 @@ from wideep.specs.model import Model
 from wideep.slots import (DEFAULT_REPLICA_RULE, check_replica_rule, checked_phy2log, destination_columns,
                           dispatch_weights, lut_dtype)
 from wideep.routing.stats import RoutingStats, sample_tokens, token_ranks
-from wideep.specs.topology import TIERS, Cluster
+from wideep.specs.topology import TIERS, Cluster, nic_fabric
 from wideep.traffic.transports import PHASES, Transport, load_transport
+
+
+_NIC_FABRIC: "weakref.WeakKeyDictionary[Cluster, Cluster]" = weakref.WeakKeyDictionary()
+
+
+def fabric(cluster: Cluster, tr: Transport) -> Cluster:
+    """The links a transport uses: the whole cluster, or its NIC fabric alone (``scope = "nic"``, cached)."""
+    if tr.scope != "nic":
+        return cluster
+    if cluster not in _NIC_FABRIC:
+        _NIC_FABRIC[cluster] = nic_fabric(cluster)
+    return _NIC_FABRIC[cluster]
 
 
 def gpu_loads(phy2log: np.ndarray, stats: RoutingStats, ep_size: int, domain_of=None,
@@ -260,6 +273,7 @@ def a2a(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats
         Destination rank of every selection of the step, when already known (saves choosing them again).
     """
     tr = load_transport(transport)
+    cluster = fabric(cluster, tr)
     pairs, r, msg, logical = phase_pairs(model, cluster, phy2log, stats, ep_size, tokens_per_gpu, tr,
                                          dispatch_dtype, combine_dtype, seed, replica_rule, dest_gpu)
     res = {}
@@ -289,6 +303,7 @@ def a2a_curve(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: Routin
     Returns ``{phase: {"time_s", "sol_s", "latency_s": ndarray over the grid, "tier": binding tier}}``.
     """
     tr = load_transport(transport)
+    cluster = fabric(cluster, tr)
     pairs, r, _, _ = phase_pairs(model, cluster, phy2log, stats, ep_size, probe_tokens, tr,
                                  dispatch_dtype, combine_dtype, seed, replica_rule)
     out = {}

@@ -28,7 +28,7 @@ TRANSPORT_FIELDS = {
     "name": Field(str),
     "copies": Field(str, choices=("selection", "gpu", "node")),
     "forward": Field(str, choices=("direct", "rail")),
-    "scope": Field(str, choices=("any", "domain")),
+    "scope": Field(str, choices=("any", "domain", "nic")),
     "dispatch_header_bytes": Field(int, "nonneg"),
     "combine_header_bytes": Field(int, "nonneg"),
     "efficiency": Field(dict),
@@ -53,6 +53,10 @@ class Transport:
     forward : str
         ``direct`` or ``rail`` (scale-out to the destination domain's GPU with the source's local index,
         then NVLink to the destination GPUs).
+    scope : str
+        ``any`` (shortest paths over NVLink and the NICs), ``domain`` (one NVLink domain only) or ``nic``
+        (every pair through the NICs, in-node pairs too: pure-RDMA kernels; they share each GPU's NIC link
+        with the cross-node pairs, :func:`wideep.specs.topology.nic_fabric`).
     efficiency : dict
         Tier name -> achieved fraction of datasheet bandwidth (0, 1].
     latency_s : dict
