@@ -37,6 +37,7 @@ class Case:
     phase: str  # decode: output tokens/s per node; prefill: prompt tokens/s per node
     published_per_node: float
     role: str = "held-out"
+    gpus_per_node: int = GPUS_PER_NODE
 
 
 CASES = [
@@ -50,6 +51,16 @@ CASES = [
     Case("SGLang decode, H100 EP72, 256 sequences/GPU, KV 2,000", "LMSYS 2025-05-05",
          PlanSpec(topology="hgx-h100", ep=72, batch=256, context=2000, overlap="tbo", transport="deepep-ll-rdma"),
          "decode", 22_282),
+    # SGLang on GB200 NVL72 (LMSYS 2025-09-25, "Part II"; launch flags in sgl-project/sglang issue 10903): decode on
+    # 48 ranks (EP48, 32 redundant experts), batch chosen to fill the KV cache at 2,000-token inputs, no MTP, no
+    # two-batch overlap (its single-batch overlap is not modelled: --overlap none); 4 GPUs per node.
+    Case("SGLang decode, GB200 EP48, BF16 attention + FP8 MoE, 768 sequences/GPU, KV 2,000", "LMSYS 2025-09-25",
+         PlanSpec(topology="gb200-nvl72", ep=48, redundant=32, batch=768, context=2000, isl=2000, overlap="none",
+                  attn_dtype="bf16"), "decode", 9_087 * 4, gpus_per_node=4),
+    Case("SGLang decode, GB200 EP48, FP8 attention + NVFP4 MoE, 1,408 sequences/GPU, KV 2,000", "LMSYS 2025-09-25",
+         PlanSpec(topology="gb200-nvl72", ep=48, redundant=32, batch=1408, context=2000, isl=2000, overlap="none",
+                  dtype="nvfp4", attn_dtype="fp8", kv_dtype="fp8", dispatch_dtype="nvfp4"), "decode", 13_386 * 4,
+         gpus_per_node=4),
 ]
 
 
@@ -81,7 +92,7 @@ def per_user(case: Case) -> float:
 def per_node(case: Case, calibration: str | None = None) -> float:
     p = plan(replace(case.spec, calibration=calibration) if calibration else case.spec)
     step = p.decode if case.phase == "decode" else p.prefill
-    return step.tokens_per_s_per_gpu * GPUS_PER_NODE
+    return step.tokens_per_s_per_gpu * case.gpus_per_node
 
 
 def table() -> list[list]:
