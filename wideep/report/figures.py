@@ -143,26 +143,22 @@ def terms_svg(terms: Sequence[dict], step_ms: float, title: str) -> Any:
 
 
 @styled
-def heatmap_svg(panels: Sequence[tuple[str, Any, Any]], domain_size: int, title: str) -> Any:
-    """GPU load per MoE layer for several placements side by side, extra expert copies marked.
+def heatmap_svg(panels: Sequence[tuple[str, Any]], domain_size: int, title: str) -> Any:
+    """GPU load per MoE layer for several placements side by side.
 
-    ``panels`` = [(name, load (layers, gpus) as a multiple of the layer's mean, extra copies (layers, gpus))].
-    Rows are layers, columns GPUs; a dot marks a GPU holding a redundant copy in that layer (big dot: several).
+    ``panels`` = [(name, load (layers, gpus) as a multiple of the layer's mean)]; rows are layers, columns GPUs,
+    white lines between NVLink domains of ``domain_size`` GPUs.
     """
     layers, gpus = panels[0][1].shape
     fig, axes = figure(min(2.2 + 2.6 * len(panels) * max(gpus, 8) / 32, 11), 1.6 + 0.05 * layers, 1, len(panels),
                        sharey=True)
     hi = max(1.5, max(float(p[1].max()) for p in panels))
     image = None
-    for ax, (name, load, extra) in zip(axes[0], panels):
+    for ax, (name, load) in zip(axes[0], panels):
         image = ax.imshow(load, aspect="auto", cmap="RdYlBu_r", vmin=0.5, vmax=hi, interpolation="nearest")
-        for size, mask in ((5, extra == 1), (14, extra > 1)):  # constant sizes: one SVG marker reused
-            ys, xs = mask.nonzero()
-            ax.scatter(xs, ys, s=size, c="black", marker="o", lw=0)
         for b in range(domain_size, gpus, domain_size):
             ax.axvline(b - 0.5, color="white", lw=1.5)
-        worst = float(load.max(axis=1).mean())
-        ax.set_title(f"{name}\nbusiest GPU {worst:.2f}x the mean", fontsize=8.5)
+        ax.set_title(f"{name}\nbusiest GPU {float(load.max(axis=1).mean()):.2f}x the mean", fontsize=8.5)
         ax.set_xlabel("GPU (EP rank)")
         ax.grid(False)
     axes[0, 0].set_ylabel("MoE layer")
@@ -172,22 +168,27 @@ def heatmap_svg(panels: Sequence[tuple[str, Any, Any]], domain_size: int, title:
 
 
 @styled
-def slots_svg(name: str, expert_share: Any, copies: Any, layer: int) -> Any:
-    """One layer's slots by GPU: each cell a resident expert, coloured by its share of the layer's
-    selections per copy; cells of an expert with several copies are outlined.
+def slots_svg(panels: Sequence[tuple[str, Any, Any]], layer: int) -> Any:
+    """One layer's slots by GPU under several placements: each cell a resident expert, coloured by its share of
+    the layer's selections per copy; cells of an expert with several copies are outlined.
 
-    ``expert_share`` and ``copies`` have shape (gpus, slots_per_gpu).
+    ``panels`` = [(name, share, copies)], the two arrays of shape (gpus, slots_per_gpu).
     """
-    gpus, spg = expert_share.shape
-    fig, ax = figure(min(1.5 + 0.22 * gpus, 11), 1.2 + 0.18 * spg)
-    ax = ax[0, 0]
-    image = ax.imshow(expert_share.T * 100, aspect="auto", cmap="viridis", interpolation="nearest")
-    ys, xs = (copies.T > 1).nonzero()
-    ax.scatter(xs, ys, s=18, facecolors="none", edgecolors="white", lw=0.9, marker="s")
-    ax.set_xlabel("GPU (EP rank)")
-    ax.set_ylabel("slot on the GPU")
-    ax.grid(False)
-    ax.set_title(f"{name}, MoE layer {layer}: one cell per resident expert (white square: an expert with copies)",
-                 fontsize=9)
-    fig.colorbar(image, ax=ax, shrink=0.8, label="% of the layer's selections per copy")
+    gpus, spg = panels[0][1].shape
+    fig, axes = figure(min(2.0 + 0.22 * gpus, 11), 0.9 + len(panels) * (0.5 + 0.16 * spg), len(panels), 1,
+                       sharex=True)
+    hi = max(float(p[1].max()) for p in panels) * 100
+    image = None
+    for ax, (name, share, copies) in zip(axes[:, 0], panels):
+        image = ax.imshow(share.T * 100, aspect="auto", cmap="viridis", vmin=0, vmax=hi, interpolation="nearest")
+        ys, xs = (copies.T > 1).nonzero()
+        ax.scatter(xs, ys, s=16, facecolors="none", edgecolors="white", lw=0.9, marker="s")
+        ax.set_ylabel("slot")
+        ax.set_title(f"{name}: busiest GPU holds {100 * float(share.sum(axis=1).max()):.1f}% of the selections "
+                     f"(even: {100 / gpus:.1f}%)", fontsize=8.5)
+        ax.grid(False)
+    axes[-1, 0].set_xlabel("GPU (EP rank)")
+    fig.colorbar(image, ax=axes[:, 0].tolist(), shrink=0.8, label="% of the layer's selections per copy")
+    fig.suptitle(f"MoE layer {layer}: one cell per resident expert; white square: an expert with several copies",
+                 fontsize=9.5)
     return fig

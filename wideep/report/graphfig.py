@@ -160,7 +160,7 @@ def annotate_rows(ax: Any, pos: dict, graph: Any) -> None:
 
 @styled
 def graph_svg(cluster: Cluster, link_bytes: dict, binding: dict, title: str) -> Any:
-    """Two panels (dispatch, combine) of the cluster graph; ``link_bytes`` = {phase: bytes per edge of
+    """Two panels (dispatch, combine; stacked, or side by side for a tall graph) of the cluster graph; ``link_bytes`` = {phase: bytes per edge of
     ``cluster.edges``}, ``binding`` = {phase: "u->v"}."""
     pos, hardware = layout(cluster)
     racks = {f"nvsw{d}" for d in range(cluster.n_domains)
@@ -168,15 +168,17 @@ def graph_svg(cluster: Cluster, link_bytes: dict, binding: dict, title: str) -> 
     xs = [p[0] for p in pos.values()]
     ys = [p[1] for p in pos.values()]
     span_x, span_y = max(xs) - min(xs) + 2.5, max(ys) - min(ys) + 0.6
-    width = min(11.0, max(7.0, 1.3 * span_x))
-    panel_h = min(max(width * span_y / span_x, 2.2), 4.5)
-    fig, axes = figure(width, 2 * panel_h + 1.0, 2, 1)
+    tall = span_y > span_x  # one rack: the two panels side by side
+    width = min(11.0, max(7.0, 1.3 * span_x * (2 if tall else 1)))
+    panel_h = min(max(width / (2 if tall else 1) * span_y / span_x, 2.2), 4.5)
+    fig, axes = figure(width, panel_h * (1 if tall else 2) + 1.0, 1 if tall else 2, 2 if tall else 1)
+    panels = axes.reshape(-1)
     lines = None
-    for ax, phase in zip(axes[:, 0], ("dispatch", "combine")):
+    for ax, phase in zip(panels, ("dispatch", "combine")):
         lines = draw_phase(ax, cluster, pos, racks, link_busy(cluster, link_bytes[phase]), binding[phase], phase)
         if hardware:
             annotate_rows(ax, pos, cluster.graph)
-    axes[0, 0].legend(loc="upper right", fontsize=7, frameon=False, markerscale=0.8)
-    fig.colorbar(lines, ax=axes[:, 0].tolist(), shrink=0.6, label="busy time / busiest link's")
+    panels[0].legend(loc="upper right", fontsize=7, frameon=False, markerscale=0.8)
+    fig.colorbar(lines, ax=panels.tolist(), shrink=0.6, label="busy time / busiest link's")
     fig.suptitle(title, fontsize=10)
     return fig
