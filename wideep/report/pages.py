@@ -82,6 +82,8 @@ def plan_rows(d: dict) -> list[list[Any]]:
             ["$ per million input tokens", d["usd_per_mtok_input"]],
             [f"$ per million tokens at ISL {d['cost']['isl']}/OSL {d['cost']['osl']}", d["usd_per_mtok_mix"]],
             ["output tokens/s per MW (fleet)", d["tokens_per_s_per_MW"]],
+            ["dispatch binding link (tier), as the step model counts it",
+             f"{d['expert_parallel']['binding_link']} ({d['expert_parallel']['binding_tier']})"],
             ["memory per GPU [GB]", f"{m['total_GB']:.1f} of {m['usable_GB']:.0f} ({'fits' if m['fits'] else 'does not fit'})"]]
 
 
@@ -242,8 +244,11 @@ def best_sections(spec: Any, system: str, r: dict) -> list[Section]:
     out = [Section(f"{system}: where the best configuration's step goes", TERMS_TEXT.format(what=f"{system}'s best "
                    f"configuration (EP {d['ep']}, batch {d['batch']}, MTP {d['mtp']}, {d['dtype']})"),
                    figure_html(figures.terms_svg(d["terms"], d["step_ms"], f"{system}: decode step by term"),
-                               f"decode step {d['step_ms']:.2f} ms, bound by {d['binding']}", "terms")),
-           Section(f"{system}: assumptions and calibration", "The price and settings behind the best configuration, "
+                               f"decode step {d['step_ms']:.2f} ms, bound by {d['binding']}", "terms"))]
+    links = decode_links(p)
+    if links is not None:
+        out.append(graph_section(*links, f"the best configuration's decode step ({d['batch']} sequences/GPU)"))
+    out += [Section(f"{system}: assumptions and calibration", "The price and settings behind the best configuration, "
                    "and the calibration file that set each term's efficiency, with how it was obtained.",
                    table_html(assumptions_rows(d), ["assumption", "value"]) + calibration_table(d["calibration"]))]
     if r.get("deploy"):
