@@ -103,6 +103,9 @@ def cost_svg(curves: dict[str, Sequence[Sequence[float]]], title: str) -> Any:
         pts = [(x, y / base[x]) for x, y in curves[name] if y is not None and base.get(x)]
         bottom.step([p[0] for p in pts], [p[1] for p in pts], where="post", lw=1.6, color=colour(i),
                     label=f"{name} / {names[0]}")
+        for x, r in (pts[:1] + pts[-1:]) if pts else []:  # the ratio where the comparison starts and ends
+            words = f"{r:.2g}x" + (f" ({1 / r:.0f}x cheaper)" if r < 0.5 else "")
+            bottom.annotate(words, (x, r), xytext=(4, 4), textcoords="offset points", fontsize=7.5, color=colour(i))
     bottom.axhline(1.0, color="#555", lw=0.8, ls="--")
     bottom.set_yscale("log")
     bottom.set_ylabel(f"cost ratio to {names[0]}")

@@ -19,10 +19,10 @@ from wideep.report.tables import fmt
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src 'none'; connect-src 'none'"
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #222;
-       max-width: 1100px; margin: 1.5em auto; padding: 0 1em; line-height: 1.45; }
+       max-width: 1200px; margin: 1.5em auto; padding: 0 1em; line-height: 1.45; }
 h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { font-size: 1.2em; border-bottom: 1px solid #ccc; margin-top: 1.8em; }
 p.lead { color: #444; } p.explain { max-width: 62em; }
-table { border-collapse: collapse; font-size: 0.85em; margin: 0.6em 0; }
+div.table { overflow-x: auto; } table { border-collapse: collapse; font-size: 0.82em; margin: 0.6em 0; }
 th, td { border: 1px solid #ddd; padding: 0.25em 0.5em; } th { background: #f3f3f3; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 figure { margin: 0.8em 0; } figure svg { max-width: 100%; height: auto; }
@@ -33,7 +33,7 @@ footer { margin-top: 3em; font-size: 0.8em; color: #666; }
   body { max-width: none; margin: 0; font-size: 10pt; }
   section, figure, table { break-inside: avoid; page-break-inside: avoid; }
   h2 { break-after: avoid; page-break-after: avoid; }
-  pre { white-space: pre-wrap; }
+  pre { white-space: pre-wrap; } div.table { overflow: visible; } table { font-size: 7.5pt; }
 }
 """
 
@@ -52,7 +52,7 @@ def table_html(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
     """An HTML table; numbers formatted as the text tables do (:func:`wideep.report.tables.fmt`), right-aligned."""
     head = "".join(f"<th>{escape(str(h))}</th>" for h in headers)
     body = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>\n" for row in rows)
-    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody></table>"
+    return f'<div class="table"><table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody></table></div>'
 
 
 def cell(value: Any) -> str:
