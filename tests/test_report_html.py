@@ -23,6 +23,7 @@ pytest.importorskip("matplotlib")
 from wideep.plan import PlanSpec, plan  # noqa: E402
 from wideep.plan.search import Targets, cost_ratio, search  # noqa: E402
 from wideep.plan.studies import a2a_by_name, plan_placement  # noqa: E402
+from wideep.plan.sweep import compare_report  # noqa: E402
 from wideep.report import cluster_pages, pages  # noqa: E402
 from wideep.report.html import CSP  # noqa: E402
 from wideep.specs.model import load_model  # noqa: E402
@@ -48,11 +49,13 @@ def built() -> dict[str, str]:
         "plan": pages.plan_page([plan(PlanSpec(topology="hgx-h200", ep=16, gpus=16))]),
         "place": cluster_pages.place_page(study, "global", m, cluster, stats, traffic),
         "a2a": cluster_pages.a2a_page(res, load_cluster("gb200-nvl72", 72), "deepseek-v3", "uniform"),
+        "compare": pages.compare_page(compare_report(PlanSpec(ep=8), ["hgx-h200", "gb200-nvl72"], with_lead=True),
+                                      "deepseek-v3"),
     }
 
 
 FIGURES = {"search": ["pareto", "cost", "terms", "graph"], "plan": ["terms", "graph"],
-           "place": ["heatmap", "slots", "graph"], "a2a": ["graph"]}
+           "place": ["heatmap", "slots", "graph"], "a2a": ["graph"], "compare": ["pareto", "cost"]}
 
 
 def figures_of(html: str) -> dict[str, list[str]]:

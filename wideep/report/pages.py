@@ -20,6 +20,10 @@ PARETO_TEXT = ("Each line is one system's Pareto front: the configurations no ot
                "system beats on both axes. Left to right, each user gets tokens faster (smaller batches, more "
                "speculation); bottom to top, each GPU serves more tokens in total (bigger batches). A line above "
                "another at a given interactivity serves more tokens per GPU there. Points are modelled, not measured.")
+SWEEP_TEXT = ("Each line is one system's decode batch sweep at the table's settings: one point per batch size that "
+              "fits in HBM. Left to right, each user gets tokens faster (smaller batches); bottom to top, each GPU "
+              "serves more tokens in total (bigger batches). A line above another at a given interactivity serves "
+              "more tokens per GPU there. Points are modelled, not measured.")
 COST_TEXT = ("Top: the cheapest price per million tokens each system reaches while giving every user at least the "
              "interactivity on the x axis (log scale; a line stops where the system cannot go faster). Bottom: each "
              "system's price divided by the first system's at the same interactivity; below the dashed line it is "
@@ -157,7 +161,7 @@ def compare_page(rep: dict, model: str, command: str = "") -> str:
                         table_html([[r[k] for k, _ in COLUMNS] for r in rows], [h for _, h in COLUMNS]))]
     curves = rep.get("curves") or {}
     if any(curves.values()):
-        sections.append(Section("Throughput against interactivity", PARETO_TEXT.replace("Pareto front", "batch sweep"),
+        sections.append(Section("Throughput against interactivity", SWEEP_TEXT,
                                 figure_html(figures.pareto_svg(curves, f"{model}: decode batch sweep"),
                                             "one point per batch size that fits in HBM", "pareto")))
         price = {r["system"]: r["usd_per_gpu_hour"] for r in rows}
