@@ -69,7 +69,7 @@ def catalog_layout(cluster: Cluster) -> dict[str, tuple[float, float]]:
 def layout(cluster: Cluster) -> tuple[dict[str, tuple[float, float]], bool]:
     """(positions, drawn as racks?) for every node: the hardware layout when the names are the catalog's."""
     names = set(cluster.graph)
-    if {f"gpu{r}" for r in range(cluster.n_gpus)} <= names and f"nvsw0" in names and cluster.system is not None:
+    if {f"gpu{r}" for r in range(cluster.n_gpus)} <= names and "nvsw0" in names and cluster.system is not None:
         pos = catalog_layout(cluster)
         if set(pos) == names:
             return pos, True
@@ -152,16 +152,19 @@ def rect(x: float, y: float, w: float, h: float) -> Any:
 def annotate_rows(ax: Any, pos: dict, graph: Any) -> None:
     """Row labels at the left: NVLink domains, NICs, leaf and spine switches."""
     x0 = min(p[0] for p in pos.values()) - 0.3
-    for y, text, prefix in ((0.0, "NVLink\ndomain\n(NVSwitch)", "nvsw"), (-2.2, "NICs", "nic"), (-3.6, "leaf\nswitches", "leaf"),
-                            (-5.0, "spine\nswitches", "spine")):
+    rows = ((0.0, "NVLink\ndomain\n(NVSwitch)", "nvsw"), (-2.2, "NICs", "nic"), (-3.6, "leaf\nswitches", "leaf"),
+            (-5.0, "spine\nswitches", "spine"))
+    for y, text, prefix in rows:
         if any(n.startswith(prefix) and abs(pos[n][1] - y) < 1e-9 for n in graph):
             ax.text(x0, y, text, ha="right", va="center", fontsize=8, color="#444")
 
 
 @styled
 def graph_svg(cluster: Cluster, link_bytes: dict, binding: dict, title: str) -> Any:
-    """Two panels (dispatch, combine; stacked, or side by side for a tall graph) of the cluster graph; ``link_bytes`` = {phase: bytes per edge of
-    ``cluster.edges``}, ``binding`` = {phase: "u->v"}."""
+    """Two panels (dispatch, combine; stacked, or side by side for a tall graph) of the cluster graph.
+
+    ``link_bytes`` = {phase: bytes per edge of ``cluster.edges``}, ``binding`` = {phase: "u->v"}.
+    """
     pos, hardware = layout(cluster)
     racks = {f"nvsw{d}" for d in range(cluster.n_domains)
              if hardware and np.sum(cluster.domain_of == d) > RING_MAX}
