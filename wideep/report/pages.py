@@ -191,11 +191,12 @@ def best_plan(spec: Any, system: str, best: dict) -> Any:
 def best_table(result: dict) -> str:
     keys = ["mode", "ep", "batch", "mtp", "dtype", "prefill_gpus", "decode_gpus", "usd_per_mtok",
             "tokens_per_s_per_gpu", "tokens_per_s_per_user", "ttft_ms", "tpot_ms", "binding"]
-    heads = ["mode", "EP", "batch [seq/GPU]", "MTP", "dtype", "prefill GPUs", "decode GPUs", "$/Mtok (ISL/OSL mix)",
-             "output tokens/s/GPU (fleet)", "tokens/s/user", "TTFT [ms]", "TPOT [ms]", "binding"]
-    rows = [[s] + ([r["best"][k] for k in keys] if r["best"] else ["no configuration meets the targets"]
-                   + [None] * (len(keys) - 1)) + [r["candidates"]] for s, r in result.items()]
-    return table_html(rows, ["system"] + heads + ["configurations that fit"])
+    heads = ["mode", "EP", "batch [seq/GPU]", "MTP", "dtype", "prefill GPUs", "decode GPUs", "$/Mtok (mix)",
+             "tokens/s/GPU (fleet)", "tokens/s/user", "TTFT [ms]", "TPOT [ms]", "binds"]
+    rows = [[f"{s} ({r['candidates']} fit)"] + ([r["best"][k] for k in keys] if r["best"] else
+                                                ["no configuration meets the targets"] + [None] * (len(keys) - 1))
+            for s, r in result.items()]
+    return table_html(rows, ["system (configurations that fit)"] + heads)
 
 
 def search_cost_curves(result: dict, ratio: Sequence[dict]) -> dict:
