@@ -2,9 +2,8 @@
 
 Searches DeepSeek-R1 at ISL/OSL 1024/1024 on every catalog system (as ``wideep search --topology ... --html``
 does; the search itself is timed apart), builds the page, and loads it in headless Chromium when installed:
-the render time is the time to load, lay out and screenshot the page minus the same for an empty page, median
-of five, as wall time and as the CPU time of Chromium's processes (steadier on a shared machine). ``--page``
-times an existing page instead of searching. Targets (issue 12): under 2 MB, under 2 s in the browser.
+the render time is the wall time to load, lay out and screenshot the page minus the same for an empty page,
+median of five. ``--page`` times an existing page instead of searching. Targets (issue 12): under 2 MB, under 2 s in the browser.
 
 Run: python benchmarks/bench_report.py [--gpus N] [--out FILE] [--page FILE]
 """
@@ -12,7 +11,6 @@ Run: python benchmarks/bench_report.py [--gpus N] [--out FILE] [--page FILE]
 from __future__ import annotations
 
 import argparse
-import resource
 import shutil
 import statistics
 import subprocess
@@ -29,27 +27,21 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def load_s(chromium: str, page: Path, profile: Path) -> tuple[float, float]:
-    """(wall, CPU) seconds for Chromium to start, load and lay out ``page``, and take a screenshot of it.
-
-    CPU time is that of Chromium's whole process tree: on a shared machine it varies less than wall time.
-    """
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+def load_s(chromium: str, page: Path, profile: Path) -> float:
+    """Wall seconds for Chromium to start, load and lay out ``page``, and take a screenshot of it."""
     t = time.perf_counter()
     subprocess.run([chromium, *FLAGS, f"--user-data-dir={profile}", f"--screenshot={profile}.png",
                     "--window-size=1200,2000", page.as_uri()], capture_output=True, timeout=120, check=True)
-    wall = time.perf_counter() - t
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return time.perf_counter() - t
 
 
-def render_s(chromium: str, page: Path, tmp: Path, repeats: int = 5) -> tuple[float, float]:
-    """Median (wall, CPU) seconds of loading ``page`` minus those of an empty page (browser start-up left out)."""
+def render_s(chromium: str, page: Path, tmp: Path, repeats: int = 5) -> float:
+    """Median seconds of loading ``page`` minus those of an empty page (browser start-up left out)."""
     empty = tmp / "empty.html"
     empty.write_text("<!DOCTYPE html><html><body></body></html>")
     full = [load_s(chromium, page, tmp / f"p{i}") for i in range(repeats)]
     base = [load_s(chromium, empty, tmp / f"e{i}") for i in range(repeats)]
-    return tuple(statistics.median(f[k] for f in full) - statistics.median(b[k] for b in base) for k in (0, 1))
+    return statistics.median(full) - statistics.median(base)
 
 
 def main() -> None:
@@ -61,8 +53,8 @@ def main() -> None:
     if args.page:
         with tempfile.TemporaryDirectory() as tmp:
             page = Path(args.page)
-            print("{}: {:.2f} MB; browser render {:.2f} s wall, {:.2f} s CPU".format(
-                page, page.stat().st_size / 1e6, *render_s(shutil.which("chromium"), page, Path(tmp))))
+            print(f"{page}: {page.stat().st_size / 1e6:.2f} MB; browser render "
+                  f"{render_s(shutil.which('chromium'), page, Path(tmp)):.2f} s")
         return
     systems = list_ids("systems")
     spec = PlanSpec(model="deepseek-r1", isl=1024, osl=1024)
@@ -78,8 +70,7 @@ def main() -> None:
         page.write_text(html)
         size = page.stat().st_size
         chromium = shutil.which("chromium")
-        browser = ("{:.2f} s wall, {:.2f} s CPU".format(*render_s(chromium, page, tmp)) if chromium
-                   else "not measured (no chromium)")
+        browser = f"{render_s(chromium, page, tmp):.2f} s" if chromium else "not measured (no chromium)"
     print(f"{len(systems)} systems ({', '.join(systems)}), deepseek-r1 ISL/OSL 1024/1024")
     print(f"search {search_s:.1f} s; page build {build_s:.2f} s; page {size / 1e6:.2f} MB (target < 2 MB); "
           f"browser render {browser} (target < 2 s)")
