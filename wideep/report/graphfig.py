@@ -171,7 +171,7 @@ def graph_svg(cluster: Cluster, link_bytes: dict, binding: dict, title: str) -> 
     xs = [p[0] for p in pos.values()]
     ys = [p[1] for p in pos.values()]
     span_x, span_y = max(xs) - min(xs) + 2.5, max(ys) - min(ys) + 0.6
-    tall = span_y > span_x  # one rack: the two panels side by side
+    tall = cluster.n_domains == 1 or span_y > span_x  # one domain: the two panels side by side
     width = min(11.0, max(7.0, 1.3 * span_x * (2 if tall else 1)))
     panel_h = min(max(width / (2 if tall else 1) * span_y / span_x, 2.2), 4.5)
     fig, axes = figure(width, panel_h * (1 if tall else 2) + 1.0, 1 if tall else 2, 2 if tall else 1)

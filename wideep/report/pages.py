@@ -117,7 +117,7 @@ def graph_section(cluster: Any, res: Any, what: str) -> Section:
     cap = (f"dispatch {s['dispatch_us']:.1f} us (SOL {s['dispatch_sol_us']:.1f}), bound by {s['binding_link']} "
            f"({s['binding_tier']}); combine {s['combine_us']:.1f} us (SOL {s['combine_sol_us']:.1f}), bound by "
            f"{s['combine_binding_link']} ({s['combine_binding_tier']}); per MoE layer, {s['transport']}.")
-    return Section(f"The cluster graph: {cluster.name}", GRAPH_TEXT.format(what="dispatch (top) and combine (bottom)"),
+    return Section(f"The cluster graph: {cluster.name}", GRAPH_TEXT.format(what="dispatch and combine (one panel each)"),
                    figure_html(svg, cap, "graph"))
 
 
