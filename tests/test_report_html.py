@@ -214,3 +214,20 @@ def test_browser_screenshot_of_an_emptied_figure_is_blank(built, tmp_path):
     png = tmp_path / "empty.png"
     chromium(tmp_path, page, f"--screenshot={png}", "--window-size=1100,900")
     assert inked_share(png) < 0.001
+
+
+def test_place_html_adds_the_references_to_the_page_not_to_the_output(tmp_path):
+    """--html places contiguous and EPLB too, for the before/after figures; stdout keeps the one algorithm."""
+    target = tmp_path / "place.html"
+    args = ["place", "--model", "mixtral-8x7b", "--topology", "hgx-h100", "--gpus", "8", "--routing", "zipf:1.2",
+            "--tokens", "32", "--algorithm", "global", "--json"]
+    plain = run_cli(*args)
+    r = run_cli(*args, "--html", str(target))
+    assert r.returncode == 0, r.stderr
+    with_page, without = json.loads(r.stdout), json.loads(plain.stdout)
+    assert with_page["algorithm"] == "global"
+    assert {k: v for k, v in with_page.items() if k != "runtime_s"} == {k: v for k, v in without.items()
+                                                                        if k != "runtime_s"}
+    page = target.read_text()
+    assert {"heatmap", "slots", "graph"} <= set(figures_of(page))
+    assert "contiguous (before)" in page and "balanced (EPLB)" in page
