@@ -206,21 +206,11 @@ def place_cmd(model: str = typer.Option(..., "--model", help="Model id or file."
     if out_path is not None and study.written is not None:
         write_placement(out_path, study.written[0], fmt, m, study.written[1].summary())
         wrote = f"wrote {out_path} ({fmt}, {algorithm}" + (", placed on all the statistics)" if compare else ")")
-    note = html_write(html, lambda cmd: place_html(study, algorithm, m, cluster, stats, routing, seed,
-                                                   dict(transport=transport, dtype=dtype, combine_dtype=combine_dtype,
-                                                        seed=seed), cmd))
+    note = html_write(html, lambda cmd: importlib.import_module("wideep.report.cluster_pages").place_report(
+        study, algorithm, m, cluster, stats, routing, dict(transport=transport, dtype=dtype,
+                                                           combine_dtype=combine_dtype, seed=seed), cmd))
     out(as_json, shown if compare else shown[0],
         lambda: report.place_text(study.header, shown, study.split, wrote) + note)
-
-
-def place_html(study: Any, chosen: str, m: Any, cluster: Any, stats: Optional[List[str]], routing: Optional[str],
-               seed: int, traffic: dict, command: str) -> str:
-    """The ``place`` page from the study and the statistics it placed from."""
-    from wideep.report.cluster_pages import place_page, place_statistics
-
-    h = study.header
-    sample = place_statistics(stats, routing, m, h["ep_size"] * h["tokens_per_gpu"], seed)
-    return place_page(study, chosen, m, cluster, sample, traffic, command)
 
 
 PLAN_DEFAULT_HELP = "Default: compare DeepSeek-V3 EP32 on 4x hgx-h100 and one gb200-nvl72 rack."

@@ -141,3 +141,11 @@ def place_page(study: Any, chosen: str, model: Any, cluster: Any, stats: Any, tr
     return page(f"{h['model']}: expert placement on {h['cluster']}, EP {h['ep_size']}",
                 "Where each MoE layer's experts live on the GPUs, how evenly that spreads the work, and how much "
                 "dispatch and combine traffic it sends over the slow links.", sections, command)
+
+
+def place_report(study: Any, chosen: str, model: Any, cluster: Any, stats_paths: Sequence[str] | None,
+                 routing: str | None, traffic: dict, command: str = "") -> str:
+    """:func:`place_page` with the statistics read again from the ``--stats`` files or ``--routing`` spec."""
+    h = study.header
+    stats = place_statistics(stats_paths, routing, model, h["ep_size"] * h["tokens_per_gpu"], traffic["seed"])
+    return place_page(study, chosen, model, cluster, stats, traffic, command)
