@@ -15,7 +15,7 @@ import numpy as np
 from wideep.core import units
 from wideep.report import figures
 from wideep.report.html import Section, figure_html, page, table_html
-from wideep.report.pages import graph_section
+from wideep.report.pages import graph_section, rule_words
 from wideep.report.tables import HELD_OUT_COLS, PLACE_COLS, VERSUS_WORDS
 
 HEAT_TEXT = ("Each panel is one placement of the experts; rows are MoE layers, columns GPUs (EP ranks; white lines "
@@ -47,7 +47,7 @@ def a2a_page(res: Any, cluster: Any, model: str, routing: str, command: str = ""
     assumptions = [["model", model], ["cluster", cluster.name], ["EP group", f"ranks 0-{s['ep_size'] - 1}"],
                    ["tokens per GPU", s["tokens_per_gpu"]], ["transport", s["transport"]],
                    ["bytes per token copy", ", ".join(f"{p} {b:,}" for p, b in s["message_bytes"].items())],
-                   ["routing statistics", routing], ["replica rule", s["replica_rule"]]]
+                   ["routing statistics", routing], ["replica rule", rule_words(s["replica_rule"])]]
     sections = [Section("Dispatch and combine, per MoE layer",
                         "Dispatch sends each token's hidden state to the GPUs holding its selected experts; combine "
                         "brings the results back. Time is the binding link's bytes over its achieved bandwidth plus "
@@ -138,6 +138,12 @@ def place_page(study: Any, chosen: str, model: Any, cluster: Any, stats: Any, tr
     res = a2a(model, cluster, chosen_p.phy2log, stats, h["ep_size"], h["tokens_per_gpu"], traffic["transport"],
               traffic["dtype"], traffic["combine_dtype"], traffic["seed"], study.replica_rule)
     sections.append(graph_section(cluster, res, f"{h['tokens_per_gpu']} tokens per GPU under the {chosen} placement"))
+    assumptions = [["model", h["model"]], ["cluster", h["cluster"]], ["EP group", h["ep_size"]],
+                   ["slots per layer", f"{h['slots']} ({h['redundant']} redundant)"],
+                   ["tokens per GPU per step", h["tokens_per_gpu"]], ["replica rule", rule_words(study.replica_rule)],
+                   ["transport (for the times)", traffic["transport"]]]
+    sections.append(Section("Assumptions", "What the figures above assume.",
+                            table_html(assumptions, ["assumption", "value"])))
     return page(f"{h['model']}: expert placement on {h['cluster']}, EP {h['ep_size']}",
                 "Where each MoE layer's experts live on the GPUs, how evenly that spreads the work, and how much "
                 "dispatch and combine traffic it sends over the slow links.", sections, command)

@@ -63,6 +63,13 @@ def calibration_table(calibration: dict) -> str:
                       ["term", "calibration file [table]", "obtained how (fitted or held out)"])
 
 
+def rule_words(rule: str) -> str:
+    """A replica rule's name and what it does (which copy of a replicated expert a token uses)."""
+    from wideep.slots import RULE_WORDS
+
+    return f"{rule}: {RULE_WORDS[rule]}" if rule in RULE_WORDS else rule
+
+
 def assumptions_rows(d: dict) -> list[list[Any]]:
     """The assumptions behind a plan dict as (what, value) rows."""
     ep = d.get("expert_parallel", {})
@@ -71,7 +78,7 @@ def assumptions_rows(d: dict) -> list[list[Any]]:
             ["power", f"{d['kW_per_gpu']} kW per GPU, all-in"],
             ["EP group, batch, context", f"EP {d['ep']}, {d['batch']} sequences/GPU, {d['context']:,} tokens"],
             ["precision, MTP", f"{d['dtype']}, {d['mtp']} draft tokens"],
-            ["expert placement", d["placement"]], ["replica rule", d["replica_rule"]],
+            ["expert placement", d["placement"]], ["replica rule", rule_words(d["replica_rule"])],
             ["routing statistics", ep.get("routing", "-")], ["transport", ep.get("transport", "-")],
             ["prompt / output tokens per request", f"{d['cost']['isl']} / {d['cost']['osl']}"]]
 
@@ -172,7 +179,7 @@ def compare_page(rep: dict, model: str, command: str = "") -> str:
                                 figure_html(figures.cost_svg(cost, f"{model}: $ per million output tokens"),
                                             "decode only, at each system's catalog GPU-hour price", "cost")))
     sections.append(Section("Assumptions", "Shared by every row.", table_html(
-        [["placement", rep.get("placement")], ["replica rule", rep.get("replica_rule")],
+        [["placement", rep.get("placement")], ["replica rule", rule_words(rep.get("replica_rule", ""))],
          ["prices", ", ".join(f"{r['system']} ${r['usd_per_gpu_hour']}/GPU-hour" for r in rows)]],
         ["assumption", "value"])))
     return page(f"{model}: " + " vs ".join(dict.fromkeys(r["system"] for r in rows)),
