@@ -30,7 +30,7 @@ def examples() -> list[tuple[str, list[str]]]:
 
 def test_readme_opens_with_the_two_commands():
     text = README.read_text()
-    install = "python3 -m venv .venv && .venv/bin/pip install '.[test]' && .venv/bin/wideep plan"
+    install = "python3 -m venv .venv && .venv/bin/pip install '.[test,report]' && .venv/bin/wideep plan"
     assert text.index(install) < text.index(".venv/bin/python -m pytest") < text.index("## Quickstart")
 
 

@@ -54,6 +54,24 @@ app.add_typer(models_app, name="models")
 app.add_typer(topologies_app, name="topologies")
 
 JSON = typer.Option(False, "--json", help="Machine-readable JSON on stdout, nothing else there.")
+HTML = typer.Option(None, "--html", help="Also write a self-contained HTML report with figures (needs 'wideep[report]').")
+
+
+def html_start(path: Optional[str]) -> None:
+    """Before any work: the --html path is writable and matplotlib is installed (one-line errors)."""
+    if path is not None:
+        check_writable(path, "--html")
+        from wideep.report.figures import matplotlib_module
+        matplotlib_module()
+
+
+def html_write(path: Optional[str], build: Callable[[str], str]) -> str:
+    """Write ``build(command line)`` to the --html path; the line to print (empty without --html)."""
+    if path is None:
+        return ""
+    from wideep.report.html import write_page
+    write_page(path, build("wideep " + " ".join(sys.argv[1:])))
+    return f"\nwrote {path}"
 
 
 def out(as_json: bool, data: Any, text: Callable[[], str]) -> None:
@@ -165,11 +183,13 @@ def place_cmd(model: str = typer.Option(..., "--model", help="Model id or file."
               fmt: Optional[str] = typer.Option(None, "--format",
                                                 help="Format of --out: sglang (default), vllm, trtllm or json."),
               seed: int = typer.Option(0, "--seed", help="Seed of synthetic routing."),
+              html: Optional[str] = HTML,
               as_json: bool = JSON) -> None:
     """Place experts (contiguous, EPLB balanced or global, or topology-aware) and measure the placement."""
     if fmt is not None and out_path is None:
         raise InputError("sets the format of the file --out writes; give --out FILE too", "--format")
     check_writable(out_path, "--out")
+    html_start(html)
     from wideep.placement.files import FORMATS, write_placement
     from wideep.placement.placers import ALGORITHMS
     from wideep.plan.studies import plan_placement
@@ -181,15 +201,22 @@ def place_cmd(model: str = typer.Option(..., "--model", help="Model id or file."
         raise InputError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})", "--format")
     m, cluster = load_model(model), load_cluster(topology, gpus)
     algorithms = list(ALGORITHMS) if compare else [algorithm]
+    if html is not None:  # the page shows the chosen placement before (contiguous) and after, against EPLB
+        algorithms = list(dict.fromkeys(["contiguous", "balanced", *algorithms]))
     study = plan_placement(m, cluster, gpus if ep is None else ep, redundant, tokens, algorithms, stats, routing,
                            transport, dtype, combine_dtype, seed, replica_rule, held_out=compare,
                            write=algorithm if out_path is not None else None)
     rows = study.rows()
+    shown = rows if compare else [r for r in rows if r["algorithm"] == algorithm]
     wrote = None
     if out_path is not None and study.written is not None:
         write_placement(out_path, study.written[0], fmt, m, study.written[1].summary())
         wrote = f"wrote {out_path} ({fmt}, {algorithm}" + (", placed on all the statistics)" if compare else ")")
-    out(as_json, rows if compare else rows[0], lambda: report.place_text(study.header, rows, study.split, wrote))
+    note = html_write(html, lambda cmd: importlib.import_module("wideep.report.cluster_pages").place_report(
+        study, algorithm, m, cluster, stats, routing, dict(transport=transport, dtype=dtype,
+                                                           combine_dtype=combine_dtype, seed=seed), cmd))
+    out(as_json, shown if compare else shown[0],
+        lambda: report.place_text(study.header, shown, study.split, wrote) + note)
 
 
 PLAN_DEFAULT_HELP = "Default: compare DeepSeek-V3 EP32 on 4x hgx-h100 and one gb200-nvl72 rack."
@@ -273,17 +300,28 @@ def plan_options(*layout: str) -> Callable[[Callable[..., None]], Callable[..., 
 @plan_options("model", "topology", "gpus", "ep", "batch", "context")
 def plan_cmd(options: dict,
              topology: Optional[str] = typer.Option(None, "--topology", help="System id or file. " + PLAN_DEFAULT_HELP),
+             html: Optional[str] = HTML,
              as_json: bool = JSON) -> None:
     """Step time, memory fit and $/Mtok of one deployment; without --topology, Hopper vs Blackwell."""
     spec = plan_spec(topology, **options)  # checks the sizes before the modules behind a plan load
+    html_start(html)
     from wideep.plan import compare_topologies, plan
 
     if topology is None:
-        cmp = compare_topologies(spec).to_dict()
-        out(as_json, cmp, lambda: report.comparison_text(cmp))
+        both = compare_topologies(spec)
+        cmp = both.to_dict()
+        note = html_write(html, lambda c: pages().plan_page(both.plans, both.why, c))
+        out(as_json, cmp, lambda: report.comparison_text(cmp) + note)
         return
-    d = plan(spec).to_dict()
-    out(as_json, d, lambda: report.plan_text(d))
+    p = plan(spec)
+    d = p.to_dict()
+    note = html_write(html, lambda c: pages().plan_page([p], "", c))
+    out(as_json, d, lambda: report.plan_text(d) + note)
+
+
+def pages() -> Any:
+    """The HTML page builders (loaded with --html only)."""
+    return importlib.import_module("wideep.report.pages")
 
 
 @app.command("compare")
@@ -297,16 +335,18 @@ def compare_cmd(options: dict,
                 xlsx: Optional[str] = typer.Option(None, "--xlsx", help="Write the rows to this XLSX file (openpyxl)."),
                 svg: Optional[str] = typer.Option(None, "--svg", help="Draw tokens/s/GPU vs tokens/s/user (implies --sweep)."),
                 sweep: bool = typer.Option(False, "--sweep", help="Also: who leads at every interactivity."),
+                html: Optional[str] = HTML,
                 as_json: bool = JSON) -> None:
     """The procurement report: one row per system and batch, stable columns with units; CSV/XLSX."""
     for path, option in ((csv, "--csv"), (xlsx, "--xlsx"), (svg, "--svg")):
         check_writable(path, option)
+    html_start(html)
     spec = plan_spec(None, batch=(batch or [SPEC.batch])[0], **options)
     from wideep.plan.sweep import COLUMNS, compare_report
 
     if xlsx is not None:
         report.xlsx_module()  # before anything is written
-    rep = compare_report(spec, topology, batch, interactivity, sweep or svg is not None)
+    rep = compare_report(spec, topology, batch, interactivity, sweep or svg is not None or html is not None)
     if svg is not None:
         report.write_curves_svg(svg, rep["curves"], f"{spec.model} decode, EP {rep['rows'][0]['ep']}, "
                                 f"context {spec.decode_context:,}")
@@ -314,8 +354,9 @@ def compare_cmd(options: dict,
         report.write_csv(csv, rep["rows"], COLUMNS)
     if xlsx is not None:
         report.write_xlsx(xlsx, rep["rows"], COLUMNS)
+    note = html_write(html, lambda c: pages().compare_page(rep, spec.model, c))
     out(as_json, rep, lambda: report.compare_text(rep, COLUMNS)
-        + "".join(f"\nwrote {f}" for f in (csv, xlsx, svg) if f is not None))
+        + "".join(f"\nwrote {f}" for f in (csv, xlsx, svg) if f is not None) + note)
 
 
 @app.command("search")
@@ -334,6 +375,7 @@ def search_cmd(topology: List[str] = typer.Option(..., "--topology", help="Syste
                csv: Optional[str] = typer.Option(None, "--csv", help="Write every Pareto point to this CSV file."),
                xlsx: Optional[str] = typer.Option(None, "--xlsx", help="The same rows as XLSX (openpyxl)."),
                svg: Optional[str] = typer.Option(None, "--svg", help="Draw each system's Pareto front."),
+               html: Optional[str] = HTML,
                as_json: bool = JSON) -> None:
     """Cheapest configuration per system meeting TPOT/TTFT targets at ISL/OSL, and its Pareto front."""
     from wideep.plan.search import COLUMNS as SEARCH_COLUMNS, Targets, cost_ratio, rows, search
@@ -343,6 +385,7 @@ def search_cmd(topology: List[str] = typer.Option(..., "--topology", help="Syste
     if interactivity is not None and not interactivity > 0:
         raise InputError(f"must be > 0, got {interactivity}", "--interactivity")
     targets = Targets(1000.0 / interactivity if interactivity else tpot_ms, ttft_ms)
+    html_start(html)
     if xlsx is not None:
         report.xlsx_module()  # before anything is written
     default_dtype, per_system = split_dtypes(dtype or [], topology)
@@ -357,8 +400,9 @@ def search_cmd(topology: List[str] = typer.Option(..., "--topology", help="Syste
         report.write_curves_svg(svg, {t: [[q["tokens_per_s_per_user"], q["tokens_per_s_per_gpu"]] for q in r["pareto"]]
                                       for t, r in result.items()}, f"{model} ISL {isl}/OSL {osl}: Pareto fronts")
     ratio = cost_ratio(result) if len(result) > 1 else []
+    note = html_write(html, lambda c: pages().search_page(result, ratio, spec, targets, c))
     out(as_json, result | ({"cost_ratio": ratio} if ratio else {}), lambda: report.search_text(result, SEARCH_COLUMNS, ratio)
-        + "".join(f"\nwrote {f}" for f in (csv, xlsx, svg) if f is not None))
+        + "".join(f"\nwrote {f}" for f in (csv, xlsx, svg) if f is not None) + note)
 
 
 def add_deploy(result: dict, model_id: str) -> None:
@@ -425,13 +469,19 @@ def a2a_cmd(model: str = typer.Option(..., "--model", help="Model id or file."),
             placement: Optional[str] = typer.Option(None, "--placement", help="phy2log JSON (SGLang) or .npy."),
             replica_rule: str = typer.Option(SPEC.replica_rule, "--replica-rule", help=RULE_HELP),
             seed: int = typer.Option(0, "--seed", help="Seed of synthetic routing and resampling."),
+            html: Optional[str] = HTML,
             as_json: bool = JSON) -> None:
     """Dispatch and combine time of one MoE layer over the cluster graph, with the binding link and SOL."""
+    html_start(html)
     from wideep.plan.studies import a2a_by_name
+    from wideep.specs.topology import load_cluster
 
-    s = a2a_by_name(model, topology, gpus, ep, tokens, transport, dtype, combine_dtype, routing, placement,
-                    seed, replica_rule).summary()
-    out(as_json, s, lambda: report.a2a_text(s))
+    res = a2a_by_name(model, topology, gpus, ep, tokens, transport, dtype, combine_dtype, routing, placement,
+                      seed, replica_rule)
+    s = res.summary()
+    note = html_write(html, lambda c: importlib.import_module("wideep.report.cluster_pages").a2a_page(
+        res, load_cluster(topology, gpus if gpus is not None else ep), model, routing, c))
+    out(as_json, s, lambda: report.a2a_text(s) + note)
 
 
 def flatten(d: dict, prefix: str = "") -> list[list[Any]]:
