@@ -207,7 +207,8 @@ def place_cmd(model: str = typer.Option(..., "--model", help="Model id or file."
                            transport, dtype, combine_dtype, seed, replica_rule, held_out=compare,
                            write=algorithm if out_path is not None else None)
     rows = study.rows()
-    shown = rows if compare else [r for r in rows if r["algorithm"] == algorithm]
+    # one algorithm is the best of itself, whatever references the page placed beside it
+    shown = rows if compare else [r | {"best": True} for r in rows if r["algorithm"] == algorithm]
     wrote = None
     if out_path is not None and study.written is not None:
         write_placement(out_path, study.written[0], fmt, m, study.written[1].summary())

@@ -115,7 +115,7 @@ def place_page(study: Any, chosen: str, model: Any, cluster: Any, stats: Any, tr
 
     h, rows = study.header, study.rows()
     names = list(dict.fromkeys(["contiguous", "balanced", chosen]))
-    shown = [p for name in names for p, _ in study.runs if p.algorithm == name]
+    shown = [run[0] for name in names for run in study.runs if run[0].algorithm == name]
     panels = load_panels(shown, stats, study.replica_rule)
     domain = int(np.bincount(np.asarray(cluster.domain_of)[:h["ep_size"]]).max())
     cells, heads = place_rows(rows, study.split)
