@@ -26,6 +26,7 @@ from wideep.core import progress
 from wideep.core.errors import InputError, WideEPError
 from wideep.perf.cost import usd_per_mtok
 from wideep.plan import Plan, PlanSpec, plan
+from wideep.plan.deployment import fits_in_memory
 from wideep.specs.model import load_model
 from wideep.specs.topology import load_cluster
 
@@ -135,6 +136,8 @@ def search_system(spec: PlanSpec, topology: str, targets: Targets, modes: tuple[
     for i, s in enumerate(specs):
         progress.advance(f"search {topology}", i + 1, len(specs))
         try:
+            if not fits_in_memory(s):
+                continue
             p = plan(s)
         except WideEPError:  # a candidate the system cannot run (EP larger than it builds, prefill OOM...)
             continue
