@@ -72,11 +72,14 @@ def step_busiest_share(phy2log: np.ndarray, stats: RoutingStats, ep_size: int, s
                        rule: str = DEFAULT_REPLICA_RULE) -> float:
     """Busiest GPU's share of one step's selections, mean over MoE layers and over the consecutive steps of
     ``step_tokens`` tokens (over the whole EP group) in the sample's first :data:`SHARE_TOKENS` tokens (at
-    least one step).
+    least one step); loads-only statistics give the expected share.
 
     Each step spreads its tokens evenly over the ranks (:func:`~wideep.routing.stats.token_ranks`); its
     selections go where the replica rule sends them.
     """
+    if stats.topk_ids is None:  # loads only: the expected split, no sampling noise
+        loads = np.asarray(gpu_loads(phy2log, stats, ep_size, domain_of, rule), dtype=float)
+        return float(np.mean(loads.max(axis=1) / loads.sum(axis=1)))
     phy2log = checked_phy2log(phy2log, stats.n_experts, stats.layers, ep_size)
     dom = np.arange(ep_size) if domain_of is None else np.asarray(domain_of)[:ep_size]
     step_tokens = min(step_tokens, stats.tokens)
