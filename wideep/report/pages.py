@@ -70,13 +70,19 @@ def rule_words(rule: str) -> str:
     return f"{rule}: {RULE_WORDS[rule]}" if rule in RULE_WORDS else rule
 
 
+def batch_words(d: dict) -> str:
+    """``64 sequences/GPU``, or per attention group under tensor parallelism."""
+    return f"{d['batch']} sequences/" + ("GPU" if d.get("tp", 1) <= 1 else f"attention group of {d['tp']} GPUs")
+
+
 def assumptions_rows(d: dict) -> list[list[Any]]:
     """The assumptions behind a plan dict as (what, value) rows."""
     ep = d.get("expert_parallel", {})
     return [["model", d["model"]], ["system, GPUs", f"{d['system']} x{d['gpus']} ({d['gpu']})"],
             ["price", f"${d['usd_per_gpu_hour']:.2f} per GPU-hour ({d['cost']['price_scenario']})"],
             ["power", f"{d['kW_per_gpu']} kW per GPU, all-in"],
-            ["EP group, batch, context", f"EP {d['ep']}, {d['batch']} sequences/GPU, {d['context']:,} tokens"],
+            ["layout, batch, context", f"{d.get('layout', 'EP ' + str(d['ep']))}, {batch_words(d)}, "
+                                       f"{d['context']:,} tokens"],
             ["precision, MTP", f"{d['dtype']}, {d['mtp']} draft tokens"],
             ["expert placement", d["placement"]], ["replica rule", rule_words(d["replica_rule"])],
             ["routing statistics", ep.get("routing", "-")], ["transport", ep.get("transport", "-")],
@@ -140,7 +146,7 @@ def plan_sections(p: Any) -> list[Section]:
                                f"{RESOURCE_WORDS.get(d['binding'], d['binding'])}", "terms"))]
     links = decode_links(p)
     if links is not None:
-        out.append(graph_section(*links, f"one decode step's {d['batch']} sequences/GPU"))
+        out.append(graph_section(*links, f"one decode step's {batch_words(d)}"))
     out.append(Section(f"{name}: assumptions and calibration",
                        "What the numbers above assume, and for each term of the step the calibration file that set "
                        "its efficiency, with how that file was obtained.",
@@ -254,12 +260,13 @@ def best_sections(spec: Any, system: str, r: dict) -> list[Section]:
     p = best_plan(spec, system, r["best"])
     d = p.to_dict()
     out = [Section(f"{system}: where the best configuration's step goes", TERMS_TEXT.format(what=f"{system}'s best "
-                   f"configuration (EP {d['ep']}, batch {d['batch']}, MTP {d['mtp']}, {d['dtype']})"),
+                   f"configuration ({d.get('layout', 'EP ' + str(d['ep']))}, batch {d['batch']}, MTP {d['mtp']}, "
+                   f"{d['dtype']})"),
                    figure_html(figures.terms_svg(d["terms"], d["step_ms"], f"{system}: decode step by term"),
                                f"decode step {d['step_ms']:.2f} ms, bound by {d['binding']}", "terms"))]
     links = decode_links(p)
     if links is not None:
-        out.append(graph_section(*links, f"the best configuration's decode step ({d['batch']} sequences/GPU)"))
+        out.append(graph_section(*links, f"the best configuration's decode step ({batch_words(d)})"))
     out += [Section(f"{system}: assumptions and calibration", "The price and settings behind the best configuration, "
                    "and the calibration file that set each term's efficiency, with how it was obtained.",
                    table_html(assumptions_rows(d), ["assumption", "value"]) + calibration_table(d["calibration"]))]
