@@ -150,6 +150,12 @@ def read_transport(path: Path):
     return load_transport(str(path))
 
 
+def read_collective(path: Path):
+    from wideep.traffic.collectives import load_collective
+
+    return load_collective(str(path))
+
+
 def catalog_text(*parts: str) -> list[bytes]:
     return [(ROOT / p).read_bytes() for p in parts]
 
@@ -194,6 +200,7 @@ READERS: dict[str, Reader] = {r.name: r for r in (
            read_raw_record),
     Reader("transport", ".toml", lambda: catalog_text("topologies/transports/deepep-ll.toml",
                                                        "topologies/transports/deepep-normal.toml"), read_transport),
+    Reader("collective", ".toml", lambda: catalog_text("topologies/collectives/allreduce.toml"), read_collective),
 )}
 
 
