@@ -277,8 +277,7 @@ def plan(spec: PlanSpec) -> Plan:
     ep = ep_for(spec, model, redundant, "decode")
     dec = step_time(model, gpu, cal, decode_wl, ep)
     pre = prefill_step(prefill_key(spec))
-    fits, need_bytes, max_chunk = prefill_fits(model, gpu, ep.slots_per_gpu, spec.prefill_tokens, spec.isl,
-                                               spec.precision, cal.workspace_fraction, spec.tp)
+    fits, need_bytes, max_chunk = prefill_fit(prefill_key(spec), ep.slots_per_gpu)
     if not fits and max_chunk > 0:  # the chunk is the problem (with nothing fitting, the memory line says so)
         raise InputError(f"a prefill chunk of {spec.prefill_tokens:,} tokens of {spec.isl:,}-token prompts needs "
                          f"{need_bytes / units.GB:,.0f} GB per {gpu.id} (weights, KV, activations and all-to-all "
@@ -322,6 +321,15 @@ def prefill_step(spec: PlanSpec) -> StepResult:
     gpu = cluster_for(spec.topology, spec.ep).gpu
     cal = load_calibration(gpu.id, spec.calibration)
     return step_time(model, gpu, cal, spec.workload("prefill"), ep_for(spec, model, redundant_of(spec, model), "prefill"))
+
+
+@lru_cache(maxsize=256)
+def prefill_fit(spec: PlanSpec, slots_per_gpu: int) -> tuple[bool, float, int]:
+    """:func:`~wideep.perf.memory.prefill_fits` of a resolved ``spec`` (cached per :func:`prefill_key`)."""
+    model = load_model(spec.model)
+    gpu = cluster_for(spec.topology, spec.ep).gpu
+    return prefill_fits(model, gpu, slots_per_gpu, spec.prefill_tokens, spec.isl, spec.precision,
+                        load_calibration(gpu.id, spec.calibration).workspace_fraction, spec.tp)
 
 
 def prompt_kv_transfer_s(spec: PlanSpec, model: Model, cluster: Cluster) -> float:
