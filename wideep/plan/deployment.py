@@ -283,7 +283,7 @@ def plan(spec: PlanSpec) -> Plan:
                          f"{need_bytes / units.GB:,.0f} GB per {gpu.id} (weights, KV, activations and all-to-all "
                          f"buffers) of {gpu.hbm_usable_bytes / units.GB:,.0f}; at most {max_chunk:,} tokens fit",
                          "--prefill-tokens")
-    mem = decode_memory(spec, model, gpu, ep.slots_per_gpu, cal.workspace_fraction)
+    mem = decode_memory(spec, ep.slots_per_gpu)
     money = cost(gpu, dec.tokens_per_s_per_gpu, pre.tokens_per_s_per_gpu, spec.isl, spec.osl,
                  spec.price_per_gpu_hour, spec.price_scenario)
     system = cluster.system.id if cluster.system else cluster.name
@@ -292,10 +292,14 @@ def plan(spec: PlanSpec) -> Plan:
                 prompt_kv_transfer_s(spec, model, cluster))
 
 
-def decode_memory(spec: PlanSpec, model: Model, gpu: GPU, slots_per_gpu: int, workspace_fraction: float) -> MemoryFit:
-    """Memory of the decode batch on one GPU (weights, KV, workspace)."""
-    return memory_fit(model, gpu, slots_per_gpu, spec.batch, spec.decode_context, spec.precision, workspace_fraction,
-                      spec.mtp, spec.tp)
+@lru_cache(maxsize=1024)
+def decode_memory(spec: PlanSpec, slots_per_gpu: int) -> MemoryFit:
+    """Memory of the decode batch of a resolved ``spec`` on one GPU (weights, KV, workspace); cached, as a search
+    asks twice (:func:`fits_in_memory`, then :func:`plan`)."""
+    model = load_model(spec.model)
+    gpu = cluster_for(spec.topology, spec.ep).gpu
+    return memory_fit(model, gpu, slots_per_gpu, spec.batch, spec.decode_context, spec.precision,
+                      load_calibration(gpu.id, spec.calibration).workspace_fraction, spec.mtp, spec.tp)
 
 
 def fits_in_memory(spec: PlanSpec) -> bool:
@@ -304,9 +308,8 @@ def fits_in_memory(spec: PlanSpec) -> bool:
     model = load_model(spec.model)
     spec = resolve_ep(spec, model)
     check_spec(spec, model)
-    gpu = cluster_for(spec.topology, spec.ep).gpu
     slots = (model.n_experts + redundant_of(spec, model)) // spec.ep if model.is_moe and spec.ep > 1 else model.n_experts
-    return decode_memory(spec, model, gpu, slots, load_calibration(gpu.id, spec.calibration).workspace_fraction).fits
+    return decode_memory(spec, slots).fits
 
 
 def prefill_key(spec: PlanSpec) -> PlanSpec:
