@@ -137,7 +137,6 @@ def held_out_sample(model: Model, routing: str, seed: int, layers: int) -> Routi
     return routing_from_spec(routing, model, MAX_SHARE_TOKENS, seed=seed + 1, layers=layers)
 
 
-@lru_cache(maxsize=512)
 def busiest_share(model: Model, topology: str, ep_size: int, redundant: int, routing: str, placement: str,
                   seed: int, step_tokens: int, replica_rule: str = DEFAULT_REPLICA_RULE) -> float:
     """Busiest GPU's share of one step's token-expert selections, mean over the sampled MoE layers and over
@@ -147,9 +146,16 @@ def busiest_share(model: Model, topology: str, ep_size: int, redundant: int, rou
     both the placement's imbalance and the step's own sampling noise. Selections go where ``replica_rule``
     sends them.
     """
+    tokens = int(min(max(step_tokens, ep_size), MAX_SHARE_TOKENS))
+    return measured_share(model, topology, ep_size, redundant, routing, placement, seed, tokens, replica_rule)
+
+
+@lru_cache(maxsize=512)
+def measured_share(model: Model, topology: str, ep_size: int, redundant: int, routing: str, placement: str,
+                   seed: int, tokens: int, replica_rule: str) -> float:
+    """:func:`busiest_share` at ``tokens`` tokens per step (whole, at least ``ep_size``), cached."""
     phy2log, _ = placed(model, topology, ep_size, redundant, routing, placement, seed, replica_rule)
     held_out = held_out_sample(model, routing, seed, phy2log.shape[0])
-    tokens = int(min(max(step_tokens, ep_size), MAX_SHARE_TOKENS))
     return step_busiest_share(phy2log, held_out, ep_size, tokens, cluster_for(topology, ep_size).domain_of[:ep_size],
                               replica_rule)
 
