@@ -93,16 +93,18 @@ def gpu_distances(cluster: Cluster, nodes: list, eu: np.ndarray, ev: np.ndarray,
                   src_nodes: np.ndarray) -> np.ndarray:
     """Hops from every node to each rank's GPU, no GPU forwarding, shape (ep, nodes) (inf: no path).
 
-    All-pairs breadth-first search over the links into switches and NICs, then the last link into the GPU:
-    the distances :meth:`~wideep.specs.topology.Cluster.distance_to` gives (which raises for an unreachable GPU).
+    Breadth-first search backwards from every node with a link into a rank's GPU, over the links into switches
+    and NICs only, then that last link: the distances :meth:`~wideep.specs.topology.Cluster.distance_to` gives
+    (which raises for an unreachable GPU).
     """
     n = len(nodes)
     into_fabric = ~is_gpu[ev]
     adj = sp.csr_matrix((np.ones(int(into_fabric.sum())), (eu[into_fabric], ev[into_fabric])), shape=(n, n))
-    between = shortest_path(adj, unweighted=True)  # (nodes, nodes): paths with no GPU in between
+    last = np.unique(eu[np.isin(ev, src_nodes)])  # nodes with a link into a rank's GPU
+    to_last = shortest_path(adj.T, unweighted=True, indices=last)  # (last, nodes): hops, no GPU in between
     dist = np.empty((len(src_nodes), n))
     for d, node in enumerate(src_nodes):
-        dist[d] = 1.0 + between[:, eu[ev == node]].min(axis=1, initial=np.inf)
+        dist[d] = 1.0 + to_last[np.searchsorted(last, eu[ev == node])].min(axis=0, initial=np.inf)
         dist[d, node] = 0.0
         if not np.isfinite(dist[d, src_nodes]).all():
             cluster.distance_to(nodes[node])  # raises, naming the GPU that cannot reach this one
