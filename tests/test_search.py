@@ -98,3 +98,19 @@ def test_disaggregated_ttft_pays_the_prompt_kv_transfer():
     assert p.kv_transfer_s == pytest.approx(9.21e9 / (50e9 * 0.97), rel=0.01)
     short = plan(PlanSpec(topology="hgx-h100", ep=8, batch=1, isl=1024))
     assert short.kv_transfer_s < p.kv_transfer_s / 50
+
+
+def test_worker_processes_give_the_same_points_in_the_same_order():
+    systems = ["hgx-h200", "gb200-nvl72"]
+    one = search(SPEC, systems, Targets(tpot_ms=50.0), max_gpus=8, workers=1)
+    two = search(SPEC, systems, Targets(tpot_ms=50.0), max_gpus=8, workers=2)
+    assert list(two) == systems and two == one
+
+
+def test_a_worker_process_raises_what_one_process_raises():
+    errors = []
+    for workers in (1, 2):
+        with pytest.raises(InputError) as exc:
+            search(SPEC, ["hgx-h200", "gb200-nvl72"], Targets(), max_gpus=4, workers=workers)
+        errors.append((type(exc.value), str(exc.value), exc.value.field, exc.value.source))
+    assert errors[0] == errors[1] and errors[0][3] == "--gpus" and "hgx-h200" in errors[0][1]

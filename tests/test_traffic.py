@@ -295,3 +295,40 @@ def test_gpus_sharing_a_nic_share_its_bandwidth(tmp_path):
     out = [r.link_bytes["dispatch"][r.edges.index((f"b{b}/nic", "fabric"))] for b in (0, 1)]
     assert np.allclose(out, cross)
     assert r.dispatch_sol_s >= max(out) / 50e9
+
+
+def test_routes_of_all_destinations_at_once_equal_one_destination_at_a_time(monkeypatch):
+    """The block-diagonal propagation over 32 destinations gives the per-destination sums bit for bit."""
+    from wideep.traffic import linkload
+
+    cluster = load_cluster("hgx-h100", 32)
+    together = linkload.build_routes(cluster, 32)
+    monkeypatch.setattr(linkload, "DEST_CHUNK", 1)
+    alone = linkload.build_routes(cluster, 32)
+    assert (together.fraction != alone.fraction).nnz == 0
+    assert np.array_equal(together.path_latency_s, alone.path_latency_s)
+    assert np.array_equal(together.first_hop_tier, alone.first_hop_tier)
+    # every pair's bytes leave its source once: off the diagonal, the first-hop shares sum to 1
+    frac = together.fraction.tocoo()
+    nodes = list(cluster.graph.nodes)
+    src_of_edge = np.array([nodes.index(u) for u, _ in cluster.edges])
+    src_node = np.array([nodes.index(n) for n in cluster.gpu_nodes[:32]])
+    leaving = src_of_edge[frac.col] == src_node[frac.row // 32]
+    out = np.bincount(frac.row[leaving], weights=frac.data[leaving], minlength=32 * 32).reshape(32, 32)
+    assert np.allclose(out[~np.eye(32, dtype=bool)], 1.0) and not out.diagonal().any()
+
+
+def test_route_distances_are_the_breadth_first_ones():
+    from wideep.traffic.linkload import gpu_distances
+
+    cluster = load_cluster("hgx-h100", 32)
+    nodes = list(cluster.graph.nodes)
+    index = {n: i for i, n in enumerate(nodes)}
+    eu = np.array([index[u] for u, _ in cluster.edges])
+    ev = np.array([index[v] for _, v in cluster.edges])
+    is_gpu = np.array([cluster.graph.nodes[n]["kind"] == "gpu" for n in nodes])
+    src = np.array([index[n] for n in cluster.gpu_nodes])
+    dist = gpu_distances(cluster, nodes, eu, ev, is_gpu, src)
+    for d in (0, 9, 31):
+        bfs = cluster.distance_to(cluster.gpu_nodes[d])
+        assert dist[d].tolist() == [float(bfs.get(n, np.inf)) for n in nodes]

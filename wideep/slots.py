@@ -371,12 +371,17 @@ def destination_columns(phy2log: np.ndarray, ids: np.ndarray, layer: int, src: n
                         domain_of: np.ndarray, n_experts: int, rule: str = DEFAULT_REPLICA_RULE) -> np.ndarray:
     """Destination rank of every selection of one layer, column layout: shape (top_k, tokens).
 
-    With one copy per expert every rule gives the same destinations (a lookup table, no replica choice).
+    With one copy per expert every rule gives the same destinations (a lookup table, no replica choice);
+    so does ``sglang`` per (source rank, expert) (its table's slots as GPUs).
     """
     p2l = phy2log[layer]
     lut = single_copy_gpu(p2l, ep_size, n_experts)
     if lut is not None:
         return lut[ids[layer].T]
+    if rule == "sglang":
+        table = sglang_table(p2l, ep_size, np.asarray(domain_of), n_experts, layer) // (len(p2l) // ep_size)
+        return table.astype(lut_dtype(ep_size)).ravel()[np.asarray(src, dtype=np.int64)[None, :] * n_experts
+                                                         + ids[layer].T]
     slots = layer_slots(p2l, ids[layer], src, ep_size, domain_of, n_experts, rule, layer)
     return (slots.T // (len(p2l) // ep_size)).astype(lut_dtype(ep_size))
 

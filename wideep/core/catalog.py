@@ -11,6 +11,7 @@ import difflib
 import math
 import reprlib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,9 @@ KINDS = {"gpus": "topologies/gpus", "systems": "topologies/systems", "models": "
          "collectives": "topologies/collectives"}
 
 
+@lru_cache(maxsize=1)
 def catalog_root() -> Path:
-    """Folder holding ``topologies/`` and ``models/``: inside the package when installed."""
+    """Folder holding ``topologies/`` and ``models/``: inside the package when installed (found once)."""
     package = Path(__file__).resolve().parent.parent
     installed = package / "_catalog"
     return installed if installed.is_dir() else package.parent

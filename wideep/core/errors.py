@@ -17,6 +17,9 @@ class WideEPError(Exception):
         self.problem, self.source, self.field = problem, source, field
         super().__init__(": ".join(p for p in (source, field, problem) if p))
 
+    def __reduce__(self):  # pickled whole (problem, source, field), e.g. from a search worker process
+        return type(self), (self.problem, self.source, self.field)
+
 
 class CatalogError(WideEPError):
     """A catalog or user data file is malformed or fails validation."""

@@ -181,28 +181,60 @@ def moe_layer_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: 
     """One MoE layer's compute for the group's ``sequences``: attention, shared and routed experts, kernels,
     the tensor-parallel all-reduces; the experts see this GPU's 1/tp of the tokens."""
     group_tokens = layer_tokens(wl, sequences)
+    routed, _ = routed_experts(model, gpu, cal, wl, ep, group_tokens / wl.tp)
+    before, after = remembered(moe_local_terms, model, gpu, cal, wl, sequences)
+    return before + [routed] + after + allreduce_term(ep, wl, group_tokens)
+
+
+def moe_local_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload,
+                    sequences: float) -> tuple[list[Term], list[Term]]:
+    """The parts of one MoE layer that do not depend on the EP group: before the routed experts (attention,
+    shared experts) and after them (the router and the kernels around the layer)."""
+    group_tokens = layer_tokens(wl, sequences)
     tokens = group_tokens / wl.tp
     act = wl.precision.dt("weights")
     terms = attention_terms(model, gpu, cal, wl, sequences)
     if model.shared_ffn:
         shapes = ffn_gemms(model.shared_ffn, model.hidden, "shared_experts")
         terms.append(total("shared_experts", sharded_gemms(shapes, group_tokens, wl.precision.dense, gpu, cal, wl.tp)))
-    routed, _ = routed_experts(model, gpu, cal, wl, ep, tokens)
     router = GemmShape("router", model.n_experts, model.hidden, "router")
     own = [k for k in moe_kernels(model, act) if k.per == "token"]
     kernels = memory_kernels(own, tokens, 0, gpu, cal) + [gemm_kernel(router, tokens, "bf16", gpu, cal)]
-    return terms + [routed, total("layer_kernels", kernels)] + allreduce_term(ep, wl, group_tokens)
+    return terms, [total("layer_kernels", kernels)]
+
+
+_REMEMBERED: dict = {}
+REMEMBERED_ENTRIES = 100_000  # forgotten all at once past this many
+
+
+def remembered(fn, model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequences: float):
+    """``fn(model, gpu, cal, wl, sequences)`` for a part of a step that the EP group, the batch and the overlap
+    do not change, remembered: a search times the same layers under every EP size, and a micro-batch of
+    ``sequences`` as a whole batch of them. Lists come back as new lists of the same terms."""
+    key = (fn, id(model), id(gpu), id(cal), wl.phase, wl.context, wl.prefill_tokens, wl.cache_hit, wl.mtp,
+           wl.acceptance, wl.precision, wl.tp, sequences)
+    if key not in _REMEMBERED:
+        if len(_REMEMBERED) >= REMEMBERED_ENTRIES:
+            _REMEMBERED.clear()
+        _REMEMBERED[key] = (model, gpu, cal, fn(model, gpu, cal, wl, sequences))  # the objects keep their ids
+    out = _REMEMBERED[key][3]
+    return [list(x) for x in out] if isinstance(out, tuple) else list(out)
 
 
 def dense_layer_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: ExpertParallel,
                       sequences: float) -> list[Term]:
     """One dense layer (attention and a dense FFN, both over the tensor-parallel group)."""
+    return remembered(dense_local_terms, model, gpu, cal, wl, sequences) + allreduce_term(ep, wl,
+                                                                                          layer_tokens(wl, sequences))
+
+
+def dense_local_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequences: float) -> list[Term]:
+    """One dense layer but its all-reduces: attention, the dense FFN and the layer's kernels."""
     tokens = layer_tokens(wl, sequences)
     ffn = sharded_gemms(ffn_gemms(model.dense_ffn, model.hidden, "dense_ffn"), tokens, wl.precision.dense, gpu, cal,
                         wl.tp)
     kernels = memory_kernels(dense_kernels(model, wl.precision.dt("dense")), tokens, 0, gpu, cal)
-    return (attention_terms(model, gpu, cal, wl, sequences) + [total("dense_ffn", ffn), total("layer_kernels", kernels)]
-            + allreduce_term(ep, wl, tokens))
+    return attention_terms(model, gpu, cal, wl, sequences) + [total("dense_ffn", ffn), total("layer_kernels", kernels)]
 
 
 def head_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequences: float) -> list[Term]:
@@ -272,7 +304,7 @@ def schedule(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: ExpertP
     moe_layers, dense_layers = (model.moe_layers + wl.mtp, model.dense_layers) if model.is_moe else (0, model.layers)
     moe = moe_layer_terms(model, gpu, cal, wl, ep, per_mb) if moe_layers else []
     dense = dense_layer_terms(model, gpu, cal, wl, ep, per_mb) if dense_layers else []
-    head = head_terms(model, gpu, cal, wl, per_mb)
+    head = remembered(head_terms, model, gpu, cal, wl, per_mb)
     comm = comm_terms(model, ep, layer_tokens(wl, per_mb) / wl.tp)
     c, m = (sum(t.time_s for t in moe), sum(t.time_s for t in comm))
     c_sol, m_sol = (sum(t.sol_s for t in moe), sum(t.sol_s for t in comm))

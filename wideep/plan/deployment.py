@@ -137,7 +137,6 @@ def held_out_sample(model: Model, routing: str, seed: int, layers: int) -> Routi
     return routing_from_spec(routing, model, MAX_SHARE_TOKENS, seed=seed + 1, layers=layers)
 
 
-@lru_cache(maxsize=512)
 def busiest_share(model: Model, topology: str, ep_size: int, redundant: int, routing: str, placement: str,
                   seed: int, step_tokens: int, replica_rule: str = DEFAULT_REPLICA_RULE) -> float:
     """Busiest GPU's share of one step's token-expert selections, mean over the sampled MoE layers and over
@@ -147,9 +146,16 @@ def busiest_share(model: Model, topology: str, ep_size: int, redundant: int, rou
     both the placement's imbalance and the step's own sampling noise. Selections go where ``replica_rule``
     sends them.
     """
+    tokens = int(min(max(step_tokens, ep_size), MAX_SHARE_TOKENS))
+    return measured_share(model, topology, ep_size, redundant, routing, placement, seed, tokens, replica_rule)
+
+
+@lru_cache(maxsize=512)
+def measured_share(model: Model, topology: str, ep_size: int, redundant: int, routing: str, placement: str,
+                   seed: int, tokens: int, replica_rule: str) -> float:
+    """:func:`busiest_share` at ``tokens`` tokens per step (whole, at least ``ep_size``), cached."""
     phy2log, _ = placed(model, topology, ep_size, redundant, routing, placement, seed, replica_rule)
     held_out = held_out_sample(model, routing, seed, phy2log.shape[0])
-    tokens = int(min(max(step_tokens, ep_size), MAX_SHARE_TOKENS))
     return step_busiest_share(phy2log, held_out, ep_size, tokens, cluster_for(topology, ep_size).domain_of[:ep_size],
                               replica_rule)
 
@@ -277,14 +283,13 @@ def plan(spec: PlanSpec) -> Plan:
     ep = ep_for(spec, model, redundant, "decode")
     dec = step_time(model, gpu, cal, decode_wl, ep)
     pre = prefill_step(prefill_key(spec))
-    fits, need_bytes, max_chunk = prefill_fits(model, gpu, ep.slots_per_gpu, spec.prefill_tokens, spec.isl,
-                                               spec.precision, cal.workspace_fraction, spec.tp)
+    fits, need_bytes, max_chunk = prefill_fit(prefill_key(spec), ep.slots_per_gpu)
     if not fits and max_chunk > 0:  # the chunk is the problem (with nothing fitting, the memory line says so)
         raise InputError(f"a prefill chunk of {spec.prefill_tokens:,} tokens of {spec.isl:,}-token prompts needs "
                          f"{need_bytes / units.GB:,.0f} GB per {gpu.id} (weights, KV, activations and all-to-all "
                          f"buffers) of {gpu.hbm_usable_bytes / units.GB:,.0f}; at most {max_chunk:,} tokens fit",
                          "--prefill-tokens")
-    mem = decode_memory(spec, model, gpu, ep.slots_per_gpu, cal.workspace_fraction)
+    mem = decode_memory(spec, ep.slots_per_gpu)
     money = cost(gpu, dec.tokens_per_s_per_gpu, pre.tokens_per_s_per_gpu, spec.isl, spec.osl,
                  spec.price_per_gpu_hour, spec.price_scenario)
     system = cluster.system.id if cluster.system else cluster.name
@@ -293,10 +298,14 @@ def plan(spec: PlanSpec) -> Plan:
                 prompt_kv_transfer_s(spec, model, cluster))
 
 
-def decode_memory(spec: PlanSpec, model: Model, gpu: GPU, slots_per_gpu: int, workspace_fraction: float) -> MemoryFit:
-    """Memory of the decode batch on one GPU (weights, KV, workspace)."""
-    return memory_fit(model, gpu, slots_per_gpu, spec.batch, spec.decode_context, spec.precision, workspace_fraction,
-                      spec.mtp, spec.tp)
+@lru_cache(maxsize=1024)
+def decode_memory(spec: PlanSpec, slots_per_gpu: int) -> MemoryFit:
+    """Memory of the decode batch of a resolved ``spec`` on one GPU (weights, KV, workspace); cached, as a search
+    asks twice (:func:`fits_in_memory`, then :func:`plan`)."""
+    model = load_model(spec.model)
+    gpu = cluster_for(spec.topology, spec.ep).gpu
+    return memory_fit(model, gpu, slots_per_gpu, spec.batch, spec.decode_context, spec.precision,
+                      load_calibration(gpu.id, spec.calibration).workspace_fraction, spec.mtp, spec.tp)
 
 
 def fits_in_memory(spec: PlanSpec) -> bool:
@@ -305,9 +314,8 @@ def fits_in_memory(spec: PlanSpec) -> bool:
     model = load_model(spec.model)
     spec = resolve_ep(spec, model)
     check_spec(spec, model)
-    gpu = cluster_for(spec.topology, spec.ep).gpu
     slots = (model.n_experts + redundant_of(spec, model)) // spec.ep if model.is_moe and spec.ep > 1 else model.n_experts
-    return decode_memory(spec, model, gpu, slots, load_calibration(gpu.id, spec.calibration).workspace_fraction).fits
+    return decode_memory(spec, slots).fits
 
 
 def prefill_key(spec: PlanSpec) -> PlanSpec:
@@ -322,6 +330,15 @@ def prefill_step(spec: PlanSpec) -> StepResult:
     gpu = cluster_for(spec.topology, spec.ep).gpu
     cal = load_calibration(gpu.id, spec.calibration)
     return step_time(model, gpu, cal, spec.workload("prefill"), ep_for(spec, model, redundant_of(spec, model), "prefill"))
+
+
+@lru_cache(maxsize=256)
+def prefill_fit(spec: PlanSpec, slots_per_gpu: int) -> tuple[bool, float, int]:
+    """:func:`~wideep.perf.memory.prefill_fits` of a resolved ``spec`` (cached per :func:`prefill_key`)."""
+    model = load_model(spec.model)
+    gpu = cluster_for(spec.topology, spec.ep).gpu
+    return prefill_fits(model, gpu, slots_per_gpu, spec.prefill_tokens, spec.isl, spec.precision,
+                        load_calibration(gpu.id, spec.calibration).workspace_fraction, spec.tp)
 
 
 def prompt_kv_transfer_s(spec: PlanSpec, model: Model, cluster: Cluster) -> float:

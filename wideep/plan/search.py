@@ -20,6 +20,8 @@ $/Mtok (ISL/OSL mix) among points that meet the targets.
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 
 from wideep.core import progress
@@ -182,10 +184,11 @@ def rows(result: dict) -> list[dict]:
 
 
 def search(spec: PlanSpec, topologies: list[str], targets: Targets, mode: str = "both",
-           max_gpus: int | None = None, dtypes: dict[str, str] | None = None) -> dict:
+           max_gpus: int | None = None, dtypes: dict[str, str] | None = None, workers: int | None = None) -> dict:
     """Per system: the cheapest configuration meeting ``targets`` and the Pareto front.
 
-    ``dtypes`` maps a topology to its weight precision (else ``spec.dtype``).
+    ``dtypes`` maps a topology to its weight precision (else ``spec.dtype``). Systems are searched in
+    ``workers`` processes (default: one per CPU core, at most one per system; 1: in this process).
     """
     if not topologies:
         raise InputError("give at least one --topology", "--topology")
@@ -194,5 +197,18 @@ def search(spec: PlanSpec, topologies: list[str], targets: Targets, mode: str = 
     if max_gpus is not None and max_gpus < 1:
         raise InputError(f"must be >= 1, got {max_gpus}", "--gpus")
     modes = MODES if mode == "both" else (mode,)
-    return {t: search_system(replace(spec, dtype=(dtypes or {}).get(t, spec.dtype)), t, targets, modes, max_gpus)
-            for t in topologies}
+    jobs = [(replace(spec, dtype=(dtypes or {}).get(t, spec.dtype)), t, targets, modes, max_gpus) for t in topologies]
+    workers = min(len(jobs), os.cpu_count() or 1) if workers is None else min(len(jobs), workers)
+    if workers <= 1:
+        return {job[1]: search_system(*job) for job in jobs}
+    return in_processes(jobs, workers)
+
+
+def in_processes(jobs: list[tuple], workers: int) -> dict:
+    """:func:`search_system` of every job in ``workers`` processes; results in job order (the first failing
+    job's error raised, as one process would). Progress: one step per finished system, from this process."""
+    with ProcessPoolExecutor(max_workers=workers, initializer=progress.listen, initargs=(None,)) as pool:
+        futures = [pool.submit(search_system, *job) for job in jobs]
+        for i, _ in enumerate(as_completed(futures)):
+            progress.advance("search", i + 1, len(futures))
+        return {job[1]: f.result() for job, f in zip(jobs, futures)}

@@ -217,7 +217,9 @@ def phase_times(link_bytes: np.ndarray, pair_bytes: np.ndarray, cluster: Cluster
     busy = link_bytes / (bw * transport.link_efficiency(phase, cluster.edge_tier[None, :], link_bytes))
     wire = np.where(pair_bytes > 0, r.path_latency_s[None], 0.0).reshape(len(pair_bytes), -1).max(axis=1)
     tiers = cluster.edge_tier
-    latency = wire + np.array([transport.latency(phase, set(tiers[row > 0])) for row in link_bytes])
+    used = {t: (link_bytes[:, tiers == t] > 0).any(axis=1) for t in np.unique(tiers)}  # tier -> layers using it
+    latency = wire + np.array([transport.latency(phase, {t for t, on in used.items() if on[i]})
+                               for i in range(len(link_bytes))])
     binding = int(busy.mean(axis=0).argmax()) if busy.size else 0
     u, v = cluster.edges[binding]
     return {"layer_s": busy.max(axis=1) + latency, "sol_s": (link_bytes / bw).max(axis=1).mean(),

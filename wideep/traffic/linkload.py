@@ -14,11 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.sparse.csgraph import shortest_path
 
 from wideep.core import progress
 from wideep.core.errors import InputError
 from wideep.specs.topology import Cluster
 
+DEST_CHUNK = 32  # destinations propagated together (bounds the block operators' size)
 MAX_EP = 1024  # the pair-to-link matrix grows as EP^2 x links: EP 1024 builds in about a minute on 2 cores
 _CACHE: "weakref.WeakKeyDictionary[Cluster, dict[int, Routes]]" = weakref.WeakKeyDictionary()
 
@@ -60,57 +62,87 @@ def routes(cluster: Cluster, ep_size: int) -> Routes:
 
 
 def build_routes(cluster: Cluster, ep_size: int) -> Routes:
-    """Per-hop ECMP fractions of every pair of the EP group over every edge."""
+    """Per-hop ECMP fractions of every pair of the EP group over every edge.
+
+    Destinations go :data:`DEST_CHUNK` at a time through one block-diagonal propagation (a block of
+    nodes and of edges per destination), which gives the same sums in the same order as one
+    destination at a time with far fewer sparse operations.
+    """
     g = cluster.graph
     nodes = list(g.nodes)
     index = {n: i for i, n in enumerate(nodes)}
     edges = cluster.edges
-    eu = np.array([index[u] for u, _ in edges])
-    ev = np.array([index[v] for _, v in edges])
+    eu = np.array([index[u] for u, _ in edges], dtype=np.int64)
+    ev = np.array([index[v] for _, v in edges], dtype=np.int64)
     is_gpu = np.array([g.nodes[n]["kind"] == "gpu" for n in nodes])
     lat = np.array([g.edges[e]["latency_s"] for e in edges])
-    tier = cluster.edge_tier
-    src_nodes = np.array([index[cluster.gpu_nodes[r]] for r in range(ep_size)])
-    rows, cols, vals = [], [], []
-    path_lat = np.zeros((ep_size, ep_size))
-    for d in range(ep_size):
-        frac = destination_fractions(cluster, nodes, eu, ev, is_gpu, src_nodes, d)  # (ep, edges) sparse
-        coo = frac.tocoo()
-        rows.append(coo.row * ep_size + d)
-        cols.append(coo.col)
-        vals.append(coo.data)
-        path_lat[:, d] = frac @ lat
-        progress.advance(f"routes over {cluster.name}", d + 1, ep_size)
-    fraction = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                             shape=(ep_size * ep_size, len(edges)))
-    return Routes(ep_size, fraction, path_lat, first_hop(fraction, eu, src_nodes, tier, ep_size))
+    src_nodes = np.array([index[cluster.gpu_nodes[r]] for r in range(ep_size)], dtype=np.int64)
+    dist = gpu_distances(cluster, nodes, eu, ev, is_gpu, src_nodes)
+    parts = []
+    for lo in range(0, ep_size, DEST_CHUNK):
+        dests = np.arange(lo, min(lo + DEST_CHUNK, ep_size))
+        parts.append(chunk_fractions(dist[dests], eu, ev, is_gpu, src_nodes, dests))
+        progress.advance(f"routes over {cluster.name}", int(dests[-1]) + 1, ep_size)
+    rows, cols, vals = (np.concatenate(x) for x in zip(*parts))
+    fraction = sp.csr_matrix((vals, (rows, cols)), shape=(ep_size * ep_size, len(edges)))
+    path_lat = (fraction @ lat).reshape(ep_size, ep_size)
+    return Routes(ep_size, fraction, path_lat, first_hop(fraction, eu, src_nodes, cluster.edge_tier, ep_size))
 
 
-def destination_fractions(cluster: Cluster, nodes: list, eu: np.ndarray, ev: np.ndarray, is_gpu: np.ndarray,
-                          src_nodes: np.ndarray, d: int) -> sp.csr_matrix:
-    """Share of each source rank's bytes to rank ``d`` on every edge, shape (ep, edges)."""
-    dst_node = src_nodes[d]
-    dist_map = cluster.distance_to(nodes[dst_node])
-    dist = np.array([dist_map.get(n, np.inf) for n in nodes])
-    hop = (dist[ev] == dist[eu] - 1) & (~is_gpu[ev] | (ev == dst_node)) & np.isfinite(dist[eu])
-    n_nodes, n_edges = len(nodes), len(eu)
-    fanout = np.bincount(eu[hop], minlength=n_nodes)
-    share = np.zeros(n_edges)
-    share[hop] = 1.0 / fanout[eu[hop]]
-    # node -> edge (leaving it) and edge -> node (entering) operators
-    leave = sp.csr_matrix((share[hop], (eu[hop], np.flatnonzero(hop))), shape=(n_nodes, n_edges))
-    enter = sp.csr_matrix((np.ones(hop.sum()), (np.flatnonzero(hop), ev[hop])), shape=(n_edges, n_nodes))
-    ep = len(src_nodes)
-    others = np.flatnonzero(np.arange(ep) != d)
-    visit = sp.csr_matrix((np.ones(len(others)), (others, src_nodes[others])), shape=(ep, n_nodes))
-    total = sp.csr_matrix((ep, n_edges))
-    for _ in range(int(np.nanmax(np.where(np.isfinite(dist), dist, 0))) + 1):
+def gpu_distances(cluster: Cluster, nodes: list, eu: np.ndarray, ev: np.ndarray, is_gpu: np.ndarray,
+                  src_nodes: np.ndarray) -> np.ndarray:
+    """Hops from every node to each rank's GPU, no GPU forwarding, shape (ep, nodes) (inf: no path).
+
+    Breadth-first search backwards from every node with a link into a rank's GPU, over the links into switches
+    and NICs only, then that last link: the distances :meth:`~wideep.specs.topology.Cluster.distance_to` gives
+    (which raises for an unreachable GPU).
+    """
+    n = len(nodes)
+    into_fabric = ~is_gpu[ev]
+    adj = sp.csr_matrix((np.ones(int(into_fabric.sum())), (eu[into_fabric], ev[into_fabric])), shape=(n, n))
+    last = np.unique(eu[np.isin(ev, src_nodes)])  # nodes with a link into a rank's GPU
+    to_last = shortest_path(adj.T, unweighted=True, indices=last)  # (last, nodes): hops, no GPU in between
+    dist = np.empty((len(src_nodes), n))
+    for d, node in enumerate(src_nodes):
+        dist[d] = 1.0 + to_last[np.searchsorted(last, eu[ev == node])].min(axis=0, initial=np.inf)
+        dist[d, node] = 0.0
+        if not np.isfinite(dist[d, src_nodes]).all():
+            cluster.distance_to(nodes[node])  # raises, naming the GPU that cannot reach this one
+    return dist
+
+
+def chunk_fractions(dist: np.ndarray, eu: np.ndarray, ev: np.ndarray, is_gpu: np.ndarray, src_nodes: np.ndarray,
+                    dests: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Share of each source rank's bytes to each rank of ``dests`` on every edge, as (pair row, edge, share).
+
+    ``dist`` (len(dests), nodes): hops to each destination. Each node splits what it forwards equally over
+    its next hops (links one hop closer, into a switch or NIC or the destination itself); the flow from
+    every source is pushed hop by hop until it has all arrived. Destination k's nodes and edges are block k
+    of the operators, so all destinations move at once.
+    """
+    n_dest, n_nodes = dist.shape
+    n_edges, ep = len(eu), len(src_nodes)
+    dst_node = src_nodes[dests]
+    hop = ((dist[:, ev] == dist[:, eu] - 1) & (~is_gpu[ev][None, :] | (ev[None, :] == dst_node[:, None]))
+           & np.isfinite(dist[:, eu]))  # (dests, edges)
+    k, e = np.nonzero(hop)
+    fanout = np.bincount(k * n_nodes + eu[e], minlength=n_dest * n_nodes)
+    share = 1.0 / fanout[k * n_nodes + eu[e]]
+    leave = sp.csr_matrix((share, (k * n_nodes + eu[e], k * n_edges + e)), shape=(n_dest * n_nodes, n_dest * n_edges))
+    enter = sp.csr_matrix((np.ones(len(e)), (k * n_edges + e, k * n_nodes + ev[e])),
+                          shape=(n_dest * n_edges, n_dest * n_nodes))
+    s, kk = np.nonzero(np.arange(ep)[:, None] != dests[None, :])  # every source but the destination itself
+    rows = s * ep + dests[kk]
+    visit = sp.csr_matrix((np.ones(len(s)), (rows, kk * n_nodes + src_nodes[s])), shape=(ep * ep, n_dest * n_nodes))
+    total = sp.csr_matrix((ep * ep, n_dest * n_edges))
+    for _ in range(int(np.max(np.where(np.isfinite(dist), dist, 0), initial=0)) + 1):
         on_edges = visit @ leave
         if on_edges.nnz == 0:
             break
         total = total + on_edges
         visit = on_edges @ enter  # flow stops at the destination: no hop leaves it
-    return total.tocsr()
+    coo = total.tocoo()
+    return coo.row, coo.col % n_edges, coo.data
 
 
 def first_hop(fraction: sp.csr_matrix, eu: np.ndarray, src_nodes: np.ndarray, tier: np.ndarray,
