@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import shlex
 import sys
 from typing import Any, Callable, List, Optional
 
@@ -70,7 +71,7 @@ def html_write(path: Optional[str], build: Callable[[str], str]) -> str:
     if path is None:
         return ""
     from wideep.report.html import write_page
-    write_page(path, build("wideep " + " ".join(sys.argv[1:])))
+    write_page(path, build("wideep " + shlex.join(sys.argv[1:])))
     return f"\nwrote {path}"
 
 
@@ -450,7 +451,7 @@ def calibrate_cmd(gpu: str = typer.Option("h200-sxm", "--gpu", help="GPU catalog
 
     check_writable(out_file, "--out")
     check_writable(raw, "--raw")
-    command = "wideep calibrate " + " ".join(sys.argv[2:])
+    command = "wideep calibrate " + shlex.join(sys.argv[2:])
     summary = calibrate(gpu, model, out_file, raw, from_raw, command, from_aic, aic_engine)
     out(as_json, summary, lambda: summary["toml"] or f"wrote {out_file}: {summary['gemm_shapes']} GEMM shapes, "
         f"{summary['grouped_gemms']} grouped GEMMs")

@@ -77,6 +77,12 @@ def total(name: str, terms: list[Term]) -> Term:
                 sum(t.hbm_bytes for t in terms), terms[0].comm)
 
 
+def activation_dtype(gpu: GPU, weights_name: str) -> units.DType:
+    """Format of the activations beside weights of ``weights_name``: the format the GEMM computes in (bf16 for
+    weight-only formats, int4 and mxfp4 on Hopper)."""
+    return units.DTYPES[gpu.compute_dtype(weights_name) or weights_name]
+
+
 def gemm_kernel(shape: GemmShape, m: float, dt_name: str, gpu: GPU, cal: Calibration, experts: float = 0.0,
                 local_experts: int = 0) -> Term:
     """One GEMM of ``m`` rows, or one grouped GEMM over ``experts`` active experts of ``m`` rows each.
@@ -85,8 +91,8 @@ def gemm_kernel(shape: GemmShape, m: float, dt_name: str, gpu: GPU, cal: Calibra
     this many ``local_experts``) where the calibration has it, else the calibration's curve by m.
     """
     dt, out_dt = units.DTYPES[dt_name], units.DTYPES["bf16"]
-    compute = gpu.compute_dtype(dt_name) or dt_name  # weight-only formats (mxfp4 on Hopper, int4): bf16 math
-    act = units.DTYPES[compute]
+    compute = gpu.compute_dtype(dt_name) or dt_name
+    act = activation_dtype(gpu, dt_name)
     groups = max(experts, 1.0)
     rows = m * groups
     flops = 2.0 * rows * shape.params
@@ -172,7 +178,7 @@ def routed_experts(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: E
     curve = cal.shape_curve(wl.precision.weights, shapes[0].n, shapes[0].k, spg)
     if curve is not None and curve.covers == "moe_layer":  # the measurement already holds the kernels around
         return total("routed_experts", gemms), received
-    around = [k for k in moe_kernels(model, wl.precision.dt("weights")) if k.per == "received"]
+    around = [k for k in moe_kernels(model, activation_dtype(gpu, wl.precision.weights)) if k.per == "received"]
     return total("routed_experts", gemms + memory_kernels(around, tokens, received, gpu, cal)), received
 
 
@@ -192,7 +198,7 @@ def moe_local_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload,
     shared experts) and after them (the router and the kernels around the layer)."""
     group_tokens = layer_tokens(wl, sequences)
     tokens = group_tokens / wl.tp
-    act = wl.precision.dt("weights")
+    act = activation_dtype(gpu, wl.precision.weights)
     terms = attention_terms(model, gpu, cal, wl, sequences)
     if model.shared_ffn:
         shapes = ffn_gemms(model.shared_ffn, model.hidden, "shared_experts")

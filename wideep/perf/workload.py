@@ -22,7 +22,7 @@ OVERLAPS = ("auto", "tbo", "none")
 
 @dataclass(frozen=True)
 class Workload:
-    """What one GPU of the EP group serves per step.
+    """What one attention group of ``tp`` GPUs (one GPU without tensor parallelism) serves per step.
 
     Attributes
     ----------

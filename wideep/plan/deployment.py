@@ -384,7 +384,7 @@ def allreduce_curve(topology: str, tp: int, hidden: int) -> CommCurve:
     link_Bps = cluster.system.scale_up.bw_Bps if cluster.system else cluster.gpu.nvlink_Bps
     collective = load_collective()
     grid = tuple(float(t) for t in COMM_GRID_TOKENS)
-    times = [collective.time_s(t * hidden * units.DTYPES["bf16"].bits / 8, tp, link_Bps) for t in grid]
+    times = [collective.time_s(t * units.DTYPES["bf16"].activation_bytes(hidden), tp, link_Bps) for t in grid]
     return CommCurve(grid, tuple(t for t, _ in times), tuple(s for _, s in times),
                      (collective.latency_s,) * len(grid))
 

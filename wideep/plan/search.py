@@ -143,8 +143,7 @@ def search_system(spec: PlanSpec, topology: str, targets: Targets, modes: tuple[
             p = plan(s)
         except WideEPError:  # a candidate the system cannot run (EP larger than it builds, prefill OOM...)
             continue
-        if p.memory.fits:
-            points += [point(p, m) for m in modes]
+        points += [point(p, m) for m in modes]
     ok = [q for q in points if targets.met(q)]
     cheapest = min(ok, key=lambda q: (round(q["usd_per_mtok"], 9), q["tpot_ms"]), default=None)  # tie: faster
     return {"best": cheapest, "pareto": pareto(points),
@@ -198,7 +197,8 @@ def search(spec: PlanSpec, topologies: list[str], targets: Targets, mode: str = 
         raise InputError(f"must be >= 1, got {max_gpus}", "--gpus")
     modes = MODES if mode == "both" else (mode,)
     jobs = [(replace(spec, dtype=(dtypes or {}).get(t, spec.dtype)), t, targets, modes, max_gpus) for t in topologies]
-    workers = min(len(jobs), os.cpu_count() or 1) if workers is None else min(len(jobs), workers)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = min(len(jobs), cores if workers is None else workers)
     if workers <= 1:
         return {job[1]: search_system(*job) for job in jobs}
     return in_processes(jobs, workers)

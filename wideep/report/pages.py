@@ -117,7 +117,7 @@ def decode_links(p: Any) -> tuple[Any, Any] | None:
     phy2log, stats = placed(p.model, s.topology, s.ep, redundant_of(s, p.model), s.routing, s.placement, s.seed,
                             s.replica_rule)
     cluster = cluster_for(s.topology, s.ep)
-    res = a2a(p.model, cluster, phy2log, stats, s.ep, wl.batch * wl.tokens_per_sequence,
+    res = a2a(p.model, cluster, phy2log, stats, s.ep, max(1, round(wl.batch * wl.tokens_per_sequence / s.tp)),
               s.transport or TRANSPORTS["decode"], s.dispatch_dtype, s.combine_dtype, s.seed, s.replica_rule)
     return cluster, res
 
@@ -197,14 +197,15 @@ def best_plan(spec: Any, system: str, best: dict) -> Any:
     """The decode plan behind a search point (same EP, batch, MTP and precision)."""
     from wideep.plan import plan
 
-    return plan(replace(spec, topology=system, ep=best["ep"], mtp=best["mtp"], batch=best["batch"],
-                        dtype=best["dtype"], redundant=None))
+    return plan(replace(spec, topology=system, ep=best["ep"], tp=best["tp"], mtp=best["mtp"], batch=best["batch"],
+                        dtype=best["dtype"], redundant=None, gpus=None if best["ep"] > 1 else best["tp"]))
 
 
 def best_table(result: dict) -> str:
-    keys = ["mode", "ep", "batch", "mtp", "dtype", "prefill_gpus", "decode_gpus", "usd_per_mtok",
+    keys = ["mode", "tp", "ep", "batch", "mtp", "dtype", "prefill_gpus", "decode_gpus", "usd_per_mtok",
             "tokens_per_s_per_gpu", "tokens_per_s_per_user", "ttft_ms", "tpot_ms", "binding"]
-    heads = ["mode", "EP", "batch [seq/GPU]", "MTP", "dtype", "prefill GPUs", "decode GPUs", "$/Mtok (mix)",
+    heads = ["mode", "TP", "EP", "batch [seq/attention group]", "MTP", "dtype", "prefill GPUs", "decode GPUs",
+             "$/Mtok (mix)",
              "tokens/s/GPU (fleet)", "tokens/s/user", "TTFT [ms]", "TPOT [ms]", "binds"]
     rows = [[f"{s} ({r['candidates']} fit)"] + ([r["best"][k] for k in keys] if r["best"] else
                                                 ["no configuration meets the targets"] + [None] * (len(keys) - 1))

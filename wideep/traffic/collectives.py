@@ -24,7 +24,8 @@ DEFAULT_ALLREDUCE = "allreduce"
 
 @dataclass(frozen=True)
 class Collective:
-    """One all-reduce implementation: fixed cost (s), large-message efficiency and ramp (bus bytes -> fraction)."""
+    """One all-reduce implementation: fixed cost (s), large-message efficiency and ramp (chunk per peer, bytes ->
+    fraction)."""
 
     id: str
     name: str

@@ -92,6 +92,5 @@ def busiest_touched(selections: np.ndarray, touched: np.ndarray) -> float:
     >>> busiest_touched(np.array([[3.0, 3.0, 1.0]]), np.array([[2.0, 3.0, 1.0]]))
     3.0
     """
-    key = selections * (touched.max() + 1.0) + touched
-    pick = key.argmax(axis=1)
+    pick = np.lexsort((touched, selections), axis=-1)[:, -1]  # most selections, then most slots
     return float(touched[np.arange(len(pick)), pick].mean())
