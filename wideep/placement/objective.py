@@ -27,7 +27,7 @@ import numpy as np
 from wideep.core import units
 from wideep.perf.kernels import ffn_gemms, moe_kernels
 from wideep.perf.roofline import Calibration, load_calibration
-from wideep.perf.step import gemm_kernel, memory_kernels
+from wideep.perf.step import activation_dtype, gemm_kernel, memory_kernels
 from wideep.routing.stats import per_layer_counts, sample_tokens, token_ranks
 from wideep.slots import DEFAULT_REPLICA_RULE, choose_replicas, dispatch_weights
 from wideep.specs.model import Model
@@ -74,7 +74,7 @@ def expert_time_s(model: Model, cluster: Cluster, cal: Calibration, received: fl
              for g in shapes]
     curve = cal.shape_curve(weights_dtype, shapes[0].n, shapes[0].k, slots_per_gpu)
     if curve is None or curve.covers != "moe_layer":  # else the measurement holds the kernels around
-        around = [k for k in moe_kernels(model, units.dtype(weights_dtype, "--dtype")) if k.per == "received"]
+        around = [k for k in moe_kernels(model, activation_dtype(gpu, weights_dtype)) if k.per == "received"]
         terms += memory_kernels(around, 0.0, received, gpu, cal)
     return sum(t.time_s for t in terms)
 

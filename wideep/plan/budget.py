@@ -27,7 +27,8 @@ REFINE_ROUNDS = 100  # wideep.placement.topology.REFINE_MAX_STEPS: the most the 
 DOMAIN_CAPS = 2  # searched candidates: len(DOMAIN_SLACKS) + len(LOCALITY_SHARES) of wideep.placement.topology
 SCORE_TOKEN_S, SCORE_SLOT_S = 1e-7, 2.5e-7  # per L x N x k and per L x P x E, per scoring of a placement
 A2A_PAIR_S, A2A_TOKEN_S = 6e-7, 5e-8  # per L x P^2 GPU pairs and per L x N x k selections, per a2a
-COACT_BYTES = 13.0  # per L x N x k^2 while the co-activation graph is counted (int64 pair ids)
+COACT_BYTES = 13.0  # per L' x N x k^2 while the co-activation graph is counted, L' = min(L, COACT_LAYERS)
+COACT_LAYERS = 8  # wideep.placement.topology counts the pairs of this many layers at a time
 A2A_BYTES = 50.0  # per L x P^2: the traffic model's pair-to-link loads
 
 
@@ -64,7 +65,8 @@ def place_seconds(size: PlaceSize) -> dict[str, float]:
 
 def place_bytes(size: PlaceSize) -> float:
     """Estimated peak memory, bytes."""
-    coact = COACT_BYTES * size.layers * size.tokens * size.top_k ** 2 if size.optimises else 0.0
+    layers = min(size.layers, COACT_LAYERS)
+    coact = COACT_BYTES * layers * size.tokens * size.top_k ** 2 if size.optimises else 0.0
     return coact + A2A_BYTES * size.layers * size.ep ** 2
 
 
