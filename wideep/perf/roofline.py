@@ -39,7 +39,8 @@ CALIBRATION_TABLES = {
 # Optional tables: measured curves (``wideep calibrate``) and kernel floors.
 OPTIONAL_TABLES = {
     "memory_kernel": {"bytes": Field(list), "efficiency": Field(list)},
-    "kernel": {"gemm_floor_us": Field(float, "nonneg"), "memory_floor_us": Field(float, "nonneg")},
+    "kernel": {"gemm_floor_us": Field(float, "nonneg"), "memory_floor_us": Field(float, "nonneg"),
+               "attention_floor_us": Field(float, "nonneg", required=False)},
     "overlap": {"hidden_fraction": Field(float, "nonneg")},
 }
 SHAPE_FIELDS = {"shape": Field(str), "n": Field(int, "positive"), "k": Field(int, "positive"),
@@ -97,6 +98,7 @@ class Calibration:
     memory_efficiency: tuple[float, ...] = ()
     gemm_floor_s: float = 0.0
     memory_floor_s: float = 0.0
+    attention_floor_s: float = 0.0
     shapes: tuple[ShapeCurve, ...] = ()
     grouped: tuple[ShapeCurve, ...] = ()
     sources: tuple[tuple[str, str], ...] = ()  # (table, file) for every table in use
@@ -211,6 +213,7 @@ def _load(files: tuple[str, ...], gpu_id: str | None = None) -> Calibration:
         hbm_efficiency=tables["hbm"]["efficiency"], flops_efficiency=flops,
         workspace_fraction=tables["memory"]["workspace_fraction"], memory_bytes=mem_x, memory_efficiency=mem_y,
         gemm_floor_s=floors.get("gemm_floor_us", 0.0) * 1e-6, memory_floor_s=floors.get("memory_floor_us", 0.0) * 1e-6,
+        attention_floor_s=floors.get("attention_floor_us", 0.0) * 1e-6,
         shapes=tables.get("gemm_shape", {}).get("curves", ()), grouped=tables.get("grouped_gemm", {}).get("curves", ()),
         overlap_hidden=tables.get("overlap", {}).get("hidden_fraction", 1.0),
         sources=tuple((name, Path(t["_source"]).name) for name, t in tables.items()))

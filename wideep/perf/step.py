@@ -27,6 +27,7 @@ emits 1 + a + a^2 + ... tokens; each MTP module counts as one more MoE layer and
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from wideep.core import units
 from wideep.core.errors import InputError
@@ -147,6 +148,7 @@ def attention_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequ
                                                                      extra_layers=mtp) / wl.tp,
                     per_layer * sequences * kv_read_bytes_per_sequence(model, wl.context, prec, mtp) * kv_share(model, wl.tp),
                     gpu.flops("bf16"), gpu.hbm_Bps, eff)
+    core = replace(core, time_s=max(core.time_s, cal.attention_floor_s))  # one kernel per layer: launch and tail
     proj = sharded_gemms(attention_gemms(model), tokens, prec.attention, gpu, cal, wl.tp)
     if model.linear:  # the mean layer: softmax layers (MTP ones too) and Gated DeltaNet layers in proportion
         share = model.linear_layers / (model.layers + mtp)
@@ -251,12 +253,15 @@ def head_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequences
     return [total("lm_head", sharded_gemms([head], lm_tokens, "bf16", gpu, cal, wl.tp)), total("layer_kernels", norm)]
 
 
-def comm_terms(model: Model, ep: ExpertParallel, tokens: float) -> list[Term]:
+def comm_terms(model: Model, ep: ExpertParallel, wl: Workload, tokens: float) -> list[Term]:
     """Dispatch and combine of one MoE layer at ``tokens`` tokens per GPU.
 
-    A phase binds on ``latency`` when its fixed cost is at least half its time, else on its link tier.
+    A phase binds on ``latency`` when its fixed cost is at least half its time, else on its link tier. None
+    when attention tensor parallelism spans the EP group: every rank then holds every token after the
+    attention all-reduce, runs its experts on those routed to them and the layer's second all-reduce sums
+    the outputs (TensorRT-LLM's minimum-latency layout; SGLang's TP MoE), so nothing is dispatched.
     """
-    if ep.ep_size <= 1 or not model.is_moe:
+    if ep.ep_size <= 1 or not model.is_moe or wl.tp >= ep.ep_size:
         return []
     tier = "nic" if ep.binding_tier == "scale_out" else "nvlink"
     terms = []
@@ -311,13 +316,13 @@ def schedule(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: ExpertP
     moe = moe_layer_terms(model, gpu, cal, wl, ep, per_mb) if moe_layers else []
     dense = dense_layer_terms(model, gpu, cal, wl, ep, per_mb) if dense_layers else []
     head = remembered(head_terms, model, gpu, cal, wl, per_mb)
-    comm = comm_terms(model, ep, layer_tokens(wl, per_mb) / wl.tp)
+    comm = comm_terms(model, ep, wl, layer_tokens(wl, per_mb) / wl.tp)
     c, m = (sum(t.time_s for t in moe), sum(t.time_s for t in comm))
     c_sol, m_sol = (sum(t.sol_s for t in moe), sum(t.sol_s for t in comm))
     rest = dense_layers * sum(t.time_s for t in dense) + sum(t.time_s for t in head)
     rest_sol = dense_layers * sum(t.sol_s for t in dense) + sum(t.sol_s for t in head)
     if mbs == 2:
-        slow = sm_slowdown(gpu, ep)
+        slow = sm_slowdown(gpu, ep) if comm else 1.0  # the transport's SMs are busy only while it runs
         comm_side = m > c * slow
         hidden = cal.overlap_hidden  # of the shorter side, the share the other one hides
         step = moe_layers * 2 * (max(c * slow, m) + (1 - hidden) * min(c * slow, m)) + min(c, m) + 2 * rest

@@ -293,7 +293,8 @@ def plan(spec: PlanSpec) -> Plan:
     money = cost(gpu, dec.tokens_per_s_per_gpu, pre.tokens_per_s_per_gpu, spec.isl, spec.osl,
                  spec.price_per_gpu_hour, spec.price_scenario)
     system = cluster.system.id if cluster.system else cluster.name
-    provenance = calibration_sources(cal, ep.transport) | {"experts_touched": ep.touched_source or ESTIMATE}
+    transport = ep.transport if spec.tp < spec.ep else ""  # TP over the whole EP group sends no all-to-all
+    provenance = calibration_sources(cal, transport) | {"experts_touched": ep.touched_source or ESTIMATE}
     return Plan(spec, model, system, gpu, gpus, ep, dec, pre, mem, money, provenance,
                 prompt_kv_transfer_s(spec, model, cluster))
 
