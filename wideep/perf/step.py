@@ -148,7 +148,8 @@ def attention_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequ
                                                                      extra_layers=mtp) / wl.tp,
                     per_layer * sequences * kv_read_bytes_per_sequence(model, wl.context, prec, mtp) * kv_share(model, wl.tp),
                     gpu.flops("bf16"), gpu.hbm_Bps, eff)
-    core = replace(core, time_s=max(core.time_s, cal.attention_floor_s))  # one kernel per layer: launch and tail
+    if core.time_s < cal.attention_floor_s:  # one kernel per layer: its launch and tail
+        core = replace(core, time_s=cal.attention_floor_s)
     proj = sharded_gemms(attention_gemms(model), tokens, prec.attention, gpu, cal, wl.tp)
     if model.linear:  # the mean layer: softmax layers (MTP ones too) and Gated DeltaNet layers in proportion
         share = model.linear_layers / (model.layers + mtp)
