@@ -43,8 +43,6 @@ COMM_GRID_TOKENS = (1, 4, 16, 64, 256, 1024, 4096, 16384)  # tokens per GPU of t
 ESTIMATE = "estimate: slots x (1 - exp(-copies / slots))"  # experts touched when nothing was counted
 TRANSPORTS = {"decode": "deepep-ll", "prefill": "deepep-normal"}  # DeepSeek's choice per phase (docs/sources.md 3)
 
-DEFAULT_COMPARISON = ("hgx-h100", "gb200-nvl72")  # DeepSeek-V3 EP32 on 4x HGX H100 vs one NVL72
-
 
 @dataclass(frozen=True)
 class Plan:
@@ -388,55 +386,3 @@ def allreduce_curve(topology: str, tp: int, hidden: int) -> CommCurve:
     times = [collective.time_s(t * units.DTYPES["bf16"].activation_bytes(hidden), tp, link_Bps) for t in grid]
     return CommCurve(grid, tuple(t for t, _ in times), tuple(s for _, s in times),
                      (collective.latency_s,) * len(grid))
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Plans of one configuration on several topologies and a sentence on why they differ."""
-
-    plans: tuple[Plan, ...]
-    why: str = field(default="")
-
-    def to_dict(self) -> dict:
-        return {"plans": [p.to_dict() for p in self.plans], "why": self.why}
-
-
-def compare_topologies(spec: PlanSpec, topologies: tuple[str, ...] = DEFAULT_COMPARISON) -> Comparison:
-    """The same spec on each topology (``wideep plan`` with no options: DeepSeek-V3 EP32 on 4x HGX H100
-    and on one GB200 NVL72 rack)."""
-    plans = tuple(plan(replace(spec, topology=t)) for t in topologies)
-    return Comparison(plans, explain(plans))
-
-
-def explain(plans: tuple[Plan, ...]) -> str:
-    """Why the fastest and the slowest plan differ, in one or two sentences from their terms."""
-    if len(plans) < 2:
-        return ""
-    fast = max(plans, key=lambda p: p.decode.tokens_per_s_per_gpu)
-    slow = min(plans, key=lambda p: p.decode.tokens_per_s_per_gpu)
-    f, s = fast.decode, slow.decode
-    ratio = f.tokens_per_s_per_gpu / s.tokens_per_s_per_gpu
-    text = (f"{fast.system} serves {ratio:.1f}x the tokens/s per GPU of {slow.system} "
-            f"({f.tokens_per_s_per_gpu:,.0f} vs {s.tokens_per_s_per_gpu:,.0f}). ")
-    text += (f"On {slow.system} the step ({s.step_s / units.ms:.1f} ms) is bound by {RESOURCE_WORDS[s.binding]}"
-             f"{comm_clause(slow)}; on {fast.system} ({f.step_s / units.ms:.1f} ms) by "
-             f"{RESOURCE_WORDS[f.binding]}{comm_clause(fast)}. ")
-    g1, g2 = fast.gpu, slow.gpu
-    text += (f"Per GPU, {g1.id} has {g1.hbm_Bps / g2.hbm_Bps:.1f}x the HBM bandwidth "
-             f"({g1.hbm_Bps / units.TBps:.2f} vs {g2.hbm_Bps / units.TBps:.2f} TB/s) and "
-             f"{g1.flops(g1.compute_dtype(fast.spec.dtype)) / g2.flops(g2.compute_dtype(slow.spec.dtype)):.1f}x "
-             f"the {fast.spec.dtype} FLOP/s.")
-    return text
-
-
-RESOURCE_WORDS = {"hbm": "HBM bandwidth", "flops": "tensor-core FLOP/s", "nvlink": "NVLink bandwidth",
-                  "nic": "the scale-out NICs (InfiniBand/Ethernet)", "latency": "communication latency"}
-
-
-def comm_clause(p: Plan) -> str:
-    """Where dispatch/combine runs and whether it hides behind compute."""
-    d = p.decode
-    tier = "over NVLink inside one domain" if p.ep.binding_tier == "nvlink" else "across the scale-out NICs"
-    hidden = "hidden behind" if d.micro_batches == 2 and d.comm_s <= d.compute_s else "exposed beside"
-    return (f" (dispatch+combine {d.comm_s / units.ms:.1f} ms {tier}, {hidden} "
-            f"{d.compute_s / units.ms:.1f} ms of compute)")

@@ -11,11 +11,10 @@ from dataclasses import replace
 from typing import Any, Sequence
 
 from wideep.perf.cost import usd_per_mtok
+from wideep.plan.comparison import RESOURCE_WORDS
 from wideep.report import figures, graphfig
 from wideep.report.html import Section, figure_html, page, paragraphs, pre, table_html
 
-RESOURCE_WORDS = {"hbm": "HBM bandwidth", "flops": "tensor-core FLOP/s", "nvlink": "NVLink bandwidth",
-                  "nic": "the scale-out NICs", "latency": "communication latency"}
 PARETO_TEXT = ("Each line is one system's Pareto front: the configurations no other configuration of the same "
                "system beats on both axes. Left to right, each user gets tokens faster (smaller batches, more "
                "speculation); bottom to top, each GPU serves more tokens in total (bigger batches). A line above "
