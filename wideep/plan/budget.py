@@ -23,7 +23,7 @@ MAX_PLACE_BYTES = 8e9  # a third of a 24 GB machine
 
 COACT_S = 6e-8  # per L x N x k(k-1)/2 expert pairs counted, once (co-activation graph)
 REFINE_S = 8e-8  # per L x E x D/2 domain pairs x REFINE_ROUNDS, per candidate (Kernighan-Lin swaps)
-REFINE_ROUNDS = 100  # wideep.placement.topology.REFINE_MAX_STEPS: the most the swaps run
+REFINE_ROUNDS = 100  # wideep.placement.partition.REFINE_MAX_STEPS: the most the swaps run
 DOMAIN_CAPS = 2  # searched candidates: len(DOMAIN_SLACKS) + len(LOCALITY_SHARES) of wideep.placement.topology
 SCORE_TOKEN_S, SCORE_SLOT_S = 1e-7, 2.5e-7  # per L x N x k and per L x P x E, per scoring of a placement
 A2A_PAIR_S, A2A_TOKEN_S = 6e-7, 5e-8  # per L x P^2 GPU pairs and per L x N x k selections, per a2a
