@@ -87,6 +87,11 @@ def contiguous_phy2log(layers: int, n_experts: int, n_slots: int) -> np.ndarray:
     return np.tile(np.arange(n_slots, dtype=np.int32) % n_experts, (layers, 1))
 
 
+def rank_domains(domain_of, ep_size: int) -> np.ndarray:
+    """NVLink domain of each of the first ``ep_size`` ranks; every rank its own when ``domain_of`` is None."""
+    return np.arange(ep_size) if domain_of is None else np.asarray(domain_of)[:ep_size]
+
+
 def checked_phy2log(phy2log: np.ndarray, n_experts: int, layers: int, ep_size: int) -> np.ndarray:
     """:func:`~wideep.placement.table.validate_phy2log` against routing statistics of ``layers`` layers."""
     return validate_phy2log(phy2log, n_experts, ep_size, "--placement", "phy2log", layers=layers,

@@ -69,8 +69,7 @@ def ep_sizes(spec: PlanSpec, topology: str, max_gpus: int | None) -> list[int]:
     model = load_model(spec.model)
     if not model.is_moe:
         return [1]
-    system = load_cluster(topology, 8, option="--topology").system
-    domain = system.scale_up.gpus_per_domain if system else 8
+    domain = domain_gpus(topology)
     sizes = [e for e in EP_SIZES if (max_gpus is None or e <= max_gpus) and (e <= domain or e % domain == 0)]
     if not sizes:
         raise InputError(f"no EP size of {EP_SIZES} fits {max_gpus} GPUs of {topology}", "--gpus")
@@ -107,9 +106,13 @@ def point(p: Plan, mode: str) -> dict:
 
 def tp_sizes(topology: str, max_gpus: int | None) -> list[int]:
     """Attention TP sizes that fit one NVLink domain of the system and the GPU budget."""
+    return [t for t in TP_SIZES if t <= domain_gpus(topology) and (max_gpus is None or t <= max_gpus)]
+
+
+def domain_gpus(topology: str) -> int:
+    """GPUs of one NVLink domain of the system (8 for a custom topology, which names no system)."""
     system = load_cluster(topology, 8, option="--topology").system
-    domain = system.scale_up.gpus_per_domain if system else 8
-    return [t for t in TP_SIZES if t <= domain and (max_gpus is None or t <= max_gpus)]
+    return system.scale_up.gpus_per_domain if system else 8
 
 
 def candidates(spec: PlanSpec, topology: str, max_gpus: int | None) -> list[PlanSpec]:

@@ -23,7 +23,7 @@ from wideep.core.errors import InputError
 from wideep.traffic.linkload import Routes, routes
 from wideep.specs.model import Model
 from wideep.slots import (DEFAULT_REPLICA_RULE, check_replica_rule, checked_phy2log, destination_columns,
-                          dispatch_weights, lut_dtype)
+                          dispatch_weights, lut_dtype, rank_domains)
 from wideep.routing.stats import RoutingStats, sample_tokens, token_ranks
 from wideep.specs.topology import TIERS, Cluster, nic_fabric
 from wideep.traffic.transports import PHASES, Transport, load_transport
@@ -53,7 +53,7 @@ def gpu_loads(phy2log: np.ndarray, stats: RoutingStats, ep_size: int, domain_of=
     phy2log = checked_phy2log(phy2log, stats.n_experts, stats.layers, ep_size)
     check_replica_rule(rule)
     layers, n_slots = phy2log.shape
-    dom = np.arange(ep_size) if domain_of is None else np.asarray(domain_of)[:ep_size]
+    dom = rank_domains(domain_of, ep_size)
     if stats.topk_ids is None:
         return source_loads(phy2log, stats, ep_size, dom, rule).sum(axis=1)
     tokens = stats.topk_ids.shape[1]
@@ -81,7 +81,7 @@ def step_busiest_share(phy2log: np.ndarray, stats: RoutingStats, ep_size: int, s
         loads = np.asarray(gpu_loads(phy2log, stats, ep_size, domain_of, rule), dtype=float)
         return float(np.mean(loads.max(axis=1) / loads.sum(axis=1)))
     phy2log = checked_phy2log(phy2log, stats.n_experts, stats.layers, ep_size)
-    dom = np.arange(ep_size) if domain_of is None else np.asarray(domain_of)[:ep_size]
+    dom = rank_domains(domain_of, ep_size)
     step_tokens = min(step_tokens, stats.tokens)
     steps = max(1, min(stats.tokens, SHARE_TOKENS) // step_tokens)
     ids = stats.topk_ids[:, :steps * step_tokens]

@@ -14,7 +14,8 @@ import numpy as np
 
 from wideep.core.errors import InputError
 from wideep.routing.stats import RoutingStats, sample_tokens, token_ranks
-from wideep.slots import DEFAULT_REPLICA_RULE, check_replica_rule, checked_phy2log, dispatch_weights, layer_slots
+from wideep.slots import (DEFAULT_REPLICA_RULE, check_replica_rule, checked_phy2log, dispatch_weights, layer_slots,
+                          rank_domains)
 
 
 def touched_slots(phy2log: np.ndarray, stats: RoutingStats, ep_size: int, tokens: int, top_k: int,
@@ -49,7 +50,7 @@ def touched_slots(phy2log: np.ndarray, stats: RoutingStats, ep_size: int, tokens
     check_replica_rule(rule)
     if tokens < 1:
         raise InputError(f"must be >= 1, got {tokens}", "tokens")
-    dom = np.arange(ep_size) if domain_of is None else np.asarray(domain_of)[:ep_size]
+    dom = rank_domains(domain_of, ep_size)
     if stats.topk_ids is None:
         return expected_touched(phy2log, stats, ep_size, tokens * top_k, dom, rule)
     ids = sample_tokens(stats, tokens, seed)
