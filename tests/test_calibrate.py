@@ -116,6 +116,25 @@ def test_aic_moe_rows_become_moe_layer_curves():
     assert all(0 < e <= 1 for c in curves for e in c["efficiency"])
 
 
+def test_aic_moe_reader_keeps_the_fastest_backend_and_slices_moe_tp():
+    """Two backends timed at one size: the faster stands; a moe_tp_size 4 row is the rank's quarter of each expert."""
+    from wideep.calibrate.aic import grouped_from_moe
+    from wideep.specs.model import load_model
+
+    base = {"moe_dtype": "nvfp4", "hidden_size": 7168, "inter_size": 2048, "topk": 8, "num_experts": 256,
+            "distribution": "balanced", "moe_ep_size": 2, "num_tokens": 64}
+    rows = [base | {"moe_tp_size": 4, "kernel_source": "min_latency", "latency": 0.9},
+            base | {"moe_tp_size": 4, "kernel_source": "cutlass", "latency": 0.3},
+            base | {"moe_tp_size": 1, "kernel_source": "cutlass", "latency": 0.5}]
+    curves = grouped_from_moe(rows, load_gpu("b200"), load_model("deepseek-v3"))
+    by_name = {c["shape"]: c for c in curves}
+    whole, sliced = by_name["routed_experts.gate_up.moe_layer"], by_name["routed_experts.gate_up/tp4.moe_layer"]
+    assert (sliced["n"], sliced["k"]) == (whole["n"] // 4, whole["k"]) and sliced["experts"] == 128
+    assert by_name["routed_experts.down/tp4.moe_layer"]["k"] == 2048 // 4
+    # same copies, a quarter of the work per rank: 0.3 ms against 0.5 ms whole is 0.5 / 4 / 0.3 of whole's efficiency
+    assert sliced["efficiency"][0] == pytest.approx(whole["efficiency"][0] * 0.5 / 0.3 / 4, rel=0.05)
+
+
 def test_aic_calibration_reproduces_its_own_rows(tmp_path):
     """Planned with the AIC-derived file, the routed-expert layer matches the rows it came from (a fit)."""
     import importlib.util

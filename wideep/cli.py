@@ -235,7 +235,7 @@ PLAN_OPTIONS: dict[str, tuple[Any, Any]] = dict(
     model=(str, typer.Option(SPEC.model, "--model", help="Model id or file.")),
     gpus=(Optional[int],
           typer.Option(None, "--gpus", help="GPUs in the deployment (a multiple of --ep; default --ep).")),
-    ep=(Optional[int], typer.Option(None, "--ep", help="EP group size (default 32; a dense model has none: 1).")),
+    ep=(Optional[int], typer.Option(None, "--ep", help="EP group size (default 32; a dense model has none: 1). Below --tp: MoE tensor parallelism, the experts over --ep ranks of the attention group, each split --tp/--ep ways (TensorRT-LLM's moe_expert_parallel_size).")),
     tp=(int, typer.Option(SPEC.tp, "--tp", help="Attention tensor parallelism: GPUs per attention group, inside one NVLink domain (1: data-parallel attention).")),
     batch=(int, typer.Option(SPEC.batch, "--batch", help="Decode batch: sequences per GPU (per attention group with --tp).")),
     context=(Optional[int], typer.Option(None, "--context",

@@ -4,7 +4,8 @@ The PyPI package ``aiconfigurator-core`` (Apache-2.0) ships parquet tables per s
 under ``aiconfigurator_core/systems/data/<system>/``. wideep reads two of them (docs/sources.md, section 4):
 
 - ``moe/<engine>/<version>/moe_perf.parquet``: one rank's routed-expert layer (routing, permute, both grouped
-  GEMMs, activation, unpermute), DeepSeek-V3-shaped rows, balanced routing, ``moe_tp_size`` 1, latency in ms,
+  GEMMs, activation, unpermute), DeepSeek-V3-shaped rows, balanced routing, ``moe_tp_size`` 1, 2, 4 and 8
+  (each expert's slice), latency in ms,
   ``num_tokens`` counted across the EP group -> ``[[grouped_gemm]]`` curves with ``covers = "moe_layer"``
   (the step model then adds no permute / SiLU / unpermute kernels of its own);
 - ``gemm/<engine>/<version>/gemm_perf.parquet``: ``y[m, n] = x[m, k] W`` by (m, n, k) and dtype, latency in ms
@@ -22,16 +23,17 @@ import numpy as np
 
 from wideep.calibrate.fit import gemm_roofline_s
 from wideep.core.errors import InputError
-from wideep.perf.kernels import gemm_shapes
+from wideep.perf.kernels import CALIBRATED_TP, gemm_shapes, tp_shard
 from wideep.routing.stats import from_topk
 from wideep.slots import contiguous_phy2log
 from wideep.traffic.touched import busiest_touched, touched_slots
 from wideep.specs.hardware import GPU
 from wideep.specs.model import Model
 
-DTYPES = {"bfloat16": "bf16", "fp8_block": "fp8"}  # AIC dtype -> wideep dtype (DeepSeek's block-scaled FP8)
+DTYPES = {"bfloat16": "bf16", "fp8_block": "fp8", "nvfp4": "nvfp4"}  # AIC dtype -> wideep (fp8: block-scaled)
 AIC_SYSTEMS = {"h100-sxm": "h100_sxm", "h200-sxm": "h200_sxm", "b200": "b200_sxm", "gb200": "gb200",
                "b300": "b300_sxm", "gb300": "gb300"}
+MOE_TP_SIZES = (1,) + CALIBRATED_TP  # MoE tensor-parallel sizes read from the MoE table
 ENGINE_VERSIONS = {"trtllm": "1.3.0rc20"}  # the tables wideep reads by default (the package's current ones)
 
 
@@ -105,18 +107,33 @@ def balanced_active(tokens: int, ep: int, model: Model) -> float:
     return busiest_touched(sel, hit)
 
 
-def grouped_from_moe(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
-    """One curve per EP size (``experts`` = local experts): m = copies per expert they touch, efficiency =
-    roofline of those experts' GEMMs / measured layer time."""
-    up, down = [g for g in gemm_shapes(model) if g.per_expert]
-    by_ep: dict[int, list[tuple[float, float]]] = {}
+def fastest_kernels(rows: list[dict]) -> list[dict]:
+    """One row per (dtype, MoE TP, EP, tokens, shape): the fastest of the kernels measured there (the tables
+    time several MoE backends, e.g. TensorRT-LLM's min-latency and CUTLASS nvfp4 kernels; an engine runs the
+    one that suits its batch)."""
+    best: dict[tuple, dict] = {}
     for r in rows:
+        key = tuple(r[k] for k in ("moe_dtype", "moe_tp_size", "moe_ep_size", "num_tokens", "hidden_size",
+                                   "inter_size", "topk", "num_experts", "distribution"))
+        if key not in best or float(r["latency"]) < float(best[key]["latency"]):
+            best[key] = r
+    return list(best.values())
+
+
+def grouped_from_moe(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
+    """One curve per EP size and MoE tensor-parallel size (``experts`` = local experts, each GEMM the rank's
+    slice, :func:`~wideep.perf.kernels.tp_shard`): m = copies per expert they touch, efficiency = roofline of
+    those experts' GEMMs / measured layer time."""
+    whole = [g for g in gemm_shapes(model) if g.per_expert]
+    by_ep: dict[tuple, list[tuple[float, float]]] = {}
+    for r in fastest_kernels(rows):
         if not (int(r["hidden_size"]) == model.hidden and int(r["inter_size"]) == model.expert_ffn
                 and int(r["topk"]) == model.top_k and int(r["num_experts"]) == model.n_experts
-                and int(r["moe_tp_size"]) == 1 and r["distribution"] == "balanced"
+                and int(r["moe_tp_size"]) in MOE_TP_SIZES and r["distribution"] == "balanced"
                 and r["moe_dtype"] in DTYPES):
             continue
-        ep, tokens = int(r["moe_ep_size"]), int(r["num_tokens"])
+        ep, tp, tokens = int(r["moe_ep_size"]), int(r["moe_tp_size"]), int(r["num_tokens"])
+        up, down = (tp_shard(g, tp) for g in whole)
         experts = model.n_experts // ep
         copies = tokens * model.top_k / ep  # on every rank, balanced
         # the even-spread estimate, not the count on AIC's routing (balanced_active): up to 32 tokens (EP8)
@@ -127,12 +144,14 @@ def grouped_from_moe(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
         m = copies / active
         dt = DTYPES[r["moe_dtype"]]
         roof = sum(gemm_roofline_s(gpu, dt, m, g.n, g.k, active) for g in (up, down))
-        by_ep.setdefault((ep, dt), []).append((m, min(1.0, roof / (float(r["latency"]) * 1e-3))))
+        by_ep.setdefault((tp, ep, dt), []).append((m, min(1.0, roof / (float(r["latency"]) * 1e-3))))
     curves = []
-    for (ep, dt), pts in sorted(by_ep.items()):
+    for (tp, ep, dt), pts in sorted(by_ep.items()):
         pts = sorted(dict(pts).items())  # one point per m, increasing
-        for g in (up, down):  # one efficiency for both GEMMs: their times add up to the measured layer
-            curves.append({"shape": f"{g.name}.moe_layer", "n": g.n, "k": g.k, "experts": model.n_experts // ep,
+        slice_name = f"/tp{tp}" if tp > 1 else ""
+        for g in (tp_shard(g, tp) for g in whole):  # one efficiency for both GEMMs: their times add up to the layer's
+            curves.append({"shape": f"{g.name}{slice_name}.moe_layer", "n": g.n, "k": g.k,
+                           "experts": model.n_experts // ep,
                            "dtype": dt, "m": [p[0] for p in pts], "efficiency": [p[1] for p in pts],
                            "covers": "moe_layer"})
     return curves

@@ -19,7 +19,7 @@ from wideep.core.catalog import Field, check_table, read_file
 from wideep.core.errors import CatalogError
 from wideep.specs.hardware import GPU
 
-BYTES_IN = {"bf16": 2, "fp8": 1}
+BYTES_IN = {"bf16": 2, "fp8": 1, "nvfp4": 0.5625}  # nvfp4: 4 bits + one 1-byte scale per 16 (wideep.core.units)
 OUT_BYTES = 2  # bf16 output
 FP8_SCALE_BYTES = 4  # float32 row / column scales of the fp8 measurements
 

@@ -90,9 +90,10 @@ class MemoryFit:
                 "max_batch": self.max_batch, "max_context": self.max_context}
 
 
-def expert_weight_bytes(model: Model, slots_per_gpu: int, prec: Precision, mtp: int = 0) -> float:
-    """Routed-expert bytes on one GPU: its slots in every MoE layer (and MTP layer)."""
-    return slots_per_gpu * (model.moe_layers + mtp) * model.expert_bytes(prec.dt("weights"))
+def expert_weight_bytes(model: Model, slots_per_gpu: int, prec: Precision, mtp: int = 0, moe_tp: int = 1) -> float:
+    """Routed-expert bytes on one GPU: its slots in every MoE layer (and MTP layer), 1/moe_tp of each under MoE
+    tensor parallelism."""
+    return slots_per_gpu * (model.moe_layers + mtp) * model.expert_bytes(prec.dt("weights")) / moe_tp
 
 
 def kv_share(model: Model, tp: int) -> float:
@@ -136,19 +137,19 @@ def kv_read_bytes_per_sequence(model: Model, context: float, prec: Precision, mt
 
 
 def memory_fit(model: Model, gpu: GPU, slots_per_gpu: int, sequences: float, context: int, prec: Precision,
-               workspace_fraction: float, mtp: int = 0, tp: int = 1) -> MemoryFit:
+               workspace_fraction: float, mtp: int = 0, tp: int = 1, moe_tp: int = 1) -> MemoryFit:
     """Fit of ``sequences`` sequences of ``context`` tokens per attention group of ``tp`` GPUs.
 
     Parameters
     ----------
     slots_per_gpu : int
-        Expert slots per GPU (logical + redundant experts over the EP size).
+        Expert slots per GPU (logical + redundant experts over the EP size), each split ``moe_tp`` ways.
     sequences : float
         Sequences resident per attention group (decode: the batch); per GPU when ``tp`` is 1.
     workspace_fraction : float
         Share of usable HBM kept for activations and buffers (calibration data).
     """
-    experts = expert_weight_bytes(model, slots_per_gpu, prec, mtp)
+    experts = expert_weight_bytes(model, slots_per_gpu, prec, mtp, moe_tp)
     weights = experts + replicated_weight_bytes(model, prec, mtp, tp)
     workspace = workspace_fraction * gpu.hbm_usable_bytes
     free = gpu.hbm_usable_bytes - weights - workspace
@@ -194,13 +195,14 @@ def prefill_transient_bytes(model: Model, tokens: float, prec: Precision) -> flo
 
 
 def prefill_fits(model: Model, gpu: GPU, slots_per_gpu: int, chunk_tokens: int, prompt_tokens: int,
-                 prec: Precision, workspace_fraction: float, tp: int = 1) -> tuple[bool, float, int]:
+                 prec: Precision, workspace_fraction: float, tp: int = 1,
+                 moe_tp: int = 1) -> tuple[bool, float, int]:
     """(fits, bytes needed per GPU, largest chunk that fits) for a prefill chunk of ``chunk_tokens`` per
     attention group of ``tp`` GPUs.
 
     Needed = weights + the KV of the chunk's prompts + max(workspace, the chunk's activations and buffers).
     """
-    weights = expert_weight_bytes(model, slots_per_gpu, prec) + replicated_weight_bytes(model, prec, tp=tp)
+    weights = expert_weight_bytes(model, slots_per_gpu, prec, moe_tp=moe_tp) + replicated_weight_bytes(model, prec, tp=tp)
 
     def need(tokens: int) -> float:
         sequences = max(1.0, tokens / prompt_tokens)

@@ -17,7 +17,10 @@ the efficiency measured for its shape where the calibration has it (:mod:`wideep
 Tensor parallelism: a group of ``tp`` GPUs serves ``batch`` sequences (decode) or a chunk of
 ``prefill_tokens`` (prefill); attention, dense FFNs, shared experts and the LM head run on all the group's
 tokens with each rank's slice of the weights (:func:`~wideep.perf.kernels.tp_shard`), heads and KV
-(:func:`~wideep.perf.memory.kv_share`); each rank then dispatches 1/tp of the tokens to the experts.
+(:func:`~wideep.perf.memory.kv_share`); each rank then dispatches 1/tp of the tokens to the experts. With
+MoE tensor parallelism (``moe_tp`` > 1, the attention group spanning the EP group) there is no all-to-all:
+each of the group's ``tp / moe_tp`` expert ranks runs all the tokens routed to its experts, each GPU with its
+1/moe_tp slice of every expert.
 
 Schedules: :func:`schedule` (one micro-batch, or two overlapping communication inside each MoE layer).
 MTP (``mtp`` draft tokens with acceptance ``acceptance``): every sequence feeds 1 + mtp tokens per step and
@@ -176,7 +179,8 @@ def routed_experts(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: E
     spg = ep.slots_per_gpu
     active = ep.active_experts(tokens, received)
     m = received / active
-    shapes = ffn_gemms(model.expert_ffn, model.hidden, "routed_experts", per_expert=True)
+    whole = ffn_gemms(model.expert_ffn, model.hidden, "routed_experts", per_expert=True)
+    shapes = [tp_shard(g, wl.moe_tp) for g in whole]
     gemms = [gemm_kernel(g, m, wl.precision.weights, gpu, cal, experts=active, local_experts=spg) for g in shapes]
     curve = cal.shape_curve(wl.precision.weights, shapes[0].n, shapes[0].k, spg)
     if curve is not None and curve.covers == "moe_layer":  # the measurement already holds the kernels around
@@ -188,9 +192,10 @@ def routed_experts(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: E
 def moe_layer_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: ExpertParallel,
                     sequences: float) -> list[Term]:
     """One MoE layer's compute for the group's ``sequences``: attention, shared and routed experts, kernels,
-    the tensor-parallel all-reduces; the experts see this GPU's 1/tp of the tokens."""
+    the tensor-parallel all-reduces; the experts see this GPU's 1/tp of the tokens (1/expert_ranks under MoE
+    tensor parallelism, each expert's slice of 1/moe_tp)."""
     group_tokens = layer_tokens(wl, sequences)
-    routed, _ = routed_experts(model, gpu, cal, wl, ep, group_tokens / wl.tp)
+    routed, _ = routed_experts(model, gpu, cal, wl, ep, group_tokens / wl.expert_ranks)
     before, after = remembered(moe_local_terms, model, gpu, cal, wl, sequences)
     return before + [routed] + after + allreduce_term(ep, wl, group_tokens)
 

@@ -43,6 +43,9 @@ class Workload:
         that enables two-batch overlap only where it pays would run; batch 1 cannot be split).
     tp : int
         Attention tensor parallelism: GPUs of one attention group (1: data-parallel attention).
+    moe_tp : int
+        MoE tensor parallelism: GPUs each routed expert is split over (divides ``tp``; the group's
+        ``tp / moe_tp`` expert ranks see all its tokens, so no all-to-all).
     """
 
     phase: str = "decode"
@@ -55,6 +58,7 @@ class Workload:
     overlap: str = "auto"
     precision: Precision = field(default_factory=Precision)
     tp: int = 1
+    moe_tp: int = 1
 
     def __post_init__(self) -> None:
         checks = [("--phase", self.phase in PHASES, f"must be one of {', '.join(PHASES)}, got {self.phase!r}"),
@@ -64,10 +68,18 @@ class Workload:
         for option, ok, problem in checks:
             if not ok:
                 raise InputError(problem, option)
+        if self.moe_tp < 1 or self.tp % self.moe_tp:
+            raise InputError(f"MoE tensor parallelism {self.moe_tp} must divide the attention group ({self.tp})", "--ep")
         for option, value in (("--mtp", self.mtp), ("--batch", self.batch), ("--prefill-tokens", self.prefill_tokens),
                               ("--tp", self.tp),
                               ("--context" if self.phase == "decode" else "--isl", self.context)):
             check_option(option, value)
+
+    @property
+    def expert_ranks(self) -> int:
+        """GPUs of the attention group that hold distinct experts (tp / moe_tp): the MoE layer splits the
+        group's tokens over them."""
+        return self.tp // self.moe_tp
 
     @property
     def tokens_per_sequence(self) -> int:

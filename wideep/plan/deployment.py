@@ -68,15 +68,17 @@ class Plan:
 
     @property
     def layout(self) -> str:
-        """The parallel layout in words, e.g. ``attention TP8 x DP4, MoE EP32``."""
-        moe = f", MoE EP{self.ep.ep_size}" if self.model.is_moe else ""
+        """The parallel layout in words, e.g. ``attention TP8 x DP4, MoE EP32`` or (MoE tensor parallelism)
+        ``attention TP8 x DP1, MoE EP2 x TP4``."""
+        moe_tp = f" x TP{self.spec.moe_tp}" if self.spec.moe_tp > 1 else ""
+        moe = f", MoE EP{self.ep.ep_size}{moe_tp}" if self.model.is_moe else ""
         return f"attention TP{self.spec.tp} x DP{self.dp}{moe}"
 
     def to_dict(self) -> dict:
         d = self.decode
         return {
             "model": self.model.id, "system": self.system, "gpu": self.gpu.id, "gpus": self.gpus,
-            "ep": self.ep.ep_size, "tp": self.spec.tp, "dp": self.dp, "layout": self.layout,
+            "ep": self.ep.ep_size, "tp": self.spec.tp, "moe_tp": self.spec.moe_tp, "dp": self.dp, "layout": self.layout,
             "batch": self.spec.batch, "context": self.spec.decode_context,
             "dtype": self.spec.dtype, "overlap": self.spec.overlap, "mtp": self.spec.mtp,
             "placement": self.spec.placement, "replica_rule": self.spec.replica_rule,
@@ -234,9 +236,9 @@ def check_spec(spec: PlanSpec, model: Model) -> int:
     gpus = max(spec.ep, spec.tp) if spec.gpus is None else spec.gpus
     if spec.ep < 1:
         raise InputError(f"must be >= 1, got {spec.ep}", "--ep")
-    if model.is_moe and spec.ep % spec.tp:
-        raise InputError(f"must divide --ep ({spec.ep}): the EP group is made of whole attention groups, "
-                         f"got {spec.tp}", "--tp")
+    if model.is_moe and spec.ep % spec.tp and spec.tp % spec.ep:
+        raise InputError(f"must divide --ep ({spec.ep}: attention groups inside the EP group) or be a multiple "
+                         f"of it (MoE tensor parallelism inside the attention group), got {spec.tp}", "--tp")
     if gpus % spec.tp:
         raise InputError(f"must be a multiple of --tp ({spec.tp}), got {gpus}", "--gpus")
     if spec.mtp and not model.mtp_layers:
@@ -304,7 +306,7 @@ def decode_memory(spec: PlanSpec, slots_per_gpu: int) -> MemoryFit:
     model = load_model(spec.model)
     gpu = cluster_for(spec.topology, spec.ep).gpu
     return memory_fit(model, gpu, slots_per_gpu, spec.batch, spec.decode_context, spec.precision,
-                      load_calibration(gpu.id, spec.calibration).workspace_fraction, spec.mtp, spec.tp)
+                      load_calibration(gpu.id, spec.calibration).workspace_fraction, spec.mtp, spec.tp, spec.moe_tp)
 
 
 def fits_in_memory(spec: PlanSpec) -> bool:
@@ -337,7 +339,7 @@ def prefill_fit(spec: PlanSpec, slots_per_gpu: int) -> tuple[bool, float, int]:
     model = load_model(spec.model)
     gpu = cluster_for(spec.topology, spec.ep).gpu
     return prefill_fits(model, gpu, slots_per_gpu, spec.prefill_tokens, spec.isl, spec.precision,
-                        load_calibration(gpu.id, spec.calibration).workspace_fraction, spec.tp)
+                        load_calibration(gpu.id, spec.calibration).workspace_fraction, spec.tp, spec.moe_tp)
 
 
 def prompt_kv_transfer_s(spec: PlanSpec, model: Model, cluster: Cluster) -> float:
@@ -359,7 +361,7 @@ def ep_for(spec: PlanSpec, model: Model, redundant: int, phase: str) -> ExpertPa
     if ep.ep_size <= 1:
         return ep
     wl = spec.workload(phase)
-    per_gpu = (wl.batch * wl.tokens_per_sequence if phase == "decode" else wl.prefill_tokens) / spec.tp
+    per_gpu = (wl.batch * wl.tokens_per_sequence if phase == "decode" else wl.prefill_tokens) / wl.expert_ranks
     share = busiest_share(model, spec.topology, spec.ep, redundant, spec.routing, spec.placement, spec.seed,
                           per_gpu * spec.ep, spec.replica_rule)
     splits = (2, 1) if phase == "prefill" or wl.batch >= 2 else (1,)

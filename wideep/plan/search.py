@@ -11,7 +11,8 @@ For each system it plans every candidate (EP size, MTP, decode batch) and servin
   lengthens TPOT by their prefill time; TTFT = the prompt at the same rate behind a decode step.
 
 Layouts: attention tensor parallelism ``tp`` of :data:`TP_SIZES` inside one NVLink domain, with ``dp = gpus / tp``
-attention groups; an MoE model's experts over EP groups of :data:`EP_SIZES` (a multiple of ``tp``); a dense
+attention groups; an MoE model's experts over EP groups of :data:`EP_SIZES` (a multiple of ``tp``), or, at
+small batches, over :data:`MOE_TP_EP_SIZES` ranks of the widest attention group, each expert split (MoE TP); a dense
 model on one ``tp`` group per replica. ``batch`` counts sequences per attention group. The Pareto front is output tokens/s
 per GPU (fleet) against tokens/s per user among points that fit in memory; ``best`` is the cheapest
 $/Mtok (ISL/OSL mix) among points that meet the targets.
@@ -36,15 +37,18 @@ MODES = ("agg", "disagg")
 BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 EP_SIZES = (8, 16, 32, 64, 72, 128, 144, 256)
 TP_SIZES = (1, 2, 4, 8)
+MOE_TP_EP_SIZES = (1, 2, 4)  # expert ranks inside the widest attention group (MoE TP = tp / ep)
+MOE_TP_BATCHES = (1, 2, 4, 8, 16)
 #: Search points in CSV/XLSX: (JSON key, header with units). Order and names are stable.
 COLUMNS = (("system", "system"), ("mode", "mode"), ("tp", "tp"), ("ep", "ep"), ("dp", "dp"),
            ("batch", "batch [sequences/attention group]"), ("mtp", "mtp [draft tokens]"), ("dtype", "dtype"),
            ("prefill_gpus", "prefill GPUs"), ("decode_gpus", "decode GPUs"),
            ("tokens_per_s_per_gpu", "output tokens/s/GPU (fleet)"), ("tokens_per_s_per_user", "tokens/s/user"),
            ("ttft_ms", "TTFT [ms]"), ("tpot_ms", "TPOT [ms]"), ("usd_per_mtok", "$/Mtok (ISL/OSL mix)"),
-           ("binding", "binding resource"), ("best", "best under targets"))
+           ("binding", "binding resource"), ("best", "best under targets"), ("moe_tp", "MoE tp"))
 POINT_KEYS = ("tp", "ep", "dp", "batch", "mtp", "dtype", "mode", "prefill_gpus", "decode_gpus",
-              "tokens_per_s_per_gpu", "tokens_per_s_per_user", "ttft_ms", "tpot_ms", "usd_per_mtok", "binding")
+              "tokens_per_s_per_gpu", "tokens_per_s_per_user", "ttft_ms", "tpot_ms", "usd_per_mtok", "binding",
+              "moe_tp")
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,7 @@ def point(p: Plan, mode: str) -> dict:
             "mode": mode, "prefill_gpus": prefill_gpus, "decode_gpus": decode_gpus,
             "tokens_per_s_per_gpu": per_gpu, "tokens_per_s_per_user": out_per_step / step_s,
             "ttft_ms": ttft_s * 1e3, "tpot_ms": step_s / out_per_step * 1e3, "usd_per_mtok": usd,
-            "binding": dec.binding}
+            "binding": dec.binding, "moe_tp": spec.moe_tp}
 
 
 def tp_sizes(topology: str, max_gpus: int | None) -> list[int]:
@@ -118,10 +122,14 @@ def domain_gpus(topology: str) -> int:
 def candidates(spec: PlanSpec, topology: str, max_gpus: int | None) -> list[PlanSpec]:
     model = load_model(spec.model)
     mtps = (0, 1) if model.mtp_layers else (0,)
+    tps = tp_sizes(topology, max_gpus)
+    layouts = [(ep, tp, BATCHES) for ep in ep_sizes(spec, topology, max_gpus) for tp in tps
+               if not model.is_moe or ep % tp == 0]
+    if model.is_moe:  # MoE tensor parallelism in the widest attention group: the latency layout, small batches
+        layouts += [(ep, tps[-1], MOE_TP_BATCHES) for ep in MOE_TP_EP_SIZES if ep < tps[-1]]
     return [replace(spec, topology=topology, ep=ep, tp=tp, gpus=None if model.is_moe else tp, mtp=mtp, batch=b,
                     redundant=None)
-            for ep in ep_sizes(spec, topology, max_gpus) for tp in tp_sizes(topology, max_gpus)
-            if not model.is_moe or ep % tp == 0 for mtp in mtps for b in BATCHES]
+            for ep, tp, batches in layouts for mtp in mtps for b in batches]
 
 
 def pareto(points: list[dict]) -> list[dict]:

@@ -21,6 +21,10 @@ class PlanSpec:
     ``ep`` None is :data:`DEFAULT_EP` for an MoE model and 1 for a dense one, which has no experts to
     spread: an EP size above 1 for a dense model is an error (:func:`wideep.plan.deployment.resolve_ep`).
 
+    ``tp`` above ``ep`` is MoE tensor parallelism, as the engines' ``--tp 8 --ep 2`` (TensorRT-LLM's
+    ``moe_expert_parallel_size``, SGLang's ``--ep-size``): the MoE group is the attention group, each of the
+    ``ep`` expert ranks holds its experts split ``tp / ep`` ways (:attr:`moe_tp`).
+
     ``redundant`` None picks the fewest extra slots (> 0) that make the slots divide over ``ep``
     (32 for 256 experts at EP32, EP72 and EP144, as DeepSeek deploys).
     """
@@ -67,6 +71,11 @@ class PlanSpec:
         return self.context if self.context is not None else self.isl + self.osl // 2
 
     @property
+    def moe_tp(self) -> int:
+        """GPUs each expert is split over: ``tp / ep`` when the attention group spans several expert ranks, else 1."""
+        return self.tp // self.ep if self.ep and self.ep < self.tp else 1
+
+    @property
     def precision(self) -> Precision:
         from wideep.perf.memory import Precision  # the model layers load only when a plan runs
 
@@ -77,6 +86,6 @@ class PlanSpec:
 
         if phase == "decode":
             return Workload("decode", self.batch, self.decode_context, self.prefill_tokens, 0.0, self.mtp,
-                            self.acceptance, self.overlap, self.precision, self.tp)
+                            self.acceptance, self.overlap, self.precision, self.tp, self.moe_tp)
         return Workload("prefill", 1, self.isl, self.prefill_tokens, self.cache_hit, 0, self.acceptance,
-                        self.overlap, self.precision, self.tp)
+                        self.overlap, self.precision, self.tp, self.moe_tp)

@@ -3,7 +3,9 @@
 The layout: attention tensor-parallel over ``tp`` GPUs with ``dp = ep / tp`` attention groups (data-parallel
 attention when ``dp`` > 1), expert parallelism over the EP group for the MoE layers, DeepEP low-latency
 kernels for decode and normal kernels for prefill, two-batch overlap, and MTP where the point uses it; a
-dense model runs tensor-parallel alone. Sources: SGLang "Expert Parallelism" and server-argument docs
+dense model runs tensor-parallel alone. With ``ep`` below ``tp`` the MoE layers run inside the attention group,
+experts over ``ep`` ranks and split ``tp / ep`` ways (SGLang ``--ep-size``, TensorRT-LLM
+``moe_expert_parallel_size`` and ``moe_tensor_parallel_size``; vLLM has no such mix). Sources: SGLang "Expert Parallelism" and server-argument docs
 (``--tp``, ``--dp`` with ``--enable-dp-attention``: attention TP = tp / dp; ``--moe-a2a-backend deepep``,
 ``--deepep-mode``, ``--ep-num-redundant-experts``, ``--init-expert-location``, ``--enable-two-batch-overlap``,
 ``--disaggregation-mode``); vLLM "Expert Parallel Deployment" (``--tensor-parallel-size``,
@@ -20,8 +22,10 @@ import json
 def sglang(point: dict, model_path: str, redundant: int, placement_file: str | None = None) -> str:
     tp, ep, dp, mtp = point["tp"], point["ep"], point["dp"], point["mtp"]
     args = [f"python -m sglang.launch_server --model-path {model_path}"]
-    if ep <= 1:  # dense: tensor parallelism alone
+    if ep <= 1:  # dense, or every expert split over the TP group: tensor parallelism alone
         args.append(f"--tp {tp}")
+    elif ep < tp:  # MoE tensor parallelism: no all-to-all, tp / ep GPUs per expert
+        args.append(f"--tp {tp} --ep-size {ep}")
     else:
         mode = "low_latency" if point["mode"] == "disagg" else "auto"
         args.append(f"--tp {ep} --dp {dp} --enable-dp-attention" if dp > 1 else f"--tp {ep}")
@@ -35,13 +39,13 @@ def sglang(point: dict, model_path: str, redundant: int, placement_file: str | N
                     f"--speculative-num-draft-tokens {mtp + 1}")
     if point["mode"] == "disagg":
         args.append("--disaggregation-mode decode   # prefill pool: same with --disaggregation-mode prefill"
-                    + (" --deepep-mode normal" if ep > 1 else ""))
+                    + (" --deepep-mode normal" if 1 < ep and tp <= ep else ""))
     return " \\\n  ".join(args)
 
 
 def vllm(point: dict, model_path: str, redundant: int) -> str:
     args = [f"vllm serve {model_path}", f"--tensor-parallel-size {point['tp']} --data-parallel-size {point['dp']}"]
-    if point["ep"] > 1:
+    if point["tp"] <= point["ep"] > 1:
         eplb = json.dumps({"num_redundant_experts": redundant})
         args += ["--enable-expert-parallel", "--all2all-backend deepep_low_latency",
                  f"--enable-eplb --eplb-config '{eplb}'"]
@@ -49,22 +53,30 @@ def vllm(point: dict, model_path: str, redundant: int) -> str:
     if point["mtp"]:
         spec = json.dumps({"method": "deepseek_mtp", "num_speculative_tokens": point["mtp"]})
         args.append(f"--speculative-config '{spec}'")
-    return " \\\n  ".join(args)
+    note = (f"\n# MoE EP{point['ep']} x TP{point['tp'] // point['ep']} has no vLLM equivalent: this runs every "
+            "expert split over the TP group" if 1 < point["ep"] < point["tp"] else "")
+    return " \\\n  ".join(args) + note
 
 
 def trtllm(point: dict, n_experts: int, redundant: int) -> str:
     tp, ep, dp = point["tp"], point["ep"], point["dp"]
     if ep <= 1:
         return f"tensor_parallel_size: {tp}\nmax_batch_size: {point['batch']}"
+    if ep < tp:
+        return (f"tensor_parallel_size: {tp}\nmoe_expert_parallel_size: {ep}\nmoe_tensor_parallel_size: {tp // ep}\n"
+                f"enable_attention_dp: false\nmax_batch_size: {point['batch']}" + mtp_yaml(point["mtp"]))
     lines = [f"tensor_parallel_size: {ep}", f"moe_expert_parallel_size: {ep}",
              f"enable_attention_dp: {'true' if tp == 1 else 'false'}"
              + ("" if tp in (1, ep) else f"   # attention TP{tp} x DP{dp} has no TensorRT-LLM equivalent: "
                                             "it runs attention data-parallel or TP over all ranks"),
              f"max_batch_size: {point['batch']}", "moe_config:", "  backend: WIDEEP", "  load_balancer:",
              f"    num_slots: {n_experts + redundant}"]
-    if point["mtp"]:
-        lines += ["speculative_config:", "  decoding_type: MTP", f"  num_nextn_predict_layers: {point['mtp']}"]
-    return "\n".join(lines)
+    return "\n".join(lines) + mtp_yaml(point["mtp"])
+
+
+def mtp_yaml(mtp: int) -> str:
+    """TensorRT-LLM's speculative_config lines for ``mtp`` MTP layers ("" without MTP)."""
+    return f"\nspeculative_config:\n  decoding_type: MTP\n  num_nextn_predict_layers: {mtp}" if mtp else ""
 
 
 def deploy(point: dict, model_path: str, n_experts: int, redundant: int, placement_file: str | None = None) -> dict:
