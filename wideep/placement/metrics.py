@@ -176,8 +176,8 @@ def evaluate(placement: Placement, stats, model: Model, cluster: Cluster, tokens
     """All metrics of ``placement`` for one decode step of ``tokens_per_gpu`` tokens per GPU, under ``replica_rule``;
     ``comm``: the traffic model's result for that same step, when the caller has it (else it runs here)."""
     s = score(placement, stats, model, tokens_per_gpu, replica_rule, seed)
-    res = comm if comm is not None else a2a(model, cluster, placement.phy2log, stats, placement.ep_size,
-                                            tokens_per_gpu, transport, dispatch_dtype, combine_dtype, seed, replica_rule)
+    res = comm if comm is not None else a2a(model, cluster, placement.phy2log, stats, placement.ep_size, tokens_per_gpu,
+                                            transport, dispatch_dtype, combine_dtype, seed, replica_rule)
     return PlacementMetrics(placement.algorithm, s.balancedness, s.busiest_gpu_selections,
                             s.cross_domain_copies_per_token, s.cross_gpu_copies_per_token,
                             res.dispatch_s, res.combine_s, res.dispatch_sol_s, res.combine_sol_s,

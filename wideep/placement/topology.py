@@ -19,9 +19,9 @@ Steps, all vectorised over layers (Python loops run over experts, domain pairs o
 7. per layer, among ``balanced`` and the candidates of steps 1-6 (one per domain cap, one with locality
    replicas), the one of least predicted layer time (:func:`wideep.placement.objective.layer_time`: routed
    experts of the busiest GPU + dispatch + combine, for the transport, payload and weight dtypes,
-   calibration and replica rule in use, on one decode step of the statistics) among those with no more cross-domain copies than ``balanced``: never
-   slower, never more copies than ``balanced`` on that step. The ``auto`` algorithm weighs EPLB's global
-   policy too and drops the copy condition.
+   calibration and replica rule in use, on one decode step of the statistics) among those with no more
+   cross-domain copies than ``balanced``: never slower, never more copies than ``balanced`` on that step.
+   The ``auto`` algorithm weighs EPLB's global policy too and drops the copy condition.
 """
 
 from __future__ import annotations

@@ -125,7 +125,8 @@ def objective_basis(spec: PlanSpec, phase: str) -> Basis | None:
     and calibration); None for the other algorithms, whose placement depends on none of it."""
     if spec.placement not in SEARCHING:
         return None
-    return Basis(spec.transport or TRANSPORTS[phase], spec.dispatch_dtype, spec.combine_dtype, spec.dtype, spec.calibration)
+    transport = spec.transport or TRANSPORTS[phase]
+    return Basis(transport, spec.dispatch_dtype, spec.combine_dtype, spec.dtype, spec.calibration)
 
 
 @lru_cache(maxsize=64)
