@@ -159,3 +159,36 @@ def test_moe_tensor_parallel_gemms_are_each_ranks_slice():
     whole, sliced = (routed_experts(model, gpu, cal, Workload(batch=64, tp=8, moe_tp=m), ep, 32.0)[0]
                      for m in (1, 4))
     assert sliced.flops == pytest.approx(whole.flops / 4)  # same copies, a quarter of each expert's columns
+
+
+# Qwen3-Next-80B-A3B (models/qwen3-next-80b-a3b.toml): 12 gated-attention layers with 2 kv heads of 256, and 36
+# Gated DeltaNet layers with 16 query/key heads and 32 value heads of 128, a 4-tap convolution. Per sequence:
+KV_PER_TOKEN = 12 * 2 * 2 * 256 * 2          # bf16 K and V of the 12 softmax layers: 12,288 B per token
+STATE = 36 * (32 * 128 * 128 * 4             # fp32 recurrent state, per value head
+              + 3 * (2 * 16 * 128 + 32 * 128) * 2)  # the last 3 inputs of q, k (key heads) and v (value heads), bf16
+
+
+@pytest.mark.parametrize("tp, kv_ranks, state_ranks, per_sequence", [
+    (1, 1, 1, 177_930_240),  # 100,663,296 B of KV at 4,096 tokens + 77,266,944 B of state
+    (2, 2, 2, 88_965_120),
+    (4, 2, 4, 69_648_384),   # 50,331,648 + 19,316,736 (the state was split 2 ways before: 88,965,120)
+    (8, 2, 8, 59_990_016),   # 50,331,648 + 9,658,368
+])
+def test_tp_splits_linear_attention_state_by_its_own_heads(tp, kv_ranks, state_ranks, per_sequence):
+    """Softmax KV: 2 kv heads, so at most 2 ranks share it; the DeltaNet state: 32 value and 16 key heads,
+    split over every rank up to TP16 (a reviewer's case: at TP4 and TP8 it was split only 2 ways)."""
+    batch, context = 16, 4096
+    assert KV_PER_TOKEN * context / kv_ranks + STATE / state_ranks == per_sequence
+    p = plan(PlanSpec(model="qwen3-next-80b-a3b", topology="hgx-h200", ep=8, tp=tp, batch=batch, context=context))
+    assert p.memory.kv_bytes == pytest.approx(batch * per_sequence, rel=1e-12)
+
+
+def test_tp_attention_reads_one_ranks_share_of_the_linear_state():
+    """The decode attention core reads (and writes back) each rank's state, not the group's: at TP8 the bytes
+    per step are the softmax KV over 2 ranks plus twice the state over 8."""
+    from wideep.perf.memory import kv_rank_bytes, kv_read_bytes_per_sequence, Precision
+    from wideep.specs.model import load_model
+
+    m, context = load_model("qwen3-next-80b-a3b"), 4096
+    read = kv_rank_bytes(m, kv_read_bytes_per_sequence(m, context, Precision()), 8, state_copies=2)
+    assert read == pytest.approx(KV_PER_TOKEN * context / 2 + 2 * STATE / 8, rel=1e-12)

@@ -180,6 +180,12 @@ def place_cmd(model: str = typer.Option(..., "--model", help="Model id or file."
               transport: str = typer.Option("deepep-normal", "--transport", help="Transport for the a2a time."),
               dtype: str = typer.Option("fp8", "--dtype", help="Dispatch dtype."),
               combine_dtype: str = typer.Option("bf16", "--combine-dtype", help="Combine dtype."),
+              weights_dtype: str = typer.Option(SPEC.dtype, "--weights-dtype",
+                                                help="Routed-expert weights the predicted layer time assumes "
+                                                     "(plan --dtype): bf16, fp8, nvfp4, mxfp4 or int4."),
+              calibration: Optional[str] = typer.Option(None, "--calibration",
+                                                        help="Calibration TOML laid over the catalog's (expert "
+                                                             "GEMM times in the predicted layer time)."),
               out_path: Optional[str] = typer.Option(None, "--out", help="Write the placement to this file."),
               fmt: Optional[str] = typer.Option(None, "--format",
                                                 help="Format of --out: sglang (default), vllm, trtllm or json."),
@@ -206,7 +212,8 @@ def place_cmd(model: str = typer.Option(..., "--model", help="Model id or file."
         algorithms = list(dict.fromkeys(["contiguous", "balanced", *algorithms]))
     study = plan_placement(m, cluster, gpus if ep is None else ep, redundant, tokens, algorithms, stats, routing,
                            transport, dtype, combine_dtype, seed, replica_rule, held_out=compare,
-                           write=algorithm if out_path is not None else None)
+                           write=algorithm if out_path is not None else None, weights_dtype=weights_dtype,
+                           calibration=calibration)
     rows = study.rows()
     # one algorithm is the best of itself, whatever references the page placed beside it
     shown = rows if compare else [r | {"best": True} for r in rows if r["algorithm"] == algorithm]

@@ -3,8 +3,9 @@
 Weights per GPU = its expert slots (slots_per_gpu x MoE layers x bytes per expert) + every non-expert
 weight (attention, dense FFNs, shared experts, embedding and LM head) split over the attention
 tensor-parallel group (``tp``; 1 = data-parallel attention, every GPU holds them whole; routers stay whole).
-KV per GPU: the group's sequences x their KV x :func:`kv_share` (a rank keeps its kv heads; MLA's single
-latent is kept whole on every rank). MTP modules (DeepSeek-V3: one extra MoE layer sharing the embedding and
+KV per GPU: the group's sequences x one rank's part of their KV (:func:`kv_rank_bytes`: a rank keeps its kv
+heads, :func:`kv_share`, MLA's single latent whole on every rank; a Gated DeltaNet layer's state split by its
+own heads). MTP modules (DeepSeek-V3: one extra MoE layer sharing the embedding and
 the LM head, per its technical report) add one attention layer, shared expert and slot set each.
 """
 
@@ -97,7 +98,8 @@ def expert_weight_bytes(model: Model, slots_per_gpu: int, prec: Precision, mtp: 
 
 
 def kv_share(model: Model, tp: int) -> float:
-    """Share of a sequence's KV one rank of a ``tp``-way attention group keeps: 1 / min(tp, kv heads); MLA 1.
+    """Share of a sequence's softmax-attention KV one rank of a ``tp``-way attention group keeps:
+    1 / min(tp, kv heads); MLA 1. (Linear-attention state: :func:`kv_rank_bytes`.)
 
     >>> from wideep.specs.model import load_model
     >>> kv_share(load_model("deepseek-v3"), 8), kv_share(load_model("llama-3.1-70b"), 8)
@@ -121,6 +123,30 @@ def replicated_weight_bytes(model: Model, prec: Precision, mtp: int = 0, tp: int
     head = (model.embedding_params + (0 if model.tie_embeddings else model.lm_head_params)) / tp
     return (prec.dt("attention").weight_bytes(attention) + w.weight_bytes(ffn)
             + bf16.weight_bytes(routers + head + mtp * 2 * h * h))
+
+
+def linear_state_bytes(model: Model, mtp: int = 0, tp: int = 1) -> float:
+    """Linear-attention state of one sequence, every Gated DeltaNet layer (scaled for MTP layers as
+    :func:`kv_bytes_per_sequence` scales), that one rank of a ``tp``-way attention group keeps; 0 without."""
+    if not model.linear:
+        return 0.0
+    return model.linear.layers * model.linear.state_bytes(tp) * (model.layers + mtp) / model.layers
+
+
+def kv_rank_bytes(model: Model, seq_bytes: float, tp: int, mtp: int = 0, state_copies: int = 1) -> float:
+    """One rank's part of ``seq_bytes``, cache bytes of one sequence (:func:`kv_bytes_per_sequence`, or with
+    ``state_copies`` 2 :func:`kv_read_bytes_per_sequence`, which reads and writes the state): the softmax
+    layers' KV x :func:`kv_share`, the linear-attention state split by its own heads.
+
+    >>> from wideep.specs.model import load_model
+    >>> m = load_model("qwen3-next-80b-a3b")  # 12 GQA layers, 2 kv heads; 36 Gated DeltaNet, 32 value heads
+    >>> kv_rank_bytes(m, linear_state_bytes(m), 8) == linear_state_bytes(m) / 8
+    True
+    """
+    if tp <= 1:
+        return seq_bytes
+    state = state_copies * linear_state_bytes(model, mtp)
+    return (seq_bytes - state) * kv_share(model, tp) + state_copies * linear_state_bytes(model, mtp, tp)
 
 
 def kv_bytes_per_sequence(model: Model, context: float, prec: Precision, mtp: int = 0) -> float:
@@ -153,24 +179,28 @@ def memory_fit(model: Model, gpu: GPU, slots_per_gpu: int, sequences: float, con
     weights = experts + replicated_weight_bytes(model, prec, mtp, tp)
     workspace = workspace_fraction * gpu.hbm_usable_bytes
     free = gpu.hbm_usable_bytes - weights - workspace
-    share = kv_share(model, tp)
-    per_seq = kv_bytes_per_sequence(model, context, prec, mtp) * share
+    per_seq = kv_rank_bytes(model, kv_bytes_per_sequence(model, context, prec, mtp), tp, mtp)
     kv = sequences * per_seq
     return MemoryFit(weights, experts, kv, workspace, gpu.hbm_usable_bytes, kv <= free,
                      max(0, int(free // per_seq)) if free > 0 else 0,
-                     max_context(model, free, max(sequences, 1) * share, prec, mtp))
+                     max_context(model, free, max(sequences, 1), prec, mtp, tp))
 
 
-def max_context(model: Model, free_bytes: float, sequences: float, prec: Precision, mtp: int = 0) -> int:
-    """Largest context (tokens) whose KV for ``sequences`` sequences fits in ``free_bytes`` (bisection)."""
+def max_context(model: Model, free_bytes: float, sequences: float, prec: Precision, mtp: int = 0, tp: int = 1) -> int:
+    """Largest context (tokens) whose KV for ``sequences`` sequences, one rank's part of a ``tp``-way group,
+    fits in ``free_bytes`` (bisection)."""
     if free_bytes <= 0:
         return 0
+
+    def need(context: int) -> float:
+        return sequences * kv_rank_bytes(model, kv_bytes_per_sequence(model, context, prec, mtp), tp, mtp)
+
     lo, hi = 0, 1
-    while sequences * kv_bytes_per_sequence(model, hi, prec, mtp) <= free_bytes and hi < 2**40:
+    while need(hi) <= free_bytes and hi < 2**40:
         lo, hi = hi, hi * 2
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if sequences * kv_bytes_per_sequence(model, mid, prec, mtp) <= free_bytes:
+        if need(mid) <= free_bytes:
             lo = mid
         else:
             hi = mid
@@ -206,7 +236,7 @@ def prefill_fits(model: Model, gpu: GPU, slots_per_gpu: int, chunk_tokens: int, 
 
     def need(tokens: int) -> float:
         sequences = max(1.0, tokens / prompt_tokens)
-        kv = sequences * kv_bytes_per_sequence(model, prompt_tokens, prec) * kv_share(model, tp)
+        kv = sequences * kv_rank_bytes(model, kv_bytes_per_sequence(model, prompt_tokens, prec), tp)
         return weights + kv + max(workspace_fraction * gpu.hbm_usable_bytes, prefill_transient_bytes(model, tokens, prec))
 
     lo, hi = 0, 1

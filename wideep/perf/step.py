@@ -17,7 +17,7 @@ the efficiency measured for its shape where the calibration has it (:mod:`wideep
 Tensor parallelism: a group of ``tp`` GPUs serves ``batch`` sequences (decode) or a chunk of
 ``prefill_tokens`` (prefill); attention, dense FFNs, shared experts and the LM head run on all the group's
 tokens with each rank's slice of the weights (:func:`~wideep.perf.kernels.tp_shard`), heads and KV
-(:func:`~wideep.perf.memory.kv_share`); each rank then dispatches 1/tp of the tokens to the experts. With
+(:func:`~wideep.perf.memory.kv_rank_bytes`); each rank then dispatches 1/tp of the tokens to the experts. With
 MoE tensor parallelism (``moe_tp`` > 1, the attention group spanning the EP group) there is no all-to-all:
 each of the group's ``tp / moe_tp`` expert ranks runs all the tokens routed to its experts, each GPU with its
 1/moe_tp slice of every expert.
@@ -35,7 +35,7 @@ from dataclasses import replace
 from wideep.core import units
 from wideep.core.errors import InputError
 from wideep.specs.hardware import GPU
-from wideep.perf.memory import OPTIONS, Precision, kv_read_bytes_per_sequence, kv_share
+from wideep.perf.memory import OPTIONS, Precision, kv_rank_bytes, kv_read_bytes_per_sequence
 from wideep.specs.model import Model
 from wideep.perf.kernels import (GemmShape, MemoryKernel, attention_gemms, attention_kernels, dense_kernels,
                                  ffn_gemms, linear_attention_gemms, moe_kernels, tp_shard)
@@ -146,11 +146,11 @@ def attention_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequ
         attended = wl.context * wl.cache_hit + wl.new_tokens_per_prompt / 2.0
         eff = (cal.flops("bf16"), cal.hbm_efficiency)
     per_layer = 1.0 / (model.layers + mtp)
+    read = kv_rank_bytes(model, kv_read_bytes_per_sequence(model, wl.context, prec, mtp), wl.tp, mtp, state_copies=2)
     core = roofline("attn_core",
                     per_layer * tokens * model.score_flops_per_token(attended, absorbed=wl.phase == "decode",
                                                                      extra_layers=mtp) / wl.tp,
-                    per_layer * sequences * kv_read_bytes_per_sequence(model, wl.context, prec, mtp) * kv_share(model, wl.tp),
-                    gpu.flops("bf16"), gpu.hbm_Bps, eff)
+                    per_layer * sequences * read, gpu.flops("bf16"), gpu.hbm_Bps, eff)
     if core.time_s < cal.attention_floor_s:  # one kernel per layer: its launch and tail
         core = replace(core, time_s=cal.attention_floor_s)
     proj = sharded_gemms(attention_gemms(model), tokens, prec.attention, gpu, cal, wl.tp)

@@ -24,7 +24,7 @@ from wideep.specs.model import Model
 from wideep.placement.table import Placement
 from wideep.routing.stats import balancedness, per_layer_counts, sample_tokens, token_ranks
 from wideep.specs.topology import Cluster
-from wideep.traffic.a2a import a2a, gpu_loads
+from wideep.traffic.a2a import A2AResult, a2a, gpu_loads
 from wideep.slots import DEFAULT_REPLICA_RULE, check_replica_rule, choose_replicas, slot_gpus
 
 
@@ -171,11 +171,13 @@ def score(placement: Placement, stats, model: Model, tokens_per_gpu: int, rule: 
 
 def evaluate(placement: Placement, stats, model: Model, cluster: Cluster, tokens_per_gpu: int,
              transport: str = "deepep-normal", dispatch_dtype: str = "fp8", combine_dtype: str = "bf16",
-             seed: int = 0, replica_rule: str = DEFAULT_REPLICA_RULE) -> PlacementMetrics:
-    """All metrics of ``placement`` for one decode step of ``tokens_per_gpu`` tokens per GPU, under ``replica_rule``."""
+             seed: int = 0, replica_rule: str = DEFAULT_REPLICA_RULE, comm: A2AResult | None = None
+             ) -> PlacementMetrics:
+    """All metrics of ``placement`` for one decode step of ``tokens_per_gpu`` tokens per GPU, under ``replica_rule``;
+    ``comm``: the traffic model's result for that same step, when the caller has it (else it runs here)."""
     s = score(placement, stats, model, tokens_per_gpu, replica_rule, seed)
-    res = a2a(model, cluster, placement.phy2log, stats, placement.ep_size, tokens_per_gpu, transport,
-              dispatch_dtype, combine_dtype, seed, replica_rule)
+    res = comm if comm is not None else a2a(model, cluster, placement.phy2log, stats, placement.ep_size, tokens_per_gpu,
+                                            transport, dispatch_dtype, combine_dtype, seed, replica_rule)
     return PlacementMetrics(placement.algorithm, s.balancedness, s.busiest_gpu_selections,
                             s.cross_domain_copies_per_token, s.cross_gpu_copies_per_token,
                             res.dispatch_s, res.combine_s, res.dispatch_sol_s, res.combine_sol_s,

@@ -20,7 +20,7 @@ locality.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -32,7 +32,25 @@ from wideep.routing.stats import per_layer_counts, sample_tokens, token_ranks
 from wideep.slots import DEFAULT_REPLICA_RULE, choose_replicas, dispatch_weights
 from wideep.specs.model import Model
 from wideep.specs.topology import Cluster
-from wideep.traffic.a2a import a2a
+from wideep.traffic.a2a import A2AResult, a2a
+
+
+@dataclass(frozen=True)
+class Basis:
+    """What the objective is predicted under besides the placement and the step: the transport, the dispatch
+    and combine payload dtypes, the routed-expert weights dtype, and a calibration file laid over the GPU's
+    (None: the catalog's). Hashable: a cache of placements keys on it.
+    """
+
+    transport: str = "deepep-normal"
+    dispatch_dtype: str = "fp8"
+    combine_dtype: str = "bf16"
+    weights_dtype: str = "fp8"
+    calibration: str | None = None
+
+    def options(self) -> dict:
+        """The keyword options of the searching placement algorithms that carry it."""
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -40,7 +58,8 @@ class LayerTime:
     """Predicted time of every MoE layer on its busiest GPU, seconds, arrays of shape (layers,).
 
     ``cross_domain_copies`` (layers,): copies of the step's tokens to NVLink domains other than their own
-    (one per token and distinct remote domain); None for loads-only statistics.
+    (one per token and distinct remote domain); None for loads-only statistics. ``comm``: the traffic
+    model's result the dispatch and combine times come from (the study reuses it for its metrics).
     """
 
     experts_s: np.ndarray
@@ -49,6 +68,7 @@ class LayerTime:
     transport: str
     replica_rule: str
     cross_domain_copies: np.ndarray | None = None
+    comm: A2AResult | None = None
 
     @property
     def total_s(self) -> np.ndarray:
@@ -152,10 +172,23 @@ def layer_time(phy2log: np.ndarray, stats, model: Model, cluster: Cluster, ep_si
                transport: str = "deepep-normal", dispatch_dtype: str = "fp8", combine_dtype: str = "bf16",
                seed: int = 0, rule: str = DEFAULT_REPLICA_RULE, weights_dtype: str = "fp8",
                cal: Calibration | None = None) -> LayerTime:
-    """The objective of the module docstring for placement ``phy2log`` (layers, slots) on ``stats``."""
+    """The objective of the module docstring for placement ``phy2log`` (layers, slots) on ``stats``.
+
+    ``transport``, the payload dtypes and ``weights_dtype`` as :class:`Basis` names them; ``cal`` the
+    calibration the expert GEMMs are timed with (default: the catalog's for the cluster's GPU).
+    """
     dom = np.asarray(cluster.domain_of)[:ep_size]
     received, active, cross, gpu = slot_loads(phy2log, stats, model, ep_size, dom, tokens_per_gpu, rule, seed)
     experts = busiest_experts_s(model, cluster, received, active, phy2log.shape[1] // ep_size, weights_dtype, cal)
     res = a2a(model, cluster, phy2log, stats, ep_size, tokens_per_gpu, transport, dispatch_dtype, combine_dtype,
               seed, rule, gpu)
-    return LayerTime(experts, np.asarray(res.dispatch_layer_s), np.asarray(res.combine_layer_s), res.transport, rule, cross)
+    return LayerTime(experts, np.asarray(res.dispatch_layer_s), np.asarray(res.combine_layer_s), res.transport, rule,
+                     cross, res)
+
+
+def basis_time(phy2log: np.ndarray, stats, model: Model, cluster: Cluster, ep_size: int, tokens_per_gpu: int,
+               basis: Basis, seed: int = 0, rule: str = DEFAULT_REPLICA_RULE) -> LayerTime:
+    """:func:`layer_time` under ``basis`` (its calibration file laid over the GPU's)."""
+    return layer_time(phy2log, stats, model, cluster, ep_size, tokens_per_gpu, basis.transport, basis.dispatch_dtype,
+                      basis.combine_dtype, seed, rule, basis.weights_dtype,
+                      load_calibration(cluster.gpu.id, basis.calibration))

@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 
 from wideep.core.errors import InputError
+from wideep.placement.objective import Basis
 from wideep.specs.model import Model
 from wideep.placement.table import Placement, balanced, ep_domains, global_policy
 from wideep.slots import validate_phy2log
@@ -27,8 +28,9 @@ from wideep.slots import contiguous_phy2log
 ALGORITHMS = ("contiguous", "balanced", "global", "topology", "auto")
 #: The algorithms that search, weighing candidates by the objective (they take :data:`OBJECTIVE_OPTIONS`).
 SEARCHING = ("topology", "auto")
-#: Options of the searching algorithms: the step and the transport the objective is predicted for.
-OBJECTIVE_OPTIONS = ("tokens_per_gpu", "seed", "replica_rule", "transport", "dispatch_dtype", "combine_dtype")
+#: Options of the searching algorithms: the step, and what the objective is predicted under (transport,
+#: payload and weight dtypes, calibration file: :class:`wideep.placement.objective.Basis`).
+OBJECTIVE_OPTIONS = ("tokens_per_gpu", "seed", "replica_rule", *Basis().options())
 
 
 def check_request(model: Model, cluster: Cluster, ep_size: int, redundant: int, load: np.ndarray) -> None:

@@ -18,19 +18,18 @@ Steps, all vectorised over layers (Python loops run over experts, domain pairs o
 6. inside each domain, slots pack onto its GPUs with EPLB's balanced packing;
 7. per layer, among ``balanced`` and the candidates of steps 1-6 (one per domain cap, one with locality
    replicas), the one of least predicted layer time (:func:`wideep.placement.objective.layer_time`: routed
-   experts of the busiest GPU + dispatch + combine, for the transport and replica rule in use, on one
-   decode step of the statistics) among those with no more cross-domain copies than ``balanced``: never
-   slower, never more copies than ``balanced`` on that step. The ``auto`` algorithm weighs EPLB's global
-   policy too and drops the copy condition.
+   experts of the busiest GPU + dispatch + combine, for the transport, payload and weight dtypes,
+   calibration and replica rule in use, on one decode step of the statistics) among those with no more
+   cross-domain copies than ``balanced``: never slower, never more copies than ``balanced`` on that step.
+   The ``auto`` algorithm weighs EPLB's global policy too and drops the copy condition.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from wideep.perf.roofline import load_calibration
 from wideep.placement.eplb import balanced_packing, replicate
-from wideep.placement.objective import layer_time
+from wideep.placement.objective import Basis, basis_time
 from wideep.placement.partition import grow_domains, membership, refine_swaps
 from wideep.placement.table import balanced, ep_domains, global_policy
 from wideep.routing.stats import RoutingStats, per_layer_counts, sample_tokens, token_ranks
@@ -228,7 +227,8 @@ def candidates(stats, model, ep_dom: np.ndarray, n_slots: int, slacks: tuple[flo
 
 def place_topology(stats, model, cluster, ep_size: int, redundant: int, tokens_per_gpu: int | None = None,
                    seed: int = 0, replica_rule: str = DEFAULT_REPLICA_RULE, transport: str = "deepep-normal",
-                   dispatch_dtype: str = "fp8", combine_dtype: str = "bf16", slacks: tuple[float, ...] = DOMAIN_SLACKS,
+                   dispatch_dtype: str = "fp8", combine_dtype: str = "bf16", weights_dtype: str = "fp8",
+                   calibration: str | None = None, slacks: tuple[float, ...] = DOMAIN_SLACKS,
                    locality: tuple[float, ...] | None = None, with_global: bool = False) -> np.ndarray:
     """The ``topology`` algorithm (module docstring); returns phy2log, shape (layers, slots).
 
@@ -237,8 +237,10 @@ def place_topology(stats, model, cluster, ep_size: int, redundant: int, tokens_p
     tokens_per_gpu : int, optional
         Tokens per GPU of the decode step the objective is predicted for (default: the sample split evenly
         over the EP ranks, at most :data:`STEP_TOKENS_PER_GPU`).
-    replica_rule, transport, dispatch_dtype, combine_dtype : str
+    replica_rule, transport, dispatch_dtype, combine_dtype, weights_dtype : str
         What the objective (:func:`wideep.placement.objective.layer_time`) is predicted under.
+    calibration : str, optional
+        Calibration file laid over the GPU's for the objective's expert GEMMs (None: the catalog's).
     slacks : tuple of float
         Domain load caps tried (mean x (1 + slack)).
     locality : tuple of float, optional
@@ -261,9 +263,8 @@ def place_topology(stats, model, cluster, ep_size: int, redundant: int, tokens_p
     have = stats.topk_ids.shape[1] if stats.topk_ids is not None else ep_size * STEP_TOKENS_PER_GPU
     tpg = tokens_per_gpu or int(min(max(have // ep_size, 1), STEP_TOKENS_PER_GPU))
     step = step_stats(stats, ep_size * tpg, seed)
-    cal = load_calibration(cluster.gpu.id)
-    times = [layer_time(c, step, model, cluster, ep_size, tpg, transport, dispatch_dtype, combine_dtype, seed,
-                        replica_rule, cal=cal) for c in cands.values()]
+    basis = Basis(transport, dispatch_dtype, combine_dtype, weights_dtype, calibration)
+    times = [basis_time(c, step, model, cluster, ep_size, tpg, basis, seed, replica_rule) for c in cands.values()]
     return choose_layers(list(cands.values()), times, copies_cap=not with_global)
 
 

@@ -20,8 +20,9 @@ from wideep.core.errors import InputError
 from wideep.specs.hardware import GPU
 from wideep.perf.memory import MemoryFit, kv_bytes_per_sequence, memory_fit, prefill_fits
 from wideep.specs.model import Model, load_model
-from wideep.perf.step import calibration_sources, step_time
+from wideep.perf.step import calibration_sources, check_dtypes, step_time
 from wideep.perf.workload import CommCurve, ExpertParallel, StepResult, single_gpu
+from wideep.placement.objective import Basis
 from wideep.placement.placers import ALGORITHMS, SEARCHING, place
 from wideep.perf.roofline import load_calibration
 from wideep.routing.files import looks_like_file, routing_from_spec
@@ -121,13 +122,25 @@ def cluster_for(topology: str, ep_size: int) -> Cluster:
     return load_cluster(topology, ep_size, option="--ep")
 
 
+def objective_basis(spec: PlanSpec, phase: str) -> Basis | None:
+    """What a searching placement of ``spec`` is predicted under in ``phase`` (the phase's transport, its dtypes
+    and calibration); None for the other algorithms, whose placement depends on none of it."""
+    if spec.placement not in SEARCHING:
+        return None
+    transport = spec.transport or TRANSPORTS[phase]
+    return Basis(transport, spec.dispatch_dtype, spec.combine_dtype, spec.dtype, spec.calibration)
+
+
 @lru_cache(maxsize=64)
 def placed(model: Model, topology: str, ep_size: int, redundant: int, routing: str, placement: str,
-           seed: int, replica_rule: str = DEFAULT_REPLICA_RULE) -> tuple[np.ndarray, RoutingStats]:
-    """phy2log (layers, slots) from a routing sample of SAMPLE_TOKENS tokens, and that sample."""
+           seed: int, replica_rule: str = DEFAULT_REPLICA_RULE, basis: Basis | None = None
+           ) -> tuple[np.ndarray, RoutingStats]:
+    """phy2log (layers, slots) from a routing sample of SAMPLE_TOKENS tokens, and that sample; a searching
+    algorithm predicts under ``basis`` (:func:`objective_basis`; None: decode's transport, default dtypes)."""
     layers = min(SAMPLE_LAYERS, model.moe_layers)
     stats = routing_from_spec(routing, model, SAMPLE_TOKENS, seed=seed, layers=layers)
-    opts = {"replica_rule": replica_rule, "transport": TRANSPORTS["decode"]} if placement in SEARCHING else {}
+    opts = ({"replica_rule": replica_rule} | (basis or Basis(TRANSPORTS["decode"])).options()
+            if placement in SEARCHING else {})
     return place(placement, stats, model, cluster_for(topology, ep_size), ep_size, redundant, **opts).phy2log, stats
 
 
@@ -138,31 +151,32 @@ def held_out_sample(model: Model, routing: str, seed: int, layers: int) -> Routi
 
 
 def busiest_share(model: Model, topology: str, ep_size: int, redundant: int, routing: str, placement: str,
-                  seed: int, step_tokens: int, replica_rule: str = DEFAULT_REPLICA_RULE) -> float:
+                  seed: int, step_tokens: int, replica_rule: str = DEFAULT_REPLICA_RULE,
+                  basis: Basis | None = None) -> float:
     """Busiest GPU's share of one step's token-expert selections, mean over the sampled MoE layers and over
     the steps of ``step_tokens`` tokens (over the whole EP group) in a held-out routing sample.
 
     Judged on a sample the placement was not fitted to (:func:`held_out_sample`): a step's busiest GPU sees
     both the placement's imbalance and the step's own sampling noise. Selections go where ``replica_rule``
-    sends them.
+    sends them; ``basis`` as :func:`placed` takes it.
     """
     tokens = int(min(max(step_tokens, ep_size), MAX_SHARE_TOKENS))
-    return measured_share(model, topology, ep_size, redundant, routing, placement, seed, tokens, replica_rule)
+    return measured_share(model, topology, ep_size, redundant, routing, placement, seed, tokens, replica_rule, basis)
 
 
 @lru_cache(maxsize=512)
 def measured_share(model: Model, topology: str, ep_size: int, redundant: int, routing: str, placement: str,
-                   seed: int, tokens: int, replica_rule: str) -> float:
+                   seed: int, tokens: int, replica_rule: str, basis: Basis | None = None) -> float:
     """:func:`busiest_share` at ``tokens`` tokens per step (whole, at least ``ep_size``), cached."""
-    phy2log, _ = placed(model, topology, ep_size, redundant, routing, placement, seed, replica_rule)
+    phy2log, _ = placed(model, topology, ep_size, redundant, routing, placement, seed, replica_rule, basis)
     held_out = held_out_sample(model, routing, seed, phy2log.shape[0])
     return step_busiest_share(phy2log, held_out, ep_size, tokens, cluster_for(topology, ep_size).domain_of[:ep_size],
                               replica_rule)
 
 
 def experts_touched(model: Model, topology: str, ep_size: int, redundant: int, routing: str, placement: str,
-                    seed: int, step_tokens: int, micro_batches: int,
-                    replica_rule: str = DEFAULT_REPLICA_RULE) -> tuple[float, str]:
+                    seed: int, step_tokens: int, micro_batches: int, replica_rule: str = DEFAULT_REPLICA_RULE,
+                    basis: Basis | None = None) -> tuple[float, str]:
     """Distinct slots the busiest GPU reads per MoE layer in one micro-batch, and what they were counted on.
 
     Counted (:func:`wideep.traffic.touched.touched_slots`) on the first step_tokens / micro_batches tokens
@@ -172,14 +186,15 @@ def experts_touched(model: Model, topology: str, ep_size: int, redundant: int, r
     """
     tokens = int(min(max(step_tokens, ep_size), MAX_SHARE_TOKENS))
     mb_tokens = max(1, min(tokens, round(step_tokens / micro_batches)))
-    return counted_touched(model, topology, ep_size, redundant, routing, placement, seed, mb_tokens, replica_rule)
+    return counted_touched(model, topology, ep_size, redundant, routing, placement, seed, mb_tokens, replica_rule,
+                           basis)
 
 
 @lru_cache(maxsize=512)
 def counted_touched(model: Model, topology: str, ep_size: int, redundant: int, routing: str, placement: str,
-                    seed: int, mb_tokens: int, replica_rule: str) -> tuple[float, str]:
+                    seed: int, mb_tokens: int, replica_rule: str, basis: Basis | None = None) -> tuple[float, str]:
     """:func:`experts_touched` on the first ``mb_tokens`` tokens of the held-out sample."""
-    phy2log, _ = placed(model, topology, ep_size, redundant, routing, placement, seed, replica_rule)
+    phy2log, _ = placed(model, topology, ep_size, redundant, routing, placement, seed, replica_rule, basis)
     sample = held_out_sample(model, routing, seed, phy2log.shape[0])
     sel, hit = touched_slots(phy2log, sample, ep_size, mb_tokens, model.top_k,
                              cluster_for(topology, ep_size).domain_of[:ep_size], replica_rule, seed)
@@ -193,8 +208,9 @@ def counted_touched(model: Model, topology: str, ep_size: int, redundant: int, r
 @lru_cache(maxsize=256)
 def expert_parallel(model: Model, topology: str, ep_size: int, redundant: int, routing: str,
                     placement: str, transport: str, dispatch_dtype: str = "fp8", combine_dtype: str = "bf16",
-                    seed: int = 0, replica_rule: str = DEFAULT_REPLICA_RULE) -> ExpertParallel:
-    """The seam to routing, placement and traffic for one EP group (cached per argument set).
+                    seed: int = 0, replica_rule: str = DEFAULT_REPLICA_RULE, basis: Basis | None = None
+                    ) -> ExpertParallel:
+    """The seam to routing, placement and traffic for one EP group (cached per argument set; ``basis``: :func:`placed`).
 
     Returns the per-MoE-layer dispatch/combine time as a curve over tokens per GPU; the busiest
     share is 1/ep_size here and set per step by :func:`ep_for` from :func:`busiest_share`.
@@ -202,7 +218,7 @@ def expert_parallel(model: Model, topology: str, ep_size: int, redundant: int, r
     if not model.is_moe or ep_size <= 1:
         return single_gpu(model)
     cluster = cluster_for(topology, ep_size)
-    phy2log, stats = placed(model, topology, ep_size, redundant, routing, placement, seed, replica_rule)
+    phy2log, stats = placed(model, topology, ep_size, redundant, routing, placement, seed, replica_rule, basis)
     curve = a2a_curve(model, cluster, phy2log, stats, ep_size, COMM_PROBE_TOKENS, COMM_GRID_TOKENS, transport,
                       dispatch_dtype, combine_dtype, seed, replica_rule)
     d, c = (comm_curve(curve[p]) for p in ("dispatch", "combine"))
@@ -278,6 +294,7 @@ def plan(spec: PlanSpec) -> Plan:
         if name == "nvfp4" and name not in gpu.flops_per_s:
             raise InputError(f"{gpu.name} ({gpu.arch}) has no nvfp4 support", option)
     cal = load_calibration(gpu.id, spec.calibration)
+    check_dtypes(gpu, spec.precision)  # before a searching placement times GEMMs in them
     decode_wl = spec.workload("decode")
     redundant = redundant_of(spec, model)
     ep = ep_for(spec, model, redundant, "decode")
@@ -352,10 +369,12 @@ def prompt_kv_transfer_s(spec: PlanSpec, model: Model, cluster: Cluster) -> floa
 
 
 def ep_for(spec: PlanSpec, model: Model, redundant: int, phase: str) -> ExpertParallel:
-    """The EP group as one phase's step sees it: communication times and the step's busiest share."""
+    """The EP group as one phase's step sees it: communication times and the step's busiest share, under
+    the placement made for that phase (:func:`objective_basis`)."""
     transport = spec.transport or TRANSPORTS[phase]
+    basis = objective_basis(spec, phase)
     ep = expert_parallel(model, spec.topology, spec.ep, redundant, spec.routing, spec.placement,
-                         transport, spec.dispatch_dtype, spec.combine_dtype, spec.seed, spec.replica_rule)
+                         transport, spec.dispatch_dtype, spec.combine_dtype, spec.seed, spec.replica_rule, basis)
     if spec.tp > 1:
         ep = replace(ep, allreduce=allreduce_curve(spec.topology, spec.tp, model.hidden))
     if ep.ep_size <= 1:
@@ -363,10 +382,10 @@ def ep_for(spec: PlanSpec, model: Model, redundant: int, phase: str) -> ExpertPa
     wl = spec.workload(phase)
     per_gpu = (wl.batch * wl.tokens_per_sequence if phase == "decode" else wl.prefill_tokens) / wl.expert_ranks
     share = busiest_share(model, spec.topology, spec.ep, redundant, spec.routing, spec.placement, spec.seed,
-                          per_gpu * spec.ep, spec.replica_rule)
+                          per_gpu * spec.ep, spec.replica_rule, basis)
     splits = (2, 1) if phase == "prefill" or wl.batch >= 2 else (1,)
     counts = [experts_touched(model, spec.topology, spec.ep, redundant, spec.routing, spec.placement, spec.seed,
-                              per_gpu * spec.ep, m, spec.replica_rule) for m in splits]
+                              per_gpu * spec.ep, m, spec.replica_rule, basis) for m in splits]
     return replace(ep, busiest_share=share, touched_tokens=tuple(per_gpu / m for m in splits),
                    touched_slots=tuple(c for c, _ in counts), touched_source=counts[0][1])
 

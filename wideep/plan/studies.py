@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from wideep.core import units
 from wideep.core.errors import InputError
+from wideep.perf.roofline import load_calibration
 from wideep.specs.model import Model, load_model
 from wideep.placement.table import Placement
 from wideep.placement.files import load_placement
 from wideep.placement.metrics import PlacementMetrics, Scores, evaluate, score
-from wideep.placement.objective import LayerTime, layer_time
+from wideep.placement.objective import Basis, LayerTime, basis_time
 from wideep.placement.placers import ALGORITHMS, SEARCHING, place
 from wideep.plan.budget import PlaceSize, check_place_budget
-from wideep.routing.stats import check_seed, parse_spec
+from wideep.routing.stats import RoutingStats, check_seed, parse_spec
 from wideep.routing.files import routing_from_spec
 from wideep.routing.split import held_out_split, load_all
 from wideep.specs.topology import Cluster, load_cluster
@@ -57,31 +59,29 @@ def a2a_by_name(model: str, topology: str, gpus: int | None, ep_size: int | None
 
 
 def place_and_evaluate(algorithms: list[str], stats, model: Model, cluster: Cluster, ep_size: int, redundant: int,
-                       tokens_per_gpu: int, transport: str = "deepep-normal", dispatch_dtype: str = "fp8",
-                       combine_dtype: str = "bf16", seed: int = 0, replica_rule: str = DEFAULT_REPLICA_RULE
-                       ) -> list[tuple[Placement, PlacementMetrics, LayerTime]]:
+                       tokens_per_gpu: int, basis: Basis = Basis(), seed: int = 0,
+                       replica_rule: str = DEFAULT_REPLICA_RULE) -> list[tuple[Placement, PlacementMetrics, LayerTime]]:
     """Run each algorithm on the same statistics and measure it (``wideep place`` and ``--compare``): its
-    metrics and its predicted layer time (:func:`wideep.placement.objective.layer_time`)."""
+    metrics and its predicted layer time under ``basis`` (:func:`wideep.placement.objective.layer_time`),
+    from one run of the traffic model each."""
     if tokens_per_gpu <= 0:
         raise InputError(f"must be > 0, got {tokens_per_gpu}", "--tokens")
     check_replica_rule(replica_rule)
     out = []
     for name in algorithms:
-        opts = ({"tokens_per_gpu": tokens_per_gpu, "seed": seed, "replica_rule": replica_rule, "transport": transport,
-                 "dispatch_dtype": dispatch_dtype, "combine_dtype": combine_dtype} if name in SEARCHING else {})
+        opts = ({"tokens_per_gpu": tokens_per_gpu, "seed": seed, "replica_rule": replica_rule} | basis.options()
+                if name in SEARCHING else {})
         p = place(name, stats, model, cluster, ep_size, redundant, **opts)
-        out.append((p, evaluate(p, stats, model, cluster, tokens_per_gpu, transport, dispatch_dtype,
-                                combine_dtype, seed, replica_rule),
-                    predict(p, stats, model, cluster, tokens_per_gpu, transport, dispatch_dtype, combine_dtype, seed,
-                            replica_rule)))
+        t = predict(p, stats, model, cluster, tokens_per_gpu, basis, seed, replica_rule)
+        out.append((p, evaluate(p, stats, model, cluster, tokens_per_gpu, basis.transport, basis.dispatch_dtype,
+                                basis.combine_dtype, seed, replica_rule, t.comm), t))
     return out
 
 
-def predict(p: Placement, stats, model: Model, cluster: Cluster, tokens_per_gpu: int, transport: str,
-            dispatch_dtype: str, combine_dtype: str, seed: int, replica_rule: str) -> LayerTime:
-    """The objective of ``p`` on ``stats``: predicted MoE layer time on the busiest GPU."""
-    return layer_time(p.phy2log, stats, model, cluster, p.ep_size, tokens_per_gpu, transport, dispatch_dtype,
-                      combine_dtype, seed, replica_rule)
+def predict(p: Placement, stats, model: Model, cluster: Cluster, tokens_per_gpu: int, basis: Basis, seed: int,
+            replica_rule: str) -> LayerTime:
+    """The objective of ``p`` on ``stats`` under ``basis``: predicted MoE layer time on the busiest GPU."""
+    return basis_time(p.phy2log, stats, model, cluster, p.ep_size, tokens_per_gpu, basis, seed, replica_rule)
 
 
 #: The placement every other one is judged against in ``wideep place --compare`` (DeepSeek's EPLB).
@@ -96,7 +96,9 @@ class PlaceStudy:
     statistics could be split, its scores held out (:mod:`wideep.routing.split`).
 
     ``written`` is the placement (and its metrics) for ``--out``: with a held-out split, the chosen
-    algorithm placed again on all the statistics.
+    algorithm placed again on all the statistics. ``whole``: the statistics the runs were placed and
+    measured on when those are all of them (nothing held out), else None; ``basis`` and ``seed``: what the
+    runs' traffic was counted under (:meth:`counted_traffic`).
     """
 
     runs: list[tuple[Placement, PlacementMetrics, LayerTime]]
@@ -105,6 +107,19 @@ class PlaceStudy:
     replica_rule: str
     header: dict = field(default_factory=dict)
     written: tuple[Placement, PlacementMetrics, LayerTime] | None = None
+    whole: RoutingStats | None = None
+    basis: Basis = Basis()
+    seed: int = 0
+
+    def counted_traffic(self, algorithm: str, stats: RoutingStats, transport: str, dispatch_dtype: str,
+                        combine_dtype: str, seed: int) -> A2AResult | None:
+        """The traffic model's result of ``algorithm``'s run, when the study counted it on ``stats`` (these very
+        statistics) under these settings; else None (the caller counts it)."""
+        run = next((r for r in self.runs if r[0].algorithm == algorithm), None)
+        b = self.basis
+        same = (stats is self.whole and (transport, dispatch_dtype, combine_dtype, seed)
+                == (b.transport, b.dispatch_dtype, b.combine_dtype, self.seed))
+        return run[2].comm if same and run is not None else None
 
     def figures(self, i: int, held: bool) -> dict | None:
         """Scores and objective of run ``i``, in sample or held out (None when not held out)."""
@@ -182,14 +197,15 @@ def plan_placement(model: Model, cluster: Cluster, ep_size: int, redundant: int,
                    algorithms: list[str], stats_paths: list[str] | str | None = None, routing: str | None = None,
                    transport: str = "deepep-normal", dispatch_dtype: str = "fp8", combine_dtype: str = "bf16",
                    seed: int = 0, replica_rule: str = DEFAULT_REPLICA_RULE, held_out: bool = False,
-                   write: str | None = None) -> PlaceStudy:
+                   write: str | None = None, weights_dtype: str = "fp8", calibration: str | None = None) -> PlaceStudy:
     """``wideep place``: statistics from files (``stats_paths``, merged) or a synthetic spec, then
     :func:`place_and_evaluate`. Synthetic specs sample ``ep_size x tokens_per_gpu`` tokens.
 
     With ``held_out`` (``--compare``), the statistics are split (:func:`wideep.routing.split.held_out_split`):
     every algorithm places from the first part and is measured on it (in sample) and scored on the second
     (held out). ``write`` names the algorithm whose placement goes to ``--out``; with a split it is placed
-    again on all the statistics.
+    again on all the statistics. The objective is predicted under ``transport``, the payload dtypes, the
+    routed-expert ``weights_dtype`` and the ``calibration`` file (laid over the GPU's).
     """
     paths = [stats_paths] if isinstance(stats_paths, str) else list(stats_paths or [])
     if bool(paths) == (routing is not None):
@@ -207,29 +223,39 @@ def plan_placement(model: Model, cluster: Cluster, ep_size: int, redundant: int,
     if write is not None and write not in ALGORITHMS:
         raise InputError(f"unknown algorithm {write!r} (choose from {', '.join(ALGORITHMS)})", "--algorithm")
     check_payload_dtypes(cluster, {"--dtype": dispatch_dtype, "--combine-dtype": combine_dtype})
+    check_weights_dtype(cluster, weights_dtype)
+    load_calibration(cluster.gpu.id, calibration)  # a bad file raises before any placement runs
     tokens = ep_size * tokens_per_gpu
     kind = "file" if paths or routing is None else parse_spec(routing)[0]
     check_place_budget(PlaceSize(model.moe_layers, tokens, model.top_k, model.n_experts, ep_size,
                                  len(set(cluster.domain_of[:ep_size].tolist())), kind, tuple(algorithms)))
     header = {"model": model.id, "cluster": cluster.name, "ep_size": ep_size, "slots": model.n_experts + redundant,
               "redundant": redundant, "tokens_per_gpu": tokens_per_gpu, "replica_rule": replica_rule}
-    args = (model, cluster, ep_size, redundant, tokens_per_gpu, transport, dispatch_dtype, combine_dtype, seed,
-            replica_rule)
+    basis = Basis(transport, dispatch_dtype, combine_dtype, weights_dtype, calibration)
+    args = (model, cluster, ep_size, redundant, tokens_per_gpu, basis, seed, replica_rule)
     if not held_out:
         stats = routing_from_spec(routing, model, tokens, seed) if routing is not None else load_all(paths, model)
         runs = place_and_evaluate(algorithms, stats, *args)
         chosen = next((r for r in runs if r[0].algorithm == write), runs[-1]) if write else None
-        return PlaceStudy(runs, [None] * len(runs), None, replica_rule, header, chosen)
+        return PlaceStudy(runs, [None] * len(runs), None, replica_rule, header, chosen, stats, basis, seed)
     split = held_out_split(paths or None, routing, model, tokens, seed)
     runs = place_and_evaluate(algorithms, split.place, *args)
     judged = [None if split.judge is None else
               (score(p, split.judge, model, tokens_per_gpu, replica_rule, seed),
-               predict(p, split.judge, model, cluster, tokens_per_gpu, transport, dispatch_dtype, combine_dtype, seed,
-                       replica_rule))
+               predict(p, split.judge, model, cluster, tokens_per_gpu, basis, seed, replica_rule))
               for p, _, _ in runs]
     written = None
     if write is not None:
         same = split.all is split.place
         written = (next((r for r in runs if r[0].algorithm == write), None) if same
                    else place_and_evaluate([write], split.all, *args)[0])
-    return PlaceStudy(runs, judged, split.how, replica_rule, header, written)
+    return PlaceStudy(runs, judged, split.how, replica_rule, header, written,
+                      split.place if split.judge is None else None, basis, seed)
+
+
+def check_weights_dtype(cluster: Cluster, name: str) -> None:
+    """Routed-expert weights dtype known and runnable on the cluster's GPU (InputError on --weights-dtype)."""
+    units.dtype(name, "--weights-dtype", weights=True)
+    if not cluster.gpu.compute_dtype(name):
+        raise InputError(f"{cluster.gpu.name} ({cluster.gpu.arch}) has no {name} tensor cores; choose "
+                         f"{' or '.join(cluster.gpu.flops_per_s)}", "--weights-dtype")

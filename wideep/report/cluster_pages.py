@@ -135,8 +135,11 @@ def place_page(study: Any, chosen: str, model: Any, cluster: Any, stats: Any, tr
     sections.append(Section("One layer, slot by slot: where the replicas went", SLOTS_TEXT,
                             figure_html(figures.slots_svg([slot_panel(p, stats, worst) for p in shown], worst),
                                         f"MoE layer {worst}, loads from all the routing statistics", "slots")))
-    res = a2a(model, cluster, chosen_p.phy2log, stats, h["ep_size"], h["tokens_per_gpu"], traffic["transport"],
-              traffic["dtype"], traffic["combine_dtype"], traffic["seed"], study.replica_rule)
+    settings = (traffic["transport"], traffic["dtype"], traffic["combine_dtype"], traffic["seed"])
+    res = study.counted_traffic(chosen_p.algorithm, stats, *settings)
+    if res is None:
+        res = a2a(model, cluster, chosen_p.phy2log, stats, h["ep_size"], h["tokens_per_gpu"], *settings,
+                  study.replica_rule)
     sections.append(graph_section(cluster, res, f"{h['tokens_per_gpu']} tokens per GPU under the {chosen} placement"))
     assumptions = [["model", h["model"]], ["cluster", h["cluster"]], ["EP group", h["ep_size"]],
                    ["slots per layer", f"{h['slots']} ({h['redundant']} redundant)"],
@@ -151,7 +154,9 @@ def place_page(study: Any, chosen: str, model: Any, cluster: Any, stats: Any, tr
 
 def place_report(study: Any, chosen: str, model: Any, cluster: Any, stats_paths: Sequence[str] | None,
                  routing: str | None, traffic: dict, command: str = "") -> str:
-    """:func:`place_page` with the statistics read again from the ``--stats`` files or ``--routing`` spec."""
+    """:func:`place_page` on all the statistics: those the study measured on when nothing was held out (its
+    traffic counts then serve the page), else read again from the ``--stats`` files or ``--routing`` spec."""
     h = study.header
-    stats = place_statistics(stats_paths, routing, model, h["ep_size"] * h["tokens_per_gpu"], traffic["seed"])
+    stats = study.whole if study.whole is not None else place_statistics(
+        stats_paths, routing, model, h["ep_size"] * h["tokens_per_gpu"], traffic["seed"])
     return place_page(study, chosen, model, cluster, stats, traffic, command)

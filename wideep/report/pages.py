@@ -106,7 +106,7 @@ def plan_rows(d: dict) -> list[list[Any]]:
 def decode_links(p: Any) -> tuple[Any, Any] | None:
     """(cluster, :class:`wideep.traffic.a2a.A2AResult`) of a plan's decode step: its placement and routing
     sample, its tokens per GPU; None without expert parallelism."""
-    from wideep.plan.deployment import TRANSPORTS, cluster_for, placed, redundant_of
+    from wideep.plan.deployment import TRANSPORTS, cluster_for, objective_basis, placed, redundant_of
     from wideep.traffic.a2a import a2a
 
     s = p.spec
@@ -114,7 +114,7 @@ def decode_links(p: Any) -> tuple[Any, Any] | None:
         return None
     wl = s.workload("decode")
     phy2log, stats = placed(p.model, s.topology, s.ep, redundant_of(s, p.model), s.routing, s.placement, s.seed,
-                            s.replica_rule)
+                            s.replica_rule, objective_basis(s, "decode"))
     cluster = cluster_for(s.topology, s.ep)
     res = a2a(p.model, cluster, phy2log, stats, s.ep, max(1, round(wl.batch * wl.tokens_per_sequence / s.tp)),
               s.transport or TRANSPORTS["decode"], s.dispatch_dtype, s.combine_dtype, s.seed, s.replica_rule)

@@ -126,11 +126,23 @@ class LinearAttention:
         qkvz = hidden * (2 * self.k_heads * self.k_dim + 2 * value)
         return qkvz + hidden * 2 * self.v_heads + self.conv_channels * self.conv_kernel + value * hidden
 
-    def state_bytes(self) -> float:
+    def state_bytes(self, tp: int = 1) -> float:
         """State of one sequence in one layer: v_heads x k_dim x v_dim in float32 plus the convolution's
-        last conv_kernel - 1 inputs in bf16 (Qwen3-Next-80B-A3B: 2,097,152 + 49,152 B)."""
-        return (self.v_heads * self.k_dim * self.v_dim * LINEAR_STATE_BYTES
-                + (self.conv_kernel - 1) * self.conv_channels * LINEAR_CONV_BYTES)
+        last conv_kernel - 1 inputs in bf16 (Qwen3-Next-80B-A3B: 2,097,152 + 49,152 B).
+
+        On one rank of a ``tp``-way attention group: its value heads' state and its query/key and value
+        channels of the convolution, each set of heads split over min(tp, heads) ranks (vLLM shards Gated
+        DeltaNet by heads, docs/sources.md section 2; past that many ranks, heads repeat).
+
+        >>> la = LinearAttention(36, k_heads=16, v_heads=32, k_dim=128, v_dim=128, conv_kernel=4)
+        >>> la.state_bytes(), la.state_bytes(4), la.state_bytes(32)
+        (2146304.0, 536576.0, 67840.0)
+        """
+        k_heads = self.k_heads / max(1, min(tp, self.k_heads))
+        v_heads = self.v_heads / max(1, min(tp, self.v_heads))
+        conv_channels = 2 * k_heads * self.k_dim + v_heads * self.v_dim
+        return (v_heads * self.k_dim * self.v_dim * LINEAR_STATE_BYTES
+                + (self.conv_kernel - 1) * conv_channels * LINEAR_CONV_BYTES)
 
     def flops_per_token(self) -> float:
         """Recurrence FLOPs per token per layer, independent of context: per value head, the delta rule's
