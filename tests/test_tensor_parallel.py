@@ -192,3 +192,11 @@ def test_tp_attention_reads_one_ranks_share_of_the_linear_state():
     m, context = load_model("qwen3-next-80b-a3b"), 4096
     read = kv_rank_bytes(m, kv_read_bytes_per_sequence(m, context, Precision()), 8, state_copies=2)
     assert read == pytest.approx(KV_PER_TOKEN * context / 2 + 2 * STATE / 8, rel=1e-12)
+
+
+def test_linear_attention_state_is_sent_by_every_tp_rank():
+    """Qwen3-Next's DeltaNet state sits on all TP ranks (2 kv heads would cap GQA senders at 2): TP8 sends the
+    prompt's cache over 8 NICs, 4x TP2's 2, so it takes close to a quarter of the time."""
+    two, eight = (plan(PlanSpec(model="qwen3-next-80b-a3b", topology="hgx-h200", ep=8, tp=tp, batch=16))
+                  for tp in (2, 8))
+    assert eight.kv_transfer_s < two.kv_transfer_s / 3

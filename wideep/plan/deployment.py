@@ -361,10 +361,12 @@ def prefill_fit(spec: PlanSpec, slots_per_gpu: int) -> tuple[bool, float, int]:
 
 def prompt_kv_transfer_s(spec: PlanSpec, model: Model, cluster: Cluster) -> float:
     """One ``isl``-token prompt's KV sent between pools by the prefill group's ranks that hold a part of it
-    (every rank under MLA, one per kv head under GQA); 0 for a custom topology, which names no NICs."""
+    (every rank under MLA or with linear-attention state, which splits by its own heads; one per kv head under
+    GQA); 0 for a custom topology, which names no NICs."""
     if cluster.system is None:
         return 0.0
-    senders = spec.tp if model.attention.kind == "mla" else min(spec.tp, model.attention.kv_heads)
+    every_rank = model.attention.kind == "mla" or model.linear is not None
+    senders = spec.tp if every_rank else min(spec.tp, model.attention.kv_heads)
     return kv_transfer_s(kv_bytes_per_sequence(model, spec.isl, spec.precision), cluster.system, senders)
 
 
