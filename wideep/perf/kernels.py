@@ -91,23 +91,24 @@ CALIBRATED_TP = (2, 4, 8)
 
 def gemm_shapes(model: Model, tp_sizes: tuple[int, ...] = ()) -> list[GemmShape]:
     """Every distinct weight shape of the model, once (what ``wideep calibrate`` measures), then the
-    distinct tensor-parallel slices of the non-expert weights for each of ``tp_sizes``.
+    distinct tensor-parallel slices of its weights for each of ``tp_sizes`` (routed experts: one rank's slice
+    of each expert under MoE tensor parallelism, measured as grouped GEMMs).
 
     >>> from wideep.specs.model import load_model
     >>> [(g.name, g.n, g.k) for g in gemm_shapes(load_model("deepseek-v3"))][:2]
     [('q_a_kv_a', 2112, 7168), ('q_b', 24576, 1536)]
     >>> len(gemm_shapes(load_model("deepseek-v3"), (8,))) - len(gemm_shapes(load_model("deepseek-v3")))
-    7
+    9
     """
     whole = whole_shapes(model)
-    seen = {(g.n, g.k) for g in whole}
+    seen = {(g.n, g.k, g.per_expert) for g in whole}
     sliced = []
     for tp in tp_sizes:
-        for g in whole:
-            part = tp_shard(g, tp) if not g.per_expert and g.block != "router" else g
-            if (part.n, part.k) not in seen:
-                seen.add((part.n, part.k))
-                sliced.append(GemmShape(f"{g.name}/tp{tp}", part.n, part.k, g.block))
+        for g in (g for g in whole if g.block != "router"):
+            part = tp_shard(g, tp)
+            if (part.n, part.k, g.per_expert) not in seen:
+                seen.add((part.n, part.k, g.per_expert))
+                sliced.append(GemmShape(f"{g.name}/tp{tp}", part.n, part.k, g.block, g.per_expert))
     return whole + sliced
 
 
