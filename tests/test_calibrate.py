@@ -23,7 +23,9 @@ def test_shipped_h200_file_is_the_fit_of_the_shipped_record():
     tables = fit(read_record(RAW), load_gpu("h200-sxm"))
     assert shipped["hbm"]["efficiency"] == pytest.approx(tables["hbm"]["efficiency"], rel=1e-3)
     assert shipped["memory_kernel"]["efficiency"] == pytest.approx(tables["memory_kernel"]["efficiency"], rel=1e-3)
-    assert len(shipped["gemm_shape"]) == len(tables["gemm_shape"]) == 70  # 35 shapes (whole and TP 2, 4, 8 slices) x 2 dtypes
+    assert len(shipped["gemm_shape"]) == len(tables["gemm_shape"]) == 82  # 41 shapes (whole and TP 2, 4, 8 slices) x 2 dtypes
+    # the two expert shapes, whole and one rank's slice under MoE TP 2, 4, 8, at 2, 8 and 32 local experts, 2 dtypes
+    assert len(shipped["grouped_gemm"]) == len(tables["grouped_gemm"]) == 8 * 3 * 2
     for a, b in zip(shipped["gemm_shape"], tables["gemm_shape"]):
         assert (a["n"], a["k"], a["dtype"]) == (b["n"], b["k"], b["dtype"])
         assert a["efficiency"] == pytest.approx(b["efficiency"], rel=1e-3)

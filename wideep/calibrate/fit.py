@@ -83,10 +83,11 @@ def shape_curves(rows: list[dict], gpu: GPU, keys: tuple[str, ...]) -> list[dict
 
 
 def expert_curve(grouped: list[dict], dtype: str, experts: int = 8) -> tuple[list[int], list[float]]:
-    """Time-weighted efficiency of gate_up + down at each m (the older M-only ``[gemm]`` curve)."""
+    """Time-weighted efficiency of the whole gate_up + down at each m (the older M-only ``[gemm]`` curve;
+    MoE tensor-parallel slices, named ``.../tpN``, left out)."""
     by_m: dict[int, list[float]] = {}
     for c in grouped:
-        if c["dtype"] == dtype and c["experts"] == experts:
+        if c["dtype"] == dtype and c["experts"] == experts and "/tp" not in c["shape"]:
             for m, e in zip(c["m"], c["efficiency"]):
                 by_m.setdefault(m, []).append(e)
     ms = sorted(m for m, es in by_m.items() if len(es) == 2)
