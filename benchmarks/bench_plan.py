@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from wideep import plan as plan_mod
 from wideep.plan import PlanSpec, compare_topologies, plan
+from wideep.traffic import a2a, linkload
 from wideep.plan.sweep import batch_for_interactivity, curve, lead_by_interactivity
 
 
@@ -25,6 +26,8 @@ def timed(label: str, fn) -> None:
 def clear() -> None:
     plan_mod.expert_parallel.cache_clear()
     plan_mod.cluster_for.cache_clear()
+    a2a._COUNTS.clear()  # traffic counts and routes shared by EP groups alike: cold means counted again
+    linkload._SHARED.clear()
 
 
 def main() -> None:
