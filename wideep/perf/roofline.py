@@ -158,6 +158,7 @@ class Calibration:
         return self.flops_efficiency.get(dtype, self.flops_efficiency["*"])
 
 
+@lru_cache(maxsize=1)
 def calibration_dir() -> Path:
     return catalog_root() / KINDS["calibration"]
 

@@ -200,7 +200,7 @@ def layer_counts(model: Model, stats: RoutingStats, phy2log: np.ndarray, group: 
     return {k: counts[k] for k in kinds}
 
 
-_COUNTS = Memo(32)
+_COUNTS = Memo(16)  # a search meets one EP group per EP size of each system, both transports in turn
 
 
 def sample_counts(stats: RoutingStats, phy2log: np.ndarray, group: Group, tokens_per_gpu: int,
