@@ -12,7 +12,8 @@ import time
 from dataclasses import replace
 
 from wideep import plan as plan_mod
-from wideep.plan import PlanSpec, compare_topologies, plan
+from wideep.plan import PlanSpec, compare_topologies, ep_group, plan
+from wideep.traffic import a2a, linkload
 from wideep.plan.sweep import batch_for_interactivity, curve, lead_by_interactivity
 
 
@@ -25,6 +26,9 @@ def timed(label: str, fn) -> None:
 def clear() -> None:
     plan_mod.expert_parallel.cache_clear()
     plan_mod.cluster_for.cache_clear()
+    ep_group.clear_caches()  # placements and what the routing samples measure on them
+    a2a._COUNTS.clear()  # traffic counts and routes shared by EP groups alike: cold means counted again
+    linkload._SHARED.clear()
 
 
 def main() -> None:

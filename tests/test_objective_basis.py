@@ -14,7 +14,7 @@ from wideep.perf.roofline import load_calibration
 from wideep.placement import objective
 from wideep.placement.objective import Basis, basis_time, layer_time
 from wideep.placement.placers import place
-from wideep.plan import deployment
+from wideep.plan import ep_group
 from wideep.plan.deployment import objective_basis, placed, plan
 from wideep.plan.spec import PlanSpec
 from wideep.routing.stats import synthetic_routing
@@ -88,8 +88,8 @@ def test_search_times_its_candidates_under_the_given_basis(case, slow_cal, monke
 
 def test_placed_keys_on_every_input_of_the_objective(monkeypatch, slow_cal):
     model = load_model("qwen3-30b-a3b")
-    deployment.placed.cache_clear()
-    calls = spy(monkeypatch, deployment, "place")
+    ep_group.clear_caches()
+    calls = spy(monkeypatch, ep_group, "place")
     key = (model, "hgx-h100", 16, 16, "topics:4", "topology", 0, "sglang")
     bases = [Basis("deepep-ll"), Basis("deepep-normal"), Basis("deepep-ll", weights_dtype="bf16"),
              Basis("deepep-ll", dispatch_dtype="bf16"), Basis("deepep-ll", combine_dtype="fp8"),
@@ -104,7 +104,7 @@ def test_placed_keys_on_every_input_of_the_objective(monkeypatch, slow_cal):
         placed(model, "hgx-h100", 16, 16, "topics:4", "balanced", 0, "sglang", objective_basis(
             PlanSpec(placement="balanced", transport=b.transport, dtype=b.weights_dtype), "decode"))
     assert len(calls) == len(bases) + 1
-    deployment.placed.cache_clear()
+    ep_group.clear_caches()
 
 
 def test_objective_basis_is_the_phase_and_the_plan():
@@ -118,14 +118,14 @@ def test_objective_basis_is_the_phase_and_the_plan():
 
 
 def test_plan_places_each_phase_for_its_transport_and_the_plans_dtypes(monkeypatch, slow_cal):
-    deployment.placed.cache_clear()
-    calls = spy(monkeypatch, deployment, "place")
+    ep_group.clear_caches()
+    calls = spy(monkeypatch, ep_group, "place")
     plan(PlanSpec(model="qwen3-30b-a3b", topology="hgx-h100", ep=16, placement="topology", routing="topics:4",
                   dtype="bf16", combine_dtype="fp8", calibration=slow_cal, batch=16))
     seen = sorted((kw["transport"], kw["weights_dtype"], kw["dispatch_dtype"], kw["combine_dtype"], kw["calibration"])
                   for _, kw in calls)
     assert seen == [("deepep-ll", "bf16", "fp8", "fp8", slow_cal), ("deepep-normal", "bf16", "fp8", "fp8", slow_cal)]
-    deployment.placed.cache_clear()
+    ep_group.clear_caches()
 
 
 def test_plan_checks_the_weights_dtype_before_a_search_times_it():

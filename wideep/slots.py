@@ -372,23 +372,24 @@ def single_copy_gpu(p2l: np.ndarray, ep_size: int, n_experts: int) -> np.ndarray
     return lut
 
 
-def destination_columns(phy2log: np.ndarray, ids: np.ndarray, layer: int, src: np.ndarray, ep_size: int,
-                        domain_of: np.ndarray, n_experts: int, rule: str = DEFAULT_REPLICA_RULE) -> np.ndarray:
-    """Destination rank of every selection of one layer, column layout: shape (top_k, tokens).
+def destination_ranks(phy2log: np.ndarray, ids: np.ndarray, layer: int, src: np.ndarray, ep_size: int,
+                      domain_of: np.ndarray, n_experts: int, rule: str = DEFAULT_REPLICA_RULE,
+                      columns: bool = False) -> np.ndarray:
+    """Destination rank of every selection of one layer, shape (tokens, top_k), or (top_k, tokens) with ``columns``.
 
     With one copy per expert every rule gives the same destinations (a lookup table, no replica choice);
     so does ``sglang`` per (source rank, expert) (its table's slots as GPUs).
     """
-    p2l = phy2log[layer]
+    p2l, sel = phy2log[layer], (ids[layer].T if columns else ids[layer])
     lut = single_copy_gpu(p2l, ep_size, n_experts)
     if lut is not None:
-        return lut[ids[layer].T]
+        return lut[sel]
     if rule == "sglang":
         table = sglang_table(p2l, ep_size, np.asarray(domain_of), n_experts, layer) // (len(p2l) // ep_size)
-        return table.astype(lut_dtype(ep_size)).ravel()[np.asarray(src, dtype=np.int64)[None, :] * n_experts
-                                                         + ids[layer].T]
+        row = np.asarray(src, dtype=np.int32 if ep_size * n_experts < 2**31 else np.int64) * n_experts
+        return np.take(table.astype(lut_dtype(ep_size)).ravel(), sel + (row[None, :] if columns else row[:, None]))
     slots = layer_slots(p2l, ids[layer], src, ep_size, domain_of, n_experts, rule, layer)
-    return (slots.T // (len(p2l) // ep_size)).astype(lut_dtype(ep_size))
+    return ((slots.T if columns else slots) // (len(p2l) // ep_size)).astype(lut_dtype(ep_size))
 
 
 def lut_dtype(ep_size: int):

@@ -49,12 +49,27 @@ def resolve(kind: str, name: str) -> Path:
         if not path.is_file():
             raise NotFoundError("no such file", str(path))
         return path
-    path = catalog_root() / KINDS[kind] / f"{name}.toml"
-    if path.is_file():
+    path = catalog_file(kind, name)
+    if path is not None:
         return path
     close = difflib.get_close_matches(name, list_ids(kind), n=3, cutoff=0.4)
     hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(list_ids(kind))}"
     raise NotFoundError(f"unknown {kind[:-1]} {name!r}{hint}", f"--{kind[:-1]}" if kind != "systems" else "--topology")
+
+
+def catalog_file(kind: str, name: str) -> Path | None:
+    """The catalog's file of id ``name``, or None (found files remembered: plans look their model and system up
+    again and again)."""
+    key = (catalog_root(), kind, name)
+    if key not in _FOUND:
+        path = catalog_root() / KINDS[kind] / f"{name}.toml"
+        if not path.is_file():
+            return None
+        _FOUND[key] = path
+    return _FOUND[key]
+
+
+_FOUND: dict[tuple, Path] = {}
 
 
 def read_file(path: Path) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from wideep.core.errors import CatalogError
@@ -32,4 +34,22 @@ def log_interp(x: float | np.ndarray, xs: tuple[float, ...], ys: tuple[float, ..
     >>> float(log_interp(10.0, (1.0, 100.0), (0.2, 0.6)))
     0.4
     """
-    return np.interp(np.log(np.maximum(x, 1e-300)), np.log(xs), ys)
+    return np.interp(np.log(np.maximum(x, 1e-300)), log_grid(xs) if isinstance(xs, tuple) else np.log(xs), ys)
+
+
+def log_interp_each(x: float, xs: tuple[float, ...], curves: tuple[tuple[float, ...], ...]) -> tuple[float, ...]:
+    """:func:`log_interp` of several curves over the same ``xs`` at one ``x`` (its log taken once).
+
+    >>> log_interp_each(10.0, (1.0, 100.0), ((0.2, 0.6), (1.0, 3.0)))
+    (0.4, 2.0)
+    """
+    at = np.log(np.maximum(x, 1e-300))
+    return tuple(float(np.interp(at, log_grid(xs), ys)) for ys in curves)
+
+
+@lru_cache(maxsize=1024)
+def log_grid(xs: tuple[float, ...]) -> np.ndarray:
+    """``np.log(xs)`` of a curve's x values, read-only (cached: a search interpolates the same curves often)."""
+    out = np.log(xs)
+    out.flags.writeable = False
+    return out

@@ -11,6 +11,7 @@ the LM head, per its technical report) add one attention layer, shared expert an
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from wideep.core import units
@@ -186,21 +187,42 @@ def memory_fit(model: Model, gpu: GPU, slots_per_gpu: int, sequences: float, con
                      max_context(model, free, max(sequences, 1), prec, mtp, tp))
 
 
+MAX_CONTEXT_SEARCH = 2**40  # contexts searched: [0, MAX_CONTEXT_SEARCH - 1]
+
+
 def max_context(model: Model, free_bytes: float, sequences: float, prec: Precision, mtp: int = 0, tp: int = 1) -> int:
     """Largest context (tokens) whose KV for ``sequences`` sequences, one rank's part of a ``tp``-way group,
-    fits in ``free_bytes`` (bisection)."""
+    fits in ``free_bytes``.
+
+    KV bytes never fall as the context grows, so the answer is the one context that fits while one token more
+    does not: tried first where the straight line through two long contexts crosses ``free_bytes`` (KV is
+    linear in the context past any sliding window), else found by bisection.
+    """
     if free_bytes <= 0:
         return 0
-
     def need(context: int) -> float:
         return sequences * kv_rank_bytes(model, kv_bytes_per_sequence(model, context, prec, mtp), tp, mtp)
 
+    fits = lambda c: need(c) <= free_bytes  # noqa: E731
+    a, b = 2**29, 2**30
+    at_a, at_b = need(a), need(b)
+    if at_b > at_a and math.isfinite(at_b):
+        guess = int(min(max(a + (free_bytes - at_a) * (b - a) / (at_b - at_a), 0.0), MAX_CONTEXT_SEARCH))
+        for c in (guess, guess - 1, guess + 1):
+            if 0 <= c < MAX_CONTEXT_SEARCH - 1 and fits(c) and not fits(c + 1):
+                return c
+    return bisect_context(fits)
+
+
+def bisect_context(fits) -> int:
+    """Largest context in [0, MAX_CONTEXT_SEARCH - 1] for which ``fits`` (non-increasing truth) holds, 0 if none:
+    doubling from 1, then bisection."""
     lo, hi = 0, 1
-    while need(hi) <= free_bytes and hi < 2**40:
+    while fits(hi) and hi < MAX_CONTEXT_SEARCH:
         lo, hi = hi, hi * 2
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if need(mid) <= free_bytes:
+        if fits(mid):
             lo = mid
         else:
             hi = mid

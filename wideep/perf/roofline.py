@@ -158,6 +158,7 @@ class Calibration:
         return self.flops_efficiency.get(dtype, self.flops_efficiency["*"])
 
 
+@lru_cache(maxsize=1)
 def calibration_dir() -> Path:
     return catalog_root() / KINDS["calibration"]
 
@@ -167,9 +168,15 @@ def load_calibration(gpu_id: str | None = None, path: str | None = None) -> Cali
 
     ``path`` (a user's file) overlays the result last. Tables a file leaves out keep the default values.
     """
-    files = [calibration_dir() / "default.toml"]
-    if gpu_id and (calibration_dir() / f"{gpu_id}.toml").is_file():
-        files.append(calibration_dir() / f"{gpu_id}.toml")
+    return calibration_in(str(calibration_dir()), gpu_id, path)
+
+
+@lru_cache(maxsize=256)
+def calibration_in(folder: str, gpu_id: str | None, path: str | None) -> Calibration:
+    """:func:`load_calibration` from the catalog folder ``folder`` (cached: a search asks per candidate)."""
+    files = [Path(folder) / "default.toml"]
+    if gpu_id and (Path(folder) / f"{gpu_id}.toml").is_file():
+        files.append(Path(folder) / f"{gpu_id}.toml")
     if path:
         files.append(Path(path))
     return _load(tuple(str(f) for f in files), gpu_id)

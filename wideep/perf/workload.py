@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 
 from wideep.core import units
-from wideep.core.curves import log_interp
+from wideep.core.curves import log_interp, log_interp_each
 from wideep.core.errors import InputError
 from wideep.core.limits import check_option
 from wideep.perf.memory import Precision
@@ -121,7 +121,7 @@ class CommCurve:
             scale = tokens / self.tokens[-1]
             lat = self.latency_s[-1]
             return lat + (self.time_s[-1] - lat) * scale, self.sol_s[-1] * scale, lat
-        return tuple(float(log_interp(tokens, self.tokens, ys)) for ys in (self.time_s, self.sol_s, self.latency_s))
+        return log_interp_each(tokens, self.tokens, (self.time_s, self.sol_s, self.latency_s))
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """One plan: a model on an EP group of a topology, its decode and prefill steps, memory fit and cost.
 
 :func:`expert_parallel` is the seam to routing, placement and traffic: it samples routing (a few
-thousand tokens, fixed seed, :data:`SAMPLE_LAYERS` MoE layers whose mean stands for every MoE layer),
+thousand tokens, fixed seed, a few MoE layers whose mean stands for every MoE layer; :mod:`wideep.plan.ep_group`),
 places the experts, reads the busiest GPU's share of selections and probes the traffic model at two
 token counts per GPU; dispatch and combine times are linear in tokens between and beyond those probes
 (latency + bytes / bandwidth, with bytes proportional to tokens for a fixed routing sample).
@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
-import numpy as np
-
 from wideep.core import units
 from wideep.perf.cost import Cost, cost
 from wideep.core.errors import InputError
@@ -23,26 +21,20 @@ from wideep.specs.model import Model, load_model
 from wideep.perf.step import calibration_sources, check_dtypes, step_time
 from wideep.perf.workload import CommCurve, ExpertParallel, StepResult, single_gpu
 from wideep.placement.objective import Basis
-from wideep.placement.placers import ALGORITHMS, SEARCHING, place
+from wideep.placement.placers import ALGORITHMS, SEARCHING
 from wideep.perf.roofline import load_calibration
-from wideep.routing.files import looks_like_file, routing_from_spec
-from wideep.specs.topology import Cluster, load_cluster
-from wideep.routing.stats import RoutingStats
-from wideep.traffic.a2a import a2a_curve, step_busiest_share
+from wideep.specs.topology import Cluster
+from wideep.traffic.a2a import a2a_curve
 from wideep.traffic.collectives import load_collective
 from wideep.traffic.kvtransfer import kv_transfer_s
-from wideep.traffic.touched import busiest_touched, touched_slots
 from wideep.slots import DEFAULT_REPLICA_RULE, check_replica_rule
 from wideep.traffic.transports import load_transport
+from wideep.plan.ep_group import TRANSPORTS, busiest_share, cluster_for, experts_touched, placed
 from wideep.plan.spec import DEFAULT_EP, PlanSpec
 
-SAMPLE_TOKENS = 4096  # routing tokens over the whole EP group that placement and traffic are computed from
-MAX_SHARE_TOKENS = 65536  # tokens of the held-out sample whose steps measure the busiest GPU
-SAMPLE_LAYERS = 4  # MoE layers sampled; their mean busiest share and comm time stand for every MoE layer
 COMM_PROBE_TOKENS = 1024  # tokens per GPU at which the traffic model counts copies (they scale linearly)
 COMM_GRID_TOKENS = (1, 4, 16, 64, 256, 1024, 4096, 16384)  # tokens per GPU of the communication curve
 ESTIMATE = "estimate: slots x (1 - exp(-copies / slots))"  # experts touched when nothing was counted
-TRANSPORTS = {"decode": "deepep-ll", "prefill": "deepep-normal"}  # DeepSeek's choice per phase (docs/sources.md 3)
 
 
 @dataclass(frozen=True)
@@ -116,12 +108,6 @@ def default_redundant(n_experts: int, ep: int) -> int:
     return ep - n_experts % ep if n_experts % ep else ep
 
 
-@lru_cache(maxsize=64)
-def cluster_for(topology: str, ep_size: int) -> Cluster:
-    """The EP group's cluster: ``ep_size`` GPUs of a system (replicas of the group do not share links)."""
-    return load_cluster(topology, ep_size, option="--ep")
-
-
 def objective_basis(spec: PlanSpec, phase: str) -> Basis | None:
     """What a searching placement of ``spec`` is predicted under in ``phase`` (the phase's transport, its dtypes
     and calibration); None for the other algorithms, whose placement depends on none of it."""
@@ -129,80 +115,6 @@ def objective_basis(spec: PlanSpec, phase: str) -> Basis | None:
         return None
     transport = spec.transport or TRANSPORTS[phase]
     return Basis(transport, spec.dispatch_dtype, spec.combine_dtype, spec.dtype, spec.calibration)
-
-
-@lru_cache(maxsize=64)
-def placed(model: Model, topology: str, ep_size: int, redundant: int, routing: str, placement: str,
-           seed: int, replica_rule: str = DEFAULT_REPLICA_RULE, basis: Basis | None = None
-           ) -> tuple[np.ndarray, RoutingStats]:
-    """phy2log (layers, slots) from a routing sample of SAMPLE_TOKENS tokens, and that sample; a searching
-    algorithm predicts under ``basis`` (:func:`objective_basis`; None: decode's transport, default dtypes)."""
-    layers = min(SAMPLE_LAYERS, model.moe_layers)
-    stats = routing_from_spec(routing, model, SAMPLE_TOKENS, seed=seed, layers=layers)
-    opts = ({"replica_rule": replica_rule} | (basis or Basis(TRANSPORTS["decode"])).options()
-            if placement in SEARCHING else {})
-    return place(placement, stats, model, cluster_for(topology, ep_size), ep_size, redundant, **opts).phy2log, stats
-
-
-@lru_cache(maxsize=16)
-def held_out_sample(model: Model, routing: str, seed: int, layers: int) -> RoutingStats:
-    """The routing sample steps are judged on: MAX_SHARE_TOKENS tokens, seed + 1 (not the placement's)."""
-    return routing_from_spec(routing, model, MAX_SHARE_TOKENS, seed=seed + 1, layers=layers)
-
-
-def busiest_share(model: Model, topology: str, ep_size: int, redundant: int, routing: str, placement: str,
-                  seed: int, step_tokens: int, replica_rule: str = DEFAULT_REPLICA_RULE,
-                  basis: Basis | None = None) -> float:
-    """Busiest GPU's share of one step's token-expert selections, mean over the sampled MoE layers and over
-    the steps of ``step_tokens`` tokens (over the whole EP group) in a held-out routing sample.
-
-    Judged on a sample the placement was not fitted to (:func:`held_out_sample`): a step's busiest GPU sees
-    both the placement's imbalance and the step's own sampling noise. Selections go where ``replica_rule``
-    sends them; ``basis`` as :func:`placed` takes it.
-    """
-    tokens = int(min(max(step_tokens, ep_size), MAX_SHARE_TOKENS))
-    return measured_share(model, topology, ep_size, redundant, routing, placement, seed, tokens, replica_rule, basis)
-
-
-@lru_cache(maxsize=512)
-def measured_share(model: Model, topology: str, ep_size: int, redundant: int, routing: str, placement: str,
-                   seed: int, tokens: int, replica_rule: str, basis: Basis | None = None) -> float:
-    """:func:`busiest_share` at ``tokens`` tokens per step (whole, at least ``ep_size``), cached."""
-    phy2log, _ = placed(model, topology, ep_size, redundant, routing, placement, seed, replica_rule, basis)
-    held_out = held_out_sample(model, routing, seed, phy2log.shape[0])
-    return step_busiest_share(phy2log, held_out, ep_size, tokens, cluster_for(topology, ep_size).domain_of[:ep_size],
-                              replica_rule)
-
-
-def experts_touched(model: Model, topology: str, ep_size: int, redundant: int, routing: str, placement: str,
-                    seed: int, step_tokens: int, micro_batches: int, replica_rule: str = DEFAULT_REPLICA_RULE,
-                    basis: Basis | None = None) -> tuple[float, str]:
-    """Distinct slots the busiest GPU reads per MoE layer in one micro-batch, and what they were counted on.
-
-    Counted (:func:`wideep.traffic.touched.touched_slots`) on the first step_tokens / micro_batches tokens
-    of the held-out sample :func:`busiest_share` uses (at most MAX_SHARE_TOKENS: past that every slot the
-    routing uses is touched anyway), mean over the sampled MoE layers; loads-only statistics give the
-    expected count.
-    """
-    tokens = int(min(max(step_tokens, ep_size), MAX_SHARE_TOKENS))
-    mb_tokens = max(1, min(tokens, round(step_tokens / micro_batches)))
-    return counted_touched(model, topology, ep_size, redundant, routing, placement, seed, mb_tokens, replica_rule,
-                           basis)
-
-
-@lru_cache(maxsize=512)
-def counted_touched(model: Model, topology: str, ep_size: int, redundant: int, routing: str, placement: str,
-                    seed: int, mb_tokens: int, replica_rule: str, basis: Basis | None = None) -> tuple[float, str]:
-    """:func:`experts_touched` on the first ``mb_tokens`` tokens of the held-out sample."""
-    phy2log, _ = placed(model, topology, ep_size, redundant, routing, placement, seed, replica_rule, basis)
-    sample = held_out_sample(model, routing, seed, phy2log.shape[0])
-    sel, hit = touched_slots(phy2log, sample, ep_size, mb_tokens, model.top_k,
-                             cluster_for(topology, ep_size).domain_of[:ep_size], replica_rule, seed)
-    layers = f"{phy2log.shape[0]} MoE layers"
-    source = (f"expected from the routing loads ({layers})" if sample.topk_ids is None else
-              f"counted on a held-out {routing} routing sample ({layers})" if not looks_like_file(routing) else
-              f"counted on the routing file's tokens ({layers})")
-    return busiest_touched(sel, hit), source
 
 
 @lru_cache(maxsize=256)

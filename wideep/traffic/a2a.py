@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from wideep.core import units
-from wideep.traffic.copies import Group, count_gpus, count_sorted_experts, equal_blocks, expected_layer, group_of, logical_copies, needed, pair_copies
+from wideep.core.memo import Memo
+from wideep.traffic.copies import KINDS, Group, count_gpus, count_sorted_experts, equal_blocks, expected_layer, group_of, logical_copies, needed, pair_copies, tally
 from wideep.core.errors import InputError
 from wideep.traffic.linkload import Routes, routes
 from wideep.specs.model import Model
-from wideep.slots import (DEFAULT_REPLICA_RULE, check_replica_rule, checked_phy2log, destination_columns,
+from wideep.slots import (DEFAULT_REPLICA_RULE, check_replica_rule, checked_phy2log, destination_ranks,
                           dispatch_weights, lut_dtype, rank_domains)
 from wideep.routing.stats import RoutingStats, sample_tokens, token_ranks
 from wideep.specs.topology import TIERS, Cluster, nic_fabric
@@ -60,7 +61,7 @@ def gpu_loads(phy2log: np.ndarray, stats: RoutingStats, ep_size: int, domain_of=
     src = token_ranks(tokens, ep_size)
     out = np.zeros((layers, ep_size))
     for layer in range(layers):
-        cols = destination_columns(phy2log, stats.topk_ids, layer, src, ep_size, dom, stats.n_experts, rule)
+        cols = destination_ranks(phy2log, stats.topk_ids, layer, src, ep_size, dom, stats.n_experts, rule, True)
         out[layer] = np.bincount(cols.reshape(-1), minlength=ep_size)
     return out
 
@@ -86,11 +87,10 @@ def step_busiest_share(phy2log: np.ndarray, stats: RoutingStats, ep_size: int, s
     steps = max(1, min(stats.tokens, SHARE_TOKENS) // step_tokens)
     ids = stats.topk_ids[:, :steps * step_tokens]
     src = np.tile(token_ranks(step_tokens, ep_size), steps)
-    step_of = np.repeat(np.arange(steps), step_tokens) * ep_size
     shares = []
-    for layer in range(phy2log.shape[0]):
-        cols = destination_columns(phy2log, ids, layer, src, ep_size, dom, stats.n_experts, rule)
-        loads = np.bincount((cols + step_of[None, :]).reshape(-1), minlength=steps * ep_size).reshape(steps, ep_size)
+    for layer in range(phy2log.shape[0]):  # a step's selections are consecutive: one tally row per step
+        ranks = destination_ranks(phy2log, ids, layer, src, ep_size, dom, stats.n_experts, rule)
+        loads = tally(ranks.reshape(-1), None, steps, ep_size)
         shares.append(np.mean(loads.max(axis=1) / loads.sum(axis=1)))
     return float(np.mean(shares))
 
@@ -185,45 +185,93 @@ def layer_counts(model: Model, stats: RoutingStats, phy2log: np.ndarray, group: 
     """Copies of every layer, kind -> (layers, ep, ...), from token samples or (approximately) from loads.
 
     ``dest_gpu`` (layers, tokens, top_k), optional: the destination rank of every selection of the step's
-    tokens, when the caller already has them (:func:`wideep.slots.choose_replicas`).
+    tokens, when the caller already has them (:func:`wideep.slots.choose_replicas`). Counted from token
+    samples, every kind is counted at once and remembered (:func:`sample_counts`): the transports of one EP
+    group count the same tokens.
     """
-    ep = group.ep
-    per_layer: list[dict] = []
     if stats.topk_ids is None:
-        sent = source_loads(phy2log, stats, ep, np.asarray(domain_of), rule)
+        sent = source_loads(phy2log, stats, group.ep, np.asarray(domain_of), rule)
         share = sent / np.maximum(sent.sum(axis=2, keepdims=True), 1e-300)
         per_layer = [expected_layer(s, tokens_per_gpu, model.top_k, group, kinds) for s in share]
-    else:
-        ids = sample_tokens(stats, ep * tokens_per_gpu, seed)
-        src = token_ranks(ep * tokens_per_gpu, ep)
-        fast = stats.rows_sorted and ("node" not in kinds or equal_blocks(group) > 0)
-        identity = np.arange(phy2log.shape[1]) % stats.n_experts
-        work: dict = {}
-        for layer in range(stats.layers):
-            if fast and phy2log.shape[1] == stats.n_experts and np.array_equal(phy2log[layer], identity):
-                per_layer.append(count_sorted_experts(ids[layer], stats.n_experts // ep, group, kinds, work))
-                continue
-            cols = (dest_gpu[layer].T.astype(lut_dtype(ep)) if dest_gpu is not None else
-                    destination_columns(phy2log, ids, layer, src, ep, domain_of, stats.n_experts, rule))
-            per_layer.append(count_gpus(cols, group, kinds))
+        return {k: np.stack([c[k] for c in per_layer]) for k in kinds}
+    if dest_gpu is not None:
+        return token_counts(stats, phy2log, group, tokens_per_gpu, domain_of, kinds, seed, rule, dest_gpu)
+    counts = sample_counts(stats, phy2log, group, tokens_per_gpu, domain_of, seed, rule)
+    return {k: counts[k] for k in kinds}
+
+
+_COUNTS = Memo(16)  # a search meets one EP group per EP size of each system, both transports in turn
+
+
+def sample_counts(stats: RoutingStats, phy2log: np.ndarray, group: Group, tokens_per_gpu: int,
+                  domain_of: np.ndarray, seed: int, rule: str) -> dict:
+    """:func:`token_counts` of every kind, remembered per (sample, placement, domains, tokens, seed, rule);
+    the arrays come back read-only."""
+    def compute() -> dict:
+        counts = token_counts(stats, phy2log, group, tokens_per_gpu, domain_of, KINDS, seed, rule)
+        for c in counts.values():
+            c.flags.writeable = False
+        return {"stats": stats} | counts  # the sample kept alive: its id is in the key
+
+    dom = np.asarray(domain_of)
+    key = (id(stats), phy2log.shape, phy2log.tobytes(), dom.tobytes(), dom.dtype.str, tokens_per_gpu, seed, rule)
+    return _COUNTS.get(key, compute)
+
+
+def token_counts(stats: RoutingStats, phy2log: np.ndarray, group: Group, tokens_per_gpu: int,
+                 domain_of: np.ndarray, kinds: tuple[str, ...], seed: int, rule: str,
+                 dest_gpu: np.ndarray | None = None) -> dict:
+    """:func:`layer_counts` from token samples, counted layer by layer."""
+    ep = group.ep
+    per_layer: list[dict] = []
+    ids = sample_tokens(stats, ep * tokens_per_gpu, seed)
+    src = token_ranks(ep * tokens_per_gpu, ep)
+    fast = stats.rows_sorted and ("node" not in kinds or equal_blocks(group) > 0)
+    identity = np.arange(phy2log.shape[1]) % stats.n_experts
+    work: dict = {}
+    for layer in range(stats.layers):
+        if fast and phy2log.shape[1] == stats.n_experts and np.array_equal(phy2log[layer], identity):
+            per_layer.append(count_sorted_experts(ids[layer], stats.n_experts // ep, group, kinds, work))
+            continue
+        cols = (dest_gpu[layer].T.astype(lut_dtype(ep)) if dest_gpu is not None else
+                destination_ranks(phy2log, ids, layer, src, ep, domain_of, stats.n_experts, rule, True))
+        per_layer.append(count_gpus(cols, group, kinds))
     return {k: np.stack([c[k] for c in per_layer]) for k in kinds}
 
 
 def phase_times(link_bytes: np.ndarray, pair_bytes: np.ndarray, cluster: Cluster, r: Routes, transport: Transport,
-                phase: str) -> dict:
+                phase: str, wire_s: np.ndarray | None = None) -> dict:
     """Per-layer time: the busiest link's bytes over its achieved bandwidth (the transport's ramp at that
-    size), plus the transport's fixed cost and the longest wire latency used; and the SOL (datasheet, no latency)."""
+    size), plus the transport's fixed cost and the longest wire latency used; and the SOL (datasheet, no latency).
+
+    ``wire_s`` (layers,): :func:`wire_latency` of ``pair_bytes`` when the caller already has it.
+    """
     bw = cluster.edge_bw_Bps
-    busy = link_bytes / (bw * transport.link_efficiency(phase, cluster.edge_tier[None, :], link_bytes))
-    wire = np.where(pair_bytes > 0, r.path_latency_s[None], 0.0).reshape(len(pair_bytes), -1).max(axis=1)
-    tiers = cluster.edge_tier
-    used = {t: (link_bytes[:, tiers == t] > 0).any(axis=1) for t in np.unique(tiers)}  # tier -> layers using it
+    masks = tier_masks(cluster)
+    busy = link_bytes / (bw * transport.link_efficiency(phase, cluster.edge_tier[None, :], link_bytes, masks))
+    wire = wire_latency(pair_bytes, r) if wire_s is None else wire_s
+    used = {t: (link_bytes[:, on] > 0).any(axis=1) for t, on in masks.items()}  # tier -> layers using it
     latency = wire + np.array([transport.latency(phase, {t for t, on in used.items() if on[i]})
                                for i in range(len(link_bytes))])
     binding = int(busy.mean(axis=0).argmax()) if busy.size else 0
     u, v = cluster.edges[binding]
     return {"layer_s": busy.max(axis=1) + latency, "sol_s": (link_bytes / bw).max(axis=1).mean(),
             "latency_s": float(latency.mean()), "binding": f"{u}->{v}", "tier": str(cluster.edge_tier[binding])}
+
+
+def wire_latency(pair_bytes: np.ndarray, r: Routes) -> np.ndarray:
+    """Longest wire latency of the pairs each layer sends bytes between, seconds, shape (layers,)."""
+    return np.where(pair_bytes > 0, r.path_latency_s[None], 0.0).reshape(len(pair_bytes), -1).max(axis=1)
+
+
+_TIER_MASKS: "weakref.WeakKeyDictionary[Cluster, dict[str, np.ndarray]]" = weakref.WeakKeyDictionary()
+
+
+def tier_masks(cluster: Cluster) -> dict[str, np.ndarray]:
+    """{tier: which edges of ``cluster.edges`` are of it, bool (edges,)}, tiers sorted by name (cached)."""
+    if cluster not in _TIER_MASKS:
+        _TIER_MASKS[cluster] = {str(t): cluster.edge_tier == t for t in np.unique(cluster.edge_tier)}
+    return _TIER_MASKS[cluster]
 
 
 def tier_bytes(pair_bytes: np.ndarray, r: Routes) -> dict:
@@ -314,7 +362,8 @@ def a2a_curve(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: Routin
     out = {}
     for p in PHASES:
         links = r.link_bytes(pairs[p])
-        rows = [phase_times(links * (t / probe_tokens), pairs[p], cluster, r, tr, p) for t in tokens_grid]
+        wire = wire_latency(pairs[p], r)
+        rows = [phase_times(links * (t / probe_tokens), pairs[p], cluster, r, tr, p, wire) for t in tokens_grid]
         out[p] = {"time_s": np.array([float(x["layer_s"].mean()) for x in rows]),
                   "sol_s": np.array([float(x["sol_s"]) for x in rows]),
                   "latency_s": np.array([x["latency_s"] for x in rows]), "tier": rows[-1]["tier"],

@@ -18,6 +18,7 @@ from scipy.sparse.csgraph import shortest_path
 
 from wideep.core import progress
 from wideep.core.errors import InputError
+from wideep.core.memo import Memo
 from wideep.specs.topology import Cluster
 
 DEST_CHUNK = 32  # destinations propagated together (bounds the block operators' size)
@@ -51,14 +52,26 @@ class Routes:
 
 
 def routes(cluster: Cluster, ep_size: int) -> Routes:
-    """Cached :class:`Routes` of ``cluster`` for EP group = ranks 0 .. ep_size-1."""
+    """Cached :class:`Routes` of ``cluster`` for EP group = ranks 0 .. ep_size-1 (clusters of the same graph,
+    such as the same fabric under two GPU models, share one, :func:`graph_key`)."""
     if not 0 < ep_size <= min(cluster.n_gpus, MAX_EP):
         raise InputError(f"must be between 1 and {min(cluster.n_gpus, MAX_EP):,} (the cluster's GPUs, at most "
                          f"{MAX_EP:,}), got {ep_size}", "--ep")
     per = _CACHE.setdefault(cluster, {})
     if ep_size not in per:
-        per[ep_size] = build_routes(cluster, ep_size)
+        per[ep_size] = _SHARED.get(graph_key(cluster, ep_size), lambda: build_routes(cluster, ep_size))
     return per[ep_size]
+
+
+_SHARED = Memo(32)
+
+
+def graph_key(cluster: Cluster, ep_size: int) -> tuple:
+    """Everything :func:`build_routes` reads of a cluster: its nodes and their kinds, its edges in order with
+    their latency and tier, and the GPU nodes of the EP group (not bandwidths, which routes do not weigh)."""
+    g = cluster.graph
+    edges = tuple((u, v, g.edges[u, v]["latency_s"], g.edges[u, v]["tier"]) for u, v in cluster.edges)
+    return tuple(g.nodes(data="kind")), edges, cluster.gpu_nodes[:ep_size]
 
 
 def build_routes(cluster: Cluster, ep_size: int) -> Routes:
@@ -134,22 +147,29 @@ def chunk_fractions(dist: np.ndarray, eu: np.ndarray, ev: np.ndarray, is_gpu: np
     s, kk = np.nonzero(np.arange(ep)[:, None] != dests[None, :])  # every source but the destination itself
     rows = s * ep + dests[kk]
     visit = sp.csr_matrix((np.ones(len(s)), (rows, kk * n_nodes + src_nodes[s])), shape=(ep * ep, n_dest * n_nodes))
-    total = sp.csr_matrix((ep * ep, n_dest * n_edges))
+    hops = []  # a pair's edge is one hop away from its source on every shortest path: no entry repeats
     for _ in range(int(np.max(np.where(np.isfinite(dist), dist, 0), initial=0)) + 1):
         on_edges = visit @ leave
         if on_edges.nnz == 0:
             break
-        total = total + on_edges
+        coo = on_edges.tocoo()
+        hops.append((coo.row, coo.col % n_edges, coo.data))
         visit = on_edges @ enter  # flow stops at the destination: no hop leaves it
-    coo = total.tocoo()
-    return coo.row, coo.col % n_edges, coo.data
+    if not hops:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    return tuple(np.concatenate(x) for x in zip(*hops))
 
 
 def first_hop(fraction: sp.csr_matrix, eu: np.ndarray, src_nodes: np.ndarray, tier: np.ndarray,
               ep: int) -> np.ndarray:
     """Tier of the edge each pair's bytes leave the source GPU on (the tier carrying most of them)."""
     out = np.full((ep, ep), "", dtype=tier.dtype if len(tier) else "<U9")
-    coo = fraction.tocoo()
-    leaving = eu[coo.col] == src_nodes[coo.row // ep]
-    out[coo.row[leaving] // ep, coo.row[leaving] % ep] = tier[coo.col[leaving]]
+    names, code = np.unique(tier, return_inverse=True)
+    at = np.flatnonzero(np.isin(eu, src_nodes)[fraction.indices])  # entries on an edge out of some rank's GPU
+    row = np.searchsorted(fraction.indptr, at, "right") - 1
+    col = fraction.indices[at]
+    leaving = eu[col] == src_nodes[row // ep]
+    picked = np.full((ep, ep), -1, dtype=np.int64)
+    picked[row[leaving] // ep, row[leaving] % ep] = code.reshape(-1)[col[leaving]]  # in storage order, as before
+    out[picked >= 0] = names[picked[picked >= 0]]
     return out

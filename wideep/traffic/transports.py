@@ -82,17 +82,21 @@ class Transport:
         per_tier = self.latency_s[phase]
         return max((per_tier.get(t, 0.0) for t in tiers), default=0.0)
 
-    def link_efficiency(self, phase: str, tiers: np.ndarray, link_bytes: np.ndarray) -> np.ndarray:
+    def link_efficiency(self, phase: str, tiers: np.ndarray, link_bytes: np.ndarray,
+                        masks: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """Achieved / datasheet bandwidth of links of ``tiers`` carrying ``link_bytes`` (same shape or broadcast).
 
-        Interpolated in log(bytes) on the ramp, held flat outside it.
+        Interpolated in log(bytes) on the ramp, held flat outside it. ``masks``, optional: {tier: tiers == tier}
+        for every tier in ``tiers``, sorted by name, when the caller has them.
         """
         tiers, link_bytes = np.broadcast_arrays(np.asarray(tiers), np.asarray(link_bytes, dtype=float))
+        if masks is None:
+            masks = {str(t): tiers == t for t in np.unique(tiers)}
         out = np.empty(link_bytes.shape)
-        for tier in np.unique(tiers):
-            on = tiers == tier
-            curve = (self.ramp or {}).get(phase, {}).get(str(tier))
-            out[on] = log_interp(link_bytes[on], *curve) if curve else self.efficiency[str(tier)]
+        for tier, on in masks.items():
+            on = np.broadcast_to(on, link_bytes.shape)
+            curve = (self.ramp or {}).get(phase, {}).get(tier)
+            out[on] = log_interp(link_bytes[on], *curve) if curve else self.efficiency[tier]
         return out
 
 
