@@ -252,11 +252,21 @@ def dense_local_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, se
 
 
 def head_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequences: float) -> list[Term]:
-    """The LM head (every decode token and MTP draft; one per prompt in prefill) and the final norm."""
-    lm_tokens = sequences * (wl.tokens_per_sequence + wl.mtp) if wl.phase == "decode" else sequences
+    """The LM head over every decode token (one per prompt in prefill) and the final norm; with MTP, each of
+    the ``mtp`` draft passes runs one after the other, each reading the LM head again and its MTP module's
+    input projection (``eh_proj``: [embedding; hidden] -> hidden, bf16, held whole on every rank as SGLang
+    and vLLM build it) for one token per sequence."""
+    verified = sequences * wl.tokens_per_sequence if wl.phase == "decode" else sequences
     head = GemmShape("lm_head", model.vocab, model.hidden, "lm_head")  # vocab-parallel over the TP group
-    norm = memory_kernels([MemoryKernel("final_norm", 2 * model.hidden * 2)], lm_tokens, 0, gpu, cal)
-    return [total("lm_head", sharded_gemms([head], lm_tokens, "bf16", gpu, cal, wl.tp)), total("layer_kernels", norm)]
+    gemms = sharded_gemms([head], verified, "bf16", gpu, cal, wl.tp)
+    if wl.phase == "decode" and wl.mtp:
+        eh_proj = GemmShape("eh_proj", model.hidden, 2 * model.hidden, "mtp")
+        draft = sharded_gemms([head], sequences, "bf16", gpu, cal, wl.tp) + [gemm_kernel(eh_proj, sequences, "bf16",
+                                                                                          gpu, cal)]
+        gemms += wl.mtp * draft
+    norm = memory_kernels([MemoryKernel("final_norm", 2 * model.hidden * 2)], verified + wl.mtp * sequences, 0,
+                          gpu, cal)
+    return [total("lm_head", gemms), total("layer_kernels", norm)]
 
 
 def comm_terms(model: Model, ep: ExpertParallel, wl: Workload, tokens: float) -> list[Term]:
