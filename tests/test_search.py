@@ -114,3 +114,16 @@ def test_a_worker_process_raises_what_one_process_raises():
             search(SPEC, ["hgx-h200", "gb200-nvl72"], Targets(), max_gpus=4, workers=workers)
         errors.append((type(exc.value), str(exc.value), exc.value.field, exc.value.source))
     assert errors[0] == errors[1] and errors[0][3] == "--gpus" and "hgx-h200" in errors[0][1]
+
+
+def test_search_reaches_past_ep8_interactivity_with_moe_tensor_parallelism():
+    """Past what TP8 x EP8 serves, the answer splits every expert over the node (the engines' latency layout),
+    names it, and launches it that way."""
+    r = run_cli("search", "--model", "deepseek-r1", "--topology", "hgx-h200", "--gpus", "8", "--interactivity",
+                "170", "--json")
+    assert r.returncode == 0, r.stderr
+    best = json.loads(r.stdout)["hgx-h200"]["best"]
+    assert best["tp"] == 8 and best["ep"] < 8 and best["moe_tp"] == 8 // best["ep"]
+    assert best["tokens_per_s_per_user"] >= 170
+    trtllm = json.loads(r.stdout)["hgx-h200"]["deploy"]["trtllm"]
+    assert f"moe_tensor_parallel_size: {best['moe_tp']}" in trtllm and "enable_attention_dp: false" in trtllm

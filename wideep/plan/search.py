@@ -45,7 +45,7 @@ COLUMNS = (("system", "system"), ("mode", "mode"), ("tp", "tp"), ("ep", "ep"), (
            ("prefill_gpus", "prefill GPUs"), ("decode_gpus", "decode GPUs"),
            ("tokens_per_s_per_gpu", "output tokens/s/GPU (fleet)"), ("tokens_per_s_per_user", "tokens/s/user"),
            ("ttft_ms", "TTFT [ms]"), ("tpot_ms", "TPOT [ms]"), ("usd_per_mtok", "$/Mtok (ISL/OSL mix)"),
-           ("binding", "binding resource"), ("best", "best under targets"), ("moe_tp", "MoE tp"))
+           ("binding", "binding resource"), ("best", "best under targets"), ("moe_tp", "MoE TP [GPUs per expert]"))
 POINT_KEYS = ("tp", "ep", "dp", "batch", "mtp", "dtype", "mode", "prefill_gpus", "decode_gpus",
               "tokens_per_s_per_gpu", "tokens_per_s_per_user", "ttft_ms", "tpot_ms", "usd_per_mtok", "binding",
               "moe_tp")

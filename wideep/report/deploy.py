@@ -60,11 +60,11 @@ def vllm(point: dict, model_path: str, redundant: int) -> str:
 
 def trtllm(point: dict, n_experts: int, redundant: int) -> str:
     tp, ep, dp = point["tp"], point["ep"], point["dp"]
-    if ep <= 1:
-        return f"tensor_parallel_size: {tp}\nmax_batch_size: {point['batch']}"
-    if ep < tp:
+    if ep < tp and n_experts:  # MoE tensor parallelism (ep 1: every expert split over the whole group)
         return (f"tensor_parallel_size: {tp}\nmoe_expert_parallel_size: {ep}\nmoe_tensor_parallel_size: {tp // ep}\n"
                 f"enable_attention_dp: false\nmax_batch_size: {point['batch']}" + mtp_yaml(point["mtp"]))
+    if ep <= 1:
+        return f"tensor_parallel_size: {tp}\nmax_batch_size: {point['batch']}"
     lines = [f"tensor_parallel_size: {ep}", f"moe_expert_parallel_size: {ep}",
              f"enable_attention_dp: {'true' if tp == 1 else 'false'}"
              + ("" if tp in (1, ep) else f"   # attention TP{tp} x DP{dp} has no TensorRT-LLM equivalent: "

@@ -259,7 +259,8 @@ def search_text(result: dict, columns: Sequence[tuple[str, str]], ratio: Sequenc
     parts = []
     for system, r in result.items():
         best = r["best"]
-        head = (f"{system}: best under the targets: {best['mode']} tp {best['tp']} ep {best['ep']} batch "
+        moe_tp = f" (MoE TP{best['moe_tp']})" if best and best.get("moe_tp", 1) > 1 else ""
+        head = (f"{system}: best under the targets: {best['mode']} tp {best['tp']} ep {best['ep']}{moe_tp} batch "
                 f"{best['batch']} mtp {best['mtp']} {best['dtype']}, ${best['usd_per_mtok']:.3f}/Mtok, "
                 f"{best['tokens_per_s_per_gpu']:,.0f} tokens/s/GPU, {best['tokens_per_s_per_user']:.1f} tokens/s/user, "
                 f"TTFT {best['ttft_ms']:,.0f} ms, TPOT {best['tpot_ms']:.1f} ms, bound by {best['binding']}"
