@@ -141,7 +141,7 @@ def test_moe_tensor_parallelism_splits_each_expert_inside_the_attention_group():
     # the same experts per GPU either way: 2 redundant slots at EP2 against 8 at EP8, a quarter of each
     per_expert = ep8.memory.expert_weights_bytes / ep8.ep.slots_per_gpu
     assert ep2.memory.expert_weights_bytes == pytest.approx(ep2.ep.slots_per_gpu * per_expert / 4)
-    assert "dispatch" not in ep2.decode.breakdown_ms
+    assert "dispatch" not in ep2.decode.breakdown_ms and ep2.to_dict()["expert_parallel"]["transport"] == ""
 
 
 def test_moe_tensor_parallel_gemms_are_each_ranks_slice():

@@ -69,6 +69,8 @@ class Plan:
 
     def to_dict(self) -> dict:
         d = self.decode
+        dispatched = self.spec.tp < self.ep.ep_size  # TP over the whole EP group sends no all-to-all
+        expert_summary = ep_summary(self.ep) | ({} if dispatched else {"transport": ""})
         return {
             "model": self.model.id, "system": self.system, "gpu": self.gpu.id, "gpus": self.gpus,
             "ep": self.ep.ep_size, "tp": self.spec.tp, "moe_tp": self.spec.moe_tp, "dp": self.dp, "layout": self.layout,
@@ -83,7 +85,7 @@ class Plan:
             "tokens_per_s_per_MW": self.cost.output_tokens_per_s_per_MW,
             "joules_per_token": self.cost.joules_per_output_token,
             "memory": self.memory.to_dict(), "breakdown_ms": d.breakdown_ms,
-            "terms": d.to_dict()["terms"], "expert_parallel": ep_summary(self.ep),
+            "terms": d.to_dict()["terms"], "expert_parallel": expert_summary,
             "prefill": self.prefill.to_dict(), "cost": self.cost.to_dict(), "calibration": self.calibration,
             "kv_transfer_ms": self.kv_transfer_s / units.ms,
         }
