@@ -23,7 +23,7 @@ pytest.importorskip("matplotlib")
 from wideep.plan import PlanSpec, plan  # noqa: E402
 from wideep.plan.search import Targets, cost_ratio, search  # noqa: E402
 from wideep.plan.studies import a2a_by_name, plan_placement  # noqa: E402
-from wideep.plan.sweep import compare_report  # noqa: E402
+from wideep.plan.sweep import compare, compare_report  # noqa: E402
 from wideep.report import cluster_pages, pages  # noqa: E402
 from wideep.report.html import CSP  # noqa: E402
 from wideep.specs.model import load_model  # noqa: E402
@@ -49,13 +49,20 @@ def built() -> dict[str, str]:
         "plan": pages.plan_page([plan(PlanSpec(topology="hgx-h200", ep=16, gpus=16))]),
         "place": cluster_pages.place_page(study, "global", m, cluster, stats, traffic),
         "a2a": cluster_pages.a2a_page(res, load_cluster("gb200-nvl72", 72), "deepseek-v3", "uniform"),
-        "compare": pages.compare_page(compare_report(PlanSpec(ep=8), ["hgx-h200", "gb200-nvl72"], with_lead=True),
-                                      "deepseek-v3"),
+        "compare": compare_page_of(PlanSpec(ep=8), ["hgx-h200", "gb200-nvl72"], [8, 64]),
     }
 
 
+def compare_page_of(spec: PlanSpec, systems: list[str], batches: list[int]) -> str:
+    """``wideep compare --html`` as the command builds it: the rows' plans made once, for the table and the page."""
+    plans = compare(spec, systems, batches)
+    return pages.compare_page(compare_report(spec, systems, batches, with_lead=True, plans=plans), spec.model,
+                              plans=plans)
+
+
 FIGURES = {"search": ["pareto", "cost", "terms", "graph"], "plan": ["terms", "graph"],
-           "place": ["heatmap", "slots", "graph"], "a2a": ["graph"], "compare": ["pareto", "cost"]}
+           "place": ["heatmap", "slots", "graph"], "a2a": ["graph"],
+           "compare": ["pareto", "cost", "terms", "graph"]}
 
 
 def figures_of(html: str) -> dict[str, list[str]]:
@@ -99,6 +106,19 @@ def test_the_step_figure_names_each_term_and_its_binding(built):
         assert t["name"] in svg
         assert f"{t['ms'] / t['sol_ms']:.1f}x SOL ({t['binding']})" in svg
     assert escape(d["expert_parallel"]["binding_link"]) in built["plan"]
+
+
+def test_compare_page_has_each_systems_step_and_graph_once(built):
+    """Two systems, two batches each: one step figure and one cluster graph per system, of its first row."""
+    html, figs = built["compare"], figures_of(built["compare"])
+    assert len(figs["terms"]) == 2 and len(figs["graph"]) == 2
+    for system, terms, graph in zip(["hgx-h200", "gb200-nvl72"], figs["terms"], figs["graph"]):
+        p = plan(PlanSpec(ep=8, topology=system, batch=8))
+        assert f"{system} x8: decode step by term" in terms
+        assert f"decode step {p.to_dict()['step_ms']:.2f} ms" in terms
+        assert f"bound by {escape(pages.decode_links(p)[1].binding_link)}" in graph.split("<figcaption>")[1]
+    assert html.count("its first row of the table: attention TP1 x DP8, MoE EP8, 8 sequences/GPU)") == 2
+    assert html.index("The procurement table") < html.index("decode step by term")
 
 
 def test_search_page_tells_the_answer_and_the_assumptions(built):

@@ -351,11 +351,12 @@ def compare_cmd(options: dict,
         check_writable(path, option)
     html_start(html)
     spec = plan_spec(None, batch=(batch or [SPEC.batch])[0], **options)
-    from wideep.plan.sweep import COLUMNS, compare_report
+    from wideep.plan.sweep import COLUMNS, compare, compare_report
 
     if xlsx is not None:
         report.xlsx_module()  # before anything is written
-    rep = compare_report(spec, topology, batch, interactivity, sweep or svg is not None or html is not None)
+    plans = compare(spec, topology, batch, interactivity)
+    rep = compare_report(spec, topology, batch, interactivity, sweep or svg is not None or html is not None, plans)
     if svg is not None:
         report.write_curves_svg(svg, rep["curves"], f"{spec.model} decode, EP {rep['rows'][0]['ep']}, "
                                 f"context {spec.decode_context:,}")
@@ -363,7 +364,7 @@ def compare_cmd(options: dict,
         report.write_csv(csv, rep["rows"], COLUMNS)
     if xlsx is not None:
         report.write_xlsx(xlsx, rep["rows"], COLUMNS)
-    note = html_write(html, lambda c: pages().compare_page(rep, spec.model, c))
+    note = html_write(html, lambda c: pages().compare_page(rep, spec.model, c, plans))
     out(as_json, rep, lambda: report.compare_text(rep, COLUMNS)
         + "".join(f"\nwrote {f}" for f in (csv, xlsx, svg) if f is not None) + note)
 

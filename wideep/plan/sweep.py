@@ -127,11 +127,13 @@ def compare(spec: PlanSpec, topologies: list[str], batches: list[int] | None = N
 
 
 def compare_report(spec: PlanSpec, topologies: list[str], batches: list[int] | None = None,
-                   interactivity: float | None = None, with_lead: bool = False) -> dict:
+                   interactivity: float | None = None, with_lead: bool = False,
+                   plans: list[Plan] | None = None) -> dict:
     """``wideep compare``: {"rows": procurement rows} and, with ``with_lead``, {"lead": ...} from
     :func:`lead_by_interactivity` and {"curves": {system: [[tokens/s/user, tokens/s/GPU], ...]}} over
-    :data:`DEFAULT_BATCHES` on every topology."""
-    rep: dict = {"rows": [row(p) for p in compare(spec, topologies, batches, interactivity)],
+    :data:`DEFAULT_BATCHES` on every topology. ``plans``: the rows' plans when already made by :func:`compare`."""
+    plans = compare(spec, topologies, batches, interactivity) if plans is None else plans
+    rep: dict = {"rows": [row(p) for p in plans],
                  "placement": spec.placement, "replica_rule": spec.replica_rule}
     if with_lead:
         curves = {t: curve(replace(spec, topology=t)) for t in topologies}

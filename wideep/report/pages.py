@@ -133,19 +133,26 @@ def graph_section(cluster: Any, res: Any, what: str) -> Section:
                    figure_html(svg, cap, "graph"))
 
 
-def plan_sections(p: Any) -> list[Section]:
-    """Summary, step terms, cluster graph and assumptions of one plan."""
-    d = p.to_dict()
+def step_sections(p: Any, d: dict, what: str = "") -> list[Section]:
+    """One plan's decode step by term and, with expert parallelism, its cluster graph (``d``: ``p.to_dict()``;
+    ``what``: a clause after the system's name in the terms text, e.g. which row of a table)."""
     name = f"{d['system']} x{d['gpus']}"
-    out = [Section(f"{name}: the answer", f"The headline figures of {d['model']} on {name}, with their units.",
-                   table_html(plan_rows(d), ["figure", "value"])),
-           Section(f"{name}: where the step goes", TERMS_TEXT.format(what=name),
+    out = [Section(f"{name}: where the step goes", TERMS_TEXT.format(what=name + what),
                    figure_html(figures.terms_svg(d["terms"], d["step_ms"], f"{name}: decode step by term"),
                                f"decode step {d['step_ms']:.2f} ms, {d['sol_ratio']:.2f}x its SOL, bound by "
                                f"{RESOURCE_WORDS.get(d['binding'], d['binding'])}", "terms"))]
     links = decode_links(p)
     if links is not None:
         out.append(graph_section(*links, f"one decode step's {batch_words(d)}"))
+    return out
+
+
+def plan_sections(p: Any) -> list[Section]:
+    """Summary, step terms, cluster graph and assumptions of one plan."""
+    d = p.to_dict()
+    name = f"{d['system']} x{d['gpus']}"
+    out = [Section(f"{name}: the answer", f"The headline figures of {d['model']} on {name}, with their units.",
+                   table_html(plan_rows(d), ["figure", "value"]))] + step_sections(p, d)
     out.append(Section(f"{name}: assumptions and calibration",
                        "What the numbers above assume, and for each term of the step the calibration file that set "
                        "its efficiency, with how that file was obtained.",
@@ -162,8 +169,9 @@ def plan_page(plans: Sequence[Any], why: str = "", command: str = "") -> str:
     return page(title, lead, [s for p in plans for s in plan_sections(p)], command)
 
 
-def compare_page(rep: dict, model: str, command: str = "") -> str:
-    """``wideep compare --html``: the procurement rows, the interactivity curves and the cost ratio."""
+def compare_page(rep: dict, model: str, command: str = "", plans: Sequence[Any] = ()) -> str:
+    """``wideep compare --html``: the procurement rows, the interactivity curves, the cost ratio and, per
+    system, the decode step and cluster graph of its first row's plan (``plans``: the rows' plans, in order)."""
     from wideep.plan.sweep import COLUMNS
 
     rows = rep["rows"]
@@ -187,9 +195,21 @@ def compare_page(rep: dict, model: str, command: str = "") -> str:
         [["placement", rep.get("placement")], ["replica rule", rule_words(rep.get("replica_rule", ""))],
          ["prices", ", ".join(f"{r['system']} ${r['usd_per_gpu_hour']}/GPU-hour" for r in rows)]],
         ["assumption", "value"])))
+    for p in first_per_system(plans):
+        d = p.to_dict()
+        sections += step_sections(p, d, f" (its first row of the table: {d.get('layout', 'EP ' + str(d['ep']))}, "
+                                        f"{batch_words(d)})")
     return page(f"{model}: " + " vs ".join(dict.fromkeys(r["system"] for r in rows)),
                 "The procurement comparison: tokens per GPU, tokens per user and price per token per system.",
                 sections, command)
+
+
+def first_per_system(plans: Sequence[Any]) -> list[Any]:
+    """The first plan of each system, in order."""
+    first: dict = {}
+    for p in plans:
+        first.setdefault(p.system, p)
+    return list(first.values())
 
 
 def best_plan(spec: Any, system: str, best: dict) -> Any:
