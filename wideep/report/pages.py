@@ -279,14 +279,8 @@ def best_sections(spec: Any, system: str, r: dict) -> list[Section]:
     """The best point's step terms and assumptions, and its launch flags."""
     p = best_plan(spec, system, r["best"])
     d = p.to_dict()
-    out = [Section(f"{system}: where the best configuration's step goes", TERMS_TEXT.format(what=f"{system}'s best "
-                   f"configuration ({d.get('layout', 'EP ' + str(d['ep']))}, batch {d['batch']}, MTP {d['mtp']}, "
-                   f"{d['dtype']})"),
-                   figure_html(figures.terms_svg(d["terms"], d["step_ms"], f"{system}: decode step by term"),
-                               f"decode step {d['step_ms']:.2f} ms, bound by {d['binding']}", "terms"))]
-    links = decode_links(p)
-    if links is not None:
-        out.append(graph_section(*links, f"the best configuration's decode step ({batch_words(d)})"))
+    layout = d.get("layout", f"EP {d['ep']}")
+    out = step_sections(p, d, f"'s best configuration ({layout}, batch {d['batch']}, MTP {d['mtp']}, {d['dtype']})")
     out += [Section(f"{system}: assumptions and calibration", "The price and settings behind the best configuration, "
                    "and the calibration file that set each term's efficiency, with how it was obtained.",
                    table_html(assumptions_rows(d), ["assumption", "value"]) + calibration_table(d["calibration"]))]
