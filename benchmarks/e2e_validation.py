@@ -71,17 +71,18 @@ MTP3_ACCEPTANCE = 0.772
 
 #: Minimum-latency decode (batch 1, ISL 1K / OSL 2K, one 8-GPU node, attention TP8): published output tokens/s
 #: per user. Every case is held out and runs its source's layout: attention TP8, the experts TP x EP inside it
-#: (H200: MoE EP4 x TP2; B200: EP2 x TP4; docs/sources.md), BF16 attention where blog 1 says so.
+#: (H200: MoE EP4 x TP2; B200: EP2 x TP4; docs/sources.md), experts in order without redundant copies or EPLB
+#: (neither configuration enables TensorRT-LLM's load balancer), BF16 attention where blog 1 says so.
 LATENCY_CASES = [
     Case("DeepSeek-R1 FP8, 8x H200, TP8, MTP3, batch 1", "TensorRT-LLM Best_perf_practice_on_DeepSeek-R1 (H200 min-latency)",
-         PlanSpec(model="deepseek-r1", topology="hgx-h200", ep=4, tp=8, batch=1, isl=1024, osl=2048, mtp=3,
+         PlanSpec(model="deepseek-r1", topology="hgx-h200", ep=4, tp=8, batch=1, isl=1024, osl=2048, redundant=0, placement="contiguous", mtp=3,
                   acceptance=MTP3_ACCEPTANCE), "decode", 158.12),
     Case("DeepSeek-R1 NVFP4, 8x B200, TP8, no MTP, batch 1", "TensorRT-LLM tech blog 1 (MTP table, without MTP)",
-         PlanSpec(model="deepseek-r1", topology="hgx-b200", ep=2, tp=8, batch=1, isl=1024, osl=2048, dtype="nvfp4",
+         PlanSpec(model="deepseek-r1", topology="hgx-b200", ep=2, tp=8, batch=1, isl=1024, osl=2048, redundant=0, placement="contiguous", dtype="nvfp4",
                   attn_dtype="bf16"),
          "decode", 111.0),
     Case("DeepSeek-R1 NVFP4, 8x B200, TP8, MTP3, batch 1", "TensorRT-LLM Best_perf_practice_on_DeepSeek-R1 (B200 min-latency)",
-         PlanSpec(model="deepseek-r1", topology="hgx-b200", ep=2, tp=8, batch=1, isl=1024, osl=2048, dtype="nvfp4",
+         PlanSpec(model="deepseek-r1", topology="hgx-b200", ep=2, tp=8, batch=1, isl=1024, osl=2048, redundant=0, placement="contiguous", dtype="nvfp4",
                   mtp=3, acceptance=MTP3_ACCEPTANCE), "decode", 274.72),
 ]
 

@@ -15,11 +15,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from wideep.core import units
 from wideep.core.catalog import Field, check_table, read_file
 from wideep.core.errors import CatalogError
 from wideep.specs.hardware import GPU
 
-BYTES_IN = {"bf16": 2, "fp8": 1, "nvfp4": 0.5625}  # nvfp4: 4 bits + one 1-byte scale per 16 (wideep.core.units)
+BYTES_IN = {"bf16": 2, "fp8": 1, "nvfp4": units.DTYPES["nvfp4"].weight_bytes(1.0)}  # nvfp4: 4 bits + a 1-byte scale per 16
 OUT_BYTES = 2  # bf16 output
 FP8_SCALE_BYTES = 4  # float32 row / column scales of the fp8 measurements
 

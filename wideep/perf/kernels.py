@@ -154,13 +154,14 @@ def ffn_kernels(model: Model, act: DType, ffn: int, name: str, per: str = "token
     return [MemoryKernel(f"{name}.silu_mul", 2 * ffn * BF16_BYTES + act.activation_bytes(ffn), per)]
 
 
-def moe_kernels(model: Model, act: DType) -> list[MemoryKernel]:
-    """Around the routed experts: norm, router top-k, permute into expert order, SiLU-mul, weighted unpermute."""
+def moe_kernels(model: Model, act: DType, moe_tp: int = 1) -> list[MemoryKernel]:
+    """Around the routed experts: norm, router top-k, permute into expert order, SiLU-mul (over one GPU's
+    1/moe_tp of each expert's intermediate), weighted unpermute."""
     h, e = model.hidden, model.n_experts
     kernels = [MemoryKernel("ffn_norm", 3 * h * BF16_BYTES + act.activation_bytes(h)),  # residual add fused
                MemoryKernel("router_topk", e * FP32_BYTES + 2 * model.top_k * FP32_BYTES),
                MemoryKernel("permute", 2 * act.activation_bytes(h), "received")]
-    kernels += ffn_kernels(model, act, model.expert_ffn, "routed_experts", "received")
+    kernels += ffn_kernels(model, act, model.expert_ffn // moe_tp, "routed_experts", "received")
     kernels.append(MemoryKernel("unpermute", h * BF16_BYTES, "received"))
     kernels.append(MemoryKernel("weighted_sum", 2 * h * BF16_BYTES))
     if model.shared_ffn:

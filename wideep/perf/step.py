@@ -185,7 +185,8 @@ def routed_experts(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: E
     curve = cal.shape_curve(wl.precision.weights, shapes[0].n, shapes[0].k, spg)
     if curve is not None and curve.covers == "moe_layer":  # the measurement already holds the kernels around
         return total("routed_experts", gemms), received
-    around = [k for k in moe_kernels(model, activation_dtype(gpu, wl.precision.weights)) if k.per == "received"]
+    around = [k for k in moe_kernels(model, activation_dtype(gpu, wl.precision.weights), wl.moe_tp)
+              if k.per == "received"]
     return total("routed_experts", gemms + memory_kernels(around, tokens, received, gpu, cal)), received
 
 

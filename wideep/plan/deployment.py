@@ -60,20 +60,25 @@ class Plan:
         return self.gpus // self.spec.tp
 
     @property
+    def moe_tp(self) -> int:
+        """GPUs each routed expert is split over (1 for a dense model)."""
+        return self.spec.moe_tp if self.model.is_moe else 1
+
+    @property
     def layout(self) -> str:
         """The parallel layout in words, e.g. ``attention TP8 x DP4, MoE EP32`` or (MoE tensor parallelism)
         ``attention TP8 x DP1, MoE EP2 x TP4``."""
-        moe_tp = f" x TP{self.spec.moe_tp}" if self.spec.moe_tp > 1 else ""
+        moe_tp = f" x TP{self.moe_tp}" if self.moe_tp > 1 else ""
         moe = f", MoE EP{self.ep.ep_size}{moe_tp}" if self.model.is_moe else ""
         return f"attention TP{self.spec.tp} x DP{self.dp}{moe}"
 
     def to_dict(self) -> dict:
         d = self.decode
-        dispatched = self.spec.tp < self.ep.ep_size  # TP over the whole EP group sends no all-to-all
-        expert_summary = ep_summary(self.ep) | ({} if dispatched else {"transport": ""})
+        nothing_sent = {"transport": "", "binding_tier": "", "binding_link": ""}
+        expert_summary = ep_summary(self.ep) | ({} if self.spec.dispatches else nothing_sent)
         return {
             "model": self.model.id, "system": self.system, "gpu": self.gpu.id, "gpus": self.gpus,
-            "ep": self.ep.ep_size, "tp": self.spec.tp, "moe_tp": self.spec.moe_tp, "dp": self.dp, "layout": self.layout,
+            "ep": self.ep.ep_size, "tp": self.spec.tp, "moe_tp": self.moe_tp, "dp": self.dp, "layout": self.layout,
             "batch": self.spec.batch, "context": self.spec.decode_context,
             "dtype": self.spec.dtype, "overlap": self.spec.overlap, "mtp": self.spec.mtp,
             "placement": self.spec.placement, "replica_rule": self.spec.replica_rule,
@@ -224,7 +229,7 @@ def plan(spec: PlanSpec) -> Plan:
     money = cost(gpu, dec.tokens_per_s_per_gpu, pre.tokens_per_s_per_gpu, spec.isl, spec.osl,
                  spec.price_per_gpu_hour, spec.price_scenario)
     system = cluster.system.id if cluster.system else cluster.name
-    transport = ep.transport if spec.tp < spec.ep else ""  # TP over the whole EP group sends no all-to-all
+    transport = ep.transport if spec.dispatches else ""
     provenance = calibration_sources(cal, transport) | {"experts_touched": ep.touched_source or ESTIMATE}
     return Plan(spec, model, system, gpu, gpus, ep, dec, pre, mem, money, provenance,
                 prompt_kv_transfer_s(spec, model, cluster))

@@ -26,6 +26,8 @@ from wideep.traffic.touched import busiest_touched, touched_slots
 SAMPLE_TOKENS = 4096  # routing tokens over the whole EP group that placement and traffic are computed from
 MAX_SHARE_TOKENS = 65536  # tokens of the held-out sample whose steps measure the busiest GPU
 SAMPLE_LAYERS = 4  # MoE layers sampled; their mean busiest share and comm time stand for every MoE layer
+TOUCHED_STEPS = 32  # held-out steps the experts-touched count averages over at small batches ...
+TOUCHED_SAMPLE_TOKENS = 1024  # ... up to this many tokens in all (one step of 1,024 tokens or more)
 TRANSPORTS = {"decode": "deepep-ll", "prefill": "deepep-normal"}  # DeepSeek's choice per phase (docs/sources.md 3)
 
 
@@ -114,10 +116,10 @@ def experts_touched(model: Model, topology: str, ep_size: int, redundant: int, r
                     replica_rule: str = DEFAULT_REPLICA_RULE, basis: Basis | None = None) -> tuple[float, str]:
     """Distinct slots the busiest GPU reads per MoE layer in one micro-batch, and what they were counted on.
 
-    Counted (:func:`wideep.traffic.touched.touched_slots`) on the first step_tokens / micro_batches tokens
+    Counted (:func:`wideep.traffic.touched.touched_slots`) on steps of step_tokens / micro_batches tokens
     of the held-out sample :func:`busiest_share` uses (at most MAX_SHARE_TOKENS: past that every slot the
-    routing uses is touched anyway), mean over the sampled MoE layers; loads-only statistics give the
-    expected count.
+    routing uses is touched anyway), mean over the sampled MoE layers and, for small steps, over up to
+    TOUCHED_STEPS steps (one step's busiest GPU is a noisy draw); loads-only statistics give the expected count.
     """
     tokens = int(min(max(step_tokens, ep_size), MAX_SHARE_TOKENS))
     mb_tokens = max(1, min(tokens, round(step_tokens / micro_batches)))
@@ -130,22 +132,33 @@ _TOUCHED = Memo(2048)
 
 def counted_touched(model: Model, topology: str, ep_size: int, redundant: int, routing: str, placement: str,
                     seed: int, mb_tokens: int, replica_rule: str, basis: Basis | None = None) -> tuple[float, str]:
-    """:func:`experts_touched` on the first ``mb_tokens`` tokens of the held-out sample, cached per
-    :func:`ep_layout`."""
+    """:func:`experts_touched` on steps of ``mb_tokens`` tokens of the held-out sample (mean over
+    :func:`step_samples`), cached per :func:`ep_layout`."""
     def compute() -> tuple[float, str]:
         phy2log, _ = placed(model, topology, ep_size, redundant, routing, placement, seed, replica_rule, basis)
         sample = held_out_sample(model, routing, seed, phy2log.shape[0])
-        sel, hit = touched_slots(phy2log, sample, ep_size, mb_tokens, model.top_k,
-                                 cluster_for(topology, ep_size).domain_of[:ep_size], replica_rule, seed)
+        domains = cluster_for(topology, ep_size).domain_of[:ep_size]
+        steps = [sample] if sample.topk_ids is None else step_samples(sample, mb_tokens)
+        counts = [busiest_touched(*touched_slots(phy2log, step, ep_size, mb_tokens, model.top_k, domains,
+                                                 replica_rule, seed)) for step in steps]
         layers = f"{phy2log.shape[0]} MoE layers"
         source = (f"expected from the routing loads ({layers})" if sample.topk_ids is None else
-                  f"counted on a held-out {routing} routing sample ({layers})" if not looks_like_file(routing) else
-                  f"counted on the routing file's tokens ({layers})")
-        return busiest_touched(sel, hit), source
+                  f"counted on a held-out {routing} routing sample ({layers}, {len(steps)} steps)"
+                  if not looks_like_file(routing) else f"counted on the routing file's tokens ({layers})")
+        return float(np.mean(counts)), source
 
     key = (model, ep_layout(topology, ep_size, placement), ep_size, redundant, routing, placement, seed, mb_tokens,
            replica_rule, basis)
     return _TOUCHED.get(key, compute)
+
+
+def step_samples(sample: RoutingStats, tokens: int) -> list[RoutingStats]:
+    """Consecutive disjoint steps of ``tokens`` tokens from ``sample``: enough that a small step's busiest GPU
+    is an average (:data:`TOUCHED_SAMPLE_TOKENS` tokens in all, at most :data:`TOUCHED_STEPS` steps), one when
+    the sample holds fewer tokens (it is then resampled)."""
+    n = max(1, min(TOUCHED_STEPS, TOUCHED_SAMPLE_TOKENS // tokens, sample.tokens // tokens))
+    return [RoutingStats(sample.n_experts, sample.load, sample.topk_ids[:, i * tokens:(i + 1) * tokens],
+                         sample.rows_sorted) for i in range(n)]
 
 
 def clear_caches() -> None:

@@ -39,6 +39,8 @@ EP_SIZES = (8, 16, 32, 64, 72, 128, 144, 256)
 TP_SIZES = (1, 2, 4, 8)
 MOE_TP_EP_SIZES = (1, 2, 4)  # expert ranks inside the widest attention group (MoE TP = tp / ep)
 MOE_TP_BATCHES = (1, 2, 4, 8, 16)
+#: MoE TP layouts as the engines launch them (report/deploy.py): experts in order, no redundant copies, no EPLB.
+MOE_TP_PLACEMENT = {"redundant": 0, "placement": "contiguous"}
 #: Search points in CSV/XLSX: (JSON key, header with units). Order and names are stable.
 COLUMNS = (("system", "system"), ("mode", "mode"), ("tp", "tp"), ("ep", "ep"), ("dp", "dp"),
            ("batch", "batch [sequences/attention group]"), ("mtp", "mtp [draft tokens]"), ("dtype", "dtype"),
@@ -105,7 +107,7 @@ def point(p: Plan, mode: str) -> dict:
             "mode": mode, "prefill_gpus": prefill_gpus, "decode_gpus": decode_gpus,
             "tokens_per_s_per_gpu": per_gpu, "tokens_per_s_per_user": out_per_step / step_s,
             "ttft_ms": ttft_s * 1e3, "tpot_ms": step_s / out_per_step * 1e3, "usd_per_mtok": usd,
-            "binding": dec.binding, "moe_tp": spec.moe_tp}
+            "binding": dec.binding, "moe_tp": p.moe_tp}
 
 
 def tp_sizes(topology: str, max_gpus: int | None) -> list[int]:
@@ -128,7 +130,7 @@ def candidates(spec: PlanSpec, topology: str, max_gpus: int | None) -> list[Plan
     if model.is_moe:  # MoE tensor parallelism in the widest attention group: the latency layout, small batches
         layouts += [(ep, tps[-1], MOE_TP_BATCHES) for ep in MOE_TP_EP_SIZES if ep < tps[-1]]
     return [replace(spec, topology=topology, ep=ep, tp=tp, gpus=None if model.is_moe else tp, mtp=mtp, batch=b,
-                    redundant=None)
+                    **(MOE_TP_PLACEMENT if ep < tp else {"redundant": None}))
             for ep, tp, batches in layouts for mtp in mtps for b in batches]
 
 

@@ -72,8 +72,15 @@ class PlanSpec:
 
     @property
     def moe_tp(self) -> int:
-        """GPUs each expert is split over: ``tp / ep`` when the attention group spans several expert ranks, else 1."""
+        """GPUs each expert of an MoE model is split over: ``tp / ep`` when the attention group is wider than
+        the EP group, else 1 (a dense model's plan reports 1: :attr:`wideep.plan.deployment.Plan.moe_tp`)."""
         return self.tp // self.ep if self.ep and self.ep < self.tp else 1
+
+    @property
+    def dispatches(self) -> bool:
+        """Whether an MoE layer sends an all-to-all: the EP group holds several attention groups. With the
+        attention group spanning the EP group every rank holds every token after the all-reduce (no dispatch)."""
+        return bool(self.ep) and self.tp < self.ep
 
     @property
     def precision(self) -> Precision:

@@ -105,12 +105,14 @@ def plan_rows(d: dict) -> list[list[Any]]:
 
 def decode_links(p: Any) -> tuple[Any, Any] | None:
     """(cluster, :class:`wideep.traffic.a2a.A2AResult`) of a plan's decode step: its placement and routing
-    sample, its tokens per GPU; None without expert parallelism."""
-    from wideep.plan.deployment import TRANSPORTS, cluster_for, objective_basis, placed, redundant_of
+    sample, its tokens per GPU; None where no all-to-all runs (no expert parallelism, or tensor parallelism
+    over the whole EP group)."""
+    from wideep.plan.deployment import objective_basis, redundant_of
+    from wideep.plan.ep_group import TRANSPORTS, cluster_for, placed
     from wideep.traffic.a2a import a2a
 
     s = p.spec
-    if not p.model.is_moe or s.ep <= 1:
+    if not p.model.is_moe or not s.dispatches:
         return None
     wl = s.workload("decode")
     phy2log, stats = placed(p.model, s.topology, s.ep, redundant_of(s, p.model), s.routing, s.placement, s.seed,
