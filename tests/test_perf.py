@@ -235,3 +235,17 @@ def test_nvfp4_weights_are_smaller():
     f4 = memory_fit(m, load_gpu("gb200"), 9, 1, 1024, Precision("nvfp4"), 0.1)
     assert f4.expert_weights_bytes < 0.6 * f8.expert_weights_bytes
     assert Precision("fp8").attention == "fp8" and Precision("fp8", "bf16").attention == "bf16"
+
+
+def test_mtp_draft_steps_reuse_the_one_mtp_module():
+    """DeepSeek-V3 ships one MTP module that every draft step reuses: three draft tokens hold the weights and KV
+    of that one module (over MTP 0: one more MoE layer of experts), while each step runs it once more."""
+    from dataclasses import replace
+
+    from wideep.plan import PlanSpec, plan
+
+    base = PlanSpec(model="deepseek-r1", topology="hgx-h200", ep=8, tp=8, batch=1)
+    none, one, three = (plan(replace(base, mtp=m)) for m in (0, 1, 3))
+    assert three.memory.weights_bytes == one.memory.weights_bytes > none.memory.weights_bytes
+    assert three.memory.kv_bytes == one.memory.kv_bytes
+    assert three.decode.step_s > one.decode.step_s  # the module runs once per draft step

@@ -163,6 +163,13 @@ def kv_read_bytes_per_sequence(model: Model, context: float, prec: Precision, mt
     return model.kv_read_bytes(context, prec.kv) * (model.layers + mtp) / model.layers
 
 
+def mtp_modules(model: Model, draft_tokens: int) -> int:
+    """MTP modules a GPU holds for ``draft_tokens`` draft tokens: engines run the model's module(s) once per
+    draft step (DeepSeek-V3 ships one and SGLang, vLLM and TensorRT-LLM reuse it for every step), so the
+    weights and the KV are those of ``min(draft_tokens, num_nextn_predict_layers)`` modules."""
+    return min(draft_tokens, model.mtp_layers)
+
+
 def memory_fit(model: Model, gpu: GPU, slots_per_gpu: int, sequences: float, context: int, prec: Precision,
                workspace_fraction: float, mtp: int = 0, tp: int = 1, moe_tp: int = 1) -> MemoryFit:
     """Fit of ``sequences`` sequences of ``context`` tokens per attention group of ``tp`` GPUs.
@@ -175,6 +182,9 @@ def memory_fit(model: Model, gpu: GPU, slots_per_gpu: int, sequences: float, con
         Sequences resident per attention group (decode: the batch); per GPU when ``tp`` is 1.
     workspace_fraction : float
         Share of usable HBM kept for activations and buffers (calibration data).
+    mtp : int
+        MTP modules held (weights and KV): the model's, at most, whatever the draft tokens
+        (:func:`mtp_modules`).
     """
     experts = expert_weight_bytes(model, slots_per_gpu, prec, mtp, moe_tp)
     weights = experts + replicated_weight_bytes(model, prec, mtp, tp)

@@ -16,7 +16,7 @@ from wideep.core import units
 from wideep.perf.cost import Cost, cost
 from wideep.core.errors import InputError
 from wideep.specs.hardware import GPU
-from wideep.perf.memory import MemoryFit, kv_bytes_per_sequence, memory_fit, prefill_fits
+from wideep.perf.memory import MemoryFit, kv_bytes_per_sequence, memory_fit, mtp_modules, prefill_fits
 from wideep.specs.model import Model, load_model
 from wideep.perf.step import calibration_sources, check_dtypes, step_time
 from wideep.perf.workload import CommCurve, ExpertParallel, StepResult, single_gpu
@@ -242,7 +242,8 @@ def decode_memory(spec: PlanSpec, slots_per_gpu: int) -> MemoryFit:
     model = load_model(spec.model)
     gpu = cluster_for(spec.topology, spec.ep).gpu
     return memory_fit(model, gpu, slots_per_gpu, spec.batch, spec.decode_context, spec.precision,
-                      load_calibration(gpu.id, spec.calibration).workspace_fraction, spec.mtp, spec.tp, spec.moe_tp)
+                      load_calibration(gpu.id, spec.calibration).workspace_fraction, mtp_modules(model, spec.mtp),
+                      spec.tp, spec.moe_tp)
 
 
 def fits_in_memory(spec: PlanSpec) -> bool:
