@@ -131,8 +131,9 @@ def test_moe_tensor_parallelism_splits_each_expert_inside_the_attention_group():
     ep2 = plan(replace(DSV3_H200, tp=8, ep=2, batch=1))
     assert ep2.spec.moe_tp == 4 and ep2.layout == "attention TP8 x DP1, MoE EP2 x TP4"
     assert ep2.to_dict()["moe_tp"] == 4 and ep2.gpus == 8
-    # the same experts per GPU either way: 2 redundant slots at EP2 against 8 at EP8, a quarter of each
+    # a quarter of each of its rank's slots (no redundant copies under MoE TP: 128 at EP2)
     per_expert = ep8.memory.expert_weights_bytes / ep8.ep.slots_per_gpu
+    assert ep2.ep.slots_per_gpu == 128
     assert ep2.memory.expert_weights_bytes == pytest.approx(ep2.ep.slots_per_gpu * per_expert / 4)
     assert "dispatch" not in ep2.decode.breakdown_ms and ep2.to_dict()["expert_parallel"]["transport"] == ""
 

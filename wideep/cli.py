@@ -259,7 +259,7 @@ PLAN_OPTIONS: dict[str, tuple[Any, Any]] = dict(
     mtp=(int, typer.Option(SPEC.mtp, "--mtp", help="MTP draft tokens per step (speculative decoding), 0 to 8.")),
     acceptance=(float, typer.Option(SPEC.acceptance, "--acceptance", help="Acceptance rate of each draft token.")),
     redundant=(Optional[int],
-               typer.Option(None, "--redundant", help="Redundant expert slots (default: fewest that divide).")),
+               typer.Option(None, "--redundant", help="Redundant expert slots (default: fewest that divide; none under MoE tensor parallelism).")),
     routing=(str, typer.Option(SPEC.routing, "--routing", help="uniform, zipf:S, topics:K or a statistics file.")),
     placement=(str, typer.Option(SPEC.placement, "--placement", help="contiguous, balanced, global, topology or "
                                  "auto (per MoE layer the least predicted layer time).")),

@@ -195,8 +195,10 @@ def check_spec(spec: PlanSpec, model: Model) -> int:
 
 
 def redundant_of(spec: PlanSpec, model: Model) -> int:
+    """Redundant expert slots: as given, else DeepSeek's fewest that divide (none for a dense model, nor under
+    MoE tensor parallelism, which the engines launch without an expert load balancer)."""
     if spec.redundant is None:
-        return default_redundant(model.n_experts, spec.ep) if model.is_moe else 0
+        return default_redundant(model.n_experts, spec.ep) if model.is_moe and spec.moe_tp == 1 else 0
     if spec.redundant < 0:
         raise InputError(f"must be >= 0, got {spec.redundant}", "--redundant")
     return spec.redundant

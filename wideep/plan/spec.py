@@ -26,7 +26,7 @@ class PlanSpec:
     ``ep`` expert ranks holds its experts split ``tp / ep`` ways (:attr:`moe_tp`).
 
     ``redundant`` None picks the fewest extra slots (> 0) that make the slots divide over ``ep``
-    (32 for 256 experts at EP32, EP72 and EP144, as DeepSeek deploys).
+    (32 for 256 experts at EP32, EP72 and EP144, as DeepSeek deploys); none under MoE tensor parallelism.
     """
 
     model: str = "deepseek-v3"
