@@ -74,8 +74,6 @@ class Plan:
 
     def to_dict(self) -> dict:
         d = self.decode
-        nothing_sent = {"transport": "", "binding_tier": "", "binding_link": ""}
-        expert_summary = ep_summary(self.ep) | ({} if self.spec.dispatches else nothing_sent)
         return {
             "model": self.model.id, "system": self.system, "gpu": self.gpu.id, "gpus": self.gpus,
             "ep": self.ep.ep_size, "tp": self.spec.tp, "moe_tp": self.moe_tp, "dp": self.dp, "layout": self.layout,
@@ -90,7 +88,7 @@ class Plan:
             "tokens_per_s_per_MW": self.cost.output_tokens_per_s_per_MW,
             "joules_per_token": self.cost.joules_per_output_token,
             "memory": self.memory.to_dict(), "breakdown_ms": d.breakdown_ms,
-            "terms": d.to_dict()["terms"], "expert_parallel": expert_summary,
+            "terms": d.to_dict()["terms"], "expert_parallel": ep_summary(self.ep),
             "prefill": self.prefill.to_dict(), "cost": self.cost.to_dict(), "calibration": self.calibration,
             "kv_transfer_ms": self.kv_transfer_s / units.ms,
         }
@@ -131,13 +129,18 @@ def expert_parallel(model: Model, topology: str, ep_size: int, redundant: int, r
                     ) -> ExpertParallel:
     """The seam to routing, placement and traffic for one EP group (cached per argument set; ``basis``: :func:`placed`).
 
-    Returns the per-MoE-layer dispatch/combine time as a curve over tokens per GPU; the busiest
-    share is 1/ep_size here and set per step by :func:`ep_for` from :func:`busiest_share`.
+    Returns the per-MoE-layer dispatch/combine time as a curve over tokens per GPU (none with ``transport``
+    empty: the layout sends no all-to-all); the busiest share is 1/ep_size here and set per step by
+    :func:`ep_for` from :func:`busiest_share`.
     """
     if not model.is_moe or ep_size <= 1:
         return single_gpu(model)
-    cluster = cluster_for(topology, ep_size)
     phy2log, stats = placed(model, topology, ep_size, redundant, routing, placement, seed, replica_rule, basis)
+    if not transport:
+        nothing = CommCurve.constant(0.0)
+        return ExpertParallel(ep_size, phy2log.shape[1] // ep_size, 1.0 / ep_size, nothing, nothing, "", "", "",
+                              placement, routing, 0, replica_rule)
+    cluster = cluster_for(topology, ep_size)
     curve = a2a_curve(model, cluster, phy2log, stats, ep_size, COMM_PROBE_TOKENS, COMM_GRID_TOKENS, transport,
                       dispatch_dtype, combine_dtype, seed, replica_rule)
     d, c = (comm_curve(curve[p]) for p in ("dispatch", "combine"))
@@ -231,8 +234,7 @@ def plan(spec: PlanSpec) -> Plan:
     money = cost(gpu, dec.tokens_per_s_per_gpu, pre.tokens_per_s_per_gpu, spec.isl, spec.osl,
                  spec.price_per_gpu_hour, spec.price_scenario)
     system = cluster.system.id if cluster.system else cluster.name
-    transport = ep.transport if spec.dispatches else ""
-    provenance = calibration_sources(cal, transport) | {"experts_touched": ep.touched_source or ESTIMATE}
+    provenance = calibration_sources(cal, ep.transport) | {"experts_touched": ep.touched_source or ESTIMATE}
     return Plan(spec, model, system, gpu, gpus, ep, dec, pre, mem, money, provenance,
                 prompt_kv_transfer_s(spec, model, cluster))
 
@@ -295,7 +297,7 @@ def prompt_kv_transfer_s(spec: PlanSpec, model: Model, cluster: Cluster) -> floa
 def ep_for(spec: PlanSpec, model: Model, redundant: int, phase: str) -> ExpertParallel:
     """The EP group as one phase's step sees it: communication times and the step's busiest share, under
     the placement made for that phase (:func:`objective_basis`)."""
-    transport = spec.transport or TRANSPORTS[phase]
+    transport = (spec.transport or TRANSPORTS[phase]) if spec.dispatches else ""
     basis = objective_basis(spec, phase)
     ep = expert_parallel(model, spec.topology, spec.ep, redundant, spec.routing, spec.placement,
                          transport, spec.dispatch_dtype, spec.combine_dtype, spec.seed, spec.replica_rule, basis)
