@@ -444,7 +444,7 @@ def split_dtypes(values: list[str], topologies: list[str]) -> tuple[str, dict[st
 
 @app.command("calibrate")
 def calibrate_cmd(gpu: str = typer.Option("h200-sxm", "--gpu", help="GPU catalog id whose datasheet peaks the fit divides by."),
-                  model: str = typer.Option("deepseek-v3", "--model", help="Model whose kernel shapes are measured."),
+                  model: str = typer.Option("deepseek-v3", "--model", help="Model whose kernel shapes are measured; with --from-aic, 'all' reads every catalog model's shapes."),
                   out_file: Optional[str] = typer.Option(None, "--out", help="Calibration TOML to write (default: print it)."),
                   raw: Optional[str] = typer.Option(None, "--raw", help="Also write the raw measurements (JSON, seconds)."),
                   from_raw: Optional[str] = typer.Option(None, "--from-raw", help="Fit a raw JSON record instead of measuring (no GPU needed)."),

@@ -34,6 +34,13 @@ def measure_here(model_id: str) -> dict:
                    log=lambda msg: print(msg, file=sys.stderr, flush=True))
 
 
+def aic_models(model_id: str) -> list:
+    """``model_id``'s model, or with ``all`` every catalog model (AIConfigurator's tables hold many shapes)."""
+    from wideep.core.catalog import list_ids
+
+    return [load_model(m) for m in (list_ids("models") if model_id == "all" else [model_id])]
+
+
 def calibrate(gpu_id: str, model_id: str, out: str | None, raw: str | None, from_raw: str | None,
               command: str, from_aic: str | None = None, aic_engine: str = "trtllm") -> dict:
     """Measure (or read ``from_raw``, or AIConfigurator's tables), fit, and write ``out``; returns a summary."""
@@ -41,7 +48,7 @@ def calibrate(gpu_id: str, model_id: str, out: str | None, raw: str | None, from
     if from_aic:
         from wideep.calibrate.aic import aic_tables, data_root
 
-        tables, stamp = aic_tables(data_root(from_aic), gpu, load_model(model_id), aic_engine)
+        tables, stamp = aic_tables(data_root(from_aic), gpu, aic_models(model_id), aic_engine)
         header = [f"Kernel tables of NVIDIA AIConfigurator ({stamp['engine']}), read by `{command}`:",
                   f"routed experts from {stamp['moe_table']} (one rank's MoE layer), GEMMs from {stamp['gemm_table']}.",
                   "Efficiency = time at the GPU catalog's datasheet peaks / measured time."]

@@ -158,7 +158,8 @@ def grouped_from_moe(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
 
 
 def shapes_from_gemm(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
-    """For each of the model's weight shapes, the measured (n, k) nearest it, by dtype: m -> efficiency."""
+    """For each of the model's weight shapes, whole and one rank's slice under tensor parallelism 2, 4 and 8,
+    the measured (n, k) nearest it, by dtype: m -> efficiency."""
     table: dict[tuple, list[tuple[int, float]]] = {}
     for r in rows:
         if r["gemm_dtype"] in DTYPES:
@@ -168,7 +169,7 @@ def shapes_from_gemm(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
         return []
     measured = np.array([(n, k) for n, k, _ in table], dtype=float)
     curves, done = [], set()
-    for g in gemm_shapes(model):
+    for g in gemm_shapes(model, CALIBRATED_TP):
         if g.per_expert:
             continue
         dist = np.abs(np.log(measured[:, 0] / g.n)) + np.abs(np.log(measured[:, 1] / g.k))
@@ -182,8 +183,9 @@ def shapes_from_gemm(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
     return curves
 
 
-def aic_tables(root: Path, gpu: GPU, model: Model, engine: str = "trtllm") -> tuple[dict, dict]:
-    """(calibration tables, stamp) from the AIC data of ``gpu``'s system for ``engine``."""
+def aic_tables(root: Path, gpu: GPU, models: list[Model], engine: str = "trtllm") -> tuple[dict, dict]:
+    """(calibration tables, stamp) from the AIC data of ``gpu``'s system for ``engine``: the curves of every
+    model's shapes the tables hold, each distinct curve once (a plan takes the nearest measured shape)."""
     system = AIC_SYSTEMS.get(gpu.id)
     if system is None:
         raise InputError(f"AIConfigurator has no data for {gpu.id} (it has {', '.join(AIC_SYSTEMS)})", "--gpu")
@@ -192,8 +194,21 @@ def aic_tables(root: Path, gpu: GPU, model: Model, engine: str = "trtllm") -> tu
         raise InputError(f"unknown engine {engine!r} (choose {', '.join(ENGINE_VERSIONS)})", "--aic-engine")
     moe = root / system / "moe" / engine / version / "moe_perf.parquet"
     gemm = root / system / "gemm" / engine / version / "gemm_perf.parquet"
-    tables = {"grouped_gemm": from_rows(grouped_from_moe, read_rows(moe), moe, gpu, model),
-              "gemm_shape": from_rows(shapes_from_gemm, read_rows(gemm), gemm, gpu, model)}
+    moe_rows, gemm_rows = read_rows(moe), read_rows(gemm)
+    tables = {"grouped_gemm": distinct(from_rows(grouped_from_moe, moe_rows, moe, gpu, m) for m in models),
+              "gemm_shape": distinct(from_rows(shapes_from_gemm, gemm_rows, gemm, gpu, m) for m in models)}
     stamp = {"source": "NVIDIA AIConfigurator (aiconfigurator-core), Apache-2.0", "engine": f"{engine} {version}",
              "moe_table": str(moe.relative_to(root)), "gemm_table": str(gemm.relative_to(root))}
     return tables, stamp
+
+
+def distinct(curve_lists) -> list[dict]:
+    """The curves of several models, each (n, k, local experts, dtype, what it covers) once, in first-seen order."""
+    seen, out = set(), []
+    for curves in curve_lists:
+        for c in curves:
+            key = (c["n"], c["k"], c.get("experts", 1), c["dtype"], c.get("covers", "gemm"))
+            if key not in seen:
+                seen.add(key)
+                out.append(c)
+    return out
