@@ -168,3 +168,15 @@ def test_from_aic_without_the_package_is_one_line():
         pass
     result = run_cli("calibrate", "--from-aic", "auto")
     assert result.returncode == 2 and "aiconfigurator-core" in result.stderr
+
+
+def test_aic_curves_of_several_models_are_kept_once():
+    """`--model all` reads every model's shapes: a curve two models share (same n, k, local experts, dtype) once."""
+    from wideep.calibrate import aic_models
+    from wideep.calibrate.aic import distinct, grouped_from_moe, read_rows
+
+    rows = read_rows(DATA / "aic_h200_moe_trtllm.csv")
+    gpu = load_gpu("h200-sxm")
+    v3, r1 = (grouped_from_moe(rows, gpu, m) for m in aic_models("deepseek-v3") + aic_models("deepseek-r1"))
+    assert v3 and distinct([v3, r1]) == v3  # R1 has V3's shapes: nothing added
+    assert len(aic_models("all")) >= 20
