@@ -39,8 +39,9 @@ EP_SIZES = (8, 16, 32, 64, 72, 128, 144, 256)
 TP_SIZES = (1, 2, 4, 8)
 MOE_TP_EP_SIZES = (1, 2, 4)  # expert ranks inside the widest attention group (MoE TP = tp / ep)
 MOE_TP_BATCHES = (1, 2, 4, 8, 16)
-#: MoE TP layouts as the engines launch them (report/deploy.py): experts in order, no redundant copies, no EPLB.
-MOE_TP_PLACEMENT = {"redundant": 0, "placement": "contiguous"}
+#: MoE TP layouts place experts as the engines launch them (report/deploy.py): in order, no EPLB (and no
+#: redundant copies: wideep.plan.deployment.redundant_of's default there).
+MOE_TP_PLACEMENT = "contiguous"
 #: Search points in CSV/XLSX: (JSON key, header with units). Order and names are stable.
 COLUMNS = (("system", "system"), ("mode", "mode"), ("tp", "tp"), ("ep", "ep"), ("dp", "dp"),
            ("batch", "batch [sequences/attention group]"), ("mtp", "mtp [draft tokens]"), ("dtype", "dtype"),
@@ -130,7 +131,7 @@ def candidates(spec: PlanSpec, topology: str, max_gpus: int | None) -> list[Plan
     if model.is_moe:  # MoE tensor parallelism in the widest attention group: the latency layout, small batches
         layouts += [(ep, tps[-1], MOE_TP_BATCHES) for ep in MOE_TP_EP_SIZES if ep < tps[-1]]
     return [replace(spec, topology=topology, ep=ep, tp=tp, gpus=None if model.is_moe else tp, mtp=mtp, batch=b,
-                    **(MOE_TP_PLACEMENT if ep < tp else {"redundant": None}))
+                    redundant=None, placement=MOE_TP_PLACEMENT if ep < tp else spec.placement)
             for ep, tp, batches in layouts for mtp in mtps for b in batches]
 
 
