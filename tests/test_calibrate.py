@@ -138,11 +138,12 @@ def test_aic_moe_reader_keeps_the_fastest_backend_and_slices_moe_tp():
 
 
 def test_aic_calibration_reproduces_its_own_rows(tmp_path):
-    """Planned with the AIC-derived file, the routed-expert layer matches the rows it came from (a fit)."""
+    """Planned with the AIC-derived file, the routed-expert layer matches the rows it came from (a fit), less the
+    per-token work AIC's op does on all the EP group's tokens."""
     import importlib.util
     import sys
 
-    from wideep.calibrate.aic import grouped_from_moe, read_rows, shapes_from_gemm
+    from wideep.calibrate.aic import fastest_kernels, grouped_from_moe, read_rows, shapes_from_gemm, token_work
     from wideep.calibrate.fit import to_toml
     from wideep.specs.model import load_model
 
@@ -156,8 +157,20 @@ def test_aic_calibration_reproduces_its_own_rows(tmp_path):
     sys.modules["moe_validation"] = mv
     spec.loader.exec_module(mv)
     measured = mv.measured()
-    for ep, tokens in ((8, 1024), (32, 4096), (64, 16384)):
-        assert mv.predict_us(ep, tokens, str(path)) == pytest.approx(measured[ep, tokens], rel=0.15)
+    _, per_token_s = token_work(fastest_kernels(read_rows(DATA / "aic_h200_moe_trtllm.csv")))
+    for ep, tokens in ((8, 1024), (32, 4096), (64, 16384)):  # less the work on the EP group's every token
+        expected_us = measured[ep, tokens] - per_token_s * tokens * 1e6
+        assert mv.predict_us(ep, tokens, str(path)) == pytest.approx(expected_us, rel=0.15)
+
+
+def test_aic_moe_rows_split_per_token_from_per_row_work():
+    """latency = fixed + per_token x N + rows / ep: the split recovers constants the rows were built from."""
+    from wideep.calibrate.aic import token_work
+
+    rows = [{"moe_ep_size": ep, "num_tokens": n, "latency": (30e-6 + 6e-9 * n + 2e-7 * n / ep) * 1e3}
+            for ep in (1, 8, 16, 32, 64) for n in (16, 256, 4096)]
+    assert token_work(rows) == pytest.approx((30e-6, 6e-9), rel=1e-6)
+    assert token_work([r for r in rows if r["moe_ep_size"] in (8, 16)]) == (0.0, 0.0)  # two EP sizes: no split
 
 
 def test_from_aic_without_the_package_is_one_line():

@@ -28,13 +28,7 @@ STEADY_TOLERANCE, AVERAGE_TOLERANCE = 0.25, 0.30
 GPUS_PER_NODE = 8  # H800 nodes
 
 
-GB200_NVFP4_MISS = ("held-out miss, -29.4%: the NVFP4 MoE layer is AIConfigurator's measured TensorRT-LLM kernel "
-                    "(13-35% of FP4 peak; read at the exact 6 local experts from Kimi-K2's EP64 rows of the same shape), "
-                    "and SGLang's NVFP4 run on GB200 outpaces it")
-
-
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=GB200_NVFP4_MISS))
-                                  if "NVFP4" in c.name else c for c in e2e.CASES], ids=lambda c: c.name[:40])
+@pytest.mark.parametrize("case", e2e.CASES, ids=lambda c: c.name[:40])
 def test_steady_state_case(case):
     predicted = e2e.per_node(case)
     tolerance = 0.01 if case.role == "fit" else STEADY_TOLERANCE  # the fitted case reproduces exactly

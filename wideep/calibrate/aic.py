@@ -7,7 +7,9 @@ under ``aiconfigurator_core/systems/data/<system>/``. wideep reads two of them (
   GEMMs, activation, unpermute), DeepSeek-V3-shaped rows, balanced routing, ``moe_tp_size`` 1, 2, 4 and 8
   (each expert's slice), latency in ms,
   ``num_tokens`` counted across the EP group -> ``[[grouped_gemm]]`` curves with ``covers = "moe_layer"``
-  (the step model then adds no permute / SiLU / unpermute kernels of its own);
+  (the step model then adds no permute / SiLU / unpermute kernels of its own), less the work the op does on
+  every one of the group's tokens (:func:`token_work`: a DeepEP rank routes, quantises and finalizes only its
+  own tokens, which the step model counts as ``layer_kernels``);
 - ``gemm/<engine>/<version>/gemm_perf.parquet``: ``y[m, n] = x[m, k] W`` by (m, n, k) and dtype, latency in ms
   -> ``[[gemm_shape]]`` curves for the measured shapes nearest the model's.
 
@@ -120,31 +122,65 @@ def fastest_kernels(rows: list[dict]) -> list[dict]:
     return list(best.values())
 
 
+#: EP sizes over which AIC's MoE rows separate per-token from per-row work: enough local experts for the
+#: grouped GEMM to run alike (at EP 1-4 it holds 64-256 experts, at 128-256 one or two)
+TOKEN_FIT_EPS = (8, 16, 32, 64)
+
+
+def token_work(rows: list[dict]) -> tuple[float, float]:
+    """(fixed s, s per token) of the work AIC's MoE op does for every one of its ``num_tokens`` N, whatever
+    the EP size: one rank's op routes, quantises and finalizes all N tokens of the EP group, besides its
+    local experts' rows. So latency(N, ep) = fixed + per_token x N + rows(N) / ep: fitted per N over
+    :data:`TOKEN_FIT_EPS` (intercept = fixed + per_token x N), then over N. (0, 0) where the rows hold fewer
+    than three EP sizes at three token counts or the fit is not physical. ``rows``: one dtype and MoE TP size.
+    """
+    by_tokens: dict[int, dict[int, float]] = {}
+    for r in rows:
+        if int(r["moe_ep_size"]) in TOKEN_FIT_EPS:
+            by_tokens.setdefault(int(r["num_tokens"]), {})[int(r["moe_ep_size"])] = float(r["latency"]) * 1e-3
+    points = []
+    for tokens, lat in sorted(by_tokens.items()):
+        if len(lat) >= 3:
+            inv_ep = np.array([1.0 / ep for ep in lat])
+            slope, intercept = np.polyfit(inv_ep, np.array(list(lat.values())), 1)
+            points.append((tokens, intercept))
+    if len(points) < 3:
+        return 0.0, 0.0
+    per_token, fixed = np.polyfit(*np.array(points).T, 1)
+    return (float(fixed), float(per_token)) if fixed > 0 and per_token > 0 else (0.0, 0.0)
+
+
 def grouped_from_moe(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
     """One curve per EP size and MoE tensor-parallel size (``experts`` = local experts, each GEMM the rank's
     slice, :func:`~wideep.perf.kernels.tp_shard`): m = copies per expert they touch, efficiency = roofline of
-    those experts' GEMMs / measured layer time."""
+    those experts' GEMMs / measured layer time less the per-token work over the EP group's tokens
+    (:func:`token_work`; a plan counts that on each GPU's own tokens, ``layer_kernels``)."""
     whole = [g for g in gemm_shapes(model) if g.per_expert]
+    mine = [r for r in fastest_kernels(rows)
+            if int(r["hidden_size"]) == model.hidden and int(r["inter_size"]) == model.expert_ffn
+            and int(r["topk"]) == model.top_k and int(r["num_experts"]) == model.n_experts
+            and int(r["moe_tp_size"]) in MOE_TP_SIZES and r["distribution"] == "balanced"
+            and r["moe_dtype"] in DTYPES]
+    tables: dict[tuple, list[dict]] = {}
+    for r in mine:
+        tables.setdefault((int(r["moe_tp_size"]), DTYPES[r["moe_dtype"]]), []).append(r)
     by_ep: dict[tuple, list[tuple[float, float]]] = {}
-    for r in fastest_kernels(rows):
-        if not (int(r["hidden_size"]) == model.hidden and int(r["inter_size"]) == model.expert_ffn
-                and int(r["topk"]) == model.top_k and int(r["num_experts"]) == model.n_experts
-                and int(r["moe_tp_size"]) in MOE_TP_SIZES and r["distribution"] == "balanced"
-                and r["moe_dtype"] in DTYPES):
-            continue
-        ep, tp, tokens = int(r["moe_ep_size"]), int(r["moe_tp_size"]), int(r["num_tokens"])
+    for (tp, dt), table in tables.items():
+        fixed, per_token = token_work(table)
         up, down = (tp_shard(g, tp) for g in whole)
-        experts = model.n_experts // ep
-        copies = tokens * model.top_k / ep  # on every rank, balanced
-        # the even-spread estimate, not the count on AIC's routing (balanced_active): up to 32 tokens (EP8)
-        # every touched expert gets one row (m = 1) while the layer's ~30 us of routing and launch stay, which
-        # no single efficiency at m = 1 holds; the estimate gives each token count its own m (and a random
-        # routing sample touches about as many experts as the estimate: +4%, tests/test_touched.py)
-        active = max(min(1.0, copies), experts * -np.expm1(-copies / experts))
-        m = copies / active
-        dt = DTYPES[r["moe_dtype"]]
-        roof = sum(gemm_roofline_s(gpu, dt, m, g.n, g.k, active) for g in (up, down))
-        by_ep.setdefault((tp, ep, dt), []).append((m, min(1.0, roof / (float(r["latency"]) * 1e-3))))
+        for r in table:
+            ep, tokens = int(r["moe_ep_size"]), int(r["num_tokens"])
+            layer_s = max(float(r["latency"]) * 1e-3 - per_token * tokens, min(fixed, float(r["latency"]) * 1e-3))
+            experts = model.n_experts // ep
+            copies = tokens * model.top_k / ep  # on every rank, balanced
+            # the even-spread estimate, not the count on AIC's routing (balanced_active): up to 32 tokens (EP8)
+            # every touched expert gets one row (m = 1) while the layer's ~30 us of routing and launch stay,
+            # which no single efficiency at m = 1 holds; the estimate gives each token count its own m (and a
+            # random routing sample touches about as many experts as the estimate: +4%, tests/test_touched.py)
+            active = max(min(1.0, copies), experts * -np.expm1(-copies / experts))
+            m = copies / active
+            roof = sum(gemm_roofline_s(gpu, dt, m, g.n, g.k, active) for g in (up, down))
+            by_ep.setdefault((tp, ep, dt), []).append((m, min(1.0, roof / layer_s)))
     curves = []
     for (tp, ep, dt), pts in sorted(by_ep.items()):
         pts = sorted(dict(pts).items())  # one point per m, increasing
