@@ -29,6 +29,7 @@ from wideep.slots import contiguous_phy2log
 from wideep.specs.model import load_model
 from wideep.specs.topology import load_cluster
 from wideep.traffic.a2a import a2a
+from wideep.traffic.linkload import routes
 from wideep.traffic.transports import load_transport
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -181,6 +182,10 @@ def fit(transport: str) -> dict:
             measured = c.dispatch_us if idx == 0 else c.combine_us
             by_tier.setdefault(tier, []).append((c.tokens, sol_us * 1e-6 * bw, sol_us, measured - pred[5 + idx]))
         for tier, pts in by_tier.items():
+            if tier == "scale_out":  # the share of GPUs across scale-out where its fixed cost was measured
+                c = min((c for c in rows if predict(c, zero)[4] == tier), key=lambda c: c.tokens)
+                out["scale_out_fixed_share"] = float((routes(cluster_of(c.system, c.ep), c.ep).first_hop_tier
+                                                      == "scale_out").mean())
             pts.sort()
             fixed = max(0.0, pts[0][3] - pts[0][2]) if len(pts) > 1 else 0.0  # one case: all of it is bandwidth
             out["latency_us"][phase][tier] = round(fixed, 2)
@@ -192,7 +197,7 @@ def fit(transport: str) -> dict:
 
 def fit_toml(fitted: dict) -> str:
     """The [latency_us] and [ramp] tables of a fit, as TOML text to paste into the transport file."""
-    lines = []
+    lines = [f"scale_out_fixed_share = {fitted['scale_out_fixed_share']:.3f}"] if "scale_out_fixed_share" in fitted else []
     for phase, tiers in fitted["latency_us"].items():
         lines.append(f"[latency_us.{phase}]")
         lines += [f"{tier} = {us}" for tier, us in tiers.items()]

@@ -36,9 +36,6 @@ KNOWN_MISSES = {
     ("AIC H200 DeepEP LL (sglang 0.5.12)", 8, 2): "newer kernel version: +38%",
     ("AIC H200 DeepEP LL (sglang 0.5.12)", 8, 4): "newer kernel version: +39%",
     ("AIC H200 DeepEP LL (sglang 0.5.12)", 8, 8): "newer kernel version: +39%",
-    ("AIC H200 DeepEP LL (sglang 0.5.6.post2)", 16, 4): "scale-out fixed cost grows with EP (fitted at EP64): +32%",
-    ("AIC H200 DeepEP LL (sglang 0.5.6.post2)", 16, 8): "scale-out fixed cost grows with EP: +36%",
-    ("AIC H200 DeepEP LL (sglang 0.5.6.post2)", 16, 12): "scale-out fixed cost grows with EP: +31%",
     ("TensorRT-LLM blog 18 (GB200)", 64, 1): "fixed cost grows past EP32 (fitted at EP8): -32%",
 }
 

@@ -160,6 +160,17 @@ def test_every_transport_loads(name):
     assert all(0 < e <= 1 for tiers in t.ramp.values() for _, effs in tiers.values() for e in effs)
 
 
+def test_deepep_ll_scale_out_fixed_cost_grows_with_the_remote_share():
+    """Fitted at EP64 (7/8 of the group remote): at EP16 (1/2) the part above the NVLink cost shrinks in proportion."""
+    t = load_transport("deepep-ll")
+    nvlink, fitted = t.latency_s["dispatch"]["nvlink"], t.latency_s["dispatch"]["scale_out"]
+    assert t.latency("dispatch", {"nvlink", "scale_out"}, 0.875) == pytest.approx(fitted)
+    assert t.latency("dispatch", {"nvlink", "scale_out"}, 0.5) == pytest.approx(nvlink + (fitted - nvlink) * 0.5 / 0.875)
+    assert t.latency("dispatch", {"nvlink"}, 0.5) == pytest.approx(nvlink)
+    rdma = load_transport("deepep-ll-rdma")  # no share in its file: one fixed cost at every size
+    assert rdma.latency("dispatch", {"scale_out"}, 0.5) == rdma.latency("dispatch", {"scale_out"}, 1.0)
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(transport="nvlink-onesided"), "one NVLink domain"),
     (dict(tokens_per_gpu=0), "--tokens"),

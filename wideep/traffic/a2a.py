@@ -251,7 +251,8 @@ def phase_times(link_bytes: np.ndarray, pair_bytes: np.ndarray, cluster: Cluster
     busy = link_bytes / (bw * transport.link_efficiency(phase, cluster.edge_tier[None, :], link_bytes, masks))
     wire = wire_latency(pair_bytes, r) if wire_s is None else wire_s
     used = {t: (link_bytes[:, on] > 0).any(axis=1) for t, on in masks.items()}  # tier -> layers using it
-    latency = wire + np.array([transport.latency(phase, {t for t, on in used.items() if on[i]})
+    remote = float((r.first_hop_tier == "scale_out").mean())  # GPU pairs across the scale-out tier
+    latency = wire + np.array([transport.latency(phase, {t for t, on in used.items() if on[i]}, remote)
                                for i in range(len(link_bytes))])
     binding = int(busy.mean(axis=0).argmax()) if busy.size else 0
     u, v = cluster.edges[binding]

@@ -35,6 +35,7 @@ TRANSPORT_FIELDS = {
     "latency_us": Field(dict),
     "ramp": Field(dict, required=False),
     "sms": Field(int, "nonneg", required=False),
+    "scale_out_fixed_share": Field(float, "positive", required=False),
 }
 EFFICIENCY_FIELDS = {t: Field(float, "positive") for t in TIERS}
 LATENCY_FIELDS = {p: Field((float, dict)) for p in PHASES}
@@ -64,6 +65,10 @@ class Transport:
     ramp : dict
         Phase -> tier -> (bytes, efficiencies): achieved fraction of the link by the bytes it carries in
         one phase (tiers without a curve use ``efficiency``).
+    scale_out_fixed_share : float
+        0: the scale-out fixed cost is a constant. Else the share of the EP group's GPUs across the scale-out
+        tier in the series that measured it: the part above the NVLink fixed cost grows in proportion to that
+        share (DeepEP's low-latency kernels signal a count to every expert, remote ones through the NIC).
     """
 
     id: str
@@ -76,11 +81,16 @@ class Transport:
     latency_s: dict[str, float]
     ramp: dict = None
     sms: int = 0
+    scale_out_fixed_share: float = 0.0
 
-    def latency(self, phase: str, tiers: set) -> float:
-        """Fixed cost of ``phase`` when it uses links of ``tiers``, seconds."""
-        per_tier = self.latency_s[phase]
-        return max((per_tier.get(t, 0.0) for t in tiers), default=0.0)
+    def latency(self, phase: str, tiers: set, scale_out_share: float = 1.0) -> float:
+        """Fixed cost of ``phase`` when it uses links of ``tiers``, seconds; ``scale_out_share``: the EP group's
+        GPUs a GPU reaches across the scale-out tier, as a fraction of the group."""
+        fixed = {t: self.latency_s[phase].get(t, 0.0) for t in tiers}
+        if "scale_out" in fixed and self.scale_out_fixed_share:
+            base = self.latency_s[phase].get("nvlink", 0.0)
+            fixed["scale_out"] = base + (fixed["scale_out"] - base) * scale_out_share / self.scale_out_fixed_share
+        return max(fixed.values(), default=0.0)
 
     def link_efficiency(self, phase: str, tiers: np.ndarray, link_bytes: np.ndarray,
                         masks: dict[str, np.ndarray] | None = None) -> np.ndarray:
@@ -127,6 +137,7 @@ def _load(path_str: str) -> Transport:
         header_bytes={p: data[f"{p}_header_bytes"] for p in PHASES},
         efficiency={t: float(v) for t, v in eff.items()},
         latency_s=latency, ramp=load_ramp(data.get("ramp"), path_str), sms=data.get("sms", 0),
+        scale_out_fixed_share=data.get("scale_out_fixed_share", 0.0),
     )
 
 
