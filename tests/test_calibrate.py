@@ -86,7 +86,10 @@ def test_malformed_raw_record(tmp_path, text, problem):
 
 
 @pytest.mark.parametrize("text", ["gpu = 3", "[gemm_shape]\nn = 1", "[[gemm_shape]]\nshape='x'\nn=1\nk=1\ndtype='fp8'\nm=[1,2]\nefficiency=[0.5, 2]",
-                                  "[memory_kernel]\nbytes=[2,1]\nefficiency=[0.1,0.2]"])
+                                  "[memory_kernel]\nbytes=[2,1]\nefficiency=[0.1,0.2]",
+                                  "[[allreduce]]\ngpus=8\nbytes=[256, 512]\nus=[5.0, -1.0]",
+                                  "[[allreduce]]\ngpus=8\nbytes=[256]\nus=[5.0]\n[[allreduce]]\ngpus=8\nbytes=[256]\nus=[5.0]",
+                                  "[[allreduce]]\ngpus=8\nbytes=[256]"])
 def test_malformed_calibration_is_one_line(tmp_path, text):
     path = tmp_path / "cal.toml"
     path.write_text(text)
@@ -193,3 +196,30 @@ def test_aic_curves_of_several_models_are_kept_once():
     v3, r1 = (grouped_from_moe(rows, gpu, m) for m in aic_models("deepseek-v3") + aic_models("deepseek-r1"))
     assert v3 and distinct([v3, r1]) == v3  # R1 has V3's shapes: nothing added
     assert len(aic_models("all")) >= 20
+
+
+def test_aic_allreduce_rows_become_measured_series():
+    """AIConfigurator's bf16 all-reduce rows (elements, ms) -> [[allreduce]] (bytes, us) per GPU count."""
+    from wideep.calibrate.aic import allreduce_series
+
+    rows = [{"allreduce_dtype": dt, "num_gpus": n, "message_size": size, "latency": ms}
+            for dt, n, size, ms in (("bfloat16", 8, 256, 0.006), ("bfloat16", 8, 128, 0.005),
+                                    ("float16", 8, 128, 0.001), ("bfloat16", 2, 128, 0.004))]
+    assert allreduce_series(rows, None, None) == [{"gpus": 2, "bytes": [256], "us": [4.0]},
+                                                  {"gpus": 8, "bytes": [256, 512], "us": [5.0, 6.0]}]
+
+
+def test_plan_takes_the_measured_allreduce_where_the_calibration_has_it():
+    """B200's file holds TensorRT-LLM's measured all-reduce: the plan's term follows it and says so; a group
+    size it lacks falls back to the collective model."""
+    from wideep.plan import PlanSpec, plan
+
+    p = plan(PlanSpec(model="deepseek-r1", topology="hgx-b200", ep=8, tp=8, batch=1, dtype="nvfp4"))
+    cal = load_calibration("b200")
+    one_token = 7168 * 2  # bf16 hidden state of the group's one token
+    per_step_ms = 2 * 1e3 * cal.allreduce_s(8, one_token) * p.model.layers
+    assert p.decode.breakdown_ms["tp_allreduce"] == pytest.approx(per_step_ms, rel=0.01)
+    assert p.calibration["tp_allreduce"] == "b200.toml [allreduce]"
+    assert cal.allreduce_s(3, one_token) is None
+    h200 = plan(PlanSpec(topology="hgx-h200", ep=8, tp=8, batch=1))
+    assert h200.calibration["tp_allreduce"] == "collectives/allreduce.toml"

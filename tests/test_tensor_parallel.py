@@ -93,13 +93,7 @@ def test_deepseek_v3_reaches_100_tokens_per_user_on_h200_through_tp():
     assert p.decode.tokens_per_s_per_user >= 100
 
 
-B200_MISS = ("held-out miss, +27.7%: blog 1's no-MTP figure (early-2025 software) against TensorRT-LLM 1.3.0rc20's "
-             "measured kernels; per-step work outside the kernels (sampling, host) is not modelled")
-
-
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=B200_MISS))
-                                  if "no MTP" in c.name else c for c in e2e.LATENCY_CASES],
-                         ids=lambda c: c.name[:40])
+@pytest.mark.parametrize("case", e2e.LATENCY_CASES, ids=lambda c: c.name[:40])
 def test_minimum_latency_case(case):
     assert e2e.per_user(case) == pytest.approx(case.published_per_node, rel=0.25)
 

@@ -52,6 +52,8 @@ def calibrate(gpu_id: str, model_id: str, out: str | None, raw: str | None, from
         header = [f"Kernel tables of NVIDIA AIConfigurator ({stamp['engine']}), read by `{command}`:",
                   f"routed experts from {stamp['moe_table']} (one rank's MoE layer), GEMMs from {stamp['gemm_table']}.",
                   "Efficiency = time at the GPU catalog's datasheet peaks / measured time."]
+        if "allreduce_table" in stamp:
+            header.insert(2, f"Tensor-parallel all-reduce (bf16) measured by GPUs from {stamp['allreduce_table']}.")
     else:
         record = read_record(from_raw) if from_raw else measure_here(model_id)
         if raw and not from_raw:

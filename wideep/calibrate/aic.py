@@ -11,7 +11,9 @@ under ``aiconfigurator_core/systems/data/<system>/``. wideep reads two of them (
   every one of the group's tokens (:func:`token_work`: a DeepEP rank routes, quantises and finalizes only its
   own tokens, which the step model counts as ``layer_kernels``);
 - ``gemm/<engine>/<version>/gemm_perf.parquet``: ``y[m, n] = x[m, k] W`` by (m, n, k) and dtype, latency in ms
-  -> ``[[gemm_shape]]`` curves for the measured shapes nearest the model's.
+  -> ``[[gemm_shape]]`` curves for the measured shapes nearest the model's;
+- ``comm/<engine>/<version>/custom_allreduce_perf.parquet`` where the system has it: the engine's bf16
+  all-reduce by GPUs and ``message_size`` (elements), latency in ms -> ``[[allreduce]]`` (bytes, us).
 
 Reading parquet needs ``pyarrow``; the same rows saved as CSV (benchmarks/data/aic_*.csv) need nothing.
 """
@@ -219,6 +221,17 @@ def shapes_from_gemm(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
     return curves
 
 
+def allreduce_series(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
+    """One ``[[allreduce]]`` entry per GPU count of the bf16 rows: message bytes -> us, sizes increasing."""
+    del gpu, model  # one table per system, whatever the model
+    by_gpus: dict[int, dict[int, float]] = {}
+    for r in rows:
+        if r["allreduce_dtype"] == "bfloat16":
+            by_gpus.setdefault(int(r["num_gpus"]), {})[2 * int(r["message_size"])] = float(r["latency"]) * 1e3
+    return [{"gpus": n, "bytes": sorted(pts), "us": [round(pts[b], 3) for b in sorted(pts)]}
+            for n, pts in sorted(by_gpus.items())]
+
+
 def aic_tables(root: Path, gpu: GPU, models: list[Model], engine: str = "trtllm") -> tuple[dict, dict]:
     """(calibration tables, stamp) from the AIC data of ``gpu``'s system for ``engine``: the curves of every
     model's shapes the tables hold, each distinct curve once (a plan takes the nearest measured shape)."""
@@ -235,6 +248,10 @@ def aic_tables(root: Path, gpu: GPU, models: list[Model], engine: str = "trtllm"
               "gemm_shape": distinct(from_rows(shapes_from_gemm, gemm_rows, gemm, gpu, m) for m in models)}
     stamp = {"source": "NVIDIA AIConfigurator (aiconfigurator-core), Apache-2.0", "engine": f"{engine} {version}",
              "moe_table": str(moe.relative_to(root)), "gemm_table": str(gemm.relative_to(root))}
+    allreduce = root / system / "comm" / engine / version / "custom_allreduce_perf.parquet"
+    if allreduce.is_file():
+        tables["allreduce"] = from_rows(allreduce_series, read_rows(allreduce), allreduce, gpu, models[0])
+        stamp["allreduce_table"] = str(allreduce.relative_to(root))
     return tables, stamp
 
 

@@ -131,7 +131,7 @@ def to_toml(tables: dict, stamp: dict, gpu: GPU, header: list[str]) -> str:
         if name in tables:
             lines += ["", f"[{name}]"] + [f"{k} = {fmt(v) if isinstance(v, list) else f'{v:.4g}'}"
                                          for k, v in tables[name].items()]
-    for name in ("gemm_shape", "grouped_gemm"):
+    for name in ("gemm_shape", "grouped_gemm", "allreduce"):
         for c in tables.get(name, []):
             lines += ["", f"[[{name}]]"] + [f"{k} = " + (fmt(v) if isinstance(v, list) else json.dumps(v))
                                            for k, v in c.items()]

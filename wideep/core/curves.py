@@ -9,8 +9,10 @@ import numpy as np
 from wideep.core.errors import CatalogError
 
 
-def checked_curve(xs: object, ys: object, source: str, field: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Strictly increasing positive x and efficiencies in (0, 1]; anything else raises :class:`CatalogError`.
+def checked_curve(xs: object, ys: object, source: str, field: str,
+                  efficiencies: bool = True) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Strictly increasing positive x and efficiencies in (0, 1] (``efficiencies=False``: any positive y);
+    anything else raises :class:`CatalogError`.
 
     >>> checked_curve([1, 10], [0.5, 0.8], "f.toml", "ramp")
     ((1.0, 10.0), (0.5, 0.8))
@@ -23,7 +25,9 @@ def checked_curve(xs: object, ys: object, source: str, field: str) -> tuple[tupl
         raise CatalogError("needs two non-empty lists of numbers of equal length", source, field)
     if not (np.all(np.isfinite(x)) and np.all(x > 0) and np.all(np.diff(x) > 0)):
         raise CatalogError("x values must be positive and increase strictly", source, field)
-    if not (np.all(np.isfinite(y)) and np.all(y > 0) and np.all(y <= 1)):
+    if not (np.all(np.isfinite(y)) and np.all(y > 0)):
+        raise CatalogError("values must be positive numbers", source, field)
+    if efficiencies and np.any(y > 1):
         raise CatalogError("efficiencies must lie in (0, 1]", source, field)
     return tuple(x.tolist()), tuple(y.tolist())
 

@@ -48,6 +48,7 @@ SHAPE_FIELDS = {"shape": Field(str), "n": Field(int, "positive"), "k": Field(int
 SHAPE_TABLES = {"gemm_shape": SHAPE_FIELDS,
                 "grouped_gemm": SHAPE_FIELDS | {"experts": Field(int, "positive"),
                                                 "covers": Field(str, required=False, choices=("gemm", "moe_layer"))}}
+ALLREDUCE_FIELDS = {"gpus": Field(int, "positive"), "bytes": Field(list), "us": Field(list)}
 SHAPE_MATCH = np.log(4.0)  # a measured shape stands in for another within this log-distance in (n, k)
 
 
@@ -103,6 +104,7 @@ class Calibration:
     grouped: tuple[ShapeCurve, ...] = ()
     sources: tuple[tuple[str, str], ...] = ()  # (table, file) for every table in use
     overlap_hidden: float = 1.0  # share of the shorter side that two micro-batches hide
+    allreduce: tuple[tuple[int, tuple[float, ...], tuple[float, ...]], ...] = ()  # (GPUs, message bytes, s)
 
     def __hash__(self) -> int:
         return hash(self.source)
@@ -121,6 +123,17 @@ class Calibration:
             eff = float(log_interp(max(nbytes, 1.0), self.memory_bytes, self.memory_efficiency))
             return max(self.memory_floor_s, nbytes / (hbm_Bps * eff))
         return self.memory_floor_s + nbytes / (hbm_Bps * self.hbm_efficiency)
+
+    def allreduce_s(self, gpus: int, message_bytes: float) -> float | None:
+        """Measured seconds of one bf16 all-reduce of ``message_bytes`` over ``gpus`` GPUs, or None when the
+        calibration has no such series: log-log between measured sizes, the smallest's time below them, the
+        largest's bandwidth above."""
+        for n, xs, ys in self.allreduce:
+            if n == gpus:
+                if message_bytes > xs[-1]:
+                    return ys[-1] * message_bytes / xs[-1]
+                return float(np.exp(log_interp(max(message_bytes, 1.0), xs, tuple(np.log(ys)))))
+        return None
 
     def shape_curve(self, dtype: str, n: int, k: int, experts: int = 0) -> ShapeCurve | None:
         """The nearest measured shape (grouped, with ``experts`` local experts, when that is > 0), or None."""
@@ -192,7 +205,8 @@ def _load(files: tuple[str, ...], gpu_id: str | None = None) -> Calibration:
         data = read_file(path)
         spec = ({k: Field(dict, required=(f == files[0])) for k in CALIBRATION_TABLES}
                 | {k: Field(dict, required=False) for k in OPTIONAL_TABLES | {"stamp": None}}
-                | {k: Field(list, required=False) for k in SHAPE_TABLES} | {"gpu": Field(str, required=False)})
+                | {k: Field(list, required=False) for k in (*SHAPE_TABLES, "allreduce")}
+                | {"gpu": Field(str, required=False)})
         check_table(data, spec, f)
         if gpu_id and data.get("gpu", gpu_id) != gpu_id:
             raise CatalogError(f"calibrates {data['gpu']!r}, not {gpu_id!r}", f, "gpu")
@@ -202,6 +216,8 @@ def _load(files: tuple[str, ...], gpu_id: str | None = None) -> Calibration:
         for name, fields in SHAPE_TABLES.items():
             if name in data:
                 tables[name] = {"_source": f, "curves": shape_curves(data[name], fields, f, name)}
+        if "allreduce" in data:
+            tables["allreduce"] = {"_source": f, "curves": allreduce_curves(data["allreduce"], f)}
     xs, gemm = gemm_curves(tables["gemm"])
     flops = {"*": tables["flops"]["efficiency"]} | {k[len("efficiency_"):]: v for k, v in tables["flops"].items()
                                                       if k.startswith("efficiency_")}
@@ -223,6 +239,7 @@ def _load(files: tuple[str, ...], gpu_id: str | None = None) -> Calibration:
         attention_floor_s=floors.get("attention_floor_us", 0.0) * 1e-6,
         shapes=tables.get("gemm_shape", {}).get("curves", ()), grouped=tables.get("grouped_gemm", {}).get("curves", ()),
         overlap_hidden=tables.get("overlap", {}).get("hidden_fraction", 1.0),
+        allreduce=tables.get("allreduce", {}).get("curves", ()),
         sources=tuple((name, Path(t["_source"]).name) for name, t in tables.items()))
 
 
@@ -238,6 +255,21 @@ def shape_curves(rows: list, fields: dict, source: str, name: str) -> tuple[Shap
         curves.append(ShapeCurve(row["n"], row["k"], row["dtype"], m, eff, row.get("experts", 1),
                                  row.get("covers", "gemm")))
     return tuple(curves)
+
+
+def allreduce_curves(rows: list, source: str) -> tuple:
+    """Validated [[allreduce]] entries: (GPUs, message bytes, seconds), one per GPU count."""
+    out = {}
+    for i, row in enumerate(rows):
+        where = f"allreduce[{i}]"
+        if not isinstance(row, dict):
+            raise CatalogError("expected a table", source, where)
+        check_table(row, ALLREDUCE_FIELDS, source, where + ".")
+        if row["gpus"] in out:
+            raise CatalogError(f"a second series for {row['gpus']} GPUs", source, where + ".gpus")
+        xs, us = checked_curve(row["bytes"], row["us"], source, where, efficiencies=False)
+        out[row["gpus"]] = (row["gpus"], xs, tuple(u * 1e-6 for u in us))
+    return tuple(out.values())
 
 
 def gemm_curves(table: dict) -> tuple[tuple[float, ...], dict]:

@@ -46,8 +46,9 @@ from wideep.perf.workload import ExpertParallel, StepResult, Workload
 TERM_TABLES = {"attn_core": ("attention",), "attn_proj": ("gemm_shape", "gemm"), "dense_ffn": ("gemm_shape", "gemm"),
                "shared_experts": ("gemm_shape", "gemm"), "lm_head": ("gemm_shape", "gemm"),
                "routed_experts": ("grouped_gemm", "gemm"), "layer_kernels": ("memory_kernel", "kernel")}
-def calibration_sources(cal: Calibration, transport: str = "") -> dict[str, str]:
-    """Term -> "file (table)" that set its efficiency; dispatch and combine -> the transport file."""
+def calibration_sources(cal: Calibration, transport: str = "", tp: int = 1) -> dict[str, str]:
+    """Term -> "file (table)" that set its efficiency; dispatch and combine -> the transport file; the
+    all-reduce of a ``tp``-GPU attention group -> the measured series or the collective model's file."""
     have = dict(cal.sources)
     out = {}
     for term, tables in TERM_TABLES.items():
@@ -55,6 +56,9 @@ def calibration_sources(cal: Calibration, transport: str = "") -> dict[str, str]
         out[term] = f"{have.get(table, 'default.toml')} [{table}]"
     if transport:
         out["dispatch"] = out["combine"] = f"transports/{transport}.toml"
+    if tp > 1:
+        measured = cal.allreduce_s(tp, 1.0) is not None
+        out["tp_allreduce"] = f"{have['allreduce']} [allreduce]" if measured else "collectives/allreduce.toml"
     if "overlap" in have:
         out["overlap"] = f"{have['overlap']} [overlap]"
     return out

@@ -234,7 +234,7 @@ def plan(spec: PlanSpec) -> Plan:
     money = cost(gpu, dec.tokens_per_s_per_gpu, pre.tokens_per_s_per_gpu, spec.isl, spec.osl,
                  spec.price_per_gpu_hour, spec.price_scenario)
     system = cluster.system.id if cluster.system else cluster.name
-    provenance = calibration_sources(cal, ep.transport) | {"experts_touched": ep.touched_source or ESTIMATE}
+    provenance = calibration_sources(cal, ep.transport, spec.tp) | {"experts_touched": ep.touched_source or ESTIMATE}
     return Plan(spec, model, system, gpu, gpus, ep, dec, pre, mem, money, provenance,
                 prompt_kv_transfer_s(spec, model, cluster))
 
@@ -302,7 +302,7 @@ def ep_for(spec: PlanSpec, model: Model, redundant: int, phase: str) -> ExpertPa
     ep = expert_parallel(model, spec.topology, spec.ep, redundant, spec.routing, spec.placement,
                          transport, spec.dispatch_dtype, spec.combine_dtype, spec.seed, spec.replica_rule, basis)
     if spec.tp > 1:
-        ep = replace(ep, allreduce=allreduce_curve(spec.topology, spec.tp, model.hidden))
+        ep = replace(ep, allreduce=allreduce_curve(spec.topology, spec.tp, model.hidden, spec.calibration))
     if ep.ep_size <= 1:
         return ep
     wl = spec.workload(phase)
@@ -317,8 +317,9 @@ def ep_for(spec: PlanSpec, model: Model, redundant: int, phase: str) -> ExpertPa
 
 
 @lru_cache(maxsize=64)
-def allreduce_curve(topology: str, tp: int, hidden: int) -> CommCurve:
-    """One bf16 all-reduce of ``hidden`` values per token over a ``tp``-GPU attention group, by group tokens.
+def allreduce_curve(topology: str, tp: int, hidden: int, calibration: str | None = None) -> CommCurve:
+    """One bf16 all-reduce of ``hidden`` values per token over a ``tp``-GPU attention group, by group tokens:
+    the GPU's measured series where its calibration has one for ``tp`` GPUs, else the collective model.
 
     The group must sit inside one NVLink domain (engines keep tensor parallelism off the scale-out network).
     """
@@ -330,6 +331,11 @@ def allreduce_curve(topology: str, tp: int, hidden: int) -> CommCurve:
     link_Bps = cluster.system.scale_up.bw_Bps if cluster.system else cluster.gpu.nvlink_Bps
     collective = load_collective()
     grid = tuple(float(t) for t in COMM_GRID_TOKENS)
-    times = [collective.time_s(t * units.DTYPES["bf16"].activation_bytes(hidden), tp, link_Bps) for t in grid]
-    return CommCurve(grid, tuple(t for t, _ in times), tuple(s for _, s in times),
-                     (collective.latency_s,) * len(grid))
+    messages = [t * units.DTYPES["bf16"].activation_bytes(hidden) for t in grid]
+    times = [collective.time_s(b, tp, link_Bps) for b in messages]
+    cal = load_calibration(cluster.gpu.id, calibration)
+    if cal.allreduce_s(tp, 1.0) is None:
+        return CommCurve(grid, tuple(t for t, _ in times), tuple(s for _, s in times),
+                         (collective.latency_s,) * len(grid))
+    return CommCurve(grid, tuple(cal.allreduce_s(tp, b) for b in messages), tuple(s for _, s in times),
+                     (cal.allreduce_s(tp, 1.0),) * len(grid))
