@@ -223,3 +223,44 @@ def test_plan_takes_the_measured_allreduce_where_the_calibration_has_it():
     assert cal.allreduce_s(3, one_token) is None
     h200 = plan(PlanSpec(topology="hgx-h200", ep=8, tp=8, batch=1))
     assert h200.calibration["tp_allreduce"] == "collectives/allreduce.toml"
+
+
+def test_aic_mla_rows_give_attention_efficiencies():
+    """Rows built from known efficiencies (KV-bound, far above the floor) give them back; the short-context and
+    launch-bound rows are left out; fp8-KV rows give the fp8 efficiency against the fp8 peak."""
+    from wideep.calibrate.aic import attention_from_mla
+    from wideep.perf.memory import Precision, kv_read_bytes_per_sequence
+    from wideep.specs.model import load_model
+
+    gpu, model = load_gpu("gb200"), load_model("deepseek-v3")
+    e_h, e_f8 = 0.6, 0.45
+
+    def row(batch, step, kv, seconds=None):
+        context = 1 + step
+        nbytes = batch * kv_read_bytes_per_sequence(model, context, Precision(kv=kv)) / model.layers
+        flops = batch * model.score_flops_per_token(context) / model.layers
+        t = seconds or max(nbytes / (gpu.hbm_Bps * e_h), flops / (gpu.flops(kv) * (e_f8 if kv == "fp8" else 1)))
+        return {"num_heads": 128, "tp_size": 1, "batch_size": batch, "isl": 1, "step": step, "latency": t * 1e3,
+                "kv_cache_dtype": "bfloat16" if kv == "bf16" else "fp8"}
+
+    rows = [row(b, s, kv) for b in (64, 256, 1024) for s in (2047, 8191) for kv in ("bf16", "fp8")]
+    rows += [row(1, 63, "bf16", 10e-6), row(1024, 127, "bf16", 1e-3)]  # the floor; a query-bound row
+    got = attention_from_mla(rows, gpu, model)
+    assert got["hbm_efficiency"] == pytest.approx(e_h, abs=0.011)
+    assert got["flops_efficiency_fp8"] == pytest.approx(e_f8, abs=0.011)
+    assert attention_from_mla([r for r in rows if r["step"] < 2047], gpu, model) == {}
+
+
+def test_grouped_curve_past_its_table_follows_the_dense_shape():
+    """Beyond the grouped curve's last m the efficiency grows as the dense curve of the shape does (ratio kept)."""
+    from dataclasses import replace
+
+    from wideep.perf.roofline import ShapeCurve
+
+    base = load_calibration("h200-sxm")
+    grouped = ShapeCurve(4096, 7168, "fp8", (1.0, 512.0), (0.05, 0.2), experts=8)
+    dense = ShapeCurve(4096, 7168, "fp8", (1.0, 512.0, 8192.0), (0.1, 0.4, 0.8))
+    cal = replace(base, shapes=(dense,), grouped=(grouped,), source="test")
+    assert cal.shape_efficiency(256, "fp8", 4096, 7168, 8) == pytest.approx(grouped.efficiency_at(256))
+    assert cal.shape_efficiency(8192, "fp8", 4096, 7168, 8) == pytest.approx(0.2 * 0.8 / 0.4)
+    assert cal.shape_efficiency(8192, "bf16", 4096, 7168, 8) is None

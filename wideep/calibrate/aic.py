@@ -12,6 +12,8 @@ under ``aiconfigurator_core/systems/data/<system>/``. wideep reads two of them (
   own tokens, which the step model counts as ``layer_kernels``);
 - ``gemm/<engine>/<version>/gemm_perf.parquet``: ``y[m, n] = x[m, k] W`` by (m, n, k) and dtype, latency in ms
   -> ``[[gemm_shape]]`` curves for the measured shapes nearest the model's;
+- ``mla/<engine>/<version>/generation_mla_perf.parquet``: the MLA decode attention kernel by batch, cached
+  tokens (``step``) and KV dtype, latency in ms -> ``[attention]`` efficiencies (:func:`attention_from_mla`);
 - ``comm/<engine>/<version>/custom_allreduce_perf.parquet`` where the system has it: the engine's bf16
   all-reduce by GPUs and ``message_size`` (elements), latency in ms -> ``[[allreduce]]`` (bytes, us).
 
@@ -212,13 +214,66 @@ def shapes_from_gemm(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
             continue
         dist = np.abs(np.log(measured[:, 0] / g.n)) + np.abs(np.log(measured[:, 1] / g.k))
         n, k = (int(v) for v in measured[int(dist.argmin())])
-        for dt in ("bf16", "fp8"):
+        for dt in DTYPES.values():
             if (n, k, dt) in table and (n, k, dt) not in done:
                 done.add((n, k, dt))
                 pts = sorted(dict(table[n, k, dt]).items())
                 curves.append({"shape": f"aic {n}x{k}", "n": n, "k": k, "dtype": dt, "m": [p[0] for p in pts],
                                "efficiency": [min(1.0, gemm_roofline_s(gpu, dt, m, n, k) / s) for m, s in pts]})
     return curves
+
+
+#: Efficiencies tried by :func:`attention_from_mla` (a grid: two numbers, a few hundred rows)
+EFFICIENCY_GRID = np.round(np.arange(0.10, 1.0001, 0.01), 2)
+
+
+#: Rows of the MLA table within this many times its fastest are launch- and ramp-bound, not roofline-bound
+ROOFLINE_ROWS = 8.0
+#: ... and rows with fewer cached tokens are bound by the query and output (128 heads x 1,088 values per token,
+#: which the step model does not count): from 2,048 tokens on the KV is at least 90% of the kernel's bytes
+KV_BOUND_CONTEXT = 2048
+
+
+def attention_from_mla(rows: list[dict], gpu: GPU, model: Model) -> dict:
+    """``[attention]`` of ``gpu`` from the MLA decode kernel's rows at ``model``'s heads on one rank, timed as
+    the step model times ``attn_core`` (score FLOPs over the cached tokens, the KV they read), on the rows at
+    least :data:`ROOFLINE_ROWS` times the table's fastest and :data:`KV_BOUND_CONTEXT` tokens long. MLA's FLOPs and KV bytes grow together (242 FLOP
+    per byte in bf16), so the rows cannot tell the two sides apart: each efficiency is the one that explains
+    the rows alone (least squares in log time), ``hbm_efficiency`` and ``flops_efficiency`` from the bf16-KV
+    rows, ``flops_efficiency_fp8`` (against the fp8 peak: the kernel multiplies in fp8) from the fp8-KV rows
+    with that hbm_efficiency."""
+    from wideep.perf.memory import Precision, kv_read_bytes_per_sequence
+
+    mine = [r for r in rows if int(r["num_heads"]) == model.attention.heads and int(r["tp_size"]) == 1]
+    floor_s = min((float(r["latency"]) for r in mine), default=0.0) * 1e-3
+    sides: dict[str, list[tuple[float, float, float]]] = {"bf16": [], "fp8": []}
+    for r in mine:
+        kv, seconds = DTYPES.get(r["kv_cache_dtype"], r["kv_cache_dtype"]), float(r["latency"]) * 1e-3
+        batch, context = int(r["batch_size"]), int(r["isl"]) + int(r["step"])
+        if kv in sides and seconds >= ROOFLINE_ROWS * floor_s and context >= KV_BOUND_CONTEXT:
+            flops = batch * model.score_flops_per_token(context) / model.layers
+            nbytes = batch * kv_read_bytes_per_sequence(model, context, Precision(kv=kv)) / model.layers
+            sides[kv].append((flops, nbytes, seconds))
+    if not sides["bf16"]:
+        return {}
+    fit = lambda pts, peak, ef, eh: best_efficiencies(pts, peak, gpu.hbm_Bps, ef, eh)  # noqa: E731
+    e_h = fit(sides["bf16"], gpu.flops("bf16"), (1.0,), EFFICIENCY_GRID)[1]
+    out = {"hbm_efficiency": e_h, "flops_efficiency": fit(sides["bf16"], gpu.flops("bf16"), EFFICIENCY_GRID, (1.0,))[0]}
+    if sides["fp8"] and gpu.compute_dtype("fp8"):
+        out["flops_efficiency_fp8"] = fit(sides["fp8"], gpu.flops("fp8"), EFFICIENCY_GRID, (e_h,))[0]
+    return out
+
+
+def best_efficiencies(points: list[tuple[float, float, float]], peak_flops: float, peak_Bps: float,
+                      flops_grid, hbm_grid) -> tuple[float, float]:
+    """(e_f, e_h) of the grids whose roofline max(flops / (peak x e_f), bytes / (peak x e_h)) has the least
+    squared log error against the measured seconds of ``points`` (flops, bytes, seconds)."""
+    f, b, t = (np.array(c, dtype=float) for c in zip(*points))
+    ef, eh = np.meshgrid(np.asarray(flops_grid, dtype=float), np.asarray(hbm_grid, dtype=float), indexing="ij")
+    pred = np.maximum(f[None, None] / (peak_flops * ef[..., None]), b[None, None] / (peak_Bps * eh[..., None]))
+    err = (np.log(pred / t[None, None]) ** 2).sum(axis=-1)
+    i, j = np.unravel_index(int(err.argmin()), err.shape)
+    return float(ef[i, j]), float(eh[i, j])
 
 
 def allreduce_series(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
@@ -248,6 +303,13 @@ def aic_tables(root: Path, gpu: GPU, models: list[Model], engine: str = "trtllm"
               "gemm_shape": distinct(from_rows(shapes_from_gemm, gemm_rows, gemm, gpu, m) for m in models)}
     stamp = {"source": "NVIDIA AIConfigurator (aiconfigurator-core), Apache-2.0", "engine": f"{engine} {version}",
              "moe_table": str(moe.relative_to(root)), "gemm_table": str(gemm.relative_to(root))}
+    mla = root / system / "mla" / engine / version / "generation_mla_perf.parquet"
+    mla_models = [m for m in models if m.attention.kind == "mla"]
+    if mla.is_file() and mla_models:
+        attention = from_rows(attention_from_mla, read_rows(mla), mla, gpu, mla_models[0])
+        if attention:
+            tables["attention"] = attention
+            stamp["attention_table"] = str(mla.relative_to(root))
     allreduce = root / system / "comm" / engine / version / "custom_allreduce_perf.parquet"
     if allreduce.is_file():
         tables["allreduce"] = from_rows(allreduce_series, read_rows(allreduce), allreduce, gpu, models[0])

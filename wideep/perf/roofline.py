@@ -30,7 +30,8 @@ RESOURCES = ("hbm", "flops", "nvlink", "nic", "latency")
 CALIBRATION_TABLES = {
     "gemm": {"tokens_per_expert": Field(list), "efficiency": Field(list)}
     | {f"efficiency_{d}": Field(list, required=False) for d in DTYPES},
-    "attention": {"hbm_efficiency": Field(float, "positive"), "flops_efficiency": Field(float, "positive")},
+    "attention": {"hbm_efficiency": Field(float, "positive"), "flops_efficiency": Field(float, "positive"),
+                  "flops_efficiency_fp8": Field(float, "positive", required=False)},
     "hbm": {"efficiency": Field(float, "positive")},
     "flops": {"efficiency": Field(float, "positive")}
     | {f"efficiency_{d}": Field(float, "positive", required=False) for d in DTYPES},
@@ -105,6 +106,7 @@ class Calibration:
     sources: tuple[tuple[str, str], ...] = ()  # (table, file) for every table in use
     overlap_hidden: float = 1.0  # share of the shorter side that two micro-batches hide
     allreduce: tuple[tuple[int, tuple[float, ...], tuple[float, ...]], ...] = ()  # (GPUs, message bytes, s)
+    attention_fp8_flops_efficiency: float = 0.0  # against the fp8 peak, with an fp8 KV cache; 0: not measured
 
     def __hash__(self) -> int:
         return hash(self.source)
@@ -151,9 +153,18 @@ class Calibration:
         return {}
 
     def shape_efficiency(self, m: float, dtype: str, n: int, k: int, experts: int = 0) -> float | None:
-        """Measured efficiency at ``m`` of the nearest measured shape, or None."""
+        """Measured efficiency at ``m`` of the nearest measured shape, or None.
+
+        Grouped curves end where their tables do (AIConfigurator's MoE rows at 512 rows per expert); past that
+        a grouped GEMM runs as its experts' dense GEMMs do, so the efficiency follows the nearest measured dense
+        shape's curve from the grouped curve's last point (their ratio there kept), where there is one."""
         curve = self.shape_curve(dtype, n, k, experts)
-        return None if curve is None else curve.efficiency_at(m)
+        if curve is None:
+            return None
+        dense = self.shape_curve(dtype, n, k) if experts and m > curve.m[-1] else None
+        if dense is None:
+            return curve.efficiency_at(m)
+        return min(1.0, curve.efficiency[-1] * dense.efficiency_at(m) / dense.efficiency_at(curve.m[-1]))
 
     def gemm(self, tokens_per_expert: float, dtype: str = "*") -> float:
         """Achieved / roofline of a GEMM with ``tokens_per_expert`` rows (log-linear interpolation).
@@ -221,8 +232,10 @@ def _load(files: tuple[str, ...], gpu_id: str | None = None) -> Calibration:
     xs, gemm = gemm_curves(tables["gemm"])
     flops = {"*": tables["flops"]["efficiency"]} | {k[len("efficiency_"):]: v for k, v in tables["flops"].items()
                                                       if k.startswith("efficiency_")}
-    checks = [("attention", "hbm_efficiency"), ("attention", "flops_efficiency"), ("hbm", "efficiency"),
-              ("memory", "workspace_fraction")] + ([("overlap", "hidden_fraction")] if "overlap" in tables else []) + [("flops", k) for k in tables["flops"] if k.startswith("eff")]
+    checks = ([("attention", k) for k in tables["attention"] if k != "_source"]
+              + [("hbm", "efficiency"), ("memory", "workspace_fraction")]
+              + ([("overlap", "hidden_fraction")] if "overlap" in tables else [])
+              + [("flops", k) for k in tables["flops"] if k.startswith("eff")])
     for name, key in checks:
         if tables[name][key] > 1:
             raise CatalogError(f"must be <= 1, got {tables[name][key]}", tables[name]["_source"], f"{name}.{key}")
@@ -233,6 +246,7 @@ def _load(files: tuple[str, ...], gpu_id: str | None = None) -> Calibration:
         source=", ".join(files), gemm_tokens_per_expert=xs, gemm_efficiency=gemm,
         attention_hbm_efficiency=tables["attention"]["hbm_efficiency"],
         attention_flops_efficiency=tables["attention"]["flops_efficiency"],
+        attention_fp8_flops_efficiency=tables["attention"].get("flops_efficiency_fp8", 0.0),
         hbm_efficiency=tables["hbm"]["efficiency"], flops_efficiency=flops,
         workspace_fraction=tables["memory"]["workspace_fraction"], memory_bytes=mem_x, memory_efficiency=mem_y,
         gemm_floor_s=floors.get("gemm_floor_us", 0.0) * 1e-6, memory_floor_s=floors.get("memory_floor_us", 0.0) * 1e-6,

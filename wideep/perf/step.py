@@ -144,8 +144,11 @@ def attention_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequ
     """One attention layer: the core (KV read and scores), its projections, its memory kernels."""
     prec, mtp = wl.precision, wl.mtp
     tokens = layer_tokens(wl, sequences)
+    peak = gpu.flops("bf16")
     if wl.phase == "decode":
         attended, eff = wl.context, (cal.attention_flops_efficiency, cal.attention_hbm_efficiency)
+        if cal.attention_fp8_flops_efficiency and prec.dt("kv").bits == 8 and gpu.compute_dtype("fp8"):
+            peak, eff = gpu.flops("fp8"), (cal.attention_fp8_flops_efficiency, cal.attention_hbm_efficiency)
     else:
         attended = wl.context * wl.cache_hit + wl.new_tokens_per_prompt / 2.0
         eff = (cal.flops("bf16"), cal.hbm_efficiency)
@@ -154,7 +157,7 @@ def attention_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequ
     core = roofline("attn_core",
                     per_layer * tokens * model.score_flops_per_token(attended, absorbed=wl.phase == "decode",
                                                                      extra_layers=mtp) / wl.tp,
-                    per_layer * sequences * read, gpu.flops("bf16"), gpu.hbm_Bps, eff)
+                    per_layer * sequences * read, peak, gpu.hbm_Bps, eff)
     if core.time_s < cal.attention_floor_s:  # one kernel per layer: its launch and tail
         core = replace(core, time_s=cal.attention_floor_s)
     proj = sharded_gemms(attention_gemms(model), tokens, prec.attention, gpu, cal, wl.tp)
