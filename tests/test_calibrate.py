@@ -264,3 +264,17 @@ def test_grouped_curve_past_its_table_follows_the_dense_shape():
     assert cal.shape_efficiency(256, "fp8", 4096, 7168, 8) == pytest.approx(grouped.efficiency_at(256))
     assert cal.shape_efficiency(8192, "fp8", 4096, 7168, 8) == pytest.approx(0.2 * 0.8 / 0.4)
     assert cal.shape_efficiency(8192, "bf16", 4096, 7168, 8) is None
+
+
+def test_aic_w4a8_mxfp4_rows_become_mxfp4_curves():
+    """gpt-oss's W4A8 MXFP4 rows are read as wideep's mxfp4 (its roofline at the FP4 tensor cores' peak)."""
+    from wideep.calibrate.aic import grouped_from_moe
+    from wideep.specs.model import load_model
+
+    model = load_model("gpt-oss-120b")
+    base = {"hidden_size": model.hidden, "inter_size": model.expert_ffn, "topk": model.top_k,
+            "num_experts": model.n_experts, "distribution": "balanced", "moe_tp_size": 1, "kernel_source": "x"}
+    rows = [base | {"moe_dtype": "w4a8_mxfp4_mxfp8", "moe_ep_size": 8, "num_tokens": t, "latency": 0.05}
+            for t in (64, 1024)]
+    curves = grouped_from_moe(rows, load_gpu("b200"), model)
+    assert {c["dtype"] for c in curves} == {"mxfp4"} and all(0 < e <= 1 for c in curves for e in c["efficiency"])

@@ -36,7 +36,8 @@ from wideep.traffic.touched import busiest_touched, touched_slots
 from wideep.specs.hardware import GPU
 from wideep.specs.model import Model
 
-DTYPES = {"bfloat16": "bf16", "fp8_block": "fp8", "nvfp4": "nvfp4"}  # AIC dtype -> wideep (fp8: block-scaled)
+#: AIC dtype -> wideep: fp8 block-scaled; mxfp4 as Blackwell runs gpt-oss, MXFP4 weights x MXFP8 activations
+DTYPES = {"bfloat16": "bf16", "fp8_block": "fp8", "nvfp4": "nvfp4", "w4a8_mxfp4_mxfp8": "mxfp4"}
 AIC_SYSTEMS = {"h100-sxm": "h100_sxm", "h200-sxm": "h200_sxm", "b200": "b200_sxm", "gb200": "gb200",
                "b300": "b300_sxm", "gb300": "gb300"}
 MOE_TP_SIZES = (1,) + CALIBRATED_TP  # MoE tensor-parallel sizes read from the MoE table

@@ -20,7 +20,10 @@ from wideep.core.catalog import Field, check_table, read_file
 from wideep.core.errors import CatalogError
 from wideep.specs.hardware import GPU
 
-BYTES_IN = {"bf16": 2, "fp8": 1, "nvfp4": units.DTYPES["nvfp4"].weight_bytes(1.0)}  # nvfp4: 4 bits + a 1-byte scale per 16
+#: Bytes per weight and per activation value: nvfp4 4 bits + a 1-byte scale per 16; mxfp4 (W4A8 on Blackwell)
+#: 4.25-bit weights, fp8 activations
+BYTES_IN = {"bf16": 2, "fp8": 1, "nvfp4": units.DTYPES["nvfp4"].weight_bytes(1.0),
+            "mxfp4": units.DTYPES["mxfp4"].weight_bytes(1.0)}
 OUT_BYTES = 2  # bf16 output
 FP8_SCALE_BYTES = 4  # float32 row / column scales of the fp8 measurements
 
@@ -60,7 +63,7 @@ def gemm_roofline_s(gpu: GPU, dtype: str, m: int, n: int, k: int, experts: int =
     nbytes = experts * (n * k * BYTES_IN[dtype] + m * k * BYTES_IN[dtype] + m * n * OUT_BYTES)
     if dtype == "fp8":
         nbytes += experts * (m + n) * FP8_SCALE_BYTES
-    return max(flops / gpu.flops(dtype), nbytes / gpu.hbm_Bps)
+    return max(flops / gpu.flops(gpu.compute_dtype(dtype) or dtype), nbytes / gpu.hbm_Bps)
 
 
 def memory_curve(record: dict, gpu: GPU) -> tuple[list[int], list[float]]:
