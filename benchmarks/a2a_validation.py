@@ -181,11 +181,10 @@ def fit(transport: str) -> dict:
             bw = link_bw_Bps(c.system, c.ep, tier)
             measured = c.dispatch_us if idx == 0 else c.combine_us
             by_tier.setdefault(tier, []).append((c.tokens, sol_us * 1e-6 * bw, sol_us, measured - pred[5 + idx]))
+            if tier == "scale_out":  # the share of GPU pairs across scale-out where its fixed cost was measured
+                pairs = routes(cluster_of(c.system, c.ep), c.ep).first_hop_tier
+                out["scale_out_fixed_share"] = float((pairs == "scale_out").mean())
         for tier, pts in by_tier.items():
-            if tier == "scale_out":  # the share of GPUs across scale-out where its fixed cost was measured
-                c = min((c for c in rows if predict(c, zero)[4] == tier), key=lambda c: c.tokens)
-                out["scale_out_fixed_share"] = float((routes(cluster_of(c.system, c.ep), c.ep).first_hop_tier
-                                                      == "scale_out").mean())
             pts.sort()
             fixed = max(0.0, pts[0][3] - pts[0][2]) if len(pts) > 1 else 0.0  # one case: all of it is bandwidth
             out["latency_us"][phase][tier] = round(fixed, 2)

@@ -5,7 +5,7 @@ rows in benchmarks/data/aic_h200_moe_trtllm.csv) times one rank's routed-expert 
 tokens entering the layer across the EP group: routing from logits, permute, both grouped GEMMs, activation,
 unpermute and weighted sum. wideep's ``routed_experts`` term (plus the router top-k kernel) covers the same
 work for the rank's own num_tokens / ep tokens; nothing here was fitted to these rows. The op also routes,
-quantises and finalizes every one of the num_tokens (about 6.6 ns per token on H200,
+quantises and finalizes every one of the num_tokens (about 6.3 ns per token on H200,
 :func:`wideep.calibrate.aic.token_work`), which a rank behind DeepEP does not: at 16,384 tokens that is
 ~110 us of each row, most of the gap in the last rows. The experts each rank reads are counted on AIC's own balanced
 routing pattern (:func:`wideep.calibrate.aic.balanced_topk`), as a plan counts them on its routing sample;

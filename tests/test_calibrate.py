@@ -247,6 +247,9 @@ def test_aic_mla_rows_give_attention_efficiencies():
     rows += [row(1, 63, "bf16", 10e-6), row(1024, 127, "bf16", 1e-3)]  # the floor; a query-bound row
     got = attention_from_mla(rows, gpu, model)
     assert got["hbm_efficiency"] == pytest.approx(e_h, abs=0.011)
+    one = rows[0]  # bf16, KV-bound: FLOPs alone at the fitted efficiency explain it as well (MLA's fixed ratio)
+    flops = one["batch_size"] * model.score_flops_per_token(1 + one["step"]) / model.layers
+    assert flops / (gpu.flops("bf16") * got["flops_efficiency"]) == pytest.approx(one["latency"] * 1e-3, rel=0.03)
     assert got["flops_efficiency_fp8"] == pytest.approx(e_f8, abs=0.011)
     assert attention_from_mla([r for r in rows if r["step"] < 2047], gpu, model) == {}
 

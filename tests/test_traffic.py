@@ -167,8 +167,13 @@ def test_deepep_ll_scale_out_fixed_cost_grows_with_the_remote_share():
     assert t.latency("dispatch", {"nvlink", "scale_out"}, 0.875) == pytest.approx(fitted)
     assert t.latency("dispatch", {"nvlink", "scale_out"}, 0.5) == pytest.approx(nvlink + (fitted - nvlink) * 0.5 / 0.875)
     assert t.latency("dispatch", {"nvlink"}, 0.5) == pytest.approx(nvlink)
+    assert t.latency("dispatch", {"nvlink", "scale_out"}) == pytest.approx(fitted)  # no share given: as measured
     rdma = load_transport("deepep-ll-rdma")  # no share in its file: one fixed cost at every size
     assert rdma.latency("dispatch", {"scale_out"}, 0.5) == rdma.latency("dispatch", {"scale_out"}, 1.0)
+    from wideep.traffic.linkload import routes
+    share = {ep: float((routes(load_cluster("dgx-h800", ep), ep).first_hop_tier == "scale_out").mean())
+             for ep in (8, 16, 64)}
+    assert share == {8: 0.0, 16: 0.5, 64: 0.875}
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -200,6 +205,10 @@ def test_bad_transport_file(tmp_path):
         load_transport(str(bad))
     bad.write_text(text.replace("efficiency = [0.032, 0.027", "efficiency = [0.032, 1.5", 1))
     with pytest.raises(Exception, match="ramp.dispatch.nvlink: efficiencies must lie in"):
+        load_transport(str(bad))
+    bad.write_text(text.replace("sms = ", "scale_out_fixed_share = 1.5\nsms = ", 1) if "sms = " in text
+                   else "scale_out_fixed_share = 1.5\n" + text)
+    with pytest.raises(Exception, match="scale_out_fixed_share: must lie in"):
         load_transport(str(bad))
 
 

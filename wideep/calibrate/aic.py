@@ -80,7 +80,7 @@ def read_rows(path: Path) -> list[dict]:
         raise InputError(f"cannot read the parquet table: {' '.join(str(exc).split())[:200]}", str(path)) from None
 
 
-def from_rows(build, rows: list[dict], path: Path, gpu: GPU, model: Model) -> list[dict]:
+def from_rows(build, rows: list[dict], path: Path, gpu: GPU, model: Model):
     """``build(rows, gpu, model)``; a table missing a column or holding a non-number raises on ``path``."""
     try:
         return build(rows, gpu, model)
@@ -127,9 +127,12 @@ def fastest_kernels(rows: list[dict]) -> list[dict]:
     return list(best.values())
 
 
-#: EP sizes over which AIC's MoE rows separate per-token from per-row work: enough local experts for the
-#: grouped GEMM to run alike (at EP 1-4 it holds 64-256 experts, at 128-256 one or two)
-TOKEN_FIT_EPS = (8, 16, 32, 64)
+#: EP sizes over which AIC's MoE rows separate per-token from per-row work: few enough local experts that
+#: their rows set the rest (at EP 8 TensorRT-LLM's nvfp4 CUTLASS kernel costs ~8 us per local expert beyond its
+#: rows: 277 us at 64 tokens on GB200 EP8, 100 at EP16), enough that the grouped GEMM runs alike (not 1-2)
+TOKEN_FIT_EPS = (16, 32, 64)
+#: Mean relative miss of the per-N fits above which the rows do not follow the split (no per-token work taken out)
+TOKEN_FIT_MISS = 0.10
 
 
 def token_work(rows: list[dict]) -> tuple[float, float]:
@@ -137,55 +140,62 @@ def token_work(rows: list[dict]) -> tuple[float, float]:
     the EP size: one rank's op routes, quantises and finalizes all N tokens of the EP group, besides its
     local experts' rows. So latency(N, ep) = fixed + per_token x N + rows(N) / ep: fitted per N over
     :data:`TOKEN_FIT_EPS` (intercept = fixed + per_token x N), then over N. (0, 0) where the rows hold fewer
-    than three EP sizes at three token counts or the fit is not physical. ``rows``: one dtype and MoE TP size.
+    than three EP sizes at three token counts, miss their fits by more than :data:`TOKEN_FIT_MISS` on average,
+    or give a negative part. ``rows``: one kernel, dtype and MoE TP size.
     """
     by_tokens: dict[int, dict[int, float]] = {}
     for r in rows:
         if int(r["moe_ep_size"]) in TOKEN_FIT_EPS:
             by_tokens.setdefault(int(r["num_tokens"]), {})[int(r["moe_ep_size"])] = float(r["latency"]) * 1e-3
-    points = []
+    points, misses = [], []
     for tokens, lat in sorted(by_tokens.items()):
         if len(lat) >= 3:
-            inv_ep = np.array([1.0 / ep for ep in lat])
-            slope, intercept = np.polyfit(inv_ep, np.array(list(lat.values())), 1)
+            inv_ep, seconds = np.array([1.0 / ep for ep in lat]), np.array(list(lat.values()))
+            slope, intercept = np.polyfit(inv_ep, seconds, 1)
+            misses += list(np.abs(intercept + slope * inv_ep - seconds) / seconds)
             points.append((tokens, intercept))
-    if len(points) < 3:
+    if len(points) < 3 or np.mean(misses) > TOKEN_FIT_MISS:
         return 0.0, 0.0
     per_token, fixed = np.polyfit(*np.array(points).T, 1)
     return (float(fixed), float(per_token)) if fixed > 0 and per_token > 0 else (0.0, 0.0)
 
 
-def grouped_from_moe(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
-    """One curve per EP size and MoE tensor-parallel size (``experts`` = local experts, each GEMM the rank's
-    slice, :func:`~wideep.perf.kernels.tp_shard`): m = copies per expert they touch, efficiency = roofline of
-    those experts' GEMMs / measured layer time less the per-token work over the EP group's tokens
-    (:func:`token_work`; a plan counts that on each GPU's own tokens, ``layer_kernels``)."""
-    whole = [g for g in gemm_shapes(model) if g.per_expert]
-    mine = [r for r in fastest_kernels(rows)
+def model_rows(rows: list[dict], model: Model) -> list[dict]:
+    """The rows of ``model``'s expert shape, balanced routing, a dtype wideep reads and a MoE TP size it keeps."""
+    return [r for r in rows
             if int(r["hidden_size"]) == model.hidden and int(r["inter_size"]) == model.expert_ffn
             and int(r["topk"]) == model.top_k and int(r["num_experts"]) == model.n_experts
             and int(r["moe_tp_size"]) in MOE_TP_SIZES and r["distribution"] == "balanced"
             and r["moe_dtype"] in DTYPES]
-    tables: dict[tuple, list[dict]] = {}
+
+
+def grouped_from_moe(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
+    """One curve per EP size and MoE tensor-parallel size (``experts`` = local experts, each GEMM the rank's
+    slice, :func:`~wideep.perf.kernels.tp_shard`): m = copies per expert they touch, efficiency = roofline of
+    those experts' GEMMs / measured layer time less the per-token work over the EP group's tokens of the
+    kernel that ran it (:func:`token_work`; a plan counts that on each GPU's own tokens, ``layer_kernels``)."""
+    whole = [g for g in gemm_shapes(model) if g.per_expert]
+    mine = model_rows(rows, model)
+    kernels: dict[tuple, list[dict]] = {}
     for r in mine:
-        tables.setdefault((int(r["moe_tp_size"]), DTYPES[r["moe_dtype"]]), []).append(r)
+        kernels.setdefault((r["moe_dtype"], int(r["moe_tp_size"]), r.get("kernel_source", "")), []).append(r)
+    work = {key: token_work(kernel_rows) for key, kernel_rows in kernels.items()}
     by_ep: dict[tuple, list[tuple[float, float]]] = {}
-    for (tp, dt), table in tables.items():
-        fixed, per_token = token_work(table)
-        up, down = (tp_shard(g, tp) for g in whole)
-        for r in table:
-            ep, tokens = int(r["moe_ep_size"]), int(r["num_tokens"])
-            layer_s = max(float(r["latency"]) * 1e-3 - per_token * tokens, min(fixed, float(r["latency"]) * 1e-3))
-            experts = model.n_experts // ep
-            copies = tokens * model.top_k / ep  # on every rank, balanced
-            # the even-spread estimate, not the count on AIC's routing (balanced_active): up to 32 tokens (EP8)
-            # every touched expert gets one row (m = 1) while the layer's ~30 us of routing and launch stay,
-            # which no single efficiency at m = 1 holds; the estimate gives each token count its own m (and a
-            # random routing sample touches about as many experts as the estimate: +4%, tests/test_touched.py)
-            active = max(min(1.0, copies), experts * -np.expm1(-copies / experts))
-            m = copies / active
-            roof = sum(gemm_roofline_s(gpu, dt, m, g.n, g.k, active) for g in (up, down))
-            by_ep.setdefault((tp, ep, dt), []).append((m, min(1.0, roof / layer_s)))
+    for r in fastest_kernels(mine):
+        ep, tp, tokens, dt = int(r["moe_ep_size"]), int(r["moe_tp_size"]), int(r["num_tokens"]), DTYPES[r["moe_dtype"]]
+        fixed, per_token = work[r["moe_dtype"], tp, r.get("kernel_source", "")]
+        measured_s = float(r["latency"]) * 1e-3
+        layer_s = max(measured_s - per_token * tokens, min(fixed, measured_s))
+        experts = model.n_experts // ep
+        copies = tokens * model.top_k / ep  # on every rank, balanced
+        # the even-spread estimate, not the count on AIC's routing (balanced_active): up to 32 tokens (EP8)
+        # every touched expert gets one row (m = 1) while the layer's ~30 us of routing and launch stay,
+        # which no single efficiency at m = 1 holds; the estimate gives each token count its own m (and a
+        # random routing sample touches about as many experts as the estimate: +4%, tests/test_touched.py)
+        active = max(min(1.0, copies), experts * -np.expm1(-copies / experts))
+        m = copies / active
+        roof = sum(gemm_roofline_s(gpu, dt, m, g.n, g.k, active) for g in (tp_shard(g, tp) for g in whole))
+        by_ep.setdefault((tp, ep, dt), []).append((m, min(1.0, roof / layer_s)))
     curves = []
     for (tp, ep, dt), pts in sorted(by_ep.items()):
         pts = sorted(dict(pts).items())  # one point per m, increasing
@@ -226,8 +236,6 @@ def shapes_from_gemm(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
 
 #: Efficiencies tried by :func:`attention_from_mla` (a grid: two numbers, a few hundred rows)
 EFFICIENCY_GRID = np.round(np.arange(0.10, 1.0001, 0.01), 2)
-
-
 #: Rows of the MLA table within this many times its fastest are launch- and ramp-bound, not roofline-bound
 ROOFLINE_ROWS = 8.0
 #: ... and rows with fewer cached tokens are bound by the query and output (128 heads x 1,088 values per token,
@@ -238,11 +246,12 @@ KV_BOUND_CONTEXT = 2048
 def attention_from_mla(rows: list[dict], gpu: GPU, model: Model) -> dict:
     """``[attention]`` of ``gpu`` from the MLA decode kernel's rows at ``model``'s heads on one rank, timed as
     the step model times ``attn_core`` (score FLOPs over the cached tokens, the KV they read), on the rows at
-    least :data:`ROOFLINE_ROWS` times the table's fastest and :data:`KV_BOUND_CONTEXT` tokens long. MLA's FLOPs and KV bytes grow together (242 FLOP
-    per byte in bf16), so the rows cannot tell the two sides apart: each efficiency is the one that explains
-    the rows alone (least squares in log time), ``hbm_efficiency`` and ``flops_efficiency`` from the bf16-KV
-    rows, ``flops_efficiency_fp8`` (against the fp8 peak: the kernel multiplies in fp8) from the fp8-KV rows
-    with that hbm_efficiency."""
+    least :data:`ROOFLINE_ROWS` times the table's fastest and :data:`KV_BOUND_CONTEXT` tokens long. MLA's
+    FLOPs and KV bytes grow together (242 FLOP per byte in bf16), so the rows cannot tell the two sides apart:
+    each efficiency is the one that explains the rows alone (least squares in log time), ``hbm_efficiency``
+    and ``flops_efficiency`` from the bf16-KV rows, ``flops_efficiency_fp8`` (against the fp8 peak: the kernel
+    multiplies in fp8) from the fp8-KV rows with that hbm_efficiency. Every model's decode attention takes
+    these (AIConfigurator times other attention kernels elsewhere; not read)."""
     from wideep.perf.memory import Precision, kv_read_bytes_per_sequence
 
     mine = [r for r in rows if int(r["num_heads"]) == model.attention.heads and int(r["tp_size"]) == 1]
@@ -257,11 +266,12 @@ def attention_from_mla(rows: list[dict], gpu: GPU, model: Model) -> dict:
             sides[kv].append((flops, nbytes, seconds))
     if not sides["bf16"]:
         return {}
-    fit = lambda pts, peak, ef, eh: best_efficiencies(pts, peak, gpu.hbm_Bps, ef, eh)  # noqa: E731
-    e_h = fit(sides["bf16"], gpu.flops("bf16"), (1.0,), EFFICIENCY_GRID)[1]
-    out = {"hbm_efficiency": e_h, "flops_efficiency": fit(sides["bf16"], gpu.flops("bf16"), EFFICIENCY_GRID, (1.0,))[0]}
+    bf16, hbm = gpu.flops("bf16"), gpu.hbm_Bps
+    e_h = best_efficiencies(sides["bf16"], bf16, hbm, (1.0,), EFFICIENCY_GRID)[1]
+    out = {"hbm_efficiency": e_h, "flops_efficiency": best_efficiencies(sides["bf16"], bf16, hbm, EFFICIENCY_GRID,
+                                                                        (1.0,))[0]}
     if sides["fp8"] and gpu.compute_dtype("fp8"):
-        out["flops_efficiency_fp8"] = fit(sides["fp8"], gpu.flops("fp8"), EFFICIENCY_GRID, (e_h,))[0]
+        out["flops_efficiency_fp8"] = best_efficiencies(sides["fp8"], gpu.flops("fp8"), hbm, EFFICIENCY_GRID, (e_h,))[0]
     return out
 
 
@@ -312,8 +322,9 @@ def aic_tables(root: Path, gpu: GPU, models: list[Model], engine: str = "trtllm"
             tables["attention"] = attention
             stamp["attention_table"] = str(mla.relative_to(root))
     allreduce = root / system / "comm" / engine / version / "custom_allreduce_perf.parquet"
-    if allreduce.is_file():
-        tables["allreduce"] = from_rows(allreduce_series, read_rows(allreduce), allreduce, gpu, models[0])
+    series = from_rows(allreduce_series, read_rows(allreduce), allreduce, gpu, models[0]) if allreduce.is_file() else []
+    if series:
+        tables["allreduce"] = series
         stamp["allreduce_table"] = str(allreduce.relative_to(root))
     return tables, stamp
 

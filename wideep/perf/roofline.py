@@ -126,6 +126,10 @@ class Calibration:
             return max(self.memory_floor_s, nbytes / (hbm_Bps * eff))
         return self.memory_floor_s + nbytes / (hbm_Bps * self.hbm_efficiency)
 
+    def has_allreduce(self, gpus: int) -> bool:
+        """Whether a measured all-reduce series of ``gpus`` GPUs is in the calibration."""
+        return any(n == gpus for n, _, _ in self.allreduce)
+
     def allreduce_s(self, gpus: int, message_bytes: float) -> float | None:
         """Measured seconds of one bf16 all-reduce of ``message_bytes`` over ``gpus`` GPUs, or None when the
         calibration has no such series: log-log between measured sizes, the smallest's time below them, the

@@ -57,8 +57,8 @@ def calibration_sources(cal: Calibration, transport: str = "", tp: int = 1) -> d
     if transport:
         out["dispatch"] = out["combine"] = f"transports/{transport}.toml"
     if tp > 1:
-        measured = cal.allreduce_s(tp, 1.0) is not None
-        out["tp_allreduce"] = f"{have['allreduce']} [allreduce]" if measured else "collectives/allreduce.toml"
+        out["tp_allreduce"] = (f"{have['allreduce']} [allreduce]" if cal.has_allreduce(tp)
+                               else "collectives/allreduce.toml")
     if "overlap" in have:
         out["overlap"] = f"{have['overlap']} [overlap]"
     return out
@@ -140,18 +140,23 @@ def allreduce_term(ep: ExpertParallel, wl: Workload, tokens: float) -> list[Term
     return [Term("tp_allreduce", 2 * time_s, 2 * sol_s, "latency" if latency_s >= 0.5 * time_s else "nvlink")]
 
 
+def core_rate(gpu: GPU, cal: Calibration, phase: str, fp8_cache: bool = False) -> tuple[float, tuple[float, float]]:
+    """(peak FLOP/s, (FLOP, HBM) efficiencies) of the attention core: in decode the attention kernel's, at the
+    fp8 peak with an fp8_e4m3 cache (``fp8_cache``) where the calibration measured such a kernel (it multiplies
+    in fp8); in prefill the large-GEMM and large-transfer ones."""
+    if phase != "decode":
+        return gpu.flops("bf16"), (cal.flops("bf16"), cal.hbm_efficiency)
+    if fp8_cache and cal.attention_fp8_flops_efficiency and gpu.compute_dtype("fp8"):
+        return gpu.flops("fp8"), (cal.attention_fp8_flops_efficiency, cal.attention_hbm_efficiency)
+    return gpu.flops("bf16"), (cal.attention_flops_efficiency, cal.attention_hbm_efficiency)
+
+
 def attention_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequences: float) -> list[Term]:
     """One attention layer: the core (KV read and scores), its projections, its memory kernels."""
     prec, mtp = wl.precision, wl.mtp
     tokens = layer_tokens(wl, sequences)
-    peak = gpu.flops("bf16")
-    if wl.phase == "decode":
-        attended, eff = wl.context, (cal.attention_flops_efficiency, cal.attention_hbm_efficiency)
-        if cal.attention_fp8_flops_efficiency and prec.dt("kv").bits == 8 and gpu.compute_dtype("fp8"):
-            peak, eff = gpu.flops("fp8"), (cal.attention_fp8_flops_efficiency, cal.attention_hbm_efficiency)
-    else:
-        attended = wl.context * wl.cache_hit + wl.new_tokens_per_prompt / 2.0
-        eff = (cal.flops("bf16"), cal.hbm_efficiency)
+    attended = wl.context if wl.phase == "decode" else wl.context * wl.cache_hit + wl.new_tokens_per_prompt / 2.0
+    peak, eff = core_rate(gpu, cal, wl.phase, prec.dt("kv").name == "fp8_e4m3")
     per_layer = 1.0 / (model.layers + mtp)
     read = kv_rank_bytes(model, kv_read_bytes_per_sequence(model, wl.context, prec, mtp), wl.tp, mtp, state_copies=2)
     core = roofline("attn_core",
@@ -170,7 +175,8 @@ def attention_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequ
     terms = [core, total("attn_proj", proj), total("layer_kernels", kernels)]
     if model.attention.index_topk:  # DSA's lightning indexer: fp8 scores over every cached token (keys in core)
         flops = per_layer * tokens * model.indexer_flops_per_token(attended, extra_layers=mtp) / wl.tp
-        terms.insert(1, roofline("attn_indexer", flops, 0.0, gpu.flops("fp8"), gpu.hbm_Bps, eff))
+        terms.insert(1, roofline("attn_indexer", flops, 0.0, gpu.flops("fp8"), gpu.hbm_Bps,
+                                 core_rate(gpu, cal, wl.phase)[1]))
     return terms
 
 

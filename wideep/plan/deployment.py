@@ -334,7 +334,7 @@ def allreduce_curve(topology: str, tp: int, hidden: int, calibration: str | None
     messages = [t * units.DTYPES["bf16"].activation_bytes(hidden) for t in grid]
     times = [collective.time_s(b, tp, link_Bps) for b in messages]
     cal = load_calibration(cluster.gpu.id, calibration)
-    if cal.allreduce_s(tp, 1.0) is None:
+    if not cal.has_allreduce(tp):
         return CommCurve(grid, tuple(t for t, _ in times), tuple(s for _, s in times),
                          (collective.latency_s,) * len(grid))
     return CommCurve(grid, tuple(cal.allreduce_s(tp, b) for b in messages), tuple(s for _, s in times),

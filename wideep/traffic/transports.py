@@ -83,11 +83,11 @@ class Transport:
     sms: int = 0
     scale_out_fixed_share: float = 0.0
 
-    def latency(self, phase: str, tiers: set, scale_out_share: float = 1.0) -> float:
-        """Fixed cost of ``phase`` when it uses links of ``tiers``, seconds; ``scale_out_share``: the EP group's
-        GPUs a GPU reaches across the scale-out tier, as a fraction of the group."""
+    def latency(self, phase: str, tiers: set, scale_out_share: float | None = None) -> float:
+        """Fixed cost of ``phase`` when it uses links of ``tiers``, seconds; ``scale_out_share``: the share of
+        GPU pairs of the EP group across the scale-out tier (None: the one the file's cost was measured at)."""
         fixed = {t: self.latency_s[phase].get(t, 0.0) for t in tiers}
-        if "scale_out" in fixed and self.scale_out_fixed_share:
+        if "scale_out" in fixed and self.scale_out_fixed_share and scale_out_share is not None:
             base = self.latency_s[phase].get("nvlink", 0.0)
             fixed["scale_out"] = base + (fixed["scale_out"] - base) * scale_out_share / self.scale_out_fixed_share
         return max(fixed.values(), default=0.0)
@@ -137,8 +137,15 @@ def _load(path_str: str) -> Transport:
         header_bytes={p: data[f"{p}_header_bytes"] for p in PHASES},
         efficiency={t: float(v) for t, v in eff.items()},
         latency_s=latency, ramp=load_ramp(data.get("ramp"), path_str), sms=data.get("sms", 0),
-        scale_out_fixed_share=data.get("scale_out_fixed_share", 0.0),
+        scale_out_fixed_share=checked_share(data.get("scale_out_fixed_share", 0.0), path_str),
     )
+
+
+def checked_share(share: float, source: str) -> float:
+    """``scale_out_fixed_share`` in [0, 1] (0: the scale-out fixed cost does not scale)."""
+    if not 0 <= share <= 1:
+        raise CatalogError(f"must lie in [0, 1], got {share}", source, "scale_out_fixed_share")
+    return share
 
 
 def load_ramp(table: dict | None, source: str) -> dict:
