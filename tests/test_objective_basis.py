@@ -155,3 +155,14 @@ def test_place_command_rejects_bad_objective_inputs_in_one_line(extra, option):
     res = run_cli(*BASE, *extra)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and option in res.stderr
+
+
+def test_layout_without_all_to_all_is_placed_on_expert_time_alone(case):
+    """MoE tensor parallelism sends no all-to-all: the objective has no dispatch or combine to weigh."""
+    model, cluster, stats = case
+    p = place("balanced", stats, model, cluster, 16, 16)
+    none = layer_time(p.phy2log, stats, model, cluster, 16, 64, transport="")
+    some = layer_time(p.phy2log, stats, model, cluster, 16, 64, transport="deepep-ll")
+    assert not none.dispatch_s.any() and not none.combine_s.any() and some.dispatch_s.all()
+    assert none.experts_s == pytest.approx(some.experts_s)
+    assert objective_basis(PlanSpec(topology="hgx-h200", tp=8, ep=2, placement="auto"), "decode").transport == ""

@@ -174,12 +174,16 @@ def layer_time(phy2log: np.ndarray, stats, model: Model, cluster: Cluster, ep_si
                cal: Calibration | None = None) -> LayerTime:
     """The objective of the module docstring for placement ``phy2log`` (layers, slots) on ``stats``.
 
-    ``transport``, the payload dtypes and ``weights_dtype`` as :class:`Basis` names them; ``cal`` the
-    calibration the expert GEMMs are timed with (default: the catalog's for the cluster's GPU).
+    ``transport``, the payload dtypes and ``weights_dtype`` as :class:`Basis` names them (``transport`` "": no
+    all-to-all, dispatch and combine 0); ``cal`` the calibration the expert GEMMs are timed with (default: the
+    catalog's for the cluster's GPU).
     """
     dom = np.asarray(cluster.domain_of)[:ep_size]
     received, active, cross, gpu = slot_loads(phy2log, stats, model, ep_size, dom, tokens_per_gpu, rule, seed)
     experts = busiest_experts_s(model, cluster, received, active, phy2log.shape[1] // ep_size, weights_dtype, cal)
+    if not transport:  # the layout sends no all-to-all (MoE tensor parallelism): the experts alone
+        none = np.zeros_like(experts)
+        return LayerTime(experts, none, none, "", rule, cross)
     res = a2a(model, cluster, phy2log, stats, ep_size, tokens_per_gpu, transport, dispatch_dtype, combine_dtype,
               seed, rule, gpu)
     return LayerTime(experts, np.asarray(res.dispatch_layer_s), np.asarray(res.combine_layer_s), res.transport, rule,

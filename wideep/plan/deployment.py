@@ -118,7 +118,7 @@ def objective_basis(spec: PlanSpec, phase: str) -> Basis | None:
     and calibration); None for the other algorithms, whose placement depends on none of it."""
     if spec.placement not in SEARCHING:
         return None
-    transport = spec.transport or TRANSPORTS[phase]
+    transport = "" if spec.ep and not spec.dispatches else spec.transport or TRANSPORTS[phase]
     return Basis(transport, spec.dispatch_dtype, spec.combine_dtype, spec.dtype, spec.calibration)
 
 
@@ -297,7 +297,7 @@ def prompt_kv_transfer_s(spec: PlanSpec, model: Model, cluster: Cluster) -> floa
 def ep_for(spec: PlanSpec, model: Model, redundant: int, phase: str) -> ExpertParallel:
     """The EP group as one phase's step sees it: communication times and the step's busiest share, under
     the placement made for that phase (:func:`objective_basis`)."""
-    transport = (spec.transport or TRANSPORTS[phase]) if spec.dispatches else ""
+    transport = "" if spec.ep and not spec.dispatches else spec.transport or TRANSPORTS[phase]
     basis = objective_basis(spec, phase)
     ep = expert_parallel(model, spec.topology, spec.ep, redundant, spec.routing, spec.placement,
                          transport, spec.dispatch_dtype, spec.combine_dtype, spec.seed, spec.replica_rule, basis)
