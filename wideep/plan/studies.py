@@ -208,27 +208,9 @@ def plan_placement(model: Model, cluster: Cluster, ep_size: int, redundant: int,
     routed-expert ``weights_dtype`` and the ``calibration`` file (laid over the GPU's).
     """
     paths = [stats_paths] if isinstance(stats_paths, str) else list(stats_paths or [])
-    if bool(paths) == (routing is not None):
-        raise InputError("give exactly one of --stats FILE (repeatable) or --routing SPEC", "--stats")
-    if tokens_per_gpu <= 0:
-        raise InputError(f"must be > 0, got {tokens_per_gpu}", "--tokens")
-    if not 0 < ep_size <= cluster.n_gpus:
-        raise InputError(f"must be between 1 and the {cluster.n_gpus} GPUs of the cluster, got {ep_size}", "--ep")
-    if ep_size * tokens_per_gpu > MAX_PLACE_TOKENS:
-        raise InputError(f"EP x --tokens is at most {MAX_PLACE_TOKENS:,} tokens per layer for placement "
-                         f"(the statistics of a step, not a prefill chunk), got {ep_size * tokens_per_gpu:,}",
-                         "--tokens")
-    check_seed(seed)
-    check_replica_rule(replica_rule)
-    if write is not None and write not in ALGORITHMS:
-        raise InputError(f"unknown algorithm {write!r} (choose from {', '.join(ALGORITHMS)})", "--algorithm")
-    check_payload_dtypes(cluster, {"--dtype": dispatch_dtype, "--combine-dtype": combine_dtype})
-    check_weights_dtype(cluster, weights_dtype)
-    load_calibration(cluster.gpu.id, calibration)  # a bad file raises before any placement runs
+    check_place_inputs(model, cluster, ep_size, tokens_per_gpu, algorithms, paths, routing, seed, replica_rule,
+                       write, (dispatch_dtype, combine_dtype, weights_dtype), calibration)
     tokens = ep_size * tokens_per_gpu
-    kind = "file" if paths or routing is None else parse_spec(routing)[0]
-    check_place_budget(PlaceSize(model.moe_layers, tokens, model.top_k, model.n_experts, ep_size,
-                                 len(set(cluster.domain_of[:ep_size].tolist())), kind, tuple(algorithms)))
     header = {"model": model.id, "cluster": cluster.name, "ep_size": ep_size, "slots": model.n_experts + redundant,
               "redundant": redundant, "tokens_per_gpu": tokens_per_gpu, "replica_rule": replica_rule}
     basis = Basis(transport, dispatch_dtype, combine_dtype, weights_dtype, calibration)
@@ -251,6 +233,33 @@ def plan_placement(model: Model, cluster: Cluster, ep_size: int, redundant: int,
                    else place_and_evaluate([write], split.all, *args)[0])
     return PlaceStudy(runs, judged, split.how, replica_rule, header, written,
                       split.place if split.judge is None else None, basis, seed)
+
+
+def check_place_inputs(model: Model, cluster: Cluster, ep_size: int, tokens_per_gpu: int, algorithms: list[str],
+                       paths: list[str], routing: str | None, seed: int, replica_rule: str, write: str | None,
+                       dtypes: tuple[str, str, str], calibration: str | None) -> None:
+    """Every option of ``wideep place`` checked before any placement runs (one-line errors naming the option);
+    ``dtypes``: dispatch, combine and routed-expert weights."""
+    if bool(paths) == (routing is not None):
+        raise InputError("give exactly one of --stats FILE (repeatable) or --routing SPEC", "--stats")
+    if tokens_per_gpu <= 0:
+        raise InputError(f"must be > 0, got {tokens_per_gpu}", "--tokens")
+    if not 0 < ep_size <= cluster.n_gpus:
+        raise InputError(f"must be between 1 and the {cluster.n_gpus} GPUs of the cluster, got {ep_size}", "--ep")
+    tokens = ep_size * tokens_per_gpu
+    if tokens > MAX_PLACE_TOKENS:
+        raise InputError(f"EP x --tokens is at most {MAX_PLACE_TOKENS:,} tokens per layer for placement "
+                         f"(the statistics of a step, not a prefill chunk), got {tokens:,}", "--tokens")
+    check_seed(seed)
+    check_replica_rule(replica_rule)
+    if write is not None and write not in ALGORITHMS:
+        raise InputError(f"unknown algorithm {write!r} (choose from {', '.join(ALGORITHMS)})", "--algorithm")
+    check_payload_dtypes(cluster, {"--dtype": dtypes[0], "--combine-dtype": dtypes[1]})
+    check_weights_dtype(cluster, dtypes[2])
+    load_calibration(cluster.gpu.id, calibration)  # a bad file raises before any placement runs
+    kind = "file" if paths or routing is None else parse_spec(routing)[0]
+    check_place_budget(PlaceSize(model.moe_layers, tokens, model.top_k, model.n_experts, ep_size,
+                                 len(set(cluster.domain_of[:ep_size].tolist())), kind, tuple(algorithms)))
 
 
 def check_weights_dtype(cluster: Cluster, name: str) -> None:
