@@ -84,7 +84,39 @@ LATENCY_CASES = [
     Case("DeepSeek-R1 NVFP4, 8x B200, TP8, MTP3, batch 1", "TensorRT-LLM Best_perf_practice_on_DeepSeek-R1 (B200 min-latency)",
          PlanSpec(model="deepseek-r1", topology="hgx-b200", ep=2, tp=8, batch=1, isl=1024, osl=2048, redundant=0, placement="contiguous", dtype="nvfp4",
                   mtp=3, acceptance=MTP3_ACCEPTANCE), "decode", 274.72),
+    Case("gpt-oss-120b MXFP4, 8x B200, TP8, batch 1", "TensorRT-LLM tech blog 9 (gpt-oss on Blackwell, min-latency)",
+         PlanSpec(model="gpt-oss-120b", topology="hgx-b200", ep=1, tp=8, batch=1, isl=1024, osl=2048, redundant=0,
+                  placement="contiguous", dtype="mxfp4"), "decode", 420.0),
 ]
+
+
+#: Maximum throughput, aggregated serving (prompts prefilled inside the decode steps), ISL/OSL 1K/2K, fixed
+#: concurrency = the batch on every rank: published output tokens/s per GPU over the whole run (trtllm-bench
+#: averages, not decode alone), compared with ``wideep search``'s aggregated point. Attention data-parallel with
+#: the experts over the node (TensorRT-LLM's DEP layout), no redundant experts or EPLB, no MTP, no two-batch
+#: overlap. Routing uniform (the default); the DeepSeek cases are missed with it (tests/test_plan_validation.py)
+#: and land within 25% on SGLang's published DeepSeek-V3 statistics (tests/test_real_routing.py).
+THROUGHPUT_CASES = [
+    Case("DeepSeek-R1 NVFP4, 8x B200, DEP8, FP8 KV, batch 896", "TensorRT-LLM Best_perf_practice_on_DeepSeek-R1 (B200 max-throughput)",
+         PlanSpec(model="deepseek-r1", topology="hgx-b200", ep=8, batch=896, isl=1024, osl=2048, dtype="nvfp4",
+                  kv_dtype="fp8", redundant=0, placement="contiguous", overlap="none"), "agg", 5_393.28, gpus_per_node=1),
+    Case("DeepSeek-R1 NVFP4, 8x B200, DEP8, batch 384", "TensorRT-LLM Best_perf_practice_on_DeepSeek-R1 (B200 max-throughput)",
+         PlanSpec(model="deepseek-r1", topology="hgx-b200", ep=8, batch=384, isl=1024, osl=2048, dtype="nvfp4",
+                  redundant=0, placement="contiguous", overlap="none"), "agg", 4_548.0, gpus_per_node=1),
+    Case("DeepSeek-R1 FP8, 8x H200, DEP8, batch 128", "TensorRT-LLM Best_perf_practice_on_DeepSeek-R1 (H200 max-throughput)",
+         PlanSpec(model="deepseek-r1", topology="hgx-h200", ep=8, batch=128, isl=1024, osl=2048, redundant=0,
+                  placement="contiguous", overlap="none"), "agg", 1_436.16, gpus_per_node=1),
+    Case("gpt-oss-120b MXFP4, 4x B200, DEP4, batch 640", "TensorRT-LLM tech blog 9 (gpt-oss on Blackwell)",
+         PlanSpec(model="gpt-oss-120b", topology="hgx-b200", ep=4, batch=640, isl=1024, osl=2048, dtype="mxfp4",
+                  redundant=0, placement="contiguous", overlap="none"), "agg", 19_500.0, gpus_per_node=1),
+]
+
+
+def per_gpu_aggregated(case: Case, routing: str | None = None) -> float:
+    """Predicted output tokens/s per GPU of a throughput case (aggregated serving), on ``routing`` if given."""
+    from wideep.plan.search import point
+
+    return point(plan(replace(case.spec, routing=routing) if routing else case.spec), "agg")["tokens_per_s_per_gpu"]
 
 
 def per_user(case: Case) -> float:
@@ -135,6 +167,10 @@ def main() -> None:
     for c in LATENCY_CASES:
         pred = per_user(c)
         print(f"| {c.name} | {c.role} | {c.published_per_node:,.1f} | {pred:,.1f} | {100 * (pred / c.published_per_node - 1):.1f} |")
+    print("\n| case | role | published tok/s/GPU | predicted | error % |\n|---|---|---|---|---|")
+    for c in THROUGHPUT_CASES:
+        pred = per_gpu_aggregated(c)
+        print(f"| {c.name} | {c.role} | {c.published_per_node:,.0f} | {pred:,.0f} | {100 * (pred / c.published_per_node - 1):.1f} |")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,18 @@ def test_steady_state_case(case):
     assert predicted == pytest.approx(case.published_per_node, rel=tolerance), (case.name, predicted)
 
 
+UNIFORM_MISS = ("held-out miss on uniform routing (+38% to +77%): TensorRT-LLM's DEP runs have no EPLB and DeepSeek's "
+                "routing is skewed; on SGLang's published DeepSeek-V3 statistics they land within 25% "
+                "(tests/test_real_routing.py); per-step host work at these batches is not modelled either")
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=UNIFORM_MISS))
+                                  if "DeepSeek" in c.name else c for c in e2e.THROUGHPUT_CASES],
+                         ids=lambda c: c.name[:40])
+def test_max_throughput_case(case):
+    assert e2e.per_gpu_aggregated(case) == pytest.approx(case.published_per_node, rel=STEADY_TOLERANCE)
+
+
 def test_exactly_one_fitted_case():
     assert [c.role for c in e2e.CASES].count("fit") == 1
 
