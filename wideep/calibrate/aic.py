@@ -267,24 +267,23 @@ def attention_from_mla(rows: list[dict], gpu: GPU, model: Model) -> dict:
     if not sides["bf16"]:
         return {}
     bf16, hbm = gpu.flops("bf16"), gpu.hbm_Bps
-    e_h = best_efficiencies(sides["bf16"], bf16, hbm, (1.0,), EFFICIENCY_GRID)[1]
-    out = {"hbm_efficiency": e_h, "flops_efficiency": best_efficiencies(sides["bf16"], bf16, hbm, EFFICIENCY_GRID,
-                                                                        (1.0,))[0]}
+    e_h = best_efficiency(sides["bf16"], bf16, hbm, flops_efficiency=1.0)
+    out = {"hbm_efficiency": e_h, "flops_efficiency": best_efficiency(sides["bf16"], bf16, hbm, hbm_efficiency=1.0)}
     if sides["fp8"] and gpu.compute_dtype("fp8"):
-        out["flops_efficiency_fp8"] = best_efficiencies(sides["fp8"], gpu.flops("fp8"), hbm, EFFICIENCY_GRID, (e_h,))[0]
+        out["flops_efficiency_fp8"] = best_efficiency(sides["fp8"], gpu.flops("fp8"), hbm, hbm_efficiency=e_h)
     return out
 
 
-def best_efficiencies(points: list[tuple[float, float, float]], peak_flops: float, peak_Bps: float,
-                      flops_grid, hbm_grid) -> tuple[float, float]:
-    """(e_f, e_h) of the grids whose roofline max(flops / (peak x e_f), bytes / (peak x e_h)) has the least
-    squared log error against the measured seconds of ``points`` (flops, bytes, seconds)."""
-    f, b, t = (np.array(c, dtype=float) for c in zip(*points))
-    ef, eh = np.meshgrid(np.asarray(flops_grid, dtype=float), np.asarray(hbm_grid, dtype=float), indexing="ij")
-    pred = np.maximum(f[None, None] / (peak_flops * ef[..., None]), b[None, None] / (peak_Bps * eh[..., None]))
-    err = (np.log(pred / t[None, None]) ** 2).sum(axis=-1)
-    i, j = np.unravel_index(int(err.argmin()), err.shape)
-    return float(ef[i, j]), float(eh[i, j])
+def best_efficiency(points: list[tuple[float, float, float]], peak_flops: float, peak_Bps: float,
+                    flops_efficiency: float | None = None, hbm_efficiency: float | None = None) -> float:
+    """The efficiency of :data:`EFFICIENCY_GRID` for the side not given (the other one fixed) whose roofline
+    max(flops / (peak x e_f), bytes / (peak x e_h)) has the least squared log error against the measured
+    seconds of ``points`` (flops, bytes, seconds)."""
+    f, b, t = (np.array(c, dtype=float)[None, :] for c in zip(*points))
+    grid = EFFICIENCY_GRID[:, None]
+    e_f, e_h = (grid, hbm_efficiency) if flops_efficiency is None else (flops_efficiency, grid)
+    err = (np.log(np.maximum(f / (peak_flops * e_f), b / (peak_Bps * e_h)) / t) ** 2).sum(axis=1)
+    return float(EFFICIENCY_GRID[int(err.argmin())])
 
 
 def allreduce_series(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
