@@ -139,12 +139,12 @@ def wideep_layer_us(plan_kwargs: dict) -> dict:
     from wideep.perf import step as S
     from wideep.perf.kernels import attention_gemms, attention_kernels, ffn_gemms, tp_shard
     from wideep.plan import PlanSpec, plan
-    from wideep.plan.deployment import cluster_for, ep_for, load_calibration, redundant_of, resolve_ep
+    from wideep.plan.deployment import cluster_for, ep_for, load_calibration, redundant_of, resolve_spec
     from wideep.specs.model import load_model
 
     spec = PlanSpec(**plan_kwargs)
     model = load_model(spec.model)
-    spec = resolve_ep(spec, model)
+    spec = resolve_spec(spec, model)
     gpu = cluster_for(spec.topology, spec.ep).gpu
     cal, wl = load_calibration(gpu.id, spec.calibration), spec.workload("decode")
     ep = ep_for(spec, model, redundant_of(spec, model), "decode")

@@ -28,7 +28,7 @@ def test_network_sorts_every_small_width():
     assert len(network(8)) == 19  # Batcher's network for 8 keys
 
 
-@pytest.mark.parametrize("spec", ["uniform", "zipf:1.0", "topics:4"])
+@pytest.mark.parametrize("spec", ["uniform", "zipf:1.0", "topics:4", "lognormal:0.39,0.57", "lognormal:1.5,1.5"])
 def test_synthetic_shapes_distinct_and_group_limited(spec):
     s = synthetic_routing(DSV3, spec, 500, seed=1, layers=3)
     assert s.topk_ids.shape == (3, 500, 8) and s.load.shape == (3, 256)
@@ -59,7 +59,8 @@ def test_zipf_is_skewed_and_topics_cluster_coactivation():
     assert gpus(t) < gpus(u)  # ... but each token's experts cluster: fewer distinct GPUs of 16 experts
 
 
-@pytest.mark.parametrize("spec", ["zipf", "zipf:-1", "topics:0", "gauss", "topics:x"])
+@pytest.mark.parametrize("spec", ["zipf", "zipf:-1", "topics:0", "gauss", "topics:x", "lognormal:1", "lognormal:2,0.5",
+                                  "lognormal:0.5,-0.1", "lognormal:1e9,0", "lognormal:.,0", "Auto"])
 def test_bad_specs(spec):
     with pytest.raises(InputError, match="--routing"):
         parse_spec(spec)

@@ -153,6 +153,8 @@ def kv(model: List[str] = typer.Option(..., "--model", help="Model id or file; r
 
 SPEC = PlanSpec()  # defaults of every plan option
 
+ROUTING_HELP = ("auto (the model's measured expert popularity, models/<id>.toml [routing]; uniform without one), "
+                "uniform, zipf:S, topics:K, lognormal:G,E or a statistics file.")
 RULE_HELP = ("Which copy of a replicated expert a token uses: sglang (default: SGLang's static dispatch, own GPU, "
              "else own node, else a fixed fair pick per GPU), vllm (any copy, by token hash), trtllm (round robin over "
              "every copy) or nearest (own GPU, else own NVLink domain, else any).")
@@ -167,7 +169,7 @@ def place_cmd(model: str = typer.Option(..., "--model", help="Model id or file."
               stats: Optional[List[str]] = typer.Option(
                   None, "--stats", help="Routing statistics file or folder; repeat for several (merged; with "
                                         "--compare the first half places and the rest is held out)."),
-              routing: Optional[str] = typer.Option(None, "--routing", help="uniform, zipf:S or topics:K."),
+              routing: Optional[str] = typer.Option(None, "--routing", help=ROUTING_HELP),
               algorithm: str = typer.Option("topology", "--algorithm",
                                             help="contiguous, balanced (EPLB hierarchical), global (EPLB global), "
                                                  "topology (fewer cross-node copies) or auto (per layer the least "
@@ -260,7 +262,7 @@ PLAN_OPTIONS: dict[str, tuple[Any, Any]] = dict(
     acceptance=(float, typer.Option(SPEC.acceptance, "--acceptance", help="Acceptance rate of each draft token.")),
     redundant=(Optional[int],
                typer.Option(None, "--redundant", help="Redundant expert slots (default: fewest that divide; none under MoE tensor parallelism).")),
-    routing=(str, typer.Option(SPEC.routing, "--routing", help="uniform, zipf:S, topics:K or a statistics file.")),
+    routing=(str, typer.Option(SPEC.routing, "--routing", help=ROUTING_HELP)),
     placement=(str, typer.Option(SPEC.placement, "--placement", help="contiguous, balanced, global, topology or "
                                  "auto (per MoE layer the least predicted layer time).")),
     replica_rule=(str, typer.Option(SPEC.replica_rule, "--replica-rule", help=RULE_HELP)),
@@ -475,7 +477,7 @@ def a2a_cmd(model: str = typer.Option(..., "--model", help="Model id or file."),
                                           help="deepep-ll, deepep-normal, nccl, nvlink-onesided or a TOML file."),
             dtype: str = typer.Option("fp8", "--dtype", help="Dispatch dtype: bf16, fp8 or nvfp4."),
             combine_dtype: str = typer.Option("bf16", "--combine-dtype", help="Combine dtype."),
-            routing: str = typer.Option("uniform", "--routing", help="uniform, zipf:S, topics:K or a statistics file."),
+            routing: str = typer.Option("auto", "--routing", help=ROUTING_HELP),
             placement: Optional[str] = typer.Option(None, "--placement", help="phy2log JSON (SGLang) or .npy."),
             replica_rule: str = typer.Option(SPEC.replica_rule, "--replica-rule", help=RULE_HELP),
             seed: int = typer.Option(0, "--seed", help="Seed of synthetic routing and resampling."),

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from wideep.core.errors import InputError
-from wideep.routing.stats import SAMPLE_S
+from wideep.routing.stats import draw_seconds
 
 MAX_PLACE_S = 180.0  # three minutes on the reference machine
 MAX_PLACE_BYTES = 8e9  # a third of a 24 GB machine
@@ -42,7 +42,7 @@ class PlaceSize:
     n_experts: int
     ep: int
     domains: int
-    routing: str  # "uniform", "zipf", "topics" or "file" (nothing to draw)
+    routing: str  # "uniform", "zipf", "topics", "lognormal" or "file" (nothing to draw)
     algorithms: tuple[str, ...]
 
     @property
@@ -54,7 +54,7 @@ class PlaceSize:
 def place_seconds(size: PlaceSize) -> dict[str, float]:
     """Estimated seconds of each part: drawing the routing, placing, measuring the placements."""
     L, N, k, E, P, D = size.layers, size.tokens, size.top_k, size.n_experts, size.ep, size.domains
-    routing = 0.0 if size.routing == "file" else SAMPLE_S[size.routing] * L * N * (k if size.routing == "uniform" else E)
+    routing = 0.0 if size.routing == "file" else draw_seconds(size.routing, L, N, k, E)
     score = SCORE_TOKEN_S * L * N * k + SCORE_SLOT_S * L * P * E
     a2a = A2A_PAIR_S * L * P * P + A2A_TOKEN_S * L * N * k
     search = (COACT_S * L * N * k * (k - 1) / 2 + DOMAIN_CAPS * REFINE_S * REFINE_ROUNDS * L * E * D / 2

@@ -22,6 +22,7 @@ from wideep.perf.step import calibration_sources, check_dtypes, step_time
 from wideep.perf.workload import CommCurve, ExpertParallel, StepResult, single_gpu
 from wideep.placement.objective import Basis
 from wideep.placement.placers import ALGORITHMS, SEARCHING
+from wideep.routing.stats import resolve_auto
 from wideep.perf.roofline import load_calibration
 from wideep.specs.topology import Cluster
 from wideep.traffic.a2a import a2a_curve
@@ -155,11 +156,13 @@ def comm_curve(phase: dict) -> CommCurve:
                                                                    for k in ("time_s", "sol_s", "latency_s")))
 
 
-def resolve_ep(spec: PlanSpec, model: Model) -> PlanSpec:
-    """``spec`` with its EP size set: :data:`DEFAULT_EP` (MoE) or 1 (dense) when None.
+def resolve_spec(spec: PlanSpec, model: Model) -> PlanSpec:
+    """``spec`` with its EP size set (:data:`DEFAULT_EP` for MoE, 1 for dense, when None) and ``auto``
+    routing named (:func:`~wideep.routing.stats.resolve_auto`).
 
     A dense model with ``ep`` > 1 raises on ``--ep``: it would silently run without expert parallelism.
     """
+    spec = replace(spec, routing=resolve_auto(spec.routing, model))
     if spec.ep is None:
         return replace(spec, ep=DEFAULT_EP if model.is_moe else 1)
     if not model.is_moe and spec.ep > 1:
@@ -210,7 +213,7 @@ def redundant_of(spec: PlanSpec, model: Model) -> int:
 def plan(spec: PlanSpec) -> Plan:
     """Run one plan: decode step at (batch, context), prefill step at (prefill_tokens, isl), memory, cost."""
     model = load_model(spec.model)
-    spec = resolve_ep(spec, model)
+    spec = resolve_spec(spec, model)
     gpus = check_spec(spec, model)
     cluster = cluster_for(spec.topology, spec.ep)
     gpu = cluster.gpu
@@ -254,7 +257,7 @@ def fits_in_memory(spec: PlanSpec) -> bool:
     """Whether the decode batch of ``spec`` fits, without timing anything (a search skips what does not);
     raises what :func:`plan` raises on a bad spec."""
     model = load_model(spec.model)
-    spec = resolve_ep(spec, model)
+    spec = resolve_spec(spec, model)
     check_spec(spec, model)
     slots = (model.n_experts + redundant_of(spec, model)) // spec.ep if model.is_moe and spec.ep > 1 else model.n_experts
     return decode_memory(spec, slots).fits

@@ -19,7 +19,7 @@ class PlanSpec:
     """Every input of a plan (options of ``wideep plan``); ``gpus`` defaults to ``ep``.
 
     ``ep`` None is :data:`DEFAULT_EP` for an MoE model and 1 for a dense one, which has no experts to
-    spread: an EP size above 1 for a dense model is an error (:func:`wideep.plan.deployment.resolve_ep`).
+    spread: an EP size above 1 for a dense model is an error (:func:`wideep.plan.deployment.resolve_spec`).
 
     ``tp`` above ``ep`` is MoE tensor parallelism, as the engines' ``--tp 8 --ep 2`` (TensorRT-LLM's
     ``moe_expert_parallel_size``, SGLang's ``--ep-size``): the MoE group is the attention group, each of the
@@ -45,7 +45,7 @@ class PlanSpec:
     mtp: int = 0
     acceptance: float = 0.85
     redundant: int | None = None
-    routing: str = "uniform"
+    routing: str = "auto"
     placement: str = "balanced"
     replica_rule: str = "sglang"  # SGLang's static dispatch (wideep.slots.REPLICA_RULES, DEFAULT_REPLICA_RULE)
     transport: str | None = None

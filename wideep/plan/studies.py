@@ -14,7 +14,7 @@ from wideep.placement.metrics import PlacementMetrics, Scores, evaluate, score
 from wideep.placement.objective import Basis, LayerTime, basis_time
 from wideep.placement.placers import ALGORITHMS, SEARCHING, place
 from wideep.plan.budget import PlaceSize, check_place_budget
-from wideep.routing.stats import RoutingStats, check_seed, parse_spec
+from wideep.routing.stats import RoutingStats, check_seed, parse_spec, resolve_auto
 from wideep.routing.files import routing_from_spec
 from wideep.routing.split import held_out_split, load_all
 from wideep.specs.topology import Cluster, load_cluster
@@ -26,7 +26,7 @@ MAX_PLACE_TOKENS = 2**18  # placement search and metrics over more tokens than t
 
 def a2a_by_name(model: str, topology: str, gpus: int | None, ep_size: int | None, tokens_per_gpu: int,
                 transport: str, dispatch_dtype: str = "fp8", combine_dtype: str = "bf16",
-                routing: str = "uniform", placement: str | None = None, seed: int = 0,
+                routing: str = "auto", placement: str | None = None, seed: int = 0,
                 replica_rule: str = DEFAULT_REPLICA_RULE) -> A2AResult:
     """:func:`a2a` from catalog names and files, as the ``wideep a2a`` command takes them.
 
@@ -257,7 +257,7 @@ def check_place_inputs(model: Model, cluster: Cluster, ep_size: int, tokens_per_
     check_payload_dtypes(cluster, {"--dtype": dtypes[0], "--combine-dtype": dtypes[1]})
     check_weights_dtype(cluster, dtypes[2])
     load_calibration(cluster.gpu.id, calibration)  # a bad file raises before any placement runs
-    kind = "file" if paths or routing is None else parse_spec(routing)[0]
+    kind = "file" if paths or routing is None else parse_spec(resolve_auto(routing, model))[0]
     check_place_budget(PlaceSize(model.moe_layers, tokens, model.top_k, model.n_experts, ep_size,
                                  len(set(cluster.domain_of[:ep_size].tolist())), kind, tuple(algorithms)))
 

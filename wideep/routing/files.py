@@ -36,7 +36,7 @@ TRT_KEY = re.compile(r"^(\d+)_(\d+)$")
 
 def routing_from_spec(spec_or_path: str, model: Model, tokens: int, seed: int = 0,
                       layers: int | None = None) -> RoutingStats:
-    """A synthetic spec (``uniform``, ``zipf:S``, ``topics:K``) or a statistics file/folder.
+    """A synthetic spec (``uniform``, ``auto``, ``zipf:S``, ``topics:K``, ``lognormal:G,E``) or a statistics file/folder.
 
     A file keeps its own tokens (see :func:`wideep.routing.stats.sample_tokens`); ``layers`` keeps its first
     layers.
@@ -51,8 +51,8 @@ def routing_from_spec(spec_or_path: str, model: Model, tokens: int, seed: int = 
 
 
 def looks_like_file(text: str) -> bool:
-    """A path rather than a synthetic spec (``uniform``, ``zipf:S``, ``topics:K``)."""
-    if text.startswith(("uniform", "zipf:", "topics:")):
+    """A path rather than a synthetic spec (``uniform``, ``auto``, ``zipf:S``, ``topics:K``, ``lognormal:G,E``)."""
+    if text in ("uniform", "auto") or text.startswith(("zipf:", "topics:", "lognormal:")):
         return False
     return Path(text).exists() or "/" in text or "." in text
 

@@ -2,7 +2,8 @@
 
 Held either as token-level top-k samples ``topk_ids`` (layers, tokens, top_k), which keep the
 co-activation structure dispatch dedup depends on, or only as per-expert loads (layers, experts).
-Seeded synthetic generators (``uniform``, ``zipf:S``, ``topics:K``) honour group-limited routing
+Seeded synthetic generators (``uniform``, ``zipf:S``, ``topics:K``, ``lognormal:G,E``; ``auto`` is the
+model's measured ``lognormal`` popularity, uniform for a model without one) honour group-limited routing
 (``n_group`` / ``topk_group``). Array validation for loaders lives here; the loaders themselves (SGLang
 expert-distribution dumps, TensorRT-LLM expert statistics, a plain numpy/CSV/JSON layout, see docs/a2a.md)
 and :func:`~wideep.routing.files.routing_from_spec` are in :mod:`wideep.routing.files`.
@@ -14,10 +15,11 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import norm
 
 from wideep.core import progress
 from wideep.core.errors import InputError
-from wideep.specs.model import Model
+from wideep.specs.model import POPULARITY_SIGMA_MAX, Model
 
 #: Weight of a topic's own experts against the others in ``topics:K`` routing (a token of topic t picks
 #: its experts with probability proportional to this weight on t's experts and 1 elsewhere). Calibrated
@@ -35,12 +37,19 @@ MAX_SAMPLE_TOKENS = 1 << 20
 
 #: Seconds per element of drawing a synthetic sample, on the 2-core machine benchmarks/ are timed on: uniform
 #: per (layer, token, selection), zipf and topics per (layer, token, expert) Gumbel key (measured: 138 and
-#: 70-77 ns for DeepSeek-V3, 58 layers). A sample estimated over MAX_SAMPLE_S is refused before it starts.
-SAMPLE_S = {"uniform": 1.4e-7, "zipf": 8e-8, "topics": 8e-8}
+#: 70-77 ns for DeepSeek-V3, 58 layers; lognormal per (layer, token, selection), about 250 ns). A sample estimated over MAX_SAMPLE_S is refused before it starts.
+SAMPLE_S = {"uniform": 1.4e-7, "zipf": 8e-8, "topics": 8e-8, "lognormal": 3e-7}
 MAX_SAMPLE_S = 120.0
+PER_SELECTION = ("uniform", "lognormal")  # kinds whose cost is per selection, the others' per expert
 
 MAX_TOPICS = 4096  # more topics than any model's experts only repeats the uniform case
-SPEC_RE = re.compile(r"^(uniform|zipf:(?P<s>[0-9.eE+-]+)|topics:(?P<k>[0-9]+))$")
+NUMBER = r"[0-9.eE+-]+"
+SPEC_RE = re.compile(rf"^(uniform|auto|zipf:(?P<s>{NUMBER})|topics:(?P<k>[0-9]+)|lognormal:(?P<g>{NUMBER}),(?P<e>{NUMBER}))$")
+
+#: Seed of the layers' popularity under ``lognormal`` routing (with the layer index): fixed, so that every
+#: sample of one model, whatever ``--seed`` draws its tokens, shares the same popular experts, as the steps of
+#: one deployment do; a placement fitted to one sample is judged on another of the same popularity.
+POPULARITY_SEED = 20250505
 
 
 @dataclass(frozen=True)
@@ -128,9 +137,14 @@ def check_sample_size(tokens: int) -> None:
                          f"{MAX_SAMPLE_TOKENS:,}", "--tokens")
 
 
-def sample_seconds(kind: str, layers: int, tokens: int, model: Model) -> float:
+def draw_seconds(kind: str, layers: int, tokens: int, top_k: int, n_experts: int) -> float:
     """Estimated seconds to draw ``tokens`` tokens of ``kind`` routing for ``layers`` layers (see SAMPLE_S)."""
-    return SAMPLE_S[kind] * layers * tokens * (model.top_k if kind == "uniform" else model.n_experts)
+    return SAMPLE_S[kind] * layers * tokens * (top_k if kind in PER_SELECTION else n_experts)
+
+
+def sample_seconds(kind: str, layers: int, tokens: int, model: Model) -> float:
+    """:func:`draw_seconds` for ``model``."""
+    return draw_seconds(kind, layers, tokens, model.top_k, model.n_experts)
 
 
 def check_sample_time(kind: str, layers: int, tokens: int, model: Model) -> None:
@@ -139,7 +153,7 @@ def check_sample_time(kind: str, layers: int, tokens: int, model: Model) -> None
     if seconds <= MAX_SAMPLE_S:
         return
     most = int(tokens * MAX_SAMPLE_S / seconds)
-    per = f"{model.top_k} selections" if kind == "uniform" else f"{model.n_experts} experts"
+    per = f"{model.top_k} selections" if kind in PER_SELECTION else f"{model.n_experts} experts"
     raise InputError(f"drawing {kind} routing for {layers} layers x {tokens:,} tokens x {per} would take about "
                      f"{seconds / 60:.0f} minutes, over the limit of {MAX_SAMPLE_S / 60:.0f} minutes; at most "
                      f"{most:,} tokens per layer (EP x --tokens) here", "--tokens")
@@ -197,22 +211,43 @@ def sort_columns(cols: list[np.ndarray]) -> list[np.ndarray]:
 # ----------------------------------------------------------------------------------------- synthetic
 
 
-def parse_spec(spec: str) -> tuple[str, float]:
-    """(kind, parameter) of a synthetic routing spec; anything else raises InputError."""
+def parse_spec(spec: str) -> tuple[str, tuple[float, ...]]:
+    """(kind, parameters) of a synthetic routing spec; anything else raises InputError.
+
+    >>> parse_spec("lognormal:0.4,0.6")
+    ('lognormal', (0.4, 0.6))
+    """
     m = SPEC_RE.match(spec)
     if not m:
-        raise InputError(f"unknown routing {spec!r} (uniform, zipf:S with a number S >= 0, topics:K with an "
-                         f"integer K >= 1, or a file)", "--routing")
+        raise InputError(f"unknown routing {spec!r} (uniform, auto, zipf:S with a number S >= 0, topics:K with an "
+                         f"integer K >= 1, lognormal:G,E with numbers 0 <= G, E <= {POPULARITY_SIGMA_MAX}, or a "
+                         f"file)", "--routing")
     if m["s"] is not None:
         s = float(m["s"])
         if not np.isfinite(s) or s < 0:
             raise InputError(f"zipf exponent must be a finite number >= 0, got {m['s']}", "--routing")
-        return "zipf", s
+        return "zipf", (s,)
     if m["k"] is not None:
         if not 1 <= int(m["k"]) <= MAX_TOPICS:
             raise InputError(f"topics:K needs 1 <= K <= {MAX_TOPICS}, got {m['k']}", "--routing")
-        return "topics", float(m["k"])
-    return "uniform", 0.0
+        return "topics", (float(m["k"]),)
+    if m["g"] is not None:
+        sigmas = tuple(float(x) if re.fullmatch(r"[0-9]*\.?[0-9]+", x) else -1.0 for x in (m["g"], m["e"]))
+        if not all(0 <= x <= POPULARITY_SIGMA_MAX for x in sigmas):
+            raise InputError(f"lognormal:G,E needs numbers 0 <= G, E <= {POPULARITY_SIGMA_MAX}, got "
+                             f"{m['g']},{m['e']}", "--routing")
+        return "lognormal", sigmas
+    return m[1], ()
+
+
+def resolve_auto(spec: str, model: Model) -> str:
+    """``auto``: the model's measured popularity as ``lognormal:G,E`` (models/<id>.toml ``[routing]``), or
+    ``uniform`` for a model without one; any other spec unchanged."""
+    if spec != "auto":
+        return spec
+    if model.popularity_sigma is None:
+        return "uniform"
+    return "lognormal:{:g},{:g}".format(*model.popularity_sigma)
 
 
 def groups_of(model: Model) -> tuple[int, int]:
@@ -220,17 +255,24 @@ def groups_of(model: Model) -> tuple[int, int]:
     return (model.n_group, model.topk_group) if model.n_group > 1 else (1, 1)
 
 
-def distinct_uniform(rng: np.random.Generator, n: int, high: int, k: int) -> np.ndarray:
-    """``n`` rows of ``k`` distinct integers in [0, high), uniform, by rejection; shape (n, k), sorted rows."""
-    out = rng.integers(0, high, size=(n, k), dtype=np.int32)
+def redraw_repeats(draw, n: int) -> np.ndarray:
+    """``n`` rows of distinct values: ``draw(rows)`` (an (len(rows), k) array for the row indices ``rows``)
+    again for every row holding a value twice, until none does; shape (n, k), rows sorted ascending."""
+    out = draw(np.arange(n))
+    k = out.shape[1]
     todo = np.arange(n)
     while todo.size:
         rows = np.stack(sort_columns([out[todo, j].copy() for j in range(k)]), axis=1)
         out[todo] = rows
         bad = (rows[:, 1:] == rows[:, :-1]).any(axis=1) if k > 1 else np.zeros(len(todo), bool)
         todo = todo[bad]
-        out[todo] = rng.integers(0, high, size=(todo.size, k), dtype=np.int32)
+        out[todo] = draw(todo)
     return out
+
+
+def distinct_uniform(rng: np.random.Generator, n: int, high: int, k: int) -> np.ndarray:
+    """``n`` rows of ``k`` distinct integers in [0, high), uniform, by rejection; shape (n, k), sorted rows."""
+    return redraw_repeats(lambda rows: rng.integers(0, high, size=(rows.size, k), dtype=np.int32), n)
 
 
 def uniform_topk(rng: np.random.Generator, tokens: int, n_experts: int, k: int, n_group: int,
@@ -271,6 +313,53 @@ def layer_log_weights(kind: str, param: float, rng: np.random.Generator, n_exper
     return np.where(owner[None, :] == np.arange(topics)[:, None], np.log(TOPIC_WEIGHT), 0.0)
 
 
+def quantile_normals(n: int) -> np.ndarray:
+    """The standard normal's quantiles at (i + 0.5) / n, ascending: n normals drawn evenly, shape (n,)."""
+    return norm.ppf((np.arange(n) + 0.5) / n)
+
+
+def lognormal_popularity(layer: int, n_experts: int, n_group: int, group_sigma: float, expert_sigma: float
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Group weights, shape (n_group,), and expert weights, shape (n_experts,), of one MoE layer.
+
+    A group weighs exp(group_sigma z), z one of n_group evenly drawn normals (:func:`quantile_normals`); an
+    expert weighs its group's weight times exp(expert_sigma z'), z' one of its group's evenly drawn normals.
+    Which group and expert gets which is drawn from (:data:`POPULARITY_SEED`, ``layer``).
+    """
+    rng = np.random.default_rng((POPULARITY_SEED, layer))
+    size = n_experts // n_group
+    group_w = np.exp(group_sigma * quantile_normals(n_group))[rng.permutation(n_group)]
+    within = np.exp(expert_sigma * quantile_normals(size))[np.argsort(rng.random((n_group, size)), axis=1)]
+    return group_w, (group_w[:, None] * within).ravel()
+
+
+def weighted_topk(rng: np.random.Generator, tokens: int, group_w: np.ndarray, expert_w: np.ndarray, k: int,
+                  topk_group: int) -> np.ndarray:
+    """Top-k ids: ``topk_group`` distinct groups drawn in proportion to ``group_w``, then ``k`` distinct experts
+    of those groups in proportion to ``expert_w`` (each a weighted draw redrawn while it repeats a value);
+    shape (tokens, k), rows sorted."""
+    n_group = group_w.size
+    size = expert_w.size // n_group
+    group_cdf = np.cumsum(group_w)
+    groups = redraw_repeats(lambda rows: np.minimum(np.searchsorted(
+        group_cdf, rng.random((rows.size, topk_group)) * group_cdf[-1], side="right"), n_group - 1), tokens)
+    cum = np.concatenate(([0.0], np.cumsum(expert_w)))
+    start = cum[:-1:size]
+    span = cum[size::size] - start
+
+    def experts(rows: np.ndarray) -> np.ndarray:
+        chosen = groups[rows]  # (m, topk_group)
+        ends = np.cumsum(span[chosen], axis=1)  # the chosen groups' weights laid end to end
+        t = rng.random((rows.size, k)) * ends[:, -1:]
+        slot = np.minimum((t[:, :, None] >= ends[:, None, :]).sum(axis=2), topk_group - 1)
+        group = np.take_along_axis(chosen, slot, axis=1)
+        offset = t - np.take_along_axis(ends - span[chosen], slot, axis=1)
+        ids = np.searchsorted(cum[1:], start[group] + offset, side="right")
+        return np.minimum(ids, (group + 1) * size - 1).astype(np.int32)
+
+    return redraw_repeats(experts, tokens)
+
+
 def synthetic_routing(model: Model, spec: str, tokens: int, seed: int = 0, layers: int | None = None,
                       chunk_tokens: int = 16384) -> RoutingStats:
     """Seeded synthetic top-k samples.
@@ -282,7 +371,9 @@ def synthetic_routing(model: Model, spec: str, tokens: int, seed: int = 0, layer
     spec : str
         ``uniform``; ``zipf:S`` (expert popularity proportional to 1/rank^S, a fresh random ranking per
         layer); ``topics:K`` (each token belongs to one of K topics; a topic's experts are
-        :data:`TOPIC_WEIGHT` times likelier, so co-activation has structure while loads stay even).
+        :data:`TOPIC_WEIGHT` times likelier, so co-activation has structure while loads stay even);
+        ``lognormal:G,E`` (popular groups and experts, :func:`lognormal_popularity`, the same for every
+        seed); ``auto`` (:func:`resolve_auto`).
     tokens : int
         Tokens sampled per layer.
     layers : int, optional
@@ -295,7 +386,8 @@ def synthetic_routing(model: Model, spec: str, tokens: int, seed: int = 0, layer
     >>> s.topk_ids.shape, float(s.load.sum())
     ((2, 4, 2), 16.0)
     """
-    kind, param = parse_spec(spec)
+    spec = resolve_auto(spec, model)
+    kind, params = parse_spec(spec)
     if not model.is_moe:
         raise InputError(f"{model.id} has no routed experts", "--model")
     if tokens <= 0:
@@ -311,8 +403,11 @@ def synthetic_routing(model: Model, spec: str, tokens: int, seed: int = 0, layer
     for layer in range(n_layers):
         if kind == "uniform":
             ids[layer] = uniform_topk(rng, tokens, model.n_experts, model.top_k, n_group, topk_group)
+        elif kind == "lognormal":
+            group_w, expert_w = lognormal_popularity(layer, model.n_experts, n_group, *params)
+            ids[layer] = weighted_topk(rng, tokens, group_w, expert_w, model.top_k, topk_group)
         else:
-            log_w = layer_log_weights(kind, param, rng, model.n_experts)
+            log_w = layer_log_weights(kind, params[0], rng, model.n_experts)
             for start in range(0, tokens, chunk_tokens):
                 n = min(chunk_tokens, tokens - start)
                 rows = log_w[rng.integers(0, log_w.shape[0], size=n)]

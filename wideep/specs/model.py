@@ -16,7 +16,7 @@ from typing import Any
 
 from wideep.core import units
 from wideep.core.catalog import Field, check_table, read_file, resolve
-from wideep.core.errors import InputError
+from wideep.core.errors import CatalogError, InputError
 from wideep.core.limits import check_option
 from wideep.core.units import DType, KVFormat
 from wideep.specs.attention import Attention, LinearAttention
@@ -30,7 +30,17 @@ MODEL_FIELDS = {
     "active_params_count_lm_head": Field(bool, required=False),
     "published_active_tolerance": Field(float, "positive", required=False),
     "config": Field(dict),
+    "routing": Field(dict, required=False),
 }
+
+#: ``[routing]`` of a model file: the spread of its measured expert popularity (see ``lognormal`` routing in
+#: :mod:`wideep.routing.stats`), each the standard deviation of a log weight, at most POPULARITY_SIGMA_MAX.
+ROUTING_FIELDS = {"group_sigma": Field(float, "nonneg"), "expert_sigma": Field(float, "nonneg")}
+
+#: Largest popularity spread accepted: past it one expert takes nearly every selection of its group, which no
+#: published routing statistics show (DeepSeek-V3's measured spread is about a third of it), and drawing
+#: distinct experts by rejection slows down.
+POPULARITY_SIGMA_MAX = 1.5
 
 __all__ = ["Attention", "LinearAttention", "Model", "PARSERS", "kv_usage", "load_model", "model_from_config"]
 
@@ -68,6 +78,7 @@ class Model:
     active_counts_embedding: bool = False
     active_counts_lm_head: bool = True
     published_active_tolerance: float = 0.03  # relative; only a model whose miss is stated in its file widens it
+    popularity_sigma: tuple[float, float] | None = None  # (group, expert) spread of measured routing, if any
 
     @property
     def is_moe(self) -> bool:
@@ -251,7 +262,19 @@ def _load_model(path_str: str) -> Model:
         published_total_B=data["published_total_params_B"], published_active_B=data["published_active_params_B"],
         active_counts_embedding=data["active_params_count_embedding"],
         active_counts_lm_head=data.get("active_params_count_lm_head", True),
-        published_active_tolerance=data.get("published_active_tolerance", 0.03))
+        published_active_tolerance=data.get("published_active_tolerance", 0.03),
+        popularity_sigma=popularity_sigma(data.get("routing"), path_str))
+
+
+def popularity_sigma(table: dict[str, Any] | None, source: str) -> tuple[float, float] | None:
+    """(group_sigma, expert_sigma) of a model file's ``[routing]`` table, None without one."""
+    if table is None:
+        return None
+    check_table(table, ROUTING_FIELDS, source, "routing.")
+    for key in ROUTING_FIELDS:
+        if table[key] > POPULARITY_SIGMA_MAX:
+            raise CatalogError(f"must be <= {POPULARITY_SIGMA_MAX}, got {table[key]}", source, f"routing.{key}")
+    return float(table["group_sigma"]), float(table["expert_sigma"])
 
 
 def kv_usage(model: Model, context_tokens: int, kv: str | DType | KVFormat) -> dict[str, Any]:
