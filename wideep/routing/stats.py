@@ -333,6 +333,29 @@ def lognormal_popularity(layer: int, n_experts: int, n_group: int, group_sigma: 
     return group_w, (group_w[:, None] * within).ravel()
 
 
+def alias_table(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Walker's alias table of ``weights`` (n,): draw column j uniformly, keep it with probability
+    ``keep[j]``, else take ``alias[j]``; each value then comes out in proportion to its weight."""
+    n = weights.size
+    scaled = weights * n / weights.sum()
+    keep, alias = np.ones(n), np.arange(n)
+    small = [i for i in range(n) if scaled[i] < 1.0]
+    large = [i for i in range(n) if scaled[i] >= 1.0]
+    while small and large:
+        s, g = small.pop(), large[-1]
+        keep[s], alias[s] = scaled[s], g
+        scaled[g] -= 1.0 - scaled[s]
+        if scaled[g] < 1.0:
+            small.append(large.pop())
+    return keep, alias
+
+
+def alias_draw(rng: np.random.Generator, keep: np.ndarray, alias: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Draws of shape ``shape`` from an :func:`alias_table`."""
+    column = rng.integers(0, keep.size, size=shape)
+    return np.where(rng.random(shape) < keep[column], column, alias[column])
+
+
 def weighted_topk(rng: np.random.Generator, tokens: int, group_w: np.ndarray, expert_w: np.ndarray, k: int,
                   topk_group: int) -> np.ndarray:
     """Top-k ids: ``topk_group`` distinct groups drawn in proportion to ``group_w``, then ``k`` distinct experts
@@ -340,22 +363,21 @@ def weighted_topk(rng: np.random.Generator, tokens: int, group_w: np.ndarray, ex
     shape (tokens, k), rows sorted."""
     n_group = group_w.size
     size = expert_w.size // n_group
-    group_cdf = np.cumsum(group_w)
-    groups = redraw_repeats(lambda rows: np.minimum(np.searchsorted(
-        group_cdf, rng.random((rows.size, topk_group)) * group_cdf[-1], side="right"), n_group - 1), tokens)
-    cum = np.concatenate(([0.0], np.cumsum(expert_w)))
-    start = cum[:-1:size]
-    span = cum[size::size] - start
+    group_keep, group_alias = alias_table(group_w)
+    groups = redraw_repeats(lambda rows: alias_draw(rng, group_keep, group_alias, (rows.size, topk_group)), tokens)
+    within = expert_w.reshape(n_group, size)
+    tables = [alias_table(w) for w in within]
+    keep = np.stack([t[0] for t in tables]).ravel()
+    alias = np.stack([t[1] + g * size for g, t in enumerate(tables)]).ravel()
+    span = within.sum(axis=1)
 
     def experts(rows: np.ndarray) -> np.ndarray:
         chosen = groups[rows]  # (m, topk_group)
         ends = np.cumsum(span[chosen], axis=1)  # the chosen groups' weights laid end to end
         t = rng.random((rows.size, k)) * ends[:, -1:]
         slot = np.minimum((t[:, :, None] >= ends[:, None, :]).sum(axis=2), topk_group - 1)
-        group = np.take_along_axis(chosen, slot, axis=1)
-        offset = t - np.take_along_axis(ends - span[chosen], slot, axis=1)
-        ids = np.searchsorted(cum[1:], start[group] + offset, side="right")
-        return np.minimum(ids, (group + 1) * size - 1).astype(np.int32)
+        column = np.take_along_axis(chosen, slot, axis=1) * size + rng.integers(0, size, size=(rows.size, k))
+        return np.where(rng.random((rows.size, k)) < keep[column], column, alias[column]).astype(np.int32)
 
     return redraw_repeats(experts, tokens)
 
