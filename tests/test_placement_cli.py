@@ -146,14 +146,18 @@ def test_bounds_and_hopper_nvfp4_exit_2(args, needle):
     assert res.returncode == 2 and needle in res.stderr and "Traceback" not in res.stderr, res.stderr
 
 
-def test_plan_placement_auto_is_no_slower_than_either_eplb_policy():
+@pytest.mark.parametrize("routing, slack", [("uniform", 1e-9), ("auto", 0.01)])
+def test_plan_placement_auto_is_no_slower_than_either_eplb_policy(routing, slack):
     """``wideep plan --placement auto``: the placement of least predicted MoE layer time, per layer among
-    EPLB's two policies and topology's candidates; the plan's decode step is then no slower than with either."""
+    EPLB's two policies and topology's candidates; the plan's decode step is then no slower than with either.
+    On skewed routing (``auto``: DeepSeek's measured popularity) the choice, made on the 4,096-token placement
+    sample at 128 tokens per GPU, is judged on a held-out sample at 64: up to 1% slower than the better policy
+    (0.6% today, 35.05 vs 34.83 ms)."""
     step = {}
     for p in ("balanced", "global", "auto"):
-        res = run_cli("plan", "--placement", p, "--topology", "hgx-h100", "--ep", "32", "--json")
+        res = run_cli("plan", "--placement", p, "--topology", "hgx-h100", "--ep", "32", "--routing", routing, "--json")
         assert res.returncode == 0, res.stderr
         d = json.loads(res.stdout)
         assert d["placement"] == d["expert_parallel"]["placement"] == p
         step[p] = d["step_ms"]
-    assert step["auto"] <= min(step["balanced"], step["global"]) * (1 + 1e-9)
+    assert step["auto"] <= min(step["balanced"], step["global"]) * (1 + slack)
