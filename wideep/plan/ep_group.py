@@ -16,6 +16,7 @@ from wideep.core.memo import Memo
 from wideep.placement.objective import Basis
 from wideep.placement.placers import SEARCHING, place
 from wideep.routing.files import looks_like_file, routing_from_spec
+from wideep.routing.split import token_slice
 from wideep.routing.stats import RoutingStats
 from wideep.slots import DEFAULT_REPLICA_RULE
 from wideep.specs.model import Model
@@ -69,14 +70,27 @@ def placed(model: Model, topology: str, ep_size: int, redundant: int, routing: s
 
 @lru_cache(maxsize=16)
 def placement_sample(model: Model, routing: str, seed: int, layers: int) -> RoutingStats:
-    """The routing sample placements are fitted to: SAMPLE_TOKENS tokens, ``seed``."""
-    return routing_from_spec(routing, model, SAMPLE_TOKENS, seed=seed, layers=layers)
+    """The routing sample placements are fitted to: the first SAMPLE_TOKENS tokens of :func:`synthetic_sample`,
+    or a statistics file's own tokens."""
+    if looks_like_file(routing):
+        return routing_from_spec(routing, model, SAMPLE_TOKENS, seed=seed, layers=layers)
+    return token_slice(synthetic_sample(model, routing, seed, layers), 0, SAMPLE_TOKENS)
 
 
 @lru_cache(maxsize=16)
 def held_out_sample(model: Model, routing: str, seed: int, layers: int) -> RoutingStats:
-    """The routing sample steps are judged on: MAX_SHARE_TOKENS tokens, seed + 1 (not the placement's)."""
-    return routing_from_spec(routing, model, MAX_SHARE_TOKENS, seed=seed + 1, layers=layers)
+    """The routing sample steps are judged on: the MAX_SHARE_TOKENS tokens of :func:`synthetic_sample` after the
+    placement's, or a statistics file's own tokens (resampled with seed + 1 when too few)."""
+    if looks_like_file(routing):
+        return routing_from_spec(routing, model, MAX_SHARE_TOKENS, seed=seed + 1, layers=layers)
+    return token_slice(synthetic_sample(model, routing, seed, layers), SAMPLE_TOKENS, None)
+
+
+@lru_cache(maxsize=16)
+def synthetic_sample(model: Model, routing: str, seed: int, layers: int) -> RoutingStats:
+    """One draw of SAMPLE_TOKENS + MAX_SHARE_TOKENS tokens: placement and judgement then see the same per-layer
+    popularity (``zipf``'s ranking, ``topics``' experts), on different tokens."""
+    return routing_from_spec(routing, model, SAMPLE_TOKENS + MAX_SHARE_TOKENS, seed=seed, layers=layers)
 
 
 def busiest_share(model: Model, topology: str, ep_size: int, redundant: int, routing: str, placement: str,

@@ -71,9 +71,12 @@ def token_halves(stats: RoutingStats) -> tuple[RoutingStats, RoutingStats]:
     if stats.topk_ids is None or stats.topk_ids.shape[1] < 2:
         raise InputError("needs token samples with at least two tokens to split", "--stats")
     half = stats.topk_ids.shape[1] // 2
-    ids = stats.topk_ids
-    return (from_topk(ids[:, :half], stats.n_experts, stats.rows_sorted),
-            from_topk(ids[:, half:], stats.n_experts, stats.rows_sorted))
+    return token_slice(stats, 0, half), token_slice(stats, half, None)
+
+
+def token_slice(stats: RoutingStats, start: int, stop: int | None) -> RoutingStats:
+    """Tokens ``start`` .. ``stop`` - 1 (to the end when None) of token samples, loads recounted."""
+    return from_topk(stats.topk_ids[:, start:stop], stats.n_experts, stats.rows_sorted)
 
 
 def load_all(paths: list[str], model: Model) -> RoutingStats:
