@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import combinations
+from math import comb
 
 import numpy as np
-from scipy.stats import norm
+from scipy.special import ndtri
 
 from wideep.core import progress
 from wideep.core.errors import InputError
@@ -315,7 +317,7 @@ def layer_log_weights(kind: str, param: float, rng: np.random.Generator, n_exper
 
 def quantile_normals(n: int) -> np.ndarray:
     """The standard normal's quantiles at (i + 0.5) / n, ascending: n normals drawn evenly, shape (n,)."""
-    return norm.ppf((np.arange(n) + 0.5) / n)
+    return ndtri((np.arange(n) + 0.5) / n)
 
 
 def lognormal_popularity(layer: int, n_experts: int, n_group: int, group_sigma: float, expert_sigma: float
@@ -356,6 +358,28 @@ def alias_draw(rng: np.random.Generator, keep: np.ndarray, alias: np.ndarray, sh
     return np.where(rng.random(shape) < keep[column], column, alias[column])
 
 
+#: Most sets of routing groups enumerated for a draw (DeepSeek-V3's 4 of 8 groups: 70); past it the sets a
+#: draw meets are found by drawing groups one by one.
+GROUP_SETS_MAX = 20_000
+
+
+def token_group_sets(rng: np.random.Generator, tokens: int, group_w: np.ndarray, topk_group: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Each token's ``topk_group`` distinct groups, drawn as weighted draws redrawn while they repeat a group:
+    (sets, shape (n_sets, topk_group) rows sorted; token_set, shape (tokens,), each token's row of sets).
+
+    A set's probability is the product of its groups' weights, normalised, so with few sets every set is
+    enumerated and a token's set is one alias lookup."""
+    if comb(group_w.size, topk_group) > GROUP_SETS_MAX:
+        keep, alias = alias_table(group_w)
+        groups = redraw_repeats(lambda rows: alias_draw(rng, keep, alias, (rows.size, topk_group)), tokens)
+        sets, token_set = np.unique(groups, axis=0, return_inverse=True)
+        return sets, token_set.ravel()
+    sets = np.array(list(combinations(range(group_w.size), topk_group)), dtype=np.int64)
+    weight = np.prod(group_w[sets], axis=1)
+    return sets, alias_draw(rng, *alias_table(weight / weight.sum()), (tokens,))
+
+
 def weighted_topk(rng: np.random.Generator, tokens: int, group_w: np.ndarray, expert_w: np.ndarray, k: int,
                   topk_group: int) -> np.ndarray:
     """Top-k ids: ``topk_group`` distinct groups drawn in proportion to ``group_w``, then ``k`` distinct experts
@@ -363,20 +387,18 @@ def weighted_topk(rng: np.random.Generator, tokens: int, group_w: np.ndarray, ex
     shape (tokens, k), rows sorted."""
     n_group = group_w.size
     size = expert_w.size // n_group
-    group_keep, group_alias = alias_table(group_w)
-    groups = redraw_repeats(lambda rows: alias_draw(rng, group_keep, group_alias, (rows.size, topk_group)), tokens)
+    sets, token_set = token_group_sets(rng, tokens, group_w, topk_group)
     within = expert_w.reshape(n_group, size)
+    ends = np.cumsum(within.sum(axis=1)[sets], axis=1)  # each set's groups' weights laid end to end
     tables = [alias_table(w) for w in within]
-    keep = np.stack([t[0] for t in tables]).ravel()
-    alias = np.stack([t[1] + g * size for g, t in enumerate(tables)]).ravel()
-    span = within.sum(axis=1)
+    keep = np.concatenate([t[0] for t in tables])
+    alias = np.concatenate([t[1] + g * size for g, t in enumerate(tables)])
 
     def experts(rows: np.ndarray) -> np.ndarray:
-        chosen = groups[rows]  # (m, topk_group)
-        ends = np.cumsum(span[chosen], axis=1)  # the chosen groups' weights laid end to end
-        t = rng.random((rows.size, k)) * ends[:, -1:]
-        slot = np.minimum((t[:, :, None] >= ends[:, None, :]).sum(axis=2), topk_group - 1)
-        column = np.take_along_axis(chosen, slot, axis=1) * size + rng.integers(0, size, size=(rows.size, k))
+        chosen = token_set[rows, None]  # (m, 1)
+        t = rng.random((rows.size, k)) * ends[chosen, -1]
+        slot = np.minimum((t[:, :, None] >= ends[chosen]).sum(axis=2), topk_group - 1)
+        column = sets[chosen, slot] * size + rng.integers(0, size, size=(rows.size, k))
         return np.where(rng.random((rows.size, k)) < keep[column], column, alias[column]).astype(np.int32)
 
     return redraw_repeats(experts, tokens)
