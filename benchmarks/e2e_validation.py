@@ -96,8 +96,9 @@ LATENCY_CASES = [
 #: concurrency = the batch on every rank: published output tokens/s per GPU over the whole run (trtllm-bench
 #: averages, not decode alone), compared with ``wideep search``'s aggregated point. Attention data-parallel with
 #: the experts over the node (TensorRT-LLM's DEP layout), no redundant experts or EPLB, no MTP, no two-batch
-#: overlap. Routing uniform (the default); the DeepSeek cases are missed with it (tests/test_plan_validation.py)
-#: and land within 25% on SGLang's published DeepSeek-V3 statistics (tests/test_real_routing.py).
+#: overlap. Routing ``auto`` (the default: DeepSeek's measured popularity, none for gpt-oss); on uniform routing
+#: the DeepSeek cases were 39-77% optimistic, and they land within 25% on SGLang's published DeepSeek-V3
+#: statistics themselves (tests/test_real_routing.py).
 THROUGHPUT_CASES = [
     Case("DeepSeek-R1 NVFP4, 8x B200, DEP8, FP8 KV, batch 896", "TensorRT-LLM Best_perf_practice_on_DeepSeek-R1 (B200 max-throughput)",
          PlanSpec(model="deepseek-r1", topology="hgx-b200", ep=8, batch=896, isl=1024, osl=2048, dtype="nvfp4",

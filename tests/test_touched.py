@@ -80,8 +80,8 @@ def test_plan_says_what_the_experts_touched_came_from(tmp_path):
 
 
 def test_small_steps_average_the_busiest_rank_over_held_out_steps():
-    """One 4-token step's busiest rank is a noisy draw: the count is a mean over 32 disjoint steps, and a step of
-    1,024 tokens or more is counted once."""
+    """One 4-token step's busiest rank is a noisy draw: the count is a mean over 256 disjoint steps (1,024 tokens in
+    all), and a step of 1,024 tokens or more is counted once."""
     import numpy as np
 
     from wideep.plan.ep_group import step_samples
@@ -90,6 +90,6 @@ def test_small_steps_average_the_busiest_rank_over_held_out_steps():
     ids = np.random.default_rng(0).integers(0, 64, size=(2, 4096, 4))
     sample = from_topk(ids, 64)
     steps = step_samples(sample, 4)
-    assert len(steps) == 32 and all(s.topk_ids.shape == (2, 4, 4) for s in steps)
-    assert np.array_equal(np.concatenate([s.topk_ids for s in steps], axis=1), ids[:, :128])
+    assert len(steps) == 256 and all(s.topk_ids.shape == (2, 4, 4) for s in steps)
+    assert np.array_equal(np.concatenate([s.topk_ids for s in steps], axis=1), ids[:, :1024])
     assert len(step_samples(sample, 1024)) == 1 and len(step_samples(from_topk(ids[:, :3], 64), 4)) == 1
