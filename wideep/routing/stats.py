@@ -38,9 +38,10 @@ TOPIC_WEIGHT = 42.0
 MAX_SAMPLE_TOKENS = 1 << 20
 
 #: Seconds per element of drawing a synthetic sample, on the 2-core machine benchmarks/ are timed on: uniform
-#: per (layer, token, selection), zipf and topics per (layer, token, expert) Gumbel key (measured: 138 and
-#: 70-77 ns for DeepSeek-V3, 58 layers; lognormal per (layer, token, selection), about 250 ns). A sample estimated over MAX_SAMPLE_S is refused before it starts.
-SAMPLE_S = {"uniform": 1.4e-7, "zipf": 8e-8, "topics": 8e-8, "lognormal": 3e-7}
+#: and lognormal per (layer, token, selection), zipf and topics per (layer, token, expert) Gumbel key (measured
+#: for DeepSeek-V3, 58 layers: uniform 138 ns, zipf and topics 70-77 ns, lognormal 146 ns). A sample estimated
+#: over MAX_SAMPLE_S is refused before it starts.
+SAMPLE_S = {"uniform": 1.4e-7, "zipf": 8e-8, "topics": 8e-8, "lognormal": 1.5e-7}
 MAX_SAMPLE_S = 120.0
 PER_SELECTION = ("uniform", "lognormal")  # kinds whose cost is per selection, the others' per expert
 
