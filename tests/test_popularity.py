@@ -52,7 +52,7 @@ def test_trtllm_deepseek_r1_ep32_hottest_rank_held_out(placement, redundant, pub
     """TensorRT-LLM tech blog 4, Table 1 (DeepSeek-R1, EP32 on GB200, decode, machine translation, 1,024 selections
     per rank and iteration, i.e. 4,096 tokens a step): the hottest rank over the mean is 2.564 without EPLB and
     1.109 with it (9 slots per rank). Not used by the fit (SGLang's DeepSeek-V3 decode statistics): the plan's own
-    busiest-GPU measurement gives 2.42 (-6%) and 1.08 (-2%) today; 15% allowed."""
+    busiest-GPU measurement gives 2.43 (-5%) and 1.09 (-2%) today; 15% allowed."""
     share = busiest_share(R1, "gb200-nvl72", 32, redundant, "auto", placement, 0, 4096)
     assert 32 * share == pytest.approx(published, rel=0.15)
 
