@@ -1,5 +1,6 @@
-"""DeepSeek-V3's expert popularity: ``lognormal:G,E`` routing fitted to SGLang's published decode statistics,
-checked on what the fit did not use.
+"""Measured expert popularity: ``lognormal:G,E`` routing fitted to published routing statistics, checked on
+what the fit did not use. Two models: DeepSeek-V3 (SGLang's statistics, a folder you pass) and gpt-oss-20b
+(``--gpt-oss``: counts shipped in benchmarks/data/, see its README).
 
 The statistics: SGLang's per-layer expert counts of DeepSeek-V3 (SGLang issue #6017 attachment, copy in
 GeneratedRandomly/SGLang-reproduce attachment_ep_statistics/; docs/sources.md section 4), 4 decode and 8
@@ -17,7 +18,13 @@ files, all of these on the 8 prefill files, and TensorRT-LLM's DeepSeek-R1 figur
 EP32 on GB200, decode, machine translation: "the hottest rank receives 1.56 times more routed tokens than
 the mean", busiest/mean 2.56).
 
-Run: python benchmarks/routing_fit.py FOLDER [--tokens 16384] [--markdown]
+gpt-oss-20b (one routing group, so G = 0): ``E`` fitted to the coefficient of variation of expert loads (the
+same figure as DeepSeek's in-group CV); checked: the busiest of 4, 8 and 16 contiguous blocks (EP4/8/16
+without EPLB) on the measured expert numbering and with the experts shuffled (the model assigns popularity
+to experts at random), and the hottest expert.
+
+Run: python benchmarks/routing_fit.py FOLDER [--tokens 16384]
+     python benchmarks/routing_fit.py --gpt-oss [--tokens 16384]
 """
 
 from __future__ import annotations
@@ -37,6 +44,9 @@ from wideep.specs.model import load_model
 from wideep.specs.topology import load_cluster
 
 MODEL = "deepseek-v3"
+GPT_OSS = "gpt-oss-20b"
+GPT_OSS_COUNTS = Path(__file__).resolve().parent / "data" / "gpt-oss-20b-expert-counts.csv"
+GPT_OSS_BLOCKS = (4, 8, 16)
 TRTLLM_EP32_BUSIEST = 2.56  # TensorRT-LLM tech blog 4, Table 1: hottest rank 1.56x more than the mean
 CHECKS = ("busiest of 16", "busiest of 32", "busiest of 64", "expert CV", "group CV", "hottest expert",
           "EPLB EP32 balancedness", "EPLB EP8 balancedness")
@@ -87,6 +97,39 @@ def fit(target_busiest: float, target_within_cv: float, tokens: int) -> tuple[fl
     return g, e
 
 
+def gpt_oss_figures(load: np.ndarray, shuffle_seed: int | None = None) -> dict[str, float]:
+    """Expert CV, busiest of GPT_OSS_BLOCKS blocks and hottest expert of a (layers, experts) load matrix, its
+    experts shuffled per layer first when ``shuffle_seed`` is given."""
+    if shuffle_seed is not None:
+        rng = np.random.default_rng(shuffle_seed)
+        load = np.stack([row[rng.permutation(row.size)] for row in load])
+    return {"expert CV": float(cv(load, 1).mean()),
+            **{f"busiest of {b}": busiest_block(load, b) for b in GPT_OSS_BLOCKS},
+            "hottest expert": float((load.max(axis=1) / load.mean(axis=1)).mean())}
+
+
+def fit_gpt_oss(tokens: int) -> int:
+    """Fit and check gpt-oss-20b's ``expert_sigma`` on the shipped counts; prints a markdown table."""
+    model = load_model(GPT_OSS)
+    real = load_routing(str(GPT_OSS_COUNTS), model).load
+    measured = gpt_oss_figures(real)
+    shuffled = [gpt_oss_figures(real, seed) for seed in range(100)]
+    shuffled = {k: float(np.mean([f[k] for f in shuffled])) for k in measured}
+    synth = lambda e: synthetic_routing(model, f"lognormal:0,{e:.6f}", tokens).load  # noqa: E731
+    e = brentq(lambda x: gpt_oss_figures(synth(x))["expert CV"] - measured["expert CV"], 0.05, 1.5, xtol=1e-3)
+    model_figures = gpt_oss_figures(synth(e))
+    print(f"gpt-oss-20b: expert_sigma = {e:.2f} (lognormal:0,{e:.2f}), fitted to the expert CV of "
+          f"{GPT_OSS_COUNTS.name} ({len(real)} layers)\n")
+    print("| figure | measured | experts shuffled | lognormal | vs measured | vs shuffled | role |")
+    print("|---|---|---|---|---|---|---|")
+    for key, value in measured.items():
+        m, sh = value, shuffled[key]
+        role = "fit" if key == "expert CV" else "held out"
+        print(f"| {key} | {m:.3f} | {sh:.3f} | {model_figures[key]:.3f} | {100 * (model_figures[key] / m - 1):+.1f}% | "
+              f"{100 * (model_figures[key] / sh - 1):+.1f}% | {role} |")
+    return 0
+
+
 def mean_figures(loads: list[np.ndarray]) -> dict[str, float]:
     per_file = [figures(load) for load in loads]
     return {k: float(np.mean([f[k] for f in per_file])) for k in per_file[0]}
@@ -94,9 +137,14 @@ def mean_figures(loads: list[np.ndarray]) -> dict[str, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("folder", help="folder of SGLang logical_count JSON files")
+    ap.add_argument("folder", nargs="?", help="folder of SGLang logical_count JSON files (DeepSeek-V3)")
+    ap.add_argument("--gpt-oss", action="store_true", help="fit gpt-oss-20b on the shipped counts instead")
     ap.add_argument("--tokens", type=int, default=16384, help="tokens per layer of the synthetic samples")
     args = ap.parse_args()
+    if args.gpt_oss:
+        return fit_gpt_oss(args.tokens)
+    if args.folder is None:
+        ap.error("give SGLang's statistics folder, or --gpt-oss")
     model = load_model(MODEL)
     files = sorted(Path(args.folder).glob("*.json"))
     if len(files) != 12:
