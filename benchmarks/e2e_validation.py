@@ -96,16 +96,19 @@ LATENCY_CASES = [
 #: concurrency = the batch on every rank: published output tokens/s per GPU over the whole run (trtllm-bench
 #: averages, not decode alone), compared with ``wideep search``'s aggregated point. Attention data-parallel with
 #: the experts over the node (TensorRT-LLM's DEP layout), no redundant experts or EPLB, no MTP, no two-batch
-#: overlap. Routing ``auto`` (the default: DeepSeek's measured popularity, none for gpt-oss); on uniform routing
+#: overlap. The B200 runs' precision is tech blog 3's: blog 1's recipe (BF16 attention projections: the
+#: nvidia/DeepSeek-R1-FP4 checkpoints quantize only the MoE layers) with, for the FP8-KV run, an FP8 KV cache
+#: and FP8 attention kernel. Routing ``auto`` (the default: DeepSeek's measured popularity, none for gpt-oss); on uniform routing
 #: the DeepSeek cases were 39-77% optimistic, and they land within 25% on SGLang's published DeepSeek-V3
 #: statistics themselves (tests/test_real_routing.py).
 THROUGHPUT_CASES = [
     Case("DeepSeek-R1 NVFP4, 8x B200, DEP8, FP8 KV, batch 896", "TensorRT-LLM Best_perf_practice_on_DeepSeek-R1 (B200 max-throughput)",
          PlanSpec(model="deepseek-r1", topology="hgx-b200", ep=8, batch=896, isl=1024, osl=2048, dtype="nvfp4",
-                  kv_dtype="fp8", redundant=0, placement="contiguous", overlap="none"), "agg", 5_393.28, gpus_per_node=1),
+                  kv_dtype="fp8", attn_dtype="bf16", redundant=0, placement="contiguous", overlap="none"), "agg", 5_393.28,
+         gpus_per_node=1),
     Case("DeepSeek-R1 NVFP4, 8x B200, DEP8, batch 384", "TensorRT-LLM Best_perf_practice_on_DeepSeek-R1 (B200 max-throughput)",
          PlanSpec(model="deepseek-r1", topology="hgx-b200", ep=8, batch=384, isl=1024, osl=2048, dtype="nvfp4",
-                  redundant=0, placement="contiguous", overlap="none"), "agg", 4_548.0, gpus_per_node=1),
+                  attn_dtype="bf16", redundant=0, placement="contiguous", overlap="none"), "agg", 4_548.0, gpus_per_node=1),
     Case("DeepSeek-R1 FP8, 8x H200, DEP8, batch 128", "TensorRT-LLM Best_perf_practice_on_DeepSeek-R1 (H200 max-throughput)",
          PlanSpec(model="deepseek-r1", topology="hgx-h200", ep=8, batch=128, isl=1024, osl=2048, redundant=0,
                   placement="contiguous", overlap="none"), "agg", 1_436.16, gpus_per_node=1),

@@ -35,14 +35,7 @@ def test_steady_state_case(case):
     assert predicted == pytest.approx(case.published_per_node, rel=tolerance), (case.name, predicted)
 
 
-SKEW_MISS = ("held-out miss (+30%) on the default routing (DeepSeek's measured popularity, no EPLB): on uniform "
-             "routing it was +77%, on SGLang's published DeepSeek-V3 statistics +19% (tests/test_real_routing.py); "
-             "per-step host work at batch 896 is not modelled")
-
-
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=SKEW_MISS))
-                                  if "batch 896" in c.name else c for c in e2e.THROUGHPUT_CASES],
-                         ids=lambda c: c.name[:40])
+@pytest.mark.parametrize("case", e2e.THROUGHPUT_CASES, ids=lambda c: c.name[:40])
 def test_max_throughput_case(case):
     assert e2e.per_gpu_aggregated(case) == pytest.approx(case.published_per_node, rel=STEADY_TOLERANCE)
 

@@ -236,6 +236,8 @@ def shapes_from_gemm(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
 
 #: Efficiencies tried by :func:`attention_from_mla` (a grid: two numbers, a few hundred rows)
 EFFICIENCY_GRID = np.round(np.arange(0.10, 1.0001, 0.01), 2)
+#: Fixed work per sequence tried, in cached tokens' worth of score FLOPs
+SEQUENCE_TOKENS_GRID = np.arange(0.0, 4000.1, 16.0)
 #: Rows of the MLA table within this many times its fastest are launch- and ramp-bound, not roofline-bound
 ROOFLINE_ROWS = 8.0
 #: ... and rows with fewer cached tokens are bound by the query and output (128 heads x 1,088 values per token,
@@ -245,45 +247,59 @@ KV_BOUND_CONTEXT = 2048
 
 def attention_from_mla(rows: list[dict], gpu: GPU, model: Model) -> dict:
     """``[attention]`` of ``gpu`` from the MLA decode kernel's rows at ``model``'s heads on one rank, timed as
-    the step model times ``attn_core`` (score FLOPs over the cached tokens, the KV they read), on the rows at
-    least :data:`ROOFLINE_ROWS` times the table's fastest and :data:`KV_BOUND_CONTEXT` tokens long. MLA's
-    FLOPs and KV bytes grow together (242 FLOP per byte in bf16), so the rows cannot tell the two sides apart:
-    each efficiency is the one that explains the rows alone (least squares in log time), ``hbm_efficiency``
-    and ``flops_efficiency`` from the bf16-KV rows, ``flops_efficiency_fp8`` (against the fp8 peak: the kernel
-    multiplies in fp8) from the fp8-KV rows with that hbm_efficiency. Every model's decode attention takes
-    these (AIConfigurator times other attention kernels elsewhere; not read)."""
+    the step model times ``attn_core`` (score FLOPs over the cached tokens, the KV they read, plus a fixed work
+    per sequence), on the rows at least :data:`ROOFLINE_ROWS` times the table's fastest and
+    :data:`KV_BOUND_CONTEXT` tokens long.
+
+    MLA's FLOPs and KV bytes grow together (242 FLOP per byte in bf16), so the rows cannot tell the two sides
+    apart: ``hbm_efficiency`` is the one that explains the bf16-KV rows alone. The rows' efficiency rises with
+    the context at every batch (B200, 1,024 sequences, fp8: 0.39 of the peak at 2,048 tokens, 0.62 at 16,384),
+    which a fixed time per sequence (loading and quantising its query, writing its output) explains, counted as
+    the score FLOPs of ``sequence_tokens`` more cached tokens at the peak (so that it scales with another
+    model's heads; at the peak, so that it does not trade against the efficiency):
+    ``flops_efficiency`` and ``sequence_tokens`` are fitted together on the bf16-KV rows,
+    ``flops_efficiency_fp8`` (against the fp8 peak: the kernel multiplies in fp8) and ``sequence_tokens_fp8`` on
+    the fp8-KV rows (least squares in log time). Every model's decode attention takes these (AIConfigurator times other attention
+    kernels elsewhere; not read)."""
     from wideep.perf.memory import Precision, kv_read_bytes_per_sequence
 
     mine = [r for r in rows if int(r["num_heads"]) == model.attention.heads and int(r["tp_size"]) == 1]
     floor_s = min((float(r["latency"]) for r in mine), default=0.0) * 1e-3
-    sides: dict[str, list[tuple[float, float, float]]] = {"bf16": [], "fp8": []}
+    sides: dict[str, list[tuple[float, float, float, float]]] = {"bf16": [], "fp8": []}
     for r in mine:
         kv, seconds = DTYPES.get(r["kv_cache_dtype"], r["kv_cache_dtype"]), float(r["latency"]) * 1e-3
         batch, context = int(r["batch_size"]), int(r["isl"]) + int(r["step"])
         if kv in sides and seconds >= ROOFLINE_ROWS * floor_s and context >= KV_BOUND_CONTEXT:
             flops = batch * model.score_flops_per_token(context) / model.layers
             nbytes = batch * kv_read_bytes_per_sequence(model, context, Precision(kv=kv)) / model.layers
-            sides[kv].append((flops, nbytes, seconds))
+            sides[kv].append((flops, nbytes, batch * model.score_flops_per_token(1.0) / model.layers, seconds))
     if not sides["bf16"]:
         return {}
     bf16, hbm = gpu.flops("bf16"), gpu.hbm_Bps
-    e_h = best_efficiency(sides["bf16"], bf16, hbm, flops_efficiency=1.0)
-    out = {"hbm_efficiency": e_h, "flops_efficiency": best_efficiency(sides["bf16"], bf16, hbm, hbm_efficiency=1.0)}
+    e_h = roofline_fit(sides["bf16"], bf16, hbm, flops_efficiency=1.0)[0]
+    e_f, tokens = roofline_fit(sides["bf16"], bf16, hbm, hbm_efficiency=e_h)
+    out = {"hbm_efficiency": e_h, "flops_efficiency": e_f, "sequence_tokens": tokens}
     if sides["fp8"] and gpu.compute_dtype("fp8"):
-        out["flops_efficiency_fp8"] = best_efficiency(sides["fp8"], gpu.flops("fp8"), hbm, hbm_efficiency=e_h)
+        e_f8, tokens8 = roofline_fit(sides["fp8"], gpu.flops("fp8"), hbm, hbm_efficiency=e_h)
+        out |= {"flops_efficiency_fp8": e_f8, "sequence_tokens_fp8": tokens8}
     return out
 
 
-def best_efficiency(points: list[tuple[float, float, float]], peak_flops: float, peak_Bps: float,
-                    flops_efficiency: float | None = None, hbm_efficiency: float | None = None) -> float:
-    """The efficiency of :data:`EFFICIENCY_GRID` for the side not given (the other one fixed) whose roofline
-    max(flops / (peak x e_f), bytes / (peak x e_h)) has the least squared log error against the measured
-    seconds of ``points`` (flops, bytes, seconds)."""
-    f, b, t = (np.array(c, dtype=float)[None, :] for c in zip(*points))
-    grid = EFFICIENCY_GRID[:, None]
+def roofline_fit(points: list[tuple[float, float, float, float]], peak_flops: float, peak_Bps: float,
+                 flops_efficiency: float | None = None, hbm_efficiency: float | None = None,
+                 sequence_grid: np.ndarray = SEQUENCE_TOKENS_GRID) -> tuple[float, float]:
+    """(efficiency, sequence tokens): the efficiency of :data:`EFFICIENCY_GRID` for the side not given (the other
+    one fixed) and the tokens of ``sequence_grid`` whose max(flops / (peak x e_f), bytes / (peak x e_h)) + tokens
+    x flops per cached token / peak has the least squared log error against the measured seconds of
+    ``points`` (flops, bytes, score FLOPs of one more cached token for every sequence, seconds)."""
+    f, b, q, t = (np.array(c, dtype=float)[None, None, :] for c in zip(*points))
+    grid = EFFICIENCY_GRID[:, None, None]
     e_f, e_h = (grid, hbm_efficiency) if flops_efficiency is None else (flops_efficiency, grid)
-    err = (np.log(np.maximum(f / (peak_flops * e_f), b / (peak_Bps * e_h)) / t) ** 2).sum(axis=1)
-    return float(EFFICIENCY_GRID[int(err.argmin())])
+    model_s = (np.maximum(f / (peak_flops * e_f), b / (peak_Bps * e_h))
+               + q * sequence_grid[None, :, None] / peak_flops)
+    err = (np.log(model_s / t) ** 2).sum(axis=2)
+    i, j = np.unravel_index(int(err.argmin()), err.shape)
+    return float(EFFICIENCY_GRID[i]), float(sequence_grid[j])
 
 
 def allreduce_series(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:

@@ -31,7 +31,9 @@ CALIBRATION_TABLES = {
     "gemm": {"tokens_per_expert": Field(list), "efficiency": Field(list)}
     | {f"efficiency_{d}": Field(list, required=False) for d in DTYPES},
     "attention": {"hbm_efficiency": Field(float, "positive"), "flops_efficiency": Field(float, "positive"),
-                  "flops_efficiency_fp8": Field(float, "positive", required=False)},
+                  "flops_efficiency_fp8": Field(float, "positive", required=False),
+                  "sequence_tokens": Field(float, "nonneg", required=False),
+                  "sequence_tokens_fp8": Field(float, "nonneg", required=False)},
     "hbm": {"efficiency": Field(float, "positive")},
     "flops": {"efficiency": Field(float, "positive")}
     | {f"efficiency_{d}": Field(float, "positive", required=False) for d in DTYPES},
@@ -107,6 +109,8 @@ class Calibration:
     overlap_hidden: float = 1.0  # share of the shorter side that two micro-batches hide
     allreduce: tuple[tuple[int, tuple[float, ...], tuple[float, ...]], ...] = ()  # (GPUs, message bytes, s)
     attention_fp8_flops_efficiency: float = 0.0  # against the fp8 peak, with an fp8 KV cache; 0: not measured
+    attention_sequence_tokens: float = 0.0  # decode attention's fixed time per sequence: cached tokens' FLOPs at peak
+    attention_fp8_sequence_tokens: float = 0.0  # the same with an fp8 KV cache
 
     def __hash__(self) -> int:
         return hash(self.source)
@@ -236,7 +240,7 @@ def _load(files: tuple[str, ...], gpu_id: str | None = None) -> Calibration:
     xs, gemm = gemm_curves(tables["gemm"])
     flops = {"*": tables["flops"]["efficiency"]} | {k[len("efficiency_"):]: v for k, v in tables["flops"].items()
                                                       if k.startswith("efficiency_")}
-    checks = ([("attention", k) for k in tables["attention"] if k != "_source"]
+    checks = ([("attention", k) for k in tables["attention"] if "efficiency" in k]
               + [("hbm", "efficiency"), ("memory", "workspace_fraction")]
               + ([("overlap", "hidden_fraction")] if "overlap" in tables else [])
               + [("flops", k) for k in tables["flops"] if k.startswith("eff")])
@@ -251,6 +255,8 @@ def _load(files: tuple[str, ...], gpu_id: str | None = None) -> Calibration:
         attention_hbm_efficiency=tables["attention"]["hbm_efficiency"],
         attention_flops_efficiency=tables["attention"]["flops_efficiency"],
         attention_fp8_flops_efficiency=tables["attention"].get("flops_efficiency_fp8", 0.0),
+        attention_sequence_tokens=tables["attention"].get("sequence_tokens", 0.0),
+        attention_fp8_sequence_tokens=tables["attention"].get("sequence_tokens_fp8", 0.0),
         hbm_efficiency=tables["hbm"]["efficiency"], flops_efficiency=flops,
         workspace_fraction=tables["memory"]["workspace_fraction"], memory_bytes=mem_x, memory_efficiency=mem_y,
         gemm_floor_s=floors.get("gemm_floor_us", 0.0) * 1e-6, memory_floor_s=floors.get("memory_floor_us", 0.0) * 1e-6,

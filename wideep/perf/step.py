@@ -140,15 +140,19 @@ def allreduce_term(ep: ExpertParallel, wl: Workload, tokens: float) -> list[Term
     return [Term("tp_allreduce", 2 * time_s, 2 * sol_s, "latency" if latency_s >= 0.5 * time_s else "nvlink")]
 
 
-def core_rate(gpu: GPU, cal: Calibration, phase: str, fp8_cache: bool = False) -> tuple[float, tuple[float, float]]:
-    """(peak FLOP/s, (FLOP, HBM) efficiencies) of the attention core: in decode the attention kernel's, at the
-    fp8 peak with an fp8_e4m3 cache (``fp8_cache``) where the calibration measured such a kernel (it multiplies
-    in fp8); in prefill the large-GEMM and large-transfer ones."""
+def core_rate(gpu: GPU, cal: Calibration, phase: str, fp8_cache: bool = False
+              ) -> tuple[float, tuple[float, float], float]:
+    """(peak FLOP/s, (FLOP, HBM) efficiencies, fixed work per sequence in cached tokens) of the attention core: in
+    decode the attention kernel's, at the fp8 peak with an fp8_e4m3 cache (``fp8_cache``) where the calibration
+    measured such a kernel (it multiplies in fp8); in prefill the large-GEMM and large-transfer ones, with no
+    work per sequence."""
     if phase != "decode":
-        return gpu.flops("bf16"), (cal.flops("bf16"), cal.hbm_efficiency)
+        return gpu.flops("bf16"), (cal.flops("bf16"), cal.hbm_efficiency), 0.0
     if fp8_cache and cal.attention_fp8_flops_efficiency and gpu.compute_dtype("fp8"):
-        return gpu.flops("fp8"), (cal.attention_fp8_flops_efficiency, cal.attention_hbm_efficiency)
-    return gpu.flops("bf16"), (cal.attention_flops_efficiency, cal.attention_hbm_efficiency)
+        return (gpu.flops("fp8"), (cal.attention_fp8_flops_efficiency, cal.attention_hbm_efficiency),
+                cal.attention_fp8_sequence_tokens)
+    return (gpu.flops("bf16"), (cal.attention_flops_efficiency, cal.attention_hbm_efficiency),
+            cal.attention_sequence_tokens)
 
 
 def attention_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequences: float) -> list[Term]:
@@ -156,13 +160,16 @@ def attention_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequ
     prec, mtp = wl.precision, wl.mtp
     tokens = layer_tokens(wl, sequences)
     attended = wl.context if wl.phase == "decode" else wl.context * wl.cache_hit + wl.new_tokens_per_prompt / 2.0
-    peak, eff = core_rate(gpu, cal, wl.phase, prec.dt("kv").name == "fp8_e4m3")
+    peak, eff, sequence_tokens = core_rate(gpu, cal, wl.phase, prec.dt("kv").name == "fp8_e4m3")
     per_layer = 1.0 / (model.layers + mtp)
     read = kv_rank_bytes(model, kv_read_bytes_per_sequence(model, wl.context, prec, mtp), wl.tp, mtp, state_copies=2)
     core = roofline("attn_core",
                     per_layer * tokens * model.score_flops_per_token(attended, absorbed=wl.phase == "decode",
                                                                      extra_layers=mtp) / wl.tp,
                     per_layer * sequences * read, peak, gpu.hbm_Bps, eff)
+    fixed_flops = per_layer * sequences * (model.score_flops_per_token(sequence_tokens, extra_layers=mtp)
+                                           - model.score_flops_per_token(0.0, extra_layers=mtp)) / wl.tp
+    core = replace(core, time_s=core.time_s + fixed_flops / peak)  # each sequence's query and output
     if core.time_s < cal.attention_floor_s:  # one kernel per layer: its launch and tail
         core = replace(core, time_s=cal.attention_floor_s)
     proj = sharded_gemms(attention_gemms(model), tokens, prec.attention, gpu, cal, wl.tp)
