@@ -236,7 +236,7 @@ def shapes_from_gemm(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
 
 #: Efficiencies tried by :func:`attention_from_mla` (a grid: two numbers, a few hundred rows)
 EFFICIENCY_GRID = np.round(np.arange(0.10, 1.0001, 0.01), 2)
-#: Fixed work per sequence tried, in cached tokens' worth of score FLOPs
+#: Fixed time per sequence tried, as the score FLOPs of that many more cached tokens at the peak
 SEQUENCE_TOKENS_GRID = np.arange(0.0, 4000.1, 16.0)
 #: Rows of the MLA table within this many times its fastest are launch- and ramp-bound, not roofline-bound
 ROOFLINE_ROWS = 8.0
@@ -259,8 +259,8 @@ def attention_from_mla(rows: list[dict], gpu: GPU, model: Model) -> dict:
     model's heads; at the peak, so that it does not trade against the efficiency):
     ``flops_efficiency`` and ``sequence_tokens`` are fitted together on the bf16-KV rows,
     ``flops_efficiency_fp8`` (against the fp8 peak: the kernel multiplies in fp8) and ``sequence_tokens_fp8`` on
-    the fp8-KV rows (least squares in log time). Every model's decode attention takes these (AIConfigurator times other attention
-    kernels elsewhere; not read)."""
+    the fp8-KV rows (least squares in log time). Every model's decode attention takes these (AIConfigurator
+    times other attention kernels elsewhere; not read)."""
     from wideep.perf.memory import Precision, kv_read_bytes_per_sequence
 
     mine = [r for r in rows if int(r["num_heads"]) == model.attention.heads and int(r["tp_size"]) == 1]

@@ -26,7 +26,7 @@ from wideep.traffic.touched import busiest_touched, touched_slots
 
 SAMPLE_TOKENS = 4096  # routing tokens over the whole EP group that placement and traffic are computed from
 MAX_SHARE_TOKENS = 65536  # tokens of the held-out sample whose steps measure the busiest GPU
-SAMPLE_LAYERS = 4  # MoE layers drawn by synthetic routing (a file keeps all of its own); their mean stands for every one
+SAMPLE_LAYERS = 4  # MoE layers synthetic routing draws (a file keeps all its own); their mean stands for all
 TOUCHED_STEPS = 256  # held-out steps the experts-touched count averages over at small batches ...
 TOUCHED_SAMPLE_TOKENS = 1024  # ... up to this many tokens in all (one step of 1,024 tokens or more)
 TRANSPORTS = {"decode": "deepep-ll", "prefill": "deepep-normal"}  # DeepSeek's choice per phase (docs/sources.md 3)
