@@ -285,14 +285,15 @@ def test_aic_w4a8_mxfp4_rows_become_mxfp4_curves():
 
 def test_aic_mla_rows_with_a_fixed_cost_per_sequence_give_it_back():
     """Rows whose time is the roofline plus a fixed work per sequence (the score FLOPs of N more cached tokens at
-    the peak: the query and output each sequence loads and writes) give back N and the efficiency; at 2,048
-    cached tokens that work is a large share of the row, at 16,384 a small one, which tells the two apart."""
+    the peak: the query and output each sequence loads and writes) give back N and the FLOP efficiency, for
+    each KV dtype, also well above the HBM balance point; at 2,048 cached tokens that work is a large share of
+    the row, at 16,384 a small one, which tells the two apart."""
     from wideep.calibrate.aic import attention_from_mla
     from wideep.perf.memory import Precision, kv_read_bytes_per_sequence
     from wideep.specs.model import load_model
 
     gpu, model = load_gpu("b200"), load_model("deepseek-v3")
-    e_h, e_f, n_seq = 0.66, 0.57, 1856.0
+    e_h, e_f, n_seq = 0.95, {"bf16": 0.62, "fp8": 0.8}, {"bf16": 448.0, "fp8": 1856.0}
     per_token = model.score_flops_per_token(1.0) / model.layers
 
     def row(batch, step, kv):
@@ -300,11 +301,13 @@ def test_aic_mla_rows_with_a_fixed_cost_per_sequence_give_it_back():
         nbytes = batch * kv_read_bytes_per_sequence(model, context, Precision(kv=kv)) / model.layers
         flops = batch * model.score_flops_per_token(context) / model.layers
         peak = gpu.flops(kv)
-        t = max(nbytes / (gpu.hbm_Bps * e_h), flops / (peak * e_f)) + batch * n_seq * per_token / peak
+        t = max(nbytes / (gpu.hbm_Bps * e_h), flops / (peak * e_f[kv])) + batch * n_seq[kv] * per_token / peak
         return {"num_heads": 128, "tp_size": 1, "batch_size": batch, "isl": 1, "step": step, "latency": t * 1e3,
                 "kv_cache_dtype": "bfloat16" if kv == "bf16" else "fp8"}
 
     rows = [row(b, s, kv) for b in (64, 256, 1024) for s in (2047, 4095, 16383) for kv in ("bf16", "fp8")]
     got = attention_from_mla(rows, gpu, model)
-    assert got["flops_efficiency_fp8"] == pytest.approx(e_f, abs=0.011)
-    assert got["sequence_tokens_fp8"] == pytest.approx(n_seq, rel=0.05)
+    assert got["flops_efficiency"] == pytest.approx(e_f["bf16"], abs=0.011)
+    assert got["sequence_tokens"] == pytest.approx(n_seq["bf16"], rel=0.05)
+    assert got["flops_efficiency_fp8"] == pytest.approx(e_f["fp8"], abs=0.011)
+    assert got["sequence_tokens_fp8"] == pytest.approx(n_seq["fp8"], rel=0.05)

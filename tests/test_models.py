@@ -4,6 +4,7 @@ and the consistency checks on model files (docs/sources.md section 2)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -206,3 +207,16 @@ def test_llama4_chunked_layers_cap_their_cache(model_id):
     assert (m.attention.sliding_layers, m.attention.sliding_window) == (36, 8192)
     assert m.kv_bytes(131072, "bf16") == per * (12 * 131072 + 36 * 8192)
     assert m.kv_bytes(4096, "bf16") == per * 48 * 4096
+
+
+def test_routing_groups_must_hold_top_k_experts():
+    """topk_group groups of n_experts / n_group experts each must hold top-k distinct experts, else no token
+    could be routed (and a draw would never finish)."""
+    import tomllib
+
+    from wideep.core.errors import CatalogError
+    from wideep.specs.model import model_from_config
+
+    cfg = tomllib.loads((Path(__file__).resolve().parents[1] / "models" / "deepseek-v3.toml").read_text())["config"]
+    with pytest.raises(CatalogError, match=r"config\.topk_group: topk_group \(1\) groups hold fewer experts"):
+        model_from_config(dict(cfg, n_group=64, topk_group=1), "x", "x.toml")

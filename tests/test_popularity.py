@@ -149,3 +149,18 @@ def test_plan_on_a_statistics_file_uses_all_its_layers():
                              "--placement", "contiguous", "--routing", str(GPT_OSS_COUNTS), "--json").stdout)
     assert 8 * out["expert_parallel"]["busiest_share"] == pytest.approx(busiest_block(real, 8), rel=0.005)
     assert "(24 MoE layers)" in out["calibration"]["experts_touched"]
+
+
+def test_group_spread_needs_routing_groups(tmp_path):
+    """A model without routing groups takes no group spread: in its file (one-line error naming the field) and in
+    an explicit --routing lognormal:G,E (rather than ignoring G)."""
+    from wideep.core.errors import InputError
+
+    text = (Path(__file__).resolve().parents[1] / "models" / "gpt-oss-20b.toml").read_text()
+    path = tmp_path / "m.toml"
+    path.write_text(text.replace("group_sigma = 0.0", "group_sigma = 0.3"))
+    with pytest.raises(CatalogError, match=r"routing\.group_sigma: must be 0"):
+        load_model(str(path))
+    with pytest.raises(InputError, match="needs G = 0"):
+        synthetic_routing(load_model("gpt-oss-20b"), "lognormal:0.3,0.8", 64, layers=1)
+    assert synthetic_routing(load_model("gpt-oss-20b"), "lognormal:0,8e-1", 64, layers=1).load.sum() == 64 * 4

@@ -252,14 +252,16 @@ def attention_from_mla(rows: list[dict], gpu: GPU, model: Model) -> dict:
     :data:`KV_BOUND_CONTEXT` tokens long.
 
     MLA's FLOPs and KV bytes grow together (242 FLOP per byte in bf16), so the rows cannot tell the two sides
-    apart: ``hbm_efficiency`` is the one that explains the bf16-KV rows alone. The rows' efficiency rises with
+    apart: each efficiency is the one that explains the rows alone (the other side at its peak), ``hbm_efficiency``
+    on the bf16-KV rows. The rows' efficiency rises with
     the context at every batch (B200, 1,024 sequences, fp8: 0.39 of the peak at 2,048 tokens, 0.62 at 16,384),
     which a fixed time per sequence (loading and quantising its query, writing its output) explains, counted as
     the score FLOPs of ``sequence_tokens`` more cached tokens at the peak (so that it scales with another
     model's heads; at the peak, so that it does not trade against the efficiency):
     ``flops_efficiency`` and ``sequence_tokens`` are fitted together on the bf16-KV rows,
     ``flops_efficiency_fp8`` (against the fp8 peak: the kernel multiplies in fp8) and ``sequence_tokens_fp8`` on
-    the fp8-KV rows (least squares in log time). Every model's decode attention takes these (AIConfigurator
+    the fp8-KV rows (least squares in log time; with the HBM side at its own fitted efficiency instead, the
+    rows never bind on FLOPs and any FLOP efficiency above the balance point fits them equally). Every model's decode attention takes these (AIConfigurator
     times other attention kernels elsewhere; not read)."""
     from wideep.perf.memory import Precision, kv_read_bytes_per_sequence
 
@@ -277,10 +279,10 @@ def attention_from_mla(rows: list[dict], gpu: GPU, model: Model) -> dict:
         return {}
     bf16, hbm = gpu.flops("bf16"), gpu.hbm_Bps
     e_h = roofline_fit(sides["bf16"], bf16, hbm, flops_efficiency=1.0)[0]
-    e_f, tokens = roofline_fit(sides["bf16"], bf16, hbm, hbm_efficiency=e_h)
+    e_f, tokens = roofline_fit(sides["bf16"], bf16, hbm, hbm_efficiency=1.0)
     out = {"hbm_efficiency": e_h, "flops_efficiency": e_f, "sequence_tokens": tokens}
     if sides["fp8"] and gpu.compute_dtype("fp8"):
-        e_f8, tokens8 = roofline_fit(sides["fp8"], gpu.flops("fp8"), hbm, hbm_efficiency=e_h)
+        e_f8, tokens8 = roofline_fit(sides["fp8"], gpu.flops("fp8"), hbm, hbm_efficiency=1.0)
         out |= {"flops_efficiency_fp8": e_f8, "sequence_tokens_fp8": tokens8}
     return out
 

@@ -167,9 +167,10 @@ def attention_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequ
                     per_layer * tokens * model.score_flops_per_token(attended, absorbed=wl.phase == "decode",
                                                                      extra_layers=mtp) / wl.tp,
                     per_layer * sequences * read, peak, gpu.hbm_Bps, eff)
-    fixed_flops = per_layer * sequences * (model.score_flops_per_token(sequence_tokens, extra_layers=mtp)
-                                           - model.score_flops_per_token(0.0, extra_layers=mtp)) / wl.tp
-    core = replace(core, time_s=core.time_s + fixed_flops / peak)  # each sequence's query and output
+    one_more = (model.score_flops_per_token(1.0, extra_layers=mtp)  # FLOPs of one more cached token: every
+                - model.score_flops_per_token(0.0, extra_layers=mtp))  # softmax layer, as the fit counts them
+    fixed_flops = per_layer * tokens * sequence_tokens * one_more / wl.tp  # each query token's load and output
+    core = replace(core, time_s=core.time_s + fixed_flops / peak)
     if core.time_s < cal.attention_floor_s:  # one kernel per layer: its launch and tail
         core = replace(core, time_s=cal.attention_floor_s)
     proj = sharded_gemms(attention_gemms(model), tokens, prec.attention, gpu, cal, wl.tp)

@@ -235,12 +235,20 @@ def parse_spec(spec: str) -> tuple[str, tuple[float, ...]]:
             raise InputError(f"topics:K needs 1 <= K <= {MAX_TOPICS}, got {m['k']}", "--routing")
         return "topics", (float(m["k"]),)
     if m["g"] is not None:
-        sigmas = tuple(float(x) if re.fullmatch(r"[0-9]*\.?[0-9]+", x) else -1.0 for x in (m["g"], m["e"]))
-        if not all(0 <= x <= POPULARITY_SIGMA_MAX for x in sigmas):
+        sigmas = tuple(number_or_nan(x) for x in (m["g"], m["e"]))
+        if not all(0 <= x <= POPULARITY_SIGMA_MAX for x in sigmas):  # NaN fails too
             raise InputError(f"lognormal:G,E needs numbers 0 <= G, E <= {POPULARITY_SIGMA_MAX}, got "
                              f"{m['g']},{m['e']}", "--routing")
         return "lognormal", sigmas
     return m[1], ()
+
+
+def number_or_nan(text: str) -> float:
+    """``text`` as a float, NaN where it is not a number."""
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
 
 
 def resolve_auto(spec: str, model: Model) -> str:
@@ -250,12 +258,17 @@ def resolve_auto(spec: str, model: Model) -> str:
         return spec
     if model.popularity_sigma is None:
         return "uniform"
-    return "lognormal:{:g},{:g}".format(*model.popularity_sigma)
+    return "lognormal:{:.15g},{:.15g}".format(*model.popularity_sigma)
 
 
 def groups_of(model: Model) -> tuple[int, int]:
     """(n_group, topk_group), (1, 1) when the model has no group-limited routing."""
     return (model.n_group, model.topk_group) if model.n_group > 1 else (1, 1)
+
+
+#: Rounds of redrawing after which rows that still repeat a value are given up on: each round redraws about the
+#: same share of the rows left, so a draw that needs this many has almost no room for k distinct values.
+MAX_REDRAW_ROUNDS = 2000
 
 
 def redraw_repeats(draw, n: int) -> np.ndarray:
@@ -264,13 +277,17 @@ def redraw_repeats(draw, n: int) -> np.ndarray:
     out = draw(np.arange(n))
     k = out.shape[1]
     todo = np.arange(n)
-    while todo.size:
+    for _ in range(MAX_REDRAW_ROUNDS):
         rows = np.stack(sort_columns([out[todo, j].copy() for j in range(k)]), axis=1)
         out[todo] = rows
         bad = (rows[:, 1:] == rows[:, :-1]).any(axis=1) if k > 1 else np.zeros(len(todo), bool)
         todo = todo[bad]
+        if not todo.size:
+            return out
         out[todo] = draw(todo)
-    return out
+    raise InputError(f"drawing {k} distinct experts per token did not settle in {MAX_REDRAW_ROUNDS} rounds: the "
+                     f"top-k is too close to the experts a token can reach, or the popularity too skewed",
+                     "--routing")
 
 
 def distinct_uniform(rng: np.random.Generator, n: int, high: int, k: int) -> np.ndarray:
@@ -444,6 +461,8 @@ def synthetic_routing(model: Model, spec: str, tokens: int, seed: int = 0, layer
     check_sample_time(kind, n_layers, tokens, model)
     rng = np.random.default_rng(check_seed(seed))
     n_group, topk_group = groups_of(model)
+    if kind == "lognormal" and params[0] > 0 and n_group == 1:
+        raise InputError(f"lognormal:G,E needs G = 0 for {model.id}: it has no routing groups", "--routing")
     ids = np.empty((n_layers, tokens, model.top_k), dtype=np.int32)
     for layer in range(n_layers):
         if kind == "uniform":

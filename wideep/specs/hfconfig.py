@@ -286,4 +286,7 @@ def config_fields(cfg: dict[str, Any], source: str, prefix: str = "config.") -> 
                            f"({fields['n_experts']})", source, prefix + "num_experts_per_tok")
     if fields["n_group"] > 1 and (fields["n_experts"] % fields["n_group"] or fields["topk_group"] > fields["n_group"]):
         raise CatalogError("n_group must divide the experts and be >= topk_group", source, prefix + "n_group")
+    if fields["n_group"] > 1 and fields["topk_group"] * fields["n_experts"] // fields["n_group"] < fields["top_k"]:
+        raise CatalogError(f"topk_group ({fields['topk_group']}) groups hold fewer experts than top-k "
+                           f"({fields['top_k']})", source, prefix + "topk_group")
     return arch, fields

@@ -34,7 +34,8 @@ MODEL_FIELDS = {
 }
 
 #: ``[routing]`` of a model file: the spread of its measured expert popularity (see ``lognormal`` routing in
-#: :mod:`wideep.routing.stats`), each the standard deviation of a log weight, at most POPULARITY_SIGMA_MAX.
+#: :mod:`wideep.routing.stats`): log weights are sigma times evenly spaced normal quantiles (their spread is
+#: 0.84-0.92 sigma at 4-8 values), at most POPULARITY_SIGMA_MAX; group_sigma 0 without routing groups.
 ROUTING_FIELDS = {"group_sigma": Field(float, "nonneg"), "expert_sigma": Field(float, "nonneg")}
 
 #: Largest popularity spread accepted: past it one expert takes nearly every selection of its group, which no
@@ -241,6 +242,10 @@ def model_from_config(cfg: dict[str, Any], model_id: str, source: str, prefix: s
                       **meta: Any) -> Model:
     """Build a :class:`Model` from a Hugging Face config dict."""
     arch, fields = config_fields(cfg, source, prefix)
+    sigma = meta.get("popularity_sigma")
+    if sigma and sigma[0] > 0 and fields["n_group"] <= 1:
+        raise CatalogError(f"must be 0: {model_id} has no routing groups (n_group {fields['n_group']})", source,
+                           "routing.group_sigma")
     return Model(id=model_id, name=meta.pop("name", model_id), architecture=arch, **fields, **meta)
 
 
