@@ -113,8 +113,8 @@ def fit_gpt_oss(tokens: int) -> int:
     model = load_model(GPT_OSS)
     real = load_routing(str(GPT_OSS_COUNTS), model).load
     measured = gpt_oss_figures(real)
-    shuffled = [gpt_oss_figures(real, seed) for seed in range(100)]
-    shuffled = {k: float(np.mean([f[k] for f in shuffled])) for k in measured}
+    draws = [gpt_oss_figures(real, seed) for seed in range(100)]
+    shuffled = {k: float(np.mean([f[k] for f in draws])) for k in measured}
     synth = lambda e: synthetic_routing(model, f"lognormal:0,{e:.6f}", tokens).load  # noqa: E731
     e = brentq(lambda x: gpt_oss_figures(synth(x))["expert CV"] - measured["expert CV"], 0.05, 1.5, xtol=1e-3)
     model_figures = gpt_oss_figures(synth(e))
@@ -122,11 +122,11 @@ def fit_gpt_oss(tokens: int) -> int:
           f"{GPT_OSS_COUNTS.name} ({len(real)} layers)\n")
     print("| figure | measured | experts shuffled | lognormal | vs measured | vs shuffled | role |")
     print("|---|---|---|---|---|---|---|")
-    for key, value in measured.items():
-        m, sh = value, shuffled[key]
+    for key, m in measured.items():
+        sh, got = shuffled[key], model_figures[key]
         role = "fit" if key == "expert CV" else "held out"
-        print(f"| {key} | {m:.3f} | {sh:.3f} | {model_figures[key]:.3f} | {100 * (model_figures[key] / m - 1):+.1f}% | "
-              f"{100 * (model_figures[key] / sh - 1):+.1f}% | {role} |")
+        print(f"| {key} | {m:.3f} | {sh:.3f} | {got:.3f} | {100 * (got / m - 1):+.1f}% | {100 * (got / sh - 1):+.1f}% "
+              f"| {role} |")
     return 0
 
 

@@ -261,8 +261,8 @@ def attention_from_mla(rows: list[dict], gpu: GPU, model: Model) -> dict:
     ``flops_efficiency`` and ``sequence_tokens`` are fitted together on the bf16-KV rows,
     ``flops_efficiency_fp8`` (against the fp8 peak: the kernel multiplies in fp8) and ``sequence_tokens_fp8`` on
     the fp8-KV rows (least squares in log time; with the HBM side at its own fitted efficiency instead, the
-    rows never bind on FLOPs and any FLOP efficiency above the balance point fits them equally). Every model's decode attention takes these (AIConfigurator
-    times other attention kernels elsewhere; not read)."""
+    rows never bind on FLOPs and any FLOP efficiency above the balance point fits them equally). Every model's
+    decode attention takes these (AIConfigurator times other attention kernels elsewhere; not read)."""
     from wideep.perf.memory import Precision, kv_read_bytes_per_sequence
 
     mine = [r for r in rows if int(r["num_heads"]) == model.attention.heads and int(r["tp_size"]) == 1]
@@ -274,7 +274,8 @@ def attention_from_mla(rows: list[dict], gpu: GPU, model: Model) -> dict:
         if kv in sides and seconds >= ROOFLINE_ROWS * floor_s and context >= KV_BOUND_CONTEXT:
             flops = batch * model.score_flops_per_token(context) / model.layers
             nbytes = batch * kv_read_bytes_per_sequence(model, context, Precision(kv=kv)) / model.layers
-            sides[kv].append((flops, nbytes, batch * model.score_flops_per_token(1.0) / model.layers, seconds))
+            one_more = model.score_flops_per_token(1.0) - model.score_flops_per_token(0.0)  # as the step model
+            sides[kv].append((flops, nbytes, batch * one_more / model.layers, seconds))
     if not sides["bf16"]:
         return {}
     bf16, hbm = gpu.flops("bf16"), gpu.hbm_Bps
@@ -288,20 +289,19 @@ def attention_from_mla(rows: list[dict], gpu: GPU, model: Model) -> dict:
 
 
 def roofline_fit(points: list[tuple[float, float, float, float]], peak_flops: float, peak_Bps: float,
-                 flops_efficiency: float | None = None, hbm_efficiency: float | None = None,
-                 sequence_grid: np.ndarray = SEQUENCE_TOKENS_GRID) -> tuple[float, float]:
+                 flops_efficiency: float | None = None, hbm_efficiency: float | None = None) -> tuple[float, float]:
     """(efficiency, sequence tokens): the efficiency of :data:`EFFICIENCY_GRID` for the side not given (the other
-    one fixed) and the tokens of ``sequence_grid`` whose max(flops / (peak x e_f), bytes / (peak x e_h)) + tokens
+    one fixed) and the tokens of :data:`SEQUENCE_TOKENS_GRID` whose max(flops / (peak x e_f), bytes / (peak x e_h)) + tokens
     x flops per cached token / peak has the least squared log error against the measured seconds of
     ``points`` (flops, bytes, score FLOPs of one more cached token for every sequence, seconds)."""
     f, b, q, t = (np.array(c, dtype=float)[None, None, :] for c in zip(*points))
     grid = EFFICIENCY_GRID[:, None, None]
     e_f, e_h = (grid, hbm_efficiency) if flops_efficiency is None else (flops_efficiency, grid)
     model_s = (np.maximum(f / (peak_flops * e_f), b / (peak_Bps * e_h))
-               + q * sequence_grid[None, :, None] / peak_flops)
+               + q * SEQUENCE_TOKENS_GRID[None, :, None] / peak_flops)
     err = (np.log(model_s / t) ** 2).sum(axis=2)
     i, j = np.unravel_index(int(err.argmin()), err.shape)
-    return float(EFFICIENCY_GRID[i]), float(sequence_grid[j])
+    return float(EFFICIENCY_GRID[i]), float(SEQUENCE_TOKENS_GRID[j])
 
 
 def allreduce_series(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:

@@ -82,7 +82,7 @@ def held_out_sample(model: Model, routing: str, seed: int, layers: int) -> Routi
     """The routing sample steps are judged on: the MAX_SHARE_TOKENS tokens of :func:`synthetic_sample` after the
     placement's, or a statistics file's own tokens (the same ones placement saw: a file is one measurement)."""
     if looks_like_file(routing):
-        return routing_from_spec(routing, model, MAX_SHARE_TOKENS, seed=seed, layers=layers)
+        return placement_sample(model, routing, seed, layers)
     return token_slice(synthetic_sample(model, routing, seed, layers), SAMPLE_TOKENS, None)
 
 
