@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import math
 from functools import lru_cache
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from wideep.specs.model import load_model
 from wideep.specs.topology import load_cluster
 from wideep.traffic.a2a import a2a
 from wideep.traffic.linkload import routes
-from wideep.traffic.transports import load_transport
+from wideep.traffic.transports import PHASES, load_transport
 
 DATA = Path(__file__).resolve().parent / "data"
 NCCL_HIDDEN = 1024  # elements per "token" of the even all-to-all that stands for nccl-tests' buffers
@@ -50,19 +51,43 @@ class Case:
     role: str = "held-out"  # or "fit"
     dispatch_dtype: str = "fp8"
     combine_dtype: str = "bf16"
+    shape: tuple[int, int, int] = (7168, 8, 256)  # hidden, top-k, experts of the measured layer
+    fits: str = ""  # fit rows: the [gpu.<name>] table they fit ("" the file's top level)
+
+
+AIC_SYSTEMS = {"h100_sxm": "hgx-h100", "h200_sxm": "hgx-h200", "b200_sxm": "hgx-b200", "b300_sxm": "hgx-b300",
+               "gb200": "gb200-nvl72", "gb300": "gb300-nvl72"}
+DEEPSEEK_SHAPE, FEW_EXPERTS_SHAPE = (7168, 8, 256), (4096, 2, 8)  # the two fitted series of each fitted GPU
+FITTED_GPUS = {"h200_sxm": "", "b200_sxm": "b200", "gb200": "gb200"}  # system -> the table its series fit
 
 
 def aic_deepep_ll() -> list[Case]:
-    """AIC H200 DeepEP low-latency rows; the 0.5.6.post2 collection (DeepEP with NVLink in a node) fits
-    deepep-ll: its EP8 series the NVLink tier, its EP64 series the scale-out tier; EP16/EP32 and the
-    0.5.12 collection are held out."""
+    """AIC DeepEP low-latency rows of six GPUs, 16 layer shapes (SGLang 0.5.12 build, EP8) and the H200's
+    multi-node collection (0.5.6.post2 build, EP8..EP64, 256 and 288 experts).
+
+    Fitted: on H200, B200 and GB200 the 0.5.12 EP8 series of DeepSeek-V3's shape (fixed cost and NVLink
+    ramp) and of the shape with fewest experts (4096 x top-2 of 8: the per-expert fixed cost and the token
+    issue time); the H200 0.5.6.post2 EP64 series (the scale-out tier, the only multi-node collection).
+    Held out: every other shape and version, and H100 / B300 / GB300 with the H200 / B200 / GB200 constants.
+    Skipped: the H100 0.5.6.post2 file (its rows are the H200's, value for value) and 288 experts at EP64
+    (not a whole number of experts per GPU).
+    """
     out = []
-    with open(DATA / "aic_h200_deepep_ll.csv") as fh:
+    with open(DATA / "aic_deepep_ll.csv") as fh:
         for r in csv.DictReader(fh):
-            ep, folder = 8 * int(r["node_num"]), r["folder"]
-            fit = folder == "0.5.6.post2" and ep in (8, 64)
-            out.append(Case(f"AIC H200 DeepEP LL (sglang {folder})", "deepep-ll", "hgx-h200", ep, int(r["num_token"]),
-                            float(r["dispatch_avg_t_us"]), float(r["combine_avg_t_us"]), "fit" if fit else "held-out"))
+            system, folder, ep = r["system"], r["folder"], 8 * int(r["node_num"])
+            if system == "h100_sxm" and folder == "0.5.6.post2":
+                continue
+            shape = (int(r["hidden_size"]), int(r["num_topk"]), int(r["num_experts"]))
+            if shape[2] % ep:  # 288 experts at EP64: not one layout per GPU, skipped
+                continue
+            fit = system in FITTED_GPUS and (
+                (folder == "0.5.12" and shape in (DEEPSEEK_SHAPE, FEW_EXPERTS_SHAPE))
+                or (folder == "0.5.6.post2" and ep == 64 and shape == DEEPSEEK_SHAPE))
+            gpu = r["device"].replace("NVIDIA ", "").split(" ")[0]
+            out.append(Case(f"AIC {gpu} DeepEP LL (sglang {folder})", "deepep-ll", AIC_SYSTEMS[system], ep,
+                            int(r["num_token"]), float(r["dispatch_avg_t_us"]), float(r["combine_avg_t_us"]),
+                            "fit" if fit else "held-out", shape=shape, fits=FITTED_GPUS.get(system, "")))
     return out
 
 
@@ -122,11 +147,13 @@ def cases() -> list[Case]:
     return aic_deepep_ll() + published() + aic_nccl() + aic_onesided()
 
 
-def routing_model(transport: str):
-    """DeepSeek-V3 shapes; the kernels' own tests route each token to top-8 of 256 uniformly (no groups).
-    The NCCL rows are plain all-to-alls: each token goes to every GPU once (top_k = EP, gpu copies)."""
-    del transport
-    return dataclasses.replace(load_model("deepseek-v3"), n_group=1, topk_group=1)
+def routing_model(case: Case):
+    """DeepSeek-V3 with the case's hidden size, top-k and experts; the kernels' own tests route each token to
+    its top-k uniformly (no groups). The NCCL rows are plain all-to-alls: each token goes to every GPU once
+    (top_k = EP, gpu copies)."""
+    hidden, top_k, experts = case.shape
+    return dataclasses.replace(load_model("deepseek-v3"), n_group=1, topk_group=1, hidden=hidden, top_k=top_k,
+                               n_experts=experts)
 
 
 @lru_cache(maxsize=None)
@@ -139,7 +166,7 @@ def cluster_of(system: str, ep: int):
 def predict(case: Case, transport_file: str | None = None, layers: int = 2) -> tuple:
     """(dispatch us, combine us, dispatch SOL us, combine SOL us, binding tier, dispatch and combine fixed
     costs us) for one case."""
-    model = routing_model(case.transport)
+    model = routing_model(case)
     if case.transport == "nccl":  # an even all-to-all: one copy of each token to every GPU
         model = dataclasses.replace(model, hidden=NCCL_HIDDEN, n_experts=case.ep * 8, top_k=case.ep, layers=layers,
                                     moe_layers=layers, dense_layers=0, moe_layer_ids=())
@@ -162,47 +189,119 @@ def even_routing(model, ep: int, tokens_per_gpu: int, layers: int):
     return stats_from_arrays(ids.astype(np.int32), None, model, "even all-to-all")
 
 
-def fit(transport: str) -> dict:
-    """Per tier: a fixed cost and a ramp of achieved bandwidth by the bytes on the busiest link.
+@dataclasses.dataclass(frozen=True)
+class Point:
+    """One fitted case seen through a flat transport: tokens, busiest link bytes B, its time at datasheet S
+    (us), measured time less the wire latency (us), bytes the busiest GPU sends, the GPU's SMs."""
 
-    For each fitted case the traffic model gives the busiest link's bytes B, its time at datasheet bandwidth
-    S and the wire latency W of the graph. The smallest case sets the fixed cost, taking its link at full
-    speed: fixed = measured - S - W; every larger case then gives the ramp's efficiency at its B as
-    S / (measured - fixed - W), clipped to (0, 1]. A series of one case is all bandwidth (fixed = 0).
+    tokens: int
+    link_bytes: float
+    sol_us: float
+    measured_us: float
+    sent_bytes: float
+    sms: int
+
+
+def blocks(experts: int, sms: int) -> int:
+    """DeepEP low-latency grid: one block per expert slot, slots packed into warp groups past the SM count."""
+    return math.ceil(experts / math.ceil(experts / sms))
+
+
+def fit(transport: str, gpu: str = "") -> dict:
+    """Per tier: a fixed cost and a ramp of achieved bandwidth by the bytes on the busiest link; for fitted
+    rows of two expert counts (DeepEP low-latency) also how the fixed cost grows and the blocks' send limit.
+
+    ``gpu``: fit the ``[gpu.<gpu>]`` table from its rows ("" the file's top level).
+    - Send limit, from the series with fewest experts (smallest and largest case): dispatch the time per
+      round of one token per block (``issue_us``), combine the bytes per block per second (``block_GBps``).
+    - Fixed cost of a series: its smallest case at full link speed, measured - max(S, send limit) - W. With
+      two expert counts, the line through both grows per expert slot (dispatch: a count is signalled to every
+      expert) or per block up to the SM count (combine).
+    - Ramp, from the series with most experts: every larger case's S / (measured - fixed - W), clipped to
+      (0, 1]. A series of one case is all bandwidth (fixed = 0).
     """
-    rows = [c for c in cases() if c.transport == transport and c.role == "fit"]
-    zero = flat_transport(transport)
+    rows = [c for c in cases() if c.transport == transport and c.role == "fit" and c.fits == gpu]
     out: dict = {"latency_us": {"dispatch": {}, "combine": {}}, "ramp": {}}
-    for phase, idx in (("dispatch", 0), ("combine", 1)):
-        by_tier: dict[str, list] = {}
-        for c in rows:
-            pred = predict(c, zero)
-            sol_us, tier = pred[2 + idx], pred[4]
-            bw = link_bw_Bps(c.system, c.ep, tier)
-            measured = c.dispatch_us if idx == 0 else c.combine_us
-            by_tier.setdefault(tier, []).append((c.tokens, sol_us * 1e-6 * bw, sol_us, measured - pred[5 + idx]))
-            if tier == "scale_out":  # the share of GPU pairs across scale-out where its fixed cost was measured
-                pairs = routes(cluster_of(c.system, c.ep), c.ep).first_hop_tier
-                out["scale_out_fixed_share"] = float((pairs == "scale_out").mean())
-        for tier, pts in by_tier.items():
-            pts.sort()
-            fixed = max(0.0, pts[0][3] - pts[0][2]) if len(pts) > 1 else 0.0  # one case: all of it is bandwidth
-            out["latency_us"][phase][tier] = round(fixed, 2)
-            ramp = [(b, min(1.0, max(0.02, s / (t - fixed)))) if t > fixed else (b, 1.0)
-                    for _, b, s, t in (pts[1:] if len(pts) > 1 else pts)]
-            out["ramp"].setdefault(tier, {})[phase] = ramp
+    for phase in PHASES:
+        series = fit_points(rows, transport, phase, out)
+        nvlink = sorted((k for k in series if k[0] == "nvlink"), key=lambda k: k[1])
+        few, many = (nvlink[0], nvlink[-1]) if len({k[1] for k in nvlink}) > 1 else (None, None)
+        send = send_limit(phase, few, series[few], out) if few else (lambda experts, p: 0.0)
+        fixed = {k: max(0.0, pts[0].measured_us - max(pts[0].sol_us, send(k[1], pts[0]))) if len(pts) > 1 else 0.0
+                 for k, pts in series.items()}
+        count = (lambda k: k[1]) if phase == "dispatch" else (lambda k: min(k[1], series[k][0].sms))  # noqa: E731
+        growth = (fixed[many] - fixed[few]) / (count(many) - count(few)) if few else 0.0
+        if few:
+            out["per_expert_us" if phase == "dispatch" else "per_block_us"] = {phase: round(growth, 4)}
+        for key, pts in series.items():
+            if few and key[0] == "nvlink" and key != many:
+                continue  # the NVLink ramp and fixed cost come from the series with most experts
+            f = fixed[key]
+            out["latency_us"][phase][key[0]] = round(f - growth * count(key), 2)
+            ramp = [(p.link_bytes, min(1.0, max(0.02, p.sol_us / (p.measured_us - f))) if p.measured_us > f else 1.0)
+                    for p in (pts[1:] if len(pts) > 1 else pts)]
+            out["ramp"].setdefault(key[0], {})[phase] = ramp
     return out
 
 
-def fit_toml(fitted: dict) -> str:
-    """The [latency_us] and [ramp] tables of a fit, as TOML text to paste into the transport file."""
+def fit_points(rows: list[Case], transport: str, phase: str, out: dict) -> dict[tuple, list[Point]]:
+    """The fitted rows of one phase as Points by series (tier, experts, EP, system), sorted by tokens; records
+    the scale-out share of the series that measured the scale-out tier in ``out``."""
+    zero, idx = flat_transport(transport), PHASES.index(phase)
+    series: dict[tuple, list] = {}
+    for c in rows:
+        pred = predict(c, zero)
+        tier = pred[4]
+        series.setdefault((tier, c.shape[2], c.ep, c.system), []).append(Point(
+            c.tokens, pred[2 + idx] * 1e-6 * link_bw_Bps(c.system, c.ep, tier), pred[2 + idx],
+            (c.dispatch_us, c.combine_us)[idx] - pred[5 + idx], send_bytes(c, phase),
+            cluster_of(c.system, c.ep).gpu.sm_count))
+        if tier == "scale_out":
+            pairs = routes(cluster_of(c.system, c.ep), c.ep).first_hop_tier
+            out["scale_out_fixed_share"] = float((pairs == "scale_out").mean())
+    return {k: sorted(v, key=lambda p: p.tokens) for k, v in series.items()}
+
+
+def send_limit(phase: str, few: tuple, pts: list[Point], out: dict):
+    """Fit the blocks' send limit on the series with fewest experts; returns (experts, point) -> us."""
+    first, last = pts[0], pts[-1]
+    if phase == "dispatch":
+        rounds = lambda experts, p: math.ceil(p.tokens / blocks(experts, p.sms))  # noqa: E731
+        issue_us = (last.measured_us - first.measured_us) / (rounds(few[1], last) - rounds(few[1], first))
+        out["issue_us"] = {phase: round(issue_us, 3)}
+        return lambda experts, p: issue_us * rounds(experts, p)
+    bytes_per_us = (last.sent_bytes - first.sent_bytes) / (last.measured_us - first.measured_us)
+    gbps = bytes_per_us / blocks(few[1], last.sms) / 1e3
+    out["block_GBps"] = {phase: round(gbps, 2)}
+    return lambda experts, p: p.sent_bytes / (blocks(experts, p.sms) * gbps * 1e3)
+
+
+def send_bytes(case: Case, phase: str) -> float:
+    """Bytes one GPU sends in ``phase`` of a case of uniform routing: tokens x top-k x message bytes."""
+    from wideep.traffic.a2a import message_bytes
+
+    model = routing_model(case)
+    msg = message_bytes(model, load_transport(case.transport), case.dispatch_dtype, case.combine_dtype)
+    return case.tokens * model.top_k * msg[phase]
+
+
+def fit_toml(fitted: dict, gpu: str = "") -> str:
+    """The measured tables of a fit, as TOML text to paste into the transport file (``gpu``: under
+    ``[gpu.<gpu>]``)."""
+    at = f"gpu.{gpu}." if gpu else ""
     lines = [f"scale_out_fixed_share = {fitted['scale_out_fixed_share']:.3f}"] if "scale_out_fixed_share" in fitted else []
+    lines.append(f"[{at}efficiency]  # beyond the ramps: the smaller of the two phases' largest measured sizes")
+    lines += [f"{tier} = {min(pts[-1][1] for pts in phases.values()):.3f}" for tier, phases in fitted["ramp"].items()]
+    for key in ("per_expert_us", "per_block_us", "issue_us", "block_GBps"):
+        if key in fitted:
+            lines.append(f"[{at}{key}]")
+            lines += [f"{phase} = {us}" for phase, us in fitted[key].items()]
     for phase, tiers in fitted["latency_us"].items():
-        lines.append(f"[latency_us.{phase}]")
+        lines.append(f"[{at}latency_us.{phase}]")
         lines += [f"{tier} = {us}" for tier, us in tiers.items()]
     for tier, phases in fitted["ramp"].items():
         for phase, pts in phases.items():
-            lines.append(f"[ramp.{phase}.{tier}]")
+            lines.append(f"[{at}ramp.{phase}.{tier}]")
             lines.append("bytes = [" + ", ".join(f"{b:.0f}" for b, _ in pts) + "]")
             lines.append("efficiency = [" + ", ".join(f"{e:.3f}" for _, e in pts) + "]")
     return "\n".join(lines)
@@ -258,10 +357,11 @@ def summary() -> list[list]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fit", help="print the fitted constants of this transport id")
+    ap.add_argument("--gpu", default="", help="with --fit: the [gpu.<name>] table to fit (default: the top level)")
     ap.add_argument("--summary", action="store_true", help="one row per series: mean and worst error")
     args = ap.parse_args()
     if args.fit:
-        print(fit_toml(fit(args.fit)))
+        print(fit_toml(fit(args.fit, args.gpu), args.gpu))
         return
     if args.summary:
         head = ["source", "transport", "EP", "role", "cases", "mean abs err %", "worst abs err %"]

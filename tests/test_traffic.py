@@ -71,12 +71,16 @@ def test_copies_dedup_per_gpu_and_node_by_hand():
     assert all(np.array_equal(fast[k], general[k]) for k in fast)
 
 
-def expected_time(cluster, transport, link_bytes, path_latency_s, phase):
-    """One NVLink link carrying ``link_bytes``: bytes over the ramp's efficiency at that size, plus the
-    transport's NVLink fixed cost and the wire latency."""
+def expected_time(cluster, transport, link_bytes, path_latency_s, phase, experts=0, tokens=0, sent_bytes=0.0):
+    """One NVLink link carrying ``link_bytes``: bytes over the ramp's efficiency at that size or the blocks'
+    send time (one block per expert: ``tokens`` rounds of ``issue_us``, ``sent_bytes`` at ``block_GBps`` per
+    block), plus the NVLink fixed cost with its growth per expert and per block, and the wire latency."""
     tr = load_transport(transport)
     eff = float(tr.link_efficiency(phase, np.array(["nvlink"]), np.array([link_bytes]))[0])
-    return link_bytes / (cluster.gpu.nvlink_Bps * eff) + tr.latency_s[phase]["nvlink"] + path_latency_s
+    k = {name: tr.constant(name, phase) for name in ("per_expert_us", "per_block_us", "issue_us", "block_GBps")}
+    send = max(k["issue_us"] * tokens, sent_bytes / (experts * k["block_GBps"]) if k["block_GBps"] else 0.0)
+    fixed = tr.latency_s[phase]["nvlink"] + (k["per_expert_us"] + k["per_block_us"]) * experts  # experts < SMs
+    return max(link_bytes / (cluster.gpu.nvlink_Bps * eff), send) + fixed + path_latency_s
 
 
 def test_low_latency_one_domain_by_hand():
@@ -89,9 +93,11 @@ def test_low_latency_one_domain_by_hand():
     # rank 1's token (experts 4, 5) stays home, so the busiest link carries one message.
     assert r.bytes_by_tier["dispatch"] == {"nvlink": msg, "scale_out": 0.0}
     hop_s = cluster.system.scale_up.latency_s
-    assert r.dispatch_s == pytest.approx(expected_time(cluster, "deepep-ll", msg, hop_s, "dispatch"))
+    # 8 experts: 8 blocks, so one token per GPU is one round; rank 1 sends back the most: 3 x 8,192 B.
+    assert r.dispatch_s == pytest.approx(expected_time(cluster, "deepep-ll", msg, hop_s, "dispatch", 8, 1, 2 * msg))
     assert r.dispatch_sol_s == pytest.approx(msg / cluster.gpu.nvlink_Bps)
-    assert r.combine_s == pytest.approx(expected_time(cluster, "deepep-ll", 2 * 4096, hop_s, "combine"))
+    assert r.combine_s == pytest.approx(expected_time(cluster, "deepep-ll", 2 * 4096, hop_s, "combine", 8, 1,
+                                                      3 * 2 * 4096))
     assert r.logical_bytes_per_gpu["dispatch"] == 2 * msg  # two selections per rank, local one included
     assert r.binding_tier == "nvlink"
 

@@ -240,11 +240,15 @@ def token_counts(stats: RoutingStats, phy2log: np.ndarray, group: Group, tokens_
 
 
 def phase_times(link_bytes: np.ndarray, pair_bytes: np.ndarray, cluster: Cluster, r: Routes, transport: Transport,
-                phase: str, wire_s: np.ndarray | None = None) -> dict:
+                phase: str, wire_s: np.ndarray | None = None, slots: int = 0, tokens_per_gpu: float = 0.0,
+                sent_bytes: np.ndarray | float = 0.0) -> dict:
     """Per-layer time: the busiest link's bytes over its achieved bandwidth (the transport's ramp at that
-    size), plus the transport's fixed cost and the longest wire latency used; and the SOL (datasheet, no latency).
+    size) or the time the kernel's blocks need to send the busiest GPU's tokens, whichever is longer, plus the transport's fixed cost and the
+    longest wire latency used; and the SOL (datasheet, no latency).
 
-    ``wire_s`` (layers,): :func:`wire_latency` of ``pair_bytes`` when the caller already has it.
+    ``wire_s`` (layers,): :func:`wire_latency` of ``pair_bytes`` when the caller already has it. ``slots``:
+    the expert slots of the EP group (the experts the kernels signal and launch blocks for), ``tokens_per_gpu``:
+    the tokens each GPU sends, ``sent_bytes`` (layers,): the bytes the busiest GPU sends (:func:`busiest_sender`).
     """
     bw = cluster.edge_bw_Bps
     masks = tier_masks(cluster)
@@ -252,11 +256,13 @@ def phase_times(link_bytes: np.ndarray, pair_bytes: np.ndarray, cluster: Cluster
     wire = wire_latency(pair_bytes, r) if wire_s is None else wire_s
     used = {t: (link_bytes[:, on] > 0).any(axis=1) for t, on in masks.items()}  # tier -> layers using it
     remote = float((r.first_hop_tier == "scale_out").mean())  # GPU pairs across the scale-out tier
-    latency = wire + np.array([transport.latency(phase, {t for t, on in used.items() if on[i]}, remote)
+    sms = cluster.gpu.sm_count
+    latency = wire + np.array([transport.latency(phase, {t for t, on in used.items() if on[i]}, remote, slots, sms)
                                for i in range(len(link_bytes))])
+    sending = transport.send_time(phase, tokens_per_gpu, np.asarray(sent_bytes, dtype=float), slots, sms)
     binding = int(busy.mean(axis=0).argmax()) if busy.size else 0
     u, v = cluster.edges[binding]
-    return {"layer_s": busy.max(axis=1) + latency, "sol_s": (link_bytes / bw).max(axis=1).mean(),
+    return {"layer_s": np.maximum(busy.max(axis=1), sending) + latency, "sol_s": (link_bytes / bw).max(axis=1).mean(),
             "latency_s": float(latency.mean()), "binding": f"{u}->{v}", "tier": str(cluster.edge_tier[binding])}
 
 
@@ -302,7 +308,15 @@ def phase_pairs(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: Rout
     copies = pair_copies(counts, tr.copies, tr.forward, group)
     msg = message_bytes(model, tr, dispatch_dtype, combine_dtype)
     pairs = {"dispatch": copies * msg["dispatch"], "combine": copies.transpose(0, 2, 1) * msg["combine"]}
-    return pairs, r, msg, logical_copies(counts, tr.copies, group).mean()
+    return pairs, r, msg, logical_copies(counts, tr.copies, group).mean(), busiest_sender(counts, tr, copies, msg)
+
+
+def busiest_sender(counts: dict, tr: Transport, copies: np.ndarray, msg: dict) -> dict:
+    """{phase: bytes the busiest GPU sends, local copies included, (layers,)}: dispatch a GPU's own
+    tokens, combine the selections it received. Relaying transports: the pair copies (local ones left out)."""
+    own = counts["selection" if tr.copies == "selection" else "gpu"] if tr.copies != "node" else copies
+    return {"dispatch": own.sum(axis=2).max(axis=1) * msg["dispatch"],
+            "combine": own.sum(axis=1).max(axis=1) * msg["combine"]}
 
 
 def a2a(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats, ep_size: int,
@@ -326,14 +340,15 @@ def a2a(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats
     dest_gpu : ndarray, shape (layers, ep_size x tokens_per_gpu, top_k), optional
         Destination rank of every selection of the step, when already known (saves choosing them again).
     """
-    tr = load_transport(transport)
+    tr = load_transport(transport).for_gpu(cluster.gpu.id)
     cluster = fabric(cluster, tr)
-    pairs, r, msg, logical = phase_pairs(model, cluster, phy2log, stats, ep_size, tokens_per_gpu, tr,
+    pairs, r, msg, logical, sent = phase_pairs(model, cluster, phy2log, stats, ep_size, tokens_per_gpu, tr,
                                          dispatch_dtype, combine_dtype, seed, replica_rule, dest_gpu)
     res = {}
     for p in PHASES:
         links = r.link_bytes(pairs[p])
-        res[p] = phase_times(links, pairs[p], cluster, r, tr, p) | {"links": links.mean(axis=0)}
+        res[p] = phase_times(links, pairs[p], cluster, r, tr, p, None, np.shape(phy2log)[-1], tokens_per_gpu,
+                             sent[p]) | {"links": links.mean(axis=0)}
     d, c = res["dispatch"], res["combine"]
     return A2AResult(
         transport=tr.id, dispatch_s=float(d["layer_s"].mean()), combine_s=float(c["layer_s"].mean()),
@@ -356,15 +371,16 @@ def a2a_curve(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: Routin
     ``probe_tokens`` scale linearly; the ramp and the fixed costs do not, and are applied at each size.
     Returns ``{phase: {"time_s", "sol_s", "latency_s": ndarray over the grid, "tier": binding tier}}``.
     """
-    tr = load_transport(transport)
+    tr = load_transport(transport).for_gpu(cluster.gpu.id)
     cluster = fabric(cluster, tr)
-    pairs, r, _, _ = phase_pairs(model, cluster, phy2log, stats, ep_size, probe_tokens, tr,
+    pairs, r, _, _, sent = phase_pairs(model, cluster, phy2log, stats, ep_size, probe_tokens, tr,
                                  dispatch_dtype, combine_dtype, seed, replica_rule)
     out = {}
     for p in PHASES:
         links = r.link_bytes(pairs[p])
         wire = wire_latency(pairs[p], r)
-        rows = [phase_times(links * (t / probe_tokens), pairs[p], cluster, r, tr, p, wire) for t in tokens_grid]
+        rows = [phase_times(links * (t / probe_tokens), pairs[p], cluster, r, tr, p, wire, np.shape(phy2log)[-1], t,
+                            sent[p] * (t / probe_tokens)) for t in tokens_grid]
         out[p] = {"time_s": np.array([float(x["layer_s"].mean()) for x in rows]),
                   "sol_s": np.array([float(x["sol_s"]) for x in rows]),
                   "latency_s": np.array([x["latency_s"] for x in rows]), "tier": rows[-1]["tier"],

@@ -4,13 +4,18 @@ A transport says how many copies of a token travel (``copies``: one per selectio
 per destination node then per GPU), whether it relays through the same-rail GPU of the destination domain
 (``forward``), its per-message header bytes, the fraction of datasheet bandwidth it reaches on each link
 tier (a constant, or a ``[ramp]`` curve over the bytes the busiest link carries in one phase: small
-transfers reach less of the link) and its fixed cost per phase. ``sms`` is the number of SMs its kernels hold
-while compute overlaps them. Every number lives in the TOML file with its source.
+transfers reach less of the link) and its fixed cost per phase, which may grow with the expert slots
+(``[per_expert_us]``) or with the kernel's blocks (``[per_block_us]``). Kernels that give each expert one
+block (DeepEP's low-latency kernels) are also limited by their blocks' send rate: ``[issue_us]`` per round
+of one token per block, ``[block_GBps]`` per block (:meth:`Transport.send_time`). ``sms`` is the number of
+SMs its kernels hold while compute overlaps them. ``[gpu.<name>]`` tables hold constants measured on other GPUs (``gpus``
+lists the GPU ids they serve); the top level serves every other GPU. Every number lives in the TOML file
+with its source.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -36,8 +41,14 @@ TRANSPORT_FIELDS = {
     "ramp": Field(dict, required=False),
     "sms": Field(int, "nonneg", required=False),
     "scale_out_fixed_share": Field(float, "positive", required=False),
+    "gpu": Field(dict, required=False),
 }
-EFFICIENCY_FIELDS = {t: Field(float, "positive") for t in TIERS}
+KERNEL_TABLES = {"per_expert_us": units.us, "per_block_us": units.us, "issue_us": units.us, "block_GBps": units.GBps}
+TRANSPORT_FIELDS |= {k: Field(dict, required=False) for k in KERNEL_TABLES}
+CONSTANT_TABLES = ("efficiency", "latency_us", "ramp", *KERNEL_TABLES)
+VARIANT_FIELDS = {"gpus": Field(list), "fitted_on": Field(str)} | {
+    k: Field(dict, required=False) for k in CONSTANT_TABLES}
+PHASE_FIELDS = {p: Field(float, "nonneg", required=False) for p in PHASES}
 LATENCY_FIELDS = {p: Field((float, dict)) for p in PHASES}
 TIER_LATENCY_FIELDS = {t: Field(float, "nonneg", required=False) for t in TIERS}
 
@@ -69,6 +80,12 @@ class Transport:
         0: the scale-out fixed cost is a constant. Else the share of the EP group's GPUs across the scale-out
         tier in the series that measured it: the part above the NVLink fixed cost grows in proportion to that
         share (DeepEP's low-latency kernels signal a count to every expert, remote ones through the NIC).
+    kernel : dict
+        Table name of :data:`KERNEL_TABLES` -> {phase: value in SI units}: fixed cost per expert slot
+        (``per_expert_us``) and per block up to the SM count (``per_block_us``), seconds per round of one
+        token per block (``issue_us``), bytes per second per block (``block_GBps``).
+    variants : tuple
+        (GPU ids, constants) measured on other GPUs; :meth:`for_gpu` picks one.
     """
 
     id: str
@@ -82,15 +99,50 @@ class Transport:
     ramp: dict = None
     sms: int = 0
     scale_out_fixed_share: float = 0.0
+    kernel: dict = None
+    variants: tuple = ()
+    gpu: str = ""
 
-    def latency(self, phase: str, tiers: set, scale_out_share: float | None = None) -> float:
+    def for_gpu(self, gpu_id: str) -> "Transport":
+        """The constants measured for ``gpu_id`` (a ``[gpu.<name>]`` table listing it), else these."""
+        for ids, constants in self.variants:
+            if gpu_id in ids:
+                return replace(self, **constants, variants=(), gpu=gpu_id)
+        return self
+
+    def latency(self, phase: str, tiers: set, scale_out_share: float | None = None, n_experts: int = 0,
+                device_sms: int = 0) -> float:
         """Fixed cost of ``phase`` when it uses links of ``tiers``, seconds; ``scale_out_share``: the share of
-        GPU pairs of the EP group across the scale-out tier (None: the one the file's cost was measured at)."""
+        GPU pairs of the EP group across the scale-out tier (None: the one the file's cost was measured at);
+        ``n_experts``: the EP group's expert slots; ``device_sms``: the GPU's SMs."""
         fixed = {t: self.latency_s[phase].get(t, 0.0) for t in tiers}
+        if not fixed:
+            return 0.0
         if "scale_out" in fixed and self.scale_out_fixed_share and scale_out_share is not None:
             base = self.latency_s[phase].get("nvlink", 0.0)
             fixed["scale_out"] = base + (fixed["scale_out"] - base) * scale_out_share / self.scale_out_fixed_share
-        return max(fixed.values(), default=0.0)
+        return (max(fixed.values()) + self.constant("per_expert_us", phase) * n_experts
+                + self.constant("per_block_us", phase) * min(n_experts, device_sms or n_experts))
+
+    def constant(self, table: str, phase: str) -> float:
+        """One phase's value of a :data:`KERNEL_TABLES` table, SI units (0 when the file has none)."""
+        return (self.kernel or {}).get(table, {}).get(phase, 0.0)
+
+    def send_time(self, phase: str, tokens_per_gpu: float, send_bytes: np.ndarray, n_experts: int,
+                  device_sms: int) -> np.ndarray:
+        """Seconds the kernel's blocks need to send one GPU's tokens, 0 where the file models no such limit.
+
+        DeepEP's low-latency kernels launch one block per expert slot, packing slots into warp groups when they
+        outnumber the SMs: ceil(E / ceil(E / SMs)) blocks. Each block sends one token at a time (a round of
+        one token per block takes ``issue_us``) and moves at most ``block_GBps``. ``send_bytes``: the bytes
+        the busiest GPU sends, any shape.
+        """
+        if not device_sms or not n_experts:
+            return np.zeros_like(send_bytes, dtype=float)
+        blocks = -(-n_experts // -(-n_experts // device_sms))
+        rate = self.constant("block_GBps", phase)
+        by_rate = send_bytes / (blocks * rate) if rate else np.zeros_like(send_bytes, dtype=float)
+        return np.maximum(by_rate, self.constant("issue_us", phase) * np.ceil(max(tokens_per_gpu, 0) / blocks))
 
     def link_efficiency(self, phase: str, tiers: np.ndarray, link_bytes: np.ndarray,
                         masks: dict[str, np.ndarray] | None = None) -> np.ndarray:
@@ -119,26 +171,56 @@ def load_transport(name: str) -> Transport:
 def _load(path_str: str) -> Transport:
     path = Path(path_str)
     data = check_table(read_file(path), TRANSPORT_FIELDS, path_str)
-    eff = check_table(sub_table(data, "efficiency", path_str), EFFICIENCY_FIELDS, path_str, "efficiency.")
+    base = Transport(
+        id=path.stem, name=data["name"], copies=data["copies"], forward=data["forward"], scope=data["scope"],
+        header_bytes={p: data[f"{p}_header_bytes"] for p in PHASES}, sms=data.get("sms", 0),
+        scale_out_fixed_share=checked_share(data.get("scale_out_fixed_share", 0.0), path_str),
+        **constants(data, path_str, ""))
+    variants = []
+    for name, table in (data.get("gpu") or {}).items():
+        where = f"gpu.{name}."
+        if not isinstance(table, dict):
+            raise CatalogError("expected a table", path_str, f"gpu.{name}")
+        table = check_table(table, VARIANT_FIELDS, path_str, where)
+        if not table["gpus"] or not all(isinstance(g, str) for g in table["gpus"]):
+            raise CatalogError("expected a list of GPU ids", path_str, f"{where}gpus")
+        variants.append((tuple(table["gpus"]), constants(table, path_str, where, base)))
+    return replace(base, variants=tuple(variants))
+
+
+def constants(data: dict, source: str, where: str, base: Transport | None = None) -> dict:
+    """The measured constants of a transport file's top level (``base`` None: efficiency and latency
+    required) or of one ``[gpu.<name>]`` table, laid tier by tier over ``base``'s."""
+    def table(key: str) -> dict:
+        value = data.get(key)
+        if value is None and base is None and key in ("efficiency", "latency_us"):
+            raise CatalogError("missing required table", source, where + key)
+        if value is not None and not isinstance(value, dict):
+            raise CatalogError(f"expected a table, got {type(value).__name__}", source, where + key)
+        return value or {}
+
+    eff_fields = {t: Field(float, "positive", required=base is None) for t in TIERS}
+    eff = check_table(table("efficiency"), eff_fields, source, f"{where}efficiency.")
     for tier, value in eff.items():
         if value > 1:
-            raise CatalogError(f"must be <= 1, got {value}", path_str, f"efficiency.{tier}")
-    lat = check_table(sub_table(data, "latency_us", path_str), LATENCY_FIELDS, path_str, "latency_us.")
-    latency = {}
-    for p, v in lat.items():
+            raise CatalogError(f"must be <= 1, got {value}", source, f"{where}efficiency.{tier}")
+    latency = {p: dict(base.latency_s[p]) for p in PHASES} if base else {}
+    for p, v in check_table(table("latency_us"), LATENCY_FIELDS, source, f"{where}latency_us.").items():
         if isinstance(v, dict):
-            check_table(v, TIER_LATENCY_FIELDS, path_str, f"latency_us.{p}.")
+            check_table(v, TIER_LATENCY_FIELDS, source, f"{where}latency_us.{p}.")
         elif not 0 <= v < float("inf"):
-            raise CatalogError(f"must be >= 0, got {v}", path_str, f"latency_us.{p}")
-        latency[p] = {t: (v[t] if isinstance(v, dict) else v) * units.us for t in TIERS
-                      if not isinstance(v, dict) or t in v}
-    return Transport(
-        id=path.stem, name=data["name"], copies=data["copies"], forward=data["forward"], scope=data["scope"],
-        header_bytes={p: data[f"{p}_header_bytes"] for p in PHASES},
-        efficiency={t: float(v) for t, v in eff.items()},
-        latency_s=latency, ramp=load_ramp(data.get("ramp"), path_str), sms=data.get("sms", 0),
-        scale_out_fixed_share=checked_share(data.get("scale_out_fixed_share", 0.0), path_str),
-    )
+            raise CatalogError(f"must be >= 0, got {v}", source, f"{where}latency_us.{p}")
+        latency.setdefault(p, {}).update({t: (v[t] if isinstance(v, dict) else v) * units.us for t in TIERS
+                                          if not isinstance(v, dict) or t in v})
+    ramp = {p: dict(tiers) for p, tiers in (base.ramp if base else {}).items()}
+    for p, tiers in load_ramp(data.get("ramp"), source, where).items():
+        ramp.setdefault(p, {}).update(tiers)
+    kernel = {k: {p: v * scale for p, v in check_table(table(k), PHASE_FIELDS, source, f"{where}{k}.").items()}
+              for k, scale in KERNEL_TABLES.items()}
+    if base:
+        kernel = {k: base.kernel.get(k, {}) | v for k, v in kernel.items()}
+    return {"efficiency": ({**base.efficiency} if base else {}) | {t: float(v) for t, v in eff.items()},
+            "latency_s": latency, "ramp": ramp, "kernel": kernel}
 
 
 def checked_share(share: float, source: str) -> float:
@@ -148,14 +230,16 @@ def checked_share(share: float, source: str) -> float:
     return share
 
 
-def load_ramp(table: dict | None, source: str) -> dict:
+def load_ramp(table: dict | None, source: str, prefix: str = "") -> dict:
     """The optional [ramp.<phase>.<tier>] tables: ``bytes`` and ``efficiency`` in (0, 1] at those sizes."""
     curves: dict = {}
+    if table is not None and not isinstance(table, dict):
+        raise CatalogError("expected a table per phase", source, f"{prefix}ramp")
     for phase, tiers in (table or {}).items():
         if phase not in PHASES or not isinstance(tiers, dict):
-            raise CatalogError(f"expected a table per phase ({', '.join(PHASES)})", source, f"ramp.{phase}")
+            raise CatalogError(f"expected a table per phase ({', '.join(PHASES)})", source, f"{prefix}ramp.{phase}")
         for tier, curve in tiers.items():
-            where = f"ramp.{phase}.{tier}"
+            where = f"{prefix}ramp.{phase}.{tier}"
             if tier not in TIERS:
                 raise CatalogError(f"unknown tier (choose {', '.join(TIERS)})", source, where)
             if not isinstance(curve, dict) or set(curve) != {"bytes", "efficiency"}:
