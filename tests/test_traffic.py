@@ -13,7 +13,7 @@ import pytest
 from conftest import run_cli
 from wideep.core import catalog
 from wideep.traffic.copies import count_gpus, count_sorted_experts, group_of
-from wideep.core.errors import InputError, WideEPError
+from wideep.core.errors import CatalogError, InputError, WideEPError
 from wideep.specs.model import load_model
 from wideep.routing.stats import RoutingStats, from_topk, synthetic_routing
 from wideep.specs.topology import load_cluster
@@ -358,3 +358,44 @@ def test_route_distances_are_the_breadth_first_ones():
     for d in (0, 9, 31):
         bfs = cluster.distance_to(cluster.gpu_nodes[d])
         assert dist[d].tolist() == [float(bfs.get(n, np.inf)) for n in nodes]
+
+
+def test_transport_gpu_tables_serve_their_gpus():
+    """[gpu.<name>] tables replace the constants they give, tier by tier, for the GPUs they list."""
+    t = load_transport("deepep-ll")
+    b300 = t.for_gpu("b300")
+    assert b300 == t.for_gpu("b200") and b300.source == "transports/deepep-ll.toml [gpu.b200]"
+    assert t.for_gpu("h100-sxm") is t and t.source == "transports/deepep-ll.toml"
+    assert b300.latency_s["dispatch"]["nvlink"] != t.latency_s["dispatch"]["nvlink"]
+    assert b300.latency_s["dispatch"]["scale_out"] == t.latency_s["dispatch"]["scale_out"]  # not measured: kept
+    assert b300.ramp["dispatch"]["scale_out"] == t.ramp["dispatch"]["scale_out"]
+
+
+def test_deepep_blocks_bound_the_send_side():
+    """One block per expert slot up to the SMs: 8 experts send 1,024 tokens in 128 rounds, 256 experts on 132
+    SMs (two slots per block, 128 blocks) in 8; the combine rate counts bytes per block."""
+    t = load_transport("deepep-ll")
+    issue, rate = t.constant("issue_us", "dispatch"), t.constant("block_GBps", "combine")
+    assert float(t.send_time("dispatch", 1024, np.array(0.0), 8, 132)) == pytest.approx(128 * issue)
+    assert float(t.send_time("dispatch", 1024, np.array(0.0), 256, 132)) == pytest.approx(8 * issue)
+    assert float(t.send_time("combine", 1024, np.array(8e6), 8, 132)) == pytest.approx(8e6 / (8 * rate))
+    assert float(load_transport("nccl").send_time("dispatch", 1024, np.array(8e6), 8, 132)) == 0.0
+    # the fixed cost: per expert slot (dispatch), per block up to the SM count (combine)
+    d0, c0 = (t.latency(p, {"nvlink"}) for p in ("dispatch", "combine"))
+    assert t.latency("dispatch", {"nvlink"}, None, 512, 132) == pytest.approx(d0 + 512 * t.constant("per_expert_us", "dispatch"))
+    assert t.latency("combine", {"nvlink"}, None, 512, 132) == pytest.approx(c0 + 132 * t.constant("per_block_us", "combine"))
+
+
+@pytest.mark.parametrize("table, match", [
+    ('[gpu.x]\nfitted_on = "y"\n', r"gpu\.x\.gpus: missing required field"),
+    ('[gpu.x]\ngpus = []\nfitted_on = "y"\n', r"gpu\.x\.gpus: expected a list of GPU ids"),
+    ('[gpu.x]\ngpus = ["b200"]\nfitted_on = "y"\n[gpu.x.efficiency]\nnvlink = 2.0\n', r"gpu\.x\.efficiency\.nvlink: must be <= 1"),
+    ('[gpu.x]\ngpus = ["b200"]\nfitted_on = "y"\n[gpu.x.issue_us]\ndispatch = -1.0\n', r"gpu\.x\.issue_us\.dispatch"),
+    ('[gpu.x]\ngpus = ["b200"]\nfitted_on = "y"\nbogus = 1\n', r"gpu\.x\.bogus"),
+    ('[block_GBps]\nsend = 1.0\n', r"block_GBps\.send"),
+])
+def test_bad_transport_gpu_table(tmp_path, table, match):
+    bad = tmp_path / "t.toml"
+    bad.write_text((catalog.catalog_root() / "topologies/transports/nccl.toml").read_text() + "\n" + table)
+    with pytest.raises(CatalogError, match=match):
+        load_transport(str(bad))

@@ -46,16 +46,17 @@ from wideep.perf.workload import ExpertParallel, StepResult, Workload
 TERM_TABLES = {"attn_core": ("attention",), "attn_proj": ("gemm_shape", "gemm"), "dense_ffn": ("gemm_shape", "gemm"),
                "shared_experts": ("gemm_shape", "gemm"), "lm_head": ("gemm_shape", "gemm"),
                "routed_experts": ("grouped_gemm", "gemm"), "layer_kernels": ("memory_kernel", "kernel")}
-def calibration_sources(cal: Calibration, transport: str = "", tp: int = 1) -> dict[str, str]:
-    """Term -> "file (table)" that set its efficiency; dispatch and combine -> the transport file; the
-    all-reduce of a ``tp``-GPU attention group -> the measured series or the collective model's file."""
+def calibration_sources(cal: Calibration, transport_source: str = "", tp: int = 1) -> dict[str, str]:
+    """Term -> "file (table)" that set its efficiency; dispatch and combine -> ``transport_source`` (the
+    transport file and table, :attr:`wideep.traffic.transports.Transport.source`); the all-reduce of a
+    ``tp``-GPU attention group -> the measured series or the collective model's file."""
     have = dict(cal.sources)
     out = {}
     for term, tables in TERM_TABLES.items():
         table = next((t for t in tables if t in have), tables[-1])
         out[term] = f"{have.get(table, 'default.toml')} [{table}]"
-    if transport:
-        out["dispatch"] = out["combine"] = f"transports/{transport}.toml"
+    if transport_source:
+        out["dispatch"] = out["combine"] = transport_source
     if tp > 1:
         out["tp_allreduce"] = (f"{have['allreduce']} [allreduce]" if cal.has_allreduce(tp)
                                else "collectives/allreduce.toml")

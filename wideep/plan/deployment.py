@@ -237,7 +237,8 @@ def plan(spec: PlanSpec) -> Plan:
     money = cost(gpu, dec.tokens_per_s_per_gpu, pre.tokens_per_s_per_gpu, spec.isl, spec.osl,
                  spec.price_per_gpu_hour, spec.price_scenario)
     system = cluster.system.id if cluster.system else cluster.name
-    provenance = calibration_sources(cal, ep.transport, spec.tp) | {"experts_touched": ep.touched_source or ESTIMATE}
+    transport = load_transport(ep.transport).for_gpu(gpu.id).source if ep.ep_size > 1 and ep.transport else ""
+    provenance = calibration_sources(cal, transport, spec.tp) | {"experts_touched": ep.touched_source or ESTIMATE}
     return Plan(spec, model, system, gpu, gpus, ep, dec, pre, mem, money, provenance,
                 prompt_kv_transfer_s(spec, model, cluster))
 

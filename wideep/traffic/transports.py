@@ -49,7 +49,6 @@ CONSTANT_TABLES = ("efficiency", "latency_us", "ramp", *KERNEL_TABLES)
 VARIANT_FIELDS = {"gpus": Field(list), "fitted_on": Field(str)} | {
     k: Field(dict, required=False) for k in CONSTANT_TABLES}
 PHASE_FIELDS = {p: Field(float, "nonneg", required=False) for p in PHASES}
-LATENCY_FIELDS = {p: Field((float, dict)) for p in PHASES}
 TIER_LATENCY_FIELDS = {t: Field(float, "nonneg", required=False) for t in TIERS}
 
 
@@ -85,7 +84,9 @@ class Transport:
         (``per_expert_us``) and per block up to the SM count (``per_block_us``), seconds per round of one
         token per block (``issue_us``), bytes per second per block (``block_GBps``).
     variants : tuple
-        (GPU ids, constants) measured on other GPUs; :meth:`for_gpu` picks one.
+        (GPU ids, table name, constants) measured on other GPUs; :meth:`for_gpu` picks one.
+    table : str
+        The ``[gpu.<name>]`` table these constants came from ("" the file's top level).
     """
 
     id: str
@@ -101,14 +102,19 @@ class Transport:
     scale_out_fixed_share: float = 0.0
     kernel: dict = None
     variants: tuple = ()
-    gpu: str = ""
+    table: str = ""
 
     def for_gpu(self, gpu_id: str) -> "Transport":
         """The constants measured for ``gpu_id`` (a ``[gpu.<name>]`` table listing it), else these."""
-        for ids, constants in self.variants:
+        for ids, table, constants in self.variants:
             if gpu_id in ids:
-                return replace(self, **constants, variants=(), gpu=gpu_id)
+                return replace(self, **constants, variants=(), table=table)
         return self
+
+    @property
+    def source(self) -> str:
+        """Where the constants came from: ``transports/<id>.toml``, with ``[gpu.<name>]`` when a GPU's table."""
+        return f"transports/{self.id}.toml" + (f" [gpu.{self.table}]" if self.table else "")
 
     def latency(self, phase: str, tiers: set, scale_out_share: float | None = None, n_experts: int = 0,
                 device_sms: int = 0) -> float:
@@ -184,7 +190,7 @@ def _load(path_str: str) -> Transport:
         table = check_table(table, VARIANT_FIELDS, path_str, where)
         if not table["gpus"] or not all(isinstance(g, str) for g in table["gpus"]):
             raise CatalogError("expected a list of GPU ids", path_str, f"{where}gpus")
-        variants.append((tuple(table["gpus"]), constants(table, path_str, where, base)))
+        variants.append((tuple(table["gpus"]), name, constants(table, path_str, where, base)))
     return replace(base, variants=tuple(variants))
 
 
@@ -205,7 +211,8 @@ def constants(data: dict, source: str, where: str, base: Transport | None = None
         if value > 1:
             raise CatalogError(f"must be <= 1, got {value}", source, f"{where}efficiency.{tier}")
     latency = {p: dict(base.latency_s[p]) for p in PHASES} if base else {}
-    for p, v in check_table(table("latency_us"), LATENCY_FIELDS, source, f"{where}latency_us.").items():
+    phase_fields = {p: Field((float, dict), required=base is None) for p in PHASES}
+    for p, v in check_table(table("latency_us"), phase_fields, source, f"{where}latency_us.").items():
         if isinstance(v, dict):
             check_table(v, TIER_LATENCY_FIELDS, source, f"{where}latency_us.{p}.")
         elif not 0 <= v < float("inf"):
