@@ -215,8 +215,8 @@ def fit(transport: str, gpu: str = "") -> dict:
     - Send limit, from the series with fewest experts (smallest and largest case): dispatch the time per
       round of one token per block (``issue_us``), combine the bytes per block per second (``block_GBps``).
     - Fixed cost of a series: its smallest case at full link speed, measured - max(S, send limit) - W. With
-      two expert counts, the line through both grows per expert slot (dispatch: a count is signalled to every
-      expert) or per block up to the SM count (combine).
+      two expert counts, the fixed cost grows per expert slot (dispatch: a count is signalled to every expert)
+      or steps up once the slots outnumber the SMs (combine: slots packed into warp groups).
     - Ramp, from the series with most experts: every larger case's S / (measured - fixed - W), clipped to
       (0, 1]. A series of one case is all bandwidth (fixed = 0).
     """
@@ -229,10 +229,10 @@ def fit(transport: str, gpu: str = "") -> dict:
         send = send_limit(phase, few, series[few], out) if few else (lambda experts, p: 0.0)
         fixed = {k: max(0.0, pts[0].measured_us - max(pts[0].sol_us, send(k[1], pts[0]))) if len(pts) > 1 else 0.0
                  for k, pts in series.items()}
-        count = (lambda k: k[1]) if phase == "dispatch" else (lambda k: min(k[1], series[k][0].sms))  # noqa: E731
+        count = (lambda k: k[1]) if phase == "dispatch" else (lambda k: float(k[1] > series[k][0].sms))  # noqa: E731
         growth = (fixed[many] - fixed[few]) / (count(many) - count(few)) if few else 0.0
         if few:
-            out["per_expert_us" if phase == "dispatch" else "per_block_us"] = {phase: round(growth, 4)}
+            out["per_expert_us" if phase == "dispatch" else "packed_us"] = {phase: round(growth, 4)}
         for key, pts in series.items():
             if few and key[0] == "nvlink" and key != many:
                 continue  # the NVLink ramp and fixed cost come from the series with most experts
@@ -292,7 +292,7 @@ def fit_toml(fitted: dict, gpu: str = "") -> str:
     lines = [f"scale_out_fixed_share = {fitted['scale_out_fixed_share']:.3f}"] if "scale_out_fixed_share" in fitted else []
     lines.append(f"[{at}efficiency]  # beyond the ramps: the smaller of the two phases' largest measured sizes")
     lines += [f"{tier} = {min(pts[-1][1] for pts in phases.values()):.3f}" for tier, phases in fitted["ramp"].items()]
-    for key in ("per_expert_us", "per_block_us", "issue_us", "block_GBps"):
+    for key in ("per_expert_us", "packed_us", "issue_us", "block_GBps"):
         if key in fitted:
             lines.append(f"[{at}{key}]")
             lines += [f"{phase} = {us}" for phase, us in fitted[key].items()]

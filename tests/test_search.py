@@ -26,7 +26,8 @@ def test_every_point_has_the_documented_keys(h200):
 
 def test_best_meets_the_target_and_is_the_cheapest_that_does(h200):
     assert h200["best"]["tpot_ms"] <= 50.0
-    assert all(q["usd_per_mtok"] >= h200["best"]["usd_per_mtok"] for q in h200["pareto"] if q["tpot_ms"] <= 50.0)
+    cheapest = h200["best"]["usd_per_mtok"] * (1 - 1e-9)  # ties (to 9 digits) go to the faster point
+    assert all(q["usd_per_mtok"] >= cheapest for q in h200["pareto"] if q["tpot_ms"] <= 50.0)
 
 
 def test_front_trades_throughput_for_interactivity(h200):

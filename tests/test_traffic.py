@@ -77,9 +77,9 @@ def expected_time(cluster, transport, link_bytes, path_latency_s, phase, experts
     block), plus the NVLink fixed cost with its growth per expert and per block, and the wire latency."""
     tr = load_transport(transport)
     eff = float(tr.link_efficiency(phase, np.array(["nvlink"]), np.array([link_bytes]))[0])
-    k = {name: tr.constant(name, phase) for name in ("per_expert_us", "per_block_us", "issue_us", "block_GBps")}
+    k = {name: tr.constant(name, phase) for name in ("per_expert_us", "issue_us", "block_GBps")}
     send = max(k["issue_us"] * tokens, sent_bytes / (experts * k["block_GBps"]) if k["block_GBps"] else 0.0)
-    fixed = tr.latency_s[phase]["nvlink"] + (k["per_expert_us"] + k["per_block_us"]) * experts  # experts < SMs
+    fixed = tr.latency_s[phase]["nvlink"] + k["per_expert_us"] * experts  # fewer experts than SMs: not packed
     return max(link_bytes / (cluster.gpu.nvlink_Bps * eff), send) + fixed + path_latency_s
 
 
@@ -380,10 +380,11 @@ def test_deepep_blocks_bound_the_send_side():
     assert float(t.send_time("dispatch", 1024, np.array(0.0), 256, 132)) == pytest.approx(8 * issue)
     assert float(t.send_time("combine", 1024, np.array(8e6), 8, 132)) == pytest.approx(8e6 / (8 * rate))
     assert float(load_transport("nccl").send_time("dispatch", 1024, np.array(8e6), 8, 132)) == 0.0
-    # the fixed cost: per expert slot (dispatch), per block up to the SM count (combine)
+    # the fixed cost: per expert slot (dispatch), one step once the slots outnumber the SMs (combine)
     d0, c0 = (t.latency(p, {"nvlink"}) for p in ("dispatch", "combine"))
     assert t.latency("dispatch", {"nvlink"}, None, 512, 132) == pytest.approx(d0 + 512 * t.constant("per_expert_us", "dispatch"))
-    assert t.latency("combine", {"nvlink"}, None, 512, 132) == pytest.approx(c0 + 132 * t.constant("per_block_us", "combine"))
+    assert t.latency("combine", {"nvlink"}, None, 132, 132) == pytest.approx(c0)
+    assert t.latency("combine", {"nvlink"}, None, 133, 132) == pytest.approx(c0 + t.constant("packed_us", "combine"))
 
 
 @pytest.mark.parametrize("table, match", [

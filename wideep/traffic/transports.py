@@ -5,7 +5,8 @@ per destination node then per GPU), whether it relays through the same-rail GPU 
 (``forward``), its per-message header bytes, the fraction of datasheet bandwidth it reaches on each link
 tier (a constant, or a ``[ramp]`` curve over the bytes the busiest link carries in one phase: small
 transfers reach less of the link) and its fixed cost per phase, which may grow with the expert slots
-(``[per_expert_us]``) or with the kernel's blocks (``[per_block_us]``). Kernels that give each expert one
+(``[per_expert_us]``) or step up once the kernel packs expert slots into warp groups (``[packed_us]``).
+Kernels that give each expert one
 block (DeepEP's low-latency kernels) are also limited by their blocks' send rate: ``[issue_us]`` per round
 of one token per block, ``[block_GBps]`` per block (:meth:`Transport.send_time`). ``sms`` is the number of
 SMs its kernels hold while compute overlaps them. ``[gpu.<name>]`` tables hold constants measured on other GPUs (``gpus``
@@ -43,7 +44,7 @@ TRANSPORT_FIELDS = {
     "scale_out_fixed_share": Field(float, "positive", required=False),
     "gpu": Field(dict, required=False),
 }
-KERNEL_TABLES = {"per_expert_us": units.us, "per_block_us": units.us, "issue_us": units.us, "block_GBps": units.GBps}
+KERNEL_TABLES = {"per_expert_us": units.us, "packed_us": units.us, "issue_us": units.us, "block_GBps": units.GBps}
 TRANSPORT_FIELDS |= {k: Field(dict, required=False) for k in KERNEL_TABLES}
 CONSTANT_TABLES = ("efficiency", "latency_us", "ramp", *KERNEL_TABLES)
 VARIANT_FIELDS = {"gpus": Field(list), "fitted_on": Field(str)} | {
@@ -81,7 +82,7 @@ class Transport:
         share (DeepEP's low-latency kernels signal a count to every expert, remote ones through the NIC).
     kernel : dict
         Table name of :data:`KERNEL_TABLES` -> {phase: value in SI units}: fixed cost per expert slot
-        (``per_expert_us``) and per block up to the SM count (``per_block_us``), seconds per round of one
+        (``per_expert_us``) and once the slots outnumber the SMs (``packed_us``), seconds per round of one
         token per block (``issue_us``), bytes per second per block (``block_GBps``).
     variants : tuple
         (GPU ids, table name, constants) measured on other GPUs; :meth:`for_gpu` picks one.
@@ -128,7 +129,7 @@ class Transport:
             base = self.latency_s[phase].get("nvlink", 0.0)
             fixed["scale_out"] = base + (fixed["scale_out"] - base) * scale_out_share / self.scale_out_fixed_share
         return (max(fixed.values()) + self.constant("per_expert_us", phase) * n_experts
-                + self.constant("per_block_us", phase) * min(n_experts, device_sms or n_experts))
+                + self.constant("packed_us", phase) * (n_experts > device_sms > 0))
 
     def constant(self, table: str, phase: str) -> float:
         """One phase's value of a :data:`KERNEL_TABLES` table, SI units (0 when the file has none)."""
