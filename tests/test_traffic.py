@@ -74,7 +74,8 @@ def test_copies_dedup_per_gpu_and_node_by_hand():
 def expected_time(cluster, transport, link_bytes, path_latency_s, phase, experts=0, tokens=0, sent_bytes=0.0):
     """One NVLink link carrying ``link_bytes``: bytes over the ramp's efficiency at that size or the blocks'
     send time (one block per expert: ``tokens`` rounds of ``issue_us``, ``sent_bytes`` at ``block_GBps`` per
-    block), plus the NVLink fixed cost with its growth per expert (unpacked: fewer experts than SMs), and the wire latency."""
+    block), plus the NVLink fixed cost with its growth per expert (fewer experts than SMs: not packed) and the
+    wire latency."""
     tr = load_transport(transport)
     eff = float(tr.link_efficiency(phase, np.array(["nvlink"]), np.array([link_bytes]))[0])
     k = {name: tr.constant(name, phase) for name in ("per_expert_us", "issue_us", "block_GBps")}
