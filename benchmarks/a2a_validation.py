@@ -20,6 +20,7 @@ import argparse
 import csv
 import dataclasses
 import math
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -53,10 +54,11 @@ class Case:
     combine_dtype: str = "bf16"
     shape: tuple[int, int, int] = (7168, 8, 256)  # hidden, top-k, experts of the measured layer
     fits: str = ""  # fit rows: the [gpu.<name>] table they fit ("" the file's top level)
+    sms: int = 0  # SMs the kernels ran on when not the transport file's
 
 
-AIC_SYSTEMS = {"h100_sxm": "hgx-h100", "h200_sxm": "hgx-h200", "b200_sxm": "hgx-b200", "b300_sxm": "hgx-b300",
-               "gb200": "gb200-nvl72", "gb300": "gb300-nvl72"}
+AIC_SYSTEMS = {"H100": "hgx-h100", "H200": "hgx-h200", "B200": "hgx-b200", "B300": "hgx-b300", "GB200": "gb200-nvl72",
+               "GB300": "gb300-nvl72"}  # by the device a row names (AIC's h200_sxm normal 0.5.6.post2 file ran on H100)
 DEEPSEEK_SHAPE, FEW_EXPERTS_SHAPE = (7168, 8, 256), (4096, 2, 8)  # the two fitted series of each fitted GPU
 FITTED_GPUS = {"h200_sxm": "", "b200_sxm": "b200", "gb200": "gb200"}  # system -> the table its series fit
 
@@ -85,9 +87,43 @@ def aic_deepep_ll() -> list[Case]:
                 (folder == "0.5.12" and shape in (DEEPSEEK_SHAPE, FEW_EXPERTS_SHAPE))
                 or (folder == "0.5.6.post2" and ep == 64 and shape == DEEPSEEK_SHAPE))
             gpu = r["device"].replace("NVIDIA ", "").split(" ")[0]
-            out.append(Case(f"AIC {gpu} DeepEP LL (sglang {folder})", "deepep-ll", AIC_SYSTEMS[system], ep,
+            out.append(Case(f"AIC {gpu} DeepEP LL (sglang {folder})", "deepep-ll", AIC_SYSTEMS[gpu], ep,
                             int(r["num_token"]), float(r["dispatch_avg_t_us"]), float(r["combine_avg_t_us"]),
                             "fit" if fit else "held-out", shape=shape, fits=FITTED_GPUS.get(system, "")))
+    return out
+
+
+NORMAL_SMS = 20  # SMs SGLang gives DeepEP's normal kernels (the transport file's sms); the 4-SM series fit the SM rate
+SMALL_HIDDEN_SHAPE = (2048, 8, 256)  # the normal kernels' second fitted series: DeepSeek-V3's routing, a quarter of its bytes
+
+
+def aic_deepep_normal() -> list[Case]:
+    """AIC DeepEP normal-kernel rows (prefill) of six GPUs, 16 layer shapes, up to 16,384 tokens per rank, at
+    SGLang's 20 SMs and (fitting the rate per SM) at 4 SMs; EP8 from the 0.5.12 build, EP16..EP64 (H200, its
+    notify kernel added) from 0.5.6.post2.
+
+    Fitted: on H200, B200 and GB200 the EP8 series of DeepSeek-V3's shape and of 2048 x top-8 of 256 at 4 SMs
+    (what a token and a byte cost each SM) and at 20 SMs (fixed cost, its growth with the hidden size, and the
+    NVLink ramp); the H200 EP32 series of the 0.5.6.post2 build (the scale-out tier). Held out: every other
+    shape at 20 SMs, H100 / B300 / GB300 on the H200 / B200 / GB200 constants, and EP16 and EP64.
+    """
+    out = []
+    with open(DATA / "aic_deepep_normal.csv") as fh:
+        for r in csv.DictReader(fh):
+            system, folder, ep, sms = r["system"], r["folder"], 8 * int(r["node_num"]), int(r["dispatch_sms"])
+            shape = (int(r["hidden_size"]), int(r["num_topk"]), int(r["num_experts"]))
+            if (system == "h100_sxm" and folder == "0.5.6.post2") or shape[2] % ep:
+                continue
+            fit = system in FITTED_GPUS and (
+                (folder == "0.5.12" and shape in (DEEPSEEK_SHAPE, SMALL_HIDDEN_SHAPE))
+                or (folder == "0.5.6.post2" and ep == 32 and shape == DEEPSEEK_SHAPE and sms == NORMAL_SMS))
+            if sms != NORMAL_SMS and not fit:
+                continue
+            gpu = r["device"].replace("NVIDIA ", "").split(" ")[0]
+            times = [float(r[f"{p}_transmit_us"]) + float(r[f"{p}_notify_us"]) for p in PHASES]
+            out.append(Case(f"AIC {gpu} DeepEP normal (sglang {folder})", "deepep-normal", AIC_SYSTEMS[gpu], ep,
+                            int(r["num_token"]), *times, "fit" if fit else "held-out", shape=shape,
+                            fits=FITTED_GPUS.get(system, ""), sms=0 if sms == NORMAL_SMS else sms))
     return out
 
 
@@ -144,7 +180,7 @@ def aic_onesided() -> list[Case]:
 
 
 def cases() -> list[Case]:
-    return aic_deepep_ll() + published() + aic_nccl() + aic_onesided()
+    return aic_deepep_ll() + aic_deepep_normal() + published() + aic_nccl() + aic_onesided()
 
 
 def routing_model(case: Case):
@@ -174,10 +210,25 @@ def predict(case: Case, transport_file: str | None = None, layers: int = 2) -> t
     else:
         stats = synthetic_routing(model, "uniform", case.ep * max(case.tokens, 64), seed=0, layers=layers)
     phy2log = contiguous_phy2log(layers, model.n_experts, model.n_experts)
-    r = a2a(model, cluster_of(case.system, case.ep), phy2log, stats, case.ep, case.tokens,
-            transport_file or case.transport, case.dispatch_dtype, case.combine_dtype)
+    transport = transport_file or case.transport
+    if case.sms:
+        transport = with_sms(transport, case.sms)
+    r = a2a(model, cluster_of(case.system, case.ep), phy2log, stats, case.ep, case.tokens, transport,
+            case.dispatch_dtype, case.combine_dtype)
     return (r.dispatch_s * 1e6, r.combine_s * 1e6, r.dispatch_sol_s * 1e6, r.combine_sol_s * 1e6, r.binding_tier,
-            r.latency_s["dispatch"] * 1e6, r.latency_s["combine"] * 1e6)
+            r.latency_s["dispatch"] * 1e6, r.latency_s["combine"] * 1e6, r.sent_bytes)
+
+
+def with_sms(transport: str, sms: int) -> str:
+    """A copy of a transport file (catalog id or path) whose kernels run on ``sms`` SMs, written to /tmp."""
+    from wideep.core.catalog import resolve
+
+    src = Path(str(resolve("transports", transport)))
+    path = Path("/tmp") / f"wideep-{src.stem}-{sms}sms.toml"
+    text = src.read_text()
+    path.write_text(re.sub(r"^sms = \d+", f"sms = {sms}", text, count=1, flags=re.M) if re.search(r"^sms = ", text, re.M)
+                    else f"sms = {sms}\n" + text)
+    return str(path)
 
 
 def even_routing(model, ep: int, tokens_per_gpu: int, layers: int):
@@ -192,14 +243,14 @@ def even_routing(model, ep: int, tokens_per_gpu: int, layers: int):
 @dataclasses.dataclass(frozen=True)
 class Point:
     """One fitted case seen through a flat transport: tokens, busiest link bytes B, its time at datasheet S
-    (us), measured time less the wire latency (us), bytes the busiest GPU sends, the GPU's SMs."""
+    (us), measured time less the wire latency (us), bytes the busiest GPU sends, the kernel's send blocks."""
 
     tokens: int
     link_bytes: float
     sol_us: float
     measured_us: float
     sent_bytes: float
-    sms: int
+    blocks: int
 
 
 def blocks(experts: int, sms: int) -> int:
@@ -207,82 +258,116 @@ def blocks(experts: int, sms: int) -> int:
     return math.ceil(experts / math.ceil(experts / sms))
 
 
+# How the blocks bound each phase's send side: DeepEP low-latency dispatch sends one token per block at a time
+# (a time per round); its combine and the normal kernels (channels streaming chunks) move bytes at a rate per block.
+SEND_LIMITS = {"deepep-ll": {"dispatch": "issue_us", "combine": "block_GBps"},
+               "deepep-normal": {"dispatch": "block_GBps", "combine": "block_GBps"}}
+
+
 def fit(transport: str, gpu: str = "") -> dict:
-    """Per tier: a fixed cost and a ramp of achieved bandwidth by the bytes on the busiest link; for fitted
-    rows of two expert counts (DeepEP low-latency) also how the fixed cost grows and the blocks' send limit.
+    """Per tier: a fixed cost and a ramp of achieved bandwidth by the bytes on the busiest link; where the
+    fitted rows hold series on fewer send blocks (fewer experts, or fewer SMs) also the blocks' send limit,
+    and with two expert counts or hidden sizes how the fixed cost grows.
 
     ``gpu``: fit the ``[gpu.<gpu>]`` table from its rows ("" the file's top level).
-    - Send limit, from the series with fewest experts (smallest and largest case): dispatch the time per
-      round of one token per block (``issue_us``), combine the bytes per block per second (``block_GBps``).
-    - Fixed cost of a series: its smallest case at full link speed, measured - max(S, send limit) - W. With
-      two expert counts, the fixed cost grows per expert slot (dispatch: a count is signalled to every expert)
-      or steps up once the slots outnumber the SMs (combine: slots packed into warp groups).
-    - Ramp, from the series with most experts: every larger case's S / (measured - fixed - W), clipped to
-      (0, 1]. A series of one case is all bandwidth (fixed = 0).
+    - Send limit, from the NVLink series with fewest blocks (their smallest and largest case): one series
+      gives the one limit :data:`SEND_LIMITS` names, the time per round of one token per block
+      (``issue_us``) or the bytes per block per second (``block_GBps``); two series give both.
+    - Fixed cost of each series run on the file's own SMs: its smallest case at full link speed,
+      measured - max(S, send) - W.
+      Between two expert counts it grows per expert slot (dispatch: a count is signalled to every expert) or
+      steps up once the slots outnumber the SMs (combine: slots packed into warp groups); between two hidden
+      sizes, per hidden element.
+    - Ramp, from the NVLink series of most experts and bytes, and each scale-out series: every larger case's
+      S / (measured - fixed - W), clipped to (0, 1]; 1 where the send limit alone explains the time. A
+      series of one case is all bandwidth (fixed = 0).
     """
     rows = [c for c in cases() if c.transport == transport and c.role == "fit" and c.fits == gpu]
     out: dict = {"latency_us": {"dispatch": {}, "combine": {}}, "ramp": {}}
     for phase in PHASES:
         series = fit_points(rows, transport, phase, out)
-        nvlink = sorted((k for k in series if k[0] == "nvlink"), key=lambda k: k[1])
-        few, many = (nvlink[0], nvlink[-1]) if len({k[1] for k in nvlink}) > 1 else (None, None)
-        send = send_limit(phase, few, series[few], out) if few else (lambda experts, p: 0.0)
-        fixed = {k: max(0.0, pts[0].measured_us - max(pts[0].sol_us, send(k[1], pts[0]))) if len(pts) > 1 else 0.0
+        nvlink = [k for k in series if k[0] == "nvlink"]
+        least = min((series[k][0].blocks for k in nvlink), default=0)
+        senders = [k for k in nvlink if series[k][0].blocks == least]
+        if len(senders) == len(nvlink):
+            senders = []  # one block count: no send limit to fit
+        main = [k for k in nvlink if k[-1] == load_transport(transport).sms]  # run on the file's own SMs
+        send = send_limit(transport, phase, [series[k] for k in senders], out)
+        fixed = {k: max(0.0, pts[0].measured_us - max(pts[0].sol_us, send(pts[0]))) if len(pts) > 1 else 0.0
                  for k, pts in series.items()}
-        count = (lambda k: k[1]) if phase == "dispatch" else (lambda k: float(k[1] > series[k][0].sms))  # noqa: E731
-        growth = (fixed[many] - fixed[few]) / (count(many) - count(few)) if few else 0.0
-        if few:
-            out["per_expert_us" if phase == "dispatch" else "packed_us"] = {phase: round(growth, 4)}
+        fixed_part = fixed_growth(phase, main, fixed, out)
+        ramped = max(main, key=lambda k: (k[3], k[1])) if main else None  # most experts, then largest hidden
         for key, pts in series.items():
-            if few and key[0] == "nvlink" and key != many:
-                continue  # the NVLink ramp and fixed cost come from the series with most experts
+            if key[0] == "nvlink" and key != ramped:
+                continue
             f = fixed[key]
-            out["latency_us"][phase][key[0]] = round(f - growth * count(key), 2)
-            ramp = [(p.link_bytes, min(1.0, max(0.02, p.sol_us / (p.measured_us - f))) if p.measured_us > f else 1.0)
+            out["latency_us"][phase][key[0]] = round(f - fixed_part(key), 2)
+            ramp = [(p.link_bytes, 1.0 if p.measured_us - f <= max(p.sol_us, send(p)) * 1.02 else
+                     min(1.0, max(0.02, p.sol_us / (p.measured_us - f))))
                     for p in (pts[1:] if len(pts) > 1 else pts)]
             out["ramp"].setdefault(key[0], {})[phase] = ramp
     return out
 
 
 def fit_points(rows: list[Case], transport: str, phase: str, out: dict) -> dict[tuple, list[Point]]:
-    """The fitted rows of one phase as Points by series (tier, experts, EP, system), sorted by tokens; records
-    the scale-out share of the series that measured the scale-out tier in ``out``."""
+    """The fitted rows of one phase as Points by series (tier, hidden, top-k, experts, EP, system, SMs), sorted
+    by tokens; records the scale-out share of the series that measured the scale-out tier in ``out``."""
     zero, idx = flat_transport(transport), PHASES.index(phase)
     series: dict[tuple, list] = {}
     for c in rows:
         pred = predict(c, zero)
-        tier = pred[4]
-        series.setdefault((tier, c.shape[2], c.ep, c.system), []).append(Point(
+        tier, gpu_sms = pred[4], cluster_of(c.system, c.ep).gpu.sm_count
+        sms = c.sms or load_transport(transport).sms
+        series.setdefault((tier, *c.shape, c.ep, c.system, sms), []).append(Point(
             c.tokens, pred[2 + idx] * 1e-6 * link_bw_Bps(c.system, c.ep, tier), pred[2 + idx],
-            (c.dispatch_us, c.combine_us)[idx] - pred[5 + idx], send_bytes(c, phase),
-            cluster_of(c.system, c.ep).gpu.sm_count))
+            (c.dispatch_us, c.combine_us)[idx] - pred[5 + idx], pred[7][phase],
+            sms or blocks(c.shape[2], gpu_sms)))
         if tier == "scale_out":
             pairs = routes(cluster_of(c.system, c.ep), c.ep).first_hop_tier
             out["scale_out_fixed_share"] = float((pairs == "scale_out").mean())
     return {k: sorted(v, key=lambda p: p.tokens) for k, v in series.items()}
 
 
-def send_limit(phase: str, few: tuple, pts: list[Point], out: dict):
-    """Fit the blocks' send limit on the series with fewest experts; returns (experts, point) -> us."""
-    first, last = pts[0], pts[-1]
-    if phase == "dispatch":
-        rounds = lambda experts, p: math.ceil(p.tokens / blocks(experts, p.sms))  # noqa: E731
-        issue_us = (last.measured_us - first.measured_us) / (rounds(few[1], last) - rounds(few[1], first))
-        out["issue_us"] = {phase: round(issue_us, 3)}
-        return lambda experts, p: issue_us * rounds(experts, p)
-    bytes_per_us = (last.sent_bytes - first.sent_bytes) / (last.measured_us - first.measured_us)
-    gbps = bytes_per_us / blocks(few[1], last.sms) / 1e3
-    out["block_GBps"] = {phase: round(gbps, 2)}
-    return lambda experts, p: p.sent_bytes / (blocks(experts, p.sms) * gbps * 1e3)
+def send_limit(transport: str, phase: str, senders: list[list[Point]], out: dict):
+    """Fit the blocks' send limit on the series with fewest blocks; returns point -> us (0 without series).
+
+    Between a series' smallest and largest case the time grows by issue x rounds + bytes / (blocks x rate):
+    one series fits the one term :data:`SEND_LIMITS` names for the phase, two series fit both."""
+    rounds = lambda p: math.ceil(p.tokens / p.blocks)  # noqa: E731
+    if not senders:
+        return lambda p: 0.0
+    steps = [(rounds(s[-1]) - rounds(s[0]), (s[-1].sent_bytes - s[0].sent_bytes) / s[-1].blocks / 1e3,
+              s[-1].measured_us - s[0].measured_us) for s in senders]
+    if len(steps) > 1:
+        issue_us, us_per_kb = np.linalg.solve([st[:2] for st in steps[:2]], [st[2] for st in steps[:2]])
+    elif SEND_LIMITS[transport][phase] == "issue_us":
+        issue_us, us_per_kb = steps[0][2] / steps[0][0], 0.0
+    else:
+        issue_us, us_per_kb = 0.0, steps[0][2] / steps[0][1]
+    if issue_us:
+        out.setdefault("issue_us", {})[phase] = round(issue_us, 3)
+    if us_per_kb:
+        out.setdefault("block_GBps", {})[phase] = round(1 / us_per_kb, 2)
+    return lambda p: issue_us * rounds(p) + us_per_kb * p.sent_bytes / p.blocks / 1e3
 
 
-def send_bytes(case: Case, phase: str) -> float:
-    """Bytes one GPU sends in ``phase`` of a case of uniform routing: tokens x top-k x message bytes."""
-    from wideep.traffic.a2a import message_bytes
-
-    model = routing_model(case)
-    msg = message_bytes(model, load_transport(case.transport), case.dispatch_dtype, case.combine_dtype)
-    return case.tokens * model.top_k * msg[phase]
+def fixed_growth(phase: str, main: list[tuple], fixed: dict, out: dict):
+    """How the fixed cost grows between the two main series: a function (series key -> us) of the growth
+    fitted over expert slots (dispatch per slot, ``per_expert_us``; combine a step once the slots outnumber
+    the SMs, ``packed_us``) or over hidden size (``per_hidden_us``); none with one main series."""
+    if len(main) < 2:
+        return lambda key: 0.0
+    lo, hi = sorted(main, key=lambda k: (k[3], k[1]))[:2] if main[0][3] != main[1][3] else sorted(main)[:2]
+    if lo[3] == hi[3]:
+        count, name = (lambda key: float(key[1])), "per_hidden_us"
+    elif phase == "dispatch":
+        count, name = (lambda key: float(key[3])), "per_expert_us"
+    else:
+        count, name = (lambda key: float(key[3] > cluster_of(key[5], key[4]).gpu.sm_count)), "packed_us"
+    growth = max(0.0, (fixed[hi] - fixed[lo]) / (count(hi) - count(lo)))  # a fixed cost that shrinks: none
+    if growth:
+        out.setdefault(name, {})[phase] = round(growth, 4 if name != "per_hidden_us" else 6)
+    return lambda key: growth * count(key)
 
 
 def fit_toml(fitted: dict, gpu: str = "") -> str:
@@ -292,7 +377,7 @@ def fit_toml(fitted: dict, gpu: str = "") -> str:
     lines = [f"scale_out_fixed_share = {fitted['scale_out_fixed_share']:.3f}"] if "scale_out_fixed_share" in fitted else []
     lines.append(f"[{at}efficiency]  # beyond the ramps: the smaller of the two phases' largest measured sizes")
     lines += [f"{tier} = {min(pts[-1][1] for pts in phases.values()):.3f}" for tier, phases in fitted["ramp"].items()]
-    for key in ("per_expert_us", "packed_us", "issue_us", "block_GBps"):
+    for key in ("per_expert_us", "packed_us", "per_hidden_us", "issue_us", "block_GBps"):
         if key in fitted:
             lines.append(f"[{at}{key}]")
             lines += [f"{phase} = {us}" for phase, us in fitted[key].items()]

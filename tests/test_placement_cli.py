@@ -113,7 +113,7 @@ def test_a2a_reads_what_place_writes(tmp_path, fmt, suffix, a2a_default):
     assert res.returncode == 0, res.stderr
     placed = run_cli(*A2A, "--placement", str(path))
     assert placed.returncode == 0, placed.stderr
-    assert json.loads(placed.stdout)["dispatch_us"] != a2a_default["dispatch_us"]  # the file's map was used
+    assert json.loads(placed.stdout)["bytes_by_tier"] != a2a_default["bytes_by_tier"]  # the file's map was used
 
 
 def test_a2a_reads_sglang_json_and_npy(tmp_path, a2a_default):

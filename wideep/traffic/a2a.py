@@ -120,7 +120,8 @@ class A2AResult:
     tier per layer-step for the whole EP group (a relayed copy counts on each tier it enters).
     ``logical_bytes_per_gpu`` = {phase: bytes} the transport's own benchmarks divide by time (local copies
     included), so ``logical_bytes_per_gpu[phase] / phase_s`` is the bandwidth as they report it.
-    ``link_bytes`` = {phase: ndarray (edges,)} mean bytes per layer on each of ``edges``.
+    ``link_bytes`` = {phase: ndarray (edges,)} mean bytes per layer on each of ``edges``; ``sent_bytes`` =
+    {phase: bytes} the busiest GPU sends, local copies included, mean over layers.
     """
 
     transport: str
@@ -143,6 +144,7 @@ class A2AResult:
     ep_size: int = 0
     tokens_per_gpu: int = 0
     replica_rule: str = DEFAULT_REPLICA_RULE
+    sent_bytes: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
         """Plain figures for JSON and tables (microseconds, bytes, GB/s)."""
@@ -239,16 +241,23 @@ def token_counts(stats: RoutingStats, phy2log: np.ndarray, group: Group, tokens_
     return {k: np.stack([c[k] for c in per_layer]) for k in kinds}
 
 
-def phase_times(link_bytes: np.ndarray, pair_bytes: np.ndarray, cluster: Cluster, r: Routes, transport: Transport,
-                phase: str, wire_s: np.ndarray | None = None, slots: int = 0, tokens_per_gpu: float = 0.0,
-                sent_bytes: np.ndarray | float = 0.0) -> dict:
-    """Per-layer time: the busiest link's bytes over its achieved bandwidth (the transport's ramp at that
-    size) or the time the kernel's blocks need to send the busiest GPU's tokens, whichever is longer, plus the transport's fixed cost and the
-    longest wire latency used; and the SOL (datasheet, no latency).
+@dataclass(frozen=True)
+class KernelLoad:
+    """What a transport's kernels handle in one phase beyond the link bytes: the EP group's expert slots, the
+    model's hidden size, the tokens each GPU sends and the bytes the busiest GPU sends, (layers,) or scalar."""
 
-    ``wire_s`` (layers,): :func:`wire_latency` of ``pair_bytes`` when the caller already has it. ``slots``:
-    the expert slots of the EP group (the experts the kernels signal and launch blocks for), ``tokens_per_gpu``:
-    the tokens each GPU sends, ``sent_bytes`` (layers,): the bytes the busiest GPU sends (:func:`busiest_sender`).
+    slots: int = 0
+    hidden: int = 0
+    tokens_per_gpu: float = 0.0
+    sent_bytes: np.ndarray | float = 0.0
+
+
+def phase_times(link_bytes: np.ndarray, pair_bytes: np.ndarray, cluster: Cluster, r: Routes, transport: Transport,
+                phase: str, wire_s: np.ndarray | None = None, load: KernelLoad = KernelLoad()) -> dict:
+    """Per-layer time: the busiest link's bytes over its achieved bandwidth (the transport's ramp at that
+    size) or the time the kernel's blocks need to send the busiest GPU's tokens (``load``), whichever is
+    longer, plus the transport's fixed cost and the longest wire latency used; and the SOL (datasheet, no
+    latency). ``wire_s`` (layers,): :func:`wire_latency` of ``pair_bytes`` when the caller already has it.
     """
     bw = cluster.edge_bw_Bps
     masks = tier_masks(cluster)
@@ -257,9 +266,9 @@ def phase_times(link_bytes: np.ndarray, pair_bytes: np.ndarray, cluster: Cluster
     used = {t: (link_bytes[:, on] > 0).any(axis=1) for t, on in masks.items()}  # tier -> layers using it
     remote = float((r.first_hop_tier == "scale_out").mean())  # GPU pairs across the scale-out tier
     sms = cluster.gpu.sm_count
-    latency = wire + np.array([transport.latency(phase, {t for t, on in used.items() if on[i]}, remote, slots, sms)
-                               for i in range(len(link_bytes))])
-    sending = transport.send_time(phase, tokens_per_gpu, np.asarray(sent_bytes, dtype=float), slots, sms)
+    latency = wire + np.array([transport.latency(phase, {t for t, on in used.items() if on[i]}, remote, load.slots,
+                                                 sms, load.hidden) for i in range(len(link_bytes))])
+    sending = transport.send_time(phase, load.tokens_per_gpu, np.asarray(load.sent_bytes, dtype=float), load.slots, sms)
     binding = int(busy.mean(axis=0).argmax()) if busy.size else 0
     u, v = cluster.edges[binding]
     return {"layer_s": np.maximum(busy.max(axis=1), sending) + latency, "sol_s": (link_bytes / bw).max(axis=1).mean(),
@@ -347,8 +356,8 @@ def a2a(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats
     res = {}
     for p in PHASES:
         links = r.link_bytes(pairs[p])
-        res[p] = phase_times(links, pairs[p], cluster, r, tr, p, None, np.shape(phy2log)[-1], tokens_per_gpu,
-                             sent[p]) | {"links": links.mean(axis=0)}
+        load = KernelLoad(np.shape(phy2log)[-1], model.hidden, tokens_per_gpu, sent[p])
+        res[p] = phase_times(links, pairs[p], cluster, r, tr, p, None, load) | {"links": links.mean(axis=0)}
     d, c = res["dispatch"], res["combine"]
     return A2AResult(
         transport=tr.id, dispatch_s=float(d["layer_s"].mean()), combine_s=float(c["layer_s"].mean()),
@@ -359,7 +368,8 @@ def a2a(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats
         logical_bytes_per_gpu={p: float(logical * msg[p]) for p in PHASES}, message_bytes=msg,
         dispatch_layer_s=d["layer_s"], combine_layer_s=c["layer_s"],
         link_bytes={p: res[p]["links"] for p in PHASES}, edges=list(cluster.edges),
-        ep_size=ep_size, tokens_per_gpu=tokens_per_gpu, replica_rule=replica_rule)
+        ep_size=ep_size, tokens_per_gpu=tokens_per_gpu, replica_rule=replica_rule,
+        sent_bytes={p: float(sent[p].mean()) for p in PHASES})
 
 
 def a2a_curve(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats, ep_size: int,
@@ -379,8 +389,9 @@ def a2a_curve(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: Routin
     for p in PHASES:
         links = r.link_bytes(pairs[p])
         wire = wire_latency(pairs[p], r)
-        rows = [phase_times(links * (t / probe_tokens), pairs[p], cluster, r, tr, p, wire, np.shape(phy2log)[-1], t,
-                            sent[p] * (t / probe_tokens)) for t in tokens_grid]
+        rows = [phase_times(links * (t / probe_tokens), pairs[p], cluster, r, tr, p, wire,
+                            KernelLoad(np.shape(phy2log)[-1], model.hidden, t, sent[p] * (t / probe_tokens)))
+                for t in tokens_grid]
         out[p] = {"time_s": np.array([float(x["layer_s"].mean()) for x in rows]),
                   "sol_s": np.array([float(x["sol_s"]) for x in rows]),
                   "latency_s": np.array([x["latency_s"] for x in rows]), "tier": rows[-1]["tier"],

@@ -5,7 +5,8 @@ per destination node then per GPU), whether it relays through the same-rail GPU 
 (``forward``), its per-message header bytes, the fraction of datasheet bandwidth it reaches on each link
 tier (a constant, or a ``[ramp]`` curve over the bytes the busiest link carries in one phase: small
 transfers reach less of the link) and its fixed cost per phase, which may grow with the expert slots
-(``[per_expert_us]``) or step up once the kernel packs expert slots into warp groups (``[packed_us]``).
+(``[per_expert_us]``), step up once the kernel packs expert slots into warp groups (``[packed_us]``) or grow
+with the hidden size (``[per_hidden_us]``).
 Kernels that give each expert one
 block (DeepEP's low-latency kernels) are also limited by their blocks' send rate: ``[issue_us]`` per round
 of one token per block, ``[block_GBps]`` per block (:meth:`Transport.send_time`). ``sms`` is the number of
@@ -44,7 +45,8 @@ TRANSPORT_FIELDS = {
     "scale_out_fixed_share": Field(float, "positive", required=False),
     "gpu": Field(dict, required=False),
 }
-KERNEL_TABLES = {"per_expert_us": units.us, "packed_us": units.us, "issue_us": units.us, "block_GBps": units.GBps}
+KERNEL_TABLES = {"per_expert_us": units.us, "packed_us": units.us, "per_hidden_us": units.us, "issue_us": units.us,
+                 "block_GBps": units.GBps}
 TRANSPORT_FIELDS |= {k: Field(dict, required=False) for k in KERNEL_TABLES}
 CONSTANT_TABLES = ("efficiency", "latency_us", "ramp", *KERNEL_TABLES)
 VARIANT_FIELDS = {"gpus": Field(list), "fitted_on": Field(str)} | {
@@ -82,7 +84,8 @@ class Transport:
         share (DeepEP's low-latency kernels signal a count to every expert, remote ones through the NIC).
     kernel : dict
         Table name of :data:`KERNEL_TABLES` -> {phase: value in SI units}: fixed cost per expert slot
-        (``per_expert_us``) and once the slots outnumber the SMs (``packed_us``), seconds per round of one
+        (``per_expert_us``), once the slots outnumber the SMs (``packed_us``) and per hidden element
+        (``per_hidden_us``), seconds per round of one
         token per block (``issue_us``), bytes per second per block (``block_GBps``).
     variants : tuple
         (GPU ids, table name, constants) measured on other GPUs; :meth:`for_gpu` picks one.
@@ -118,10 +121,10 @@ class Transport:
         return f"transports/{self.id}.toml" + (f" [gpu.{self.table}]" if self.table else "")
 
     def latency(self, phase: str, tiers: set, scale_out_share: float | None = None, n_experts: int = 0,
-                device_sms: int = 0) -> float:
+                device_sms: int = 0, hidden: int = 0) -> float:
         """Fixed cost of ``phase`` when it uses links of ``tiers``, seconds; ``scale_out_share``: the share of
         GPU pairs of the EP group across the scale-out tier (None: the one the file's cost was measured at);
-        ``n_experts``: the EP group's expert slots; ``device_sms``: the GPU's SMs."""
+        ``n_experts``: the EP group's expert slots; ``device_sms``: the GPU's SMs; ``hidden``: the model's."""
         fixed = {t: self.latency_s[phase].get(t, 0.0) for t in tiers}
         if not fixed:
             return 0.0
@@ -129,7 +132,8 @@ class Transport:
             base = self.latency_s[phase].get("nvlink", 0.0)
             fixed["scale_out"] = base + (fixed["scale_out"] - base) * scale_out_share / self.scale_out_fixed_share
         return (max(fixed.values()) + self.constant("per_expert_us", phase) * n_experts
-                + self.constant("packed_us", phase) * (n_experts > device_sms > 0))
+                + self.constant("packed_us", phase) * (n_experts > device_sms > 0)
+                + self.constant("per_hidden_us", phase) * hidden)
 
     def constant(self, table: str, phase: str) -> float:
         """One phase's value of a :data:`KERNEL_TABLES` table, SI units (0 when the file has none)."""
@@ -139,17 +143,18 @@ class Transport:
                   device_sms: int) -> np.ndarray:
         """Seconds the kernel's blocks need to send one GPU's tokens, 0 where the file models no such limit.
 
-        DeepEP's low-latency kernels launch one block per expert slot, packing slots into warp groups when they
-        outnumber the SMs: ceil(E / ceil(E / SMs)) blocks. Each block sends one token at a time (a round of
-        one token per block takes ``issue_us``) and moves at most ``block_GBps``. ``send_bytes``: the bytes
-        the busiest GPU sends, any shape.
+        A transport that holds SMs (``sms``, DeepEP's normal kernels) sends with them; DeepEP's low-latency
+        kernels launch one block per expert slot, packing slots into warp groups when they outnumber the SMs:
+        ceil(E / ceil(E / SMs)) blocks. Each block handles one token at a time (a round of one token per block
+        takes ``issue_us``) and moves its bytes at ``block_GBps``; the two add. ``send_bytes``: the bytes the
+        busiest GPU sends, any shape.
         """
         if not device_sms or not n_experts:
             return np.zeros_like(send_bytes, dtype=float)
-        blocks = -(-n_experts // -(-n_experts // device_sms))
+        blocks = self.sms or -(-n_experts // -(-n_experts // device_sms))
         rate = self.constant("block_GBps", phase)
         by_rate = send_bytes / (blocks * rate) if rate else np.zeros_like(send_bytes, dtype=float)
-        return np.maximum(by_rate, self.constant("issue_us", phase) * np.ceil(max(tokens_per_gpu, 0) / blocks))
+        return by_rate + self.constant("issue_us", phase) * np.ceil(max(tokens_per_gpu, 0) / blocks)
 
     def link_efficiency(self, phase: str, tiers: np.ndarray, link_bytes: np.ndarray,
                         masks: dict[str, np.ndarray] | None = None) -> np.ndarray:
