@@ -6,11 +6,10 @@ per destination node then per GPU), whether it relays through the same-rail GPU 
 tier (a constant, or a ``[ramp]`` curve over the bytes the busiest link carries in one phase: small
 transfers reach less of the link) and its fixed cost per phase, which may grow with the expert slots
 (``[per_expert_us]``), step up once the kernel packs expert slots into warp groups (``[packed_us]``) or grow
-with the hidden size (``[per_hidden_us]``).
-Kernels that give each expert one
-block (DeepEP's low-latency kernels) are also limited by their blocks' send rate: ``[issue_us]`` per round
-of one token per block, ``[block_GBps]`` per block (:meth:`Transport.send_time`). ``sms`` is the number of
-SMs its kernels hold while compute overlaps them. ``[gpu.<name>]`` tables hold constants measured on other GPUs (``gpus``
+with the hidden size (``[per_hidden_us]``). Kernels that send from a fixed set of blocks (DeepEP's: one per
+expert slot, or the SMs they hold) are also limited on the send side: ``[issue_us]`` per round of one token
+per block, ``[block_GBps]`` per block (:meth:`Transport.send_time`). ``sms`` is the number of SMs the kernels
+hold while compute overlaps them. ``[gpu.<name>]`` tables hold constants measured on other GPUs (``gpus``
 lists the GPU ids they serve); the top level serves every other GPU. Every number lives in the TOML file
 with its source.
 """
@@ -85,8 +84,8 @@ class Transport:
     kernel : dict
         Table name of :data:`KERNEL_TABLES` -> {phase: value in SI units}: fixed cost per expert slot
         (``per_expert_us``), once the slots outnumber the SMs (``packed_us``) and per hidden element
-        (``per_hidden_us``), seconds per round of one
-        token per block (``issue_us``), bytes per second per block (``block_GBps``).
+        (``per_hidden_us``); seconds per round of one token per block (``issue_us``); bytes per second per
+        block (``block_GBps``).
     variants : tuple
         (GPU ids, table name, constants) measured on other GPUs; :meth:`for_gpu` picks one.
     table : str
