@@ -94,11 +94,12 @@ def test_low_latency_one_domain_by_hand():
     # rank 1's token (experts 4, 5) stays home, so the busiest link carries one message.
     assert r.bytes_by_tier["dispatch"] == {"nvlink": msg, "scale_out": 0.0}
     hop_s = cluster.system.scale_up.latency_s
-    # 8 experts: 8 blocks, so one token per GPU is one round; rank 1 sends back the most: 3 x 8,192 B.
+    # 8 experts: 8 blocks, so one token per GPU is one round; in combine rank 1 moves the most: the 3 copies it
+    # received sent back, plus its own token's reduced output, 8,192 B each.
     assert r.dispatch_s == pytest.approx(expected_time(cluster, "deepep-ll", msg, hop_s, "dispatch", 8, 1, 2 * msg))
     assert r.dispatch_sol_s == pytest.approx(msg / cluster.gpu.nvlink_Bps)
     assert r.combine_s == pytest.approx(expected_time(cluster, "deepep-ll", 2 * 4096, hop_s, "combine", 8, 1,
-                                                      3 * 2 * 4096))
+                                                      4 * 2 * 4096))
     assert r.logical_bytes_per_gpu["dispatch"] == 2 * msg  # two selections per rank, local one included
     assert r.binding_tier == "nvlink"
 

@@ -317,15 +317,16 @@ def phase_pairs(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: Rout
     copies = pair_copies(counts, tr.copies, tr.forward, group)
     msg = message_bytes(model, tr, dispatch_dtype, combine_dtype)
     pairs = {"dispatch": copies * msg["dispatch"], "combine": copies.transpose(0, 2, 1) * msg["combine"]}
-    return pairs, r, msg, logical_copies(counts, tr.copies, group).mean(), busiest_sender(counts, tr, copies, msg)
+    return pairs, r, msg, logical_copies(counts, tr.copies, group).mean(), busiest_sender(counts, tr, tokens_per_gpu, msg)
 
 
-def busiest_sender(counts: dict, tr: Transport, copies: np.ndarray, msg: dict) -> dict:
-    """{phase: bytes the busiest GPU sends, local copies included, (layers,)}: dispatch a GPU's own
-    tokens, combine the selections it received. Relaying transports: the pair copies (local ones left out)."""
-    own = counts["selection" if tr.copies == "selection" else "gpu"] if tr.copies != "node" else copies
+def busiest_sender(counts: dict, tr: Transport, tokens_per_gpu: int, msg: dict) -> dict:
+    """{phase: bytes the busiest GPU's kernels move, (layers,)}: dispatch the copies of its own tokens, combine
+    the copies it received and sends back plus one reduced output per own token; local copies included,
+    copies counted per selection or per destination GPU as the transport sends them."""
+    own = counts["selection" if tr.copies == "selection" else "gpu"]
     return {"dispatch": own.sum(axis=2).max(axis=1) * msg["dispatch"],
-            "combine": own.sum(axis=1).max(axis=1) * msg["combine"]}
+            "combine": (own.sum(axis=1).max(axis=1) + tokens_per_gpu) * msg["combine"]}
 
 
 def a2a(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats, ep_size: int,
