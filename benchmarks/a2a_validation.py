@@ -1,10 +1,12 @@
 """All-to-all: measured dispatch/combine times against wideep's prediction, fitted and held-out rows apart.
 
-Each transport's constants (fixed cost per link tier and the bandwidth ramp) come from ONE measured series
-of ONE kernel version (the rows marked ``fit``); every other row is a check that can fail. Run
+Each transport's constants (fixed cost per link tier, bandwidth ramp, and for DeepEP how the kernels' blocks
+limit the send side and how the fixed cost grows) come from a few series of ONE kernel build per GPU and
+tier (the rows marked ``fit``); every other row is a check that can fail. Run
 
-    python benchmarks/a2a_validation.py            # the validation table (markdown)
-    python benchmarks/a2a_validation.py --fit ID   # the [latency_us] and [ramp] a transport file would get
+    python benchmarks/a2a_validation.py                        # the validation table (markdown)
+    python benchmarks/a2a_validation.py --summary              # one row per source and EP
+    python benchmarks/a2a_validation.py --fit ID [--gpu NAME]  # the tables a transport file (or its [gpu.NAME]) gets
 
 Sources (docs/sources.md, "All-to-all measurements"):
 - AIC: NVIDIA AIConfigurator silicon database (PyPI aiconfigurator-core 0.12.0, Apache-2.0), rows copied to
@@ -19,9 +21,12 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import hashlib
 import math
 import re
+import tempfile
 from functools import lru_cache
+from typing import NamedTuple
 from pathlib import Path
 
 import numpy as np
@@ -94,7 +99,7 @@ def aic_deepep_ll() -> list[Case]:
 
 
 NORMAL_SMS = 20  # SMs SGLang gives DeepEP's normal kernels (the transport file's sms); the 4-SM series fit the SM rate
-SMALL_HIDDEN_SHAPE = (2048, 8, 256)  # the normal kernels' second fitted series: DeepSeek-V3's routing, a quarter of its bytes
+SMALL_HIDDEN_SHAPE = (2048, 8, 256)  # normal kernels' second fitted series: DeepSeek-V3's routing, 2/7 its bytes
 
 
 def aic_deepep_normal() -> list[Case]:
@@ -201,7 +206,7 @@ def cluster_of(system: str, ep: int):
 @lru_cache(maxsize=None)
 def predict(case: Case, transport_file: str | None = None, layers: int = 2) -> tuple:
     """(dispatch us, combine us, dispatch SOL us, combine SOL us, binding tier, dispatch and combine fixed
-    costs us) for one case."""
+    costs us, {phase: bytes the busiest GPU's kernels move}) for one case."""
     model = routing_model(case)
     if case.transport == "nccl":  # an even all-to-all: one copy of each token to every GPU
         model = dataclasses.replace(model, hidden=NCCL_HIDDEN, n_experts=case.ep * 8, top_k=case.ep, layers=layers,
@@ -224,10 +229,13 @@ def with_sms(transport: str, sms: int) -> str:
     from wideep.core.catalog import resolve
 
     src = Path(str(resolve("transports", transport)))
-    path = Path("/tmp") / f"wideep-{src.stem}-{sms}sms.toml"
     text = src.read_text()
-    path.write_text(re.sub(r"^sms = \d+", f"sms = {sms}", text, count=1, flags=re.M) if re.search(r"^sms = ", text, re.M)
-                    else f"sms = {sms}\n" + text)
+    text = (re.sub(r"^sms = \d+", f"sms = {sms}", text, count=1, flags=re.M) if re.search(r"^sms = ", text, re.M)
+            else f"sms = {sms}\n" + text)
+    digest = hashlib.sha1(text.encode()).hexdigest()[:12]  # a file per content: the loader caches by path
+    path = Path(tempfile.gettempdir()) / f"wideep-{digest}" / f"{src.stem}.toml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text)
     return str(path)
 
 
@@ -264,6 +272,22 @@ SEND_LIMITS = {"deepep-ll": {"dispatch": "issue_us", "combine": "block_GBps"},
                "deepep-normal": {"dispatch": "block_GBps", "combine": "block_GBps"}}
 
 
+class Series(NamedTuple):
+    """One fitted series: the busiest link's tier, the layer shape, the EP group and the SMs the kernels ran on."""
+
+    tier: str
+    hidden: int
+    top_k: int
+    experts: int
+    ep: int
+    system: str
+    sms: int
+
+    @property
+    def gpu_sms(self) -> int:
+        return cluster_of(self.system, self.ep).gpu.sm_count
+
+
 def fit(transport: str, gpu: str = "") -> dict:
     """Per tier: a fixed cost and a ramp of achieved bandwidth by the bytes on the busiest link; where the
     fitted rows hold series on fewer send blocks (fewer experts, or fewer SMs) also the blocks' send limit,
@@ -274,10 +298,9 @@ def fit(transport: str, gpu: str = "") -> dict:
       gives the one limit :data:`SEND_LIMITS` names, the time per round of one token per block
       (``issue_us``) or the bytes per block per second (``block_GBps``); two series give both.
     - Fixed cost of each series run on the file's own SMs: its smallest case at full link speed,
-      measured - max(S, send) - W.
-      Between two expert counts it grows per expert slot (dispatch: a count is signalled to every expert) or
-      steps up once the slots outnumber the SMs (combine: slots packed into warp groups); between two hidden
-      sizes, per hidden element.
+      measured - max(S, send) - W. Between two expert counts it grows per expert slot (dispatch: a count
+      is signalled to every expert) or steps up once the slots outnumber the SMs (combine: slots packed into
+      warp groups); between two hidden sizes, per hidden element.
     - Ramp, from the NVLink series of most experts and bytes, and each scale-out series: every larger case's
       S / (measured - fixed - W), clipped to (0, 1]; 1 where the send limit alone explains the time. A
       series of one case is all bandwidth (fixed = 0).
@@ -286,43 +309,42 @@ def fit(transport: str, gpu: str = "") -> dict:
     out: dict = {"latency_us": {"dispatch": {}, "combine": {}}, "ramp": {}}
     for phase in PHASES:
         series = fit_points(rows, transport, phase, out)
-        nvlink = [k for k in series if k[0] == "nvlink"]
+        nvlink = [k for k in series if k.tier == "nvlink"]
         least = min((series[k][0].blocks for k in nvlink), default=0)
         senders = [k for k in nvlink if series[k][0].blocks == least]
         if len(senders) == len(nvlink):
             senders = []  # one block count: no send limit to fit
-        main = [k for k in nvlink if k[-1] == load_transport(transport).sms]  # run on the file's own SMs
+        main = [k for k in nvlink if k.sms == load_transport(transport).sms]  # run on the file's own SMs
         send = send_limit(transport, phase, [series[k] for k in senders], out)
         fixed = {k: max(0.0, pts[0].measured_us - max(pts[0].sol_us, send(pts[0]))) if len(pts) > 1 else 0.0
                  for k, pts in series.items()}
         fixed_part = fixed_growth(phase, main, fixed, out)
-        ramped = max(main, key=lambda k: (k[3], k[1])) if main else None  # most experts, then largest hidden
+        ramped = max(main, key=lambda k: (k.experts, k.hidden)) if main else None
         for key, pts in series.items():
-            if key[0] == "nvlink" and key != ramped:
+            if key.tier == "nvlink" and key != ramped:
                 continue
             f = fixed[key]
-            out["latency_us"][phase][key[0]] = round(f - fixed_part(key), 2)
+            out["latency_us"][phase][key.tier] = round(f - fixed_part(key), 2)
             ramp = [(p.link_bytes, 1.0 if p.measured_us - f <= max(p.sol_us, send(p)) * 1.02 else
                      min(1.0, max(0.02, p.sol_us / (p.measured_us - f))))
                     for p in (pts[1:] if len(pts) > 1 else pts)]
-            out["ramp"].setdefault(key[0], {})[phase] = ramp
+            out["ramp"].setdefault(key.tier, {})[phase] = ramp
     return out
 
 
-def fit_points(rows: list[Case], transport: str, phase: str, out: dict) -> dict[tuple, list[Point]]:
-    """The fitted rows of one phase as Points by series (tier, hidden, top-k, experts, EP, system, SMs), sorted
-    by tokens; records the scale-out share of the series that measured the scale-out tier in ``out``."""
+def fit_points(rows: list[Case], transport: str, phase: str, out: dict) -> dict[Series, list[Point]]:
+    """The fitted rows of one phase as Points by series, sorted by tokens; records the scale-out share of the
+    series that measured the scale-out tier in ``out``."""
     zero, idx = flat_transport(transport), PHASES.index(phase)
-    series: dict[tuple, list] = {}
+    series: dict[Series, list] = {}
     for c in rows:
         pred = predict(c, zero)
-        tier, gpu_sms = pred[4], cluster_of(c.system, c.ep).gpu.sm_count
-        sms = c.sms or load_transport(transport).sms
-        series.setdefault((tier, *c.shape, c.ep, c.system, sms), []).append(Point(
-            c.tokens, pred[2 + idx] * 1e-6 * link_bw_Bps(c.system, c.ep, tier), pred[2 + idx],
+        key = Series(pred[4], *c.shape, c.ep, c.system, c.sms or load_transport(transport).sms)
+        series.setdefault(key, []).append(Point(
+            c.tokens, pred[2 + idx] * 1e-6 * link_bw_Bps(c.system, c.ep, key.tier), pred[2 + idx],
             (c.dispatch_us, c.combine_us)[idx] - pred[5 + idx], pred[7][phase],
-            sms or blocks(c.shape[2], gpu_sms)))
-        if tier == "scale_out":
+            key.sms or blocks(key.experts, key.gpu_sms)))
+        if key.tier == "scale_out":
             pairs = routes(cluster_of(c.system, c.ep), c.ep).first_hop_tier
             out["scale_out_fixed_share"] = float((pairs == "scale_out").mean())
     return {k: sorted(v, key=lambda p: p.tokens) for k, v in series.items()}
@@ -340,33 +362,34 @@ def send_limit(transport: str, phase: str, senders: list[list[Point]], out: dict
               s[-1].measured_us - s[0].measured_us) for s in senders]
     if len(steps) > 1:
         issue_us, us_per_kb = np.linalg.solve([st[:2] for st in steps[:2]], [st[2] for st in steps[:2]])
+        issue_us = max(0.0, float(issue_us))
     elif SEND_LIMITS[transport][phase] == "issue_us":
         issue_us, us_per_kb = steps[0][2] / steps[0][0], 0.0
     else:
         issue_us, us_per_kb = 0.0, steps[0][2] / steps[0][1]
-    if issue_us:
+    if len(steps) > 1 or issue_us:
         out.setdefault("issue_us", {})[phase] = round(issue_us, 3)
-    if us_per_kb:
+    if us_per_kb > 0:
         out.setdefault("block_GBps", {})[phase] = round(1 / us_per_kb, 2)
-    return lambda p: issue_us * rounds(p) + us_per_kb * p.sent_bytes / p.blocks / 1e3
+    return lambda p: issue_us * rounds(p) + max(us_per_kb, 0.0) * p.sent_bytes / p.blocks / 1e3
 
 
-def fixed_growth(phase: str, main: list[tuple], fixed: dict, out: dict):
-    """How the fixed cost grows between the two main series: a function (series key -> us) of the growth
-    fitted over expert slots (dispatch per slot, ``per_expert_us``; combine a step once the slots outnumber
-    the SMs, ``packed_us``) or over hidden size (``per_hidden_us``); none with one main series."""
+def fixed_growth(phase: str, main: list[Series], fixed: dict, out: dict):
+    """How the fixed cost grows between the two main series: a function (series -> us) of the growth fitted
+    over expert slots (dispatch per slot, ``per_expert_us``; combine a step once the slots outnumber the SMs,
+    ``packed_us``) or over the hidden size (``per_hidden_us``); none with one main series. A fixed cost
+    that would shrink is written as 0 (so a GPU's table never inherits another's growth)."""
     if len(main) < 2:
         return lambda key: 0.0
-    lo, hi = sorted(main, key=lambda k: (k[3], k[1]))[:2] if main[0][3] != main[1][3] else sorted(main)[:2]
-    if lo[3] == hi[3]:
-        count, name = (lambda key: float(key[1])), "per_hidden_us"
+    lo, hi = sorted(main, key=lambda k: (k.experts, k.hidden))[:2]
+    if lo.experts == hi.experts:
+        count, name = (lambda key: float(key.hidden)), "per_hidden_us"
     elif phase == "dispatch":
-        count, name = (lambda key: float(key[3])), "per_expert_us"
+        count, name = (lambda key: float(key.experts)), "per_expert_us"
     else:
-        count, name = (lambda key: float(key[3] > cluster_of(key[5], key[4]).gpu.sm_count)), "packed_us"
-    growth = max(0.0, (fixed[hi] - fixed[lo]) / (count(hi) - count(lo)))  # a fixed cost that shrinks: none
-    if growth:
-        out.setdefault(name, {})[phase] = round(growth, 4 if name != "per_hidden_us" else 6)
+        count, name = (lambda key: float(key.experts > key.gpu_sms)), "packed_us"
+    growth = max(0.0, (fixed[hi] - fixed[lo]) / (count(hi) - count(lo)))
+    out.setdefault(name, {})[phase] = round(growth, 4 if name != "per_hidden_us" else 6)
     return lambda key: growth * count(key)
 
 

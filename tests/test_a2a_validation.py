@@ -44,18 +44,24 @@ for _case in HELD_OUT:
 # fails until it leaves the list, and one that misses more rows than listed fails too.
 TOP1 = "16 blocks of top-1 send slower than 8 blocks of top-2"
 NORMAL_TOP1 = "combine of top-1 at thousands of tokens is slower per byte than fitted on top-8"
+LL, NORMAL = "DeepEP LL (sglang 0.5.12)", "DeepEP normal (sglang 0.5.12)"
 KNOWN_MISSES = {
-    ("AIC GB200 DeepEP LL (sglang 0.5.12)", 8, 6144, 2, 8): (1, "combine at 512 tokens -33%: 8 blocks send slower than the rate fitted at 4096 hidden"),
-    ("AIC H100 DeepEP LL (sglang 0.5.12)", 8, 5120, 1, 16): (1, "combine at 1,024 tokens -31% (H200 constants): " + TOP1),
-    ("AIC H200 DeepEP LL (sglang 0.5.12)", 8, 5120, 1, 16): (1, "combine at 1,024 tokens -32%: " + TOP1),
-    ("TensorRT-LLM blog 18 (GB200)", 64, 7168, 8, 256): (1, "dispatch at 1 token -32%: the fixed cost grows past EP32 (fitted at EP8)"),
-    ("AIC H100 DeepEP normal (sglang 0.5.12)", 8, 5120, 1, 16): (3, NORMAL_TOP1 + " (-35..-41%, H200 constants)"),
-    ("AIC H100 DeepEP normal (sglang 0.5.12)", 8, 5120, 1, 128): (3, NORMAL_TOP1 + " (-37..-41%, H200 constants)"),
-    ("AIC H200 DeepEP normal (sglang 0.5.12)", 8, 5120, 1, 16): (3, NORMAL_TOP1 + " (-33..-39%)"),
-    ("AIC H200 DeepEP normal (sglang 0.5.12)", 8, 5120, 1, 128): (3, NORMAL_TOP1 + " (-35..-39%)"),
-    ("AIC GB300 DeepEP normal (sglang 0.5.12)", 8, 6144, 2, 8): (9, "dispatch fixed cost ~53 us measured against ~34 for every other GB300 shape (an outlier of this series)"),
-    ("AIC H200 DeepEP normal (sglang 0.5.6.post2)", 16, 7168, 8, 256): (5, "combine -30..-34% from 1,024 tokens: two nodes send slower per NIC than the EP32 fit"),
-    ("AIC H200 DeepEP normal (sglang 0.5.6.post2)", 64, 7168, 8, 256): (9, "-32..-53% from 128 tokens: eight nodes take about twice EP32's time per remote copy (not modelled)"),
+    (f"AIC GB200 {LL}", 8, 6144, 2, 8): (1, "combine at 512 tokens -33%: 8 blocks send slower than fitted at 4096"),
+    (f"AIC H100 {LL}", 8, 5120, 1, 16): (1, "combine at 1,024 tokens -31% (H200 constants): " + TOP1),
+    (f"AIC H200 {LL}", 8, 5120, 1, 16): (1, "combine at 1,024 tokens -32%: " + TOP1),
+    ("TensorRT-LLM blog 18 (GB200)", 64, 7168, 8, 256): (1, "dispatch at 1 token -32%: the fixed cost grows past "
+                                                            "EP32 (fitted at EP8)"),
+    (f"AIC H100 {NORMAL}", 8, 5120, 1, 16): (3, NORMAL_TOP1 + " (-35..-41%, H200 constants)"),
+    (f"AIC H100 {NORMAL}", 8, 5120, 1, 128): (3, NORMAL_TOP1 + " (-37..-41%, H200 constants)"),
+    (f"AIC H200 {NORMAL}", 8, 5120, 1, 16): (3, NORMAL_TOP1 + " (-33..-39%)"),
+    (f"AIC H200 {NORMAL}", 8, 5120, 1, 128): (3, NORMAL_TOP1 + " (-35..-39%)"),
+    (f"AIC GB300 {NORMAL}", 8, 6144, 2, 8): (9, "dispatch fixed cost ~53 us measured against ~34 for every other "
+                                               "GB300 shape (an outlier of this series)"),
+    ("AIC H200 DeepEP normal (sglang 0.5.6.post2)", 16, 7168, 8, 256): (5, "combine -30..-34% from 1,024 tokens: "
+                                                                          "two nodes send slower per NIC than EP32"),
+    ("AIC H200 DeepEP normal (sglang 0.5.6.post2)", 64, 7168, 8, 256): (9, "-32..-53% from 128 tokens: eight nodes "
+                                                                          "take about twice EP32's time per remote "
+                                                                          "copy (not modelled)"),
 }
 
 
@@ -111,3 +117,13 @@ def test_deepep_normal_bandwidth(ep):
     AIConfigurator's tables)."""
     for phase, pub, pred in zip(("dispatch", "combine"), deepep.NORMAL_GBPS[ep], deepep.predict(ep, layers=1)):
         assert pred == pytest.approx(pub, rel=0.25), f"normal EP{ep} {phase}: {pred:.1f} GB/s vs {pub}"
+
+
+@pytest.mark.parametrize("transport, gpu", [("deepep-ll", ""), ("deepep-ll", "b200"), ("deepep-ll", "gb200"),
+                                            ("deepep-normal", ""), ("deepep-normal", "b200"),
+                                            ("deepep-normal", "gb200")])
+def test_transport_files_hold_their_fit(transport, gpu):
+    """Every table line ``--fit`` prints stands in the transport file: the file is the fit, nothing edited."""
+    text = (BENCH.parent / "topologies" / "transports" / f"{transport}.toml").read_text()
+    lines = [ln.split("  #")[0] for ln in val.fit_toml(val.fit(transport, gpu), gpu).splitlines()]
+    assert all(ln in text for ln in lines), [ln for ln in lines if ln not in text]

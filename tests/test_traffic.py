@@ -78,9 +78,10 @@ def expected_time(cluster, transport, link_bytes, path_latency_s, phase, experts
     wire latency."""
     tr = load_transport(transport)
     eff = float(tr.link_efficiency(phase, np.array(["nvlink"]), np.array([link_bytes]))[0])
-    k = {name: tr.constant(name, phase) for name in ("per_expert_us", "issue_us", "block_GBps")}
-    send = max(k["issue_us"] * tokens, sent_bytes / (experts * k["block_GBps"]) if k["block_GBps"] else 0.0)
-    fixed = tr.latency_s[phase]["nvlink"] + k["per_expert_us"] * experts  # fewer experts than SMs: not packed
+    k = {name: tr.constant(name, phase) for name in ("per_expert_s", "issue_s", "block_Bps")}
+    rounds = -(-tokens // experts) if experts else 0  # one block per expert (fewer experts than SMs)
+    send = k["issue_s"] * rounds + (sent_bytes / (experts * k["block_Bps"]) if k["block_Bps"] else 0.0)
+    fixed = tr.latency_s[phase]["nvlink"] + k["per_expert_s"] * experts  # fewer experts than SMs: not packed
     return max(link_bytes / (cluster.gpu.nvlink_Bps * eff), send) + fixed + path_latency_s
 
 
@@ -368,8 +369,10 @@ def test_transport_gpu_tables_serve_their_gpus():
     b300 = t.for_gpu("b300")
     assert b300 == t.for_gpu("b200") and b300.source == "transports/deepep-ll.toml [gpu.b200]"
     assert t.for_gpu("h100-sxm") is t and t.source == "transports/deepep-ll.toml"
-    assert b300.latency_s["dispatch"]["nvlink"] != t.latency_s["dispatch"]["nvlink"]
-    assert b300.latency_s["dispatch"]["scale_out"] == t.latency_s["dispatch"]["scale_out"]  # not measured: kept
+    top, own = t.latency_s["dispatch"], b300.latency_s["dispatch"]
+    assert own["nvlink"] != top["nvlink"]
+    # scale-out not measured on B200: the top level's premium over NVLink is kept, and its ramp
+    assert own["scale_out"] - own["nvlink"] == pytest.approx(top["scale_out"] - top["nvlink"])
     assert b300.ramp["dispatch"]["scale_out"] == t.ramp["dispatch"]["scale_out"]
 
 
@@ -377,25 +380,35 @@ def test_deepep_blocks_bound_the_send_side():
     """One block per expert slot up to the SMs: 8 experts send 1,024 tokens in 128 rounds, 256 experts on 132
     SMs (two slots per block, 128 blocks) in 8; the combine rate counts bytes per block."""
     t = load_transport("deepep-ll")
-    issue, rate = t.constant("issue_us", "dispatch"), t.constant("block_GBps", "combine")
+    issue, rate = t.constant("issue_s", "dispatch"), t.constant("block_Bps", "combine")
     assert float(t.send_time("dispatch", 1024, np.array(0.0), 8, 132)) == pytest.approx(128 * issue)
     assert float(t.send_time("dispatch", 1024, np.array(0.0), 256, 132)) == pytest.approx(8 * issue)
     assert float(t.send_time("combine", 1024, np.array(8e6), 8, 132)) == pytest.approx(8e6 / (8 * rate))
     assert float(load_transport("nccl").send_time("dispatch", 1024, np.array(8e6), 8, 132)) == 0.0
+    normal = load_transport("deepep-normal")  # sends from the 20 SMs it holds, whatever the GPU's count
+    assert float(normal.send_time("combine", 1024, np.array(8e6), 8, 0)) == pytest.approx(
+        8e6 / (20 * normal.constant("block_Bps", "combine")) + 52 * normal.constant("issue_s", "combine"))
     # the fixed cost: per expert slot (dispatch), one step once the slots outnumber the SMs (combine)
     d0, c0 = (t.latency(p, {"nvlink"}) for p in ("dispatch", "combine"))
-    assert t.latency("dispatch", {"nvlink"}, None, 512, 132) == pytest.approx(d0 + 512 * t.constant("per_expert_us", "dispatch"))
+    per_slot, packed = t.constant("per_expert_s", "dispatch"), t.constant("packed_s", "combine")
+    assert t.latency("dispatch", {"nvlink"}, None, 512, 132) == pytest.approx(d0 + 512 * per_slot)
     assert t.latency("combine", {"nvlink"}, None, 132, 132) == pytest.approx(c0)
-    assert t.latency("combine", {"nvlink"}, None, 133, 132) == pytest.approx(c0 + t.constant("packed_us", "combine"))
+    assert t.latency("combine", {"nvlink"}, None, 133, 132) == pytest.approx(c0 + packed)
+
+
+GPU_TABLE = '[gpu.x]\ngpus = ["b200"]\nfitted_on = "y"\n'
 
 
 @pytest.mark.parametrize("table, match", [
     ('[gpu.x]\nfitted_on = "y"\n', r"gpu\.x\.gpus: missing required field"),
     ('[gpu.x]\ngpus = []\nfitted_on = "y"\n', r"gpu\.x\.gpus: expected a list of GPU ids"),
-    ('[gpu.x]\ngpus = ["b200"]\nfitted_on = "y"\n[gpu.x.efficiency]\nnvlink = 2.0\n', r"gpu\.x\.efficiency\.nvlink: must be <= 1"),
-    ('[gpu.x]\ngpus = ["b200"]\nfitted_on = "y"\n[gpu.x.issue_us]\ndispatch = -1.0\n', r"gpu\.x\.issue_us\.dispatch"),
-    ('[gpu.x]\ngpus = ["b200"]\nfitted_on = "y"\nbogus = 1\n', r"gpu\.x\.bogus"),
+    ('[gpu.x]\ngpus = ["b2OO"]\nfitted_on = "y"\n', r"gpu\.x\.gpus: unknown GPU 'b2OO'"),
+    (GPU_TABLE + GPU_TABLE.replace("gpu.x", "gpu.z"), r"gpu\.z\.gpus: b200 is served by another"),
+    (GPU_TABLE + "[gpu.x.efficiency]\nnvlink = 2.0\n", r"gpu\.x\.efficiency\.nvlink: must be <= 1"),
+    (GPU_TABLE + "[gpu.x.issue_us]\ndispatch = -1.0\n", r"gpu\.x\.issue_us\.dispatch"),
+    (GPU_TABLE + "bogus = 1\n", r"gpu\.x\.bogus"),
     ('[block_GBps]\nsend = 1.0\n', r"block_GBps\.send"),
+    ('[block_GBps]\ncombine = 0.0\n', r"block_GBps\.combine: must be > 0"),
 ])
 def test_bad_transport_gpu_table(tmp_path, table, match):
     bad = tmp_path / "t.toml"

@@ -121,7 +121,7 @@ class A2AResult:
     ``logical_bytes_per_gpu`` = {phase: bytes} the transport's own benchmarks divide by time (local copies
     included), so ``logical_bytes_per_gpu[phase] / phase_s`` is the bandwidth as they report it.
     ``link_bytes`` = {phase: ndarray (edges,)} mean bytes per layer on each of ``edges``; ``sent_bytes`` =
-    {phase: bytes} the busiest GPU sends, local copies included, mean over layers.
+    {phase: bytes} the busiest GPU's kernels move (:func:`busiest_sender`), mean over layers.
     """
 
     transport: str
@@ -244,7 +244,8 @@ def token_counts(stats: RoutingStats, phy2log: np.ndarray, group: Group, tokens_
 @dataclass(frozen=True)
 class KernelLoad:
     """What a transport's kernels handle in one phase beyond the link bytes: the EP group's expert slots, the
-    model's hidden size, the tokens each GPU sends and the bytes the busiest GPU sends, (layers,) or scalar."""
+    model's hidden size, the tokens each GPU sends and the bytes the busiest GPU's kernels move
+    (:func:`busiest_sender`), (layers,) or scalar."""
 
     slots: int = 0
     hidden: int = 0
@@ -269,6 +270,7 @@ def phase_times(link_bytes: np.ndarray, pair_bytes: np.ndarray, cluster: Cluster
     latency = wire + np.array([transport.latency(phase, {t for t, on in used.items() if on[i]}, remote, load.slots,
                                                  sms, load.hidden) for i in range(len(link_bytes))])
     sending = transport.send_time(phase, load.tokens_per_gpu, np.asarray(load.sent_bytes, dtype=float), load.slots, sms)
+    sending = np.where(np.any(list(used.values()), axis=0), sending, 0.0)  # nothing sent: no kernel time either
     binding = int(busy.mean(axis=0).argmax()) if busy.size else 0
     u, v = cluster.edges[binding]
     return {"layer_s": np.maximum(busy.max(axis=1), sending) + latency, "sol_s": (link_bytes / bw).max(axis=1).mean(),
@@ -317,13 +319,15 @@ def phase_pairs(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: Rout
     copies = pair_copies(counts, tr.copies, tr.forward, group)
     msg = message_bytes(model, tr, dispatch_dtype, combine_dtype)
     pairs = {"dispatch": copies * msg["dispatch"], "combine": copies.transpose(0, 2, 1) * msg["combine"]}
-    return pairs, r, msg, logical_copies(counts, tr.copies, group).mean(), busiest_sender(counts, tr, tokens_per_gpu, msg)
+    logical = logical_copies(counts, tr.copies, group).mean()
+    return pairs, r, msg, logical, busiest_sender(counts, tr, tokens_per_gpu, msg)
 
 
 def busiest_sender(counts: dict, tr: Transport, tokens_per_gpu: int, msg: dict) -> dict:
     """{phase: bytes the busiest GPU's kernels move, (layers,)}: dispatch the copies of its own tokens, combine
     the copies it received and sends back plus one reduced output per own token; local copies included,
-    copies counted per selection or per destination GPU as the transport sends them."""
+    copies counted per selection (``copies = "selection"``) or else per destination GPU (a relaying
+    transport's per-node RDMA copies are forwarded to those GPUs)."""
     own = counts["selection" if tr.copies == "selection" else "gpu"]
     return {"dispatch": own.sum(axis=2).max(axis=1) * msg["dispatch"],
             "combine": (own.sum(axis=1).max(axis=1) + tokens_per_gpu) * msg["combine"]}

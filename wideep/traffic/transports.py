@@ -24,7 +24,7 @@ import numpy as np
 
 from wideep.core import units
 from wideep.core.curves import checked_curve, log_interp
-from wideep.core.catalog import Field, check_table, read_file, resolve, sub_table
+from wideep.core.catalog import Field, check_table, list_ids, read_file, resolve
 from wideep.core.errors import CatalogError
 from wideep.specs.topology import TIERS
 
@@ -44,13 +44,14 @@ TRANSPORT_FIELDS = {
     "scale_out_fixed_share": Field(float, "positive", required=False),
     "gpu": Field(dict, required=False),
 }
-KERNEL_TABLES = {"per_expert_us": units.us, "packed_us": units.us, "per_hidden_us": units.us, "issue_us": units.us,
-                 "block_GBps": units.GBps}
+# File table -> (name in SI units, scale, check): the kernels' fixed-cost growth and send-side limits.
+KERNEL_TABLES = {"per_expert_us": ("per_expert_s", units.us, "nonneg"), "packed_us": ("packed_s", units.us, "nonneg"),
+                 "per_hidden_us": ("per_hidden_s", units.us, "nonneg"), "issue_us": ("issue_s", units.us, "nonneg"),
+                 "block_GBps": ("block_Bps", units.GBps, "positive")}
 TRANSPORT_FIELDS |= {k: Field(dict, required=False) for k in KERNEL_TABLES}
 CONSTANT_TABLES = ("efficiency", "latency_us", "ramp", *KERNEL_TABLES)
 VARIANT_FIELDS = {"gpus": Field(list), "fitted_on": Field(str)} | {
     k: Field(dict, required=False) for k in CONSTANT_TABLES}
-PHASE_FIELDS = {p: Field(float, "nonneg", required=False) for p in PHASES}
 TIER_LATENCY_FIELDS = {t: Field(float, "nonneg", required=False) for t in TIERS}
 
 
@@ -81,11 +82,14 @@ class Transport:
         0: the scale-out fixed cost is a constant. Else the share of the EP group's GPUs across the scale-out
         tier in the series that measured it: the part above the NVLink fixed cost grows in proportion to that
         share (DeepEP's low-latency kernels signal a count to every expert, remote ones through the NIC).
+    sms : int
+        SMs the kernels hold while compute overlaps them; kernels that hold SMs also send from them (0: the
+        low-latency kernels' grid of one block per expert slot, :meth:`send_time`).
     kernel : dict
-        Table name of :data:`KERNEL_TABLES` -> {phase: value in SI units}: fixed cost per expert slot
-        (``per_expert_us``), once the slots outnumber the SMs (``packed_us``) and per hidden element
-        (``per_hidden_us``); seconds per round of one token per block (``issue_us``); bytes per second per
-        block (``block_GBps``).
+        {name: {phase: value}} in SI units (:data:`KERNEL_TABLES`): fixed cost per expert slot
+        (``per_expert_s``), once the slots outnumber the SMs (``packed_s``) and per hidden element
+        (``per_hidden_s``), seconds; seconds per round of one token per block (``issue_s``); bytes per
+        second per block (``block_Bps``).
     variants : tuple
         (GPU ids, table name, constants) measured on other GPUs; :meth:`for_gpu` picks one.
     table : str
@@ -130,30 +134,30 @@ class Transport:
         if "scale_out" in fixed and self.scale_out_fixed_share and scale_out_share is not None:
             base = self.latency_s[phase].get("nvlink", 0.0)
             fixed["scale_out"] = base + (fixed["scale_out"] - base) * scale_out_share / self.scale_out_fixed_share
-        return (max(fixed.values()) + self.constant("per_expert_us", phase) * n_experts
-                + self.constant("packed_us", phase) * (n_experts > device_sms > 0)
-                + self.constant("per_hidden_us", phase) * hidden)
+        return (max(fixed.values()) + self.constant("per_expert_s", phase) * n_experts
+                + self.constant("packed_s", phase) * (n_experts > device_sms > 0)
+                + self.constant("per_hidden_s", phase) * hidden)
 
-    def constant(self, table: str, phase: str) -> float:
-        """One phase's value of a :data:`KERNEL_TABLES` table, SI units (0 when the file has none)."""
-        return (self.kernel or {}).get(table, {}).get(phase, 0.0)
+    def constant(self, name: str, phase: str) -> float:
+        """One phase's kernel constant by its SI name (:data:`KERNEL_TABLES`), 0 when the file has none."""
+        return (self.kernel or {}).get(name, {}).get(phase, 0.0)
 
-    def send_time(self, phase: str, tokens_per_gpu: float, send_bytes: np.ndarray, n_experts: int,
+    def send_time(self, phase: str, tokens_per_gpu: float, send_bytes: np.ndarray, slots: int,
                   device_sms: int) -> np.ndarray:
         """Seconds the kernel's blocks need to send one GPU's tokens, 0 where the file models no such limit.
 
         A transport that holds SMs (``sms``, DeepEP's normal kernels) sends with them; DeepEP's low-latency
         kernels launch one block per expert slot, packing slots into warp groups when they outnumber the SMs:
-        ceil(E / ceil(E / SMs)) blocks. Each block handles one token at a time (a round of one token per block
-        takes ``issue_us``) and moves its bytes at ``block_GBps``; the two add. ``send_bytes``: the bytes the
-        busiest GPU sends, any shape.
+        ceil(E / ceil(E / SMs)) blocks for E ``slots``. Each block handles one token at a time (a round of one
+        token per block takes ``issue_s``) and moves its bytes at ``block_Bps``; the two add. ``send_bytes``:
+        the bytes the busiest GPU's kernels move (:func:`wideep.traffic.a2a.busiest_sender`), any shape.
         """
-        if not device_sms or not n_experts:
+        blocks = self.sms or (-(-slots // -(-slots // device_sms)) if slots and device_sms else 0)
+        if not blocks:
             return np.zeros_like(send_bytes, dtype=float)
-        blocks = self.sms or -(-n_experts // -(-n_experts // device_sms))
-        rate = self.constant("block_GBps", phase)
+        rate = self.constant("block_Bps", phase)
         by_rate = send_bytes / (blocks * rate) if rate else np.zeros_like(send_bytes, dtype=float)
-        return by_rate + self.constant("issue_us", phase) * np.ceil(max(tokens_per_gpu, 0) / blocks)
+        return by_rate + self.constant("issue_s", phase) * np.ceil(max(tokens_per_gpu, 0) / blocks)
 
     def link_efficiency(self, phase: str, tiers: np.ndarray, link_bytes: np.ndarray,
                         masks: dict[str, np.ndarray] | None = None) -> np.ndarray:
@@ -187,21 +191,35 @@ def _load(path_str: str) -> Transport:
         header_bytes={p: data[f"{p}_header_bytes"] for p in PHASES}, sms=data.get("sms", 0),
         scale_out_fixed_share=checked_share(data.get("scale_out_fixed_share", 0.0), path_str),
         **constants(data, path_str, ""))
-    variants = []
-    for name, table in (data.get("gpu") or {}).items():
+    return replace(base, variants=gpu_variants(data.get("gpu"), path_str, base))
+
+
+def gpu_variants(tables: dict | None, source: str, base: Transport) -> tuple:
+    """The ``[gpu.<name>]`` tables: (GPU ids, name, constants laid over ``base``'s) each; every id a catalog
+    GPU, served by one table only."""
+    variants, served = [], set()
+    for name, table in (tables or {}).items():
         where = f"gpu.{name}."
         if not isinstance(table, dict):
-            raise CatalogError("expected a table", path_str, f"gpu.{name}")
-        table = check_table(table, VARIANT_FIELDS, path_str, where)
-        if not table["gpus"] or not all(isinstance(g, str) for g in table["gpus"]):
-            raise CatalogError("expected a list of GPU ids", path_str, f"{where}gpus")
-        variants.append((tuple(table["gpus"]), name, constants(table, path_str, where, base)))
-    return replace(base, variants=tuple(variants))
+            raise CatalogError("expected a table", source, f"gpu.{name}")
+        table = check_table(table, VARIANT_FIELDS, source, where)
+        ids = table["gpus"]
+        if not ids or not all(isinstance(g, str) for g in ids):
+            raise CatalogError("expected a list of GPU ids", source, f"{where}gpus")
+        for gpu in ids:
+            if gpu not in list_ids("gpus"):
+                known = ", ".join(list_ids("gpus"))
+                raise CatalogError(f"unknown GPU {gpu!r} (choose {known})", source, f"{where}gpus")
+            if gpu in served:
+                raise CatalogError(f"{gpu} is served by another [gpu] table too", source, f"{where}gpus")
+            served.add(gpu)
+        variants.append((tuple(ids), name, constants(table, source, where, base)))
+    return tuple(variants)
 
 
 def constants(data: dict, source: str, where: str, base: Transport | None = None) -> dict:
     """The measured constants of a transport file's top level (``base`` None: efficiency and latency
-    required) or of one ``[gpu.<name>]`` table, laid tier by tier over ``base``'s."""
+    required) or of one ``[gpu.<name>]`` table, laid tier by tier and phase by phase over ``base``'s."""
     def table(key: str) -> dict:
         value = data.get(key)
         if value is None and base is None and key in ("efficiency", "latency_us"):
@@ -210,29 +228,49 @@ def constants(data: dict, source: str, where: str, base: Transport | None = None
             raise CatalogError(f"expected a table, got {type(value).__name__}", source, where + key)
         return value or {}
 
-    eff_fields = {t: Field(float, "positive", required=base is None) for t in TIERS}
-    eff = check_table(table("efficiency"), eff_fields, source, f"{where}efficiency.")
+    ramp = {p: dict(tiers) for p, tiers in (base.ramp if base else {}).items()}
+    for p, tiers in load_ramp(data.get("ramp"), source, where).items():
+        ramp.setdefault(p, {}).update(tiers)
+    return {"efficiency": efficiencies(table("efficiency"), source, where, base),
+            "latency_s": latencies(table("latency_us"), source, where, base), "ramp": ramp,
+            "kernel": kernel_constants(table, source, where, base)}
+
+
+def efficiencies(table: dict, source: str, where: str, base: Transport | None) -> dict[str, float]:
+    """``[efficiency]``: tier -> fraction of datasheet bandwidth in (0, 1] (both tiers at the top level)."""
+    eff = check_table(table, {t: Field(float, "positive", required=base is None) for t in TIERS}, source,
+                      f"{where}efficiency.")
     for tier, value in eff.items():
         if value > 1:
             raise CatalogError(f"must be <= 1, got {value}", source, f"{where}efficiency.{tier}")
-    latency = {p: dict(base.latency_s[p]) for p in PHASES} if base else {}
-    phase_fields = {p: Field((float, dict), required=base is None) for p in PHASES}
-    for p, v in check_table(table("latency_us"), phase_fields, source, f"{where}latency_us.").items():
+    return ({**base.efficiency} if base else {}) | {t: float(v) for t, v in eff.items()}
+
+
+def latencies(table: dict, source: str, where: str, base: Transport | None) -> dict[str, dict[str, float]]:
+    """``[latency_us]``: phase -> {tier: fixed cost, s}. A GPU table that gives a phase's NVLink cost but not
+    its scale-out one keeps the top level's scale-out premium over NVLink (the NIC's part is not the GPU's)."""
+    fields = {p: Field((float, dict), required=base is None) for p in PHASES}
+    out = {p: dict(base.latency_s[p]) for p in PHASES} if base else {}
+    for p, v in check_table(table, fields, source, f"{where}latency_us.").items():
         if isinstance(v, dict):
             check_table(v, TIER_LATENCY_FIELDS, source, f"{where}latency_us.{p}.")
         elif not 0 <= v < float("inf"):
             raise CatalogError(f"must be >= 0, got {v}", source, f"{where}latency_us.{p}")
-        latency.setdefault(p, {}).update({t: (v[t] if isinstance(v, dict) else v) * units.us for t in TIERS
-                                          if not isinstance(v, dict) or t in v})
-    ramp = {p: dict(tiers) for p, tiers in (base.ramp if base else {}).items()}
-    for p, tiers in load_ramp(data.get("ramp"), source, where).items():
-        ramp.setdefault(p, {}).update(tiers)
-    kernel = {k: {p: v * scale for p, v in check_table(table(k), PHASE_FIELDS, source, f"{where}{k}.").items()}
-              for k, scale in KERNEL_TABLES.items()}
-    if base:
-        kernel = {k: base.kernel.get(k, {}) | v for k, v in kernel.items()}
-    return {"efficiency": ({**base.efficiency} if base else {}) | {t: float(v) for t, v in eff.items()},
-            "latency_s": latency, "ramp": ramp, "kernel": kernel}
+        given = {t: (v[t] if isinstance(v, dict) else v) * units.us for t in TIERS if not isinstance(v, dict) or t in v}
+        if base and "nvlink" in given and "scale_out" not in given and "scale_out" in out.get(p, {}):
+            given["scale_out"] = out[p]["scale_out"] + given["nvlink"] - out[p].get("nvlink", 0.0)
+        out.setdefault(p, {}).update(given)
+    return out
+
+
+def kernel_constants(table, source: str, where: str, base: Transport | None) -> dict[str, dict[str, float]]:
+    """The :data:`KERNEL_TABLES`: SI name -> {phase: value}, over ``base``'s phase by phase."""
+    out = {}
+    for key, (name, scale, check) in KERNEL_TABLES.items():
+        fields = {p: Field(float, check, required=False) for p in PHASES}
+        given = {p: v * scale for p, v in check_table(table(key), fields, source, where + key + ".").items()}
+        out[name] = ((base.kernel or {}).get(name, {}) if base else {}) | given
+    return out
 
 
 def checked_share(share: float, source: str) -> float:
