@@ -415,3 +415,17 @@ def test_bad_transport_gpu_table(tmp_path, table, match):
     bad.write_text((catalog.catalog_root() / "topologies/transports/nccl.toml").read_text() + "\n" + table)
     with pytest.raises(CatalogError, match=match):
         load_transport(str(bad))
+
+
+def test_plan_names_the_send_blocks_when_they_bind():
+    """Mixtral's 8 experts at EP8: DeepEP's dispatch runs on 8 blocks, one token each at a time, so at 256
+    sequences per GPU the blocks, not NVLink, set its time: the term binds on ``sms``. DeepSeek-V3's 256
+    experts give 128 blocks, one round: the link binds."""
+    from wideep.plan import PlanSpec, plan
+
+    def dispatch_binding(model: str) -> str:
+        p = plan(PlanSpec(model=model, topology="hgx-h200", ep=8, batch=256))
+        return next(t.binding for t in p.decode.terms if t.name == "dispatch")
+
+    assert dispatch_binding("mixtral-8x7b") == "sms"
+    assert dispatch_binding("deepseek-v3") in ("nvlink", "latency")

@@ -23,7 +23,7 @@ from wideep.core.curves import checked_curve, log_interp
 from wideep.core.errors import CatalogError
 from wideep.core.units import DTYPES
 
-RESOURCES = ("hbm", "flops", "nvlink", "nic", "latency")
+RESOURCES = ("hbm", "flops", "nvlink", "nic", "latency", "sms")  # sms: the all-to-all kernels' send blocks
 
 # Tables and keys of a calibration file. [gemm] and [flops] may add ``efficiency_<dtype>`` (fp8, nvfp4,
 # bf16) for a dtype whose kernels differ; ``efficiency`` serves every other dtype.

@@ -295,7 +295,8 @@ def head_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequences
 def comm_terms(model: Model, ep: ExpertParallel, wl: Workload, tokens: float) -> list[Term]:
     """Dispatch and combine of one MoE layer at ``tokens`` tokens per GPU.
 
-    A phase binds on ``latency`` when its fixed cost is at least half its time, else on its link tier. None
+    A phase binds on ``latency`` when its fixed cost is at least half its time, on ``sms`` when the
+    kernels' send blocks set the rest, else on its link tier. None
     when attention tensor parallelism spans the EP group: every rank then holds every token after the
     attention all-reduce, runs its experts on those routed to them and the layer's second all-reduce sums
     the outputs (TensorRT-LLM's minimum-latency layout; SGLang's TP MoE), so nothing is dispatched.
@@ -306,7 +307,8 @@ def comm_terms(model: Model, ep: ExpertParallel, wl: Workload, tokens: float) ->
     terms = []
     for name, curve in (("dispatch", ep.dispatch), ("combine", ep.combine)):
         time_s, sol_s, latency_s = curve.at(tokens)
-        terms.append(Term(name, time_s, sol_s, "latency" if latency_s >= 0.5 * time_s else tier, comm=True))
+        binding = "latency" if latency_s >= 0.5 * time_s else "sms" if curve.send_bound(tokens) else tier
+        terms.append(Term(name, time_s, sol_s, binding, comm=True))
     return terms
 
 

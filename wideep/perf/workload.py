@@ -103,12 +103,15 @@ class CommCurve:
 
     ``time_s``, ``sol_s`` and ``latency_s`` are tabulated at ``tokens``; between points they are interpolated
     in log(tokens); below the grid the first point holds, above it the bytes part grows in proportion.
+    ``send_s``: the part of ``time_s`` above ``latency_s`` that the kernels' send blocks set, where they
+    bind (0 where the links do; empty: never).
     """
 
     tokens: tuple[float, ...]
     time_s: tuple[float, ...]
     sol_s: tuple[float, ...]
     latency_s: tuple[float, ...]
+    send_s: tuple[float, ...] = ()
 
     @classmethod
     def constant(cls, time_s: float, latency_s: float = 0.0) -> "CommCurve":
@@ -122,6 +125,13 @@ class CommCurve:
             lat = self.latency_s[-1]
             return lat + (self.time_s[-1] - lat) * scale, self.sol_s[-1] * scale, lat
         return log_interp_each(tokens, self.tokens, (self.time_s, self.sol_s, self.latency_s))
+
+    def send_bound(self, tokens: float) -> bool:
+        """Whether the kernels' send blocks, not a link, set the time above the fixed cost at ``tokens``."""
+        if not self.send_s:
+            return False
+        i = min(range(len(self.tokens)), key=lambda j: abs(math.log(self.tokens[j] / max(tokens, 1e-9))))
+        return self.send_s[i] > 0.5 * (self.time_s[i] - self.latency_s[i])
 
 
 @dataclass(frozen=True)

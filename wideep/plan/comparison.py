@@ -51,7 +51,8 @@ def explain(plans: tuple[Plan, ...]) -> str:
 
 
 RESOURCE_WORDS = {"hbm": "HBM bandwidth", "flops": "tensor-core FLOP/s", "nvlink": "NVLink bandwidth",
-                  "nic": "the scale-out NICs (InfiniBand/Ethernet)", "latency": "communication latency"}
+                  "nic": "the scale-out NICs (InfiniBand/Ethernet)", "latency": "communication latency",
+                  "sms": "the all-to-all kernels' send blocks (SMs)"}
 
 
 def comm_clause(p: Plan) -> str:

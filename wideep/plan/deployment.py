@@ -153,7 +153,7 @@ def expert_parallel(model: Model, topology: str, ep_size: int, redundant: int, r
 def comm_curve(phase: dict) -> CommCurve:
     """A phase's tabulated times over :data:`COMM_GRID_TOKENS`."""
     return CommCurve(tuple(float(t) for t in COMM_GRID_TOKENS), *(tuple(map(float, phase[k]))
-                                                                   for k in ("time_s", "sol_s", "latency_s")))
+                                                                   for k in ("time_s", "sol_s", "latency_s", "send_s")))
 
 
 def resolve_spec(spec: PlanSpec, model: Model) -> PlanSpec:

@@ -17,7 +17,7 @@ from wideep.report.svg import COLOURS
 
 #: Colour of each binding resource (the names :mod:`wideep.perf.step` gives).
 RESOURCE_COLOURS = {"hbm": "#1f77b4", "flops": "#ff7f0e", "nvlink": "#2ca02c", "nic": "#d62728",
-                    "latency": "#9467bd"}
+                    "latency": "#9467bd", "sms": "#8c564b"}
 RC = {"svg.fonttype": "none", "svg.hashsalt": "wideep", "font.family": "sans-serif", "font.size": 9,
       "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.color": "#e5e5e5"}
 

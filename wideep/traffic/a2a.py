@@ -273,7 +273,10 @@ def phase_times(link_bytes: np.ndarray, pair_bytes: np.ndarray, cluster: Cluster
     sending = np.where(np.any(list(used.values()), axis=0), sending, 0.0)  # nothing sent: no kernel time either
     binding = int(busy.mean(axis=0).argmax()) if busy.size else 0
     u, v = cluster.edges[binding]
-    return {"layer_s": np.maximum(busy.max(axis=1), sending) + latency, "sol_s": (link_bytes / bw).max(axis=1).mean(),
+    link_s = busy.max(axis=1)
+    return {"layer_s": np.maximum(link_s, sending) + latency,
+            "send_s": float(np.where(sending >= link_s, sending, 0.0).mean()),
+            "sol_s": (link_bytes / bw).max(axis=1).mean(),
             "latency_s": float(latency.mean()), "binding": f"{u}->{v}", "tier": str(cluster.edge_tier[binding])}
 
 
@@ -384,7 +387,8 @@ def a2a_curve(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: Routin
 
     Copies per token do not depend on how many tokens a step carries, so the pair bytes counted at
     ``probe_tokens`` scale linearly; the ramp and the fixed costs do not, and are applied at each size.
-    Returns ``{phase: {"time_s", "sol_s", "latency_s": ndarray over the grid, "tier": binding tier}}``.
+    Returns ``{phase: {"time_s", "sol_s", "latency_s", "send_s": ndarray over the grid, "tier": binding tier}}``
+    (``send_s``: the mean over layers of the send-side time where it, not a link, binds).
     """
     tr = load_transport(transport).for_gpu(cluster.gpu.id)
     cluster = fabric(cluster, tr)
@@ -400,5 +404,6 @@ def a2a_curve(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: Routin
         out[p] = {"time_s": np.array([float(x["layer_s"].mean()) for x in rows]),
                   "sol_s": np.array([float(x["sol_s"]) for x in rows]),
                   "latency_s": np.array([x["latency_s"] for x in rows]), "tier": rows[-1]["tier"],
+                  "send_s": np.array([x["send_s"] for x in rows]),
                   "binding": rows[-1]["binding"]}
     return out
