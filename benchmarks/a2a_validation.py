@@ -37,7 +37,7 @@ from wideep.specs.model import load_model
 from wideep.specs.topology import load_cluster
 from wideep.traffic.a2a import a2a
 from wideep.traffic.linkload import routes
-from wideep.traffic.transports import PHASES, load_transport
+from wideep.traffic.transports import PHASES, expert_blocks, load_transport
 
 DATA = Path(__file__).resolve().parent / "data"
 NCCL_HIDDEN = 1024  # elements per "token" of the even all-to-all that stands for nccl-tests' buffers
@@ -261,11 +261,6 @@ class Point:
     blocks: int
 
 
-def blocks(experts: int, sms: int) -> int:
-    """DeepEP low-latency grid: one block per expert slot, slots packed into warp groups past the SM count."""
-    return math.ceil(experts / math.ceil(experts / sms))
-
-
 # How the blocks bound each phase's send side: DeepEP low-latency dispatch sends one token per block at a time
 # (a time per round); its combine and the normal kernels (channels streaming chunks) move bytes at a rate per block.
 SEND_LIMITS = {"deepep-ll": {"dispatch": "issue_us", "combine": "block_GBps"},
@@ -343,7 +338,7 @@ def fit_points(rows: list[Case], transport: str, phase: str, out: dict) -> dict[
         series.setdefault(key, []).append(Point(
             c.tokens, pred[2 + idx] * 1e-6 * link_bw_Bps(c.system, c.ep, key.tier), pred[2 + idx],
             (c.dispatch_us, c.combine_us)[idx] - pred[5 + idx], pred[7][phase],
-            key.sms or blocks(key.experts, key.gpu_sms)))
+            key.sms or expert_blocks(key.experts, key.gpu_sms)))
         if key.tier == "scale_out":
             pairs = routes(cluster_of(c.system, c.ep), c.ep).first_hop_tier
             out["scale_out_fixed_share"] = float((pairs == "scale_out").mean())

@@ -152,7 +152,7 @@ class Transport:
         token per block takes ``issue_s``) and moves its bytes at ``block_Bps``; the two add. ``send_bytes``:
         the bytes the busiest GPU's kernels move (:func:`wideep.traffic.a2a.busiest_sender`), any shape.
         """
-        blocks = self.sms or (-(-slots // -(-slots // device_sms)) if slots and device_sms else 0)
+        blocks = self.sms or expert_blocks(slots, device_sms)
         if not blocks:
             return np.zeros_like(send_bytes, dtype=float)
         rate = self.constant("block_Bps", phase)
@@ -175,6 +175,12 @@ class Transport:
             curve = (self.ramp or {}).get(phase, {}).get(tier)
             out[on] = log_interp(link_bytes[on], *curve) if curve else self.efficiency[tier]
         return out
+
+
+def expert_blocks(slots: int, device_sms: int) -> int:
+    """DeepEP low-latency grid: one block per expert slot, slots packed into warp groups past the SM count,
+    ceil(E / ceil(E / SMs)) blocks (0 when either count is unknown)."""
+    return -(-slots // -(-slots // device_sms)) if slots and device_sms else 0
 
 
 def load_transport(name: str) -> Transport:
