@@ -47,8 +47,8 @@ def validation(source: str) -> str:
         return ("fitted end to end on one case (DeepSeek's decode profile, H800 EP128); every other end-to-end "
                 "case is held out")
     if source.startswith("transports/"):
-        return ("fixed cost and bandwidth ramp fitted on one measured series of this transport; its other "
-                "measured series are held out")
+        return ("fixed cost, bandwidth ramp and kernel limits fitted on a few measured series of one kernel "
+                "build (per GPU where the file has a [gpu] table); its other measured series are held out")
     if source.startswith("default.toml"):
         return "published kernel benchmarks (DeepGEMM, FlashMLA, a measured H200) taken for every GPU: an assumption"
     if "aic" in source.lower():
