@@ -153,20 +153,28 @@ def published() -> list[Case]:
     return cases
 
 
+NCCL_FITS = {"H200": ("", 8), "B200": ("b200", 8), "GB200": ("gb200", 4)}  # GPU -> (table, GPUs of its fitted series)
+
+
 def aic_nccl() -> list[Case]:
-    """AIC H200 nccl-tests alltoall (NCCL 2.29.2 file, half): 8 GPUs fits nccl; 2 and 4 GPUs are held out.
+    """AIC nccl-tests alltoall (NCCL 2.29.2 files, half) of six GPUs: the 8-GPU series fits nccl's top level
+    (H200) and [gpu.b200], GB200's 4-GPU series (its table has no 8-GPU one) [gpu.gb200]; every other series,
+    and H100 / B300 / GB300 on the H200 / B200 / GB200 constants, is held out.
 
     ``message_size`` counts half-precision elements each rank sends in total, split evenly over the ranks;
     expressed here as tokens of NCCL_HIDDEN elements, one copy of each token to every GPU."""
     out = []
-    with open(DATA / "aic_h200_nccl_alltoall_2.29.2.csv") as fh:
+    with open(DATA / "aic_nccl_alltoall_2.29.2.csv") as fh:
         for r in csv.DictReader(fh):
             n, elems = int(r["num_gpus"]), int(r["message_size"])
             if elems % (NCCL_HIDDEN * n):
                 continue
+            gpu = r["device"].replace("NVIDIA ", "").split(" ")[0]
+            table, fitted_gpus = NCCL_FITS.get(gpu, ("", 0))
             us = 1e3 * float(r["latency"])
-            out.append(Case("AIC H200 nccl-tests alltoall (NCCL 2.29.2)", "nccl", "hgx-h200", n,
-                            elems // (NCCL_HIDDEN * n), us, us, "fit" if n == 8 else "held-out", "bf16", "bf16"))
+            out.append(Case(f"AIC {gpu} nccl-tests alltoall (NCCL 2.29.2)", "nccl", AIC_SYSTEMS[gpu], n,
+                            elems // (NCCL_HIDDEN * n), us, us, "fit" if n == fitted_gpus else "held-out", "bf16",
+                            "bf16", fits=table))
     return out
 
 

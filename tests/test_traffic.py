@@ -412,7 +412,7 @@ GPU_TABLE = '[gpu.x]\ngpus = ["b200"]\nfitted_on = "y"\n'
 ])
 def test_bad_transport_gpu_table(tmp_path, table, match):
     bad = tmp_path / "t.toml"
-    bad.write_text((catalog.catalog_root() / "topologies/transports/nccl.toml").read_text() + "\n" + table)
+    bad.write_text((catalog.catalog_root() / "topologies/transports/deepep-ll-rdma.toml").read_text() + "\n" + table)
     with pytest.raises(CatalogError, match=match):
         load_transport(str(bad))
 
