@@ -400,7 +400,8 @@ def fit_toml(fitted: dict, gpu: str = "") -> str:
     """The measured tables of a fit, as TOML text to paste into the transport file (``gpu``: under
     ``[gpu.<gpu>]``)."""
     at = f"gpu.{gpu}." if gpu else ""
-    lines = [f"scale_out_fixed_share = {fitted['scale_out_fixed_share']:.3f}"] if "scale_out_fixed_share" in fitted else []
+    share = fitted.get("scale_out_fixed_share")
+    lines = [f"scale_out_fixed_share = {share:.3f}"] if share is not None else []
     lines.append(f"[{at}efficiency]  # beyond the ramps: the smaller of the two phases' largest measured sizes")
     lines += [f"{tier} = {min(pts[-1][1] for pts in phases.values()):.3f}" for tier, phases in fitted["ramp"].items()]
     for key in ("per_expert_us", "packed_us", "per_hidden_us", "issue_us", "block_GBps"):
@@ -425,7 +426,8 @@ def flat_transport(transport: str) -> str:
     src = load_transport(transport)
     path = Path("/tmp") / f"wideep-flat-{transport}.toml"
     header = tomllib.loads(Path(str(resolve_transport(transport))).read_text())
-    keep = {k: header[k] for k in ("name", "copies", "forward", "scope", "dispatch_header_bytes", "combine_header_bytes")}
+    keep = {k: header[k] for k in ("name", "copies", "forward", "scope", "dispatch_header_bytes",
+                                   "combine_header_bytes")}
     lines = [f'{k} = {v!r}'.replace("'", '"') for k, v in keep.items()]
     lines += ["[efficiency]", "nvlink = 1.0", "scale_out = 1.0", "[latency_us]", "dispatch = 0.0", "combine = 0.0"]
     path.write_text("\n".join(lines) + "\n")
@@ -480,7 +482,8 @@ def main() -> None:
         for r in summary():
             print("| " + " | ".join(str(v) for v in r) + " |")
         return
-    head = ["source", "transport", "EP", "tokens/rank", "role", "dispatch us", "pred", "err %", "combine us", "pred", "err %"]
+    head = ["source", "transport", "EP", "tokens/rank", "role", "dispatch us", "pred", "err %", "combine us", "pred",
+            "err %"]
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for r in table():
         print("| " + " | ".join(str(v) for v in r) + " |")
