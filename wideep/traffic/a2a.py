@@ -304,7 +304,8 @@ def tier_bytes(pair_bytes: np.ndarray, r: Routes) -> dict:
 def phase_pairs(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats, ep_size: int,
                 tokens_per_gpu: int, tr: Transport, dispatch_dtype: str, combine_dtype: str, seed: int,
                 rule: str = DEFAULT_REPLICA_RULE, dest_gpu: np.ndarray | None = None):
-    """Bytes per (layer, source, destination) of each phase, the routes, message sizes and logical copies."""
+    """Bytes per (layer, source, destination) of each phase, the routes, message sizes, logical copies and the
+    bytes the busiest GPU's kernels move (:func:`busiest_sender`)."""
     if tokens_per_gpu <= 0:
         raise InputError(f"must be > 0, got {tokens_per_gpu}", "--tokens")
     if stats.n_experts != model.n_experts:
@@ -360,7 +361,7 @@ def a2a(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats
     tr = load_transport(transport).for_gpu(cluster.gpu.id)
     cluster = fabric(cluster, tr)
     pairs, r, msg, logical, sent = phase_pairs(model, cluster, phy2log, stats, ep_size, tokens_per_gpu, tr,
-                                         dispatch_dtype, combine_dtype, seed, replica_rule, dest_gpu)
+                                               dispatch_dtype, combine_dtype, seed, replica_rule, dest_gpu)
     res = {}
     for p in PHASES:
         links = r.link_bytes(pairs[p])
@@ -393,7 +394,7 @@ def a2a_curve(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: Routin
     tr = load_transport(transport).for_gpu(cluster.gpu.id)
     cluster = fabric(cluster, tr)
     pairs, r, _, _, sent = phase_pairs(model, cluster, phy2log, stats, ep_size, probe_tokens, tr,
-                                 dispatch_dtype, combine_dtype, seed, replica_rule)
+                                       dispatch_dtype, combine_dtype, seed, replica_rule)
     out = {}
     for p in PHASES:
         links = r.link_bytes(pairs[p])
