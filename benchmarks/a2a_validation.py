@@ -33,6 +33,7 @@ import numpy as np
 
 from wideep.routing.stats import synthetic_routing
 from wideep.slots import contiguous_phy2log
+from wideep.core.catalog import resolve
 from wideep.specs.model import load_model
 from wideep.specs.topology import load_cluster
 from wideep.traffic.a2a import a2a
@@ -233,15 +234,18 @@ def predict(case: Case, transport_file: str | None = None, layers: int = 2) -> t
 
 
 def with_sms(transport: str, sms: int) -> str:
-    """A copy of a transport file (catalog id or path) whose kernels run on ``sms`` SMs, written to /tmp."""
-    from wideep.core.catalog import resolve
-
+    """A copy of a transport file (catalog id or path) whose kernels run on ``sms`` SMs."""
     src = Path(str(resolve("transports", transport)))
     text = src.read_text()
     text = (re.sub(r"^sms = \d+", f"sms = {sms}", text, count=1, flags=re.M) if re.search(r"^sms = ", text, re.M)
             else f"sms = {sms}\n" + text)
-    digest = hashlib.sha1(text.encode()).hexdigest()[:12]  # a file per content: the loader caches by path
-    path = Path(tempfile.gettempdir()) / f"wideep-{digest}" / f"{src.stem}.toml"
+    return temp_transport(src.stem, text)
+
+
+def temp_transport(stem: str, text: str) -> str:
+    """Write a transport file's ``text`` to a temporary path named ``stem``.toml, one folder per content (the
+    loader caches by path, so different contents never share one)."""
+    path = Path(tempfile.gettempdir()) / f"wideep-{hashlib.sha1(text.encode()).hexdigest()[:12]}" / f"{stem}.toml"
     path.parent.mkdir(exist_ok=True)
     path.write_text(text)
     return str(path)
@@ -423,22 +427,13 @@ def flat_transport(transport: str) -> str:
     """A copy of the transport file with no fixed cost and full efficiency (to read SOL and bytes)."""
     import tomllib
 
-    src = load_transport(transport)
-    path = Path("/tmp") / f"wideep-flat-{transport}.toml"
-    header = tomllib.loads(Path(str(resolve_transport(transport))).read_text())
+    src = Path(str(resolve("transports", transport)))
+    header = tomllib.loads(src.read_text())
     keep = {k: header[k] for k in ("name", "copies", "forward", "scope", "dispatch_header_bytes",
                                    "combine_header_bytes")}
     lines = [f'{k} = {v!r}'.replace("'", '"') for k, v in keep.items()]
     lines += ["[efficiency]", "nvlink = 1.0", "scale_out = 1.0", "[latency_us]", "dispatch = 0.0", "combine = 0.0"]
-    path.write_text("\n".join(lines) + "\n")
-    assert src.id == transport
-    return str(path)
-
-
-def resolve_transport(transport: str):
-    from wideep.core.catalog import resolve
-
-    return resolve("transports", transport)
+    return temp_transport(f"flat-{src.stem}", "\n".join(lines) + "\n")
 
 
 def link_bw_Bps(system: str, ep: int, tier: str) -> float:

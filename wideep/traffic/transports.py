@@ -203,7 +203,7 @@ def _load(path_str: str) -> Transport:
 def gpu_variants(tables: dict | None, source: str, base: Transport) -> tuple:
     """The ``[gpu.<name>]`` tables: (GPU ids, name, constants laid over ``base``'s) each; every id a catalog
     GPU, served by one table only."""
-    variants, served = [], set()
+    variants, served, known = [], set(), list_ids("gpus") if tables else []
     for name, table in (tables or {}).items():
         where = f"gpu.{name}."
         if not isinstance(table, dict):
@@ -213,9 +213,8 @@ def gpu_variants(tables: dict | None, source: str, base: Transport) -> tuple:
         if not ids or not all(isinstance(g, str) for g in ids):
             raise CatalogError("expected a list of GPU ids", source, f"{where}gpus")
         for gpu in ids:
-            if gpu not in list_ids("gpus"):
-                known = ", ".join(list_ids("gpus"))
-                raise CatalogError(f"unknown GPU {gpu!r} (choose {known})", source, f"{where}gpus")
+            if gpu not in known:
+                raise CatalogError(f"unknown GPU {gpu!r} (choose {', '.join(known)})", source, f"{where}gpus")
             if gpu in served:
                 raise CatalogError(f"{gpu} is served by another [gpu] table too", source, f"{where}gpus")
             served.add(gpu)
