@@ -154,13 +154,16 @@ def published() -> list[Case]:
     return cases
 
 
-NCCL_FITS = {"H200": ("", 8), "B200": ("b200", 8), "GB200": ("gb200", 4)}  # GPU -> (table, GPUs of its fitted series)
+# GPU -> (table, GPU counts of its fitted series): the most GPUs (ramp) and PEER_GPUS (one peer: the pair's stream).
+PEER_GPUS = 2
+NCCL_FITS = {"H200": ("", (8, PEER_GPUS)), "B200": ("b200", (8, PEER_GPUS)), "GB200": ("gb200", (4, PEER_GPUS))}
 
 
 def aic_nccl() -> list[Case]:
-    """AIC nccl-tests alltoall (NCCL 2.29.2 files, half) of six GPUs: the 8-GPU series fits nccl's top level
-    (H200) and [gpu.b200], GB200's 4-GPU series (its table has no 8-GPU one) [gpu.gb200]; every other series,
-    and H100 / B300 / GB300 on the H200 / B200 / GB200 constants, is held out.
+    """AIC nccl-tests alltoall (NCCL 2.29.2 files, half) of six GPUs: the 8- and 2-GPU series fit nccl's top
+    level (H200) and [gpu.b200], GB200's 4- and 2-GPU series (its table has no 8-GPU one) [gpu.gb200]; every
+    other series (4 GPUs of H200 and B200), and H100 / B300 / GB300 on the H200 / B200 / GB200 constants, is
+    held out.
 
     ``message_size`` counts half-precision elements each rank sends in total, split evenly over the ranks;
     expressed here as tokens of NCCL_HIDDEN elements, one copy of each token to every GPU."""
@@ -171,10 +174,10 @@ def aic_nccl() -> list[Case]:
             if elems % (NCCL_HIDDEN * n):
                 continue
             gpu = r["device"].replace("NVIDIA ", "").split(" ")[0]
-            table, fitted_gpus = NCCL_FITS.get(gpu, ("", 0))
+            table, fitted_gpus = NCCL_FITS.get(gpu, ("", ()))
             us = 1e3 * float(r["latency"])
             out.append(Case(f"AIC {gpu} nccl-tests alltoall (NCCL 2.29.2)", "nccl", AIC_SYSTEMS[gpu], n,
-                            elems // (NCCL_HIDDEN * n), us, us, "fit" if n == fitted_gpus else "held-out", "bf16",
+                            elems // (NCCL_HIDDEN * n), us, us, "fit" if n in fitted_gpus else "held-out", "bf16",
                             "bf16", fits=table))
     return out
 
@@ -191,6 +194,12 @@ def aic_onesided() -> list[Case]:
     return [Case("AIC GB200 one-sided (TensorRT-LLM 1.2.0rc6)", "nvlink-onesided", "gb200-nvl72", ep, t,
                  v["alltoall_dispatch"], v["alltoall_combine"], "held-out", "nvfp4", "bf16")
             for (ep, t), v in sorted(rows.items()) if len(v) == 2]
+
+
+def ends_only(case: Case) -> bool:
+    """A fit row of a series of which only the smallest and largest case are fitted: the 4-SM series (the
+    blocks' send limit) and NCCL's 2-GPU series (the fixed cost per peer and the pair's stream)."""
+    return case.role == "fit" and (bool(case.sms) or (case.transport == "nccl" and case.ep == PEER_GPUS))
 
 
 def cases() -> list[Case]:
@@ -215,7 +224,8 @@ def cluster_of(system: str, ep: int):
 @lru_cache(maxsize=None)
 def predict(case: Case, transport_file: str | None = None, layers: int = 2) -> tuple:
     """(dispatch us, combine us, dispatch SOL us, combine SOL us, binding tier, dispatch and combine fixed
-    costs us, {phase: bytes the busiest GPU's kernels move}) for one case."""
+    costs us, {phase: bytes the busiest GPU's kernels move}, {phase: bytes of the busiest NVLink pair}) for
+    one case."""
     model = routing_model(case)
     if case.transport == "nccl":  # an even all-to-all: one copy of each token to every GPU
         model = dataclasses.replace(model, hidden=NCCL_HIDDEN, n_experts=case.ep * 8, top_k=case.ep, layers=layers,
@@ -230,7 +240,7 @@ def predict(case: Case, transport_file: str | None = None, layers: int = 2) -> t
     r = a2a(model, cluster_of(case.system, case.ep), phy2log, stats, case.ep, case.tokens, transport,
             case.dispatch_dtype, case.combine_dtype)
     return (r.dispatch_s * 1e6, r.combine_s * 1e6, r.dispatch_sol_s * 1e6, r.combine_sol_s * 1e6, r.binding_tier,
-            r.latency_s["dispatch"] * 1e6, r.latency_s["combine"] * 1e6, r.sent_bytes)
+            r.latency_s["dispatch"] * 1e6, r.latency_s["combine"] * 1e6, r.sent_bytes, r.peer_bytes)
 
 
 def with_sms(transport: str, sms: int) -> str:
@@ -263,7 +273,8 @@ def even_routing(model, ep: int, tokens_per_gpu: int, layers: int):
 @dataclasses.dataclass(frozen=True)
 class Point:
     """One fitted case seen through a flat transport: tokens, busiest link bytes B, its time at datasheet S
-    (us), measured time less the wire latency (us), bytes the busiest GPU sends, the kernel's send blocks."""
+    (us), measured time less the wire latency (us), bytes the busiest GPU sends, the kernel's send blocks,
+    bytes of the busiest NVLink pair."""
 
     tokens: int
     link_bytes: float
@@ -271,6 +282,7 @@ class Point:
     measured_us: float
     sent_bytes: float
     blocks: int
+    peer_bytes: float
 
 
 # How the blocks bound each phase's send side: DeepEP low-latency dispatch sends one token per block at a time
@@ -326,14 +338,15 @@ def fit(transport: str, gpu: str = "") -> dict:
         fixed = {k: max(0.0, pts[0].measured_us - max(pts[0].sol_us, send(pts[0]))) if len(pts) > 1 else 0.0
                  for k, pts in series.items()}
         fixed_part = fixed_growth(phase, main, fixed, out)
-        ramped = max(main, key=lambda k: (k.experts, k.hidden)) if main else None
+        ramped = max(main, key=lambda k: (k.experts, k.hidden, k.ep)) if main else None
+        peer = peer_stream(phase, main, series, fixed, out)
         for key, pts in series.items():
             if key.tier == "nvlink" and key != ramped:
                 continue
             f = fixed[key]
             out["latency_us"][phase][key.tier] = round(f - fixed_part(key), 2)
-            ramp = [(p.link_bytes, 1.0 if p.measured_us - f <= max(p.sol_us, send(p)) * 1.02 else
-                     min(1.0, max(0.02, p.sol_us / (p.measured_us - f))))
+            ramp = [(p.link_bytes, 1.0 if p.measured_us - f - peer(p) <= max(p.sol_us, send(p)) * 1.02 else
+                     min(1.0, max(0.02, p.sol_us / (p.measured_us - f - peer(p)))))
                     for p in (pts[1:] if len(pts) > 1 else pts)]
             out["ramp"].setdefault(key.tier, {})[phase] = ramp
     return out
@@ -350,7 +363,7 @@ def fit_points(rows: list[Case], transport: str, phase: str, out: dict) -> dict[
         series.setdefault(key, []).append(Point(
             c.tokens, pred[2 + idx] * 1e-6 * link_bw_Bps(c.system, c.ep, key.tier), pred[2 + idx],
             (c.dispatch_us, c.combine_us)[idx] - pred[5 + idx], pred[7][phase],
-            key.sms or expert_blocks(key.experts, key.gpu_sms)))
+            key.sms or expert_blocks(key.experts, key.gpu_sms), pred[8][phase]))
         if key.tier == "scale_out":
             pairs = routes(cluster_of(c.system, c.ep), c.ep).first_hop_tier
             out["scale_out_fixed_share"] = float((pairs == "scale_out").mean())
@@ -385,11 +398,14 @@ def fixed_growth(phase: str, main: list[Series], fixed: dict, out: dict):
     """How the fixed cost grows between the two main series: a function (series -> us) of the growth fitted
     over expert slots (dispatch per slot, ``per_expert_us``; combine a step once the slots outnumber the SMs,
     ``packed_us``) or over the hidden size (``per_hidden_us``); none with one main series. A fixed cost
-    that would shrink is written as 0 (so a GPU's table never inherits another's growth)."""
+    that would shrink is written as 0 (so a GPU's table never inherits another's growth); between two GPU
+    counts per GPU sent to (``per_peer_us``)."""
     if len(main) < 2:
         return lambda key: 0.0
-    lo, hi = sorted(main, key=lambda k: (k.experts, k.hidden))[:2]
-    if lo.experts == hi.experts:
+    lo, hi = sorted(main, key=lambda k: (k.experts, k.hidden, k.ep))[:2]
+    if lo.ep != hi.ep:
+        count, name = (lambda key: float(key.ep - 1)), "per_peer_us"
+    elif lo.experts == hi.experts:
         count, name = (lambda key: float(key.hidden)), "per_hidden_us"
     elif phase == "dispatch":
         count, name = (lambda key: float(key.experts)), "per_expert_us"
@@ -400,6 +416,24 @@ def fixed_growth(phase: str, main: list[Series], fixed: dict, out: dict):
     return lambda key: growth * count(key)
 
 
+def peer_stream(phase: str, main: list[Series], series: dict, fixed: dict, out: dict):
+    """The pair's stream rate from the largest case of two GPU counts; returns point -> us (0 with one count).
+
+    Past the ramp, measured - fixed = S / e + (busiest pair's bytes) / rate: with one peer the pair carries
+    all the busiest link's bytes, with seven an eighth, so the two cases give e and the rate apart."""
+    counts = sorted({k.ep for k in main})
+    if len(counts) < 2:
+        return lambda p: 0.0
+    ends = [max((series[k] for k in main if k.ep == n), key=len)[-1] for n in (counts[0], counts[-1])]
+    fixes = [fixed[k] for n in (counts[0], counts[-1]) for k in main if k.ep == n][:2]
+    _, us_per_byte = np.linalg.solve([[p.sol_us, p.peer_bytes] for p in ends],
+                                     [p.measured_us - f for p, f in zip(ends, fixes)])
+    if us_per_byte <= 0:
+        return lambda p: 0.0
+    out.setdefault("peer_GBps", {})[phase] = round(1e-3 / us_per_byte, 1)
+    return lambda p: us_per_byte * p.peer_bytes
+
+
 def fit_toml(fitted: dict, gpu: str = "") -> str:
     """The measured tables of a fit, as TOML text to paste into the transport file (``gpu``: under
     ``[gpu.<gpu>]``)."""
@@ -408,7 +442,7 @@ def fit_toml(fitted: dict, gpu: str = "") -> str:
     lines = [f"scale_out_fixed_share = {share:.3f}"] if share is not None else []
     lines.append(f"[{at}efficiency]  # beyond the ramps: the smaller of the two phases' largest measured sizes")
     lines += [f"{tier} = {min(pts[-1][1] for pts in phases.values()):.3f}" for tier, phases in fitted["ramp"].items()]
-    for key in ("per_expert_us", "packed_us", "per_hidden_us", "issue_us", "block_GBps"):
+    for key in ("per_expert_us", "packed_us", "per_hidden_us", "per_peer_us", "issue_us", "block_GBps", "peer_GBps"):
         if key in fitted:
             lines.append(f"[{at}{key}]")
             lines += [f"{phase} = {us}" for phase, us in fitted[key].items()]

@@ -17,7 +17,8 @@ from wideep.core.errors import CatalogError, InputError, WideEPError
 from wideep.specs.model import load_model
 from wideep.routing.stats import RoutingStats, from_topk, synthetic_routing
 from wideep.specs.topology import load_cluster
-from wideep.traffic.a2a import a2a, fabric, gpu_loads
+from wideep.traffic.a2a import a2a, busiest_peer, fabric, gpu_loads
+from wideep.traffic.linkload import routes
 from wideep.slots import choose_replicas, contiguous_phy2log
 from wideep.traffic.transports import load_transport
 
@@ -209,10 +210,10 @@ def test_unknown_transport_suggests():
 def test_bad_transport_file(tmp_path):
     bad = tmp_path / "t.toml"
     text = (catalog.catalog_root() / "topologies/transports/nccl.toml").read_text()
-    bad.write_text(text.replace("nvlink = 0.695", "nvlink = 1.5"))
+    bad.write_text(re.sub(r"(\[efficiency\]\nnvlink = )[0-9.]+", r"\g<1>1.5", text, count=1))
     with pytest.raises(Exception, match="efficiency.nvlink: must be <= 1"):
         load_transport(str(bad))
-    bad.write_text(text.replace("efficiency = [0.032, 0.027", "efficiency = [0.032, 1.5", 1))
+    bad.write_text(re.sub(r"(efficiency = \[[0-9.]+, )[0-9.]+", r"\g<1>1.5", text, count=1))
     with pytest.raises(Exception, match="ramp.dispatch.nvlink: efficiencies must lie in"):
         load_transport(str(bad))
     bad.write_text(text.replace("sms = ", "scale_out_fixed_share = 1.5\nsms = ", 1) if "sms = " in text
@@ -396,6 +397,21 @@ def test_deepep_blocks_bound_the_send_side():
     assert t.latency("combine", {"nvlink"}, None, 133, 132) == pytest.approx(c0 + packed)
 
 
+def test_nccl_pairs_stream_through_their_own_channels():
+    """NCCL (B200 table): the busiest NVLink pair's bytes at the pair's rate add to the link time, and the fixed
+    cost grows per GPU sent to; DeepEP has neither."""
+    t = load_transport("nccl").for_gpu("b200")
+    rate, per_peer = t.constant("peer_Bps", "dispatch"), t.constant("per_peer_s", "dispatch")
+    assert 500e9 < rate < 900e9 and per_peer > 0  # one B200 pair: about 700 GB/s of the GPU's 900
+    assert float(t.peer_time("dispatch", np.array(7e8))) == pytest.approx(7e8 / rate)
+    assert t.latency("dispatch", {"nvlink"}, peers=7) == pytest.approx(t.latency("dispatch", {"nvlink"}) + 7 * per_peer)
+    assert float(load_transport("deepep-ll").peer_time("dispatch", np.array(7e8))) == 0.0
+    r = routes(load_cluster("hgx-b200", 8), 3)
+    pair_bytes = np.array([[[9.0, 4.0, 0.0], [1.0, 0.0, 2.0], [0.0, 3.0, 0.0]]])  # the diagonal is a GPU's own
+    peer_bytes, peers = busiest_peer(pair_bytes, r)
+    assert float(peer_bytes[0]) == 4.0 and int(peers[0]) == 2
+
+
 GPU_TABLE = '[gpu.x]\ngpus = ["b200"]\nfitted_on = "y"\n'
 
 
@@ -409,6 +425,8 @@ GPU_TABLE = '[gpu.x]\ngpus = ["b200"]\nfitted_on = "y"\n'
     (GPU_TABLE + "bogus = 1\n", r"gpu\.x\.bogus"),
     ('[block_GBps]\nsend = 1.0\n', r"block_GBps\.send"),
     ('[block_GBps]\ncombine = 0.0\n', r"block_GBps\.combine: must be > 0"),
+    ('[peer_GBps]\ndispatch = -700.0\n', r"peer_GBps\.dispatch: must be > 0"),
+    (GPU_TABLE + "[gpu.x.per_peer_us]\ncombine = \"fast\"\n", r"gpu\.x\.per_peer_us\.combine: expected float"),
 ])
 def test_bad_transport_gpu_table(tmp_path, table, match):
     bad = tmp_path / "t.toml"

@@ -121,7 +121,8 @@ class A2AResult:
     ``logical_bytes_per_gpu`` = {phase: bytes} the transport's own benchmarks divide by time (local copies
     included), so ``logical_bytes_per_gpu[phase] / phase_s`` is the bandwidth as they report it.
     ``link_bytes`` = {phase: ndarray (edges,)} mean bytes per layer on each of ``edges``; ``sent_bytes`` =
-    {phase: bytes} the busiest GPU's kernels move (:func:`busiest_sender`), mean over layers.
+    {phase: bytes} the busiest GPU's kernels move (:func:`busiest_sender`) and ``peer_bytes`` those of the
+    busiest NVLink pair (:func:`busiest_peer`), means over layers.
     """
 
     transport: str
@@ -145,6 +146,7 @@ class A2AResult:
     tokens_per_gpu: int = 0
     replica_rule: str = DEFAULT_REPLICA_RULE
     sent_bytes: dict = field(default_factory=dict)
+    peer_bytes: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
         """Plain figures for JSON and tables (microseconds, bytes, GB/s)."""
@@ -244,13 +246,16 @@ def token_counts(stats: RoutingStats, phy2log: np.ndarray, group: Group, tokens_
 @dataclass(frozen=True)
 class KernelLoad:
     """What a transport's kernels handle in one phase beyond the link bytes: the EP group's expert slots, the
-    model's hidden size, the tokens each GPU sends and the bytes the busiest GPU's kernels move
-    (:func:`busiest_sender`), (layers,) or scalar."""
+    model's hidden size, the tokens each GPU sends, the bytes the busiest GPU's kernels move
+    (:func:`busiest_sender`), the busiest NVLink pair's bytes and the most GPUs one GPU sends to
+    (:func:`busiest_peer`); the last three (layers,) or scalar."""
 
     slots: int = 0
     hidden: int = 0
     tokens_per_gpu: float = 0.0
     sent_bytes: np.ndarray | float = 0.0
+    peer_bytes: np.ndarray | float = 0.0
+    peers: np.ndarray | int = 0
 
 
 def phase_times(link_bytes: np.ndarray, pair_bytes: np.ndarray, cluster: Cluster, r: Routes, transport: Transport,
@@ -267,17 +272,27 @@ def phase_times(link_bytes: np.ndarray, pair_bytes: np.ndarray, cluster: Cluster
     used = {t: (link_bytes[:, on] > 0).any(axis=1) for t, on in masks.items()}  # tier -> layers using it
     remote = float((r.first_hop_tier == "scale_out").mean())  # GPU pairs across the scale-out tier
     sms = cluster.gpu.sm_count
+    peers = np.broadcast_to(load.peers, (len(link_bytes),))
     latency = wire + np.array([transport.latency(phase, {t for t, on in used.items() if on[i]}, remote, load.slots,
-                                                 sms, load.hidden) for i in range(len(link_bytes))])
+                                                 sms, load.hidden, int(peers[i])) for i in range(len(link_bytes))])
     sending = transport.send_time(phase, load.tokens_per_gpu, np.asarray(load.sent_bytes, dtype=float), load.slots, sms)
     sending = np.where(np.any(list(used.values()), axis=0), sending, 0.0)  # nothing sent: no kernel time either
     binding = int(busy.mean(axis=0).argmax()) if busy.size else 0
     u, v = cluster.edges[binding]
-    link_s = busy.max(axis=1)
+    link_s = busy.max(axis=1) + transport.peer_time(phase, load.peer_bytes)
     return {"layer_s": np.maximum(link_s, sending) + latency,
             "send_s": float(np.where(sending >= link_s, sending, 0.0).mean()),
             "sol_s": (link_bytes / bw).max(axis=1).mean(),
             "latency_s": float(latency.mean()), "binding": f"{u}->{v}", "tier": str(cluster.edge_tier[binding])}
+
+
+def busiest_peer(pair_bytes: np.ndarray, r: Routes) -> tuple[np.ndarray, np.ndarray]:
+    """(bytes of the busiest GPU pair joined by NVLink, the most GPUs one GPU sends to), each (layers,), from
+    ``pair_bytes`` (layers, ep, ep)."""
+    on_nvlink = r.first_hop_tier == "nvlink"
+    peer_bytes = np.where(on_nvlink[None], pair_bytes, 0.0).reshape(len(pair_bytes), -1).max(axis=1, initial=0.0)
+    off_self = ~np.eye(r.ep_size, dtype=bool)
+    return peer_bytes, ((pair_bytes > 0) & off_self[None]).sum(axis=2).max(axis=1, initial=0)
 
 
 def wire_latency(pair_bytes: np.ndarray, r: Routes) -> np.ndarray:
@@ -365,8 +380,9 @@ def a2a(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats
     res = {}
     for p in PHASES:
         links = r.link_bytes(pairs[p])
-        load = KernelLoad(np.shape(phy2log)[-1], model.hidden, tokens_per_gpu, sent[p])
-        res[p] = phase_times(links, pairs[p], cluster, r, tr, p, None, load) | {"links": links.mean(axis=0)}
+        load = KernelLoad(np.shape(phy2log)[-1], model.hidden, tokens_per_gpu, sent[p], *busiest_peer(pairs[p], r))
+        res[p] = phase_times(links, pairs[p], cluster, r, tr, p, None, load) | {
+            "links": links.mean(axis=0), "peer_bytes": float(np.mean(load.peer_bytes))}
     d, c = res["dispatch"], res["combine"]
     return A2AResult(
         transport=tr.id, dispatch_s=float(d["layer_s"].mean()), combine_s=float(c["layer_s"].mean()),
@@ -378,7 +394,7 @@ def a2a(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats
         dispatch_layer_s=d["layer_s"], combine_layer_s=c["layer_s"],
         link_bytes={p: res[p]["links"] for p in PHASES}, edges=list(cluster.edges),
         ep_size=ep_size, tokens_per_gpu=tokens_per_gpu, replica_rule=replica_rule,
-        sent_bytes={p: float(sent[p].mean()) for p in PHASES})
+        sent_bytes={p: float(sent[p].mean()) for p in PHASES}, peer_bytes={p: res[p]["peer_bytes"] for p in PHASES})
 
 
 def a2a_curve(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats, ep_size: int,
@@ -399,8 +415,10 @@ def a2a_curve(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: Routin
     for p in PHASES:
         links = r.link_bytes(pairs[p])
         wire = wire_latency(pairs[p], r)
+        peer_bytes, peers = busiest_peer(pairs[p], r)
         rows = [phase_times(links * (t / probe_tokens), pairs[p], cluster, r, tr, p, wire,
-                            KernelLoad(np.shape(phy2log)[-1], model.hidden, t, sent[p] * (t / probe_tokens)))
+                            KernelLoad(np.shape(phy2log)[-1], model.hidden, t, sent[p] * (t / probe_tokens),
+                                       peer_bytes * (t / probe_tokens), peers))
                 for t in tokens_grid]
         out[p] = {"time_s": np.array([float(x["layer_s"].mean()) for x in rows]),
                   "sol_s": np.array([float(x["sol_s"]) for x in rows]),

@@ -5,13 +5,15 @@ per destination node then per GPU), whether it relays through the same-rail GPU 
 (``forward``), its per-message header bytes, the fraction of datasheet bandwidth it reaches on each link
 tier (a constant, or a ``[ramp]`` curve over the bytes the busiest link carries in one phase: small
 transfers reach less of the link) and its fixed cost per phase, which may grow with the expert slots
-(``[per_expert_us]``), step up once the kernel packs expert slots into warp groups (``[packed_us]``) or grow
-with the hidden size (``[per_hidden_us]``). Kernels that send from a fixed set of blocks (DeepEP's: one per
-expert slot, or the SMs they hold) are also limited on the send side: ``[issue_us]`` per round of one token
-per block, ``[block_GBps]`` per block (:meth:`Transport.send_time`). ``sms`` is the number of SMs the kernels
-hold while compute overlaps them. ``[gpu.<name>]`` tables hold constants measured on other GPUs (``gpus``
-lists the GPU ids they serve); the top level serves every other GPU. Every number lives in the TOML file
-with its source.
+(``[per_expert_us]``), step up once the kernel packs expert slots into warp groups (``[packed_us]``), grow
+with the hidden size (``[per_hidden_us]``) or with the GPUs each GPU sends to (``[per_peer_us]``). Kernels
+that send from a fixed set of blocks (DeepEP's: one per expert slot, or the SMs they hold) are also limited
+on the send side: ``[issue_us]`` per round of one token per block, ``[block_GBps]`` per block
+(:meth:`Transport.send_time`). A library that streams each GPU pair through that pair's own channels (NCCL)
+adds the busiest NVLink pair's bytes at ``[peer_GBps]`` to the link time (:meth:`Transport.peer_time`).
+``sms`` is the number of SMs the kernels hold while compute overlaps them. ``[gpu.<name>]`` tables hold
+constants measured on other GPUs (``gpus`` lists the GPU ids they serve); the top level serves every other
+GPU. Every number lives in the TOML file with its source.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ TRANSPORT_FIELDS = {
 # File table -> (name in SI units, scale, check): the kernels' fixed-cost growth and send-side limits.
 KERNEL_TABLES = {"per_expert_us": ("per_expert_s", units.us, "nonneg"), "packed_us": ("packed_s", units.us, "nonneg"),
                  "per_hidden_us": ("per_hidden_s", units.us, "nonneg"), "issue_us": ("issue_s", units.us, "nonneg"),
-                 "block_GBps": ("block_Bps", units.GBps, "positive")}
+                 "block_GBps": ("block_Bps", units.GBps, "positive"), "per_peer_us": ("per_peer_s", units.us, "nonneg"),
+                 "peer_GBps": ("peer_Bps", units.GBps, "positive")}
 TRANSPORT_FIELDS |= {k: Field(dict, required=False) for k in KERNEL_TABLES}
 CONSTANT_TABLES = ("efficiency", "latency_us", "ramp", *KERNEL_TABLES)
 VARIANT_FIELDS = {"gpus": Field(list), "fitted_on": Field(str)} | {
@@ -87,9 +90,10 @@ class Transport:
         low-latency kernels' grid of one block per expert slot, :meth:`send_time`).
     kernel : dict
         {name: {phase: value}} in SI units (:data:`KERNEL_TABLES`): fixed cost per expert slot
-        (``per_expert_s``), once the slots outnumber the SMs (``packed_s``) and per hidden element
-        (``per_hidden_s``), seconds; seconds per round of one token per block (``issue_s``); bytes per
-        second per block (``block_Bps``).
+        (``per_expert_s``), once the slots outnumber the SMs (``packed_s``), per hidden element
+        (``per_hidden_s``) and per GPU sent to (``per_peer_s``), seconds; seconds per round of one token
+        per block (``issue_s``); bytes per second per block (``block_Bps``) and per GPU pair's stream
+        (``peer_Bps``).
     variants : tuple
         (GPU ids, table name, constants) measured on other GPUs; :meth:`for_gpu` picks one.
     table : str
@@ -124,10 +128,11 @@ class Transport:
         return f"transports/{self.id}.toml" + (f" [gpu.{self.table}]" if self.table else "")
 
     def latency(self, phase: str, tiers: set, scale_out_share: float | None = None, n_experts: int = 0,
-                device_sms: int = 0, hidden: int = 0) -> float:
+                device_sms: int = 0, hidden: int = 0, peers: int = 0) -> float:
         """Fixed cost of ``phase`` when it uses links of ``tiers``, seconds; ``scale_out_share``: the share of
         GPU pairs of the EP group across the scale-out tier (None: the one the file's cost was measured at);
-        ``n_experts``: the EP group's expert slots; ``device_sms``: the GPU's SMs; ``hidden``: the model's."""
+        ``n_experts``: the EP group's expert slots; ``device_sms``: the GPU's SMs; ``hidden``: the model's;
+        ``peers``: the most GPUs one GPU sends to."""
         fixed = {t: self.latency_s[phase].get(t, 0.0) for t in tiers}
         if not fixed:
             return 0.0
@@ -136,7 +141,7 @@ class Transport:
             fixed["scale_out"] = base + (fixed["scale_out"] - base) * scale_out_share / self.scale_out_fixed_share
         return (max(fixed.values()) + self.constant("per_expert_s", phase) * n_experts
                 + self.constant("packed_s", phase) * (n_experts > device_sms > 0)
-                + self.constant("per_hidden_s", phase) * hidden)
+                + self.constant("per_hidden_s", phase) * hidden + self.constant("per_peer_s", phase) * peers)
 
     def constant(self, name: str, phase: str) -> float:
         """One phase's kernel constant by its SI name (:data:`KERNEL_TABLES`), 0 when the file has none."""
@@ -158,6 +163,13 @@ class Transport:
         rate = self.constant("block_Bps", phase)
         by_rate = send_bytes / (blocks * rate) if rate else np.zeros_like(send_bytes, dtype=float)
         return by_rate + self.constant("issue_s", phase) * np.ceil(max(tokens_per_gpu, 0) / blocks)
+
+    def peer_time(self, phase: str, peer_bytes: np.ndarray) -> np.ndarray:
+        """Seconds the busiest NVLink pair's stream takes for its ``peer_bytes`` (any shape) beyond the link
+        time, 0 where the file models no such stream: NCCL moves each pair's bytes through that pair's own
+        channels, so one or two peers cannot fill a GPU's NVLink however fast the link is."""
+        rate = self.constant("peer_Bps", phase)
+        return np.asarray(peer_bytes, dtype=float) / rate if rate else np.zeros_like(peer_bytes, dtype=float)
 
     def link_efficiency(self, phase: str, tiers: np.ndarray, link_bytes: np.ndarray,
                         masks: dict[str, np.ndarray] | None = None) -> np.ndarray:
