@@ -35,7 +35,7 @@ from wideep.routing.stats import synthetic_routing
 from wideep.slots import contiguous_phy2log
 from wideep.core.catalog import resolve
 from wideep.specs.model import load_model
-from wideep.specs.topology import load_cluster
+from wideep.specs.topology import TIERS, load_cluster
 from wideep.traffic.a2a import a2a
 from wideep.traffic.linkload import routes
 from wideep.traffic.transports import PHASES, expert_blocks, load_transport
@@ -110,8 +110,10 @@ def aic_deepep_normal() -> list[Case]:
 
     Fitted: on H200, B200 and GB200 the EP8 series of DeepSeek-V3's shape and of 2048 x top-8 of 256 at 4 SMs
     (what a token and a byte cost each SM) and at 20 SMs (fixed cost, its growth with the hidden size, and the
-    NVLink ramp); the H200 EP32 series of the 0.5.6.post2 build (the scale-out tier). Held out: every other
-    shape at 20 SMs, H100 / B300 / GB300 on the H200 / B200 / GB200 constants, and EP16 and EP64.
+    NVLink ramp); the H200 EP32 series of the 0.5.6.post2 build at 20 SMs (the scale-out tier) and at 4 (the
+    relaying kernels' rate per block). Held out: every other shape at 20 SMs, H100 / B300 / GB300 on the H200 /
+    B200 / GB200 constants, and EP16 and EP64 at 20 and at 4 SMs. Left out: EP8 at 4 SMs beyond the fitted
+    shapes (not an operating point; README "Validation" says how they fare).
     """
     out = []
     with open(DATA / "aic_deepep_normal.csv") as fh:
@@ -122,12 +124,13 @@ def aic_deepep_normal() -> list[Case]:
                 continue
             fit = system in FITTED_GPUS and (
                 (folder == "0.5.12" and shape in (DEEPSEEK_SHAPE, SMALL_HIDDEN_SHAPE))
-                or (folder == "0.5.6.post2" and ep == 32 and shape == DEEPSEEK_SHAPE and sms == NORMAL_SMS))
-            if sms != NORMAL_SMS and not fit:
+                or (folder == "0.5.6.post2" and ep == 32 and shape == DEEPSEEK_SHAPE))
+            if sms != NORMAL_SMS and not fit and ep == 8:
                 continue
             gpu = r["device"].replace("NVIDIA ", "").split(" ")[0]
             times = [float(r[f"{p}_transmit_us"]) + float(r[f"{p}_notify_us"]) for p in PHASES]
-            out.append(Case(f"AIC {gpu} DeepEP normal (sglang {folder})", "deepep-normal", AIC_SYSTEMS[gpu], ep,
+            on = "" if sms == NORMAL_SMS else f" on {sms} SMs"
+            out.append(Case(f"AIC {gpu} DeepEP normal{on} (sglang {folder})", "deepep-normal", AIC_SYSTEMS[gpu], ep,
                             int(r["num_token"]), *times, "fit" if fit else "held-out", shape=shape,
                             fits=FITTED_GPUS.get(system, ""), sms=0 if sms == NORMAL_SMS else sms))
     return out
@@ -326,26 +329,25 @@ def fit(transport: str, gpu: str = "") -> dict:
     """
     rows = [c for c in cases() if c.transport == transport and c.role == "fit" and c.fits == gpu]
     out: dict = {"latency_us": {"dispatch": {}, "combine": {}}, "ramp": {}}
+    own_sms = load_transport(transport).sms
     for phase in PHASES:
         series = fit_points(rows, transport, phase, out)
-        nvlink = [k for k in series if k.tier == "nvlink"]
-        least = min((series[k][0].blocks for k in nvlink), default=0)
-        senders = [k for k in nvlink if series[k][0].blocks == least]
-        if len(senders) == len(nvlink):
-            senders = []  # one block count: no send limit to fit
-        main = [k for k in nvlink if k.sms == load_transport(transport).sms]  # run on the file's own SMs
-        send = send_limit(transport, phase, [series[k] for k in senders], out)
-        fixed = {k: max(0.0, pts[0].measured_us - max(pts[0].sol_us, send(pts[0]))) if len(pts) > 1 else 0.0
+        send = {tier: send_limit(transport, phase, [series[k] for k in fewest_blocks(series, tier)], out,
+                                 "relay_GBps" if tier == "scale_out" else "")
+                for tier in TIERS}
+        limit = lambda key, p: send[key.tier](p)  # noqa: E731
+        fixed = {k: max(0.0, pts[0].measured_us - max(pts[0].sol_us, limit(k, pts[0]))) if len(pts) > 1 else 0.0
                  for k, pts in series.items()}
+        main = [k for k in series if k.tier == "nvlink" and k.sms == own_sms]  # run on the file's own SMs
         fixed_part = fixed_growth(phase, main, fixed, out)
         ramped = max(main, key=lambda k: (k.experts, k.hidden, k.ep)) if main else None
         peer = peer_stream(phase, main, series, fixed, out)
         for key, pts in series.items():
-            if key.tier == "nvlink" and key != ramped:
+            if key != ramped and (key.tier == "nvlink" or key.sms != own_sms):
                 continue
             f = fixed[key]
             out["latency_us"][phase][key.tier] = round(f - fixed_part(key), 2)
-            ramp = [(p.link_bytes, 1.0 if p.measured_us - f - peer(p) <= max(p.sol_us, send(p)) * 1.02 else
+            ramp = [(p.link_bytes, 1.0 if p.measured_us - f - peer(p) <= max(p.sol_us, limit(key, p)) * 1.02 else
                      min(1.0, max(0.02, p.sol_us / (p.measured_us - f - peer(p)))))
                     for p in (pts[1:] if len(pts) > 1 else pts)]
             out["ramp"].setdefault(key.tier, {})[phase] = ramp
@@ -370,14 +372,28 @@ def fit_points(rows: list[Case], transport: str, phase: str, out: dict) -> dict[
     return {k: sorted(v, key=lambda p: p.tokens) for k, v in series.items()}
 
 
-def send_limit(transport: str, phase: str, senders: list[list[Point]], out: dict):
+def fewest_blocks(series: dict, tier: str) -> list[Series]:
+    """The series of ``tier`` run on fewest send blocks (none when every series of the tier has as many)."""
+    tiered = [k for k in series if k.tier == tier]
+    least = min((series[k][0].blocks for k in tiered), default=0)
+    senders = [k for k in tiered if series[k][0].blocks == least]
+    return [] if len(senders) == len(tiered) else senders
+
+
+def send_limit(transport: str, phase: str, senders: list[list[Point]], out: dict, rate_name: str = ""):
     """Fit the blocks' send limit on the series with fewest blocks; returns point -> us (0 without series).
 
     Between a series' smallest and largest case the time grows by issue x rounds + bytes / (blocks x rate):
-    one series fits the one term :data:`SEND_LIMITS` names for the phase, two series fit both."""
+    one series fits the one term :data:`SEND_LIMITS` names for the phase, two series fit both. ``rate_name``:
+    fit the rate alone under that name (``relay_GBps``: the relaying kernels across domains)."""
     rounds = lambda p: math.ceil(p.tokens / p.blocks)  # noqa: E731
     if not senders:
         return lambda p: 0.0
+    if rate_name:
+        first, last = senders[0][0], senders[0][-1]
+        us_per_kb = (last.measured_us - first.measured_us) / ((last.sent_bytes - first.sent_bytes) / last.blocks / 1e3)
+        out.setdefault(rate_name, {})[phase] = round(1 / us_per_kb, 2)
+        return lambda p: us_per_kb * p.sent_bytes / p.blocks / 1e3
     steps = [(rounds(s[-1]) - rounds(s[0]), (s[-1].sent_bytes - s[0].sent_bytes) / s[-1].blocks / 1e3,
               s[-1].measured_us - s[0].measured_us) for s in senders]
     if len(steps) > 1:
@@ -442,7 +458,8 @@ def fit_toml(fitted: dict, gpu: str = "") -> str:
     lines = [f"scale_out_fixed_share = {share:.3f}"] if share is not None else []
     lines.append(f"[{at}efficiency]  # beyond the ramps: the smaller of the two phases' largest measured sizes")
     lines += [f"{tier} = {min(pts[-1][1] for pts in phases.values()):.3f}" for tier, phases in fitted["ramp"].items()]
-    for key in ("per_expert_us", "packed_us", "per_hidden_us", "per_peer_us", "issue_us", "block_GBps", "peer_GBps"):
+    for key in ("per_expert_us", "packed_us", "per_hidden_us", "per_peer_us", "issue_us", "block_GBps", "relay_GBps",
+                "peer_GBps"):
         if key in fitted:
             lines.append(f"[{at}{key}]")
             lines += [f"{phase} = {us}" for phase, us in fitted[key].items()]

@@ -397,6 +397,26 @@ def test_deepep_blocks_bound_the_send_side():
     assert t.latency("combine", {"nvlink"}, None, 133, 132) == pytest.approx(c0 + packed)
 
 
+def test_normal_kernels_relay_across_nodes():
+    """Across nodes DeepEP's normal kernels pass every token through the RDMA stage once per destination node
+    (own node included), then forward it to each destination GPU: the blocks move both stages' copies at
+    the relaying rate. Uniform top-8 of 256 at EP16: about 6.5 GPU copies and 2.0 node copies per token."""
+    t = load_transport("deepep-normal")
+    relay = t.constant("relay_Bps", "dispatch")
+    assert 0 < relay < t.constant("block_Bps", "dispatch")
+    assert float(t.send_time("dispatch", 1024, np.array(8e6), 256, 132, relaying=True)) == pytest.approx(8e6 / (20 * relay))
+    model = dataclasses.replace(load_model("deepseek-v3"), n_group=1, topk_group=1)
+    tokens = 256
+    copies = {}
+    for ep in (8, 16):
+        stats = synthetic_routing(model, "uniform", ep * tokens, seed=0, layers=1)
+        r = a2a(model, load_cluster("hgx-h200", ep), contiguous_phy2log(1, 256, 256), stats, ep, tokens,
+                "deepep-normal")
+        copies[ep] = r.sent_bytes["dispatch"] / r.message_bytes["dispatch"] / tokens
+    assert 5.0 < copies[8] < 6.0  # one node: the GPU copies alone
+    assert 8.2 < copies[16] < 9.2  # two nodes: GPU copies plus node copies
+
+
 def test_nccl_pairs_stream_through_their_own_channels():
     """NCCL (B200 table): the busiest NVLink pair's bytes at the pair's rate add to the link time, and the fixed
     cost grows per GPU sent to; DeepEP has neither."""

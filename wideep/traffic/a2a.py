@@ -275,7 +275,9 @@ def phase_times(link_bytes: np.ndarray, pair_bytes: np.ndarray, cluster: Cluster
     peers = np.broadcast_to(load.peers, (len(link_bytes),))
     latency = wire + np.array([transport.latency(phase, {t for t, on in used.items() if on[i]}, remote, load.slots,
                                                  sms, load.hidden, int(peers[i])) for i in range(len(link_bytes))])
-    sending = transport.send_time(phase, load.tokens_per_gpu, np.asarray(load.sent_bytes, dtype=float), load.slots, sms)
+    relaying = transport.copies == "node" and bool(used.get("scale_out", np.zeros(1, bool)).any())
+    sending = transport.send_time(phase, load.tokens_per_gpu, np.asarray(load.sent_bytes, dtype=float), load.slots, sms,
+                                  relaying)
     sending = np.where(np.any(list(used.values()), axis=0), sending, 0.0)  # nothing sent: no kernel time either
     binding = int(busy.mean(axis=0).argmax()) if busy.size else 0
     u, v = cluster.edges[binding]
@@ -345,11 +347,17 @@ def phase_pairs(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: Rout
 def busiest_sender(counts: dict, tr: Transport, tokens_per_gpu: int, msg: dict) -> dict:
     """{phase: bytes the busiest GPU's kernels move, (layers,)}: dispatch the copies of its own tokens, combine
     the copies it received and sends back plus one reduced output per own token; local copies included,
-    copies counted per selection (``copies = "selection"``) or else per destination GPU (a relaying
-    transport's per-node RDMA copies are forwarded to those GPUs)."""
+    copies counted per selection (``copies = "selection"``) or else per destination GPU. A relaying
+    transport (``copies = "node"``) whose group spans domains also moves one copy per (token, destination domain), its own domain
+    included, in the first stage (DeepEP's internode kernels: every token passes the RDMA stage, then the
+    forwarders)."""
     own = counts["selection" if tr.copies == "selection" else "gpu"]
-    return {"dispatch": own.sum(axis=2).max(axis=1) * msg["dispatch"],
-            "combine": (own.sum(axis=1).max(axis=1) + tokens_per_gpu) * msg["combine"]}
+    sent, received = own.sum(axis=2), own.sum(axis=1)
+    if tr.copies == "node" and counts["node"].shape[2] > 1:
+        relayed = counts["node"].sum(axis=2)
+        sent, received = sent + relayed, received + relayed
+    return {"dispatch": sent.max(axis=1) * msg["dispatch"],
+            "combine": (received.max(axis=1) + tokens_per_gpu) * msg["combine"]}
 
 
 def a2a(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats, ep_size: int,
