@@ -318,11 +318,13 @@ def fit(transport: str, gpu: str = "") -> dict:
     ``gpu``: fit the ``[gpu.<gpu>]`` table from its rows ("" the file's top level).
     - Send limit, from the NVLink series with fewest blocks (their smallest and largest case): one series
       gives the one limit :data:`SEND_LIMITS` names, the time per round of one token per block
-      (``issue_us``) or the bytes per block per second (``block_GBps``); two series give both.
+      (``issue_us``) or the bytes per block per second (``block_GBps``); two series give both. A relaying
+      transport's scale-out series on fewest blocks give the relaying rate (``relay_GBps``).
     - Fixed cost of each series run on the file's own SMs: its smallest case at full link speed,
       measured - max(S, send) - W. Between two expert counts it grows per expert slot (dispatch: a count
       is signalled to every expert) or steps up once the slots outnumber the SMs (combine: slots packed into
-      warp groups); between two hidden sizes, per hidden element.
+      warp groups); between two hidden sizes, per hidden element; between two GPU counts, per GPU sent to
+      (``per_peer_us``), and the largest case of each gives the pair's stream rate (``peer_GBps``).
     - Ramp, from the NVLink series of most experts and bytes, and each scale-out series: every larger case's
       S / (measured - fixed - W), clipped to (0, 1]; 1 where the send limit alone explains the time. A
       series of one case is all bandwidth (fixed = 0).
@@ -335,7 +337,8 @@ def fit(transport: str, gpu: str = "") -> dict:
         send = {tier: send_limit(transport, phase, [series[k] for k in fewest_blocks(series, tier)], out,
                                  "relay_GBps" if tier == "scale_out" else "")
                 for tier in TIERS}
-        limit = lambda key, p: send[key.tier](p)  # noqa: E731
+        relays = load_transport(transport).copies == "node"  # its scale-out tier runs other kernels
+        limit = lambda key, p: send[key.tier if relays else "nvlink"](p)  # noqa: E731
         fixed = {k: max(0.0, pts[0].measured_us - max(pts[0].sol_us, limit(k, pts[0]))) if len(pts) > 1 else 0.0
                  for k, pts in series.items()}
         main = [k for k in series if k.tier == "nvlink" and k.sms == own_sms]  # run on the file's own SMs
@@ -389,9 +392,11 @@ def send_limit(transport: str, phase: str, senders: list[list[Point]], out: dict
     rounds = lambda p: math.ceil(p.tokens / p.blocks)  # noqa: E731
     if not senders:
         return lambda p: 0.0
-    if rate_name:
+    if rate_name:  # the first series alone: the rate is all the send time grows by
         first, last = senders[0][0], senders[0][-1]
         us_per_kb = (last.measured_us - first.measured_us) / ((last.sent_bytes - first.sent_bytes) / last.blocks / 1e3)
+        if us_per_kb <= 0:
+            raise ValueError(f"{transport} {phase}: the send time does not grow with the bytes; no {rate_name}")
         out.setdefault(rate_name, {})[phase] = round(1 / us_per_kb, 2)
         return lambda p: us_per_kb * p.sent_bytes / p.blocks / 1e3
     steps = [(rounds(s[-1]) - rounds(s[0]), (s[-1].sent_bytes - s[0].sent_bytes) / s[-1].blocks / 1e3,
@@ -411,11 +416,11 @@ def send_limit(transport: str, phase: str, senders: list[list[Point]], out: dict
 
 
 def fixed_growth(phase: str, main: list[Series], fixed: dict, out: dict):
-    """How the fixed cost grows between the two main series: a function (series -> us) of the growth fitted
-    over expert slots (dispatch per slot, ``per_expert_us``; combine a step once the slots outnumber the SMs,
-    ``packed_us``) or over the hidden size (``per_hidden_us``); none with one main series. A fixed cost
-    that would shrink is written as 0 (so a GPU's table never inherits another's growth); between two GPU
-    counts per GPU sent to (``per_peer_us``)."""
+    """How the fixed cost grows between the first two main series (fewest experts, hidden size, GPUs): a
+    function (series -> us) of the growth fitted over expert slots (dispatch per slot, ``per_expert_us``;
+    combine a step once the slots outnumber the SMs, ``packed_us``), over the hidden size (``per_hidden_us``)
+    or over the GPUs sent to (``per_peer_us``); none with one main series. A fixed cost that would shrink is
+    written as 0 (so a GPU's table never inherits another's growth)."""
     if len(main) < 2:
         return lambda key: 0.0
     lo, hi = sorted(main, key=lambda k: (k.experts, k.hidden, k.ep))[:2]
@@ -440,10 +445,10 @@ def peer_stream(phase: str, main: list[Series], series: dict, fixed: dict, out: 
     counts = sorted({k.ep for k in main})
     if len(counts) < 2:
         return lambda p: 0.0
-    ends = [max((series[k] for k in main if k.ep == n), key=len)[-1] for n in (counts[0], counts[-1])]
-    fixes = [fixed[k] for n in (counts[0], counts[-1]) for k in main if k.ep == n][:2]
+    keys = [max((k for k in main if k.ep == n), key=lambda k: len(series[k])) for n in (counts[0], counts[-1])]
+    ends = [series[k][-1] for k in keys]
     _, us_per_byte = np.linalg.solve([[p.sol_us, p.peer_bytes] for p in ends],
-                                     [p.measured_us - f for p, f in zip(ends, fixes)])
+                                     [p.measured_us - fixed[k] for p, k in zip(ends, keys)])
     if us_per_byte <= 0:
         return lambda p: 0.0
     out.setdefault("peer_GBps", {})[phase] = round(1e-3 / us_per_byte, 1)

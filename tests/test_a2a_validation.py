@@ -120,6 +120,15 @@ def test_fitted_rows_are_reproduced():
         assert max(abs(e) for e in errors(case)) <= ROW_TOLERANCE, series_key(case) + (case.tokens,)
 
 
+def test_nccl_two_gpu_series_ends_are_reproduced():
+    """NCCL's 2-GPU series give the cost per peer (their smallest case) and the pair's stream (their largest):
+    both rows within 30% of what they fitted."""
+    for case in (c for c in CASES if c.transport == "nccl" and c.role == "fit" and val.ends_only(c)):
+        ends = [c for c in CASES if c.source == case.source and c.ep == case.ep]
+        if case.tokens in (min(c.tokens for c in ends), max(c.tokens for c in ends)):
+            assert max(abs(e) for e in errors(case)) <= ROW_TOLERANCE, series_key(case) + (case.tokens,)
+
+
 @pytest.mark.parametrize("ep", sorted(deepep.NORMAL_GBPS))
 def test_deepep_normal_bandwidth(ep):
     """Normal kernels, bandwidth as DeepEP's tests define it; held out (the transport is fitted on
@@ -130,7 +139,8 @@ def test_deepep_normal_bandwidth(ep):
 
 @pytest.mark.parametrize("transport, gpu", [("deepep-ll", ""), ("deepep-ll", "b200"), ("deepep-ll", "gb200"),
                                             ("deepep-normal", ""), ("deepep-normal", "b200"),
-                                            ("deepep-normal", "gb200")])
+                                            ("deepep-normal", "gb200"), ("nccl", ""), ("nccl", "b200"),
+                                            ("nccl", "gb200")])
 def test_transport_files_hold_their_fit(transport, gpu):
     """Every table line ``--fit`` prints stands in the transport file: the file is the fit, nothing edited."""
     text = (BENCH.parent / "topologies" / "transports" / f"{transport}.toml").read_text()

@@ -404,7 +404,8 @@ def test_normal_kernels_relay_across_nodes():
     t = load_transport("deepep-normal")
     relay = t.constant("relay_Bps", "dispatch")
     assert 0 < relay < t.constant("block_Bps", "dispatch")
-    assert float(t.send_time("dispatch", 1024, np.array(8e6), 256, 132, relaying=True)) == pytest.approx(8e6 / (20 * relay))
+    relayed = t.send_time("dispatch", 1024, np.array(8e6), 256, 132, relaying=True)
+    assert float(relayed) == pytest.approx(8e6 / (20 * relay))
     model = dataclasses.replace(load_model("deepseek-v3"), n_group=1, topk_group=1)
     tokens = 256
     copies = {}
@@ -415,6 +416,10 @@ def test_normal_kernels_relay_across_nodes():
         copies[ep] = r.sent_bytes["dispatch"] / r.message_bytes["dispatch"] / tokens
     assert 5.0 < copies[8] < 6.0  # one node: the GPU copies alone
     assert 8.2 < copies[16] < 9.2  # two nodes: GPU copies plus node copies
+    # 4,096 tokens across two nodes: the blocks, at the relaying rate, set the dispatch time
+    stats = synthetic_routing(model, "uniform", 16 * 4096, seed=0, layers=1)
+    r = a2a(model, load_cluster("hgx-h200", 16), contiguous_phy2log(1, 256, 256), stats, 16, 4096, "deepep-normal")
+    assert r.dispatch_s == pytest.approx(r.sent_bytes["dispatch"] / (20 * relay) + r.latency_s["dispatch"])
 
 
 def test_nccl_pairs_stream_through_their_own_channels():
@@ -430,6 +435,10 @@ def test_nccl_pairs_stream_through_their_own_channels():
     pair_bytes = np.array([[[9.0, 4.0, 0.0], [1.0, 0.0, 2.0], [0.0, 3.0, 0.0]]])  # the diagonal is a GPU's own
     peer_bytes, peers = busiest_peer(pair_bytes, r)
     assert float(peer_bytes[0]) == 4.0 and int(peers[0]) == 2
+    across = np.zeros((1, 16, 16))
+    across[0, 0, 1], across[0, 0, 9] = 5.0, 50.0  # GPU 9 is in the second node: its pair is not an NVLink pair
+    peer_bytes, peers = busiest_peer(across, routes(load_cluster("hgx-b200", 16), 16))
+    assert float(peer_bytes[0]) == 5.0 and int(peers[0]) == 2
 
 
 GPU_TABLE = '[gpu.x]\ngpus = ["b200"]\nfitted_on = "y"\n'
@@ -446,6 +455,8 @@ GPU_TABLE = '[gpu.x]\ngpus = ["b200"]\nfitted_on = "y"\n'
     ('[block_GBps]\nsend = 1.0\n', r"block_GBps\.send"),
     ('[block_GBps]\ncombine = 0.0\n', r"block_GBps\.combine: must be > 0"),
     ('[peer_GBps]\ndispatch = -700.0\n', r"peer_GBps\.dispatch: must be > 0"),
+    ('[relay_GBps]\ncombine = 0.0\n', r"relay_GBps\.combine: must be > 0"),
+    ('[per_peer_us]\ndispatch = -0.5\n', r"per_peer_us\.dispatch: must be >= 0"),
     (GPU_TABLE + "[gpu.x.per_peer_us]\ncombine = \"fast\"\n", r"gpu\.x\.per_peer_us\.combine: expected float"),
 ])
 def test_bad_transport_gpu_table(tmp_path, table, match):

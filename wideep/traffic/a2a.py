@@ -261,9 +261,11 @@ class KernelLoad:
 def phase_times(link_bytes: np.ndarray, pair_bytes: np.ndarray, cluster: Cluster, r: Routes, transport: Transport,
                 phase: str, wire_s: np.ndarray | None = None, load: KernelLoad = KernelLoad()) -> dict:
     """Per-layer time: the busiest link's bytes over its achieved bandwidth (the transport's ramp at that
-    size) or the time the kernel's blocks need to send the busiest GPU's tokens (``load``), whichever is
-    longer, plus the transport's fixed cost and the longest wire latency used; and the SOL (datasheet, no
-    latency). ``wire_s`` (layers,): :func:`wire_latency` of ``pair_bytes`` when the caller already has it.
+    size) plus the busiest NVLink pair's stream (:meth:`Transport.peer_time`), or the time the kernel's
+    blocks need to send the busiest GPU's tokens (``load``; at the relaying rate when a ``node`` transport's
+    group spans domains), whichever is longer, plus the transport's fixed cost and the longest wire latency
+    used; and the SOL (datasheet, no latency). ``wire_s`` (layers,): :func:`wire_latency` of ``pair_bytes``
+    when the caller already has it.
     """
     bw = cluster.edge_bw_Bps
     masks = tier_masks(cluster)
@@ -275,7 +277,7 @@ def phase_times(link_bytes: np.ndarray, pair_bytes: np.ndarray, cluster: Cluster
     peers = np.broadcast_to(load.peers, (len(link_bytes),))
     latency = wire + np.array([transport.latency(phase, {t for t, on in used.items() if on[i]}, remote, load.slots,
                                                  sms, load.hidden, int(peers[i])) for i in range(len(link_bytes))])
-    relaying = transport.copies == "node" and bool(used.get("scale_out", np.zeros(1, bool)).any())
+    relaying = transport.copies == "node" and remote > 0  # as busiest_sender counts: the group spans domains
     sending = transport.send_time(phase, load.tokens_per_gpu, np.asarray(load.sent_bytes, dtype=float), load.slots, sms,
                                   relaying)
     sending = np.where(np.any(list(used.values()), axis=0), sending, 0.0)  # nothing sent: no kernel time either
@@ -289,8 +291,8 @@ def phase_times(link_bytes: np.ndarray, pair_bytes: np.ndarray, cluster: Cluster
 
 
 def busiest_peer(pair_bytes: np.ndarray, r: Routes) -> tuple[np.ndarray, np.ndarray]:
-    """(bytes of the busiest GPU pair joined by NVLink, the most GPUs one GPU sends to), each (layers,), from
-    ``pair_bytes`` (layers, ep, ep)."""
+    """(bytes of the busiest GPU pair joined by NVLink, the most GPUs one GPU sends bytes to, over any tier),
+    each (layers,), from ``pair_bytes`` (layers, ep, ep)."""
     on_nvlink = r.first_hop_tier == "nvlink"
     peer_bytes = np.where(on_nvlink[None], pair_bytes, 0.0).reshape(len(pair_bytes), -1).max(axis=1, initial=0.0)
     off_self = ~np.eye(r.ep_size, dtype=bool)
@@ -348,9 +350,9 @@ def busiest_sender(counts: dict, tr: Transport, tokens_per_gpu: int, msg: dict) 
     """{phase: bytes the busiest GPU's kernels move, (layers,)}: dispatch the copies of its own tokens, combine
     the copies it received and sends back plus one reduced output per own token; local copies included,
     copies counted per selection (``copies = "selection"``) or else per destination GPU. A relaying
-    transport (``copies = "node"``) whose group spans domains also moves one copy per (token, destination domain), its own domain
-    included, in the first stage (DeepEP's internode kernels: every token passes the RDMA stage, then the
-    forwarders)."""
+    transport (``copies = "node"``) whose group spans domains also moves one copy per (token, destination
+    domain), its own domain included, in the first stage (DeepEP's internode kernels: every token passes the
+    RDMA stage, then the forwarders)."""
     own = counts["selection" if tr.copies == "selection" else "gpu"]
     sent, received = own.sum(axis=2), own.sum(axis=1)
     if tr.copies == "node" and counts["node"].shape[2] > 1:
@@ -411,7 +413,8 @@ def a2a_curve(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: Routin
     """Per-MoE-layer phase times at every size of ``tokens_grid`` (tokens per GPU), from one traffic count.
 
     Copies per token do not depend on how many tokens a step carries, so the pair bytes counted at
-    ``probe_tokens`` scale linearly; the ramp and the fixed costs do not, and are applied at each size.
+    ``probe_tokens`` scale linearly; the ramp and the fixed costs do not, and are applied at each size (the
+    GPUs each GPU sends to, which NCCL's fixed cost counts, are those of ``probe_tokens``).
     Returns ``{phase: {"time_s", "sol_s", "latency_s", "send_s": ndarray over the grid, "tier": binding tier}}``
     (``send_s``: the mean over layers of the send-side time where it, not a link, binds).
     """
@@ -423,7 +426,7 @@ def a2a_curve(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: Routin
     for p in PHASES:
         links = r.link_bytes(pairs[p])
         wire = wire_latency(pairs[p], r)
-        peer_bytes, peers = busiest_peer(pairs[p], r)
+        peer_bytes, peers = busiest_peer(pairs[p], r) if tr.counts_peers else (0.0, 0)  # peers at probe_tokens
         rows = [phase_times(links * (t / probe_tokens), pairs[p], cluster, r, tr, p, wire,
                             KernelLoad(np.shape(phy2log)[-1], model.hidden, t, sent[p] * (t / probe_tokens),
                                        peer_bytes * (t / probe_tokens), peers))

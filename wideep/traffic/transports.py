@@ -171,6 +171,11 @@ class Transport:
         by_rate = send_bytes / (blocks * rate) if rate else zeros
         return by_rate + self.constant("issue_s", phase) * np.ceil(max(tokens_per_gpu, 0) / blocks)
 
+    @property
+    def counts_peers(self) -> bool:
+        """Whether the file has a cost per GPU sent to or a pair's stream rate (NCCL)."""
+        return any(self.constant(name, p) for name in ("per_peer_s", "peer_Bps") for p in PHASES)
+
     def peer_time(self, phase: str, peer_bytes: np.ndarray) -> np.ndarray:
         """Seconds the busiest NVLink pair's stream takes for its ``peer_bytes`` (any shape) beyond the link
         time, 0 where the file models no such stream: NCCL moves each pair's bytes through that pair's own
