@@ -38,7 +38,7 @@ from wideep.specs.model import load_model
 from wideep.specs.topology import TIERS, load_cluster
 from wideep.traffic.a2a import a2a
 from wideep.traffic.linkload import routes
-from wideep.traffic.transports import PHASES, expert_blocks, load_transport
+from wideep.traffic.transports import KERNEL_TABLES, PHASES, expert_blocks, load_transport
 
 DATA = Path(__file__).resolve().parent / "data"
 NCCL_HIDDEN = 1024  # elements per "token" of the even all-to-all that stands for nccl-tests' buffers
@@ -331,22 +331,22 @@ def fit(transport: str, gpu: str = "") -> dict:
     """
     rows = [c for c in cases() if c.transport == transport and c.role == "fit" and c.fits == gpu]
     out: dict = {"latency_us": {"dispatch": {}, "combine": {}}, "ramp": {}}
-    own_sms = load_transport(transport).sms
+    own = load_transport(transport)
+    relays = own.copies == "node"  # its scale-out tier runs other kernels
     for phase in PHASES:
         series = fit_points(rows, transport, phase, out)
         send = {tier: send_limit(transport, phase, [series[k] for k in fewest_blocks(series, tier)], out,
                                  "relay_GBps" if tier == "scale_out" else "")
                 for tier in TIERS}
-        relays = load_transport(transport).copies == "node"  # its scale-out tier runs other kernels
         limit = lambda key, p: send[key.tier if relays else "nvlink"](p)  # noqa: E731
         fixed = {k: max(0.0, pts[0].measured_us - max(pts[0].sol_us, limit(k, pts[0]))) if len(pts) > 1 else 0.0
                  for k, pts in series.items()}
-        main = [k for k in series if k.tier == "nvlink" and k.sms == own_sms]  # run on the file's own SMs
+        main = [k for k in series if k.tier == "nvlink" and k.sms == own.sms]  # run on the file's own SMs
         fixed_part = fixed_growth(phase, main, fixed, out)
         ramped = max(main, key=lambda k: (k.experts, k.hidden, k.ep)) if main else None
         peer = peer_stream(phase, main, series, fixed, out)
         for key, pts in series.items():
-            if key != ramped and (key.tier == "nvlink" or key.sms != own_sms):
+            if key != ramped and (key.tier == "nvlink" or key.sms != own.sms):
                 continue
             f = fixed[key]
             out["latency_us"][phase][key.tier] = round(f - fixed_part(key), 2)
@@ -392,15 +392,14 @@ def send_limit(transport: str, phase: str, senders: list[list[Point]], out: dict
     rounds = lambda p: math.ceil(p.tokens / p.blocks)  # noqa: E731
     if not senders:
         return lambda p: 0.0
+    steps = [(rounds(s[-1]) - rounds(s[0]), (s[-1].sent_bytes - s[0].sent_bytes) / s[-1].blocks / 1e3,
+              s[-1].measured_us - s[0].measured_us) for s in senders]
     if rate_name:  # the first series alone: the rate is all the send time grows by
-        first, last = senders[0][0], senders[0][-1]
-        us_per_kb = (last.measured_us - first.measured_us) / ((last.sent_bytes - first.sent_bytes) / last.blocks / 1e3)
+        us_per_kb = steps[0][2] / steps[0][1]
         if us_per_kb <= 0:
             raise ValueError(f"{transport} {phase}: the send time does not grow with the bytes; no {rate_name}")
         out.setdefault(rate_name, {})[phase] = round(1 / us_per_kb, 2)
         return lambda p: us_per_kb * p.sent_bytes / p.blocks / 1e3
-    steps = [(rounds(s[-1]) - rounds(s[0]), (s[-1].sent_bytes - s[0].sent_bytes) / s[-1].blocks / 1e3,
-              s[-1].measured_us - s[0].measured_us) for s in senders]
     if len(steps) > 1:
         issue_us, us_per_kb = np.linalg.solve([st[:2] for st in steps[:2]], [st[2] for st in steps[:2]])
         issue_us = max(0.0, float(issue_us))
@@ -463,8 +462,7 @@ def fit_toml(fitted: dict, gpu: str = "") -> str:
     lines = [f"scale_out_fixed_share = {share:.3f}"] if share is not None else []
     lines.append(f"[{at}efficiency]  # beyond the ramps: the smaller of the two phases' largest measured sizes")
     lines += [f"{tier} = {min(pts[-1][1] for pts in phases.values()):.3f}" for tier, phases in fitted["ramp"].items()]
-    for key in ("per_expert_us", "packed_us", "per_hidden_us", "per_peer_us", "issue_us", "block_GBps", "relay_GBps",
-                "peer_GBps"):
+    for key in KERNEL_TABLES:
         if key in fitted:
             lines.append(f"[{at}{key}]")
             lines += [f"{phase} = {us}" for phase, us in fitted[key].items()]
