@@ -36,7 +36,7 @@ from wideep.slots import contiguous_phy2log
 from wideep.core.catalog import resolve
 from wideep.specs.model import load_model
 from wideep.specs.topology import TIERS, load_cluster
-from wideep.traffic.a2a import a2a
+from wideep.traffic.a2a import a2a, reduced_bytes
 from wideep.traffic.linkload import routes
 from wideep.traffic.transports import KERNEL_TABLES, PHASES, expert_blocks, load_transport
 
@@ -101,6 +101,7 @@ def aic_deepep_ll() -> list[Case]:
 
 NORMAL_SMS = 20  # SMs SGLang gives DeepEP's normal kernels (the transport file's sms); the 4-SM series fit the SM rate
 SMALL_HIDDEN_SHAPE = (2048, 8, 256)  # normal kernels' second fitted series: DeepSeek-V3's routing, 2/7 its bytes
+REDUCE_SHAPE = (4096, 2, 8)  # their third, at 4 SMs only: 2 copies per token against 5.3 (the combine's reduce rate)
 
 
 def aic_deepep_normal() -> list[Case]:
@@ -110,8 +111,9 @@ def aic_deepep_normal() -> list[Case]:
 
     Fitted: on H200, B200 and GB200 the EP8 series of DeepSeek-V3's shape and of 2048 x top-8 of 256 at 4 SMs
     (what a token and a byte cost each SM) and at 20 SMs (fixed cost, its growth with the hidden size, and the
-    NVLink ramp); the H200 EP32 series of the 0.5.6.post2 build at 20 SMs (the scale-out tier) and at 4 (the
-    relaying kernels' rate per block). Held out: every other shape at 20 SMs, H100 / B300 / GB300 on the H200 /
+    NVLink ramp), and of 4096 x top-2 of 8 at 4 SMs (the rate of the combine's reduced outputs); the H200 EP32
+    series of the 0.5.6.post2 build at 20 SMs (the scale-out tier) and at 4 (the relaying kernels' rate per
+    block). Held out: every other shape at 20 SMs, H100 / B300 / GB300 on the H200 /
     B200 / GB200 constants, and EP16 and EP64 at 20 and at 4 SMs. Left out: EP8 at 4 SMs beyond the fitted
     shapes (not an operating point; README "Validation" says how they fare).
     """
@@ -124,6 +126,7 @@ def aic_deepep_normal() -> list[Case]:
                 continue
             fit = system in FITTED_GPUS and (
                 (folder == "0.5.12" and shape in (DEEPSEEK_SHAPE, SMALL_HIDDEN_SHAPE))
+                or (folder == "0.5.12" and shape == REDUCE_SHAPE and sms != NORMAL_SMS)
                 or (folder == "0.5.6.post2" and ep == 32 and shape == DEEPSEEK_SHAPE))
             if sms != NORMAL_SMS and not fit and ep == 8:
                 continue
@@ -227,8 +230,8 @@ def cluster_of(system: str, ep: int):
 @lru_cache(maxsize=None)
 def predict(case: Case, transport_file: str | None = None, layers: int = 2) -> tuple:
     """(dispatch us, combine us, dispatch SOL us, combine SOL us, binding tier, dispatch and combine fixed
-    costs us, {phase: bytes the busiest GPU's kernels move}, {phase: bytes of the busiest NVLink pair}) for
-    one case."""
+    costs us, {phase: bytes the busiest GPU's kernels move}, {phase: bytes of the busiest NVLink pair},
+    {phase: of the bytes moved, the reduced outputs}) for one case."""
     model = routing_model(case)
     if case.transport == "nccl":  # an even all-to-all: one copy of each token to every GPU
         model = dataclasses.replace(model, hidden=NCCL_HIDDEN, n_experts=case.ep * 8, top_k=case.ep, layers=layers,
@@ -243,7 +246,8 @@ def predict(case: Case, transport_file: str | None = None, layers: int = 2) -> t
     r = a2a(model, cluster_of(case.system, case.ep), phy2log, stats, case.ep, case.tokens, transport,
             case.dispatch_dtype, case.combine_dtype)
     return (r.dispatch_s * 1e6, r.combine_s * 1e6, r.dispatch_sol_s * 1e6, r.combine_sol_s * 1e6, r.binding_tier,
-            r.latency_s["dispatch"] * 1e6, r.latency_s["combine"] * 1e6, r.sent_bytes, r.peer_bytes)
+            r.latency_s["dispatch"] * 1e6, r.latency_s["combine"] * 1e6, r.sent_bytes, r.peer_bytes,
+            {p: reduced_bytes(p, case.tokens, r.message_bytes) for p in PHASES})
 
 
 def with_sms(transport: str, sms: int) -> str:
@@ -277,7 +281,7 @@ def even_routing(model, ep: int, tokens_per_gpu: int, layers: int):
 class Point:
     """One fitted case seen through a flat transport: tokens, busiest link bytes B, its time at datasheet S
     (us), measured time less the wire latency (us), bytes the busiest GPU sends, the kernel's send blocks,
-    bytes of the busiest NVLink pair."""
+    bytes of the busiest NVLink pair, of the bytes sent the reduced outputs."""
 
     tokens: int
     link_bytes: float
@@ -286,6 +290,7 @@ class Point:
     sent_bytes: float
     blocks: int
     peer_bytes: float
+    reduced_bytes: float
 
 
 # How the blocks bound each phase's send side: DeepEP low-latency dispatch sends one token per block at a time
@@ -368,7 +373,7 @@ def fit_points(rows: list[Case], transport: str, phase: str, out: dict) -> dict[
         series.setdefault(key, []).append(Point(
             c.tokens, pred[2 + idx] * 1e-6 * link_bw_Bps(c.system, c.ep, key.tier), pred[2 + idx],
             (c.dispatch_us, c.combine_us)[idx] - pred[5 + idx], pred[7][phase],
-            key.sms or expert_blocks(key.experts, key.gpu_sms), pred[8][phase]))
+            key.sms or expert_blocks(key.experts, key.gpu_sms), pred[8][phase], pred[9][phase]))
         if key.tier == "scale_out":
             pairs = routes(cluster_of(c.system, c.ep), c.ep).first_hop_tier
             out["scale_out_fixed_share"] = float((pairs == "scale_out").mean())
@@ -376,10 +381,11 @@ def fit_points(rows: list[Case], transport: str, phase: str, out: dict) -> dict[
 
 
 def fewest_blocks(series: dict, tier: str) -> list[Series]:
-    """The series of ``tier`` run on fewest send blocks (none when every series of the tier has as many)."""
+    """The series of ``tier`` run on fewest send blocks (none when every series of the tier has as many), most
+    experts first (so the normal kernels' reduce series, top-2 of 8, comes last)."""
     tiered = [k for k in series if k.tier == tier]
     least = min((series[k][0].blocks for k in tiered), default=0)
-    senders = [k for k in tiered if series[k][0].blocks == least]
+    senders = sorted((k for k in tiered if series[k][0].blocks == least), key=lambda k: (-k.experts, k.hidden))
     return [] if len(senders) == len(tiered) else senders
 
 
@@ -387,8 +393,9 @@ def send_limit(transport: str, phase: str, senders: list[list[Point]], out: dict
     """Fit the blocks' send limit on the series with fewest blocks; returns point -> us (0 without series).
 
     Between a series' smallest and largest case the time grows by issue x rounds + bytes / (blocks x rate):
-    one series fits the one term :data:`SEND_LIMITS` names for the phase, two series fit both. ``rate_name``:
-    fit the rate alone under that name (``relay_GBps``: the relaying kernels across domains)."""
+    one series fits the one term :data:`SEND_LIMITS` names for the phase, two series fit both, and a third
+    series of other copies per token (a combine's) the rate its reduced outputs go at (``reduce_GBps``).
+    ``rate_name``: fit the rate alone under that name (``relay_GBps``: the relaying kernels across domains)."""
     rounds = lambda p: math.ceil(p.tokens / p.blocks)  # noqa: E731
     if not senders:
         return lambda p: 0.0
@@ -400,18 +407,30 @@ def send_limit(transport: str, phase: str, senders: list[list[Point]], out: dict
             raise ValueError(f"{transport} {phase}: the send time does not grow with the bytes; no {rate_name}")
         out.setdefault(rate_name, {})[phase] = round(1 / us_per_kb, 2)
         return lambda p: us_per_kb * p.sent_bytes / p.blocks / 1e3
-    if len(steps) > 1:
-        issue_us, us_per_kb = np.linalg.solve([st[:2] for st in steps[:2]], [st[2] for st in steps[:2]])
-        issue_us = max(0.0, float(issue_us))
-    elif SEND_LIMITS[transport][phase] == "issue_us":
-        issue_us, us_per_kb = steps[0][2] / steps[0][0], 0.0
-    else:
-        issue_us, us_per_kb = 0.0, steps[0][2] / steps[0][1]
+    separate = len(steps) > 2 and any(s[-1].reduced_bytes for s in senders)
+    us_per_reduced_kb = 0.0
+    if separate:
+        reduced = [(s[-1].reduced_bytes - s[0].reduced_bytes) / s[-1].blocks / 1e3 for s in senders]
+        issue_us, us_per_kb, us_per_reduced_kb = np.linalg.solve(
+            [(n, kb - r, r) for (n, kb, _), r in zip(steps[:3], reduced)], [st[2] for st in steps[:3]])
+    if us_per_reduced_kb <= 0:  # not separated (or the third series is faster than any reduce cost gives)
+        if len(steps) > 1:
+            issue_us, us_per_kb = np.linalg.solve([st[:2] for st in steps[:2]], [st[2] for st in steps[:2]])
+        elif SEND_LIMITS[transport][phase] == "issue_us":
+            issue_us, us_per_kb = steps[0][2] / steps[0][0], 0.0
+        else:
+            issue_us, us_per_kb = 0.0, steps[0][2] / steps[0][1]
+        us_per_reduced_kb = max(us_per_kb, 0.0)  # the outputs go at the copy rate
+    issue_us, us_per_kb = max(0.0, float(issue_us)), float(us_per_kb)
     if len(steps) > 1 or issue_us:
         out.setdefault("issue_us", {})[phase] = round(issue_us, 3)
     if us_per_kb > 0:
         out.setdefault("block_GBps", {})[phase] = round(1 / us_per_kb, 2)
-    return lambda p: issue_us * rounds(p) + max(us_per_kb, 0.0) * p.sent_bytes / p.blocks / 1e3
+    if separate:  # written even when it equals the copy rate: a GPU's table never inherits another's
+        out.setdefault("reduce_GBps", {})[phase] = round(1 / us_per_reduced_kb, 2)
+    us_per_kb = max(us_per_kb, 0.0)
+    return lambda p: (issue_us * rounds(p) + (us_per_kb * (p.sent_bytes - p.reduced_bytes)
+                                              + us_per_reduced_kb * p.reduced_bytes) / p.blocks / 1e3)
 
 
 def fixed_growth(phase: str, main: list[Series], fixed: dict, out: dict):

@@ -43,7 +43,6 @@ for _case in HELD_OUT:
 # Series the model misses: key -> (rows over 30% at the last run, why). Strict: a series that no longer misses
 # fails until it leaves the list, and one that misses more rows than listed fails too.
 TOP1 = "16 blocks of top-1 send slower than 8 blocks of top-2"
-NORMAL_TOP1 = "combine of top-1 at thousands of tokens is slower per byte than fitted on top-8"
 LL, NORMAL = "DeepEP LL (sglang 0.5.12)", "DeepEP normal (sglang 0.5.12)"
 KNOWN_MISSES = {
     (f"AIC GB200 {LL}", 8, 6144, 2, 8): (1, "combine at 512 tokens -33%: 8 blocks send slower than fitted at 4096"),
@@ -51,10 +50,6 @@ KNOWN_MISSES = {
     (f"AIC H200 {LL}", 8, 5120, 1, 16): (1, "combine at 1,024 tokens -32%: " + TOP1),
     ("TensorRT-LLM blog 18 (GB200)", 64, 7168, 8, 256): (1, "dispatch at 1 token -32%: the fixed cost grows past "
                                                             "EP32 (fitted at EP8)"),
-    (f"AIC H100 {NORMAL}", 8, 5120, 1, 16): (3, NORMAL_TOP1 + " (-35..-41%, H200 constants)"),
-    (f"AIC H100 {NORMAL}", 8, 5120, 1, 128): (3, NORMAL_TOP1 + " (-37..-41%, H200 constants)"),
-    (f"AIC H200 {NORMAL}", 8, 5120, 1, 16): (3, NORMAL_TOP1 + " (-33..-39%)"),
-    (f"AIC H200 {NORMAL}", 8, 5120, 1, 128): (3, NORMAL_TOP1 + " (-35..-39%)"),
     (f"AIC GB300 {NORMAL}", 8, 6144, 2, 8): (9, "dispatch fixed cost ~53 us measured against ~34 for every other "
                                                "GB300 shape (an outlier of this series)"),
     ("AIC H200 DeepEP normal on 4 SMs (sglang 0.5.6.post2)", 64, 7168, 8, 256): (1, "dispatch at 128 tokens -31% "

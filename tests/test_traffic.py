@@ -422,6 +422,28 @@ def test_normal_kernels_relay_across_nodes():
     assert r.dispatch_s == pytest.approx(r.sent_bytes["dispatch"] / (20 * relay) + r.latency_s["dispatch"])
 
 
+def test_normal_combine_reduces_at_its_own_rate():
+    """Hopper's normal combine writes each own token's reduced output at the reduce rate, slower per byte than
+    its copies (the H200 table's fit); the copies go at the block rate. A top-1 combine at EP8, 8,192 tokens
+    per GPU: the blocks, not NVLink, set its time."""
+    t = load_transport("deepep-normal")
+    copy, reduce = t.constant("block_Bps", "combine"), t.constant("reduce_Bps", "combine")
+    assert 0 < reduce < copy
+    issue = t.constant("issue_s", "combine") * np.ceil(1024 / 20)
+    sent = t.send_time("combine", 1024, np.array(8e6), 256, 132, reduced_bytes=2e6)
+    assert float(sent) == pytest.approx(6e6 / (20 * copy) + 2e6 / (20 * reduce) + issue)
+    assert float(t.send_time("dispatch", 1024, np.array(8e6), 256, 132, reduced_bytes=0.0)) == pytest.approx(
+        8e6 / (20 * t.constant("block_Bps", "dispatch")) + t.constant("issue_s", "dispatch") * np.ceil(1024 / 20))
+    model = dataclasses.replace(load_model("deepseek-v3"), hidden=5120, top_k=1, n_experts=16, n_group=1,
+                                topk_group=1)
+    tokens = 8192
+    stats = synthetic_routing(model, "uniform", 8 * tokens, seed=0, layers=1)
+    r = a2a(model, load_cluster("hgx-h200", 8), contiguous_phy2log(1, 16, 16), stats, 8, tokens, "deepep-normal")
+    outputs = tokens * r.message_bytes["combine"]
+    expected = t.send_time("combine", tokens, np.array(r.sent_bytes["combine"]), 16, 132, reduced_bytes=outputs)
+    assert r.combine_s == pytest.approx(float(expected) + r.latency_s["combine"])
+
+
 def test_nccl_pairs_stream_through_their_own_channels():
     """NCCL (B200 table): the busiest NVLink pair's bytes at the pair's rate add to the link time, and the fixed
     cost grows per GPU sent to; DeepEP has neither."""
@@ -456,6 +478,7 @@ GPU_TABLE = '[gpu.x]\ngpus = ["b200"]\nfitted_on = "y"\n'
     ('[block_GBps]\ncombine = 0.0\n', r"block_GBps\.combine: must be > 0"),
     ('[peer_GBps]\ndispatch = -700.0\n', r"peer_GBps\.dispatch: must be > 0"),
     ('[relay_GBps]\ncombine = 0.0\n', r"relay_GBps\.combine: must be > 0"),
+    ('[reduce_GBps]\ncombine = -10.0\n', r"reduce_GBps\.combine: must be > 0"),
     ('[per_peer_us]\ndispatch = -0.5\n', r"per_peer_us\.dispatch: must be >= 0"),
     (GPU_TABLE + "[gpu.x.per_peer_us]\ncombine = \"fast\"\n", r"gpu\.x\.per_peer_us\.combine: expected float"),
 ])

@@ -248,7 +248,8 @@ class KernelLoad:
     """What a transport's kernels handle in one phase beyond the link bytes: the EP group's expert slots, the
     model's hidden size, the tokens each GPU sends, the bytes the busiest GPU's kernels move
     (:func:`busiest_sender`), the busiest NVLink pair's bytes and the most GPUs one GPU sends to
-    (:func:`busiest_peer`); the last three (layers,) or scalar."""
+    (:func:`busiest_peer`), those three (layers,) or scalar, and of the bytes moved the reduced outputs
+    (:func:`reduced_bytes`)."""
 
     slots: int = 0
     hidden: int = 0
@@ -256,6 +257,7 @@ class KernelLoad:
     sent_bytes: np.ndarray | float = 0.0
     peer_bytes: np.ndarray | float = 0.0
     peers: np.ndarray | int = 0
+    reduced_bytes: float = 0.0
 
 
 def phase_times(link_bytes: np.ndarray, pair_bytes: np.ndarray, cluster: Cluster, r: Routes, transport: Transport,
@@ -279,7 +281,7 @@ def phase_times(link_bytes: np.ndarray, pair_bytes: np.ndarray, cluster: Cluster
                                                  sms, load.hidden, int(peers[i])) for i in range(len(link_bytes))])
     relaying = transport.copies == "node" and remote > 0  # as busiest_sender counts: the group spans domains
     sending = transport.send_time(phase, load.tokens_per_gpu, np.asarray(load.sent_bytes, dtype=float), load.slots, sms,
-                                  relaying)
+                                  relaying, load.reduced_bytes)
     sending = np.where(np.any(list(used.values()), axis=0), sending, 0.0)  # nothing sent: no kernel time either
     binding = int(busy.mean(axis=0).argmax()) if busy.size else 0
     u, v = cluster.edges[binding]
@@ -359,7 +361,13 @@ def busiest_sender(counts: dict, tr: Transport, tokens_per_gpu: int, msg: dict) 
         relayed = counts["node"].sum(axis=2)
         sent, received = sent + relayed, received + relayed
     return {"dispatch": sent.max(axis=1) * msg["dispatch"],
-            "combine": (received.max(axis=1) + tokens_per_gpu) * msg["combine"]}
+            "combine": received.max(axis=1) * msg["combine"] + reduced_bytes("combine", tokens_per_gpu, msg)}
+
+
+def reduced_bytes(phase: str, tokens_per_gpu: float, msg: dict) -> float:
+    """Bytes of the outputs the busiest GPU's combine reduces its copies into, one per own token (0 for
+    dispatch); :func:`busiest_sender` counts them in the combine's bytes."""
+    return tokens_per_gpu * msg[phase] if phase == "combine" else 0.0
 
 
 def a2a(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats, ep_size: int,
@@ -390,7 +398,8 @@ def a2a(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats
     res = {}
     for p in PHASES:
         links = r.link_bytes(pairs[p])
-        load = KernelLoad(np.shape(phy2log)[-1], model.hidden, tokens_per_gpu, sent[p], *busiest_peer(pairs[p], r))
+        load = KernelLoad(np.shape(phy2log)[-1], model.hidden, tokens_per_gpu, sent[p], *busiest_peer(pairs[p], r),
+                          reduced_bytes(p, tokens_per_gpu, msg))
         res[p] = phase_times(links, pairs[p], cluster, r, tr, p, None, load) | {
             "links": links.mean(axis=0), "peer_bytes": float(np.mean(load.peer_bytes))}
     d, c = res["dispatch"], res["combine"]
@@ -420,7 +429,7 @@ def a2a_curve(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: Routin
     """
     tr = load_transport(transport).for_gpu(cluster.gpu.id)
     cluster = fabric(cluster, tr)
-    pairs, r, _, _, sent = phase_pairs(model, cluster, phy2log, stats, ep_size, probe_tokens, tr,
+    pairs, r, msg, _, sent = phase_pairs(model, cluster, phy2log, stats, ep_size, probe_tokens, tr,
                                        dispatch_dtype, combine_dtype, seed, replica_rule)
     out = {}
     for p in PHASES:
@@ -429,7 +438,7 @@ def a2a_curve(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: Routin
         peer_bytes, peers = busiest_peer(pairs[p], r) if tr.counts_peers else (0.0, 0)  # peers at probe_tokens
         rows = [phase_times(links * (t / probe_tokens), pairs[p], cluster, r, tr, p, wire,
                             KernelLoad(np.shape(phy2log)[-1], model.hidden, t, sent[p] * (t / probe_tokens),
-                                       peer_bytes * (t / probe_tokens), peers))
+                                       peer_bytes * (t / probe_tokens), peers, reduced_bytes(p, t, msg)))
                 for t in tokens_grid]
         out[p] = {"time_s": np.array([float(x["layer_s"].mean()) for x in rows]),
                   "sol_s": np.array([float(x["sol_s"]) for x in rows]),

@@ -10,7 +10,8 @@ with the hidden size (``[per_hidden_us]``) or with the GPUs each GPU sends to (`
 that send from a fixed set of blocks (DeepEP's: one per expert slot, or the SMs they hold) are also limited
 on the send side: ``[issue_us]`` per round of one token per block, ``[block_GBps]`` per block
 (:meth:`Transport.send_time`); across domains a relaying kernel's blocks move the copies of both of its stages
-at ``[relay_GBps]`` per block. A library that streams each GPU pair through that pair's own channels (NCCL)
+at ``[relay_GBps]`` per block; a combine whose blocks reduce each token's copies into its output writes those
+outputs at ``[reduce_GBps]`` per block. A library that streams each GPU pair through that pair's own channels (NCCL)
 adds the busiest NVLink pair's bytes at ``[peer_GBps]`` to the link time (:meth:`Transport.peer_time`).
 ``sms`` is the number of SMs the kernels hold while compute overlaps them. ``[gpu.<name>]`` tables hold
 constants measured on other GPUs (``gpus`` lists the GPU ids they serve); the top level serves every other
@@ -51,7 +52,8 @@ TRANSPORT_FIELDS = {
 KERNEL_TABLES = {"per_expert_us": ("per_expert_s", units.us, "nonneg"), "packed_us": ("packed_s", units.us, "nonneg"),
                  "per_hidden_us": ("per_hidden_s", units.us, "nonneg"), "issue_us": ("issue_s", units.us, "nonneg"),
                  "block_GBps": ("block_Bps", units.GBps, "positive"), "per_peer_us": ("per_peer_s", units.us, "nonneg"),
-                 "peer_GBps": ("peer_Bps", units.GBps, "positive"), "relay_GBps": ("relay_Bps", units.GBps, "positive")}
+                 "peer_GBps": ("peer_Bps", units.GBps, "positive"), "relay_GBps": ("relay_Bps", units.GBps, "positive"),
+                 "reduce_GBps": ("reduce_Bps", units.GBps, "positive")}
 TRANSPORT_FIELDS |= {k: Field(dict, required=False) for k in KERNEL_TABLES}
 CONSTANT_TABLES = ("efficiency", "latency_us", "ramp", *KERNEL_TABLES)
 VARIANT_FIELDS = {"gpus": Field(list), "fitted_on": Field(str)} | {
@@ -94,7 +96,8 @@ class Transport:
         (``per_expert_s``), once the slots outnumber the SMs (``packed_s``), per hidden element
         (``per_hidden_s``) and per GPU sent to (``per_peer_s``), seconds; seconds per round of one token
         per block (``issue_s``); bytes per second per block (``block_Bps``; ``relay_Bps`` when a relaying
-        kernel spans domains) and per GPU pair's stream (``peer_Bps``).
+        kernel spans domains; ``reduce_Bps`` for the combine's reduced outputs) and per GPU pair's stream
+        (``peer_Bps``).
     variants : tuple
         (GPU ids, table name, constants) measured on other GPUs; :meth:`for_gpu` picks one.
     table : str
@@ -149,16 +152,18 @@ class Transport:
         return (self.kernel or {}).get(name, {}).get(phase, 0.0)
 
     def send_time(self, phase: str, tokens_per_gpu: float, send_bytes: np.ndarray, slots: int,
-                  device_sms: int, relaying: bool = False) -> np.ndarray:
+                  device_sms: int, relaying: bool = False, reduced_bytes: np.ndarray | float = 0.0) -> np.ndarray:
         """Seconds the kernel's blocks need to send one GPU's tokens, 0 where the file models no such limit.
 
         A transport that holds SMs (``sms``, DeepEP's normal kernels) sends with them; DeepEP's low-latency
         kernels launch one block per expert slot, packing slots into warp groups when they outnumber the SMs:
         ceil(E / ceil(E / SMs)) blocks for E ``slots``. Each block handles one token at a time (a round of one
-        token per block takes ``issue_s``) and moves its bytes at ``block_Bps``; the two add. ``relaying``
-        (a ``node`` transport whose group spans domains): the blocks move ``send_bytes`` at ``relay_Bps``
-        alone, when the file has it. ``send_bytes``: the bytes the busiest GPU's kernels move
-        (:func:`wideep.traffic.a2a.busiest_sender`), any shape.
+        token per block takes ``issue_s``) and moves its bytes at ``block_Bps``; the two add. Of
+        ``send_bytes``, the ``reduced_bytes`` (the combine's outputs, one per own token) go at ``reduce_Bps``
+        when the file has it: the blocks read a token's copies together, so its reduce takes time by the
+        hidden size more than by the copies. ``relaying`` (a ``node`` transport whose group spans domains):
+        the blocks move ``send_bytes`` at ``relay_Bps`` alone, when the file has it. ``send_bytes``: the bytes
+        the busiest GPU's kernels move (:func:`wideep.traffic.a2a.busiest_sender`), any shape.
         """
         blocks = self.sms or expert_blocks(slots, device_sms)
         zeros = np.zeros_like(send_bytes, dtype=float)
@@ -167,8 +172,11 @@ class Transport:
         relay = self.constant("relay_Bps", phase) if relaying else 0.0
         if relay:
             return send_bytes / (blocks * relay)
-        rate = self.constant("block_Bps", phase)
-        by_rate = send_bytes / (blocks * rate) if rate else zeros
+        rate, reduce = self.constant("block_Bps", phase), self.constant("reduce_Bps", phase)
+        copied = send_bytes - reduced_bytes if reduce else send_bytes
+        by_rate = copied / (blocks * rate) if rate else zeros
+        if reduce:
+            by_rate = by_rate + reduced_bytes / (blocks * reduce)
         return by_rate + self.constant("issue_s", phase) * np.ceil(max(tokens_per_gpu, 0) / blocks)
 
     @property
