@@ -42,8 +42,28 @@ def test_efficiencies_are_physical():
 
 def test_plan_on_h200_uses_the_measured_file():
     cal = load_calibration("h200-sxm")
-    assert cal.source_of("gemm_shape") == "h200-sxm.toml" and cal.source_of("attention") == "default.toml"
+    assert cal.source_of("gemm_shape") == "h200-sxm.toml" and cal.source_of("attention") == "h200-sxm.toml"
     assert cal.shape_efficiency(64, "bf16", 4096, 7168) is not None
+
+
+def test_shipped_h200_attention_is_the_fit_of_the_aic_mla_rows():
+    """The H200 file's [attention] is attention_from_mla on AIConfigurator's H200 MLA decode rows (128 heads on
+    one rank, both KV dtypes; benchmarks/data/aic_h200_generation_mla.csv), reproducible without the package."""
+    import csv
+
+    from wideep.calibrate.aic import attention_from_mla
+    from wideep.specs.model import load_model
+
+    data = Path(__file__).resolve().parent.parent / "benchmarks" / "data" / "aic_h200_generation_mla.csv"
+    with open(data) as fh:
+        rows = [r | {"tp_size": "1"} for r in csv.DictReader(fh)]
+    fitted = attention_from_mla(rows, load_gpu("h200-sxm"), load_model("deepseek-v3"))
+    shipped = tomllib.loads((CALIBRATION / "h200-sxm.toml").read_text())["attention"]
+    assert shipped == pytest.approx(fitted)
+    # the kernel reaches about half of H200's bf16 peak at 128 sequences of 2,048 tokens, not FlashMLA's
+    # H800 figure in default.toml (0.67)
+    assert shipped["flops_efficiency"] < tomllib.loads((CALIBRATION / "default.toml").read_text())["attention"][
+        "flops_efficiency"]
 
 
 def test_calibrate_help_needs_no_gpu():
