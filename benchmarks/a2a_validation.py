@@ -389,13 +389,19 @@ def fewest_blocks(series: dict, tier: str) -> list[Series]:
     return [] if len(senders) == len(tiered) else senders
 
 
+#: Phases whose reduced outputs (one per own token) go at their own rate, fitted on a third series of other
+#: copies per token: DeepEP's normal combine.
+REDUCING = {("deepep-normal", "combine")}
+
+
 def send_limit(transport: str, phase: str, senders: list[list[Point]], out: dict, rate_name: str = ""):
     """Fit the blocks' send limit on the series with fewest blocks; returns point -> us (0 without series).
 
     Between a series' smallest and largest case the time grows by issue x rounds + bytes / (blocks x rate):
-    one series fits the one term :data:`SEND_LIMITS` names for the phase, two series fit both, and a third
-    series of other copies per token (a combine's) the rate its reduced outputs go at (``reduce_GBps``).
-    ``rate_name``: fit the rate alone under that name (``relay_GBps``: the relaying kernels across domains)."""
+    one series fits the one term :data:`SEND_LIMITS` names for the phase, two series fit both, and in a
+    :data:`REDUCING` phase a third series of other copies per token the rate its reduced outputs go at
+    (``reduce_GBps``; the copy rate when the third series is faster than any reduce cost gives). ``rate_name``:
+    fit the rate alone under that name (``relay_GBps``: the relaying kernels across domains)."""
     rounds = lambda p: math.ceil(p.tokens / p.blocks)  # noqa: E731
     if not senders:
         return lambda p: 0.0
@@ -407,30 +413,47 @@ def send_limit(transport: str, phase: str, senders: list[list[Point]], out: dict
             raise ValueError(f"{transport} {phase}: the send time does not grow with the bytes; no {rate_name}")
         out.setdefault(rate_name, {})[phase] = round(1 / us_per_kb, 2)
         return lambda p: us_per_kb * p.sent_bytes / p.blocks / 1e3
-    separate = len(steps) > 2 and any(s[-1].reduced_bytes for s in senders)
-    us_per_reduced_kb = 0.0
-    if separate:
-        reduced = [(s[-1].reduced_bytes - s[0].reduced_bytes) / s[-1].blocks / 1e3 for s in senders]
-        issue_us, us_per_kb, us_per_reduced_kb = np.linalg.solve(
-            [(n, kb - r, r) for (n, kb, _), r in zip(steps[:3], reduced)], [st[2] for st in steps[:3]])
-    if us_per_reduced_kb <= 0:  # not separated (or the third series is faster than any reduce cost gives)
-        if len(steps) > 1:
-            issue_us, us_per_kb = np.linalg.solve([st[:2] for st in steps[:2]], [st[2] for st in steps[:2]])
-        elif SEND_LIMITS[transport][phase] == "issue_us":
-            issue_us, us_per_kb = steps[0][2] / steps[0][0], 0.0
-        else:
-            issue_us, us_per_kb = 0.0, steps[0][2] / steps[0][1]
-        us_per_reduced_kb = max(us_per_kb, 0.0)  # the outputs go at the copy rate
-    issue_us, us_per_kb = max(0.0, float(issue_us)), float(us_per_kb)
+    issue_us, us_per_kb = issue_and_rate(transport, phase, steps)
+    us_per_reduced_kb = max(us_per_kb, 0.0)
+    if (transport, phase) in REDUCING and len(senders) > 2:
+        issue_us, us_per_kb, us_per_reduced_kb = separate_reduce(transport, senders, steps) or (
+            issue_us, us_per_kb, us_per_reduced_kb)
+        if us_per_reduced_kb <= 0:
+            raise ValueError(f"{transport} {phase}: the send time does not grow with the bytes; no reduce_GBps")
+        # written even at the copy rate: a GPU's table never inherits another's
+        out.setdefault("reduce_GBps", {})[phase] = round(1 / us_per_reduced_kb, 2)
     if len(steps) > 1 or issue_us:
         out.setdefault("issue_us", {})[phase] = round(issue_us, 3)
     if us_per_kb > 0:
         out.setdefault("block_GBps", {})[phase] = round(1 / us_per_kb, 2)
-    if separate:  # written even when it equals the copy rate: a GPU's table never inherits another's
-        out.setdefault("reduce_GBps", {})[phase] = round(1 / us_per_reduced_kb, 2)
     us_per_kb = max(us_per_kb, 0.0)
     return lambda p: (issue_us * rounds(p) + (us_per_kb * (p.sent_bytes - p.reduced_bytes)
                                               + us_per_reduced_kb * p.reduced_bytes) / p.blocks / 1e3)
+
+
+def issue_and_rate(transport: str, phase: str, steps: list[tuple]) -> tuple[float, float]:
+    """(us per round, us per kB per block) from the growth of the first two series (both terms), or of one
+    series (the term :data:`SEND_LIMITS` names; the other 0)."""
+    if len(steps) > 1:
+        issue_us, us_per_kb = np.linalg.solve([st[:2] for st in steps[:2]], [st[2] for st in steps[:2]])
+        return max(0.0, float(issue_us)), float(us_per_kb)
+    if SEND_LIMITS[transport][phase] == "issue_us":
+        return steps[0][2] / steps[0][0], 0.0
+    return 0.0, steps[0][2] / steps[0][1]
+
+
+def separate_reduce(transport: str, senders: list[list[Point]], steps: list[tuple]) -> tuple | None:
+    """(us per round, us per copied kB, us per reduced kB) from three series, the first two of one count of
+    copies per token and the third of another; None when the reduce cost comes out not positive (the third
+    series is faster than any reduce cost gives)."""
+    share = [s[-1].reduced_bytes / s[-1].sent_bytes for s in senders[:3]]
+    if not math.isclose(share[0], share[1], rel_tol=0.05) or math.isclose(share[0], share[2], rel_tol=0.05):
+        raise ValueError(f"{transport}: the reduce rate needs two series of one count of copies per token and a "
+                         f"third of another (reduced shares {', '.join(f'{x:.2f}' for x in share)})")
+    reduced = [(s[-1].reduced_bytes - s[0].reduced_bytes) / s[-1].blocks / 1e3 for s in senders[:3]]
+    issue_us, us_per_kb, us_per_reduced_kb = np.linalg.solve(
+        [(n, kb - r, r) for (n, kb, _), r in zip(steps[:3], reduced)], [st[2] for st in steps[:3]])
+    return (max(0.0, float(issue_us)), float(us_per_kb), float(us_per_reduced_kb)) if us_per_reduced_kb > 0 else None
 
 
 def fixed_growth(phase: str, main: list[Series], fixed: dict, out: dict):

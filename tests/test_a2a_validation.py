@@ -141,3 +141,55 @@ def test_transport_files_hold_their_fit(transport, gpu):
     text = (BENCH.parent / "topologies" / "transports" / f"{transport}.toml").read_text()
     lines = [ln.split("  #")[0] for ln in val.fit_toml(val.fit(transport, gpu), gpu).splitlines()]
     assert all(ln in text for ln in lines), [ln for ln in lines if ln not in text]
+
+
+def synthetic_series(copies: float, message: int, us: callable, blocks: int = 4) -> list:
+    """A combine series on ``blocks`` blocks at 16 and 4,096 tokens: ``copies`` per token of ``message`` bytes
+    plus one reduced output each, timed by ``us(rounds, copied kB per block, reduced kB per block)``."""
+    points = []
+    for tokens in (16, 4096):
+        copied, reduced = tokens * copies * message, tokens * message
+        t = us(-(-tokens // blocks), copied / blocks / 1e3, reduced / blocks / 1e3)
+        points.append(val.Point(tokens, 0.0, 0.0, t, copied + reduced, blocks, 0.0, reduced))
+    return points
+
+
+def test_reduce_rate_is_fitted_on_a_third_series():
+    """Two top-8-like series and a third of 2 copies per token give back the issue time, the copy rate and
+    the reduce rate they were built with; dispatch (no reducing phase) reads the first two alone."""
+    def us(rounds, copied_kb, reduced_kb):
+        return 0.15 * rounds + copied_kb / 35.0 + reduced_kb / 10.0
+
+    senders = [synthetic_series(5.3, 4096, us), synthetic_series(5.3, 14336, us), synthetic_series(2.0, 8192, us)]
+    out: dict = {}
+    limit = val.send_limit("deepep-normal", "combine", senders, out)
+    assert out["issue_us"]["combine"] == pytest.approx(0.15, abs=1e-3)
+    assert (out["block_GBps"]["combine"], out["reduce_GBps"]["combine"]) == pytest.approx((35.0, 10.0), rel=1e-3)
+    assert limit(senders[2][-1]) == pytest.approx(senders[2][-1].measured_us, rel=1e-6)
+    out = {}
+    val.send_limit("deepep-normal", "dispatch", senders, out)
+    assert "reduce_GBps" not in out
+
+
+def test_reduce_rate_falls_back_to_the_copy_rate():
+    """A third series faster than any reduce cost gives (GB200's): the outputs go at the copy rate of the first
+    two series, written out so that the GPU's table does not inherit the top level's reduce rate."""
+    def us(rounds, copied_kb, reduced_kb):
+        return 0.15 * rounds + (copied_kb + reduced_kb) / 35.0
+
+    def faster(rounds, copied_kb, reduced_kb):
+        return 0.15 * rounds + copied_kb / 35.0 - reduced_kb / 100.0
+
+    senders = [synthetic_series(5.3, 4096, us), synthetic_series(5.3, 14336, us), synthetic_series(2.0, 8192, faster)]
+    out: dict = {}
+    val.send_limit("deepep-normal", "combine", senders, out)
+    assert out["reduce_GBps"]["combine"] == out["block_GBps"]["combine"] == pytest.approx(35.0, rel=1e-3)
+
+
+def test_reduce_rate_needs_a_third_series_of_other_copies():
+    def us(rounds, copied_kb, reduced_kb):
+        return 0.15 * rounds + (copied_kb + reduced_kb) / 35.0
+
+    senders = [synthetic_series(5.3, 4096, us), synthetic_series(5.3, 14336, us), synthetic_series(5.3, 8192, us)]
+    with pytest.raises(ValueError, match="two series of one count of copies per token and a third of another"):
+        val.send_limit("deepep-normal", "combine", senders, {})

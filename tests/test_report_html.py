@@ -251,3 +251,14 @@ def test_place_html_adds_the_references_to_the_page_not_to_the_output(tmp_path):
     page = target.read_text()
     assert {"heatmap", "slots", "graph"} <= set(figures_of(page))
     assert "contiguous (before)" in page and "balanced (EPLB)" in page
+
+
+def test_calibration_provenance_names_aiconfigurator_tables():
+    """A calibration table read from AIConfigurator is labelled so, whether the whole file came from it (the
+    Blackwell files) or one table (the H200 file's [attention]); the H200 file's own measurements are not."""
+    from wideep.report.pages import validation
+
+    aic, measured = "NVIDIA AIConfigurator's measured kernel tables", "measured on this GPU by wideep calibrate"
+    assert validation("h200-sxm.toml [attention]") == aic
+    assert validation("b200.toml [grouped_gemm]") == aic
+    assert validation("h200-sxm.toml [gemm_shape]") == measured

@@ -17,7 +17,7 @@ from wideep.core.errors import CatalogError, InputError, WideEPError
 from wideep.specs.model import load_model
 from wideep.routing.stats import RoutingStats, from_topk, synthetic_routing
 from wideep.specs.topology import load_cluster
-from wideep.traffic.a2a import a2a, busiest_peer, fabric, gpu_loads
+from wideep.traffic.a2a import a2a, a2a_curve, busiest_peer, fabric, gpu_loads
 from wideep.traffic.linkload import routes
 from wideep.slots import choose_replicas, contiguous_phy2log
 from wideep.traffic.transports import load_transport
@@ -444,6 +444,32 @@ def test_normal_combine_reduces_at_its_own_rate():
     assert r.combine_s == pytest.approx(float(expected) + r.latency_s["combine"])
 
 
+def test_reduce_rate_per_gpu_table():
+    """Each GPU table holds its own reduce rate (B200's faster than its copies, GB200's its copy rate: not
+    separated there); GPUs without a table take the top level's (H100 on H200's); a relaying kernel moves
+    everything at its relaying rate."""
+    t = load_transport("deepep-normal")
+    top = t.constant("reduce_Bps", "combine")
+    b200, gb200, h100 = (t.for_gpu(g) for g in ("b200", "gb200", "h100"))
+    assert b200.constant("reduce_Bps", "combine") > b200.constant("block_Bps", "combine")
+    assert gb200.constant("reduce_Bps", "combine") == gb200.constant("block_Bps", "combine")
+    assert h100.constant("reduce_Bps", "combine") == top
+    relayed = t.send_time("combine", 1024, np.array(8e6), 256, 132, relaying=True, reduced_bytes=2e6)
+    assert float(relayed) == pytest.approx(8e6 / (20 * t.constant("relay_Bps", "combine")))
+
+
+def test_normal_combine_curve_matches_the_direct_count():
+    """a2a_curve scales the reduced outputs with the tokens as a2a counts them: the same combine time at a size
+    other than the probe's."""
+    model = dataclasses.replace(load_model("deepseek-v3"), hidden=5120, top_k=1, n_experts=16, n_group=1,
+                                topk_group=1)
+    cluster, phy2log = load_cluster("hgx-h200", 8), contiguous_phy2log(1, 16, 16)
+    stats = synthetic_routing(model, "uniform", 8 * 4096, seed=0, layers=1)
+    direct = a2a(model, cluster, phy2log, stats, 8, 4096, "deepep-normal")
+    curve = a2a_curve(model, cluster, phy2log, stats, 8, 1024, (1024.0, 4096.0), "deepep-normal")
+    assert curve["combine"]["time_s"][1] == pytest.approx(direct.combine_s, rel=0.02)
+
+
 def test_nccl_pairs_stream_through_their_own_channels():
     """NCCL (B200 table): the busiest NVLink pair's bytes at the pair's rate add to the link time, and the fixed
     cost grows per GPU sent to; DeepEP has neither."""
@@ -479,6 +505,9 @@ GPU_TABLE = '[gpu.x]\ngpus = ["b200"]\nfitted_on = "y"\n'
     ('[peer_GBps]\ndispatch = -700.0\n', r"peer_GBps\.dispatch: must be > 0"),
     ('[relay_GBps]\ncombine = 0.0\n', r"relay_GBps\.combine: must be > 0"),
     ('[reduce_GBps]\ncombine = -10.0\n', r"reduce_GBps\.combine: must be > 0"),
+    ('[reduce_GBps]\ncombine = 0.0\n', r"reduce_GBps\.combine: must be > 0"),
+    ('[reduce_GBps]\ncombine = "slow"\n', r"reduce_GBps\.combine: expected float"),
+    (GPU_TABLE + "[gpu.x.reduce_GBps]\ncombine = -1.0\n", r"gpu\.x\.reduce_GBps\.combine: must be > 0"),
     ('[per_peer_us]\ndispatch = -0.5\n', r"per_peer_us\.dispatch: must be >= 0"),
     (GPU_TABLE + "[gpu.x.per_peer_us]\ncombine = \"fast\"\n", r"gpu\.x\.per_peer_us\.combine: expected float"),
 ])

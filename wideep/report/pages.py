@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Sequence
 
+from wideep.core.catalog import read_file
 from wideep.perf.cost import usd_per_mtok
+from wideep.perf.roofline import calibration_dir
 from wideep.plan.comparison import RESOURCE_WORDS
 from wideep.report import figures, graphfig
 from wideep.report.html import Section, figure_html, page, paragraphs, pre, table_html
@@ -51,9 +53,21 @@ def validation(source: str) -> str:
                 "build (per GPU where the file has a [gpu] table); its other measured series are held out")
     if source.startswith("default.toml"):
         return "published kernel benchmarks (DeepGEMM, FlashMLA, a measured H200) taken for every GPU: an assumption"
-    if "aic" in source.lower():
+    if "aic" in source.lower() or read_from_aic(source):
         return "NVIDIA AIConfigurator's measured kernel tables"
     return "measured on this GPU by wideep calibrate"
+
+
+def read_from_aic(source: str) -> bool:
+    """Whether a catalog calibration file's table ("file [table]") was read from AIConfigurator: its stamp
+    names AIConfigurator as the file's source, or names the AIConfigurator table of ``table`` alone
+    (``attention_table`` in the H200 file)."""
+    name, _, table = source.partition(" [")
+    path = calibration_dir() / name
+    if not path.is_file():
+        return False
+    stamp = read_file(path).get("stamp", {})
+    return "AIConfigurator" in str(stamp.get("source", "")) or f"{table.rstrip(']')}_table" in stamp
 
 
 def calibration_table(calibration: dict) -> str:

@@ -160,7 +160,7 @@ class Transport:
         ceil(E / ceil(E / SMs)) blocks for E ``slots``. Each block handles one token at a time (a round of one
         token per block takes ``issue_s``) and moves its bytes at ``block_Bps``; the two add. Of
         ``send_bytes``, the ``reduced_bytes`` (the combine's outputs, one per own token) go at ``reduce_Bps``
-        when the file has it: the blocks read a token's copies together, so its reduce takes time by the
+        when the file has it (else at ``block_Bps``): the blocks read a token's copies together, so its reduce takes time by the
         hidden size more than by the copies. ``relaying`` (a ``node`` transport whose group spans domains):
         the blocks move ``send_bytes`` at ``relay_Bps`` alone, when the file has it. ``send_bytes``: the bytes
         the busiest GPU's kernels move (:func:`wideep.traffic.a2a.busiest_sender`), any shape.
@@ -172,11 +172,9 @@ class Transport:
         relay = self.constant("relay_Bps", phase) if relaying else 0.0
         if relay:
             return send_bytes / (blocks * relay)
-        rate, reduce = self.constant("block_Bps", phase), self.constant("reduce_Bps", phase)
-        copied = send_bytes - reduced_bytes if reduce else send_bytes
-        by_rate = copied / (blocks * rate) if rate else zeros
-        if reduce:
-            by_rate = by_rate + reduced_bytes / (blocks * reduce)
+        rate = self.constant("block_Bps", phase)
+        reduce = self.constant("reduce_Bps", phase) or rate
+        by_rate = ((send_bytes - reduced_bytes) / rate + reduced_bytes / reduce) / blocks if rate else zeros
         return by_rate + self.constant("issue_s", phase) * np.ceil(max(tokens_per_gpu, 0) / blocks)
 
     @property
