@@ -11,8 +11,8 @@ that send from a fixed set of blocks (DeepEP's: one per expert slot, or the SMs 
 on the send side: ``[issue_us]`` per round of one token per block, ``[block_GBps]`` per block
 (:meth:`Transport.send_time`); across domains a relaying kernel's blocks move the copies of both of its stages
 at ``[relay_GBps]`` per block; a combine whose blocks reduce each token's copies into its output writes those
-outputs at ``[reduce_GBps]`` per block. A library that streams each GPU pair through that pair's own channels (NCCL)
-adds the busiest NVLink pair's bytes at ``[peer_GBps]`` to the link time (:meth:`Transport.peer_time`).
+outputs at ``[reduce_GBps]`` per block. A library that streams each GPU pair through that pair's own channels
+(NCCL) adds the busiest NVLink pair's bytes at ``[peer_GBps]`` to the link time (:meth:`Transport.peer_time`).
 ``sms`` is the number of SMs the kernels hold while compute overlaps them. ``[gpu.<name>]`` tables hold
 constants measured on other GPUs (``gpus`` lists the GPU ids they serve); the top level serves every other
 GPU. Every number lives in the TOML file with its source.
@@ -160,10 +160,11 @@ class Transport:
         ceil(E / ceil(E / SMs)) blocks for E ``slots``. Each block handles one token at a time (a round of one
         token per block takes ``issue_s``) and moves its bytes at ``block_Bps``; the two add. Of
         ``send_bytes``, the ``reduced_bytes`` (the combine's outputs, one per own token) go at ``reduce_Bps``
-        when the file has it (else at ``block_Bps``): the blocks read a token's copies together, so its reduce takes time by the
-        hidden size more than by the copies. ``relaying`` (a ``node`` transport whose group spans domains):
-        the blocks move ``send_bytes`` at ``relay_Bps`` alone, when the file has it. ``send_bytes``: the bytes
-        the busiest GPU's kernels move (:func:`wideep.traffic.a2a.busiest_sender`), any shape.
+        when the file has it (else at ``block_Bps``): the blocks read a token's copies together, so its
+        reduce takes time by the hidden size more than by the copies. ``relaying`` (a ``node`` transport whose
+        group spans domains): the blocks move ``send_bytes`` at ``relay_Bps`` alone, when the file has it.
+        ``send_bytes``: the bytes the busiest GPU's kernels move (:func:`wideep.traffic.a2a.busiest_sender`),
+        any shape.
         """
         blocks = self.sms or expert_blocks(slots, device_sms)
         zeros = np.zeros_like(send_bytes, dtype=float)
