@@ -212,11 +212,10 @@ def cases() -> list[Case]:
     return aic_deepep_ll() + aic_deepep_normal() + published() + aic_nccl() + aic_onesided()
 
 
-def routing_model(case: Case):
-    """DeepSeek-V3 with the case's hidden size, top-k and experts; the kernels' own tests route each token to
-    its top-k uniformly (no groups). The NCCL rows are plain all-to-alls: each token goes to every GPU once
-    (top_k = EP, gpu copies)."""
-    hidden, top_k, experts = case.shape
+def routing_model(shape: tuple):
+    """DeepSeek-V3 with a case's hidden size, top-k and experts (``shape``); the kernels' own tests route each
+    token to its top-k uniformly (no groups)."""
+    hidden, top_k, experts = shape
     return dataclasses.replace(load_model("deepseek-v3"), n_group=1, topk_group=1, hidden=hidden, top_k=top_k,
                                n_experts=experts)
 
@@ -227,18 +226,37 @@ def cluster_of(system: str, ep: int):
     return load_cluster(system, ep)
 
 
+def routing_key(case: Case) -> tuple:
+    """What a case's routing depends on: (layer shape, EP, tokens per rank sampled, even all-to-all)."""
+    return case.shape, case.ep, max(case.tokens, 64), case.transport == "nccl"
+
+
+@lru_cache(maxsize=4)
+def case_routing(shape: tuple, ep: int, tokens: int, even: bool, layers: int):
+    """(model, routing statistics) of :func:`routing_key`: the kernels' test routing, or for NCCL an even
+    all-to-all (one copy of each token to every GPU); the cases of one key share it (predict them in
+    :func:`routing_key` order, :func:`predict_all`)."""
+    model = routing_model(shape)
+    if even:
+        model = dataclasses.replace(model, hidden=NCCL_HIDDEN, n_experts=ep * 8, top_k=ep, layers=layers,
+                                    moe_layers=layers, dense_layers=0, moe_layer_ids=())
+        return model, even_routing(model, ep, tokens, layers)
+    return model, synthetic_routing(model, "uniform", ep * tokens, seed=0, layers=layers)
+
+
+def predict_all(cases: list[Case]) -> list[tuple]:
+    """:func:`predict` of every case, computed in :func:`routing_key` order (each routing drawn once)."""
+    for c in sorted(cases, key=routing_key):
+        predict(c)
+    return [predict(c) for c in cases]
+
+
 @lru_cache(maxsize=None)
 def predict(case: Case, transport_file: str | None = None, layers: int = 2) -> tuple:
     """(dispatch us, combine us, dispatch SOL us, combine SOL us, binding tier, dispatch and combine fixed
     costs us, {phase: bytes the busiest GPU's kernels move}, {phase: bytes of the busiest NVLink pair},
     {phase: of the bytes moved, the reduced outputs}) for one case."""
-    model = routing_model(case)
-    if case.transport == "nccl":  # an even all-to-all: one copy of each token to every GPU
-        model = dataclasses.replace(model, hidden=NCCL_HIDDEN, n_experts=case.ep * 8, top_k=case.ep, layers=layers,
-                                    moe_layers=layers, dense_layers=0, moe_layer_ids=())
-        stats = even_routing(model, case.ep, max(case.tokens, 64), layers)
-    else:
-        stats = synthetic_routing(model, "uniform", case.ep * max(case.tokens, 64), seed=0, layers=layers)
+    model, stats = case_routing(*routing_key(case), layers)
     phy2log = contiguous_phy2log(layers, model.n_experts, model.n_experts)
     transport = transport_file or case.transport
     if case.sms:
@@ -541,8 +559,8 @@ def link_bw_Bps(system: str, ep: int, tier: str) -> float:
 def table() -> list[list]:
     """[source, transport, EP, tokens, role, measured d, predicted d, err %, measured c, predicted c, err %]."""
     out = []
-    for c in cases():
-        d, cb, *_ = predict(c)
+    every = cases()
+    for c, (d, cb, *_) in zip(every, predict_all(every)):
         out.append([c.source, c.transport, c.ep, c.tokens, c.role, c.dispatch_us, round(d, 1),
                     round(100 * (d / c.dispatch_us - 1), 1), c.combine_us, round(cb, 1),
                     round(100 * (cb / c.combine_us - 1), 1)])
