@@ -331,3 +331,14 @@ def test_aic_mla_rows_with_a_fixed_cost_per_sequence_give_it_back():
     assert got["sequence_tokens"] == pytest.approx(n_seq["bf16"], rel=0.05)
     assert got["flops_efficiency_fp8"] == pytest.approx(e_f["fp8"], abs=0.011)
     assert got["sequence_tokens_fp8"] == pytest.approx(n_seq["fp8"], rel=0.05)
+
+
+def test_aic_engines_are_named_in_the_error():
+    """--aic-engine reads TensorRT-LLM's or SGLang's tables; another engine is a one-line error naming both."""
+    from wideep.calibrate.aic import ENGINE_VERSIONS, aic_tables
+    from wideep.core.errors import InputError
+    from wideep.specs.model import load_model
+
+    assert set(ENGINE_VERSIONS) == {"trtllm", "sglang"}
+    with pytest.raises(InputError, match="unknown engine 'vllm' \\(choose trtllm, sglang\\)"):
+        aic_tables(Path("/nonexistent"), load_gpu("gb200"), [load_model("deepseek-v3")], "vllm")

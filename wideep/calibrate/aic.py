@@ -41,7 +41,8 @@ DTYPES = {"bfloat16": "bf16", "fp8_block": "fp8", "nvfp4": "nvfp4", "w4a8_mxfp4_
 AIC_SYSTEMS = {"h100-sxm": "h100_sxm", "h200-sxm": "h200_sxm", "b200": "b200_sxm", "gb200": "gb200",
                "b300": "b300_sxm", "gb300": "gb300"}
 MOE_TP_SIZES = (1,) + CALIBRATED_TP  # MoE tensor-parallel sizes read from the MoE table
-ENGINE_VERSIONS = {"trtllm": "1.3.0rc20"}  # the tables wideep reads by default (the package's current ones)
+#: The engines whose tables ``--aic-engine`` reads, and their versions (the package's current ones; trtllm the default)
+ENGINE_VERSIONS = {"trtllm": "1.3.0rc20", "sglang": "0.5.14"}
 
 
 def data_root(path: str | None) -> Path:
