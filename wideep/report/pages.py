@@ -8,6 +8,7 @@ the figure shows and how to read it, so the page stands without the README.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any, Sequence
 
 from wideep.core.catalog import read_file
@@ -63,11 +64,15 @@ def read_from_aic(source: str) -> bool:
     names AIConfigurator as the file's source, or names the AIConfigurator table of ``table`` alone
     (``attention_table`` in the H200 file)."""
     name, _, table = source.partition(" [")
-    path = calibration_dir() / name
-    if not path.is_file():
-        return False
-    stamp = read_file(path).get("stamp", {})
+    stamp = calibration_stamp(name)
     return "AIConfigurator" in str(stamp.get("source", "")) or f"{table.rstrip(']')}_table" in stamp
+
+
+@lru_cache(maxsize=None)
+def calibration_stamp(name: str) -> dict:
+    """The ``[stamp]`` of catalog calibration file ``name`` ({} when there is no such file), read once."""
+    path = calibration_dir() / name
+    return read_file(path).get("stamp", {}) if path.is_file() else {}
 
 
 def calibration_table(calibration: dict) -> str:
