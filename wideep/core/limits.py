@@ -57,6 +57,17 @@ def check_range(value: int | float, low: int | float, high: int | float, option:
         raise InputError(f"must be between {low:,} and {high:,}{reason}, got {shown(value)}", option)
 
 
+def check_fraction(option: str, value: float, below_one: bool = False) -> None:
+    """``value`` of ``option`` in [0, 1] (``below_one``: in [0, 1)), else :class:`InputError`; NaN is refused.
+
+    >>> check_fraction("--cache-hit", 1.0, below_one=True)
+    Traceback (most recent call last):
+    wideep.core.errors.InputError: --cache-hit: must be in [0, 1), got 1.0
+    """
+    if not (0 <= value < 1 if below_one else 0 <= value <= 1):
+        raise InputError(f"must be in [0, 1{')' if below_one else ']'}, got {value}", option)
+
+
 def shown(value: int | float) -> str:
     """A number as a message shows it: digits grouped, a huge integer cut short.
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from wideep.core import units
 from wideep.core.curves import log_interp, log_interp_each
 from wideep.core.errors import InputError
-from wideep.core.limits import check_option
+from wideep.core.limits import check_fraction, check_option
 from wideep.perf.memory import Precision
 from wideep.perf.roofline import Term
 from wideep.specs.model import Model
@@ -62,12 +62,12 @@ class Workload:
 
     def __post_init__(self) -> None:
         checks = [("--phase", self.phase in PHASES, f"must be one of {', '.join(PHASES)}, got {self.phase!r}"),
-                  ("--overlap", self.overlap in OVERLAPS, f"must be one of {', '.join(OVERLAPS)}, got {self.overlap!r}"),
-                  ("--cache-hit", 0 <= self.cache_hit < 1, f"must be in [0, 1), got {self.cache_hit}"),
-                  ("--acceptance", 0 <= self.acceptance <= 1, f"must be in [0, 1], got {self.acceptance}")]
+                  ("--overlap", self.overlap in OVERLAPS, f"must be one of {', '.join(OVERLAPS)}, got {self.overlap!r}")]
         for option, ok, problem in checks:
             if not ok:
                 raise InputError(problem, option)
+        check_fraction("--cache-hit", self.cache_hit, below_one=True)
+        check_fraction("--acceptance", self.acceptance)
         if self.moe_tp < 1 or self.tp % self.moe_tp:
             raise InputError(f"MoE tensor parallelism {self.moe_tp} must divide the attention group ({self.tp})", "--ep")
         for option, value in (("--mtp", self.mtp), ("--batch", self.batch), ("--prefill-tokens", self.prefill_tokens),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from wideep.core.limits import check_option
+from wideep.core.limits import check_fraction, check_option
 
 if TYPE_CHECKING:
     from wideep.perf.memory import Precision
@@ -59,11 +59,13 @@ class PlanSpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        """Sizes out of range raise at once, before any model or module behind a plan loads."""
+        """Sizes and fractions out of range raise at once, before any model or module behind a plan loads."""
         for option, value in (("--mtp", self.mtp), ("--batch", self.batch), ("--context", self.context), ("--tp", self.tp),
                               ("--prefill-tokens", self.prefill_tokens), ("--isl", self.isl), ("--osl", self.osl)):
             if value is not None:  # --context None: taken from --isl and --osl
                 check_option(option, value)
+        check_fraction("--cache-hit", self.cache_hit, below_one=True)
+        check_fraction("--acceptance", self.acceptance)
 
     @property
     def decode_context(self) -> int:
