@@ -15,9 +15,9 @@ import re
 from dataclasses import dataclass
 from itertools import combinations
 from math import comb
+from statistics import NormalDist
 
 import numpy as np
-from scipy.special import ndtri
 
 from wideep.core import progress
 from wideep.core.errors import InputError
@@ -335,7 +335,7 @@ def layer_log_weights(kind: str, param: float, rng: np.random.Generator, n_exper
 
 def quantile_normals(n: int) -> np.ndarray:
     """The standard normal's quantiles at (i + 0.5) / n, ascending: n normals drawn evenly, shape (n,)."""
-    return ndtri((np.arange(n) + 0.5) / n)
+    return np.array([NormalDist().inv_cdf((i + 0.5) / n) for i in range(n)])
 
 
 def lognormal_popularity(layer: int, n_experts: int, n_group: int, group_sigma: float, expert_sigma: float
