@@ -67,3 +67,32 @@ def test_written_files_follow_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "placement.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_symlink_is_written_through_and_kept(tmp_path):
+    from wideep.core.fileio import write_text_atomic
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "report.csv").write_text("old\n")
+    (tmp_path / "report.csv").symlink_to("real/report.csv")
+    write_text_atomic(tmp_path / "report.csv", "new\n", "--csv")
+    assert (tmp_path / "report.csv").is_symlink()
+    assert (tmp_path / "real" / "report.csv").read_text() == "new\n"
+
+
+def test_a_pipe_is_written_into_not_replaced(tmp_path):
+    """A FIFO (as /dev/stdout can be) cannot be replaced by a file: the CSV goes into it."""
+    import os
+    import stat
+    import threading
+
+    fifo = tmp_path / "out.csv"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
+    reader.start()
+    r = run_cli("compare", "--topology", "hgx-h100", "--batch", "32", "--csv", str(fifo))
+    reader.join(timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert got and got[0].startswith("system,gpu,gpus,")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -41,10 +42,18 @@ def write_atomic(path: str | Path, write: Callable[[Path], None], option: str) -
     """Run ``write(tmp)`` on a temporary file beside ``path``, then move it into place.
 
     A failure leaves nothing half-written; an unwritable path raises :class:`InputError` naming ``option``.
+    A symbolic link keeps pointing where it did: the file it names is replaced. A device, pipe or socket
+    (``/dev/stdout``) cannot be replaced and is written straight through.
     """
     if not str(path):
         raise InputError("needs a file name", option)
-    target = Path(path)
+    if is_special(path):
+        try:
+            write(Path(path))
+        except OSError as exc:
+            raise InputError(f"cannot write {path}: {exc.strerror}", option) from None
+        return
+    target = Path(os.path.realpath(path))
     try:
         fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}.")
         os.close(fd)
@@ -59,6 +68,15 @@ def write_atomic(path: str | Path, write: Callable[[Path], None], option: str) -
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def is_special(path: str | Path) -> bool:
+    """Whether ``path`` names (through any links) something that exists and is neither a file nor a folder."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def write_text_atomic(path: str | Path, text: str, option: str) -> None:
