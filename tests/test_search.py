@@ -41,6 +41,11 @@ def test_disaggregated_pools_match_rates():
     """Prefill GPUs are sized so the pools serve the same requests/s; cost counts both pools."""
     r = search(SPEC, ["hgx-h200"], Targets(), mode="disagg", max_gpus=8)["hgx-h200"]
     assert all(q["mode"] == "disagg" and q["prefill_gpus"] >= 1 for q in r["pareto"])
+    for q in r["pareto"]:  # the fleet shown (whole GPUs of both pools) carries the decode pool's output
+        output_per_s = q["batch"] * q["dp"] * q["tokens_per_s_per_user"]
+        assert q["tokens_per_s_per_gpu"] * (q["prefill_gpus"] + q["decode_gpus"]) == pytest.approx(output_per_s)
+    usd_per_gpu_s = {round(q["usd_per_mtok"] * q["tokens_per_s_per_gpu"], 9) for q in r["pareto"]}
+    assert len(usd_per_gpu_s) == 1  # one GPU price: cost follows the throughput of the same fleet
 
 
 def test_pareto_by_hand():

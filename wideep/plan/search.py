@@ -93,17 +93,15 @@ def point(p: Plan, mode: str) -> dict:
         step_s = dec.step_s + extra_s
         per_gpu = spec.batch * out_per_step / step_s / spec.tp
         prefill_gpus, decode_gpus = 0, gpus
-        usd = usd_per_mtok(p.cost.usd_per_gpu_hour, per_gpu * (spec.isl + spec.osl) / spec.osl)  # all tokens
         ttft_s += dec.step_s
-    else:
+    else:  # whole prefill GPUs that keep pace with the decode group; the fleet of both serves the output
         step_s = dec.step_s
-        gpu_s = spec.isl / pre.tokens_per_s_per_gpu + spec.osl / dec.tokens_per_s_per_gpu  # per request
-        per_gpu = spec.osl / gpu_s
-        prefill_share = spec.isl / pre.tokens_per_s_per_gpu / gpu_s
         decode_gpus = gpus
-        prefill_gpus = int(math.ceil(decode_gpus * prefill_share / (1 - prefill_share)))
-        usd = p.cost.usd_per_mtok_mix
+        prefill_s, decode_s = spec.isl / pre.tokens_per_s_per_gpu, spec.osl / dec.tokens_per_s_per_gpu  # GPU-s a request
+        prefill_gpus = math.ceil(decode_gpus * prefill_s / decode_s)
+        per_gpu = dec.tokens_per_s_per_gpu * decode_gpus / (decode_gpus + prefill_gpus)
         ttft_s += p.kv_transfer_s
+    usd = usd_per_mtok(p.cost.usd_per_gpu_hour, per_gpu * (spec.isl + spec.osl) / spec.osl)  # all tokens
     return {"tp": spec.tp, "ep": spec.ep, "dp": p.dp, "batch": spec.batch, "mtp": spec.mtp, "dtype": spec.dtype,
             "mode": mode, "prefill_gpus": prefill_gpus, "decode_gpus": decode_gpus,
             "tokens_per_s_per_gpu": per_gpu, "tokens_per_s_per_user": out_per_step / step_s,
