@@ -116,6 +116,25 @@ def test_bad_layout_is_an_input_error(options, message):
         plan(replace(PlanSpec(topology="hgx-h200"), **options))
 
 
+TWO_BOXES = str(Path(__file__).resolve().parents[1] / "examples" / "two-boxes.toml")  # two NVLink domains of 4
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"ep": 8, "tp": 8, "batch": 1}, r"--tp: a tensor-parallel group must fit in one NVLink domain \(4 GPUs"),
+    ({"ep": 8, "gpus": 16}, "--gpus: .*two-boxes.toml has 8 GPUs, fewer than 16"),
+])
+def test_a_custom_topology_bounds_the_layout(options, message):
+    with pytest.raises(InputError, match=message):
+        plan(replace(PlanSpec(topology=TWO_BOXES), **options))
+
+
+def test_search_keeps_tensor_parallelism_inside_a_custom_domain():
+    from wideep.plan.search import tp_sizes
+
+    assert tp_sizes(TWO_BOXES, None) == [1, 2, 4]
+    assert plan(PlanSpec(topology=TWO_BOXES, ep=8, tp=4, batch=1)).spec.tp == 4
+
+
 def test_cli_tp_json_and_error(cli):
     ok = cli("plan", "--topology", "hgx-h200", "--ep", "8", "--tp", "8", "--batch", "1", "--json")
     assert ok.returncode == 0, ok.stderr

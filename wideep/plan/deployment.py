@@ -216,6 +216,8 @@ def plan(spec: PlanSpec) -> Plan:
     spec = resolve_spec(spec, model)
     gpus = check_spec(spec, model)
     cluster = cluster_for(spec.topology, spec.ep)
+    if cluster.system is None and gpus > cluster.n_gpus:  # a custom file is the whole cluster
+        raise InputError(f"{spec.topology} has {cluster.n_gpus} GPUs, fewer than {gpus}", "--gpus")
     gpu = cluster.gpu
     for option, name in (("--dispatch-dtype", spec.dispatch_dtype), ("--combine-dtype", spec.combine_dtype)):
         if name == "nvfp4" and name not in gpu.flops_per_s:
@@ -328,9 +330,8 @@ def allreduce_curve(topology: str, tp: int, hidden: int, calibration: str | None
     The group must sit inside one NVLink domain (engines keep tensor parallelism off the scale-out network).
     """
     cluster = cluster_for(topology, tp)
-    domain = cluster.system.scale_up.gpus_per_domain if cluster.system else cluster.n_gpus
-    if tp > domain:
-        raise InputError(f"a tensor-parallel group must fit in one NVLink domain ({domain} GPUs on "
+    if tp > cluster.domain_gpus:
+        raise InputError(f"a tensor-parallel group must fit in one NVLink domain ({cluster.domain_gpus} GPUs on "
                          f"{cluster.name}), got {tp}", "--tp")
     link_Bps = cluster.system.scale_up.bw_Bps if cluster.system else cluster.gpu.nvlink_Bps
     collective = load_collective()

@@ -115,9 +115,8 @@ def tp_sizes(topology: str, max_gpus: int | None) -> list[int]:
 
 
 def domain_gpus(topology: str) -> int:
-    """GPUs of one NVLink domain of the system (8 for a custom topology, which names no system)."""
-    system = load_cluster(topology, 8, option="--topology").system
-    return system.scale_up.gpus_per_domain if system else 8
+    """GPUs of one NVLink domain of the system or custom topology."""
+    return load_cluster(topology, option="--topology").domain_gpus
 
 
 def candidates(spec: PlanSpec, topology: str, max_gpus: int | None) -> list[PlanSpec]:

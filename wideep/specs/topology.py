@@ -57,6 +57,12 @@ class Cluster:
     def n_domains(self) -> int:
         return int(self.domain_of.max()) + 1
 
+    @property
+    def domain_gpus(self) -> int:
+        """GPUs of one NVLink domain: the system's (however few of them were built), else the custom file's
+        smallest domain."""
+        return self.system.scale_up.gpus_per_domain if self.system else int(np.bincount(self.domain_of).min())
+
     @cached_property
     def edges(self) -> list[tuple[str, str]]:
         """Directed edges in a fixed order: the column order of link-load vectors."""
