@@ -61,6 +61,8 @@ def test_unreachable_target_says_so():
 @pytest.mark.parametrize("args,option", [
     (["--tpot-ms", "-1"], "--tpot-ms"), (["--mode", "mixed"], "--mode"), (["--dtype", "gb200=fp8"], "--dtype"),
     (["--tpot-ms", "20", "--interactivity", "50"], "--interactivity"), (["--gpus", "0"], "--gpus"),
+    (["--dtype", "foo"], "--dtype: unknown dtype 'foo'"), (["--dtype", "hgx-h200="], "--dtype: unknown dtype ''"),
+    (["--dtype", "nvfp4"], "--dtype: NVIDIA H200 SXM 141GB (hopper) has no nvfp4 tensor cores"),
 ])
 def test_bad_search_options(args, option):
     r = run_cli("search", "--topology", "hgx-h200", *args)

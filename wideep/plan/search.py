@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from wideep.core import progress
 from wideep.core.errors import InputError, WideEPError
 from wideep.perf.cost import usd_per_mtok
+from wideep.perf.step import check_dtypes
 from wideep.plan import Plan, PlanSpec, plan
 from wideep.plan.deployment import fits_in_memory
 from wideep.specs.model import load_model
@@ -208,6 +209,8 @@ def search(spec: PlanSpec, topologies: list[str], targets: Targets, mode: str = 
         raise InputError(f"must be >= 1, got {max_gpus}", "--gpus")
     modes = MODES if mode == "both" else (mode,)
     jobs = [(replace(spec, dtype=(dtypes or {}).get(t, spec.dtype)), t, targets, modes, max_gpus) for t in topologies]
+    for job_spec, topology, *_ in jobs:  # a precision the GPU lacks is an error, not a search with no candidates
+        check_dtypes(load_cluster(topology, option="--topology").gpu, job_spec.precision)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     workers = min(len(jobs), cores if workers is None else workers)
     if workers <= 1:
