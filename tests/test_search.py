@@ -135,3 +135,11 @@ def test_search_reaches_past_ep8_interactivity_with_moe_tensor_parallelism():
     assert best["tokens_per_s_per_user"] >= 170
     trtllm = json.loads(r.stdout)["hgx-h200"]["deploy"]["trtllm"]
     assert f"moe_tensor_parallel_size: {best['moe_tp']}" in trtllm and "enable_attention_dp: false" in trtllm
+
+
+def test_a_failing_search_writes_none_of_its_files(tmp_path):
+    """DeepSeek-V3 fits no 8-GPU H100 layout: the picture fails, and the CSV is not left behind either."""
+    r = run_cli("search", "--topology", "hgx-h100", "--gpus", "8", "--csv", str(tmp_path / "s.csv"),
+                "--svg", str(tmp_path / "s.svg"))
+    assert r.returncode == 2 and "--svg: nothing to draw: no candidate fits in HBM" in r.stderr
+    assert list(tmp_path.iterdir()) == []

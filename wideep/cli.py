@@ -397,6 +397,8 @@ def search_cmd(topology: List[str] = typer.Option(..., "--topology", help="Syste
     if interactivity is not None and not interactivity > 0:
         raise InputError(f"must be > 0, got {interactivity}", "--interactivity")
     targets = Targets(1000.0 / interactivity if interactivity else tpot_ms, ttft_ms)
+    for path, option in ((csv, "--csv"), (xlsx, "--xlsx"), (svg, "--svg")):
+        check_writable(path, option)
     html_start(html)
     if xlsx is not None:
         report.xlsx_module()  # before anything is written
@@ -404,13 +406,14 @@ def search_cmd(topology: List[str] = typer.Option(..., "--topology", help="Syste
     spec = PlanSpec(model=model, isl=isl, osl=osl, dtype=default_dtype)
     result = search(spec, topology, targets, mode, gpus, per_system)
     add_deploy(result, model)
+    if svg is not None:  # first: the one output that can still fail (nothing to draw)
+        report.write_curves_svg(svg, {t: [[q["tokens_per_s_per_user"], q["tokens_per_s_per_gpu"]] for q in r["pareto"]]
+                                      for t, r in result.items()}, f"{model} ISL {isl}/OSL {osl}: Pareto fronts",
+                                "no candidate fits in HBM on any system")
     if csv is not None:
         report.write_csv(csv, rows(result), SEARCH_COLUMNS)
     if xlsx is not None:
         report.write_xlsx(xlsx, rows(result), SEARCH_COLUMNS, sheet="search")
-    if svg is not None:
-        report.write_curves_svg(svg, {t: [[q["tokens_per_s_per_user"], q["tokens_per_s_per_gpu"]] for q in r["pareto"]]
-                                      for t, r in result.items()}, f"{model} ISL {isl}/OSL {osl}: Pareto fronts")
     ratio = cost_ratio(result) if len(result) > 1 else []
     note = html_write(html, lambda c: pages().search_page(result, ratio, spec, targets, c))
     out(as_json, result | ({"cost_ratio": ratio} if ratio else {}), lambda: report.search_text(result, SEARCH_COLUMNS, ratio)

@@ -94,10 +94,12 @@ def write_xlsx(path: str, rows: Sequence[dict], columns: Sequence[tuple[str, str
     write_atomic(path, lambda tmp: wb.save(tmp), "--xlsx")
 
 
-def write_curves_svg(path: str, curves: dict[str, list[list[float]]], title: str) -> None:
-    """Tokens/s per GPU against tokens/s per user, one line per system, as an SVG picture."""
+def write_curves_svg(path: str, curves: dict[str, list[list[float]]], title: str,
+                     empty: str = "no batch of the sweep fits in HBM on any system") -> None:
+    """Tokens/s per GPU against tokens/s per user, one line per system, as an SVG picture; ``empty`` says why
+    there would be nothing to draw."""
     if not any(curves.values()):
-        raise InputError("nothing to draw: no batch of the sweep fits in HBM on any system", "--svg")
+        raise InputError(f"nothing to draw: {empty}", "--svg")
     chart = svg.line_chart({name: [(u, g) for u, g in pts] for name, pts in curves.items() if pts}, title,
                            "tokens/s per user (interactivity)", "tokens/s per GPU (throughput)")
     write_text_atomic(path, chart, "--svg")
