@@ -105,6 +105,35 @@ def test_malformed_raw_record(tmp_path, text, problem):
     assert result.returncode == 2 and "raw.json" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+def edited_record(tmp_path: Path, device: str | None = None, time_scale: float = 1.0) -> Path:
+    """The shipped record with another device name and its times scaled."""
+    record = json.loads(RAW.read_text())
+    if device is not None:
+        record["stamp"]["device"] = device
+    for section in ("memory", "gemm", "grouped"):
+        for row in record[section]:
+            if "s" in row:
+                row["s"] *= time_scale
+    path = tmp_path / "raw.json"
+    path.write_text(json.dumps(record))
+    return path
+
+
+@pytest.mark.parametrize("device, gpu, message", [
+    ("NVIDIA B200", "h200-sxm", "raw.json: stamp.device: measured on 'NVIDIA B200', not on NVIDIA H200 SXM 141GB"),
+    (None, "b200", "raw.json: stamp.device: measured on 'NVIDIA H200', not on NVIDIA B200"),
+])
+def test_a_record_of_another_gpu_is_refused(tmp_path, device, gpu, message):
+    result = run_cli("calibrate", "--from-raw", str(edited_record(tmp_path, device)), "--gpu", gpu,
+                     "--out", str(tmp_path / "cal.toml"))
+    assert result.returncode == 2 and message in result.stderr and not (tmp_path / "cal.toml").exists()
+
+
+def test_a_row_faster_than_the_peak_is_refused_not_clamped(tmp_path):
+    with pytest.raises(CatalogError, match=r"memory\[\d+\]: 1.\d\dx the h200-sxm datasheet peak"):
+        fit(read_record(edited_record(tmp_path, time_scale=1 / 2.5)), load_gpu("h200-sxm"), "raw.json")
+
+
 @pytest.mark.parametrize("text", ["gpu = 3", "[gemm_shape]\nn = 1", "[[gemm_shape]]\nshape='x'\nn=1\nk=1\ndtype='fp8'\nm=[1,2]\nefficiency=[0.5, 2]",
                                   "[memory_kernel]\nbytes=[2,1]\nefficiency=[0.1,0.2]",
                                   "[[allreduce]]\ngpus=8\nbytes=[256, 512]\nus=[5.0, -1.0]",

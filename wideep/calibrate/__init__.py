@@ -58,7 +58,8 @@ def calibrate(gpu_id: str, model_id: str, out: str | None, raw: str | None, from
         record = read_record(from_raw) if from_raw else measure_here(model_id)
         if raw and not from_raw:
             write_text_atomic(raw, json.dumps(record, indent=1) + "\n", "--raw")
-        tables, stamp, header = fit(record, gpu), record["stamp"], measured_header(record, gpu, command)
+        tables, stamp = fit(record, gpu, from_raw or "this GPU's measurements"), record["stamp"]
+        header = measured_header(record, gpu, command)
     text = to_toml(tables, stamp, gpu, header)
     if out:
         write_text_atomic(out, text, "--out")

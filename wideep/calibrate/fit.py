@@ -66,24 +66,43 @@ def gemm_roofline_s(gpu: GPU, dtype: str, m: int, n: int, k: int, experts: int =
     return max(flops / gpu.flops(gpu.compute_dtype(dtype) or dtype), nbytes / gpu.hbm_Bps)
 
 
-def memory_curve(record: dict, gpu: GPU) -> tuple[list[int], list[float]]:
-    rows = sorted((r["bytes"], r["s"]) for r in record["memory"])
-    return [b for b, _ in rows], [min(1.0, b / gpu.hbm_Bps / s) for b, s in rows]
+#: A row measured faster than the datasheet peak by more than this is not a measurement of the GPU named.
+PEAK_SLACK = 1.05
 
 
-def shape_curves(rows: list[dict], gpu: GPU, keys: tuple[str, ...]) -> list[dict]:
+def check_device(stamp: dict, gpu: GPU, source: str) -> None:
+    """The record's device (``stamp.device``, CUDA's name) must be the GPU whose peaks the fit divides by."""
+    def model(name: str) -> str:  # "NVIDIA H200" and "NVIDIA H200 SXM 141GB" -> "H200"
+        return name.upper().removeprefix("NVIDIA ").split(" ")[0]
+    device = str(stamp.get("device", ""))
+    if device and model(device) != model(gpu.name):
+        raise CatalogError(f"measured on {device!r}, not on {gpu.name} (--gpu {gpu.id})", source, "stamp.device")
+
+
+def efficiency(roofline_s: float, s: float, gpu: GPU, source: str, where: str) -> float:
+    """Time at datasheet peak / measured time, at most 1; far above 1 is an error naming the row."""
+    eff = roofline_s / s
+    if eff > PEAK_SLACK:
+        raise CatalogError(f"{eff:.2f}x the {gpu.id} datasheet peak: faster than the GPU can run", source, where)
+    return min(1.0, eff)
+
+
+def memory_curve(record: dict, gpu: GPU, source: str) -> tuple[list[int], list[float]]:
+    rows = sorted((r["bytes"], efficiency(r["bytes"] / gpu.hbm_Bps, r["s"], gpu, source, f"memory[{i}]"))
+                  for i, r in enumerate(record["memory"]))
+    return [b for b, _ in rows], [e for _, e in rows]
+
+
+def shape_curves(rows: list[dict], gpu: GPU, keys: tuple[str, ...], source: str, section: str) -> list[dict]:
     """Group timed rows by ``keys`` + dtype; each group -> {keys..., dtype, m: [...], efficiency: [...]}."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
+    groups: dict[tuple, list[tuple[int, float]]] = {}
+    for i, r in enumerate(rows):
         if "s" in r:
-            groups.setdefault(tuple(r[k] for k in keys) + (r["dtype"],), []).append(r)
-    curves = []
-    for key, grp in groups.items():
-        grp.sort(key=lambda r: r["m"])
-        eff = [min(1.0, gemm_roofline_s(gpu, r["dtype"], r["m"], r["n"], r["k"], r.get("experts", 1)) / r["s"])
-               for r in grp]
-        curves.append(dict(zip(keys + ("dtype",), key)) | {"m": [r["m"] for r in grp], "efficiency": eff})
-    return curves
+            roof_s = gemm_roofline_s(gpu, r["dtype"], r["m"], r["n"], r["k"], r.get("experts", 1))
+            groups.setdefault(tuple(r[k] for k in keys) + (r["dtype"],), []).append(
+                (r["m"], efficiency(roof_s, r["s"], gpu, source, f"{section}[{i}]")))
+    return [dict(zip(keys + ("dtype",), key)) | {"m": [m for m, _ in sorted(pts)], "efficiency": [e for _, e in sorted(pts)]}
+            for key, pts in groups.items()]
 
 
 def expert_curve(grouped: list[dict], dtype: str, experts: int = 8) -> tuple[list[int], list[float]]:
@@ -98,11 +117,13 @@ def expert_curve(grouped: list[dict], dtype: str, experts: int = 8) -> tuple[lis
     return ms, [len(by_m[m]) / sum(1 / e for e in by_m[m]) for m in ms]
 
 
-def fit(record: dict, gpu: GPU) -> dict:
-    """Calibration tables (the structure of a ``topologies/calibration`` file) from one record."""
-    mem_bytes, mem_eff = memory_curve(record, gpu)
-    shapes = shape_curves(record["gemm"], gpu, ("shape", "n", "k"))
-    grouped = shape_curves(record["grouped"], gpu, ("shape", "n", "k", "experts"))
+def fit(record: dict, gpu: GPU, source: str = "record") -> dict:
+    """Calibration tables (the structure of a ``topologies/calibration`` file) from one record (named
+    ``source`` in errors)."""
+    check_device(record["stamp"], gpu, source)
+    mem_bytes, mem_eff = memory_curve(record, gpu, source)
+    shapes = shape_curves(record["gemm"], gpu, ("shape", "n", "k"), source, "gemm")
+    grouped = shape_curves(record["grouped"], gpu, ("shape", "n", "k", "experts"), source, "grouped")
     ms, eff = expert_curve(grouped, "bf16")
     tables = {"memory_kernel": {"bytes": mem_bytes, "efficiency": mem_eff},
               "gemm": {"tokens_per_expert": ms, "efficiency": eff},
