@@ -393,7 +393,7 @@ def fit_points(rows: list[Case], transport: str, phase: str, out: dict) -> dict[
             (c.dispatch_us, c.combine_us)[idx] - pred[5 + idx], pred[7][phase],
             key.sms or expert_blocks(key.experts, key.gpu_sms), pred[8][phase], pred[9][phase]))
         if key.tier == "scale_out":
-            pairs = routes(cluster_of(c.system, c.ep), c.ep).first_hop_tier
+            pairs = routes(cluster_of(c.system, c.ep), c.ep).pair_tier
             out["scale_out_fixed_share"] = float((pairs == "scale_out").mean())
     return {k: sorted(v, key=lambda p: p.tokens) for k, v in series.items()}
 

@@ -181,7 +181,7 @@ def test_deepep_ll_scale_out_fixed_cost_grows_with_the_remote_share():
     rdma = load_transport("deepep-ll-rdma")  # no share in its file: one fixed cost at every size
     assert rdma.latency("dispatch", {"scale_out"}, 0.5) == rdma.latency("dispatch", {"scale_out"}, 1.0)
     from wideep.traffic.linkload import routes
-    share = {ep: float((routes(load_cluster("dgx-h800", ep), ep).first_hop_tier == "scale_out").mean())
+    share = {ep: float((routes(load_cluster("dgx-h800", ep), ep).pair_tier == "scale_out").mean())
              for ep in (8, 16, 64)}
     assert share == {8: 0.0, 16: 0.5, 64: 0.875}
 
@@ -267,6 +267,21 @@ def test_a_custom_graph_without_a_nic_path_cannot_run_pure_rdma():
         fabric(cluster, load_transport("deepep-ll-rdma"))
 
 
+def test_a_custom_graph_counts_pairs_that_cross_its_scale_out_link_as_scale_out():
+    """Two boxes whose GPUs reach the 25 GB/s box-to-box link through their NVLink switch: the cross-box
+    pairs are scale-out pairs, and their bytes are the ones the binding link carries."""
+    cluster = load_cluster(str(EXAMPLES / "two-boxes.toml"))
+    box = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    tiers = routes(cluster, 8).pair_tier
+    off = ~np.eye(8, dtype=bool)
+    assert (tiers[off] == np.where(box[:, None] != box[None, :], "scale_out", "nvlink")[off]).all()
+    stats = synthetic_routing(DSV3, "uniform", 8 * 64, seed=0, layers=1)
+    r = a2a(DSV3, cluster, contiguous_phy2log(1, 256, 256), stats, 8, 64, "deepep-ll")
+    cross = r.link_bytes["dispatch"][cluster.edges.index(("box0/switch", "box1/switch"))] * 2  # both directions
+    assert r.binding_tier == "scale_out"
+    assert r.bytes_by_tier["dispatch"]["scale_out"] == pytest.approx(cross, rel=0.05)
+
+
 def oversubscribed(tmp_path, ratio: float) -> str:
     """hgx-h200 with one rail, 8 NICs per leaf and one spine, leaf uplinks oversubscribed ``ratio``:1."""
     text = (ROOT / "topologies" / "systems" / "hgx-h200.toml").read_text()
@@ -337,7 +352,7 @@ def test_routes_of_all_destinations_at_once_equal_one_destination_at_a_time(monk
     alone = linkload.build_routes(cluster, 32)
     assert (together.fraction != alone.fraction).nnz == 0
     assert np.array_equal(together.path_latency_s, alone.path_latency_s)
-    assert np.array_equal(together.first_hop_tier, alone.first_hop_tier)
+    assert np.array_equal(together.pair_tier, alone.pair_tier)
     # every pair's bytes leave its source once: off the diagonal, the first-hop shares sum to 1
     frac = together.fraction.tocoo()
     nodes = list(cluster.graph.nodes)

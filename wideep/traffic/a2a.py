@@ -116,8 +116,9 @@ def source_loads(phy2log: np.ndarray, stats: RoutingStats, ep_size: int, domain_
 class A2AResult:
     """Dispatch and combine of one MoE layer, averaged over the layers of the routing statistics.
 
-    Times in seconds; ``bytes_by_tier`` = {phase: {tier: bytes}}, the bytes leaving GPUs on links of each
-    tier per layer-step for the whole EP group (a relayed copy counts on each tier it enters).
+    Times in seconds; ``bytes_by_tier`` = {phase: {tier: bytes}}, the bytes sent between GPU pairs of each
+    tier (scale-out: the route crosses it) per layer-step for the whole EP group (a relayed copy counts on
+    each tier it enters).
     ``logical_bytes_per_gpu`` = {phase: bytes} the transport's own benchmarks divide by time (local copies
     included), so ``logical_bytes_per_gpu[phase] / phase_s`` is the bandwidth as they report it.
     ``link_bytes`` = {phase: ndarray (edges,)} mean bytes per layer on each of ``edges``; ``sent_bytes`` =
@@ -274,7 +275,7 @@ def phase_times(link_bytes: np.ndarray, pair_bytes: np.ndarray, cluster: Cluster
     busy = link_bytes / (bw * transport.link_efficiency(phase, cluster.edge_tier[None, :], link_bytes, masks))
     wire = wire_latency(pair_bytes, r) if wire_s is None else wire_s
     used = {t: (link_bytes[:, on] > 0).any(axis=1) for t, on in masks.items()}  # tier -> layers using it
-    remote = float((r.first_hop_tier == "scale_out").mean())  # GPU pairs across the scale-out tier
+    remote = float((r.pair_tier == "scale_out").mean())  # GPU pairs across the scale-out tier
     sms = cluster.gpu.sm_count
     peers = np.broadcast_to(load.peers, (len(link_bytes),))
     latency = wire + np.array([transport.latency(phase, {t for t, on in used.items() if on[i]}, remote, load.slots,
@@ -295,7 +296,7 @@ def phase_times(link_bytes: np.ndarray, pair_bytes: np.ndarray, cluster: Cluster
 def busiest_peer(pair_bytes: np.ndarray, r: Routes) -> tuple[np.ndarray, np.ndarray]:
     """(bytes of the busiest GPU pair joined by NVLink, the most GPUs one GPU sends bytes to, over any tier),
     each (layers,), from ``pair_bytes`` (layers, ep, ep)."""
-    on_nvlink = r.first_hop_tier == "nvlink"
+    on_nvlink = r.pair_tier == "nvlink"
     peer_bytes = np.where(on_nvlink[None], pair_bytes, 0.0).reshape(len(pair_bytes), -1).max(axis=1, initial=0.0)
     off_self = ~np.eye(r.ep_size, dtype=bool)
     return peer_bytes, ((pair_bytes > 0) & off_self[None]).sum(axis=2).max(axis=1, initial=0)
@@ -317,9 +318,9 @@ def tier_masks(cluster: Cluster) -> dict[str, np.ndarray]:
 
 
 def tier_bytes(pair_bytes: np.ndarray, r: Routes) -> dict:
-    """Mean bytes per layer leaving GPUs on each tier, {tier: bytes}."""
+    """Mean bytes per layer between GPU pairs of each tier (:attr:`Routes.pair_tier`), {tier: bytes}."""
     mean = pair_bytes.mean(axis=0)
-    return {t: float(mean[r.first_hop_tier == t].sum()) for t in TIERS}
+    return {t: float(mean[r.pair_tier == t].sum()) for t in TIERS}
 
 
 def phase_pairs(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: RoutingStats, ep_size: int,

@@ -36,14 +36,15 @@ class Routes:
         Share of pair ``src * ep_size + dst``'s bytes crossing each edge of ``cluster.edges``.
     path_latency_s : ndarray, shape (ep_size, ep_size)
         Wire latency of each pair's path (sum of ``latency_s`` along it), seconds.
-    first_hop_tier : ndarray of str, shape (ep_size, ep_size)
-        Tier of the link each pair leaves its source GPU on ('' on the diagonal).
+    pair_tier : ndarray of str, shape (ep_size, ep_size)
+        Tier of each pair: ``scale_out`` where its route crosses a scale-out link anywhere (a custom graph
+        may reach one through a switch), else the tier it leaves the source GPU on ('' on the diagonal).
     """
 
     ep_size: int
     fraction: sp.csr_matrix
     path_latency_s: np.ndarray
-    first_hop_tier: np.ndarray
+    pair_tier: np.ndarray
 
     def link_bytes(self, pair_bytes: np.ndarray) -> np.ndarray:
         """Bytes on every edge, shape (layers, edges), from ``pair_bytes`` shape (layers, ep, ep)."""
@@ -99,7 +100,9 @@ def build_routes(cluster: Cluster, ep_size: int) -> Routes:
     rows, cols, vals = (np.concatenate(x) for x in zip(*parts))
     fraction = sp.csr_matrix((vals, (rows, cols)), shape=(ep_size * ep_size, len(edges)))
     path_lat = (fraction @ lat).reshape(ep_size, ep_size)
-    return Routes(ep_size, fraction, path_lat, first_hop(fraction, eu, src_nodes, cluster.edge_tier, ep_size))
+    crosses = (fraction @ (cluster.edge_tier == "scale_out")).reshape(ep_size, ep_size) > 0
+    first = first_hop(fraction, eu, src_nodes, cluster.edge_tier, ep_size)
+    return Routes(ep_size, fraction, path_lat, np.where(crosses, "scale_out", first).astype(first.dtype))
 
 
 def gpu_distances(cluster: Cluster, nodes: list, eu: np.ndarray, ev: np.ndarray, is_gpu: np.ndarray,
