@@ -135,7 +135,7 @@ def test_a_row_faster_than_the_peak_is_refused_not_clamped(tmp_path):
 
 
 @pytest.mark.parametrize("text", ["gpu = 3", "[gemm_shape]\nn = 1", "[[gemm_shape]]\nshape='x'\nn=1\nk=1\ndtype='fp8'\nm=[1,2]\nefficiency=[0.5, 2]",
-                                  "[memory_kernel]\nbytes=[2,1]\nefficiency=[0.1,0.2]",
+                                  "[memory_kernel]\nbytes=[2,1]\nefficiency=[0.1,0.2]", "[memory]\nworkspace_fraction = 1.0",
                                   "[[allreduce]]\ngpus=8\nbytes=[256, 512]\nus=[5.0, -1.0]",
                                   "[[allreduce]]\ngpus=8\nbytes=[256]\nus=[5.0]\n[[allreduce]]\ngpus=8\nbytes=[256]\nus=[5.0]",
                                   "[[allreduce]]\ngpus=8\nbytes=[256]"])

@@ -241,12 +241,15 @@ def _load(files: tuple[str, ...], gpu_id: str | None = None) -> Calibration:
     flops = {"*": tables["flops"]["efficiency"]} | {k[len("efficiency_"):]: v for k, v in tables["flops"].items()
                                                       if k.startswith("efficiency_")}
     checks = ([("attention", k) for k in tables["attention"] if "efficiency" in k]
-              + [("hbm", "efficiency"), ("memory", "workspace_fraction")]
+              + [("hbm", "efficiency")]
               + ([("overlap", "hidden_fraction")] if "overlap" in tables else [])
               + [("flops", k) for k in tables["flops"] if k.startswith("eff")])
     for name, key in checks:
         if tables[name][key] > 1:
             raise CatalogError(f"must be <= 1, got {tables[name][key]}", tables[name]["_source"], f"{name}.{key}")
+    if tables["memory"]["workspace_fraction"] >= 1:  # the rest of HBM holds the weights and the KV cache
+        raise CatalogError(f"must be < 1, got {tables['memory']['workspace_fraction']}", tables["memory"]["_source"],
+                           "memory.workspace_fraction")
     mem = tables.get("memory_kernel")
     mem_x, mem_y = checked_curve(mem["bytes"], mem["efficiency"], mem["_source"], "memory_kernel") if mem else ((), ())
     floors = tables.get("kernel", {})
