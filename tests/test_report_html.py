@@ -262,3 +262,14 @@ def test_calibration_provenance_names_aiconfigurator_tables():
     assert validation("h200-sxm.toml [attention]") == aic
     assert validation("b200.toml [grouped_gemm]") == aic
     assert validation("h200-sxm.toml [gemm_shape]") == measured
+
+
+def test_a_pareto_figure_with_no_point_says_so_without_a_warning():
+    import warnings
+
+    from wideep.report.figures import pareto_svg
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        page = pareto_svg({"hgx-h100": []}, "nothing fits")
+    assert "no configuration fits in HBM" in page

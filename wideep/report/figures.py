@@ -78,7 +78,10 @@ def pareto_svg(fronts: dict[str, Sequence[Sequence[float]]], title: str) -> Any:
     ax.set_xlabel("tokens/s per user (interactivity): higher is a faster reply")
     ax.set_ylabel("output tokens/s per GPU (throughput)")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, frameon=False)
+    if any(fronts.values()):
+        ax.legend(fontsize=8, frameon=False)
+    else:
+        ax.text(0.5, 0.5, "no configuration fits in HBM", transform=ax.transAxes, ha="center", color="#666")
     return fig
 
 

@@ -137,7 +137,7 @@ def plan_text(d: dict) -> str:
     m = d["memory"]
     lines = [head, "", terms, "",
              f"decode step {d['step_ms']:.2f} ms ({d['sol_ratio']:.2f}x SOL), bound by {d['binding']}; "
-             f"{d['tokens_per_s_per_gpu']:,.0f} tokens/s/GPU, {d['tokens_per_s_per_user']:.1f} tokens/s/user",
+             f"{d['tokens_per_s_per_gpu']:,.0f} tokens/s/GPU, {fmt(d['tokens_per_s_per_user'])} tokens/s/user",
              f"prefill ({d['prefill']['micro_batches']} micro-batches) {d['prefill']['step_ms']:.1f} ms per chunk, "
              f"{d['prefill']['tokens_per_s_per_gpu']:,.0f} prompt tokens/s/GPU, bound by {d['prefill']['binding']}",
              f"cost at ${d['usd_per_gpu_hour']:.2f}/GPU-hour ({d['cost']['price_scenario']}): "
@@ -146,7 +146,7 @@ def plan_text(d: dict) -> str:
              f"fleet (prefill GPUs included) {d['tokens_per_s_per_MW']:,.0f} output tokens/s per MW, {d['joules_per_token']:.2f} J/output token",
              f"memory per GPU: weights {m['weights_GB']:.1f} GB + KV {m['kv_GB']:.1f} GB + workspace "
              f"{m['workspace_GB']:.1f} GB = {m['total_GB']:.1f} of {m['usable_GB']:.0f} GB "
-             f"({'fits' if m['fits'] else 'DOES NOT FIT'}); max batch {m['max_batch']} at this context, "
+             f"({'fits' if m['fits'] else 'DOES NOT FIT'}); max batch {m['max_batch']:,} at this context, "
              f"max context {m['max_context']:,} at this batch"]
     if d.get("calibration"):
         lines.append("calibration: " + "; ".join(f"{src} ({', '.join(terms)})"
