@@ -304,3 +304,20 @@ def test_unwritable_output_fails_first_and_writes_nothing(tmp_path):
     r = run_quick("place", "--model", "mixtral-8x7b", "--topology", "hgx-h100", "--gpus", "8", "--routing",
                   "uniform", "--out", str(tmp_path))
     assert_one_line_error(r, "--out", "is a folder")
+
+
+@pytest.mark.parametrize("args", [
+    lambda d: ["plan", "--topology", "hgx-h200", "--calibration", d],
+    lambda d: ["plan", "--topology", d + "/"],
+    lambda d: [*A2A, "--placement", d],
+])
+def test_a_folder_where_a_file_belongs_is_named_a_folder(tmp_path, args):
+    folder = tmp_path / "cal"
+    folder.mkdir()
+    assert_one_line_error(run_quick(*args(str(folder))), "is a folder, not a file")
+
+
+def test_a_file_that_is_not_numpy_is_named_so_not_called_pickled(tmp_path):
+    path = tmp_path / "stats.npz"
+    path.write_bytes(b"not a zip archive")
+    assert_one_line_error(run_quick(*A2A, "--routing", str(path)), "stats.npz: is not a numpy file (.npy or .npz)")

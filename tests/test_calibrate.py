@@ -371,3 +371,8 @@ def test_aic_engines_are_named_in_the_error():
     assert set(ENGINE_VERSIONS) == {"trtllm", "sglang"}
     with pytest.raises(InputError, match="unknown engine 'vllm' \\(choose trtllm, sglang\\)"):
         aic_tables(Path("/nonexistent"), load_gpu("gb200"), [load_model("deepseek-v3")], "vllm")
+
+
+def test_two_sources_at_once_is_one_line():
+    result = run_cli("calibrate", "--from-raw", str(RAW), "--from-aic", "auto")
+    assert result.returncode == 2 and "--from-aic: give --from-raw or --from-aic, not both" in result.stderr

@@ -462,6 +462,8 @@ def calibrate_cmd(gpu: str = typer.Option("h200-sxm", "--gpu", help="GPU catalog
     """
     from wideep.calibrate import calibrate
 
+    if from_raw is not None and from_aic is not None:
+        raise InputError("give --from-raw or --from-aic, not both", "--from-aic")
     check_writable(out_file, "--out")
     check_writable(raw, "--raw")
     command = "wideep calibrate " + shlex.join(sys.argv[2:])

@@ -42,12 +42,17 @@ def looks_like_path(name: str) -> bool:
     return name.endswith((".toml", ".json")) or "/" in name or "\\" in name
 
 
+def not_a_file(path: Path) -> str:
+    """Why ``path``, which is not a readable file, cannot be read: the problem of the error raised."""
+    return "is a folder, not a file" if path.is_dir() else "no such file"
+
+
 def resolve(kind: str, name: str) -> Path:
     """Path of a catalog id or of a user's file; unknown ids suggest the closest ones."""
     if looks_like_path(name):
         path = Path(name)
         if not path.is_file():
-            raise NotFoundError("no such file", str(path))
+            raise NotFoundError(not_a_file(path), str(path))
         return path
     path = catalog_file(kind, name)
     if path is not None:

@@ -14,6 +14,8 @@ import numpy as np
 
 from wideep.core.errors import CatalogError, WideEPError
 
+#: How a .npy file (numpy's format) and an .npz archive (a zip file) begin.
+MAGICS = (b"\x93NUMPY", b"PK\x03\x04", b"PK\x05\x06")
 OBJECTS = ("holds an array of Python objects (stored pickled), which wideep never loads; "
            "save plain numeric arrays (e.g. numpy.int32, numpy.float64)")
 
@@ -42,12 +44,17 @@ def load_arrays(path: Path, error: type[WideEPError], archive: bool = False):
     """
     try:
         with open(path, "rb") as fh, warnings.catch_warnings():
+            if not fh.read(6).startswith(MAGICS):  # np.load takes any other file for a pickle
+                raise error("is not a numpy file (.npy or .npz)", str(path))
+            fh.seek(0)
             warnings.simplefilter("ignore")  # numpy parses a damaged header as Python and may warn on it
             data = np.load(fh, allow_pickle=False)
             if isinstance(data, np.ndarray):
                 return None if archive else data
             with data:
                 return {name: data[name] for name in data.files} if archive else None
+    except WideEPError:
+        raise
     except Exception as exc:  # numpy, zipfile and zlib raise many types for a bad header, member or size
         raise read_error(exc, path, error) from None
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wideep.core.catalog import KINDS, Field, catalog_root, check_table, read_file, sub_table
+from wideep.core.catalog import KINDS, Field, catalog_root, check_table, not_a_file, read_file, sub_table
 from wideep.core.curves import checked_curve, log_interp
 from wideep.core.errors import CatalogError
 from wideep.core.units import DTYPES
@@ -220,7 +220,7 @@ def _load(files: tuple[str, ...], gpu_id: str | None = None) -> Calibration:
     for f in files:
         path = Path(f)
         if not path.is_file():
-            raise CatalogError("no such file", f)
+            raise CatalogError(not_a_file(path), f)
         data = read_file(path)
         spec = ({k: Field(dict, required=(f == files[0])) for k in CALIBRATION_TABLES}
                 | {k: Field(dict, required=False) for k in OPTIONAL_TABLES | {"stamp": None}}

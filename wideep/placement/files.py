@@ -24,6 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
+from wideep.core.catalog import not_a_file
 from wideep.core.fileio import write_text_atomic
 from wideep.core.npfile import load_npy
 from wideep.core.parse import parse_json
@@ -137,7 +138,7 @@ def read_placement_table(path: str | Path) -> tuple[np.ndarray, str]:
     p = Path(path)
     src = str(p)
     if not p.is_file():
-        raise InputError("no such file", src)
+        raise InputError(not_a_file(p), src)
     if p.suffix.lower() == ".npy":
         return read_npy(p), NPY_FIELD
     try:
