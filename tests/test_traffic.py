@@ -545,3 +545,9 @@ def test_plan_names_the_send_blocks_when_they_bind():
 
     assert dispatch_binding("mixtral-8x7b") == "sms"
     assert dispatch_binding("deepseek-v3") in ("nvlink", "latency")
+
+
+def test_an_ep_group_of_one_sends_nothing_and_names_no_link():
+    stats = synthetic_routing(DSV3, "uniform", 64, seed=0, layers=1)
+    r = a2a(DSV3, load_cluster("hgx-h100", 8), contiguous_phy2log(1, 256, 256), stats, 1, 64, "deepep-ll")
+    assert r.dispatch_s == r.combine_s == 0 and r.binding_link == r.combine_binding_link == "none"

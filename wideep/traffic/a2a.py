@@ -284,13 +284,15 @@ def phase_times(link_bytes: np.ndarray, pair_bytes: np.ndarray, cluster: Cluster
     sending = transport.send_time(phase, load.tokens_per_gpu, np.asarray(load.sent_bytes, dtype=float), load.slots, sms,
                                   relaying, load.reduced_bytes)
     sending = np.where(np.any(list(used.values()), axis=0), sending, 0.0)  # nothing sent: no kernel time either
-    binding = int(busy.mean(axis=0).argmax()) if busy.size else 0
-    u, v = cluster.edges[binding]
+    mean_busy = busy.mean(axis=0)
+    binding = int(mean_busy.argmax()) if busy.size and mean_busy.max() > 0 else None  # None: no link carries bytes
+    u, v = cluster.edges[binding] if binding is not None else ("", "")
     link_s = busy.max(axis=1) + transport.peer_time(phase, load.peer_bytes)
     return {"layer_s": np.maximum(link_s, sending) + latency,
             "send_s": float(np.where(sending >= link_s, sending, 0.0).mean()),
-            "sol_s": (link_bytes / bw).max(axis=1).mean(),
-            "latency_s": float(latency.mean()), "binding": f"{u}->{v}", "tier": str(cluster.edge_tier[binding])}
+            "sol_s": (link_bytes / bw).max(axis=1).mean(), "latency_s": float(latency.mean()),
+            "binding": f"{u}->{v}" if binding is not None else "none",
+            "tier": str(cluster.edge_tier[binding]) if binding is not None else ""}
 
 
 def busiest_peer(pair_bytes: np.ndarray, r: Routes) -> tuple[np.ndarray, np.ndarray]:
