@@ -220,3 +220,16 @@ def test_routing_groups_must_hold_top_k_experts():
     cfg = tomllib.loads((Path(__file__).resolve().parents[1] / "models" / "deepseek-v3.toml").read_text())["config"]
     with pytest.raises(CatalogError, match=r"config\.topk_group: topk_group \(1\) groups hold fewer experts"):
         model_from_config(dict(cfg, n_group=64, topk_group=1), "x", "x.toml")
+
+
+def test_context_longer_than_the_model_encodes_is_an_error():
+    from wideep.core.errors import InputError
+    from wideep.specs.model import kv_usage
+
+    mixtral = load_model("mixtral-8x7b")
+    assert mixtral.max_context == 32768 and load_model("llama-4-scout").max_context == 10_485_760  # text_config's
+    assert load_model("dbrx").max_context is None  # its config names none: no limit
+    with pytest.raises(InputError, match="--context: mixtral-8x7b encodes at most 32,768 tokens"):
+        kv_usage(mixtral, 40_000, "bf16")
+    with pytest.raises(InputError, match="--osl: .* got ISL \\+ OSL = 34,000"):
+        plan(PlanSpec(model="mixtral-8x7b", topology="hgx-h200", ep=8, isl=30_000, osl=4_000))

@@ -17,7 +17,7 @@ from wideep.perf.cost import Cost, cost
 from wideep.core.errors import InputError
 from wideep.specs.hardware import GPU
 from wideep.perf.memory import MemoryFit, kv_bytes_per_sequence, memory_fit, mtp_modules, prefill_fits
-from wideep.specs.model import Model, load_model
+from wideep.specs.model import Model, check_context, load_model
 from wideep.perf.step import calibration_sources, check_dtypes, step_time
 from wideep.perf.workload import CommCurve, ExpertParallel, StepResult, single_gpu
 from wideep.placement.objective import Basis
@@ -187,6 +187,8 @@ def check_spec(spec: PlanSpec, model: Model) -> int:
                          "is not modelled", "--mtp")
     if spec.seed < 0:
         raise InputError(f"must be >= 0, got {spec.seed}", "--seed")
+    check_context(spec.decode_context, model, "--context" if spec.context is not None else "--isl")
+    check_context(spec.isl + spec.osl, model, "--osl", "ISL + OSL = ")  # a whole request: prompt and output
     for option, name in (("--dispatch-dtype", spec.dispatch_dtype), ("--combine-dtype", spec.combine_dtype)):
         units.dtype(name, option)
     if gpus < spec.ep or gpus % max(spec.ep, 1):

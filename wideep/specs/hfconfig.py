@@ -281,6 +281,7 @@ def config_fields(cfg: dict[str, Any], source: str, prefix: str = "config.") -> 
         raise CatalogError(f"unsupported architecture {arch!r} (supported: {', '.join(PARSERS)})",
                            source, prefix + "architectures")
     fields = PARSERS[arch](ConfigReader(cfg, source, prefix))
+    fields["max_context"] = max_positions(cfg, source, prefix)
     if fields["n_experts"] and not 0 < fields["top_k"] <= fields["n_experts"]:
         raise CatalogError(f"top-k ({fields['top_k']}) must be between 1 and the number of experts "
                            f"({fields['n_experts']})", source, prefix + "num_experts_per_tok")
@@ -290,3 +291,12 @@ def config_fields(cfg: dict[str, Any], source: str, prefix: str = "config.") -> 
         raise CatalogError(f"topk_group ({fields['topk_group']}) groups hold fewer experts than top-k "
                            f"({fields['top_k']})", source, prefix + "topk_group")
     return arch, fields
+
+
+def max_positions(cfg: dict[str, Any], source: str, prefix: str) -> int | None:
+    """``max_position_embeddings`` (top level, else ``text_config``'s): the longest sequence the model encodes;
+    None where the config names none."""
+    text = cfg.get("text_config")
+    if "max_position_embeddings" not in cfg and isinstance(text, dict):
+        return ConfigReader(text, source, prefix + "text_config.").get("max_position_embeddings", None, most=1 << 30)
+    return ConfigReader(cfg, source, prefix).get("max_position_embeddings", None, most=1 << 30)

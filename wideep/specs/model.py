@@ -80,6 +80,7 @@ class Model:
     active_counts_lm_head: bool = True
     published_active_tolerance: float = 0.03  # relative; only a model whose miss is stated in its file widens it
     popularity_sigma: tuple[float, float] | None = None  # (group, expert) spread of measured routing, if any
+    max_context: int | None = None  # tokens of the longest sequence it encodes (max_position_embeddings), if named
 
     @property
     def is_moe(self) -> bool:
@@ -227,6 +228,7 @@ class Model:
             "attention": self.attention_label,
             "sliding_layers": self.attention.sliding_layers, "sliding_window_tokens": self.attention.sliding_window,
             "dsa_index_topk": self.attention.index_topk, "linear_attention_layers": self.linear_layers,
+            "max_context_tokens": self.max_context,
             "total_params_B": self.total_params / units.BILLION, "active_params_B": self.active_params_as_published / units.BILLION,
             "published_total_params_B": self.published_total_B,
             "published_active_params_B": self.published_active_B,
@@ -284,15 +286,19 @@ def popularity_sigma(table: dict[str, Any] | None, source: str) -> tuple[float, 
 
 def kv_usage(model: Model, context_tokens: int, kv: str | DType | KVFormat) -> dict[str, Any]:
     """KV cache of one sequence: bytes per token and in total (GB and GiB too), layout ``kv``."""
-    check_context(context_tokens)
+    check_context(context_tokens, model)
     total = model.kv_bytes(context_tokens, kv)
     return {"model": model.id, "attention": model.attention_label, "context_tokens": context_tokens,
             "kv_dtype": model.kv_format(kv).name, "kv_bytes_per_token": total / context_tokens, "kv_bytes_total": total,
             "kv_GB_total": total / units.GB, "kv_GiB_total": total / units.GiB}
 
 
-def check_context(context_tokens: int) -> None:
-    """A context length must be a positive number of tokens (``--context``)."""
+def check_context(context_tokens: int, model: Model | None = None, option: str = "--context", what: str = "") -> None:
+    """A context length must be a positive number of tokens, and no longer than ``model`` encodes (``what``
+    names the length in the message when it is not the option's own value)."""
     if context_tokens <= 0:
-        raise InputError(f"must be > 0, got {context_tokens}", "--context")
-    check_option("--context", context_tokens)
+        raise InputError(f"must be > 0, got {context_tokens}", option)
+    check_option(option, context_tokens)
+    if model is not None and model.max_context is not None and context_tokens > model.max_context:
+        raise InputError(f"{model.id} encodes at most {model.max_context:,} tokens (max_position_embeddings), got "
+                         f"{what}{context_tokens:,}", option)
