@@ -101,8 +101,11 @@ def shape_curves(rows: list[dict], gpu: GPU, keys: tuple[str, ...], source: str,
             roof_s = gemm_roofline_s(gpu, r["dtype"], r["m"], r["n"], r["k"], r.get("experts", 1))
             groups.setdefault(tuple(r[k] for k in keys) + (r["dtype"],), []).append(
                 (r["m"], efficiency(roof_s, r["s"], gpu, source, f"{section}[{i}]")))
-    return [dict(zip(keys + ("dtype",), key)) | {"m": [m for m, _ in sorted(pts)], "efficiency": [e for _, e in sorted(pts)]}
-            for key, pts in groups.items()]
+    curves = []
+    for key, pts in groups.items():
+        pts.sort()
+        curves.append(dict(zip(keys + ("dtype",), key)) | {"m": [m for m, _ in pts], "efficiency": [e for _, e in pts]})
+    return curves
 
 
 def expert_curve(grouped: list[dict], dtype: str, experts: int = 8) -> tuple[list[int], list[float]]:
