@@ -376,3 +376,16 @@ def test_aic_engines_are_named_in_the_error():
 def test_two_sources_at_once_is_one_line():
     result = run_cli("calibrate", "--from-raw", str(RAW), "--from-aic", "auto")
     assert result.returncode == 2 and "--from-aic: give --from-raw or --from-aic, not both" in result.stderr
+
+
+def test_fewer_local_experts_never_take_longer_between_measured_counts():
+    """The H200 file measures 2, 8 and 32 local experts: EP72 (4 slots) reads fewer bytes than EP64 (5) and
+    must not take longer; 4 experts sit between the 2- and 8-expert curves."""
+    from wideep.plan import PlanSpec, plan
+
+    routed = [plan(PlanSpec(topology="hgx-h200", batch=1, ep=ep)).decode.breakdown_ms["routed_experts"]
+              for ep in (32, 64, 72, 128)]
+    assert routed == sorted(routed, reverse=True)
+    cal = load_calibration("h200-sxm")
+    two, four, eight = (cal.shape_efficiency(16, "fp8", 4096, 7168, e) for e in (2, 4, 8))
+    assert min(two, eight) <= four <= max(two, eight)

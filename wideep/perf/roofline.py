@@ -163,13 +163,37 @@ class Calibration:
     def shape_efficiency(self, m: float, dtype: str, n: int, k: int, experts: int = 0) -> float | None:
         """Measured efficiency at ``m`` of the nearest measured shape, or None.
 
-        Grouped curves end where their tables do (AIConfigurator's MoE rows at 512 rows per expert); past that
-        a grouped GEMM runs as its experts' dense GEMMs do, so the efficiency follows the nearest measured dense
-        shape's curve from the grouped curve's last point (their ratio there kept), where there is one."""
+        A grouped GEMM between two measured local-expert counts of its shape (2 and 8, say, for 4) takes the
+        two curves' efficiencies interpolated in log(experts), so fewer experts never cost more time than
+        the next measured count gives. Grouped curves end where their tables do (AIConfigurator's MoE rows at
+        512 rows per expert); past that a grouped GEMM runs as its experts' dense GEMMs do, so the efficiency
+        follows the nearest measured dense shape's curve from the grouped curve's last point (their ratio
+        there kept), where there is one."""
         curve = self.shape_curve(dtype, n, k, experts)
         if curve is None:
             return None
-        dense = self.shape_curve(dtype, n, k) if experts and m > curve.m[-1] else None
+        if not experts:
+            return curve.efficiency_at(m)
+        lo, hi = self.expert_bracket(curve, experts)
+        if lo is hi:
+            return self.grouped_efficiency(lo, m)
+        w = np.log(experts / lo.experts) / np.log(hi.experts / lo.experts)
+        return float((1 - w) * self.grouped_efficiency(lo, m) + w * self.grouped_efficiency(hi, m))
+
+    def expert_bracket(self, curve: ShapeCurve, experts: int) -> tuple[ShapeCurve, ShapeCurve]:
+        """The curves of ``curve``'s shape measured at the nearest expert counts at or below and at or above
+        ``experts`` (``curve`` itself on a side with none)."""
+        key = ("bracket", curve.dtype, curve.n, curve.k, curve.covers, experts)
+        if key not in self._nearest:
+            same = [c for c in self.grouped if (c.dtype, c.n, c.k, c.covers) == (curve.dtype, curve.n, curve.k, curve.covers)]
+            lo = max((c for c in same if c.experts <= experts), key=lambda c: c.experts, default=curve)
+            hi = min((c for c in same if c.experts >= experts), key=lambda c: c.experts, default=curve)
+            self._nearest[key] = (lo, hi) if lo.experts < hi.experts else (curve, curve)
+        return self._nearest[key]
+
+    def grouped_efficiency(self, curve: ShapeCurve, m: float) -> float:
+        """``curve``'s efficiency at ``m``, past its last measured m following the nearest dense shape."""
+        dense = self.shape_curve(curve.dtype, curve.n, curve.k) if m > curve.m[-1] else None
         if dense is None:
             return curve.efficiency_at(m)
         return min(1.0, curve.efficiency[-1] * dense.efficiency_at(m) / dense.efficiency_at(curve.m[-1]))
