@@ -68,7 +68,8 @@ OPTIONS = {"weights": "--dtype", "attention": "--attn-dtype", "kv": "--kv-dtype"
 class MemoryFit:
     """Bytes per GPU and the largest batch and context that fit (all bytes, per GPU).
 
-    ``max_batch`` is at the plan's context, ``max_context`` at the plan's batch; 0 when nothing fits.
+    ``max_batch`` is at the plan's context, ``max_context`` at the plan's batch (at most the tokens the model
+    encodes); 0 when nothing fits.
     """
 
     weights_bytes: float
@@ -192,9 +193,9 @@ def memory_fit(model: Model, gpu: GPU, slots_per_gpu: int, sequences: float, con
     free = gpu.hbm_usable_bytes - weights - workspace
     per_seq = kv_rank_bytes(model, kv_bytes_per_sequence(model, context, prec, mtp), tp, mtp)
     kv = sequences * per_seq
+    longest = min(max_context(model, free, max(sequences, 1), prec, mtp, tp), model.max_context or MAX_CONTEXT_SEARCH)
     return MemoryFit(weights, experts, kv, workspace, gpu.hbm_usable_bytes, kv <= free,
-                     max(0, int(free // per_seq)) if free > 0 else 0,
-                     max_context(model, free, max(sequences, 1), prec, mtp, tp))
+                     max(0, int(free // per_seq)) if free > 0 else 0, longest)
 
 
 MAX_CONTEXT_SEARCH = 2**40  # contexts searched: [0, MAX_CONTEXT_SEARCH - 1]
