@@ -233,3 +233,5 @@ def test_context_longer_than_the_model_encodes_is_an_error():
         kv_usage(mixtral, 40_000, "bf16")
     with pytest.raises(InputError, match="--osl: .* got ISL \\+ OSL = 34,000"):
         plan(PlanSpec(model="mixtral-8x7b", topology="hgx-h200", ep=8, isl=30_000, osl=4_000))
+    # and a plan never offers a longer context than the model encodes, however much HBM is free
+    assert plan(PlanSpec(topology="hgx-h200", ep=8, tp=8, batch=1)).to_dict()["memory"]["max_context"] == 163_840
