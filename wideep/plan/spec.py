@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral, Real
 from typing import TYPE_CHECKING
 
+from wideep.core.errors import InputError
 from wideep.core.limits import check_fraction, check_option
 
 if TYPE_CHECKING:
     from wideep.perf.memory import Precision
     from wideep.perf.workload import Workload
 
+#: PlanSpec fields that count (GPUs, sequences, tokens) and those that are any real number.
+WHOLE = ("ep", "tp", "gpus", "batch", "context", "mtp", "redundant", "prefill_tokens", "isl", "osl", "seed")
+REAL = ("acceptance", "cache_hit", "price_per_gpu_hour")
 DEFAULT_EP = 32  # EP group of an MoE model when none is given: four HGX nodes, or 32 GPUs of an NVL72 rack
 
 
@@ -59,7 +64,13 @@ class PlanSpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        """Sizes and fractions out of range raise at once, before any model or module behind a plan loads."""
+        """Wrong types, and sizes and fractions out of range, raise at once, before any model or module behind a
+        plan loads."""
+        for name in WHOLE + REAL:
+            value, kind = getattr(self, name), Integral if name in WHOLE else Real
+            if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+                what = "a whole number" if kind is Integral else "a number"
+                raise InputError(f"must be {what}, got {value!r}", "--" + name.replace("_", "-"))
         for option, value in (("--mtp", self.mtp), ("--batch", self.batch), ("--context", self.context), ("--tp", self.tp),
                               ("--prefill-tokens", self.prefill_tokens), ("--isl", self.isl), ("--osl", self.osl)):
             if value is not None:  # --context None: taken from --isl and --osl
