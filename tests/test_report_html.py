@@ -262,6 +262,19 @@ def test_calibration_provenance_names_aiconfigurator_tables():
     assert validation("h200-sxm.toml [attention]") == aic
     assert validation("b200.toml [grouped_gemm]") == aic
     assert validation("h200-sxm.toml [gemm_shape]") == measured
+    # what is neither: the all-reduce model, a count on the routing sample, a file the user gave
+    assert "fitted on one measured series" in validation("collectives/allreduce.toml")
+    assert "nothing fitted" in validation("counted on a held-out uniform routing sample (4 MoE layers, 1 steps)")
+    assert validation("my-cal.toml [gemm]") == "the calibration file given with --calibration"
+
+
+def test_the_step_text_says_whether_micro_batches_overlap():
+    from wideep.plan import PlanSpec, plan
+    from wideep.report.pages import step_sections
+
+    for overlap, words in (("none", "One micro-batch: nothing overlaps"), ("tbo", "Two micro-batches overlap")):
+        p = plan(PlanSpec(topology="hgx-h100", overlap=overlap))
+        assert words in step_sections(p, p.to_dict())[0].explain
 
 
 def test_a_pareto_figure_with_no_point_says_so_without_a_warning():

@@ -34,8 +34,10 @@ COST_TEXT = ("Top: the cheapest price per million tokens each system reaches whi
 TERMS_TEXT = ("Where the decode step's time goes, term by term, for {what}. The coloured bar is the modelled time, "
               "its colour the resource that binds that term; the hatched bar is its speed of light (SOL): the time "
               "if that resource ran at its datasheet peak with no latency. The gap between them is what better "
-              "kernels or communication could still win. Two micro-batches overlap communication with compute, "
-              "so the terms add up to more than the step.")
+              "kernels or communication could still win. {overlap}")
+#: The last sentence of TERMS_TEXT, by the decode step's micro-batches.
+OVERLAP_TEXT = {1: "One micro-batch: nothing overlaps, so the terms add up to the step.",
+                2: "Two micro-batches overlap communication with compute, so the terms add up to more than the step."}
 GRAPH_TEXT = ("The cluster as wideep models it: GPUs (circles), NVLink switches (green; one node stands for a "
               "domain's switch chips), NICs (red) and the leaf and spine switches of the scale-out network. Each "
               "link is coloured by how long {what} keeps it busy (bytes over bandwidth, the busier direction), as a "
@@ -54,9 +56,15 @@ def validation(source: str) -> str:
                 "build (per GPU where the file has a [gpu] table); its other measured series are held out")
     if source.startswith("default.toml"):
         return "published kernel benchmarks (DeepGEMM, FlashMLA, a measured H200) taken for every GPU: an assumption"
+    if source.startswith("collectives/"):
+        return "collective model fitted on one measured series (8-GPU H200 custom all-reduce); the others are held out"
+    if source.startswith("counted on"):
+        return "counted on the plan's own routing sample: nothing fitted"
     if "aic" in source.lower() or read_from_aic(source):
         return "NVIDIA AIConfigurator's measured kernel tables"
-    return "measured on this GPU by wideep calibrate"
+    if calibration_stamp(source.partition(" [")[0]):
+        return "measured on this GPU by wideep calibrate"
+    return "the calibration file given with --calibration"
 
 
 def read_from_aic(source: str) -> bool:
@@ -158,7 +166,8 @@ def step_sections(p: Any, d: dict, what: str = "") -> list[Section]:
     """One plan's decode step by term and, with expert parallelism, its cluster graph (``d``: ``p.to_dict()``;
     ``what``: a clause after the system's name in the terms text, e.g. which row of a table)."""
     name = f"{d['system']} x{d['gpus']}"
-    out = [Section(f"{name}: where the step goes", TERMS_TEXT.format(what=name + what),
+    out = [Section(f"{name}: where the step goes",
+                   TERMS_TEXT.format(what=name + what, overlap=OVERLAP_TEXT[p.decode.micro_batches]),
                    figure_html(figures.terms_svg(d["terms"], d["step_ms"], f"{name}: decode step by term"),
                                f"decode step {d['step_ms']:.2f} ms, {d['sol_ratio']:.2f}x its SOL, bound by "
                                f"{RESOURCE_WORDS.get(d['binding'], d['binding'])}", "terms"))]
