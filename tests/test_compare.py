@@ -91,3 +91,16 @@ def test_bad_input_one_line_exit_2(args, source):
     r = run_cli(*args)
     assert r.returncode == 2, r.stdout + r.stderr
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("wideep: error:") and source in r.stderr
+
+
+def test_systems_on_differently_made_calibrations_are_flagged():
+    """H100 runs on published H800 kernel figures, H200 on its own PyTorch measurements: a comparison says so;
+    B200 and GB200 both run on AIConfigurator's tables: nothing to say."""
+    from wideep.plan import PlanSpec, compare_topologies
+    from wideep.plan.comparison import calibration_note
+
+    both = compare_topologies(PlanSpec(batch=32), ("hgx-h100", "hgx-h200"))
+    note = both.to_dict()["note"]
+    assert "hgx-h100: published kernel benchmarks" in note and "hgx-h200: kernels measured by wideep calibrate" in note
+    assert calibration_note({p.system: p.calibration for p in both.plans[:1]}) == ""
+    assert compare_topologies(PlanSpec(batch=32), ("hgx-b200", "gb200-nvl72")).to_dict()["note"] == ""

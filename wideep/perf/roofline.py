@@ -219,6 +219,34 @@ def calibration_dir() -> Path:
     return catalog_root() / KINDS["calibration"]
 
 
+#: Where a calibration table's efficiencies come from (:func:`kernel_origin`), in words.
+ORIGIN_WORDS = {"published": "published kernel benchmarks (DeepGEMM, FlashMLA on H800; default.toml)",
+                "aic": "NVIDIA AIConfigurator's measured TensorRT-LLM kernels",
+                "measured": "kernels measured by wideep calibrate (PyTorch's)",
+                "given": "a calibration file given with --calibration"}
+
+
+def kernel_origin(source: str) -> str:
+    """Where the calibration table ``source`` ("file [table]", as a plan's ``calibration`` names it) came
+    from, a key of :data:`ORIGIN_WORDS`: the catalog's default file, AIConfigurator (the file's stamp names it
+    as the whole file's source or as ``table``'s), a file of ``wideep calibrate`` (any other stamp), else a
+    file the user gave."""
+    if source.startswith("default.toml"):
+        return "published"
+    name, _, table = source.partition(" [")
+    stamp = calibration_stamp(name)
+    if "AIConfigurator" in str(stamp.get("source", "")) or f"{table.rstrip(']')}_table" in stamp:
+        return "aic"
+    return "measured" if stamp else "given"
+
+
+@lru_cache(maxsize=None)
+def calibration_stamp(name: str) -> dict:
+    """The ``[stamp]`` of calibration file ``name`` (in the catalog, or a path) ({} without one), read once."""
+    path = calibration_dir() / name
+    return read_file(path).get("stamp", {}) if path.is_file() else {}
+
+
 def load_calibration(gpu_id: str | None = None, path: str | None = None) -> Calibration:
     """Calibration for a GPU: ``default.toml`` overlaid with ``<gpu_id>.toml`` when that file exists.
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from wideep.core import units
+from wideep.perf.roofline import ORIGIN_WORDS, kernel_origin
 from wideep.plan.deployment import Plan, plan
 from wideep.plan.spec import PlanSpec
 
 DEFAULT_COMPARISON = ("hgx-h100", "gb200-nvl72")  # DeepSeek-V3 EP32 on 4x HGX H100 vs one NVL72
+#: The compute terms whose kernel efficiencies a comparison of systems rests on.
+KERNEL_TERMS = ("routed_experts", "attn_proj", "attn_core")
 
 
 @dataclass(frozen=True)
@@ -19,7 +22,21 @@ class Comparison:
     why: str = field(default="")
 
     def to_dict(self) -> dict:
-        return {"plans": [p.to_dict() for p in self.plans], "why": self.why}
+        return {"plans": [p.to_dict() for p in self.plans], "why": self.why,
+                "note": calibration_note({p.system: p.calibration for p in self.plans})}
+
+
+def calibration_note(calibrations: dict[str, dict[str, str]]) -> str:
+    """'' when every system's kernel efficiencies come from the same kind of source; else a sentence naming
+    each system's, since part of every difference between them is then the kernels', not the hardware's.
+    ``calibrations``: {system: a plan's ``calibration`` (term -> file [table])}."""
+    origins = {system: " + ".join(dict.fromkeys(ORIGIN_WORDS[kernel_origin(cal[t])] for t in KERNEL_TERMS if t in cal))
+               for system, cal in calibrations.items()}
+    if len(set(origins.values())) < 2:
+        return ""
+    return ("note: the systems' kernel efficiencies come from different sources ("
+            + "; ".join(f"{system}: {words}" for system, words in origins.items())
+            + "), so part of each difference is the kernels', not the hardware's")
 
 
 def compare_topologies(spec: PlanSpec, topologies: tuple[str, ...] = DEFAULT_COMPARISON) -> Comparison:

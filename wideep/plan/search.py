@@ -145,8 +145,9 @@ def pareto(points: list[dict]) -> list[dict]:
 
 def search_system(spec: PlanSpec, topology: str, targets: Targets, modes: tuple[str, ...],
                   max_gpus: int | None) -> dict:
-    """{"best": point or None, "pareto": [points], "candidates": count} for one system."""
-    points, specs = [], candidates(spec, topology, max_gpus)
+    """{"best": point or None, "pareto": [points], "candidates": count, "calibration": the first planned
+    candidate's term -> file [table]} for one system."""
+    points, specs, calibration = [], candidates(spec, topology, max_gpus), {}
     for i, s in enumerate(specs):
         progress.advance(f"search {topology}", i + 1, len(specs))
         try:
@@ -156,10 +157,10 @@ def search_system(spec: PlanSpec, topology: str, targets: Targets, modes: tuple[
         except WideEPError:  # a candidate the system cannot run (EP larger than it builds, prefill OOM...)
             continue
         points += [point(p, m) for m in modes]
+        calibration = calibration or p.calibration
     ok = [q for q in points if targets.met(q)]
     cheapest = min(ok, key=lambda q: (round(q["usd_per_mtok"], 9), q["tpot_ms"]), default=None)  # tie: faster
-    return {"best": cheapest, "pareto": pareto(points),
-            "candidates": len(points)}
+    return {"best": cheapest, "pareto": pareto(points), "candidates": len(points), "calibration": calibration}
 
 
 def cheapest_at(points: list[dict], level: float) -> dict | None:

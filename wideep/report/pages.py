@@ -8,13 +8,11 @@ the figure shows and how to read it, so the page stands without the README.
 from __future__ import annotations
 
 from dataclasses import replace
-from functools import lru_cache
 from typing import Any, Sequence
 
-from wideep.core.catalog import read_file
 from wideep.perf.cost import usd_per_mtok
-from wideep.perf.roofline import calibration_dir
-from wideep.plan.comparison import RESOURCE_WORDS
+from wideep.perf.roofline import kernel_origin
+from wideep.plan.comparison import RESOURCE_WORDS, calibration_note
 from wideep.report import figures, graphfig
 from wideep.report.html import Section, figure_html, page, paragraphs, pre, table_html
 
@@ -54,33 +52,15 @@ def validation(source: str) -> str:
     if source.startswith("transports/"):
         return ("fixed cost, bandwidth ramp and kernel limits fitted on a few measured series of one kernel "
                 "build (per GPU where the file has a [gpu] table); its other measured series are held out")
-    if source.startswith("default.toml"):
-        return "published kernel benchmarks (DeepGEMM, FlashMLA, a measured H200) taken for every GPU: an assumption"
     if source.startswith("collectives/"):
         return "collective model fitted on one measured series (8-GPU H200 custom all-reduce); the others are held out"
     if source.startswith("counted on"):
         return "counted on the plan's own routing sample: nothing fitted"
-    if "aic" in source.lower() or read_from_aic(source):
-        return "NVIDIA AIConfigurator's measured kernel tables"
-    if calibration_stamp(source.partition(" [")[0]):
-        return "measured on this GPU by wideep calibrate"
-    return "the calibration file given with --calibration"
-
-
-def read_from_aic(source: str) -> bool:
-    """Whether a catalog calibration file's table ("file [table]") was read from AIConfigurator: its stamp
-    names AIConfigurator as the file's source, or names the AIConfigurator table of ``table`` alone
-    (``attention_table`` in the H200 file)."""
-    name, _, table = source.partition(" [")
-    stamp = calibration_stamp(name)
-    return "AIConfigurator" in str(stamp.get("source", "")) or f"{table.rstrip(']')}_table" in stamp
-
-
-@lru_cache(maxsize=None)
-def calibration_stamp(name: str) -> dict:
-    """The ``[stamp]`` of catalog calibration file ``name`` ({} when there is no such file), read once."""
-    path = calibration_dir() / name
-    return read_file(path).get("stamp", {}) if path.is_file() else {}
+    return {"published": "published kernel benchmarks (DeepGEMM, FlashMLA, a measured H200) taken for every GPU: "
+                         "an assumption",
+            "aic": "NVIDIA AIConfigurator's measured kernel tables",
+            "measured": "measured on this GPU by wideep calibrate",
+            "given": "the calibration file given with --calibration"}[kernel_origin(source)]
 
 
 def calibration_table(calibration: dict) -> str:
@@ -196,7 +176,13 @@ def plan_page(plans: Sequence[Any], why: str = "", command: str = "") -> str:
     title = (f"{d0['model']} on " + " vs ".join(f"{p.system} x{p.gpus}" for p in plans) + ": one deployment planned")
     lead = ("How fast and at what price this deployment serves the model, what binds each part of its decode step, "
             "and how the expert-parallel all-to-all loads the cluster's links. " + why)
-    return page(title, lead, [s for p in plans for s in plan_sections(p)], command)
+    return page(title, lead + as_sentence(calibration_note({p.system: p.calibration for p in plans})), [s for p in plans for s in plan_sections(p)],
+                command)
+
+
+def as_sentence(note: str) -> str:
+    """`` Note...``: a lower-case note appended to a paragraph as its own sentence ('' for none)."""
+    return " " + note[0].upper() + note[1:] + "." if note else ""
 
 
 def compare_page(rep: dict, model: str, command: str = "", plans: Sequence[Any] = ()) -> str:
@@ -207,7 +193,7 @@ def compare_page(rep: dict, model: str, command: str = "", plans: Sequence[Any] 
     rows = rep["rows"]
     sections = [Section("The procurement table", "One row per system and configuration; units are in the headers. "
                         "tokens/s/GPU is decode throughput per GPU; $/Mtok output is the GPU-hour price over the "
-                        "tokens a GPU serves in an hour.",
+                        "tokens a GPU serves in an hour." + as_sentence(rep.get("note", "")),
                         table_html([[r[k] for k, _ in COLUMNS] for r in rows], [h for _, h in COLUMNS]))]
     curves = rep.get("curves") or {}
     if any(curves.values()):

@@ -168,7 +168,8 @@ def comparison_text(d: dict) -> str:
     p0 = plans[0]
     head = (f"{p0['model']}, {parallel_words(p0)}, context {p0['context']:,}, {p0['dtype']}, "
             f"placement {p0['placement']}, replica rule {p0['replica_rule']}")
-    return "\n".join([head, "", table(rows, [""] + [f"{p['system']} x{p['gpus']}" for p in plans]), "", d["why"]])
+    return "\n".join([head, "", table(rows, [""] + [f"{p['system']} x{p['gpus']}" for p in plans]), "", d["why"]]
+                     + ([d["note"]] if d.get("note") else []))
 
 
 def compare_text(rep: dict, columns: Sequence[tuple[str, str]]) -> str:
@@ -176,6 +177,8 @@ def compare_text(rep: dict, columns: Sequence[tuple[str, str]]) -> str:
     text = table([[r[k] for k, _ in columns] for r in rep["rows"]], [h for _, h in columns])
     if "replica_rule" in rep:
         text += f"\nplacement {rep['placement']}, replica rule {rep['replica_rule']}"
+    if rep.get("note"):
+        text += "\n" + rep["note"]
     lead = rep.get("lead")
     if lead:
         systems = [k for k in lead["rows"][0] if k not in ("tokens_per_s_per_user", "leader")] if lead["rows"] else []
@@ -279,4 +282,7 @@ def search_text(result: dict, columns: Sequence[tuple[str, str]], ratio: Sequenc
                  + [f"{t} / {first}" for t in others])
         parts.append("cost ratio by interactivity (cheapest point giving at least that many tokens/s/user):\n"
                      + table(cells, heads))
-    return "\n\n".join(parts)
+    from wideep.plan.comparison import calibration_note  # the plan layer loads with the search, not with the CLI
+
+    note = calibration_note({system: r.get("calibration", {}) for system, r in result.items()})
+    return "\n\n".join(parts + ([note] if note else []))
