@@ -109,8 +109,9 @@ def gemm_kernel(shape: GemmShape, m: float, dt_name: str, gpu: GPU, cal: Calibra
     measured = cal.shape_efficiency(m, dt_name, shape.n, shape.k, local_experts)
     eff = measured if measured is not None else cal.gemm(m, dt_name)
     flops_s, hbm_s = flops / gpu.flops(compute), nbytes / gpu.hbm_Bps
-    return Term(shape.name, max(cal.gemm_floor_s, max(flops_s, hbm_s) / eff), max(flops_s, hbm_s),
-                "flops" if flops_s >= hbm_s else "hbm", flops, nbytes)
+    time_s = max(flops_s, hbm_s) / eff
+    binding = "latency" if cal.gemm_floor_s > time_s else "flops" if flops_s >= hbm_s else "hbm"  # floor: launch, tail
+    return Term(shape.name, max(cal.gemm_floor_s, time_s), max(flops_s, hbm_s), binding, flops, nbytes)
 
 
 def memory_kernels(kernels: list[MemoryKernel], tokens: float, received: float, gpu: GPU,
@@ -173,7 +174,7 @@ def attention_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequ
     fixed_flops = per_layer * tokens * sequence_tokens * one_more / wl.tp  # each query token's load and output
     core = replace(core, time_s=core.time_s + fixed_flops / peak)
     if core.time_s < cal.attention_floor_s:  # one kernel per layer: its launch and tail
-        core = replace(core, time_s=cal.attention_floor_s)
+        core = replace(core, time_s=cal.attention_floor_s, binding="latency")
     proj = sharded_gemms(attention_gemms(model), tokens, prec.attention, gpu, cal, wl.tp)
     if model.linear:  # the mean layer: softmax layers (MTP ones too) and Gated DeltaNet layers in proportion
         share = model.linear_layers / (model.layers + mtp)
