@@ -1,10 +1,13 @@
-"""Shared test helpers: run the installed ``wideep`` command, write small data files."""
+"""Shared test helpers: run ``wideep`` (in this process, or the installed command), write small data files."""
 
 from __future__ import annotations
 
+import io
+import os
 import shutil
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -22,8 +25,30 @@ def wideep_command() -> list[str]:
 
 
 def run_cli(*args: str, cwd: str | Path | None = None) -> subprocess.CompletedProcess:
-    """Run ``wideep ARGS`` and capture its output as text."""
-    return subprocess.run(wideep_command() + list(args), capture_output=True, text=True, cwd=cwd, timeout=300)
+    """Run ``wideep ARGS`` through its entry point (:func:`wideep.cli.main`) in this process, as a shell would
+    see it: exit code, stdout and stderr as text (no interpreter start per call; :func:`run_process` starts
+    the installed command itself)."""
+    from wideep.cli import main
+
+    out, err, argv, here, code = io.StringIO(), io.StringIO(), sys.argv, os.getcwd(), 0
+    try:
+        sys.argv = ["wideep", *args]
+        if cwd is not None:
+            os.chdir(cwd)
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                main()
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    finally:
+        sys.argv = argv
+        os.chdir(here)
+    return subprocess.CompletedProcess(["wideep", *args], code, out.getvalue(), err.getvalue())
+
+
+def run_process(*args: str, cwd: str | Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the installed ``wideep ARGS`` command in a process of its own and capture its output as text."""
+    return subprocess.run(wideep_command() + list(args), capture_output=True, text=True, cwd=cwd, timeout=timeout)
 
 
 @pytest.fixture

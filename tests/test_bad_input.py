@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_cli, wideep_command
+from conftest import run_cli, run_process
 
 ROOT = Path(__file__).resolve().parent.parent
 GPU = (ROOT / "topologies" / "gpus" / "h100-sxm.toml").read_text()
@@ -176,8 +176,8 @@ def test_missing_xlsx_dependency_writes_nothing(tmp_path):
 
 
 def run_quick(*args: str) -> subprocess.CompletedProcess:
-    """``wideep ARGS`` that must refuse at once: a hang fails the test after a minute instead of five."""
-    return subprocess.run(wideep_command() + list(args), capture_output=True, text=True, timeout=60)
+    """``wideep ARGS`` that must refuse at once, in a process of its own: a hang fails the test after a minute."""
+    return run_process(*args, timeout=60)
 
 
 A2A = ["a2a", "--model", "deepseek-v3", "--topology", "hgx-h100", "--ep", "8", "--tokens", "8"]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, run_process
 
 
 def test_kv_json_reproduces_deepseek_figures():
@@ -51,5 +51,18 @@ def test_models_list_names_every_catalog_model():
 
 
 def test_works_from_any_directory(tmp_path):
-    r = run_cli("topologies", "show", "hgx-h100", "--gpus", "32", "--json", cwd=tmp_path)
+    r = run_process("topologies", "show", "hgx-h100", "--gpus", "32", "--json", cwd=tmp_path)
     assert json.loads(r.stdout)["domains"] == 4
+
+
+def test_the_installed_command_behaves_as_in_process():
+    """The other tests run wideep's entry point in the test process; the installed console script, in a
+    process of its own, gives the same output, the same one-line error with exit code 2, and clean --json."""
+    args = ("plan", "--topology", "hgx-h200", "--ep", "8", "--batch", "16")
+    alone, here = run_process(*args), run_cli(*args)
+    assert alone.returncode == here.returncode == 0 and alone.stdout == here.stdout and alone.stderr == ""
+    bad = run_process("plan", "--batch", "0")
+    assert bad.returncode == 2 and bad.stdout == "" and bad.stderr == run_cli("plan", "--batch", "0").stderr
+    assert bad.stderr.startswith("wideep: error: --batch:") and bad.stderr.count("\n") == 1
+    piped = run_process("a2a", "--model", "mixtral-8x7b", "--topology", "hgx-h100", "--ep", "8", "--tokens", "64", "--json")
+    assert piped.returncode == 0 and piped.stderr == "" and json.loads(piped.stdout)["ep_size"] == 8
