@@ -286,3 +286,14 @@ def test_a_pareto_figure_with_no_point_says_so_without_a_warning():
         warnings.simplefilter("error")
         page = pareto_svg({"hgx-h100": []}, "nothing fits")
     assert "no configuration fits in HBM" in page
+
+
+def test_pages_name_the_routing_and_transport_as_resolved():
+    from wideep.plan import PlanSpec, plan
+    from wideep.report.cluster_pages import routing_words
+    from wideep.report.pages import assumptions_rows
+
+    assert routing_words("auto", "deepseek-v3") == "auto: lognormal:0.39,0.57"
+    assert routing_words("uniform", "deepseek-v3") == "uniform"
+    rows = dict(assumptions_rows(plan(PlanSpec(topology="hgx-h200", ep=8, tp=8, batch=1)).to_dict()))
+    assert rows["transport"].startswith("none: the attention group spans the EP group")

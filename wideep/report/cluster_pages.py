@@ -40,6 +40,15 @@ A2A_HEADERS = ["phase", "time [us]", "SOL [us]", "fixed cost [us]", "GB/s per GP
                "binding link"]
 
 
+def routing_words(routing: str, model: str) -> str:
+    """The --routing option as the run resolved it (``auto``: the model's measured popularity, or uniform)."""
+    from wideep.routing.stats import resolve_auto
+    from wideep.specs.model import load_model
+
+    resolved = resolve_auto(routing, load_model(model))
+    return routing if resolved == routing else f"{routing}: {resolved}"
+
+
 def a2a_page(res: Any, cluster: Any, model: str, routing: str, command: str = "") -> str:
     """``wideep a2a --html``: the phase table, the graph and the assumptions."""
     s = res.summary()
@@ -47,7 +56,7 @@ def a2a_page(res: Any, cluster: Any, model: str, routing: str, command: str = ""
     assumptions = [["model", model], ["cluster", cluster.name], ["EP group", f"ranks 0-{s['ep_size'] - 1}"],
                    ["tokens per GPU", s["tokens_per_gpu"]], ["transport", s["transport"]],
                    ["bytes per token copy", ", ".join(f"{p} {b:,}" for p, b in s["message_bytes"].items())],
-                   ["routing statistics", routing], ["replica rule", rule_words(s["replica_rule"])]]
+                   ["routing statistics", routing_words(routing, model)], ["replica rule", rule_words(s["replica_rule"])]]
     sections = [Section("Dispatch and combine, per MoE layer",
                         "Dispatch sends each token's hidden state to the GPUs holding its selected experts; combine "
                         "brings the results back. Time is the binding link's bytes over its achieved bandwidth plus "

@@ -91,7 +91,7 @@ def assumptions_rows(d: dict) -> list[list[Any]]:
                                        f"{d['context']:,} tokens"],
             ["precision, MTP", f"{d['dtype']}, {d['mtp']} draft tokens"],
             ["expert placement", d["placement"]], ["replica rule", rule_words(d["replica_rule"])],
-            ["routing statistics", ep.get("routing", "-")], ["transport", ep.get("transport", "-")],
+            ["routing statistics", ep.get("routing", "-")], ["transport", ep.get("transport") or "none: the attention group spans the EP group, so no all-to-all"],
             ["prompt / output tokens per request", f"{d['cost']['isl']} / {d['cost']['osl']}"]]
 
 
