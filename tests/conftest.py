@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -24,6 +25,10 @@ def wideep_command() -> list[str]:
     return [found]
 
 
+#: Warnings Python's default filters hide in a fresh process.
+QUIET_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
+
+
 def run_cli(*args: str, cwd: str | Path | None = None) -> subprocess.CompletedProcess:
     """Run ``wideep ARGS`` through its entry point (:func:`wideep.cli.main`) in this process, as a shell would
     see it: exit code, stdout and stderr as text (no interpreter start per call; :func:`run_process` starts
@@ -35,11 +40,15 @@ def run_cli(*args: str, cwd: str | Path | None = None) -> subprocess.CompletedPr
         sys.argv = ["wideep", *args]
         if cwd is not None:
             os.chdir(cwd)
-        with redirect_stdout(out), redirect_stderr(err):
+        with redirect_stdout(out), redirect_stderr(err), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             try:
                 main()
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+        for w in caught:  # what a fresh interpreter prints on stderr (its default filters hide the others)
+            if not issubclass(w.category, QUIET_WARNINGS):
+                err.write(warnings.formatwarning(w.message, w.category, w.filename, w.lineno))
     finally:
         sys.argv = argv
         os.chdir(here)

@@ -256,16 +256,18 @@ def test_place_html_adds_the_references_to_the_page_not_to_the_output(tmp_path):
 def test_calibration_provenance_names_aiconfigurator_tables():
     """A calibration table read from AIConfigurator is labelled so, whether the whole file came from it (the
     Blackwell files) or one table (the H200 file's [attention]); the H200 file's own measurements are not."""
+    from wideep.perf.roofline import ORIGIN_WORDS
     from wideep.report.pages import validation
 
-    aic, measured = "NVIDIA AIConfigurator's measured kernel tables", "measured on this GPU by wideep calibrate"
+    aic, measured = ORIGIN_WORDS["aic"], ORIGIN_WORDS["measured"]
     assert validation("h200-sxm.toml [attention]") == aic
     assert validation("b200.toml [grouped_gemm]") == aic
     assert validation("h200-sxm.toml [gemm_shape]") == measured
     # what is neither: the all-reduce model, a count on the routing sample, a file the user gave
     assert "fitted on one measured series" in validation("collectives/allreduce.toml")
     assert "nothing fitted" in validation("counted on a held-out uniform routing sample (4 MoE layers, 1 steps)")
-    assert validation("my-cal.toml [gemm]") == "the calibration file given with --calibration"
+    assert "nothing fitted" in validation("estimate: slots x (1 - exp(-copies / slots))")
+    assert validation("/tmp/my-cal.toml [gemm]") == ORIGIN_WORDS["given"]
 
 
 def test_the_step_text_says_whether_micro_batches_overlap():

@@ -390,6 +390,7 @@ def search_cmd(topology: List[str] = typer.Option(..., "--topology", help="Syste
                html: Optional[str] = HTML,
                as_json: bool = JSON) -> None:
     """Cheapest configuration per system meeting TPOT/TTFT targets at ISL/OSL, and its Pareto front."""
+    from wideep.plan.comparison import calibration_note
     from wideep.plan.search import COLUMNS as SEARCH_COLUMNS, Targets, cost_ratio, rows, search
 
     if tpot_ms is not None and interactivity is not None:
@@ -415,8 +416,10 @@ def search_cmd(topology: List[str] = typer.Option(..., "--topology", help="Syste
     if xlsx is not None:
         report.write_xlsx(xlsx, rows(result), SEARCH_COLUMNS, sheet="search")
     ratio = cost_ratio(result) if len(result) > 1 else []
+    origins = calibration_note({system: r["calibration"] for system, r in result.items()})
     note = html_write(html, lambda c: pages().search_page(result, ratio, spec, targets, c))
-    out(as_json, result | ({"cost_ratio": ratio} if ratio else {}), lambda: report.search_text(result, SEARCH_COLUMNS, ratio)
+    out(as_json, result | ({"cost_ratio": ratio} if ratio else {}) | ({"note": origins} if origins else {}),
+        lambda: report.search_text(result, SEARCH_COLUMNS, ratio, origins)
         + "".join(f"\nwrote {f}" for f in (csv, xlsx, svg) if f is not None) + note)
 
 

@@ -28,8 +28,12 @@ def check_writable(path: str | Path | None, option: str) -> None:
         return
     if not str(path):
         raise InputError("needs a file name", option)
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
+    if is_special(path):  # a device or pipe is written into, not replaced: only its own permission counts
+        if not os.access(path, os.W_OK):
+            raise InputError(f"cannot write {path}: permission denied", option)
+        return
+    target = Path(os.path.realpath(path))  # through a symbolic link: the file it names is the one replaced
+    folder = target.parent
     if target.is_dir():
         raise InputError(f"cannot write {path}: it is a folder", option)
     if not folder.is_dir():

@@ -240,6 +240,11 @@ def kernel_origin(source: str) -> str:
     return "measured" if stamp else "given"
 
 
+def source_name(path: str) -> str:
+    """How a plan names a calibration file: a catalog file by its name (``h200-sxm.toml``), a user's by its path."""
+    return Path(path).name if Path(path).resolve().parent == calibration_dir().resolve() else path
+
+
 @lru_cache(maxsize=None)
 def calibration_stamp(name: str) -> dict:
     """The ``[stamp]`` of calibration file ``name`` (in the catalog, or a path) ({} without one), read once."""
@@ -319,7 +324,7 @@ def _load(files: tuple[str, ...], gpu_id: str | None = None) -> Calibration:
         shapes=tables.get("gemm_shape", {}).get("curves", ()), grouped=tables.get("grouped_gemm", {}).get("curves", ()),
         overlap_hidden=tables.get("overlap", {}).get("hidden_fraction", 1.0),
         allreduce=tables.get("allreduce", {}).get("curves", ()),
-        sources=tuple((name, Path(t["_source"]).name) for name, t in tables.items()))
+        sources=tuple((name, source_name(t["_source"])) for name, t in tables.items()))
 
 
 def shape_curves(rows: list, fields: dict, source: str, name: str) -> tuple[ShapeCurve, ...]:

@@ -32,6 +32,7 @@ def calibration_note(calibrations: dict[str, dict[str, str]]) -> str:
     ``calibrations``: {system: a plan's ``calibration`` (term -> file [table])}."""
     origins = {system: " + ".join(dict.fromkeys(ORIGIN_WORDS[kernel_origin(cal[t])] for t in KERNEL_TERMS if t in cal))
                for system, cal in calibrations.items()}
+    origins = {system: words for system, words in origins.items() if words}  # a system nothing was planned on
     if len(set(origins.values())) < 2:
         return ""
     return ("note: the systems' kernel efficiencies come from different sources ("
@@ -68,13 +69,15 @@ def explain(plans: tuple[Plan, ...]) -> str:
 
 
 RESOURCE_WORDS = {"hbm": "HBM bandwidth", "flops": "tensor-core FLOP/s", "nvlink": "NVLink bandwidth",
-                  "nic": "the scale-out NICs (InfiniBand/Ethernet)", "latency": "communication latency",
+                  "nic": "the scale-out NICs (InfiniBand/Ethernet)", "latency": "fixed latencies (kernel launches and tails, communication fixed costs)",
                   "sms": "the all-to-all kernels' send blocks (SMs)"}
 
 
 def comm_clause(p: Plan) -> str:
-    """Where dispatch/combine runs and whether it hides behind compute."""
+    """Where dispatch/combine runs and whether it hides behind compute (the compute alone without one)."""
     d = p.decode
+    if d.comm_s == 0:
+        return f" ({d.compute_s / units.ms:.1f} ms of compute, no all-to-all)"
     tier = "over NVLink inside one domain" if p.ep.binding_tier == "nvlink" else "across the scale-out NICs"
     hidden = "hidden behind" if d.micro_batches == 2 and d.comm_s <= d.compute_s else "exposed beside"
     return (f" (dispatch+combine {d.comm_s / units.ms:.1f} ms {tier}, {hidden} "

@@ -187,7 +187,8 @@ def check_spec(spec: PlanSpec, model: Model) -> int:
                          "is not modelled", "--mtp")
     if spec.seed < 0:
         raise InputError(f"must be >= 0, got {spec.seed}", "--seed")
-    check_context(spec.decode_context, model, "--context" if spec.context is not None else "--isl")
+    if spec.context is not None:
+        check_context(spec.context, model)
     check_context(spec.isl + spec.osl, model, "--osl", "ISL + OSL = ")  # a whole request: prompt and output
     for option, name in (("--dispatch-dtype", spec.dispatch_dtype), ("--combine-dtype", spec.combine_dtype)):
         units.dtype(name, option)

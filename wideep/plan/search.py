@@ -31,7 +31,7 @@ from wideep.perf.cost import usd_per_mtok
 from wideep.perf.step import check_dtypes
 from wideep.plan import Plan, PlanSpec, plan
 from wideep.plan.deployment import fits_in_memory
-from wideep.specs.model import load_model
+from wideep.specs.model import check_context, load_model
 from wideep.specs.topology import load_cluster
 
 MODES = ("agg", "disagg")
@@ -112,7 +112,8 @@ def point(p: Plan, mode: str) -> dict:
 
 def tp_sizes(topology: str, max_gpus: int | None) -> list[int]:
     """Attention TP sizes that fit one NVLink domain of the system and the GPU budget."""
-    return [t for t in TP_SIZES if t <= domain_gpus(topology) and (max_gpus is None or t <= max_gpus)]
+    domain = domain_gpus(topology)
+    return [t for t in TP_SIZES if t <= domain and (max_gpus is None or t <= max_gpus)]
 
 
 def domain_gpus(topology: str) -> int:
@@ -210,7 +211,9 @@ def search(spec: PlanSpec, topologies: list[str], targets: Targets, mode: str = 
         raise InputError(f"must be >= 1, got {max_gpus}", "--gpus")
     modes = MODES if mode == "both" else (mode,)
     jobs = [(replace(spec, dtype=(dtypes or {}).get(t, spec.dtype)), t, targets, modes, max_gpus) for t in topologies]
-    for job_spec, topology, *_ in jobs:  # a precision the GPU lacks is an error, not a search with no candidates
+    # a request longer than the model encodes, or a precision the GPU lacks, is an error, not an empty search
+    check_context(spec.isl + spec.osl, load_model(spec.model), "--osl", "ISL + OSL = ")
+    for job_spec, topology, *_ in jobs:
         check_dtypes(load_cluster(topology, option="--topology").gpu, job_spec.precision)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     workers = min(len(jobs), cores if workers is None else workers)

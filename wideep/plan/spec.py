@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 #: PlanSpec fields that count (GPUs, sequences, tokens) and those that are any real number.
 WHOLE = ("ep", "tp", "gpus", "batch", "context", "mtp", "redundant", "prefill_tokens", "isl", "osl", "seed")
 REAL = ("acceptance", "cache_hit", "price_per_gpu_hour")
+OPTIONAL = ("ep", "gpus", "context", "redundant", "price_per_gpu_hour")  # None: the default a plan derives
 DEFAULT_EP = 32  # EP group of an MoE model when none is given: four HGX nodes, or 32 GPUs of an NVL72 rack
 
 
@@ -68,9 +69,12 @@ class PlanSpec:
         plan loads."""
         for name in WHOLE + REAL:
             value, kind = getattr(self, name), Integral if name in WHOLE else Real
-            if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+            if value is None and name in OPTIONAL:
+                continue
+            if isinstance(value, bool) or not isinstance(value, kind):
                 what = "a whole number" if kind is Integral else "a number"
                 raise InputError(f"must be {what}, got {value!r}", "--" + name.replace("_", "-"))
+            object.__setattr__(self, name, int(value) if kind is Integral else float(value))  # numpy -> Python
         for option, value in (("--mtp", self.mtp), ("--batch", self.batch), ("--context", self.context), ("--tp", self.tp),
                               ("--prefill-tokens", self.prefill_tokens), ("--isl", self.isl), ("--osl", self.osl)):
             if value is not None:  # --context None: taken from --isl and --osl

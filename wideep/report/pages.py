@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any, Sequence
 
 from wideep.perf.cost import usd_per_mtok
-from wideep.perf.roofline import kernel_origin
+from wideep.perf.roofline import ORIGIN_WORDS, kernel_origin
 from wideep.plan.comparison import RESOURCE_WORDS, calibration_note
 from wideep.report import figures, graphfig
 from wideep.report.html import Section, figure_html, page, paragraphs, pre, table_html
@@ -55,12 +55,11 @@ def validation(source: str) -> str:
     if source.startswith("collectives/"):
         return "collective model fitted on one measured series (8-GPU H200 custom all-reduce); the others are held out"
     if source.startswith("counted on"):
-        return "counted on the plan's own routing sample: nothing fitted"
-    return {"published": "published kernel benchmarks (DeepGEMM, FlashMLA, a measured H200) taken for every GPU: "
-                         "an assumption",
-            "aic": "NVIDIA AIConfigurator's measured kernel tables",
-            "measured": "measured on this GPU by wideep calibrate",
-            "given": "the calibration file given with --calibration"}[kernel_origin(source)]
+        return "counted on a routing sample drawn for the plan: nothing fitted"
+    if source.startswith("estimate"):
+        return "the even-spread estimate of the experts a rank reads: nothing fitted"
+    origin = kernel_origin(source)
+    return ORIGIN_WORDS[origin] + (", taken for every GPU: an assumption" if origin == "published" else "")
 
 
 def calibration_table(calibration: dict) -> str:

@@ -258,8 +258,9 @@ def place_text(header: dict, rows: list[dict], split: str | None = None, wrote: 
     return "\n".join(lines)
 
 
-def search_text(result: dict, columns: Sequence[tuple[str, str]], ratio: Sequence[dict] = ()) -> str:
-    """Per system: the best configuration under the targets, then its Pareto front; then the cost ratio."""
+def search_text(result: dict, columns: Sequence[tuple[str, str]], ratio: Sequence[dict] = (), note: str = "") -> str:
+    """Per system: the best configuration under the targets, then its Pareto front; then the cost ratio and
+    ``note`` (:func:`wideep.plan.comparison.calibration_note`)."""
     keys = [k for k, _ in columns if k not in ("system", "best")]
     parts = []
     for system, r in result.items():
@@ -282,7 +283,4 @@ def search_text(result: dict, columns: Sequence[tuple[str, str]], ratio: Sequenc
                  + [f"{t} / {first}" for t in others])
         parts.append("cost ratio by interactivity (cheapest point giving at least that many tokens/s/user):\n"
                      + table(cells, heads))
-    from wideep.plan.comparison import calibration_note  # the plan layer loads with the search, not with the CLI
-
-    note = calibration_note({system: r.get("calibration", {}) for system, r in result.items()})
     return "\n\n".join(parts + ([note] if note else []))

@@ -294,9 +294,17 @@ def config_fields(cfg: dict[str, Any], source: str, prefix: str = "config.") -> 
 
 
 def max_positions(cfg: dict[str, Any], source: str, prefix: str) -> int | None:
-    """``max_position_embeddings`` (top level, else ``text_config``'s): the longest sequence the model encodes;
-    None where the config names none."""
+    """The longest sequence the model encodes: ``max_position_embeddings`` (top level, else ``text_config``'s),
+    or ``rope_scaling``'s factor x ``original_max_position_embeddings`` where that is longer (YaRN set in the
+    config); None where the config names neither."""
     text = cfg.get("text_config")
     if "max_position_embeddings" not in cfg and isinstance(text, dict):
-        return ConfigReader(text, source, prefix + "text_config.").get("max_position_embeddings", None, most=1 << 30)
-    return ConfigReader(cfg, source, prefix).get("max_position_embeddings", None, most=1 << 30)
+        cfg, prefix = text, prefix + "text_config."
+    c = ConfigReader(cfg, source, prefix)
+    native = c.get("max_position_embeddings", None, most=1 << 30)
+    scaling = cfg.get("rope_scaling")
+    if native is None or not isinstance(scaling, dict):
+        return native
+    scaled = ConfigReader(scaling, source, prefix + "rope_scaling.")
+    factor = scaled.get("factor", 1.0, kind=float)
+    return max(native, int(factor * scaled.get("original_max_position_embeddings", native, most=1 << 30)))
