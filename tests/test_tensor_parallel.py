@@ -213,3 +213,15 @@ def test_linear_attention_state_is_sent_by_every_tp_rank():
     two, eight = (plan(PlanSpec(model="qwen3-next-80b-a3b", topology="hgx-h200", ep=8, tp=tp, batch=16))
                   for tp in (2, 8))
     assert eight.kv_transfer_s < two.kv_transfer_s / 3
+
+
+def test_an_attention_group_must_not_straddle_domains_however_they_are_listed():
+    """Domains of 6 and 2 GPUs, or GPUs listed alternately from two domains: TP 2 or 4 would straddle them."""
+    import numpy as np
+
+    from wideep.specs.topology import load_cluster
+
+    base = load_cluster(TWO_BOXES)
+    unequal, interleaved = (replace(base, domain_of=np.array(d)) for d in ([0] * 6 + [1] * 2, [0, 1] * 4))
+    assert [t for t in (1, 2, 4, 8) if unequal.holds_tp(t)] == [1, 2]
+    assert [t for t in (1, 2, 4, 8) if interleaved.holds_tp(t)] == [1]

@@ -333,7 +333,7 @@ def allreduce_curve(topology: str, tp: int, hidden: int, calibration: str | None
     The group must sit inside one NVLink domain (engines keep tensor parallelism off the scale-out network).
     """
     cluster = cluster_for(topology, tp)
-    if tp > cluster.domain_gpus:
+    if not cluster.holds_tp(tp):
         raise InputError(f"a tensor-parallel group must fit in one NVLink domain ({cluster.domain_gpus} GPUs on "
                          f"{cluster.name}), got {tp}", "--tp")
     link_Bps = cluster.system.scale_up.bw_Bps if cluster.system else cluster.gpu.nvlink_Bps

@@ -112,8 +112,8 @@ def point(p: Plan, mode: str) -> dict:
 
 def tp_sizes(topology: str, max_gpus: int | None) -> list[int]:
     """Attention TP sizes that fit one NVLink domain of the system and the GPU budget."""
-    domain = domain_gpus(topology)
-    return [t for t in TP_SIZES if t <= domain and (max_gpus is None or t <= max_gpus)]
+    cluster = load_cluster(topology, option="--topology")
+    return [t for t in TP_SIZES if cluster.holds_tp(t) and (max_gpus is None or t <= max_gpus)]
 
 
 def domain_gpus(topology: str) -> int:

@@ -57,6 +57,11 @@ class Cluster:
     def n_domains(self) -> int:
         return int(self.domain_of.max()) + 1
 
+    def holds_tp(self, tp: int) -> bool:
+        """Whether every ``tp`` consecutive ranks (an attention group) sit in one NVLink domain."""
+        whole = self.domain_of[: len(self.domain_of) // tp * tp].reshape(-1, tp)
+        return 0 < tp <= self.n_gpus and bool((whole == whole[:, :1]).all())
+
     @property
     def domain_gpus(self) -> int:
         """GPUs of one NVLink domain: the system's (however few of them were built), else the custom file's
