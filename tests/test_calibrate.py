@@ -389,3 +389,15 @@ def test_fewer_local_experts_never_take_longer_between_measured_counts():
     cal = load_calibration("h200-sxm")
     two, four, eight = (cal.shape_efficiency(16, "fp8", 4096, 7168, e) for e in (2, 4, 8))
     assert min(two, eight) <= four <= max(two, eight)
+
+
+def test_a_users_file_named_like_a_catalog_file_is_still_the_users(tmp_path, monkeypatch):
+    """A stamp-less copy of gb200.toml given by a relative path is 'given', not the catalog's AIConfigurator file."""
+    from wideep.perf.roofline import kernel_origin
+    from wideep.plan import PlanSpec, plan
+
+    text = (CALIBRATION / "gb200.toml").read_text()
+    (tmp_path / "gb200.toml").write_text(text[:text.index("[stamp]")] + text[text.index("[attention]"):])
+    monkeypatch.chdir(tmp_path)
+    source = plan(PlanSpec(topology="gb200-nvl72", calibration="gb200.toml")).calibration["routed_experts"]
+    assert source == f"{tmp_path / 'gb200.toml'} [grouped_gemm]" and kernel_origin(source) == "given"

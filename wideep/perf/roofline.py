@@ -241,8 +241,10 @@ def kernel_origin(source: str) -> str:
 
 
 def source_name(path: str) -> str:
-    """How a plan names a calibration file: a catalog file by its name (``h200-sxm.toml``), a user's by its path."""
-    return Path(path).name if Path(path).resolve().parent == calibration_dir().resolve() else path
+    """How a plan names a calibration file: a catalog file by its name (``h200-sxm.toml``), a user's by its
+    absolute path (so its stamp is read from it, wherever the command ran)."""
+    full = Path(path).resolve()
+    return full.name if full.parent == calibration_dir().resolve() else str(full)
 
 
 @lru_cache(maxsize=None)
