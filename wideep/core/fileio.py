@@ -59,7 +59,7 @@ def write_atomic(path: str | Path, write: Callable[[Path], None], option: str) -
         return
     target = Path(os.path.realpath(path))
     try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}.")
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
         os.close(fd)
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror}", option) from None
