@@ -185,7 +185,8 @@ class Calibration:
         ``experts`` (``curve`` itself on a side with none)."""
         key = ("bracket", curve.dtype, curve.n, curve.k, curve.covers, experts)
         if key not in self._nearest:
-            same = [c for c in self.grouped if (c.dtype, c.n, c.k, c.covers) == (curve.dtype, curve.n, curve.k, curve.covers)]
+            shape = (curve.dtype, curve.n, curve.k, curve.covers)
+            same = [c for c in self.grouped if (c.dtype, c.n, c.k, c.covers) == shape]
             lo = max((c for c in same if c.experts <= experts), key=lambda c: c.experts, default=curve)
             hi = min((c for c in same if c.experts >= experts), key=lambda c: c.experts, default=curve)
             self._nearest[key] = (lo, hi) if lo.experts < hi.experts else (curve, curve)

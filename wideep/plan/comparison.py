@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Sequence
 
 from wideep.core import units
 from wideep.perf.roofline import ORIGIN_WORDS, kernel_origin
@@ -22,8 +23,12 @@ class Comparison:
     why: str = field(default="")
 
     def to_dict(self) -> dict:
-        return {"plans": [p.to_dict() for p in self.plans], "why": self.why,
-                "note": calibration_note({p.system: p.calibration for p in self.plans})}
+        return {"plans": [p.to_dict() for p in self.plans], "why": self.why, "note": plans_note(self.plans)}
+
+
+def plans_note(plans: Sequence[Plan]) -> str:
+    """:func:`calibration_note` of plans on several systems."""
+    return calibration_note({p.system: p.calibration for p in plans})
 
 
 def calibration_note(calibrations: dict[str, dict[str, str]]) -> str:
@@ -69,7 +74,8 @@ def explain(plans: tuple[Plan, ...]) -> str:
 
 
 RESOURCE_WORDS = {"hbm": "HBM bandwidth", "flops": "tensor-core FLOP/s", "nvlink": "NVLink bandwidth",
-                  "nic": "the scale-out NICs (InfiniBand/Ethernet)", "latency": "fixed latencies (kernel launches and tails, communication fixed costs)",
+                  "nic": "the scale-out NICs (InfiniBand/Ethernet)",
+                  "latency": "fixed latencies (kernel launches and tails, communication fixed costs)",
                   "sms": "the all-to-all kernels' send blocks (SMs)"}
 
 

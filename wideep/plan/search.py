@@ -98,7 +98,8 @@ def point(p: Plan, mode: str) -> dict:
     else:  # whole prefill GPUs that keep pace with the decode group; the fleet of both serves the output
         step_s = dec.step_s
         decode_gpus = gpus
-        prefill_s, decode_s = spec.isl / pre.tokens_per_s_per_gpu, spec.osl / dec.tokens_per_s_per_gpu  # GPU-s a request
+        prefill_s = spec.isl / pre.tokens_per_s_per_gpu  # GPU-seconds a request takes in each pool
+        decode_s = spec.osl / dec.tokens_per_s_per_gpu
         prefill_gpus = math.ceil(decode_gpus * prefill_s / decode_s)
         per_gpu = dec.tokens_per_s_per_gpu * decode_gpus / (decode_gpus + prefill_gpus)
         ttft_s += p.kv_transfer_s

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from wideep.core.errors import InputError
 from wideep.core.limits import MAX_BATCH
-from wideep.plan.comparison import calibration_note
+from wideep.plan.comparison import plans_note
 from wideep.plan.deployment import Plan, PlanSpec, plan
 
 DEFAULT_BATCHES = (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
@@ -135,7 +135,7 @@ def compare_report(spec: PlanSpec, topologies: list[str], batches: list[int] | N
     :data:`DEFAULT_BATCHES` on every topology. ``plans``: the rows' plans when already made by :func:`compare`."""
     plans = compare(spec, topologies, batches, interactivity) if plans is None else plans
     rep: dict = {"rows": [row(p) for p in plans],
-                 "placement": spec.placement, "replica_rule": spec.replica_rule, "note": calibration_note({p.system: p.calibration for p in plans})}
+                 "placement": spec.placement, "replica_rule": spec.replica_rule, "note": plans_note(plans)}
     if with_lead:
         curves = {t: curve(replace(spec, topology=t)) for t in topologies}
         lead = lead_by_interactivity(curves)

@@ -56,7 +56,8 @@ def a2a_page(res: Any, cluster: Any, model: str, routing: str, command: str = ""
     assumptions = [["model", model], ["cluster", cluster.name], ["EP group", f"ranks 0-{s['ep_size'] - 1}"],
                    ["tokens per GPU", s["tokens_per_gpu"]], ["transport", s["transport"]],
                    ["bytes per token copy", ", ".join(f"{p} {b:,}" for p, b in s["message_bytes"].items())],
-                   ["routing statistics", routing_words(routing, model)], ["replica rule", rule_words(s["replica_rule"])]]
+                   ["routing statistics", routing_words(routing, model)],
+                   ["replica rule", rule_words(s["replica_rule"])]]
     sections = [Section("Dispatch and combine, per MoE layer",
                         "Dispatch sends each token's hidden state to the GPUs holding its selected experts; combine "
                         "brings the results back. Time is the binding link's bytes over its achieved bandwidth plus "

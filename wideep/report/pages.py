@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from wideep.perf.cost import usd_per_mtok
 from wideep.perf.roofline import ORIGIN_WORDS, kernel_origin
-from wideep.plan.comparison import RESOURCE_WORDS, calibration_note
+from wideep.plan.comparison import RESOURCE_WORDS, plans_note
 from wideep.report import figures, graphfig
 from wideep.report.html import Section, figure_html, page, paragraphs, pre, table_html
 
@@ -90,7 +90,8 @@ def assumptions_rows(d: dict) -> list[list[Any]]:
                                        f"{d['context']:,} tokens"],
             ["precision, MTP", f"{d['dtype']}, {d['mtp']} draft tokens"],
             ["expert placement", d["placement"]], ["replica rule", rule_words(d["replica_rule"])],
-            ["routing statistics", ep.get("routing", "-")], ["transport", ep.get("transport") or "none: the attention group spans the EP group, so no all-to-all"],
+            ["routing statistics", ep.get("routing", "-")],
+            ["transport", ep.get("transport") or "none: the attention group spans the EP group, so no all-to-all"],
             ["prompt / output tokens per request", f"{d['cost']['isl']} / {d['cost']['osl']}"]]
 
 
@@ -175,8 +176,7 @@ def plan_page(plans: Sequence[Any], why: str = "", command: str = "") -> str:
     title = (f"{d0['model']} on " + " vs ".join(f"{p.system} x{p.gpus}" for p in plans) + ": one deployment planned")
     lead = ("How fast and at what price this deployment serves the model, what binds each part of its decode step, "
             "and how the expert-parallel all-to-all loads the cluster's links. " + why)
-    return page(title, lead + as_sentence(calibration_note({p.system: p.calibration for p in plans})), [s for p in plans for s in plan_sections(p)],
-                command)
+    return page(title, lead + as_sentence(plans_note(plans)), [s for p in plans for s in plan_sections(p)], command)
 
 
 def as_sentence(note: str) -> str:

@@ -300,5 +300,5 @@ def check_context(context_tokens: int, model: Model | None = None, option: str =
         raise InputError(f"must be > 0, got {context_tokens}", option)
     check_option(option, context_tokens)
     if model is not None and model.max_context is not None and context_tokens > model.max_context:
-        raise InputError(f"{model.id} encodes at most {model.max_context:,} tokens (max_position_embeddings; rope_scaling in its config extends it), got "
-                         f"{what}{context_tokens:,}", option)
+        raise InputError(f"{model.id} encodes at most {model.max_context:,} tokens (max_position_embeddings; "
+                         f"rope_scaling in its config extends it), got {what}{context_tokens:,}", option)
