@@ -432,8 +432,10 @@ def add_deploy(result: dict, model_id: str) -> None:
     m = load_model(model_id)
     for r in result.values():
         if r["best"]:
-            r["deploy"] = deploy(r["best"], f"<{m.name} checkpoint>", m.n_experts,
-                                 default_redundant(m.n_experts, r["best"]["ep"]))
+            best = r["best"]
+            r["deploy"] = deploy(best, f"<{m.name} checkpoint>", m.n_experts,
+                                 default_redundant(m.n_experts, best["ep"]),
+                                 prefill_redundant=default_redundant(m.n_experts, best["prefill_ep"] or 1))
 
 
 def split_dtypes(values: list[str], topologies: list[str]) -> tuple[str, dict[str, str]]:

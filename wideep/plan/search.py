@@ -2,10 +2,10 @@
 
 For each system it plans every candidate (EP size, MTP, decode batch) and serving mode:
 
-- ``disagg``: prefill and decode pools, sized so their request rates match at ISL/OSL: per request the
-  fleet spends ``isl / prefill rate + osl / decode rate`` GPU-seconds, prefill GPUs counted
-  (:class:`~wideep.perf.cost.Cost`); TTFT = one prefill step of the chunk holding the prompt plus the
-  prompt's KV sent to the decode pool over the scale-out NICs, TPOT = the decode step per output token.
+- ``disagg``: whole prefill and decode instances whose request rates match at ISL/OSL (xPyD,
+  :mod:`wideep.plan.disagg`), the prefill layout chosen among the system's planned layouts; throughput per GPU
+  of both pools; TTFT = one prefill step of the chunk holding the prompt plus the prompt's KV sent to the
+  decode pool over the scale-out NICs, TPOT = the decode step per output token.
 - ``agg``: prefill chunks interleaved with decode on the same GPUs: every decode step also computes the
   prompt tokens its sequences' successors need (batch x output per step x ISL / OSL prompt tokens), which
   lengthens TPOT by their prefill time; TTFT = the prompt at the same rate behind a decode step.
@@ -20,7 +20,6 @@ $/Mtok (ISL/OSL mix) among points that meet the targets.
 
 from __future__ import annotations
 
-import math
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
@@ -31,6 +30,7 @@ from wideep.perf.cost import usd_per_mtok
 from wideep.perf.step import check_dtypes
 from wideep.plan import Plan, PlanSpec, plan
 from wideep.plan.deployment import fits_in_memory
+from wideep.plan.disagg import PrefillInstance, Replica, best_replica
 from wideep.specs.model import check_context, load_model
 from wideep.specs.topology import load_cluster
 
@@ -49,10 +49,12 @@ COLUMNS = (("system", "system"), ("mode", "mode"), ("tp", "tp"), ("ep", "ep"), (
            ("prefill_gpus", "prefill GPUs"), ("decode_gpus", "decode GPUs"),
            ("tokens_per_s_per_gpu", "output tokens/s/GPU (fleet)"), ("tokens_per_s_per_user", "tokens/s/user"),
            ("ttft_ms", "TTFT [ms]"), ("tpot_ms", "TPOT [ms]"), ("usd_per_mtok", "$/Mtok (ISL/OSL mix)"),
-           ("binding", "binding resource"), ("best", "best under targets"), ("moe_tp", "MoE TP [GPUs per expert]"))
+           ("binding", "binding resource"), ("best", "best under targets"), ("moe_tp", "MoE TP [GPUs per expert]"),
+           ("prefill_tp", "prefill tp"), ("prefill_ep", "prefill ep"), ("prefill_instances", "prefill instances"),
+           ("decode_instances", "decode instances"))
 POINT_KEYS = ("tp", "ep", "dp", "batch", "mtp", "dtype", "mode", "prefill_gpus", "decode_gpus",
               "tokens_per_s_per_gpu", "tokens_per_s_per_user", "ttft_ms", "tpot_ms", "usd_per_mtok", "binding",
-              "moe_tp")
+              "moe_tp", "prefill_tp", "prefill_ep", "prefill_instances", "decode_instances")
 
 
 @dataclass(frozen=True)
@@ -84,31 +86,38 @@ def ep_sizes(spec: PlanSpec, topology: str, max_gpus: int | None) -> list[int]:
     return sizes
 
 
-def point(p: Plan, mode: str) -> dict:
-    """One candidate as a search point (fleet-level throughput and cost, latencies in ms)."""
-    dec, pre, spec, gpus = p.decode, p.prefill, p.spec, p.gpus
+def point(p: Plan, mode: str, replica: Replica | None = None) -> dict:
+    """One candidate as a search point (fleet-level throughput and cost, latencies in ms); ``replica``: the
+    disaggregated pools of a ``disagg`` point."""
+    dec, pre, spec = p.decode, p.prefill, p.spec
     out_per_step = dec.workload.output_per_sequence
-    ttft_s = spec.isl / pre.tokens_per_s_per_user
+    pools = {"prefill_gpus": 0, "decode_gpus": p.gpus, "prefill_tp": None, "prefill_ep": None,
+             "prefill_instances": 0, "decode_instances": 1}
     if mode == "agg":  # prompts computed inside the decode steps, at the prefill rate of the group
         extra_s = spec.batch * out_per_step * spec.isl / spec.osl / (pre.tokens_per_s_per_gpu * spec.tp)
         step_s = dec.step_s + extra_s
         per_gpu = spec.batch * out_per_step / step_s / spec.tp
-        prefill_gpus, decode_gpus = 0, gpus
-        ttft_s += dec.step_s
-    else:  # whole prefill GPUs that keep pace with the decode group; the fleet of both serves the output
-        step_s = dec.step_s
-        decode_gpus = gpus
-        prefill_s = spec.isl / pre.tokens_per_s_per_gpu  # GPU-seconds a request takes in each pool
-        decode_s = spec.osl / dec.tokens_per_s_per_gpu
-        prefill_gpus = math.ceil(decode_gpus * prefill_s / decode_s)
-        per_gpu = dec.tokens_per_s_per_gpu * decode_gpus / (decode_gpus + prefill_gpus)
-        ttft_s += p.kv_transfer_s
+        ttft_s = spec.isl / pre.tokens_per_s_per_user + dec.step_s
+    else:
+        step_s, per_gpu, ttft_s = dec.step_s, replica.tokens_per_s_per_gpu, replica.prefill.ttft_s
+        pools = {"prefill_gpus": replica.prefill_gpus, "decode_gpus": replica.decode_instances * p.gpus,
+                 "prefill_tp": replica.prefill.tp, "prefill_ep": replica.prefill.ep,
+                 "prefill_instances": replica.prefill_instances, "decode_instances": replica.decode_instances}
     usd = usd_per_mtok(p.cost.usd_per_gpu_hour, per_gpu * (spec.isl + spec.osl) / spec.osl)  # all tokens
     return {"tp": spec.tp, "ep": spec.ep, "dp": p.dp, "batch": spec.batch, "mtp": spec.mtp, "dtype": spec.dtype,
-            "mode": mode, "prefill_gpus": prefill_gpus, "decode_gpus": decode_gpus,
-            "tokens_per_s_per_gpu": per_gpu, "tokens_per_s_per_user": out_per_step / step_s,
+            "mode": mode, **pools, "tokens_per_s_per_gpu": per_gpu, "tokens_per_s_per_user": out_per_step / step_s,
             "ttft_ms": ttft_s * 1e3, "tpot_ms": step_s / out_per_step * 1e3, "usd_per_mtok": usd,
             "binding": dec.binding, "moe_tp": p.moe_tp}
+
+
+def prefill_instances(plans: list[Plan]) -> list[PrefillInstance]:
+    """The distinct prefill layouts (tp, ep) of the planned candidates."""
+    layouts = {}
+    for p in plans:
+        ttft_s = p.spec.isl / p.prefill.tokens_per_s_per_user + p.kv_transfer_s
+        layouts.setdefault((p.spec.tp, p.spec.ep), PrefillInstance(p.spec.tp, p.spec.ep, p.gpus,
+                                                                   p.prefill.tokens_per_s_per_gpu, ttft_s))
+    return list(layouts.values())
 
 
 def tp_sizes(topology: str, max_gpus: int | None) -> list[int]:
@@ -149,17 +158,19 @@ def search_system(spec: PlanSpec, topology: str, targets: Targets, modes: tuple[
                   max_gpus: int | None) -> dict:
     """{"best": point or None, "pareto": [points], "candidates": count, "calibration": the first planned
     candidate's term -> file [table]} for one system."""
-    points, specs, calibration = [], candidates(spec, topology, max_gpus), {}
+    plans, specs = [], candidates(spec, topology, max_gpus)
     for i, s in enumerate(specs):
         progress.advance(f"search {topology}", i + 1, len(specs))
         try:
-            if not fits_in_memory(s):
-                continue
-            p = plan(s)
+            if fits_in_memory(s):
+                plans.append(plan(s))
         except WideEPError:  # a candidate the system cannot run (EP larger than it builds, prefill OOM...)
             continue
-        points += [point(p, m) for m in modes]
-        calibration = calibration or p.calibration
+    prefills = prefill_instances(plans)
+    ttft_s_max = None if targets.ttft_ms is None else targets.ttft_ms / 1e3
+    points = [point(p, m, best_replica(p.gpus, p.decode.tokens_per_s_per_gpu, prefills, spec.isl, spec.osl,
+                                       ttft_s_max) if m == "disagg" else None) for p in plans for m in modes]
+    calibration = plans[0].calibration if plans else {}
     ok = [q for q in points if targets.met(q)]
     cheapest = min(ok, key=lambda q: (round(q["usd_per_mtok"], 9), q["tpot_ms"]), default=None)  # tie: faster
     return {"best": cheapest, "pareto": pareto(points), "candidates": len(points), "calibration": calibration}

@@ -27,20 +27,26 @@ def sglang(point: dict, model_path: str, redundant: int, placement_file: str | N
     elif ep < tp:  # MoE tensor parallelism: no all-to-all, tp / ep GPUs per expert
         args.append(f"--tp {tp} --ep-size {ep}")
     else:
-        mode = "low_latency" if point["mode"] == "disagg" else "auto"
+        mode = {"disagg": "low_latency", "prefill": "normal"}.get(point["mode"], "auto")
         args.append(f"--tp {ep} --dp {dp} --enable-dp-attention" if dp > 1 else f"--tp {ep}")
         args += [f"--moe-a2a-backend deepep --deepep-mode {mode}", f"--ep-num-redundant-experts {redundant}",
                  "--enable-two-batch-overlap"]
         if placement_file:
             args.append(f"--init-expert-location {placement_file}")
-    args.append(f"--cuda-graph-max-bs {point['batch']}")
+    if point["mode"] != "prefill":  # decode steps run under CUDA graphs up to the batch
+        args.append(f"--cuda-graph-max-bs {point['batch']}")
     if mtp:
         args.append(f"--speculative-algorithm EAGLE --speculative-num-steps {mtp} --speculative-eagle-topk 1 "
                     f"--speculative-num-draft-tokens {mtp + 1}")
-    if point["mode"] == "disagg":
-        args.append("--disaggregation-mode decode   # prefill pool: same with --disaggregation-mode prefill"
-                    + (" --deepep-mode normal" if 1 < ep and tp <= ep else ""))
+    if point["mode"] in ("disagg", "prefill"):
+        args.append(f"--disaggregation-mode {'decode' if point['mode'] == 'disagg' else 'prefill'}")
     return " \\\n  ".join(args)
+
+
+def prefill_point(point: dict) -> dict:
+    """The prefill instance of a ``disagg`` point, as a point of mode ``prefill``."""
+    tp, ep = point["prefill_tp"], point["prefill_ep"]
+    return {"tp": tp, "ep": ep, "dp": max(tp, ep) // tp, "batch": None, "mtp": 0, "mode": "prefill"}
 
 
 def vllm(point: dict, model_path: str, redundant: int) -> str:
@@ -79,7 +85,13 @@ def mtp_yaml(mtp: int) -> str:
     return f"\nspeculative_config:\n  decoding_type: MTP\n  num_nextn_predict_layers: {mtp}" if mtp else ""
 
 
-def deploy(point: dict, model_path: str, n_experts: int, redundant: int, placement_file: str | None = None) -> dict:
-    """{"sglang": command, "vllm": command, "trtllm": extra-options YAML} for one point."""
-    return {"sglang": sglang(point, model_path, redundant, placement_file), "vllm": vllm(point, model_path, redundant),
-            "trtllm": trtllm(point, n_experts, redundant)}
+def deploy(point: dict, model_path: str, n_experts: int, redundant: int, placement_file: str | None = None,
+           prefill_redundant: int = 0) -> dict:
+    """{"sglang": command, "vllm": command, "trtllm": extra-options YAML} for one point; a ``disagg`` point's
+    SGLang text also launches its prefill instances (``prefill_redundant`` redundant experts each)."""
+    text = sglang(point, model_path, redundant, placement_file)
+    if point["mode"] == "disagg":
+        text += (f"\n# with {point['decode_instances']} decode instance(s) as above and "
+                 f"{point['prefill_instances']} prefill instance(s) of:\n"
+                 + sglang(prefill_point(point), model_path, prefill_redundant))
+    return {"sglang": text, "vllm": vllm(point, model_path, redundant), "trtllm": trtllm(point, n_experts, redundant)}

@@ -258,6 +258,14 @@ def place_text(header: dict, rows: list[dict], split: str | None = None, wrote: 
     return "\n".join(lines)
 
 
+def pools_words(point: dict) -> str:
+    """' (2 prefill instances of tp 1 ep 8 for 5 decode instances)' for a disaggregated point, else ''."""
+    if point["mode"] != "disagg":
+        return ""
+    return (f" ({point['prefill_instances']} prefill instance(s) of tp {point['prefill_tp']} ep {point['prefill_ep']}"
+            f" for {point['decode_instances']} decode instance(s))")
+
+
 def search_text(result: dict, columns: Sequence[tuple[str, str]], ratio: Sequence[dict] = (), note: str = "") -> str:
     """Per system: the best configuration under the targets, then its Pareto front; then the cost ratio and
     ``note`` (:func:`wideep.plan.comparison.calibration_note`)."""
@@ -267,7 +275,8 @@ def search_text(result: dict, columns: Sequence[tuple[str, str]], ratio: Sequenc
         best = r["best"]
         moe_tp = f" (MoE TP{best['moe_tp']})" if best and best.get("moe_tp", 1) > 1 else ""
         head = (f"{system}: best under the targets: {best['mode']} tp {best['tp']} ep {best['ep']}{moe_tp} batch "
-                f"{best['batch']} mtp {best['mtp']} {best['dtype']}, ${best['usd_per_mtok']:.3f}/Mtok, "
+                f"{best['batch']} mtp {best['mtp']} {best['dtype']}{pools_words(best)}, "
+                f"${best['usd_per_mtok']:.3f}/Mtok, "
                 f"{best['tokens_per_s_per_gpu']:,.0f} tokens/s/GPU, {best['tokens_per_s_per_user']:.1f} tokens/s/user, "
                 f"TTFT {best['ttft_ms']:,.0f} ms, TPOT {best['tpot_ms']:.1f} ms, bound by {best['binding']}"
                 if best else f"{system}: no configuration meets the targets ({r['candidates']} candidates fit)")

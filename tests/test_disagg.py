@@ -1,0 +1,61 @@
+"""Disaggregated replicas of whole instances (xPyD), by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from wideep.plan.disagg import MAX_INSTANCES, PrefillInstance, best_replica, counts
+
+# one 8-GPU prefill instance takes 8 x 10,000 prompt tokens/s: at ISL = OSL it feeds 80,000 output tokens/s
+WIDE = PrefillInstance(tp=1, ep=8, gpus=8, tokens_per_s_per_gpu=10_000.0, ttft_s=0.8)
+NARROW = PrefillInstance(tp=8, ep=8, gpus=8, tokens_per_s_per_gpu=5_000.0, ttft_s=0.2)
+
+
+def test_rates_that_match_exactly_take_the_smallest_replica():
+    """Decode 8 GPUs x 2,500 = 20,000 output tokens/s: 1 prefill feeds 4 decode instances exactly."""
+    r = best_replica(8, 2_500.0, [WIDE], isl=1024, osl=1024)
+    assert (r.prefill_instances, r.decode_instances) == (1, 4)
+    assert r.gpus == 40 and r.tokens_per_s_per_gpu == pytest.approx(80_000 / 40)
+
+
+def test_a_slow_decode_group_still_pays_for_a_whole_prefill_instance():
+    """10 output tokens/s per GPU: even 16 decode instances leave the prefill instance mostly idle."""
+    r = best_replica(8, 10.0, [WIDE], isl=1024, osl=1024)
+    assert (r.prefill_instances, r.decode_instances) == (1, MAX_INSTANCES)
+    assert r.tokens_per_s_per_gpu == pytest.approx(16 * 8 * 10 / (8 + 128))
+
+
+def test_the_counts_closest_to_the_rate_match_win():
+    """Decode 8 x 3,000 = 24,000 output tokens/s per instance against 80,000 per prefill instance: 3 prefill
+    for 10 decode match exactly (240,000 each way); every other count leaves a pool partly idle."""
+    best = best_replica(8, 3_000.0, [WIDE], isl=1024, osl=1024)
+    assert (best.prefill_instances, best.decode_instances) == (3, 10)
+    assert best.output_tokens_per_s == 240_000 and best.tokens_per_s_per_gpu == pytest.approx(240_000 / 104)
+
+
+@pytest.mark.parametrize("decode_rate,prefill_rate,prefill_gpus", [
+    (24_000.0, 80_000.0, 8), (1_000.0, 7_000.0, 16), (50_000.0, 9_000.0, 8), (3.0, 90_000.0, 72),
+    (33_333.0, 33_334.0, 8)])
+def test_counts_agree_with_every_pair_tried(decode_rate, prefill_rate, prefill_gpus):
+    """The two prefill counts around the rate match per decode count find the best of all 16 x 16 pairs."""
+    pairs = [(x, y) for x in range(1, MAX_INSTANCES + 1) for y in range(1, MAX_INSTANCES + 1)]
+    per_gpu = {(x, y): min(y * decode_rate, x * prefill_rate) / (x * prefill_gpus + y * 8) for x, y in pairs}
+    x, y, out = counts(8, decode_rate, prefill_gpus, prefill_rate)
+    assert out / (x * prefill_gpus + y * 8) == pytest.approx(max(per_gpu.values()), rel=1e-9)
+
+
+def test_longer_prompts_need_more_prefill():
+    short = best_replica(8, 2_500.0, [WIDE], isl=1024, osl=1024)
+    long = best_replica(8, 2_500.0, [WIDE], isl=4096, osl=1024)
+    assert long.prefill_instances / long.decode_instances > short.prefill_instances / short.decode_instances
+
+
+def test_a_ttft_target_picks_the_prefill_layout_that_meets_it():
+    assert best_replica(8, 2_500.0, [WIDE, NARROW], 1024, 1024).prefill is WIDE  # more prompt tokens per GPU
+    assert best_replica(8, 2_500.0, [WIDE, NARROW], 1024, 1024, ttft_s_max=0.5).prefill is NARROW
+    assert best_replica(8, 2_500.0, [WIDE, NARROW], 1024, 1024, ttft_s_max=0.01).prefill is WIDE  # none meets
+
+
+def test_when_decode_binds_the_shorter_ttft_wins_the_tie():
+    """At 10 tokens/s per GPU both layouts feed more than 16 decode instances take: same replica, NARROW's TTFT."""
+    assert best_replica(8, 10.0, [WIDE, NARROW], 1024, 1024).prefill is NARROW
