@@ -6,6 +6,8 @@ micro-batches hide, ``[overlap] hidden_fraction`` in topologies/calibration/defa
 
     python benchmarks/e2e_validation.py          # the validation table (markdown)
     python benchmarks/e2e_validation.py --fit    # the hidden_fraction that reproduces the fitted case
+    python benchmarks/e2e_validation.py --calibration trtllm   # every GPU on TensorRT-LLM's kernel tables
+                                                               # (a check; a GPU without them: "-")
 
 Sources (docs/sources.md, "End-to-end measurements"):
 - LMSYS "Deploying DeepSeek with PD disaggregation and large-scale expert parallelism on 96 H100 GPUs"
@@ -23,10 +25,12 @@ import argparse
 import dataclasses
 from dataclasses import replace
 
+from wideep.core.errors import InputError
 from wideep.perf.roofline import load_calibration
 from wideep.plan import PlanSpec, plan
 
 GPUS_PER_NODE = 8
+CALIBRATION: str | None = None  # --calibration: every case's calibration (None: each GPU's shipped file)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,24 +126,24 @@ def per_gpu_aggregated(case: Case, routing: str | None = None) -> float:
     """Predicted output tokens/s per GPU of a throughput case (aggregated serving), on ``routing`` if given."""
     from wideep.plan.search import point
 
-    return point(plan(replace(case.spec, routing=routing) if routing else case.spec), "agg")["tokens_per_s_per_gpu"]
+    spec = spec_of(case)
+    return point(plan(replace(spec, routing=routing) if routing else spec), "agg")["tokens_per_s_per_gpu"]
+
+
+def spec_of(case: Case) -> PlanSpec:
+    """The case's spec under :data:`CALIBRATION` where one is set."""
+    return replace(case.spec, calibration=CALIBRATION) if CALIBRATION else case.spec
 
 
 def per_user(case: Case) -> float:
     """Predicted output tokens/s per user of a latency case."""
-    return plan(case.spec).decode.tokens_per_s_per_user
+    return plan(spec_of(case)).decode.tokens_per_s_per_user
 
 
 def per_node(case: Case, calibration: str | None = None) -> float:
-    p = plan(replace(case.spec, calibration=calibration) if calibration else case.spec)
+    p = plan(replace(case.spec, calibration=calibration) if calibration else spec_of(case))
     step = p.decode if case.phase == "decode" else p.prefill
     return step.tokens_per_s_per_gpu * case.gpus_per_node
-
-
-def table() -> list[list]:
-    """[case, role, published per node, predicted, error %]."""
-    return [[c.name, c.role, c.published_per_node, round(per_node(c)),
-             round(100 * (per_node(c) / c.published_per_node - 1), 1)] for c in CASES]
 
 
 def fit_hidden_fraction(tmp_dir: str = "/tmp") -> float:
@@ -159,25 +163,30 @@ def fit_hidden_fraction(tmp_dir: str = "/tmp") -> float:
     return (lo + hi) / 2
 
 
+def error_cell(predict, case) -> tuple[str, str]:
+    """(predicted, error %) of ``predict(case)``; "-" where the GPU has no tables of --calibration."""
+    try:
+        pred = predict(case)
+    except InputError:
+        return "-", "-"
+    return f"{pred:,.1f}" if pred < 1000 else f"{pred:,.0f}", f"{100 * (pred / case.published_per_node - 1):.1f}"
+
+
 def main() -> None:
+    global CALIBRATION
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fit", action="store_true", help="print the fitted [overlap] hidden_fraction")
-    if ap.parse_args().fit:
+    ap.add_argument("--calibration", help="every case on this calibration (a file, or trtllm)")
+    args = ap.parse_args()
+    if args.fit:
         print(f"hidden_fraction = {fit_hidden_fraction():.3f}")
         return
-    head = ["case", "role", "published tok/s/node", "predicted", "error %"]
-    print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
-    for r in table():
-        print("| " + " | ".join(f"{v:,}" if isinstance(v, int) else str(v) for v in r) + " |")
-    print("\n| case | role | published tok/s/user | predicted | error % |\n|---|---|---|---|---|")
-    for c in LATENCY_CASES:
-        pred = per_user(c)
-        print(f"| {c.name} | {c.role} | {c.published_per_node:,.1f} | {pred:,.1f} | {100 * (pred / c.published_per_node - 1):.1f} |")
-    print("\n| case | role | published tok/s/GPU | predicted | error % |\n|---|---|---|---|---|")
-    for c in THROUGHPUT_CASES:
-        pred = per_gpu_aggregated(c)
-        print(f"| {c.name} | {c.role} | {c.published_per_node:,.0f} | {pred:,.0f} | {100 * (pred / c.published_per_node - 1):.1f} |")
-
+    CALIBRATION = args.calibration
+    for title, cases, predict in (("published tok/s/node", CASES, per_node), ("published tok/s/user", LATENCY_CASES,
+                                  per_user), ("published tok/s/GPU", THROUGHPUT_CASES, per_gpu_aggregated)):
+        print(f"\n| case | role | {title} | predicted | error % |\n|---|---|---|---|---|")
+        for c in cases:
+            print(f"| {c.name} | {c.role} | {c.published_per_node:,.1f} | " + " | ".join(error_cell(predict, c)) + " |")
 
 if __name__ == "__main__":
     main()

@@ -239,6 +239,9 @@ def plan_spec(topology: Optional[str], **options: Any) -> Any:
 
 
 
+CALIBRATION_HELP = ("Calibration TOML laid over the catalog's, or trtllm: every GPU on NVIDIA AIConfigurator's "
+                    "TensorRT-LLM kernel tables (like for like across GPUs).")
+
 #: The PlanSpec options ``plan`` and ``compare`` share: name -> (type, option), in --help order.
 PLAN_OPTIONS: dict[str, tuple[Any, Any]] = dict(
     model=(str, typer.Option(SPEC.model, "--model", help="Model id or file.")),
@@ -275,7 +278,7 @@ PLAN_OPTIONS: dict[str, tuple[Any, Any]] = dict(
     price_per_gpu_hour=(Optional[float],
                         typer.Option(None, "--price-per-gpu-hour", help="$/GPU-hour (default: catalog).")),
     price_scenario=(Optional[str], typer.Option(None, "--price-scenario", help="Catalog price scenario name.")),
-    calibration=(Optional[str], typer.Option(None, "--calibration", help="Calibration TOML laid over the catalog's.")),
+    calibration=(Optional[str], typer.Option(None, "--calibration", help=CALIBRATION_HELP)),
     seed=(int, typer.Option(SPEC.seed, "--seed", help="Seed of synthetic routing.")),
 )
 
@@ -387,6 +390,7 @@ def search_cmd(topology: List[str] = typer.Option(..., "--topology", help="Syste
                csv: Optional[str] = typer.Option(None, "--csv", help="Write every Pareto point to this CSV file."),
                xlsx: Optional[str] = typer.Option(None, "--xlsx", help="The same rows as XLSX (openpyxl)."),
                svg: Optional[str] = typer.Option(None, "--svg", help="Draw each system's Pareto front."),
+               calibration: Optional[str] = typer.Option(None, "--calibration", help=CALIBRATION_HELP),
                html: Optional[str] = HTML,
                as_json: bool = JSON) -> None:
     """Cheapest configuration per system meeting TPOT/TTFT targets at ISL/OSL, and its Pareto front."""
@@ -404,7 +408,7 @@ def search_cmd(topology: List[str] = typer.Option(..., "--topology", help="Syste
     if xlsx is not None:
         report.xlsx_module()  # before anything is written
     default_dtype, per_system = split_dtypes(dtype or [], topology)
-    spec = PlanSpec(model=model, isl=isl, osl=osl, dtype=default_dtype)
+    spec = PlanSpec(model=model, isl=isl, osl=osl, dtype=default_dtype, calibration=calibration)
     result = search(spec, topology, targets, mode, gpus, per_system)
     add_deploy(result, model)
     if svg is not None:  # first: the one output that can still fail (nothing to draw)

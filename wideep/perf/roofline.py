@@ -20,7 +20,7 @@ import numpy as np
 
 from wideep.core.catalog import KINDS, Field, catalog_root, check_table, not_a_file, read_file, sub_table
 from wideep.core.curves import checked_curve, log_interp
-from wideep.core.errors import CatalogError
+from wideep.core.errors import CatalogError, InputError
 from wideep.core.units import DTYPES
 
 RESOURCES = ("hbm", "flops", "nvlink", "nic", "latency", "sms")  # sms: the all-to-all kernels' send blocks
@@ -242,10 +242,11 @@ def kernel_origin(source: str) -> str:
 
 
 def source_name(path: str) -> str:
-    """How a plan names a calibration file: a catalog file by its name (``h200-sxm.toml``), a user's by its
-    absolute path (so its stamp is read from it, wherever the command ran)."""
-    full = Path(path).resolve()
-    return full.name if full.parent == calibration_dir().resolve() else str(full)
+    """How a plan names a calibration file: a catalog file by its path in the catalog (``h200-sxm.toml``,
+    ``trtllm/h200-sxm.toml``), a user's by its absolute path (so its stamp is read from it, wherever the
+    command ran)."""
+    full, catalog = Path(path).resolve(), calibration_dir().resolve()
+    return str(full.relative_to(catalog)) if full.is_relative_to(catalog) else str(full)
 
 
 @lru_cache(maxsize=None)
@@ -255,10 +256,17 @@ def calibration_stamp(name: str) -> dict:
     return read_file(path).get("stamp", {}) if path.is_file() else {}
 
 
+#: Kernel sets that ``--calibration NAME`` gives every GPU alike (a like-for-like comparison): name -> what.
+#: A GPU reads ``<name>/<gpu>.toml`` of the catalog's calibration folder, else its own file where that file's
+#: stamp names the set's engine.
+KERNEL_SETS = {"trtllm": "NVIDIA AIConfigurator's TensorRT-LLM 1.3.0rc20 kernel tables"}
+
+
 def load_calibration(gpu_id: str | None = None, path: str | None = None) -> Calibration:
     """Calibration for a GPU: ``default.toml`` overlaid with ``<gpu_id>.toml`` when that file exists.
 
-    ``path`` (a user's file) overlays the result last. Tables a file leaves out keep the default values.
+    ``path`` (a user's file) overlays the result last; a name of :data:`KERNEL_SETS` takes that set's file for
+    the GPU instead of ``<gpu_id>.toml``. Tables a file leaves out keep the default values.
     """
     return calibration_in(str(calibration_dir()), gpu_id, path)
 
@@ -267,11 +275,27 @@ def load_calibration(gpu_id: str | None = None, path: str | None = None) -> Cali
 def calibration_in(folder: str, gpu_id: str | None, path: str | None) -> Calibration:
     """:func:`load_calibration` from the catalog folder ``folder`` (cached: a search asks per candidate)."""
     files = [Path(folder) / "default.toml"]
-    if gpu_id and (Path(folder) / f"{gpu_id}.toml").is_file():
-        files.append(Path(folder) / f"{gpu_id}.toml")
-    if path:
-        files.append(Path(path))
+    if path in KERNEL_SETS:
+        files.append(kernel_set_file(Path(folder), gpu_id, path))
+    else:
+        if gpu_id and (Path(folder) / f"{gpu_id}.toml").is_file():
+            files.append(Path(folder) / f"{gpu_id}.toml")
+        if path:
+            files.append(Path(path))
     return _load(tuple(str(f) for f in files), gpu_id)
+
+
+def kernel_set_file(folder: Path, gpu_id: str | None, name: str) -> Path:
+    """The file of kernel set ``name`` for ``gpu_id`` (:data:`KERNEL_SETS`)."""
+    own = folder / f"{gpu_id}.toml"
+    for path in (folder / name / f"{gpu_id}.toml", own):
+        if path.is_file() and (path != own or read_file(path).get("stamp", {}).get("engine", "").startswith(name)):
+            return path
+    have = sorted({p.stem for p in (folder / name).glob("*.toml")}
+                  | {p.stem for p in folder.glob("*.toml")
+                     if read_file(p).get("stamp", {}).get("engine", "").startswith(name)})
+    raise InputError(f"no {name} kernel tables for {gpu_id or 'an unnamed GPU'} (the catalog has them for "
+                     f"{', '.join(have)})", "--calibration")
 
 
 @lru_cache(maxsize=None)
