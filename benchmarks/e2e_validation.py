@@ -42,6 +42,7 @@ class Case:
     published_per_node: float
     role: str = "held-out"
     gpus_per_node: int = GPUS_PER_NODE
+    miss: str = ""  # a held-out case the model misses: by how much and the reading of why (strict xfail)
 
 
 CASES = [
@@ -67,6 +68,30 @@ CASES = [
          PlanSpec(topology="gb200-nvl72", ep=48, redundant=32, batch=1408, context=2000, isl=2000, overlap="none",
                   dtype="nvfp4", attn_dtype="fp8", kv_dtype="fp8", dispatch_dtype="nvfp4"), "decode", 13_386 * 4,
          gpus_per_node=4),
+    # vLLM on H200 (blog.vllm.ai 2025-12-17, "2.2k tok/s/H200 with Wide-EP"; its charts, read to +-20 tokens/s):
+    # DeepSeek-R1 FP8, attention DP with the experts over EP (TP1), DeepEP low-latency decode and high-throughput
+    # prefill, dual-batch overlap in decode only, EPLB with 32 redundant experts (llm-d's wide-EP recipe),
+    # 2,000-token prompts; decode 256 sequences per rank at 2,000 output tokens on average (mean KV 3,000). The
+    # prefill tokens per step are not published (wideep's default 8,192 per GPU; 2,048 or 16,384: -3% to +10%).
+    *(Case(f"vLLM decode, H200 EP{ep}, 256 sequences/GPU, KV 3,000", "vLLM blog 2025-12-17, decode chart",
+           PlanSpec(model="deepseek-r1", topology="hgx-h200", ep=ep, redundant=32, batch=256, context=3000,
+                    isl=2000, osl=2000), "decode", per_gpu * 8)
+      for ep, per_gpu in ((32, 2180), (72, 2070), (96, 1970))),
+    *(Case(f"vLLM prefill, H200 EP{ep}, 2K prompts, no micro-batch overlap", "vLLM blog 2025-12-17, prefill chart",
+           PlanSpec(model="deepseek-r1", topology="hgx-h200", ep=ep, isl=2000, osl=1, overlap="none"), "prefill",
+           per_gpu * 8, miss=miss)
+      for ep, per_gpu, miss in ((8, 6500, "+45%: the source's EP8 runs slower than its EP16 (6,500 against 7,000 per "
+                                         "GPU); one node's NVLink all-to-all makes EP8 the fastest in the model"),
+                                (16, 7000, ""), (32, 5100, ""))),
+    # vLLM on GB200 (blog.vllm.ai 2026-02-03, "WideEP ... on Blackwell (Part I)"; launch flags and logs in the branch
+    # its issue 33583 names): DeepSeek-R1-0528 NVFP4 experts, FP8 attention projections and KV cache, DP8 x EP8 on
+    # two trays of the rack, all-gather / reduce-scatter around the experts (wideep charges DeepEP low-latency: it
+    # has no all-gather transport), no EPLB, no overlap, no MTP; 1,024 sequences per GPU at 2K/2K (mean KV 3,000).
+    Case("vLLM decode, GB200 EP8, NVFP4 MoE + FP8 attention and KV, 1,024 sequences/GPU, KV 3,000",
+         "vLLM blog 2026-02-03 (GB200 Part I)",
+         PlanSpec(model="deepseek-r1", topology="gb200-nvl72", ep=8, redundant=0, placement="contiguous", batch=1024,
+                  context=3000, isl=2000, osl=2000, dtype="nvfp4", attn_dtype="fp8", kv_dtype="fp8", overlap="none"),
+         "decode", 10_108 * 4, gpus_per_node=4),
 ]
 
 
