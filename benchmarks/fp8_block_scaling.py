@@ -1,0 +1,94 @@
+"""FP8 GEMMs scaled per tensor, row-wise, and in DeepSeek's blocks (1x128 activations, 128x128 weights), measured
+with cuBLAS through PyTorch on the GPU it runs on (needs a CUDA GPU and torch >= 2.10).
+
+The shipped H200 calibration times fp8 GEMMs row-wise (``torch._scaled_mm``, a scale per token and per output
+channel; wideep/calibrate/measure.py); the engines run DeepSeek's checkpoints block-scaled (DeepGEMM in SGLang
+and vLLM, CUTLASS in TensorRT-LLM). This measures what the scaling costs on cuBLAS at DeepSeek-V3's shapes,
+from decode (m = 8) to prefill (m = 8,192) sizes.
+
+Run on the GPU:  python benchmarks/fp8_block_scaling.py [--out FILE.json]
+                 python benchmarks/fp8_block_scaling.py --report FILE.json   (the table, no GPU)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+
+SHAPES = ((2112, 7168), (24576, 1536), (7168, 16384), (4096, 7168), (7168, 2048))  # (n, k): fused_a .. shared down
+TOKENS = (8, 64, 512, 2048, 8192)
+
+
+def time_us(fn, repeats: int = 5, iters: int = 30) -> float:
+    """Median over ``repeats`` of the mean of ``iters`` back-to-back calls, us (CUDA events)."""
+    import torch
+
+    for _ in range(5):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(iters):
+            fn()
+        end.record()
+        torch.cuda.synchronize()
+        samples.append(start.elapsed_time(end) * 1e3 / iters)
+    return statistics.median(samples)
+
+
+def timings(m: int, n: int, k: int) -> dict:
+    """{scaling: us} of one m x n x k fp8 GEMM with a bf16 output, per tensor, row-wise and block-scaled."""
+    import torch
+    from torch.nn.functional import ScalingType, scaled_mm
+
+    a = torch.randn(m, k, device="cuda").to(torch.float8_e4m3fn)
+    b = torch.randn(n, k, device="cuda").to(torch.float8_e4m3fn)
+    one = torch.ones((), device="cuda")
+    rows, cols = torch.ones(m, 1, device="cuda"), torch.ones(1, n, device="cuda")
+    groups = torch.ones(k // 128, m, device="cuda").t()  # 1 x 128 groups along k, m-major
+    blocks = torch.ones(math.ceil(n / 128), k // 128, device="cuda").t()  # 128 x 128 weight blocks
+    bf = torch.bfloat16
+    return {"per_tensor": time_us(lambda: torch._scaled_mm(a, b.t(), scale_a=one, scale_b=one, out_dtype=bf)),
+            "row_wise": time_us(lambda: torch._scaled_mm(a, b.t(), scale_a=rows, scale_b=cols, out_dtype=bf)),
+            "block": time_us(lambda: scaled_mm(a, b.t(), groups, ScalingType.BlockWise1x128, blocks,
+                                               ScalingType.BlockWise128x128, output_dtype=bf))}
+
+
+def measure() -> dict:
+    import torch
+
+    rows = [{"m": m, "n": n, "k": k, "us": timings(m, n, k)} for n, k in SHAPES for m in TOKENS]
+    return {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "rows": rows}
+
+
+def report(data: dict) -> str:
+    lines = [f"{data['device']}, torch {data['torch']}", "",
+             "| m | n | k | per-tensor us | row-wise us | block-scaled us | block / row-wise |", "|---|---|---|---|---|---|---|"]
+    for r in data["rows"]:
+        us = r["us"]
+        lines.append(f"| {r['m']} | {r['n']} | {r['k']} | {us['per_tensor']:.1f} | {us['row_wise']:.1f} | "
+                     f"{us['block']:.1f} | {us['block'] / us['row_wise']:.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", help="write the measurements as JSON")
+    ap.add_argument("--report", help="print the table of a JSON written by --out (no GPU needed)")
+    args = ap.parse_args()
+    if args.report:
+        with open(args.report) as fh:
+            print(report(json.load(fh)))
+        return
+    data = measure()
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(data, fh, indent=1)
+    print(report(data))
+
+
+if __name__ == "__main__":
+    main()
