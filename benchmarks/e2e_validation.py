@@ -152,7 +152,7 @@ def per_gpu_aggregated(case: Case, routing: str | None = None) -> float:
     from wideep.plan.search import point
 
     spec = spec_of(case)
-    return point(plan(replace(spec, routing=routing) if routing else spec), "agg")["tokens_per_s_per_gpu"]
+    return point(plan(replace(spec, routing=routing) if routing else spec))["tokens_per_s_per_gpu"]
 
 
 def spec_of(case: Case) -> PlanSpec:
@@ -194,7 +194,12 @@ def error_cell(predict, case) -> tuple[str, str]:
         pred = predict(case)
     except InputError:
         return "-", "-"
-    return f"{pred:,.1f}" if pred < 1000 else f"{pred:,.0f}", f"{100 * (pred / case.published_per_node - 1):.1f}"
+    return number(pred), f"{100 * (pred / case.published_per_node - 1):.1f}"
+
+
+def number(x: float) -> str:
+    """A figure as the tables print it: one decimal below 1,000, whole numbers above."""
+    return f"{x:,.1f}" if x < 1000 else f"{x:,.0f}"
 
 
 def main() -> None:
@@ -211,7 +216,8 @@ def main() -> None:
                                   per_user), ("published tok/s/GPU", THROUGHPUT_CASES, per_gpu_aggregated)):
         print(f"\n| case | role | {title} | predicted | error % |\n|---|---|---|---|---|")
         for c in cases:
-            print(f"| {c.name} | {c.role} | {c.published_per_node:,.1f} | " + " | ".join(error_cell(predict, c)) + " |")
+            print(f"| {c.name} | {c.role} | {number(c.published_per_node)} | " + " | ".join(error_cell(predict, c)) + " |")
+
 
 if __name__ == "__main__":
     main()

@@ -59,3 +59,18 @@ def test_a_ttft_target_picks_the_prefill_layout_that_meets_it():
 def test_when_decode_binds_the_shorter_ttft_wins_the_tie():
     """At 10 tokens/s per GPU both layouts feed more than 16 decode instances take: same replica, NARROW's TTFT."""
     assert best_replica(8, 10.0, [WIDE, NARROW], 1024, 1024).prefill is NARROW
+
+
+def test_sglang_launches_the_prefill_instances_of_a_disaggregated_point():
+    """Decode tp 1 ep 32 with MTP, its prefill instances tp 1 ep 8: two launch commands, each with its own layout,
+    DeepEP mode and disaggregation role; the prefill keeps the MTP flags and drops the decode CUDA-graph size."""
+    from wideep.report.deploy import deploy
+
+    point = {"mode": "disagg", "tp": 1, "ep": 32, "dp": 32, "batch": 64, "mtp": 1, "prefill_tp": 1, "prefill_ep": 8,
+             "prefill_instances": 3, "decode_instances": 2}
+    decode, prefill = deploy(point, "<model>", 256, 32, prefill_redundant=8)["sglang"].split("\n# with ")
+    assert "--tp 32 --dp 32" in decode and "low_latency" in decode and "--disaggregation-mode decode" in decode
+    assert prefill.startswith("2 decode instance(s) as above and 3 prefill instance(s)")
+    assert "--tp 8 --dp 8" in prefill and "--deepep-mode normal" in prefill and "--ep-num-redundant-experts 8" in prefill
+    assert "--disaggregation-mode prefill" in prefill and "--speculative-num-steps 1" in prefill
+    assert "--cuda-graph-max-bs" not in prefill

@@ -44,3 +44,16 @@ def test_a_gpu_without_the_set_is_one_line():
     assert exc.value.source == "--calibration" and "h800-sxm" in str(exc.value) and "h200-sxm" in str(exc.value)
     r = run_cli("plan", "--topology", "dgx-h800", "--ep", "8", "--calibration", "trtllm")
     assert r.returncode == 2 and "--calibration" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_search_with_a_missing_set_or_file_is_an_error_not_an_empty_search(tmp_path):
+    for value, words in (("trtllm", "no trtllm kernel tables for h800-sxm"), (str(tmp_path / "no.toml"), "no.toml")):
+        r = run_cli("search", "--topology", "hgx-h200", "--topology", "dgx-h800", "--gpus", "8", "--calibration", value)
+        assert r.returncode == 2 and words in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_a_file_named_like_the_set_is_not_read_silently(tmp_path):
+    (tmp_path / "trtllm").write_text("[overlap]\nhidden_fraction = 0.5\n")
+    r = run_cli("plan", "--topology", "hgx-h200", "--ep", "8", "--calibration", "trtllm", cwd=tmp_path)
+    assert r.returncode == 2 and "give ./trtllm" in r.stderr
+    assert run_cli("plan", "--topology", "hgx-h200", "--ep", "8", "--calibration", "./trtllm", cwd=tmp_path).returncode == 0

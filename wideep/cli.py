@@ -55,6 +55,10 @@ app.add_typer(models_app, name="models")
 app.add_typer(topologies_app, name="topologies")
 
 JSON = typer.Option(False, "--json", help="Machine-readable JSON on stdout, nothing else there.")
+
+CALIBRATION_HELP = ("Calibration TOML laid over the catalog's, or trtllm: every GPU on NVIDIA AIConfigurator's "
+                    "TensorRT-LLM kernel tables (like for like across GPUs).")
+
 HTML = typer.Option(None, "--html", help="Also write a self-contained HTML report with figures (needs 'wideep[report]').")
 
 
@@ -185,9 +189,7 @@ def place_cmd(model: str = typer.Option(..., "--model", help="Model id or file."
               weights_dtype: str = typer.Option(SPEC.dtype, "--weights-dtype",
                                                 help="Routed-expert weights the predicted layer time assumes "
                                                      "(plan --dtype): bf16, fp8, nvfp4, mxfp4 or int4."),
-              calibration: Optional[str] = typer.Option(None, "--calibration",
-                                                        help="Calibration TOML laid over the catalog's (expert "
-                                                             "GEMM times in the predicted layer time)."),
+              calibration: Optional[str] = typer.Option(None, "--calibration", help=CALIBRATION_HELP),
               out_path: Optional[str] = typer.Option(None, "--out", help="Write the placement to this file."),
               fmt: Optional[str] = typer.Option(None, "--format",
                                                 help="Format of --out: sglang (default), vllm, trtllm or json."),
@@ -238,9 +240,6 @@ def plan_spec(topology: Optional[str], **options: Any) -> Any:
     return PlanSpec(topology=topology or "hgx-h100", **options)
 
 
-
-CALIBRATION_HELP = ("Calibration TOML laid over the catalog's, or trtllm: every GPU on NVIDIA AIConfigurator's "
-                    "TensorRT-LLM kernel tables (like for like across GPUs).")
 
 #: The PlanSpec options ``plan`` and ``compare`` share: name -> (type, option), in --help order.
 PLAN_OPTIONS: dict[str, tuple[Any, Any]] = dict(

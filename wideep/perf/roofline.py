@@ -268,6 +268,8 @@ def load_calibration(gpu_id: str | None = None, path: str | None = None) -> Cali
     ``path`` (a user's file) overlays the result last; a name of :data:`KERNEL_SETS` takes that set's file for
     the GPU instead of ``<gpu_id>.toml``. Tables a file leaves out keep the default values.
     """
+    if path in KERNEL_SETS and Path(path).is_file():  # checked here, outside the cache: it depends on the folder
+        raise InputError(f"names the kernel set {path!r} and a file here; give ./{path} for the file", "--calibration")
     return calibration_in(str(calibration_dir()), gpu_id, path)
 
 
@@ -287,15 +289,18 @@ def calibration_in(folder: str, gpu_id: str | None, path: str | None) -> Calibra
 
 def kernel_set_file(folder: Path, gpu_id: str | None, name: str) -> Path:
     """The file of kernel set ``name`` for ``gpu_id`` (:data:`KERNEL_SETS`)."""
-    own = folder / f"{gpu_id}.toml"
-    for path in (folder / name / f"{gpu_id}.toml", own):
-        if path.is_file() and (path != own or read_file(path).get("stamp", {}).get("engine", "").startswith(name)):
+    for path in (folder / name / f"{gpu_id}.toml", folder / f"{gpu_id}.toml"):
+        if path.is_file() and (path.parent != folder or of_engine(path, name)):
             return path
-    have = sorted({p.stem for p in (folder / name).glob("*.toml")}
-                  | {p.stem for p in folder.glob("*.toml")
-                     if read_file(p).get("stamp", {}).get("engine", "").startswith(name)})
+    have = sorted({p.stem for p in (folder / name).glob("*.toml")} | {p.stem for p in folder.glob("*.toml")
+                                                                       if of_engine(p, name)})
     raise InputError(f"no {name} kernel tables for {gpu_id or 'an unnamed GPU'} (the catalog has them for "
                      f"{', '.join(have)})", "--calibration")
+
+
+def of_engine(path: Path, name: str) -> bool:
+    """Whether calibration file ``path``'s stamp names engine ``name`` (an AIConfigurator read of its tables)."""
+    return str(read_file(path).get("stamp", {}).get("engine", "")).startswith(name)
 
 
 @lru_cache(maxsize=None)

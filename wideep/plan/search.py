@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from wideep.core import progress
 from wideep.core.errors import InputError, WideEPError
 from wideep.perf.cost import usd_per_mtok
+from wideep.perf.roofline import load_calibration
 from wideep.perf.step import check_dtypes
 from wideep.plan import Plan, PlanSpec, plan
 from wideep.plan.deployment import fits_in_memory
@@ -86,14 +87,15 @@ def ep_sizes(spec: PlanSpec, topology: str, max_gpus: int | None) -> list[int]:
     return sizes
 
 
-def point(p: Plan, mode: str, replica: Replica | None = None) -> dict:
-    """One candidate as a search point (fleet-level throughput and cost, latencies in ms); ``replica``: the
-    disaggregated pools of a ``disagg`` point."""
+def point(p: Plan, replica: Replica | None = None) -> dict:
+    """One candidate as a search point (fleet-level throughput and cost, latencies in ms): aggregated, or
+    disaggregated into ``replica``'s pools."""
     dec, pre, spec = p.decode, p.prefill, p.spec
     out_per_step = dec.workload.output_per_sequence
     pools = {"prefill_gpus": 0, "decode_gpus": p.gpus, "prefill_tp": None, "prefill_ep": None,
              "prefill_instances": 0, "decode_instances": 1}
-    if mode == "agg":  # prompts computed inside the decode steps, at the prefill rate of the group
+    mode = "agg" if replica is None else "disagg"
+    if replica is None:  # prompts computed inside the decode steps, at the prefill rate of the group
         extra_s = spec.batch * out_per_step * spec.isl / spec.osl / (pre.tokens_per_s_per_gpu * spec.tp)
         step_s = dec.step_s + extra_s
         per_gpu = spec.batch * out_per_step / step_s / spec.tp
@@ -168,8 +170,11 @@ def search_system(spec: PlanSpec, topology: str, targets: Targets, modes: tuple[
             continue
     prefills = prefill_instances(plans)
     ttft_s_max = None if targets.ttft_ms is None else targets.ttft_ms / 1e3
-    points = [point(p, m, best_replica(p.gpus, p.decode.tokens_per_s_per_gpu, prefills, spec.isl, spec.osl,
-                                       ttft_s_max) if m == "disagg" else None) for p in plans for m in modes]
+
+    def pools(p: Plan) -> Replica:
+        return best_replica(p.gpus, p.decode.tokens_per_s_per_gpu, prefills, spec.isl, spec.osl, ttft_s_max)
+
+    points = [point(p, pools(p) if m == "disagg" else None) for p in plans for m in modes]
     calibration = plans[0].calibration if plans else {}
     ok = [q for q in points if targets.met(q)]
     cheapest = min(ok, key=lambda q: (round(q["usd_per_mtok"], 9), q["tpot_ms"]), default=None)  # tie: faster
@@ -226,7 +231,9 @@ def search(spec: PlanSpec, topologies: list[str], targets: Targets, mode: str = 
     # a request longer than the model encodes, or a precision the GPU lacks, is an error, not an empty search
     check_context(spec.isl + spec.osl, load_model(spec.model), "--osl", "ISL + OSL = ")
     for job_spec, topology, *_ in jobs:
-        check_dtypes(load_cluster(topology, option="--topology").gpu, job_spec.precision)
+        gpu = load_cluster(topology, option="--topology").gpu
+        check_dtypes(gpu, job_spec.precision)
+        load_calibration(gpu.id, job_spec.calibration)  # a missing file or kernel set: one error, not 0 candidates
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     workers = min(len(jobs), cores if workers is None else workers)
     if workers <= 1:

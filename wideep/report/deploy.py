@@ -44,9 +44,10 @@ def sglang(point: dict, model_path: str, redundant: int, placement_file: str | N
 
 
 def prefill_point(point: dict) -> dict:
-    """The prefill instance of a ``disagg`` point, as a point of mode ``prefill``."""
+    """The prefill instance of a ``disagg`` point, as a point of mode ``prefill`` (its MTP too: SGLang's prefill
+    server runs the draft model that the decode server's first step reads)."""
     tp, ep = point["prefill_tp"], point["prefill_ep"]
-    return {"tp": tp, "ep": ep, "dp": max(tp, ep) // tp, "batch": None, "mtp": 0, "mode": "prefill"}
+    return {"tp": tp, "ep": ep, "dp": max(tp, ep) // tp, "batch": None, "mtp": point["mtp"], "mode": "prefill"}
 
 
 def vllm(point: dict, model_path: str, redundant: int) -> str:

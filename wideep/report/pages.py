@@ -15,6 +15,7 @@ from wideep.perf.roofline import ORIGIN_WORDS, kernel_origin
 from wideep.plan.comparison import RESOURCE_WORDS, plans_note
 from wideep.report import figures, graphfig
 from wideep.report.html import Section, figure_html, page, paragraphs, pre, table_html
+from wideep.report.tables import pools_words
 
 PARETO_TEXT = ("Each line is one system's Pareto front: the configurations no other configuration of the same "
                "system beats on both axes. Left to right, each user gets tokens faster (smaller batches, more "
@@ -241,10 +242,11 @@ def best_table(result: dict) -> str:
     heads = ["mode", "TP", "EP", "batch [seq/attention group]", "MTP", "dtype", "prefill GPUs", "decode GPUs",
              "$/Mtok (mix)",
              "tokens/s/GPU (fleet)", "tokens/s/user", "TTFT [ms]", "TPOT [ms]", "binds"]
-    rows = [[f"{s} ({r['candidates']} fit)"] + ([r["best"][k] for k in keys] if r["best"] else
-                                                ["no configuration meets the targets"] + [None] * (len(keys) - 1))
+    rows = [[f"{s} ({r['candidates']} fit)"] + ([r["best"][k] for k in keys] + [pools_words(r["best"])[2:-1] or "-"]
+                                                if r["best"] else
+                                                ["no configuration meets the targets"] + [None] * len(keys))
             for s, r in result.items()]
-    return table_html(rows, ["system (configurations that fit)"] + heads)
+    return table_html(rows, ["system (configurations that fit)"] + heads + ["disaggregated pools"])
 
 
 def search_cost_curves(result: dict, ratio: Sequence[dict]) -> dict:
