@@ -87,6 +87,15 @@ CASES = [
     # its issue 33583 names): DeepSeek-R1-0528 NVFP4 experts, FP8 attention projections and KV cache, DP8 x EP8 on
     # two trays of the rack, all-gather / reduce-scatter around the experts (wideep charges DeepEP low-latency: it
     # has no all-gather transport), no EPLB, no overlap, no MTP; 1,024 sequences per GPU at 2K/2K (mean KV 3,000).
+    # vLLM 0.14.1 on GB300 (blog.vllm.ai 2026-02-13, DaoCloud and vLLM): DeepSeek-R1-0528 NVFP4 on two GPUs,
+    # DP2 x EP2, FlashInfer's FP4 MoE, 2K prompts with one output token, batch 256, the post's recipe of 32,768
+    # batched tokens: "total token throughput" of vllm bench serve per GPU (a baseline, "over peak-throughput
+    # tuning" in its words). KV and attention precision not stated (the NVFP4 checkpoint's FP8 taken).
+    Case("vLLM prefill, GB300 EP2, NVFP4, 2K prompts, 32,768 tokens/GPU", "vLLM blog 2026-02-13 (GB300)",
+         PlanSpec(model="deepseek-r1", topology="gb300-nvl72", ep=2, isl=2000, osl=1, dtype="nvfp4", attn_dtype="fp8",
+                  kv_dtype="fp8", prefill_tokens=32768, overlap="none"), "prefill", 22_476 * 4, gpus_per_node=4,
+         miss="+50%: a baseline run of an untuned recipe (its words); at 8,192 tokens per step +12%. vLLM's "
+              "tuned GB200 prefill (26,214 per GPU, weights offloaded to host memory) is 17% faster on slower GPUs"),
     Case("vLLM decode, GB200 EP8, NVFP4 MoE + FP8 attention and KV, 1,024 sequences/GPU, KV 3,000",
          "vLLM blog 2026-02-03 (GB200 Part I)",
          PlanSpec(model="deepseek-r1", topology="gb200-nvl72", ep=8, redundant=0, placement="contiguous", batch=1024,
