@@ -12,31 +12,12 @@ Run on the GPU:  python benchmarks/fp8_block_scaling.py [--out FILE.json]
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import statistics
+
+from cuda_timing import main, time_us
 
 SHAPES = ((2112, 7168), (24576, 1536), (7168, 16384), (4096, 7168), (7168, 2048))  # (n, k): fused_a .. shared down
 TOKENS = (8, 64, 512, 2048, 8192)
-
-
-def time_us(fn, repeats: int = 5, iters: int = 30) -> float:
-    """Median over ``repeats`` of the mean of ``iters`` back-to-back calls, us (CUDA events)."""
-    import torch
-
-    for _ in range(5):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(iters):
-            fn()
-        end.record()
-        torch.cuda.synchronize()
-        samples.append(start.elapsed_time(end) * 1e3 / iters)
-    return statistics.median(samples)
 
 
 def timings(m: int, n: int, k: int) -> dict:
@@ -74,21 +55,5 @@ def report(data: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", help="write the measurements as JSON")
-    ap.add_argument("--report", help="print the table of a JSON written by --out (no GPU needed)")
-    args = ap.parse_args()
-    if args.report:
-        with open(args.report) as fh:
-            print(report(json.load(fh)))
-        return
-    data = measure()
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(data, fh, indent=1)
-    print(report(data))
-
-
 if __name__ == "__main__":
-    main()
+    main(__doc__, measure, report)

@@ -12,9 +12,7 @@ Run on the GPU:  python benchmarks/sm_carveout.py [--out FILE.json]
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
+from cuda_timing import main, time_us
 
 TOKENS = 8192
 SHAPES = {  # name -> (batch, m, n, k): DeepSeek-V3 prefill GEMMs of one GPU (EP32, 8,192 tokens)
@@ -23,24 +21,6 @@ SHAPES = {  # name -> (batch, m, n, k): DeepSeek-V3 prefill GEMMs of one GPU (EP
     "shared down": (1, TOKENS, 7168, 2048), "experts gate_up (9 x 228)": (9, 228, 4096, 7168),
     "experts down (9 x 228)": (9, 228, 7168, 2048)}
 CARVEOUTS = (0, 20, 24, 32)
-
-
-def time_us(fn, repeats: int = 5, iters: int = 30) -> float:
-    """Median over ``repeats`` of the mean time of ``iters`` back-to-back calls, us (CUDA events)."""
-    import torch
-
-    for _ in range(5):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(iters):
-            fn()
-        end.record()
-        torch.cuda.synchronize()
-        samples.append(start.elapsed_time(end) * 1e3 / iters)
-    return statistics.median(samples)
 
 
 def gemm(batch: int, m: int, n: int, k: int, dtype: str):
@@ -94,21 +74,5 @@ def report(data: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", help="write the measurements as JSON")
-    ap.add_argument("--report", help="print the table of a JSON written by --out (no GPU needed)")
-    args = ap.parse_args()
-    if args.report:
-        with open(args.report) as fh:
-            print(report(json.load(fh)))
-        return
-    data = measure()
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(data, fh, indent=1)
-    print(report(data))
-
-
 if __name__ == "__main__":
-    main()
+    main(__doc__, measure, report)

@@ -300,7 +300,7 @@ def kernel_set_file(folder: Path, gpu_id: str | None, name: str) -> Path:
 
 def of_engine(path: Path, name: str) -> bool:
     """Whether calibration file ``path``'s stamp names engine ``name`` (an AIConfigurator read of its tables)."""
-    return str(read_file(path).get("stamp", {}).get("engine", "")).startswith(name)
+    return str(calibration_stamp(str(path)).get("engine", "")).startswith(name)
 
 
 @lru_cache(maxsize=None)

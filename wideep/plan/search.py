@@ -160,6 +160,7 @@ def search_system(spec: PlanSpec, topology: str, targets: Targets, modes: tuple[
                   max_gpus: int | None) -> dict:
     """{"best": point or None, "pareto": [points], "candidates": count, "calibration": the first planned
     candidate's term -> file [table]} for one system."""
+    load_calibration(load_cluster(topology, option="--topology").gpu.id, spec.calibration)  # its error, not 0 fit
     plans, specs = [], candidates(spec, topology, max_gpus)
     for i, s in enumerate(specs):
         progress.advance(f"search {topology}", i + 1, len(specs))
@@ -231,9 +232,7 @@ def search(spec: PlanSpec, topologies: list[str], targets: Targets, mode: str = 
     # a request longer than the model encodes, or a precision the GPU lacks, is an error, not an empty search
     check_context(spec.isl + spec.osl, load_model(spec.model), "--osl", "ISL + OSL = ")
     for job_spec, topology, *_ in jobs:
-        gpu = load_cluster(topology, option="--topology").gpu
-        check_dtypes(gpu, job_spec.precision)
-        load_calibration(gpu.id, job_spec.calibration)  # a missing file or kernel set: one error, not 0 candidates
+        check_dtypes(load_cluster(topology, option="--topology").gpu, job_spec.precision)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     workers = min(len(jobs), cores if workers is None else workers)
     if workers <= 1:
