@@ -131,14 +131,17 @@ def decode_links(p: Any) -> tuple[Any, Any] | None:
     return cluster, res
 
 
-def graph_section(cluster: Any, res: Any, what: str) -> Section:
-    """The cluster graph of one all-to-all result, with its explanation."""
+def graph_section(cluster: Any, res: Any, what: str, step: tuple[float, float] | None = None) -> Section:
+    """The cluster graph of one all-to-all result, with its explanation; ``step``: (dispatch, combine) us the
+    plan's step reads at the same tokens from its curve (interpolated between the traffic model's probes)."""
     svg = graphfig.graph_svg(cluster, res.link_bytes, {"dispatch": res.binding_link, "combine": res.combine_binding_link},
                              f"{cluster.name}: dispatch and combine of {what}")
     s = res.summary()
     cap = (f"dispatch {s['dispatch_us']:.1f} us (SOL {s['dispatch_sol_us']:.1f}), bound by {s['binding_link']} "
            f"({s['binding_tier']}); combine {s['combine_us']:.1f} us (SOL {s['combine_sol_us']:.1f}), bound by "
-           f"{s['combine_binding_link']} ({s['combine_binding_tier']}); per MoE layer, {s['transport']}.")
+           f"{s['combine_binding_link']} ({s['combine_binding_tier']}); per MoE layer, {s['transport']}."
+           + (f" The step's curve, interpolated between the traffic model's probes, reads {step[0]:.1f} and "
+              f"{step[1]:.1f} us here." if step else ""))
     return Section(f"The cluster graph: {cluster.name}", GRAPH_TEXT.format(what="dispatch and combine (one panel each)"),
                    figure_html(svg, cap, "graph"))
 
@@ -154,7 +157,9 @@ def step_sections(p: Any, d: dict, what: str = "") -> list[Section]:
                                f"{RESOURCE_WORDS.get(d['binding'], d['binding'])}", "terms"))]
     links = decode_links(p)
     if links is not None:
-        out.append(graph_section(*links, f"one decode step's {batch_words(d)}"))
+        tokens = links[1].summary()["tokens_per_gpu"]
+        step = tuple(1e6 * curve.at(tokens)[0] for curve in (p.ep.dispatch, p.ep.combine))
+        out.append(graph_section(*links, f"one decode step's {batch_words(d)}", step))
     return out
 
 
