@@ -1,4 +1,4 @@
-"""What the GPU measurement scripts share (benchmarks/sm_carveout.py, benchmarks/fp8_block_scaling.py): CUDA-event
+"""What the GPU measurement scripts share (benchmarks/sm_carveout.py, benchmarks/fp8_block_scaling.py): CUDA-graph
 timing, and a command line that measures (``--out FILE.json``) or prints a saved measurement (``--report FILE``,
 no GPU needed)."""
 
@@ -6,31 +6,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from typing import Callable
 
 
-def time_us(fn: Callable[[], object], repeats: int = 5, iters: int = 30) -> float:
-    """Median over ``repeats`` of the mean time of ``iters`` back-to-back calls of ``fn``, us (CUDA events)."""
+def time_us(calls: list[Callable[[], object]]) -> float:
+    """Median us per call of ``calls`` run in turn inside one captured CUDA graph (``wideep calibrate``'s
+    timer): no host launch time, and weights rotated over copies (one per call) so that L2 does not hold them."""
     import torch
 
-    for _ in range(5):
-        fn()
-    samples = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(iters):
-            fn()
-        end.record()
-        torch.cuda.synchronize()
-        samples.append(start.elapsed_time(end) * 1e3 / iters)
-    return statistics.median(samples)
+    from wideep.calibrate.measure import Timer
+
+    return Timer(torch).graph(calls) * 1e6
 
 
 def main(doc: str, measure: Callable[[], dict], report: Callable[[dict], str]) -> None:
     """Measure and print ``report`` of it (``--out``: also save the JSON), or print a saved one (``--report``)."""
-    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0].replace("\n", " "))
     ap.add_argument("--out", help="write the measurements as JSON")
     ap.add_argument("--report", help="print the table of a JSON written by --out (no GPU needed)")
     args = ap.parse_args()

@@ -201,7 +201,9 @@ def error_cell(predict, case) -> tuple[str, str]:
     """(predicted, error %) of ``predict(case)``; "-" where the GPU has no tables of --calibration."""
     try:
         pred = predict(case)
-    except InputError:
+    except InputError as exc:
+        if exc.source != "--calibration":
+            raise
         return "-", "-"
     return number(pred), f"{100 * (pred / case.published_per_node - 1):.1f}"
 
@@ -217,13 +219,16 @@ def main() -> None:
     ap.add_argument("--fit", action="store_true", help="print the fitted [overlap] hidden_fraction")
     ap.add_argument("--calibration", help="every case on this calibration (a file, or trtllm)")
     args = ap.parse_args()
+    if args.fit and args.calibration:
+        ap.error("--fit fits on the shipped files; give --calibration without it")
     if args.fit:
         print(f"hidden_fraction = {fit_hidden_fraction():.3f}")
         return
     CALIBRATION = args.calibration
-    for title, cases, predict in (("published tok/s/node", CASES, per_node), ("published tok/s/user", LATENCY_CASES,
-                                  per_user), ("published tok/s/GPU", THROUGHPUT_CASES, per_gpu_aggregated)):
-        print(f"\n| case | role | {title} | predicted | error % |\n|---|---|---|---|---|")
+    tables = (("published tok/s/node", CASES, per_node), ("published tok/s/user", LATENCY_CASES, per_user),
+              ("published tok/s/GPU", THROUGHPUT_CASES, per_gpu_aggregated))
+    for i, (title, cases, predict) in enumerate(tables):
+        print(("\n" if i else "") + f"| case | role | {title} | predicted | error % |\n|---|---|---|---|---|")
         for c in cases:
             print(f"| {c.name} | {c.role} | {number(c.published_per_node)} | " + " | ".join(error_cell(predict, c)) + " |")
 

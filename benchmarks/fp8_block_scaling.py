@@ -4,9 +4,10 @@ with cuBLAS through PyTorch on the GPU it runs on (needs a CUDA GPU and torch >=
 The shipped H200 calibration times fp8 GEMMs row-wise (``torch._scaled_mm``, a scale per token and per output
 channel; wideep/calibrate/measure.py); the engines run DeepSeek's checkpoints block-scaled (DeepGEMM in SGLang
 and vLLM, CUTLASS in TensorRT-LLM). This measures what the scaling costs on cuBLAS at DeepSeek-V3's shapes,
-from decode (m = 8) to prefill (m = 8,192) sizes.
+from decode (m = 8) to prefill (m = 8,192) sizes, timed as ``wideep calibrate`` times: calls replayed in a CUDA
+graph, the weights rotated over copies past L2.
 
-Run on the GPU:  python benchmarks/fp8_block_scaling.py [--out FILE.json]
+Run on the GPU:  PYTHONPATH=. python benchmarks/fp8_block_scaling.py [--out FILE.json]
                  python benchmarks/fp8_block_scaling.py --report FILE.json   (the table, no GPU)
 """
 
@@ -21,21 +22,26 @@ TOKENS = (8, 64, 512, 2048, 8192)
 
 
 def timings(m: int, n: int, k: int) -> dict:
-    """{scaling: us} of one m x n x k fp8 GEMM with a bf16 output, per tensor, row-wise and block-scaled."""
+    """{scaling: us} of one m x n x k fp8 GEMM with a bf16 output, per tensor, row-wise and block-scaled, each
+    timed on weight copies rotated past L2."""
     import torch
     from torch.nn.functional import ScalingType, scaled_mm
 
+    from wideep.calibrate.measure import copies_for
+
     a = torch.randn(m, k, device="cuda").to(torch.float8_e4m3fn)
-    b = torch.randn(n, k, device="cuda").to(torch.float8_e4m3fn)
+    ws = [torch.randn(n, k, device="cuda").to(torch.float8_e4m3fn) for _ in range(copies_for(n * k))]
     one = torch.ones((), device="cuda")
     rows, cols = torch.ones(m, 1, device="cuda"), torch.ones(1, n, device="cuda")
     groups = torch.ones(k // 128, m, device="cuda").t()  # 1 x 128 groups along k, m-major
     blocks = torch.ones(math.ceil(n / 128), k // 128, device="cuda").t()  # 128 x 128 weight blocks
     bf = torch.bfloat16
-    return {"per_tensor": time_us(lambda: torch._scaled_mm(a, b.t(), scale_a=one, scale_b=one, out_dtype=bf)),
-            "row_wise": time_us(lambda: torch._scaled_mm(a, b.t(), scale_a=rows, scale_b=cols, out_dtype=bf)),
-            "block": time_us(lambda: scaled_mm(a, b.t(), groups, ScalingType.BlockWise1x128, blocks,
-                                               ScalingType.BlockWise128x128, output_dtype=bf))}
+    return {"per_tensor": time_us([lambda w=w: torch._scaled_mm(a, w.t(), scale_a=one, scale_b=one, out_dtype=bf)
+                                   for w in ws]),
+            "row_wise": time_us([lambda w=w: torch._scaled_mm(a, w.t(), scale_a=rows, scale_b=cols, out_dtype=bf)
+                                 for w in ws]),
+            "block": time_us([lambda w=w: scaled_mm(a, w.t(), groups, ScalingType.BlockWise1x128, blocks,
+                                                    ScalingType.BlockWise128x128, output_dtype=bf) for w in ws])}
 
 
 def measure() -> dict:

@@ -5,9 +5,11 @@ wideep/perf/step.py: 1.18x on a 132-SM H200). This measures what holding SMs bac
 DeepSeek-V3 at 8,192 tokens per GPU (attention projections, shared expert, and one EP32 rank's 9 local experts
 at 228 tokens each as a batched GEMM), bf16 and fp8 (per-tensor scales), with cuBLAS told to leave 0, 20, 24
 and 32 SMs free (``torch._C._set_sm_carveout_experimental``; DeepEP's kernels hold 20-24). Wave quantisation
-can make the real factor larger or smaller than the SM ratio; this is the check.
+can make the real factor larger or smaller than the SM ratio; this is the check. Timed as ``wideep calibrate``
+times: calls replayed in a CUDA graph, the weights rotated over copies past L2.
 
-Run on the GPU:  python benchmarks/sm_carveout.py [--out FILE.json]
+Run on the GPU:  PYTHONPATH=. python benchmarks/sm_carveout.py [--out FILE.json]
+                 python benchmarks/sm_carveout.py --report FILE.json   (the table, no GPU)
 """
 
 from __future__ import annotations
@@ -23,18 +25,22 @@ SHAPES = {  # name -> (batch, m, n, k): DeepSeek-V3 prefill GEMMs of one GPU (EP
 CARVEOUTS = (0, 20, 24, 32)
 
 
-def gemm(batch: int, m: int, n: int, k: int, dtype: str):
-    """A callable running one GEMM (batched when ``batch`` > 1) of the given shape and dtype on GPU 0."""
+def gemm_calls(batch: int, m: int, n: int, k: int, dtype: str) -> list:
+    """Calls of one GEMM (batched when ``batch`` > 1) of the given shape and dtype on GPU 0, each on its own copy
+    of the weights (rotated past L2)."""
     import torch
 
+    from wideep.calibrate.measure import copies_for
+
     a = torch.randn(batch, m, k, device="cuda", dtype=torch.bfloat16)
-    b = torch.randn(batch, n, k, device="cuda", dtype=torch.bfloat16)
+    ws = [torch.randn(batch, n, k, device="cuda", dtype=torch.bfloat16)
+          for _ in range(copies_for(batch * n * k * (2 if dtype == "bf16" else 1)))]
     if dtype == "bf16":
-        return (lambda: torch.matmul(a, b.transpose(1, 2))) if batch > 1 else (lambda: a[0] @ b[0].t())
-    a8, b8 = a.to(torch.float8_e4m3fn), b.to(torch.float8_e4m3fn)
-    one = torch.ones((), device="cuda")
-    return lambda: [torch._scaled_mm(a8[i], b8[i].t(), scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
-                    for i in range(batch)]
+        return [lambda w=w: torch.matmul(a, w.transpose(1, 2)) for w in ws]
+    a8, one = a.to(torch.float8_e4m3fn), torch.ones((), device="cuda")
+    return [lambda w8=w.to(torch.float8_e4m3fn): [torch._scaled_mm(a8[i], w8[i].t(), scale_a=one, scale_b=one,
+                                                                   out_dtype=torch.bfloat16) for i in range(batch)]
+            for w in ws]
 
 
 def measure() -> dict:
@@ -48,11 +54,11 @@ def measure() -> dict:
         return out
     for name, shape in SHAPES.items():
         for dtype in ("bf16", "fp8"):
-            fn = gemm(*shape, dtype)
+            calls = gemm_calls(*shape, dtype)
             times = {}
             for c in CARVEOUTS:
                 set_carveout(c or None)
-                times[c] = time_us(fn)
+                times[c] = time_us(calls)
             set_carveout(None)
             out["rows"].append({"gemm": name, "dtype": dtype, "us": times})
     return out

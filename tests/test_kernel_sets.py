@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from conftest import run_cli
@@ -56,4 +58,5 @@ def test_a_file_named_like_the_set_is_not_read_silently(tmp_path):
     (tmp_path / "trtllm").write_text("[overlap]\nhidden_fraction = 0.5\n")
     r = run_cli("plan", "--topology", "hgx-h200", "--ep", "8", "--calibration", "trtllm", cwd=tmp_path)
     assert r.returncode == 2 and "give ./trtllm" in r.stderr
-    assert run_cli("plan", "--topology", "hgx-h200", "--ep", "8", "--calibration", "./trtllm", cwd=tmp_path).returncode == 0
+    r = run_cli("plan", "--topology", "hgx-h200", "--ep", "8", "--calibration", "./trtllm", "--json", cwd=tmp_path)
+    assert r.returncode == 0 and json.loads(r.stdout)["calibration"]["overlap"] == f"{tmp_path / 'trtllm'} [overlap]"

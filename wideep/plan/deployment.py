@@ -2,9 +2,10 @@
 
 :func:`expert_parallel` is the seam to routing, placement and traffic: it samples routing (a few
 thousand tokens, fixed seed, a few MoE layers whose mean stands for every MoE layer; :mod:`wideep.plan.ep_group`),
-places the experts, reads the busiest GPU's share of selections and probes the traffic model at two
-token counts per GPU; dispatch and combine times are linear in tokens between and beyond those probes
-(latency + bytes / bandwidth, with bytes proportional to tokens for a fixed routing sample).
+places the experts, reads the busiest GPU's share of selections and counts the traffic once, at
+``COMM_PROBE_TOKENS`` per GPU; dispatch and combine times on ``COMM_GRID_TOKENS`` scale those bytes in
+proportion to the tokens (copies per token do not depend on the step's size) and apply each size's fixed cost
+and bandwidth ramp, interpolated in log(tokens) between grid sizes.
 """
 
 from __future__ import annotations

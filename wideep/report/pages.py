@@ -133,15 +133,18 @@ def decode_links(p: Any) -> tuple[Any, Any] | None:
 
 def graph_section(cluster: Any, res: Any, what: str, step: tuple[float, float] | None = None) -> Section:
     """The cluster graph of one all-to-all result, with its explanation; ``step``: (dispatch, combine) us the
-    plan's step reads at the same tokens from its curve (interpolated between the traffic model's probes)."""
+    plan's curve gives at the same tokens (traffic counted at ``COMM_PROBE_TOKENS`` and scaled in proportion)."""
+    from wideep.plan.deployment import COMM_PROBE_TOKENS
+
     svg = graphfig.graph_svg(cluster, res.link_bytes, {"dispatch": res.binding_link, "combine": res.combine_binding_link},
                              f"{cluster.name}: dispatch and combine of {what}")
     s = res.summary()
     cap = (f"dispatch {s['dispatch_us']:.1f} us (SOL {s['dispatch_sol_us']:.1f}), bound by {s['binding_link']} "
            f"({s['binding_tier']}); combine {s['combine_us']:.1f} us (SOL {s['combine_sol_us']:.1f}), bound by "
            f"{s['combine_binding_link']} ({s['combine_binding_tier']}); per MoE layer, {s['transport']}."
-           + (f" The step's curve, interpolated between the traffic model's probes, reads {step[0]:.1f} and "
-              f"{step[1]:.1f} us here." if step else ""))
+           + (f" The plan's curve, which scales the traffic counted at {COMM_PROBE_TOKENS:,} tokens per GPU in "
+              f"proportion, gives {step[0]:.1f} and {step[1]:.1f} us at these tokens (a step of two micro-batches "
+              "reads it at half the tokens, twice)." if step else ""))
     return Section(f"The cluster graph: {cluster.name}", GRAPH_TEXT.format(what="dispatch and combine (one panel each)"),
                    figure_html(svg, cap, "graph"))
 
