@@ -74,3 +74,14 @@ def test_sglang_launches_the_prefill_instances_of_a_disaggregated_point():
     assert "--tp 8 --dp 8" in prefill and "--deepep-mode normal" in prefill and "--ep-num-redundant-experts 8" in prefill
     assert "--disaggregation-mode prefill" in prefill and "--speculative-num-steps 1" in prefill
     assert "--cuda-graph-max-bs" not in prefill
+
+
+def test_vllm_launches_both_pools_with_the_nixl_connector():
+    from wideep.report.deploy import deploy
+
+    point = {"mode": "disagg", "tp": 1, "ep": 16, "dp": 16, "batch": 128, "mtp": 0, "prefill_tp": 1, "prefill_ep": 8,
+             "prefill_instances": 1, "decode_instances": 2}
+    decode, prefill = deploy(point, "<model>", 256, 16, prefill_redundant=8)["vllm"].split("\n# with ")
+    assert "--data-parallel-size 16" in decode and "deepep_low_latency" in decode and "NixlConnector" in decode
+    assert "--data-parallel-size 8" in prefill and "deepep_high_throughput" in prefill and "NixlConnector" in prefill
+    assert "--max-num-seqs" not in prefill

@@ -10,7 +10,8 @@ experts over ``ep`` ranks and split ``tp / ep`` ways (SGLang ``--ep-size``, Tens
 ``--deepep-mode``, ``--ep-num-redundant-experts``, ``--init-expert-location``, ``--enable-two-batch-overlap``,
 ``--disaggregation-mode``); vLLM "Expert Parallel Deployment" (``--tensor-parallel-size``,
 ``--data-parallel-size``, EP = TP x DP with ``--enable-expert-parallel``, ``--all2all-backend``,
-``--enable-eplb``); TensorRT-LLM wide-EP examples (``enable_attention_dp``, ``moe_config.backend: WIDEEP``,
+``--enable-eplb``; disaggregated pools: ``--kv-transfer-config`` with its NixlConnector, "NixlConnector Usage
+Guide"); TensorRT-LLM wide-EP examples (``enable_attention_dp``, ``moe_config.backend: WIDEEP``,
 ``load_balancer.num_slots``).
 """
 
@@ -54,9 +55,12 @@ def vllm(point: dict, model_path: str, redundant: int) -> str:
     args = [f"vllm serve {model_path}", f"--tensor-parallel-size {point['tp']} --data-parallel-size {point['dp']}"]
     if point["tp"] <= point["ep"] > 1:
         eplb = json.dumps({"num_redundant_experts": redundant})
-        args += ["--enable-expert-parallel", "--all2all-backend deepep_low_latency",
-                 f"--enable-eplb --eplb-config '{eplb}'"]
-    args.append(f"--max-num-seqs {point['batch']}")
+        backend = "deepep_high_throughput" if point["mode"] == "prefill" else "deepep_low_latency"
+        args += ["--enable-expert-parallel", f"--all2all-backend {backend}", f"--enable-eplb --eplb-config '{eplb}'"]
+    if point["mode"] != "prefill":
+        args.append(f"--max-num-seqs {point['batch']}")
+    if point["mode"] in ("disagg", "prefill"):  # vLLM's NIXL connector moves the prompt's KV between the pools
+        args.append("--kv-transfer-config '" + json.dumps({"kv_connector": "NixlConnector", "kv_role": "kv_both"}) + "'")
     if point["mtp"]:
         spec = json.dumps({"method": "deepseek_mtp", "num_speculative_tokens": point["mtp"]})
         args.append(f"--speculative-config '{spec}'")
@@ -89,10 +93,11 @@ def mtp_yaml(mtp: int) -> str:
 def deploy(point: dict, model_path: str, n_experts: int, redundant: int, placement_file: str | None = None,
            prefill_redundant: int = 0) -> dict:
     """{"sglang": command, "vllm": command, "trtllm": extra-options YAML} for one point; a ``disagg`` point's
-    SGLang text also launches its prefill instances (``prefill_redundant`` redundant experts each)."""
-    text = sglang(point, model_path, redundant, placement_file)
+    SGLang and vLLM texts also launch its prefill instances (``prefill_redundant`` redundant experts each)."""
+    sglang_text, vllm_text = sglang(point, model_path, redundant, placement_file), vllm(point, model_path, redundant)
     if point["mode"] == "disagg":
-        text += (f"\n# with {point['decode_instances']} decode instance(s) as above and "
-                 f"{point['prefill_instances']} prefill instance(s) of:\n"
-                 + sglang(prefill_point(point), model_path, prefill_redundant))
-    return {"sglang": text, "vllm": vllm(point, model_path, redundant), "trtllm": trtllm(point, n_experts, redundant)}
+        pools = (f"\n# with {point['decode_instances']} decode instance(s) as above and "
+                 f"{point['prefill_instances']} prefill instance(s) of:\n")
+        sglang_text += pools + sglang(prefill_point(point), model_path, prefill_redundant)
+        vllm_text += pools + vllm(prefill_point(point), model_path, prefill_redundant)
+    return {"sglang": sglang_text, "vllm": vllm_text, "trtllm": trtllm(point, n_experts, redundant)}
