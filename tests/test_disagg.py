@@ -85,3 +85,15 @@ def test_vllm_launches_both_pools_with_the_nixl_connector():
     assert "--data-parallel-size 16" in decode and "deepep_low_latency" in decode and "NixlConnector" in decode
     assert "--data-parallel-size 8" in prefill and "deepep_high_throughput" in prefill and "NixlConnector" in prefill
     assert "--max-num-seqs" not in prefill
+
+
+def test_trtllm_gives_the_context_servers_their_own_options():
+    from wideep.report.deploy import deploy
+
+    point = {"mode": "disagg", "tp": 1, "ep": 16, "dp": 16, "batch": 128, "mtp": 1, "prefill_tp": 8, "prefill_ep": 8,
+             "prefill_instances": 1, "decode_instances": 2}
+    generation, context = deploy(point, "<model>", 256, 16, prefill_redundant=8)["trtllm"].split("\n# generation ")
+    assert "max_batch_size: 128" in generation and "cache_transceiver_config" in generation
+    assert "disable_overlap_scheduler" not in generation
+    assert "tensor_parallel_size: 8" in context and "num_slots: 264" in context and "max_batch_size" not in context
+    assert "disable_overlap_scheduler: true" in context and "num_nextn_predict_layers: 1" in context

@@ -12,7 +12,8 @@ experts over ``ep`` ranks and split ``tp / ep`` ways (SGLang ``--ep-size``, Tens
 ``--data-parallel-size``, EP = TP x DP with ``--enable-expert-parallel``, ``--all2all-backend``,
 ``--enable-eplb``; disaggregated pools: ``--kv-transfer-config`` with its NixlConnector, "NixlConnector Usage
 Guide"); TensorRT-LLM wide-EP examples (``enable_attention_dp``, ``moe_config.backend: WIDEEP``,
-``load_balancer.num_slots``).
+``load_balancer.num_slots``) and disaggregated-serving README (``trtllm-serve disaggregated``: context and
+generation servers with ``cache_transceiver_config``, context servers with ``disable_overlap_scheduler``).
 """
 
 from __future__ import annotations
@@ -71,17 +72,22 @@ def vllm(point: dict, model_path: str, redundant: int) -> str:
 
 def trtllm(point: dict, n_experts: int, redundant: int) -> str:
     tp, ep, dp = point["tp"], point["ep"], point["dp"]
+    batch = [] if point["batch"] is None else [f"max_batch_size: {point['batch']}"]
     if ep < tp and n_experts:  # MoE tensor parallelism (ep 1: every expert split over the whole group)
-        return (f"tensor_parallel_size: {tp}\nmoe_expert_parallel_size: {ep}\nmoe_tensor_parallel_size: {tp // ep}\n"
-                f"enable_attention_dp: false\nmax_batch_size: {point['batch']}" + mtp_yaml(point["mtp"]))
-    if ep <= 1:
-        return f"tensor_parallel_size: {tp}\nmax_batch_size: {point['batch']}"
-    lines = [f"tensor_parallel_size: {ep}", f"moe_expert_parallel_size: {ep}",
-             f"enable_attention_dp: {'true' if tp == 1 else 'false'}"
-             + ("" if tp in (1, ep) else f"   # attention TP{tp} x DP{dp} has no TensorRT-LLM equivalent: "
-                                            "it runs attention data-parallel or TP over all ranks"),
-             f"max_batch_size: {point['batch']}", "moe_config:", "  backend: WIDEEP", "  load_balancer:",
-             f"    num_slots: {n_experts + redundant}"]
+        lines = [f"tensor_parallel_size: {tp}", f"moe_expert_parallel_size: {ep}",
+                 f"moe_tensor_parallel_size: {tp // ep}", "enable_attention_dp: false", *batch]
+    elif ep <= 1:
+        lines = [f"tensor_parallel_size: {tp}", *batch]
+    else:
+        lines = [f"tensor_parallel_size: {ep}", f"moe_expert_parallel_size: {ep}",
+                 f"enable_attention_dp: {'true' if tp == 1 else 'false'}"
+                 + ("" if tp in (1, ep) else f"   # attention TP{tp} x DP{dp} has no TensorRT-LLM equivalent: "
+                                                "it runs attention data-parallel or TP over all ranks"),
+                 *batch, "moe_config:", "  backend: WIDEEP", "  load_balancer:", f"    num_slots: {n_experts + redundant}"]
+    if point["mode"] in ("disagg", "prefill"):  # a worker of `trtllm-serve disaggregated`
+        lines += ["cache_transceiver_config:", "  backend: DEFAULT"]
+    if point["mode"] == "prefill":  # context servers run without the overlap scheduler
+        lines.append("disable_overlap_scheduler: true")
     return "\n".join(lines) + mtp_yaml(point["mtp"])
 
 
@@ -93,11 +99,15 @@ def mtp_yaml(mtp: int) -> str:
 def deploy(point: dict, model_path: str, n_experts: int, redundant: int, placement_file: str | None = None,
            prefill_redundant: int = 0) -> dict:
     """{"sglang": command, "vllm": command, "trtllm": extra-options YAML} for one point; a ``disagg`` point's
-    SGLang and vLLM texts also launch its prefill instances (``prefill_redundant`` redundant experts each)."""
+    texts also launch its prefill instances (``prefill_redundant`` redundant experts each; TensorRT-LLM: the
+    context servers' extra options beside the generation servers')."""
     sglang_text, vllm_text = sglang(point, model_path, redundant, placement_file), vllm(point, model_path, redundant)
+    trtllm_text = trtllm(point, n_experts, redundant)
     if point["mode"] == "disagg":
         pools = (f"\n# with {point['decode_instances']} decode instance(s) as above and "
                  f"{point['prefill_instances']} prefill instance(s) of:\n")
         sglang_text += pools + sglang(prefill_point(point), model_path, prefill_redundant)
         vllm_text += pools + vllm(prefill_point(point), model_path, prefill_redundant)
-    return {"sglang": sglang_text, "vllm": vllm_text, "trtllm": trtllm(point, n_experts, redundant)}
+        trtllm_text += (f"\n# generation servers ({point['decode_instances']}) as above; context servers "
+                        f"({point['prefill_instances']}):\n" + trtllm(prefill_point(point), n_experts, prefill_redundant))
+    return {"sglang": sglang_text, "vllm": vllm_text, "trtllm": trtllm_text}
