@@ -277,8 +277,8 @@ def search_text(result: dict, columns: Sequence[tuple[str, str]], ratio: Sequenc
         head = (f"{system}: best under the targets: {best['mode']} tp {best['tp']} ep {best['ep']}{moe_tp} batch "
                 f"{best['batch']} mtp {best['mtp']} {best['dtype']}{pools_words(best)}, "
                 f"${best['usd_per_mtok']:.3f}/Mtok, "
-                f"{best['tokens_per_s_per_gpu']:,.0f} tokens/s/GPU, {best['tokens_per_s_per_user']:.1f} tokens/s/user, "
-                f"TTFT {best['ttft_ms']:,.0f} ms, TPOT {best['tpot_ms']:.1f} ms, bound by {best['binding']}"
+                f"{fmt(best['tokens_per_s_per_gpu'])} tokens/s/GPU, {fmt(best['tokens_per_s_per_user'])} tokens/s/user, "
+                f"TTFT {fmt(best['ttft_ms'])} ms, TPOT {fmt(best['tpot_ms'])} ms, bound by {best['binding']}"
                 if best else f"{system}: no configuration meets the targets ({r['candidates']} candidates fit)")
         front = table([[q[k] for k in keys] for q in r["pareto"]], [h for k, h in columns if k in keys])
         launch = "".join(f"\n{engine}:\n{text}" for engine, text in r.get("deploy", {}).items())
