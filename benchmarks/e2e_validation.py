@@ -30,7 +30,6 @@ from wideep.perf.roofline import load_calibration
 from wideep.plan import PlanSpec, plan
 
 GPUS_PER_NODE = 8
-CALIBRATION: str | None = None  # --calibration: every case's calibration (None: each GPU's shipped file)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,26 +155,26 @@ THROUGHPUT_CASES = [
 ]
 
 
-def per_gpu_aggregated(case: Case, routing: str | None = None) -> float:
+def per_gpu_aggregated(case: Case, routing: str | None = None, calibration: str | None = None) -> float:
     """Predicted output tokens/s per GPU of a throughput case (aggregated serving), on ``routing`` if given."""
     from wideep.plan.search import point
 
-    spec = spec_of(case)
+    spec = spec_of(case, calibration)
     return point(plan(replace(spec, routing=routing) if routing else spec))["tokens_per_s_per_gpu"]
 
 
-def spec_of(case: Case) -> PlanSpec:
-    """The case's spec under :data:`CALIBRATION` where one is set."""
-    return replace(case.spec, calibration=CALIBRATION) if CALIBRATION else case.spec
+def spec_of(case: Case, calibration: str | None) -> PlanSpec:
+    """The case's spec, on ``calibration`` where one is given (else each GPU's shipped file)."""
+    return replace(case.spec, calibration=calibration) if calibration else case.spec
 
 
-def per_user(case: Case) -> float:
+def per_user(case: Case, calibration: str | None = None) -> float:
     """Predicted output tokens/s per user of a latency case."""
-    return plan(spec_of(case)).decode.tokens_per_s_per_user
+    return plan(spec_of(case, calibration)).decode.tokens_per_s_per_user
 
 
 def per_node(case: Case, calibration: str | None = None) -> float:
-    p = plan(replace(case.spec, calibration=calibration) if calibration else spec_of(case))
+    p = plan(spec_of(case, calibration))
     step = p.decode if case.phase == "decode" else p.prefill
     return step.tokens_per_s_per_gpu * case.gpus_per_node
 
@@ -197,10 +196,11 @@ def fit_hidden_fraction(tmp_dir: str = "/tmp") -> float:
     return (lo + hi) / 2
 
 
-def error_cell(predict, case) -> tuple[str, str]:
-    """(predicted, error %) of ``predict(case)``; "-" where the GPU has no tables of --calibration."""
+def error_cell(predict, case, calibration: str | None) -> tuple[str, str]:
+    """(predicted, error %) of ``predict(case, calibration=calibration)``; "-" where the GPU has no tables of
+    --calibration."""
     try:
-        pred = predict(case)
+        pred = predict(case, calibration=calibration)
     except InputError as exc:
         if exc.source != "--calibration":
             raise
@@ -214,7 +214,6 @@ def number(x: float) -> str:
 
 
 def main() -> None:
-    global CALIBRATION
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fit", action="store_true", help="print the fitted [overlap] hidden_fraction")
     ap.add_argument("--calibration", help="every case on this calibration (a file, or trtllm)")
@@ -224,13 +223,13 @@ def main() -> None:
     if args.fit:
         print(f"hidden_fraction = {fit_hidden_fraction():.3f}")
         return
-    CALIBRATION = args.calibration
     tables = (("published tok/s/node", CASES, per_node), ("published tok/s/user", LATENCY_CASES, per_user),
               ("published tok/s/GPU", THROUGHPUT_CASES, per_gpu_aggregated))
     for i, (title, cases, predict) in enumerate(tables):
         print(("\n" if i else "") + f"| case | role | {title} | predicted | error % |\n|---|---|---|---|---|")
         for c in cases:
-            print(f"| {c.name} | {c.role} | {number(c.published_per_node)} | " + " | ".join(error_cell(predict, c)) + " |")
+            cells = error_cell(predict, c, args.calibration)
+            print(f"| {c.name} | {c.role} | {number(c.published_per_node)} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -268,9 +268,11 @@ def load_calibration(gpu_id: str | None = None, path: str | None = None) -> Cali
     ``path`` (a user's file) overlays the result last; a name of :data:`KERNEL_SETS` takes that set's file for
     the GPU instead of ``<gpu_id>.toml``. Tables a file leaves out keep the default values.
     """
-    if path in KERNEL_SETS and Path(path).is_file():  # checked here, outside the cache: it depends on the folder
-        raise InputError(f"names the kernel set {path!r} and a file here; give ./{path} for the file", "--calibration")
-    if path and path not in KERNEL_SETS:  # the cache is keyed by the file, not by a name relative to a folder
+    if path in KERNEL_SETS:
+        if Path(path).is_file():  # checked here, outside the cache: it depends on the working folder
+            raise InputError(f"names the kernel set {path!r} and a file here; give ./{path} for the file",
+                             "--calibration")
+    elif path:  # the cache is keyed by the file, not by a name relative to a folder
         path = str(Path(path).absolute())
     return calibration_in(str(calibration_dir()), gpu_id, path)
 

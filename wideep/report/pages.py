@@ -160,8 +160,7 @@ def step_sections(p: Any, d: dict, what: str = "") -> list[Section]:
                                f"{RESOURCE_WORDS.get(d['binding'], d['binding'])}", "terms"))]
     links = decode_links(p)
     if links is not None:
-        tokens = links[1].summary()["tokens_per_gpu"]
-        step = tuple(1e6 * curve.at(tokens)[0] for curve in (p.ep.dispatch, p.ep.combine))
+        step = tuple(1e6 * curve.at(links[1].tokens_per_gpu)[0] for curve in (p.ep.dispatch, p.ep.combine))
         out.append(graph_section(*links, f"one decode step's {batch_words(d)}", step))
     return out
 
