@@ -185,8 +185,36 @@ def test_aic_moe_reader_keeps_the_fastest_backend_and_slices_moe_tp():
     whole, sliced = by_name["routed_experts.gate_up.moe_layer"], by_name["routed_experts.gate_up/tp4.moe_layer"]
     assert (sliced["n"], sliced["k"]) == (whole["n"] // 4, whole["k"]) and sliced["experts"] == 128
     assert by_name["routed_experts.down/tp4.moe_layer"]["k"] == 2048 // 4
-    # same copies, a quarter of the work per rank: 0.3 ms against 0.5 ms whole is 0.5 / 4 / 0.3 of whole's efficiency
-    assert sliced["efficiency"][0] == pytest.approx(whole["efficiency"][0] * 0.5 / 0.3 / 4, rel=0.05)
+    # the curves give back the faster backend's 0.3 ms (sliced) and the 0.5 ms whole: fixed + experts' roofline / efficiency
+    assert moe_layer_us(by_name, "/tp4", 64 * 8 / 2) == pytest.approx(300, rel=1e-3)
+    assert moe_layer_us(by_name, "", 64 * 8 / 2) == pytest.approx(500, rel=1e-3)
+
+
+def moe_layer_us(curves: dict, tp_suffix: str, copies: float, gpu: str = "b200", point: int = 0) -> float:
+    """One MoE layer's time, us, at a point of a reader's nvfp4 curves for a row of ``copies`` per rank:
+    fixed + both GEMMs' roofline over the experts touched / efficiency."""
+    from wideep.calibrate.fit import gemm_roofline_s
+
+    gate_up, down = (curves[f"routed_experts.{g}{tp_suffix}.moe_layer"] for g in ("gate_up", "down"))
+    m = gate_up["m"][point]
+    roof_s = sum(gemm_roofline_s(load_gpu(gpu), "nvfp4", m, c["n"], c["k"], copies / m) for c in (gate_up, down))
+    return gate_up["fixed_us"] + roof_s / gate_up["efficiency"][point] * 1e6
+
+
+def test_aic_moe_reader_keeps_a_layers_fixed_time_once():
+    """Rows where about one and four experts per rank are touched: the time their bytes do not explain is the
+    layer's fixed time, the efficiency the marginal one, so more experts do not pay the fixed time again."""
+    from wideep.calibrate.aic import grouped_from_moe
+    from wideep.specs.model import load_model
+
+    base = {"moe_dtype": "nvfp4", "hidden_size": 7168, "inter_size": 2048, "topk": 8, "num_experts": 256,
+            "distribution": "balanced", "moe_ep_size": 8, "moe_tp_size": 1, "kernel_source": "trtllm"}
+    # AIConfigurator's B300 rows of SGLang's TensorRT-LLM MoE, EP8: 36 us at one token, 46 us at four
+    rows = [base | {"num_tokens": 1, "latency": 0.0360}, base | {"num_tokens": 4, "latency": 0.0463}]
+    curves = {c["shape"]: c for c in grouped_from_moe(rows, load_gpu("b300"), load_model("deepseek-v3"))}
+    assert 25 < curves["routed_experts.gate_up.moe_layer"]["fixed_us"] < 36
+    assert moe_layer_us(curves, "", 1.0, "b300", 0) == pytest.approx(36.0, rel=1e-3)
+    assert moe_layer_us(curves, "", 4.0, "b300", 1) == pytest.approx(46.3, rel=1e-3)
 
 
 def test_aic_calibration_reproduces_its_own_rows(tmp_path):
@@ -401,3 +429,20 @@ def test_a_users_file_named_like_a_catalog_file_is_still_the_users(tmp_path, mon
     monkeypatch.chdir(tmp_path)
     source = plan(PlanSpec(topology="gb200-nvl72", calibration="gb200.toml")).calibration["routed_experts"]
     assert source == f"{tmp_path / 'gb200.toml'} [grouped_gemm]" and kernel_origin(source) == "given"
+
+
+def test_a_gpus_own_floors_override_the_defaults_key_by_key():
+    """The AIConfigurator files carry their tables' fastest GEMM and MLA rows as floors; the memory floor (no
+    AIConfigurator table) stays default.toml's, and the term that reads it names default.toml."""
+    from wideep.perf.step import calibration_sources
+
+    b200, h200 = load_calibration("b200"), load_calibration("h200-sxm")
+    assert b200.gemm_floor_s == pytest.approx(1.71e-6) and b200.attention_floor_s == pytest.approx(10.32e-6)
+    assert h200.gemm_floor_s == pytest.approx(7.33e-6) and b200.memory_floor_s == h200.memory_floor_s
+    assert calibration_sources(b200)["layer_kernels"] == "default.toml [kernel]"
+
+
+def test_aic_reader_writes_the_fastest_rows_as_floors():
+    from wideep.calibrate.aic import fastest_us
+
+    assert fastest_us([{"latency": 0.0043}, {"latency": 0.00171}, {"latency": 0.02}]) == 1.71

@@ -52,6 +52,8 @@ def calibrate(gpu_id: str, model_id: str, out: str | None, raw: str | None, from
         header = [f"Kernel tables of NVIDIA AIConfigurator ({stamp['engine']}), read by `{command}`:",
                   f"routed experts from {stamp['moe_table']} (one rank's MoE layer), GEMMs from {stamp['gemm_table']}.",
                   "Efficiency = time at the GPU catalog's datasheet peaks / measured time."]
+        header[2:2] = [f"Also the MoE rows {k[len('moe_table_'):]} of {v} (the faster kernel per row)."
+                       for k, v in stamp.items() if k.startswith("moe_table_")]
         if "allreduce_table" in stamp:
             header.insert(2, f"Tensor-parallel all-reduce (bf16) measured by GPUs from {stamp['allreduce_table']}.")
     else:

@@ -43,6 +43,11 @@ AIC_SYSTEMS = {"h100-sxm": "h100_sxm", "h200-sxm": "h200_sxm", "b200": "b200_sxm
 MOE_TP_SIZES = (1,) + CALIBRATED_TP  # MoE tensor-parallel sizes read from the MoE table
 #: The engines whose tables ``--aic-engine`` reads, and their versions (the package's current ones; trtllm the default)
 ENGINE_VERSIONS = {"trtllm": "1.3.0rc20", "sglang": "0.5.14"}
+#: Kernels of one engine that AIConfigurator timed inside another's tables: (engine, table's engine, kernel_source,
+#: moe_dtype). TensorRT-LLM's table times FP8 block-scaled MoE on Blackwell with DeepGEMM alone (B200, MoE TP8, one
+#: token: 105 us), while TensorRT-LLM's ``moe_config.backend: TRTLLM`` runs its trtllm-gen kernel there, which
+#: AIConfigurator timed through SGLang's FlashInfer path (``--moe-runner-backend flashinfer_trtllm``: 36 us)
+BORROWED_MOE_KERNELS = (("trtllm", "sglang", "sglang_flashinfer_trtllm_moe", "fp8_block"),)
 
 
 def data_root(path: str | None) -> Path:
@@ -173,8 +178,9 @@ def model_rows(rows: list[dict], model: Model) -> list[dict]:
 def grouped_from_moe(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
     """One curve per EP size and MoE tensor-parallel size (``experts`` = local experts, each GEMM the rank's
     slice, :func:`~wideep.perf.kernels.tp_shard`): m = copies per expert they touch, efficiency = roofline of
-    those experts' GEMMs / measured layer time less the per-token work over the EP group's tokens of the
-    kernel that ran it (:func:`token_work`; a plan counts that on each GPU's own tokens, ``layer_kernels``)."""
+    those experts' GEMMs / the measured layer time less the per-token work over the EP group's tokens of the
+    kernel that ran it (:func:`token_work`; a plan counts that on each GPU's own tokens, ``layer_kernels``)
+    and less the layer's fixed time (``fixed_us``, :func:`layer_fixed_s`), which a plan adds once per layer."""
     whole = [g for g in gemm_shapes(model) if g.per_expert]
     mine = model_rows(rows, model)
     kernels: dict[tuple, list[dict]] = {}
@@ -196,17 +202,30 @@ def grouped_from_moe(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
         active = max(min(1.0, copies), experts * -np.expm1(-copies / experts))
         m = copies / active
         roof = sum(gemm_roofline_s(gpu, dt, m, g.n, g.k, active) for g in (tp_shard(g, tp) for g in whole))
-        by_ep.setdefault((tp, ep, dt), []).append((m, min(1.0, roof / layer_s)))
+        by_ep.setdefault((tp, ep, dt), []).append((m, roof, layer_s))
     curves = []
-    for (tp, ep, dt), pts in sorted(by_ep.items()):
-        pts = sorted(dict(pts).items())  # one point per m, increasing
+    for (tp, ep, dt), rows_ in sorted(by_ep.items()):
+        fixed_s = layer_fixed_s([(roof, layer_s) for _, roof, layer_s in rows_])
+        pts = sorted({m: min(1.0, roof / (layer_s - fixed_s)) for m, roof, layer_s in rows_}.items())  # one per m
         slice_name = f"/tp{tp}" if tp > 1 else ""
         for g in (tp_shard(g, tp) for g in whole):  # one efficiency for both GEMMs: their times add up to the layer's
             curves.append({"shape": f"{g.name}{slice_name}.moe_layer", "n": g.n, "k": g.k,
                            "experts": model.n_experts // ep,
                            "dtype": dt, "m": [p[0] for p in pts], "efficiency": [p[1] for p in pts],
-                           "covers": "moe_layer"})
+                           "covers": "moe_layer", "fixed_us": round(fixed_s * 1e6, 2)})
     return curves
+
+
+def layer_fixed_s(rows: list[tuple[float, float]]) -> float:
+    """Seconds of one MoE layer that do not grow with the experts it reads (routing, launches, the sort and
+    the finalize), from (roofline s of the experts touched, measured layer s) rows of one EP and MoE TP size:
+    the largest time that leaves every row its experts' roofline, max(0, min(layer - roofline)).
+
+    At one token every rank's layer touches one expert, and its time is almost all fixed (B300, SGLang's
+    TensorRT-LLM MoE, nvfp4, EP8: 36 us, of which 3 us is the expert's bytes at the HBM peak); an efficiency alone
+    charged that fixed time again for every further expert a rank touches (four experts: ~130 us against the
+    table's 46 us at four tokens)."""
+    return max(0.0, min((layer_s - roof for roof, layer_s in rows), default=0.0))
 
 
 def shapes_from_gemm(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
@@ -246,6 +265,17 @@ ROOFLINE_ROWS = 8.0
 KV_BOUND_CONTEXT = 2048
 
 
+def fastest_us(rows: list[dict]) -> float:
+    """The fastest row's latency, us: a GPU's per-kernel floor (launch and tail under a CUDA graph) as its
+    engine runs the smallest problems of the table."""
+    return round(min(float(r["latency"]) for r in rows) * 1e3, 2)
+
+
+def one_rank_mla(rows: list[dict], model: Model) -> list[dict]:
+    """The MLA decode rows of ``model``'s heads on one rank."""
+    return [r for r in rows if int(r["num_heads"]) == model.attention.heads and int(r["tp_size"]) == 1]
+
+
 def attention_from_mla(rows: list[dict], gpu: GPU, model: Model) -> dict:
     """``[attention]`` of ``gpu`` from the MLA decode kernel's rows at ``model``'s heads on one rank, timed as
     the step model times ``attn_core`` (score FLOPs over the cached tokens, the KV they read, plus a fixed work
@@ -266,7 +296,7 @@ def attention_from_mla(rows: list[dict], gpu: GPU, model: Model) -> dict:
     decode attention takes these (AIConfigurator times other attention kernels elsewhere; not read)."""
     from wideep.perf.memory import Precision, kv_read_bytes_per_sequence
 
-    mine = [r for r in rows if int(r["num_heads"]) == model.attention.heads and int(r["tp_size"]) == 1]
+    mine = one_rank_mla(rows, model)
     floor_s = min((float(r["latency"]) for r in mine), default=0.0) * 1e-3
     sides: dict[str, list[tuple[float, float, float, float]]] = {"bf16": [], "fp8": []}
     for r in mine:
@@ -328,16 +358,25 @@ def aic_tables(root: Path, gpu: GPU, models: list[Model], engine: str = "trtllm"
     moe = root / system / "moe" / engine / version / "moe_perf.parquet"
     gemm = root / system / "gemm" / engine / version / "gemm_perf.parquet"
     moe_rows, gemm_rows = read_rows(moe), read_rows(gemm)
-    tables = {"grouped_gemm": distinct(from_rows(grouped_from_moe, moe_rows, moe, gpu, m) for m in models),
-              "gemm_shape": distinct(from_rows(shapes_from_gemm, gemm_rows, gemm, gpu, m) for m in models)}
+    tables = {"gemm_shape": distinct(from_rows(shapes_from_gemm, gemm_rows, gemm, gpu, m) for m in models)}
     stamp = {"source": "NVIDIA AIConfigurator (aiconfigurator-core), Apache-2.0", "engine": f"{engine} {version}",
              "moe_table": str(moe.relative_to(root)), "gemm_table": str(gemm.relative_to(root))}
+    for mine, other, kernel, dtype in BORROWED_MOE_KERNELS:
+        table = root / system / "moe" / other / ENGINE_VERSIONS[other] / "moe_perf.parquet"
+        if mine == engine and table.is_file():
+            moe_rows = moe_rows + [r for r in read_rows(table)
+                                   if r.get("kernel_source") == kernel and r["moe_dtype"] == dtype]
+            stamp[f"moe_table_{kernel}_{dtype}"] = str(table.relative_to(root))
+    tables["grouped_gemm"] = distinct(from_rows(grouped_from_moe, moe_rows, moe, gpu, m) for m in models)
+    tables["kernel"] = {"gemm_floor_us": fastest_us(gemm_rows)}
     mla = root / system / "mla" / engine / version / "generation_mla_perf.parquet"
     mla_models = [m for m in models if m.attention.kind == "mla"]
     if mla.is_file() and mla_models:
-        attention = from_rows(attention_from_mla, read_rows(mla), mla, gpu, mla_models[0])
+        mla_rows = read_rows(mla)
+        attention = from_rows(attention_from_mla, mla_rows, mla, gpu, mla_models[0])
         if attention:
             tables["attention"] = attention
+            tables["kernel"]["attention_floor_us"] = fastest_us(one_rank_mla(mla_rows, mla_models[0]))
             stamp["attention_table"] = str(mla.relative_to(root))
     allreduce = root / system / "comm" / engine / version / "custom_allreduce_perf.parquet"
     series = from_rows(allreduce_series, read_rows(allreduce), allreduce, gpu, models[0]) if allreduce.is_file() else []

@@ -42,7 +42,8 @@ CALIBRATION_TABLES = {
 # Optional tables: measured curves (``wideep calibrate``) and kernel floors.
 OPTIONAL_TABLES = {
     "memory_kernel": {"bytes": Field(list), "efficiency": Field(list)},
-    "kernel": {"gemm_floor_us": Field(float, "nonneg"), "memory_floor_us": Field(float, "nonneg"),
+    "kernel": {"gemm_floor_us": Field(float, "nonneg", required=False),
+               "memory_floor_us": Field(float, "nonneg", required=False),
                "attention_floor_us": Field(float, "nonneg", required=False)},
     "overlap": {"hidden_fraction": Field(float, "nonneg")},
 }
@@ -50,7 +51,8 @@ SHAPE_FIELDS = {"shape": Field(str), "n": Field(int, "positive"), "k": Field(int
                 "dtype": Field(str, choices=tuple(DTYPES)), "m": Field(list), "efficiency": Field(list)}
 SHAPE_TABLES = {"gemm_shape": SHAPE_FIELDS,
                 "grouped_gemm": SHAPE_FIELDS | {"experts": Field(int, "positive"),
-                                                "covers": Field(str, required=False, choices=("gemm", "moe_layer"))}}
+                                                "covers": Field(str, required=False, choices=("gemm", "moe_layer")),
+                                                "fixed_us": Field(float, "nonneg", required=False)}}
 ALLREDUCE_FIELDS = {"gpus": Field(int, "positive"), "bytes": Field(list), "us": Field(list)}
 SHAPE_MATCH = np.log(4.0)  # a measured shape stands in for another within this log-distance in (n, k)
 
@@ -66,6 +68,7 @@ class ShapeCurve:
     efficiency: tuple[float, ...]
     experts: int = 1
     covers: str = "gemm"  # or "moe_layer": the time includes routing, permute, activation and unpermute
+    fixed_s: float = 0.0  # moe_layer: the layer's time that does not grow with its experts, once per layer
 
     def efficiency_at(self, m: float) -> float:
         return float(log_interp(max(m, 1e-9), self.m, self.efficiency))
@@ -179,6 +182,18 @@ class Calibration:
             return self.grouped_efficiency(lo, m)
         w = np.log(experts / lo.experts) / np.log(hi.experts / lo.experts)
         return float((1 - w) * self.grouped_efficiency(lo, m) + w * self.grouped_efficiency(hi, m))
+
+    def layer_fixed_s(self, dtype: str, n: int, k: int, experts: int) -> float:
+        """Fixed seconds per MoE layer of the grouped curve nearest (n, k, experts), interpolated in
+        log(experts) between measured expert counts as :meth:`shape_efficiency` does; 0 without one."""
+        curve = self.shape_curve(dtype, n, k, experts)
+        if curve is None:
+            return 0.0
+        lo, hi = self.expert_bracket(curve, experts)
+        if lo is hi:
+            return lo.fixed_s
+        w = np.log(experts / lo.experts) / np.log(hi.experts / lo.experts)
+        return float((1 - w) * lo.fixed_s + w * hi.fixed_s)
 
     def expert_bracket(self, curve: ShapeCurve, experts: int) -> tuple[ShapeCurve, ShapeCurve]:
         """The curves of ``curve``'s shape measured at the nearest expert counts at or below and at or above
@@ -324,7 +339,8 @@ def _load(files: tuple[str, ...], gpu_id: str | None = None) -> Calibration:
             raise CatalogError(f"calibrates {data['gpu']!r}, not {gpu_id!r}", f, "gpu")
         for name, fields in (CALIBRATION_TABLES | OPTIONAL_TABLES).items():
             if name in data:
-                tables[name] = check_table(sub_table(data, name, f), fields, f, name + ".") | {"_source": f}
+                table = check_table(sub_table(data, name, f), fields, f, name + ".") | {"_source": f}
+                tables[name] = merged_floors(tables[name], table) if name == "kernel" and name in tables else table
         for name, fields in SHAPE_TABLES.items():
             if name in data:
                 tables[name] = {"_source": f, "curves": shape_curves(data[name], fields, f, name)}
@@ -363,6 +379,13 @@ def _load(files: tuple[str, ...], gpu_id: str | None = None) -> Calibration:
         sources=tuple((name, source_name(t["_source"])) for name, t in tables.items()))
 
 
+def merged_floors(earlier: dict, later: dict) -> dict:
+    """A GPU file's ``[kernel]`` floors over the earlier file's, key by key; the table is named after the file
+    that set the memory floor (what ``layer_kernels`` reads)."""
+    source = later["_source"] if "memory_floor_us" in later else earlier["_source"]
+    return earlier | later | {"_source": source}
+
+
 def shape_curves(rows: list, fields: dict, source: str, name: str) -> tuple[ShapeCurve, ...]:
     """Validated [[gemm_shape]] or [[grouped_gemm]] entries."""
     curves = []
@@ -373,7 +396,7 @@ def shape_curves(rows: list, fields: dict, source: str, name: str) -> tuple[Shap
         check_table(row, fields, source, where + ".")
         m, eff = checked_curve(row["m"], row["efficiency"], source, where)
         curves.append(ShapeCurve(row["n"], row["k"], row["dtype"], m, eff, row.get("experts", 1),
-                                 row.get("covers", "gemm")))
+                                 row.get("covers", "gemm"), row.get("fixed_us", 0.0) * 1e-6))
     return tuple(curves)
 
 

@@ -93,12 +93,14 @@ def activation_dtype(gpu: GPU, weights_name: str) -> units.DType:
 
 
 def gemm_kernel(shape: GemmShape, m: float, dt_name: str, gpu: GPU, cal: Calibration, experts: float = 0.0,
-                local_experts: int = 0) -> Term:
+                local_experts: int = 0, floor_s: float | None = None) -> Term:
     """One GEMM of ``m`` rows, or one grouped GEMM over ``experts`` active experts of ``m`` rows each.
 
     Time = max(per-kernel floor, roofline / efficiency), the efficiency measured for this shape (grouped: and
-    this many ``local_experts``) where the calibration has it, else the calibration's curve by m.
+    this many ``local_experts``) where the calibration has it, else the calibration's curve by m; the floor is
+    the calibration's GEMM floor unless ``floor_s`` is given.
     """
+    floor_s = cal.gemm_floor_s if floor_s is None else floor_s
     dt, out_dt = units.DTYPES[dt_name], units.DTYPES["bf16"]
     compute = gpu.compute_dtype(dt_name) or dt_name
     act = activation_dtype(gpu, dt_name)
@@ -110,8 +112,8 @@ def gemm_kernel(shape: GemmShape, m: float, dt_name: str, gpu: GPU, cal: Calibra
     eff = measured if measured is not None else cal.gemm(m, dt_name)
     flops_s, hbm_s = flops / gpu.flops(compute), nbytes / gpu.hbm_Bps
     time_s = max(flops_s, hbm_s) / eff
-    binding = "latency" if cal.gemm_floor_s > time_s else "flops" if flops_s >= hbm_s else "hbm"  # floor: launch, tail
-    return Term(shape.name, max(cal.gemm_floor_s, time_s), max(flops_s, hbm_s), binding, flops, nbytes)
+    binding = "latency" if floor_s > time_s else "flops" if flops_s >= hbm_s else "hbm"  # floor: launch, tail
+    return Term(shape.name, max(floor_s, time_s), max(flops_s, hbm_s), binding, flops, nbytes)
 
 
 def memory_kernels(kernels: list[MemoryKernel], tokens: float, received: float, gpu: GPU,
@@ -204,10 +206,14 @@ def routed_experts(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: E
     m = received / active
     whole = ffn_gemms(model.expert_ffn, model.hidden, "routed_experts", per_expert=True)
     shapes = [tp_shard(g, wl.moe_tp) for g in whole]
-    gemms = [gemm_kernel(g, m, wl.precision.weights, gpu, cal, experts=active, local_experts=spg) for g in shapes]
-    curve = cal.shape_curve(wl.precision.weights, shapes[0].n, shapes[0].k, spg)
-    if curve is not None and curve.covers == "moe_layer":  # the measurement already holds the kernels around
-        return total("routed_experts", gemms), received
+    dt = wl.precision.weights
+    curve = cal.shape_curve(dt, shapes[0].n, shapes[0].k, spg)
+    if curve is not None and curve.covers == "moe_layer":  # the measurement holds the kernels around and the
+        # layer's launches: its fixed time once, no floor per GEMM
+        gemms = [gemm_kernel(g, m, dt, gpu, cal, experts=active, local_experts=spg, floor_s=0.0) for g in shapes]
+        fixed = Term("moe_layer_fixed", cal.layer_fixed_s(dt, shapes[0].n, shapes[0].k, spg), 0.0, "latency")
+        return total("routed_experts", gemms + [fixed]), received
+    gemms = [gemm_kernel(g, m, dt, gpu, cal, experts=active, local_experts=spg) for g in shapes]
     around = [k for k in moe_kernels(model, activation_dtype(gpu, wl.precision.weights), wl.moe_tp)
               if k.per == "received"]
     return total("routed_experts", gemms + memory_kernels(around, tokens, received, gpu, cal)), received

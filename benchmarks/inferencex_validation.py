@@ -1,0 +1,108 @@
+"""Single-node serving against SemiAnalysis InferenceX's published runs (DeepSeek-R1-0528, 2026-05), held out.
+
+InferenceX serves at a fixed concurrency with random-token prompts, lengths drawn from 0.8-1.0x the nominal
+(``RANDOM_RANGE_RATIO`` 0.8: means of 922 for "1k" and 7,373 for "8k"), end of sequence ignored, prefix cache
+off, prompts prefilled inside the decode steps (aggregated serving); mean TPOT and output tokens/s per GPU over
+the run (ramp and drain included). The rows (benchmarks/data/inferencex_points.csv, docs/sources.md) are the
+baseline tables of InferenceX's image-update pull requests, copied from its public API. Each point is planned
+as ``wideep search`` plans an aggregated point: attention TP x, the experts over EP y of those GPUs (MoE TP x/y),
+batch = concurrency, no MTP, no redundant experts, the engines' KV dtype (FP8 on Blackwell, BF16 on H200), and
+the NVFP4 checkpoint's BF16 attention projections. Nothing was fitted to these rows. Run
+
+    python benchmarks/inferencex_validation.py            # every point: interactivity and output per GPU
+    python benchmarks/inferencex_validation.py --summary  # per group: mean and worst error
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from wideep.plan import PlanSpec, plan
+from wideep.plan.search import point
+
+DATA = Path(__file__).resolve().parent / "data" / "inferencex_points.csv"
+TOPOLOGY = {"h200": "hgx-h200", "b200": "hgx-b200", "b300": "hgx-b300"}
+LENGTH_MEAN = 0.9  # lengths uniform in [0.8 L, L]
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    gpu: str
+    engine: str
+    dtype: str
+    isl: int
+    osl: int
+    concurrency: int
+    tp: int
+    ep: int
+    tokens_per_s_per_user: float  # 1000 / mean TPOT
+    tokens_per_s_per_gpu: float  # output
+    point: str
+
+    @property
+    def group(self) -> str:
+        return f"{self.gpu.upper()} {self.engine} {self.dtype}"
+
+    @property
+    def name(self) -> str:
+        return f"{self.group}, {self.point.rsplit(' ', 1)[0]}"
+
+    def spec(self) -> PlanSpec:
+        fp4 = self.dtype == "nvfp4"
+        return PlanSpec(model="deepseek-r1", topology=TOPOLOGY[self.gpu], tp=self.tp, ep=self.ep,
+                        batch=self.concurrency, isl=round(LENGTH_MEAN * self.isl), osl=round(LENGTH_MEAN * self.osl),
+                        dtype=self.dtype, attn_dtype="bf16" if fp4 else None,
+                        kv_dtype="bf16" if self.gpu == "h200" else "fp8",
+                        redundant=0, placement="contiguous", overlap="none")
+
+
+def points() -> list[Point]:
+    with open(DATA) as fh:
+        return [Point(r["gpu"], r["engine"], r["dtype"], int(r["isl"]), int(r["osl"]), int(r["concurrency"]),
+                      int(r["tp"]), int(r["ep"]), 1000.0 / float(r["tpot_ms_mean"]),
+                      float(r["output_tok_s_per_gpu"]), r["point"]) for r in csv.DictReader(fh)]
+
+
+def predicted(p: Point) -> tuple[float, float]:
+    """(tokens/s per user, output tokens/s per GPU) of ``p``'s aggregated point."""
+    pt = point(plan(p.spec()))
+    return pt["tokens_per_s_per_user"], pt["tokens_per_s_per_gpu"]
+
+
+def error_pct(pred: float, published: float) -> float:
+    return 100.0 * (pred / published - 1.0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--summary", action="store_true", help="one row per group: mean and worst error")
+    args = ap.parse_args()
+    rows = []
+    for p in points():
+        user, gpu = predicted(p)
+        rows.append((p, user, gpu, error_pct(user, p.tokens_per_s_per_user), error_pct(gpu, p.tokens_per_s_per_gpu)))
+    if args.summary:
+        print("| group | points | tok/s/user: mean abs err % | worst % | tok/s/GPU: mean abs err % | worst % |\n"
+              "|---|---|---|---|---|---|")
+        for group in dict.fromkeys(r[0].group for r in rows):
+            mine = [r for r in rows if r[0].group == group]
+            cells = []
+            for i in (3, 4):
+                errs = np.array([r[i] for r in mine])
+                cells += [f"{np.abs(errs).mean():.1f}", f"{errs[np.abs(errs).argmax()]:+.1f}"]
+            print(f"| {group} | {len(mine)} | " + " | ".join(cells) + " |")
+        return
+    print("| point | tok/s/user | predicted | error % | output tok/s/GPU | predicted | error % |\n"
+          "|---|---|---|---|---|---|---|")
+    for p, user, gpu, e_user, e_gpu in rows:
+        print(f"| {p.name} | {p.tokens_per_s_per_user:.1f} | {user:.1f} | {e_user:+.1f} | "
+              f"{p.tokens_per_s_per_gpu:.1f} | {gpu:.1f} | {e_gpu:+.1f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Held-out single-node serving points of SemiAnalysis InferenceX (benchmarks/inferencex_validation.py): each
+point's tokens/s per user (1000 / mean TPOT) within 25%, except the listed misses (strict xfail, with the size
+and the reading). Output tokens/s per GPU is printed by the script, not tested: InferenceX averages it over the
+whole run, ramp and drain included."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+_spec = importlib.util.spec_from_file_location(
+    "inferencex_validation", Path(__file__).resolve().parents[1] / "benchmarks" / "inferencex_validation.py")
+ix = importlib.util.module_from_spec(_spec)
+sys.modules["inferencex_validation"] = ix
+_spec.loader.exec_module(ix)
+
+TOLERANCE = 0.25
+H200 = ("-33% to -43% from 8 sequences on: the H200 file's PyTorch grouped FP8 kernel on 1/8 expert slices; "
+        "TensorRT-LLM's H200 tables read the same, and AIConfigurator's rows of SGLang's Triton MoE reach these "
+        "times only on its skewed (power-law) routing")
+BLACKWELL_FP8 = "+25% to +28%: time outside the kernels at 8-64 sequences, which wideep does not model"
+B300_NVFP4 = "-27% to -35% with MoE EP4/EP8: every B300 NVFP4 point reads 15-35% slow, c1 included"
+MISSES = {
+    "H200 sglang fp8, 1k/1k c8 TP8 EP1": H200, "H200 sglang fp8, 1k/1k c16 TP8 EP1": H200,
+    "H200 sglang fp8, 1k/1k c32 TP8 EP1": H200, "H200 sglang fp8, 1k/1k c64 TP8 EP1": H200,
+    "H200 sglang fp8, 8k/1k c8 TP8 EP1": H200, "H200 sglang fp8, 8k/1k c16 TP8 EP1": H200,
+    "H200 sglang fp8, 8k/1k c32 TP8 EP1": H200, "H200 sglang fp8, 8k/1k c64 TP8 EP1": H200,
+    "B200 sglang fp8, 1k/1k c8 TP8 EP1": BLACKWELL_FP8, "B200 sglang fp8, 1k/1k c64 TP8 EP1": BLACKWELL_FP8,
+    "B300 sglang fp8, 1k/1k c64 TP8 EP1": BLACKWELL_FP8,
+    "B300 sglang nvfp4, 1k/1k c8 TP4 EP4": B300_NVFP4, "B300 sglang nvfp4, 1k/1k c16 TP4 EP4": B300_NVFP4,
+    "B300 sglang nvfp4, 1k/1k c16 TP8 EP8": B300_NVFP4, "B300 sglang nvfp4, 1k/1k c32 TP4 EP4": B300_NVFP4,
+}
+POINTS = ix.points()
+
+
+def test_every_listed_miss_is_a_point():
+    assert set(MISSES) <= {p.name for p in POINTS}
+
+
+@pytest.mark.parametrize("p", [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=MISSES[p.name]))
+                               if p.name in MISSES else p for p in POINTS], ids=lambda p: p.name)
+def test_inferencex_point(p):
+    per_user, _ = ix.predicted(p)
+    assert per_user == pytest.approx(p.tokens_per_s_per_user, rel=TOLERANCE), (p.name, per_user)
