@@ -120,19 +120,6 @@ def balanced_active(tokens: int, ep: int, model: Model) -> float:
     return busiest_touched(sel, hit)
 
 
-def fastest_kernels(rows: list[dict]) -> list[dict]:
-    """One row per (dtype, MoE TP, EP, tokens, shape): the fastest of the kernels measured there (the tables
-    time several MoE backends, e.g. TensorRT-LLM's min-latency and CUTLASS nvfp4 kernels; an engine runs the
-    one that suits its batch)."""
-    best: dict[tuple, dict] = {}
-    for r in rows:
-        key = tuple(r[k] for k in ("moe_dtype", "moe_tp_size", "moe_ep_size", "num_tokens", "hidden_size",
-                                   "inter_size", "topk", "num_experts", "distribution"))
-        if key not in best or float(r["latency"]) < float(best[key]["latency"]):
-            best[key] = r
-    return list(best.values())
-
-
 #: EP sizes over which AIC's MoE rows separate per-token from per-row work: few enough local experts that
 #: their rows set the rest (at EP 8 TensorRT-LLM's nvfp4 CUTLASS kernel costs ~8 us per local expert beyond its
 #: rows: 277 us at 64 tokens on GB200 EP8, 100 at EP16), enough that the grouped GEMM runs alike (not 1-2)
@@ -178,35 +165,44 @@ def model_rows(rows: list[dict], model: Model) -> list[dict]:
 def grouped_from_moe(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
     """One curve per EP size and MoE tensor-parallel size (``experts`` = local experts, each GEMM the rank's
     slice, :func:`~wideep.perf.kernels.tp_shard`): m = copies per expert they touch, efficiency = roofline of
-    those experts' GEMMs / the measured layer time less the per-token work over the EP group's tokens of the
-    kernel that ran it (:func:`token_work`; a plan counts that on each GPU's own tokens, ``layer_kernels``)
-    and less the layer's fixed time (``fixed_us``, :func:`layer_fixed_s`), which a plan adds once per layer."""
+    those experts' GEMMs / the layer's time beyond its fixed time (``fixed_us``, :func:`layer_fixed_s`; a plan
+    adds it once per layer), at each token count the fastest kernel's. The layer's time is the measured one
+    less the per-token work over the EP group's tokens of the kernel that ran it (:func:`token_work`; a plan
+    counts that on each GPU's own tokens, ``layer_kernels``). A row of another engine's table (``borrowed``)
+    counts no faster than its experts' roofline: that harness routes otherwise (AIConfigurator's SGLang rows
+    beat the roofline of the experts a balanced pattern touches: B200, FP8, EP1, 64 tokens, 914 against 1,222 us)."""
     whole = [g for g in gemm_shapes(model) if g.per_expert]
     mine = model_rows(rows, model)
     kernels: dict[tuple, list[dict]] = {}
     for r in mine:
         kernels.setdefault((r["moe_dtype"], int(r["moe_tp_size"]), r.get("kernel_source", "")), []).append(r)
     work = {key: token_work(kernel_rows) for key, kernel_rows in kernels.items()}
-    by_ep: dict[tuple, list[tuple[float, float]]] = {}
-    for r in fastest_kernels(mine):
+    fastest: dict[tuple, tuple[float, ...]] = {}  # (tp, ep, dtype, tokens) -> (measured s, m, roofline s, layer s)
+    for r in mine:
         ep, tp, tokens, dt = int(r["moe_ep_size"]), int(r["moe_tp_size"]), int(r["num_tokens"]), DTYPES[r["moe_dtype"]]
-        fixed, per_token = work[r["moe_dtype"], tp, r.get("kernel_source", "")]
-        measured_s = float(r["latency"]) * 1e-3
-        layer_s = max(measured_s - per_token * tokens, min(fixed, measured_s))
         experts = model.n_experts // ep
         copies = tokens * model.top_k / ep  # on every rank, balanced
-        # the even-spread estimate, not the count on AIC's routing (balanced_active): up to 32 tokens (EP8)
-        # every touched expert gets one row (m = 1) while the layer's ~30 us of routing and launch stay,
-        # which no single efficiency at m = 1 holds; the estimate gives each token count its own m (and a
-        # random routing sample touches about as many experts as the estimate: +4%, tests/test_touched.py)
+        # the even-spread estimate, not the count on AIC's routing (balanced_active): it gives each token count
+        # its own m (and a random routing sample touches about as many experts: +4%, tests/test_touched.py)
         active = max(min(1.0, copies), experts * -np.expm1(-copies / experts))
         m = copies / active
-        roof = sum(gemm_roofline_s(gpu, dt, m, g.n, g.k, active) for g in (tp_shard(g, tp) for g in whole))
-        by_ep.setdefault((tp, ep, dt), []).append((m, roof, layer_s))
+        roof_s = sum(gemm_roofline_s(gpu, dt, m, g.n, g.k, active) for g in (tp_shard(g, tp) for g in whole))
+        measured_s = float(r["latency"]) * 1e-3
+        if r.get("borrowed"):  # another harness, which routes otherwise: no faster than the experts' bytes at peak
+            measured_s = max(measured_s, roof_s)
+        work_fixed_s, per_token_s = work[r["moe_dtype"], tp, r.get("kernel_source", "")]
+        layer_s = max(measured_s - per_token_s * tokens, min(work_fixed_s, measured_s))
+        key = (tp, ep, dt, tokens)  # the kernel an engine would pick: the faster as measured
+        if key not in fastest or measured_s < fastest[key][0]:
+            fastest[key] = (measured_s, m, roof_s, layer_s)
+    by_ep: dict[tuple, dict[int, tuple[float, float, float]]] = {}
+    for (tp, ep, dt, tokens), (_, *point) in fastest.items():
+        by_ep.setdefault((tp, ep, dt), {})[tokens] = tuple(point)
     curves = []
-    for (tp, ep, dt), rows_ in sorted(by_ep.items()):
-        fixed_s = layer_fixed_s([(roof, layer_s) for _, roof, layer_s in rows_])
-        pts = sorted({m: min(1.0, roof / (layer_s - fixed_s)) for m, roof, layer_s in rows_}.items())  # one per m
+    for (tp, ep, dt), by_tokens in sorted(by_ep.items()):
+        fixed_s = layer_fixed_s(by_tokens)
+        pts = sorted({m: min(1.0, roof_s / max(layer_s - fixed_s, roof_s))
+                      for m, roof_s, layer_s in by_tokens.values()}.items())  # one point per m
         slice_name = f"/tp{tp}" if tp > 1 else ""
         for g in (tp_shard(g, tp) for g in whole):  # one efficiency for both GEMMs: their times add up to the layer's
             curves.append({"shape": f"{g.name}{slice_name}.moe_layer", "n": g.n, "k": g.k,
@@ -216,16 +212,15 @@ def grouped_from_moe(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
     return curves
 
 
-def layer_fixed_s(rows: list[tuple[float, float]]) -> float:
+def layer_fixed_s(by_tokens: dict[int, tuple[float, float, float]]) -> float:
     """Seconds of one MoE layer that do not grow with the experts it reads (routing, launches, the sort and
-    the finalize), from (roofline s of the experts touched, measured layer s) rows of one EP and MoE TP size:
-    the largest time that leaves every row its experts' roofline, max(0, min(layer - roofline)).
-
-    At one token every rank's layer touches one expert, and its time is almost all fixed (B300, SGLang's
-    TensorRT-LLM MoE, nvfp4, EP8: 36 us, of which 3 us is the expert's bytes at the HBM peak); an efficiency alone
-    charged that fixed time again for every further expert a rank touches (four experts: ~130 us against the
-    table's 46 us at four tokens)."""
-    return max(0.0, min((layer_s - roof for roof, layer_s in rows), default=0.0))
+    the finalize), from one EP and MoE TP size's rows (tokens -> (m, roofline s of the experts touched, layer
+    s)): the fewest tokens' layer time beyond its experts' roofline. There every rank touches one expert or a
+    few, and the time is almost all fixed (B300, SGLang's TensorRT-LLM MoE, nvfp4, EP8: 36 us at one token,
+    of which 3 us is the expert's bytes at the HBM peak); an efficiency alone charged it again for every
+    further expert a rank touched (four experts: ~130 us against the table's 46 us at four tokens)."""
+    _, roof_s, layer_s = by_tokens[min(by_tokens)]
+    return max(0.0, layer_s - roof_s)
 
 
 def shapes_from_gemm(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
@@ -266,9 +261,9 @@ KV_BOUND_CONTEXT = 2048
 
 
 def fastest_us(rows: list[dict]) -> float:
-    """The fastest row's latency, us: a GPU's per-kernel floor (launch and tail under a CUDA graph) as its
-    engine runs the smallest problems of the table."""
-    return round(min(float(r["latency"]) for r in rows) * 1e3, 2)
+    """The fastest row's latency, us (0 without rows): a GPU's per-kernel floor (launch and tail under a CUDA
+    graph) as its engine runs the smallest problems of the table."""
+    return min((float(r["latency"]) for r in rows), default=0.0) * 1e3
 
 
 def one_rank_mla(rows: list[dict], model: Model) -> list[dict]:
@@ -297,7 +292,7 @@ def attention_from_mla(rows: list[dict], gpu: GPU, model: Model) -> dict:
     from wideep.perf.memory import Precision, kv_read_bytes_per_sequence
 
     mine = one_rank_mla(rows, model)
-    floor_s = min((float(r["latency"]) for r in mine), default=0.0) * 1e-3
+    floor_s = fastest_us(mine) * 1e-6
     sides: dict[str, list[tuple[float, float, float, float]]] = {"bf16": [], "fp8": []}
     for r in mine:
         kv, seconds = DTYPES.get(r["kv_cache_dtype"], r["kv_cache_dtype"]), float(r["latency"]) * 1e-3
@@ -364,9 +359,11 @@ def aic_tables(root: Path, gpu: GPU, models: list[Model], engine: str = "trtllm"
     for mine, other, kernel, dtype in BORROWED_MOE_KERNELS:
         table = root / system / "moe" / other / ENGINE_VERSIONS[other] / "moe_perf.parquet"
         if mine == engine and table.is_file():
-            moe_rows = moe_rows + [r for r in read_rows(table)
-                                   if r.get("kernel_source") == kernel and r["moe_dtype"] == dtype]
-            stamp[f"moe_table_{kernel}_{dtype}"] = str(table.relative_to(root))
+            borrowed = [r | {"borrowed": True} for r in read_rows(table)
+                        if r.get("kernel_source") == kernel and r["moe_dtype"] == dtype]
+            if borrowed:
+                moe_rows = moe_rows + borrowed
+                stamp[f"moe_table_{kernel}_{dtype}"] = str(table.relative_to(root))
     tables["grouped_gemm"] = distinct(from_rows(grouped_from_moe, moe_rows, moe, gpu, m) for m in models)
     tables["kernel"] = {"gemm_floor_us": fastest_us(gemm_rows)}
     mla = root / system / "mla" / engine / version / "generation_mla_perf.parquet"

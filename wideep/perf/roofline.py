@@ -172,28 +172,27 @@ class Calibration:
         512 rows per expert); past that a grouped GEMM runs as its experts' dense GEMMs do, so the efficiency
         follows the nearest measured dense shape's curve from the grouped curve's last point (their ratio
         there kept), where there is one."""
-        curve = self.shape_curve(dtype, n, k, experts)
-        if curve is None:
-            return None
         if not experts:
-            return curve.efficiency_at(m)
-        lo, hi = self.expert_bracket(curve, experts)
-        if lo is hi:
-            return self.grouped_efficiency(lo, m)
-        w = np.log(experts / lo.experts) / np.log(hi.experts / lo.experts)
-        return float((1 - w) * self.grouped_efficiency(lo, m) + w * self.grouped_efficiency(hi, m))
+            curve = self.shape_curve(dtype, n, k)
+            return None if curve is None else curve.efficiency_at(m)
+        return self.between_expert_counts(dtype, n, k, experts, lambda c: self.grouped_efficiency(c, m))
 
     def layer_fixed_s(self, dtype: str, n: int, k: int, experts: int) -> float:
         """Fixed seconds per MoE layer of the grouped curve nearest (n, k, experts), interpolated in
         log(experts) between measured expert counts as :meth:`shape_efficiency` does; 0 without one."""
+        return self.between_expert_counts(dtype, n, k, experts, lambda c: c.fixed_s) or 0.0
+
+    def between_expert_counts(self, dtype: str, n: int, k: int, experts: int, value) -> float | None:
+        """``value(curve)`` of the grouped curve nearest (n, k, experts), between the two measured expert counts
+        of its shape around ``experts`` linear in log(experts); None without a curve."""
         curve = self.shape_curve(dtype, n, k, experts)
         if curve is None:
-            return 0.0
+            return None
         lo, hi = self.expert_bracket(curve, experts)
         if lo is hi:
-            return lo.fixed_s
+            return float(value(lo))
         w = np.log(experts / lo.experts) / np.log(hi.experts / lo.experts)
-        return float((1 - w) * lo.fixed_s + w * hi.fixed_s)
+        return float((1 - w) * value(lo) + w * value(hi))
 
     def expert_bracket(self, curve: ShapeCurve, experts: int) -> tuple[ShapeCurve, ShapeCurve]:
         """The curves of ``curve``'s shape measured at the nearest expert counts at or below and at or above

@@ -201,22 +201,28 @@ def routed_experts(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: E
     (:meth:`~wideep.perf.workload.ExpertParallel.active_experts`).
     """
     received = tokens * model.top_k * ep.ep_size * ep.busiest_share
-    spg = ep.slots_per_gpu
     active = ep.active_experts(tokens, received)
+    terms = expert_terms(model, gpu, cal, wl.precision.weights, received, active, ep.slots_per_gpu, wl.moe_tp)
+    return total("routed_experts", terms), received
+
+
+def expert_terms(model: Model, gpu: GPU, cal: Calibration, dt: str, received: float, active: float,
+                 slots_per_gpu: int, moe_tp: int = 1) -> list[Term]:
+    """One GPU's routed-expert work: ``received`` copies over ``active`` of its ``slots_per_gpu`` slots, each
+    expert its 1/``moe_tp`` slice, in ``dt`` weights: both grouped GEMMs at m = received / active, and the
+    kernels around them (permute, SiLU-mul, unpermute), or, where the calibration measured the whole MoE layer
+    (``covers = "moe_layer"``), that layer's fixed time once in place of those kernels and the GEMM floor."""
+    shapes = [tp_shard(g, moe_tp) for g in ffn_gemms(model.expert_ffn, model.hidden, "routed_experts", per_expert=True)]
     m = received / active
-    whole = ffn_gemms(model.expert_ffn, model.hidden, "routed_experts", per_expert=True)
-    shapes = [tp_shard(g, wl.moe_tp) for g in whole]
-    dt = wl.precision.weights
-    curve = cal.shape_curve(dt, shapes[0].n, shapes[0].k, spg)
-    if curve is not None and curve.covers == "moe_layer":  # the measurement holds the kernels around and the
-        # layer's launches: its fixed time once, no floor per GEMM
-        gemms = [gemm_kernel(g, m, dt, gpu, cal, experts=active, local_experts=spg, floor_s=0.0) for g in shapes]
-        fixed = Term("moe_layer_fixed", cal.layer_fixed_s(dt, shapes[0].n, shapes[0].k, spg), 0.0, "latency")
-        return total("routed_experts", gemms + [fixed]), received
-    gemms = [gemm_kernel(g, m, dt, gpu, cal, experts=active, local_experts=spg) for g in shapes]
-    around = [k for k in moe_kernels(model, activation_dtype(gpu, wl.precision.weights), wl.moe_tp)
-              if k.per == "received"]
-    return total("routed_experts", gemms + memory_kernels(around, tokens, received, gpu, cal)), received
+    curve = cal.shape_curve(dt, shapes[0].n, shapes[0].k, slots_per_gpu)
+    if curve is not None and curve.covers == "moe_layer":
+        fixed_s = cal.layer_fixed_s(dt, shapes[0].n, shapes[0].k, slots_per_gpu)
+        floor_s = 0.0 if fixed_s else None  # the fixed time holds the launches
+        gemms = [gemm_kernel(g, m, dt, gpu, cal, active, slots_per_gpu, floor_s) for g in shapes]
+        return gemms + ([Term("moe_layer_fixed", fixed_s, 0.0, "latency")] if fixed_s else [])
+    gemms = [gemm_kernel(g, m, dt, gpu, cal, active, slots_per_gpu) for g in shapes]
+    around = [k for k in moe_kernels(model, activation_dtype(gpu, dt), moe_tp) if k.per == "received"]
+    return gemms + memory_kernels(around, 0.0, received, gpu, cal)
 
 
 def moe_layer_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: ExpertParallel,

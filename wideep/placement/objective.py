@@ -6,7 +6,8 @@ step of ``tokens_per_gpu`` tokens per GPU, every selection sent to the copy the 
 
 - routed-expert time: the grouped expert GEMMs (gate/up and down) over the slots of the GPU that receive a
   selection, ``received / active`` rows each, plus the per-copy kernels around them (permute, SiLU-mul,
-  unpermute), from the performance model (:func:`wideep.perf.step.gemm_kernel`, calibrated efficiency); the
+  unpermute) or a measured MoE layer's fixed time, from the performance model
+  (:func:`wideep.perf.step.expert_terms`, calibrated efficiency); the
   GPU taken is the slower of the one receiving the most selections and the one with the most active slots;
 - dispatch and combine: the traffic model's per-layer phase times for the transport in use
   (:func:`wideep.traffic.a2a.a2a`: copies per GPU pair as the transport counts them, busiest link, ramp and
@@ -25,9 +26,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from wideep.core import units
-from wideep.perf.kernels import ffn_gemms, moe_kernels
 from wideep.perf.roofline import Calibration, load_calibration
-from wideep.perf.step import activation_dtype, gemm_kernel, memory_kernels
+from wideep.perf.step import expert_terms
 from wideep.routing.stats import per_layer_counts, sample_tokens, token_ranks
 from wideep.slots import DEFAULT_REPLICA_RULE, choose_replicas, dispatch_weights
 from wideep.specs.model import Model
@@ -87,15 +87,7 @@ def expert_time_s(model: Model, cluster: Cluster, cal: Calibration, received: fl
     """Routed-expert time of one GPU receiving ``received`` selections spread over ``active`` of its slots, s."""
     if received <= 0:
         return 0.0
-    gpu = cluster.gpu
-    active = max(active, 1.0)
-    shapes = ffn_gemms(model.expert_ffn, model.hidden, "routed_experts", per_expert=True)
-    terms = [gemm_kernel(g, received / active, weights_dtype, gpu, cal, experts=active, local_experts=slots_per_gpu)
-             for g in shapes]
-    curve = cal.shape_curve(weights_dtype, shapes[0].n, shapes[0].k, slots_per_gpu)
-    if curve is None or curve.covers != "moe_layer":  # else the measurement holds the kernels around
-        around = [k for k in moe_kernels(model, activation_dtype(gpu, weights_dtype)) if k.per == "received"]
-        terms += memory_kernels(around, 0.0, received, gpu, cal)
+    terms = expert_terms(model, cluster.gpu, cal, weights_dtype, received, max(active, 1.0), slots_per_gpu)
     return sum(t.time_s for t in terms)
 
 
