@@ -36,3 +36,16 @@ def test_row_wise_fp8_is_slow_at_decode_sizes_and_block_scaling_costs_little_at_
     decode = [r["us"]["row_wise"] / r["us"]["per_tensor"] for r in rows if r["m"] <= 64]
     prefill = [r["us"]["block"] / r["us"]["row_wise"] for r in rows if r["m"] >= 2048]
     assert min(decode) > 1.3 and sum(prefill) / len(prefill) == pytest.approx(1.08, abs=0.01)
+
+
+def test_pytorch_grouped_fp8_at_256_experts_is_slow_on_the_narrow_down_slices():
+    """256 local experts, m 1-4: gate+up at 0.55-0.60 of the HBM peak, the fp8 down slice of K 256 (TP8) at 0.17
+    (docs/calibration.md, "Every expert on the rank")."""
+    data = load("grouped_256")
+    assert data["stamp"]["device"] == "NVIDIA H200"
+    hbm_Bps = 4.8e12
+    eff = {(r["shape"], r["dtype"], r["m"]): r["experts"] * r["n"] * r["k"] * (2 if r["dtype"] == "bf16" else 1)
+           / hbm_Bps / r["s"] for r in data["grouped"] if "s" in r}
+    for m in (1, 2, 4):
+        assert 0.55 <= eff["routed_experts.gate_up/tp8", "fp8", m] <= 0.60
+        assert eff["routed_experts.down/tp8", "fp8", m] == pytest.approx(0.17, abs=0.01)

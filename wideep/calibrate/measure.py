@@ -8,7 +8,7 @@ copies that no replay finds them in L2. What is measured (times in seconds, in a
   included (the curve every memory-bound kernel of the model is timed on);
 - ``gemm``: every weight shape of the model (:func:`wideep.perf.kernels.gemm_shapes`) by m, in bf16
   (``torch.mm``) and fp8 e4m3 (``torch._scaled_mm``, row-wise activation and column-wise weight scales);
-- ``grouped``: the routed-expert shapes for 2, 8, 32 and 256 local experts at m tokens per expert (bf16
+- ``grouped``: the routed-expert shapes for 2, 8 and 32 local experts at m tokens per expert (bf16
   ``torch._grouped_mm``, else a batched ``bmm``; fp8 ``torch._scaled_grouped_mm``, else a loop of ``_scaled_mm``);
 - ``ops``: PyTorch's own norm, top-k, gather and scatter-add at the model's sizes, as a check of the memory
   curve (engines fuse these further, so they are reported, not fitted).
@@ -24,8 +24,7 @@ from wideep.perf.kernels import GemmShape
 
 GEMM_M = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
 GROUPED_M = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
-GROUPED_EXPERTS = (2, 8, 32, 256)  # 256: every expert on the rank (EP1, the experts TP-sliced over the node)
-MAX_GROUPED_ROWS = 16_384  # rows per grouped call (experts x m): decode sizes at 256 experts
+GROUPED_EXPERTS = (2, 8, 32)
 MEMORY_BYTES = tuple(2**p for p in range(12, 33))
 ROTATE_BYTES = 256 * 2**20  # weights rotate over at least this much memory (H200 L2: 60 MB)
 MAX_FLOP_PER_CALL = 2e13    # skip shapes whose one call would take tens of ms (lm_head at large m)
@@ -183,7 +182,7 @@ def measure_grouped(torch, timer: Timer, shapes: list[GemmShape], log) -> list[d
     for shape in (s for s in shapes if s.per_expert):
         for experts in GROUPED_EXPERTS:
             for dtype in ("bf16", "fp8"):
-                for m in (m for m in GROUPED_M if experts * m <= MAX_GROUPED_ROWS):
+                for m in GROUPED_M:
                     try:
                         calls, method = grouped_calls(torch, shape, experts, m, dtype)
                         t = timer.graph(calls)
