@@ -170,7 +170,7 @@ def grouped_from_moe(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
     less the per-token work over the EP group's tokens of the kernel that ran it (:func:`token_work`; a plan
     counts that on each GPU's own tokens, ``layer_kernels``). A row of another engine's table (``borrowed``)
     counts no faster than its experts' roofline: that harness routes otherwise (AIConfigurator's SGLang rows
-    beat the roofline of the experts a balanced pattern touches: B200, FP8, EP1, 64 tokens, 914 against 1,222 us)."""
+    beat the roofline of the experts a balanced pattern touches: B200, FP8, EP1, 64 tokens, 939 against 1,220 us)."""
     whole = [g for g in gemm_shapes(model) if g.per_expert]
     mine = model_rows(rows, model)
     kernels: dict[tuple, list[dict]] = {}
