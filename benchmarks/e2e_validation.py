@@ -110,10 +110,11 @@ MTP3_ACCEPTANCE = 0.772
 
 #: The B200 batch-1 figures are TensorRT-LLM's of 2025 (blog 1, February; the best-practice guide): on 2026's
 #: kernel tables (AIConfigurator, TensorRT-LLM 1.3.0rc20) the step takes 5.8 ms against the published 9.0 ms
-#: without MTP (+55%) and 8.2 against 10.3 ms with MTP3 (+26%); SGLang 0.5.12 ran DeepSeek-R1 NVFP4 on B300 at TP8 x
-#: EP8 in 5.64 ms per token in May 2026 (InferenceX, benchmarks/inferencex_validation.py), where wideep reads 6.9 ms.
-B200_2025_MISS = ("+55% / +26%: the 2025 engine is slower than 2026's kernel tables; a 2026 run of the same "
-                  "GPU generation at TP8 (InferenceX, B300 NVFP4, batch 1) is faster than wideep (-18%)")
+#: without MTP (+55%) and 8.2 against 10.3 ms with MTP3 (+26%). On the same GPU at batch 1 and TP8, SGLang 0.5.12
+#: ran DeepSeek-R1 in FP8 (twice the expert bytes) in 7.18 ms per token in May 2026 (InferenceX,
+#: benchmarks/inferencex_validation.py), where wideep reads 7.24 ms.
+B200_2025_MISS = ("+55% / +26%: the 2025 engine is slower than 2026's kernel tables; a 2026 B200 run at batch 1 "
+                  "and TP8 (InferenceX, SGLang, FP8) is as fast as wideep reads it (-0.8%)")
 
 #: Minimum-latency decode (batch 1, ISL 1K / OSL 2K, one 8-GPU node, attention TP8): published output tokens/s
 #: per user. Every case is held out and runs its source's layout: attention TP8, the experts TP x EP inside it

@@ -37,7 +37,7 @@ def test_every_listed_miss_is_a_point():
     assert set(MISSES) <= {p.name for p in POINTS}
 
 
-@pytest.mark.parametrize("p", [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=MISSES[p.name]))
+@pytest.mark.parametrize("p", [pytest.param(p, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=MISSES[p.name]))
                                if p.name in MISSES else p for p in POINTS], ids=lambda p: p.name)
 def test_inferencex_point(p):
     per_user, _ = ix.predicted(p)

@@ -155,7 +155,7 @@ def to_toml(tables: dict, stamp: dict, gpu: GPU, header: list[str]) -> str:
     lines = [f"# {h}" for h in header] + [f'gpu = "{gpu.id}"', "", "[stamp]"]
     lines += [f"{k} = {json.dumps(str(v))}" for k, v in stamp.items()]
     for name in ("memory_kernel", "gemm", "hbm", "flops", "attention", "kernel"):
-        if name in tables:
+        if tables.get(name):
             lines += ["", f"[{name}]"] + [f"{k} = {fmt(v) if isinstance(v, list) else f'{v:.4g}'}"
                                          for k, v in tables[name].items()]
     for name in ("gemm_shape", "grouped_gemm", "allreduce"):
