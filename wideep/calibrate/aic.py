@@ -219,7 +219,7 @@ def grouped_from_moe(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
 def no_faster_with_more_tokens(by_tokens: dict[int, tuple[float, float, float]]) -> dict:
     """One EP and MoE TP size's rows (tokens -> (m, roofline s, layer s)) with each layer time at least the
     one of fewer tokens: a token count where another kernel (or another harness) wins is not let dip below the
-    curve (B300, FP8, EP1: 1,495 us at 48 tokens per expert after 2,043 at 32)."""
+    curve (B300, FP8, EP1, all 256 experts read: 1,495 us at m = 48 after 2,043 at m = 32)."""
     out, slowest_s = {}, 0.0
     for tokens in sorted(by_tokens):
         m, roof_s, layer_s = by_tokens[tokens]
