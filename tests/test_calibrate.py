@@ -471,8 +471,9 @@ def test_aic_reader_writes_the_fastest_rows_as_floors():
 
 
 def test_a_measured_moe_layer_pays_its_fixed_time_once():
-    """B300 NVFP4, EP8 (32 local experts): one expert at one copy costs about AIConfigurator's one-token row
-    (TensorRT-LLM: 37.6 us), and four experts at one copy each much less than four times that."""
+    """B300 NVFP4, EP8 (32 local experts): one expert at one copy costs about AIConfigurator's one-token row of
+    TensorRT-LLM's trtllm-gen kernel (SGLang's table: 35.8 us), four experts its four-token row (46.3 us), not
+    four times the first."""
     from wideep.perf.step import expert_terms
     from wideep.specs.model import load_model
 
@@ -481,4 +482,4 @@ def test_a_measured_moe_layer_pays_its_fixed_time_once():
     four = expert_terms(model, gpu, cal, "nvfp4", 4.0, 4.0, 32)
     assert [t.name for t in one].count("moe_layer_fixed") == 1
     one_us, four_us = (sum(t.time_s for t in terms) * 1e6 for terms in (one, four))
-    assert one_us == pytest.approx(37.6, rel=0.03) and four_us == pytest.approx(46.9, rel=0.03)
+    assert one_us == pytest.approx(35.8, rel=0.03) and four_us == pytest.approx(46.3, rel=0.03)

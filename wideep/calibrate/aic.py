@@ -43,11 +43,13 @@ AIC_SYSTEMS = {"h100-sxm": "h100_sxm", "h200-sxm": "h200_sxm", "b200": "b200_sxm
 MOE_TP_SIZES = (1,) + CALIBRATED_TP  # MoE tensor-parallel sizes read from the MoE table
 #: The engines whose tables ``--aic-engine`` reads, and their versions (the package's current ones; trtllm the default)
 ENGINE_VERSIONS = {"trtllm": "1.3.0rc20", "sglang": "0.5.14"}
-#: Kernels of one engine that AIConfigurator timed inside another's tables: (engine, table's engine, kernel_source,
-#: moe_dtype). TensorRT-LLM's table times FP8 block-scaled MoE on Blackwell with DeepGEMM alone (B200, MoE TP8, one
-#: token: 105 us), while TensorRT-LLM's ``moe_config.backend: TRTLLM`` runs its trtllm-gen kernel there, which
-#: AIConfigurator timed through SGLang's FlashInfer path (``--moe-runner-backend flashinfer_trtllm``: 36 us)
-BORROWED_MOE_KERNELS = (("trtllm", "sglang", "sglang_flashinfer_trtllm_moe", "fp8_block"),)
+#: TensorRT-LLM's trtllm-gen MoE kernel, which its ``moe_config.backend: TRTLLM`` runs, as SGLang's table names it
+#: (``--moe-runner-backend flashinfer_trtllm``), and the kernels that are not it. TensorRT-LLM's own table times FP8
+#: block-scaled MoE on Blackwell with DeepGEMM only (B200, MoE TP8, one token: 105 us; trtllm-gen 36 us) and nvfp4
+#: on B300 and GB300 with CUTLASS only (its min-latency rows exist on B200 and GB200): for a dtype whose rows are
+#: all DeepGEMM's or CUTLASS's, SGLang's trtllm-gen rows join (:func:`borrowed_trtllm_gen`).
+TRTLLM_GEN_MOE = ("sglang", "sglang_flashinfer_trtllm_moe")
+NOT_TRTLLM_GEN = {"deepgemm", "moe_torch_flow_cutlass", "moe_torch_flow_nongated"}
 
 
 def data_root(path: str | None) -> Path:
@@ -372,14 +374,7 @@ def aic_tables(root: Path, gpu: GPU, models: list[Model], engine: str = "trtllm"
     tables = {"gemm_shape": distinct(from_rows(shapes_from_gemm, gemm_rows, gemm, gpu, m) for m in models)}
     stamp = {"source": "NVIDIA AIConfigurator (aiconfigurator-core), Apache-2.0", "engine": f"{engine} {version}",
              "moe_table": str(moe.relative_to(root)), "gemm_table": str(gemm.relative_to(root))}
-    for mine, other, kernel, dtype in BORROWED_MOE_KERNELS:
-        table = root / system / "moe" / other / ENGINE_VERSIONS[other] / "moe_perf.parquet"
-        if mine == engine and table.is_file():
-            borrowed = [r | {"borrowed": True} for r in read_rows(table)
-                        if r.get("kernel_source") == kernel and r["moe_dtype"] == dtype]
-            if borrowed:
-                moe_rows = moe_rows + borrowed
-                stamp[f"moe_table_{kernel}_{dtype}"] = str(table.relative_to(root))
+    moe_rows += borrowed_trtllm_gen(root / system / "moe", engine, moe_rows, stamp)
     tables["grouped_gemm"] = distinct(from_rows(grouped_from_moe, moe_rows, moe, gpu, m) for m in models)
     tables["kernel"] = {"gemm_floor_us": fastest_us(gemm_rows)} if gemm_rows else {}
     mla = root / system / "mla" / engine / version / "generation_mla_perf.parquet"
@@ -397,6 +392,25 @@ def aic_tables(root: Path, gpu: GPU, models: list[Model], engine: str = "trtllm"
         tables["allreduce"] = series
         stamp["allreduce_table"] = str(allreduce.relative_to(root))
     return tables, stamp
+
+
+def borrowed_trtllm_gen(moe_dir: Path, engine: str, own_rows: list[dict], stamp: dict) -> list[dict]:
+    """TensorRT-LLM's trtllm-gen MoE rows from SGLang's table (``borrowed``) for the dtypes of ``own_rows`` that
+    only DeepGEMM or CUTLASS ran (:data:`TRTLLM_GEN_MOE`), when ``engine`` is TensorRT-LLM; the table read is
+    named in ``stamp``."""
+    other, kernel = TRTLLM_GEN_MOE
+    table = moe_dir / other / ENGINE_VERSIONS[other] / "moe_perf.parquet"
+    if engine != "trtllm" or not table.is_file():
+        return []
+    kernels: dict[str, set] = {}
+    for r in own_rows:
+        kernels.setdefault(r["moe_dtype"], set()).add(r.get("kernel_source", ""))
+    lacking = {dtype for dtype, names in kernels.items() if names <= NOT_TRTLLM_GEN}
+    rows = [r | {"borrowed": True} for r in read_rows(table)
+            if r.get("kernel_source") == kernel and r["moe_dtype"] in lacking]
+    for dtype in sorted({r["moe_dtype"] for r in rows}):
+        stamp[f"moe_table_{kernel}_{dtype}"] = str(table.relative_to(moe_dir.parent.parent))
+    return rows
 
 
 def distinct(curve_lists) -> list[dict]:
