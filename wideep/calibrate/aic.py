@@ -179,7 +179,7 @@ def grouped_from_moe(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
     for r in mine:
         kernels.setdefault((r["moe_dtype"], int(r["moe_tp_size"]), r.get("kernel_source", "")), []).append(r)
     work = {key: token_work(kernel_rows) for key, kernel_rows in kernels.items()}
-    fastest: dict[tuple, tuple[float, ...]] = {}  # (tp, ep, dtype, tokens) -> (measured s, m, roofline s, layer s)
+    by_ep: dict[tuple, dict[int, tuple[float, ...]]] = {}  # (tp, ep, dtype) -> tokens -> (measured s, m, roof s, layer s)
     for r in mine:
         ep, tp, tokens, dt = int(r["moe_ep_size"]), int(r["moe_tp_size"]), int(r["num_tokens"]), DTYPES[r["moe_dtype"]]
         experts = model.n_experts // ep
@@ -194,15 +194,12 @@ def grouped_from_moe(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
             measured_s = max(measured_s, roof_s)
         work_fixed_s, per_token_s = work[r["moe_dtype"], tp, r.get("kernel_source", "")]
         layer_s = max(measured_s - per_token_s * tokens, min(work_fixed_s, measured_s))
-        key = (tp, ep, dt, tokens)  # the kernel an engine would pick: the faster as measured
-        if key not in fastest or measured_s < fastest[key][0]:
-            fastest[key] = (measured_s, m, roof_s, layer_s)
-    by_ep: dict[tuple, dict[int, tuple[float, float, float]]] = {}
-    for (tp, ep, dt, tokens), (_, *point) in fastest.items():
-        by_ep.setdefault((tp, ep, dt), {})[tokens] = tuple(point)
+        points = by_ep.setdefault((tp, ep, dt), {})  # the kernel an engine would pick: the faster as measured
+        if tokens not in points or measured_s < points[tokens][0]:
+            points[tokens] = (measured_s, m, roof_s, layer_s)
     curves = []
-    for (tp, ep, dt), by_tokens in sorted(by_ep.items()):
-        by_tokens = no_faster_with_more_tokens(by_tokens)
+    for (tp, ep, dt), points in sorted(by_ep.items()):
+        by_tokens = no_faster_with_more_tokens({tokens: p[1:] for tokens, p in points.items()})
         fixed_s = layer_fixed_s(by_tokens)
         pts = {}  # one point per m; at one copy per expert (several token counts) the most tokens' row
         for tokens in sorted(by_tokens):
@@ -374,7 +371,7 @@ def aic_tables(root: Path, gpu: GPU, models: list[Model], engine: str = "trtllm"
     tables = {"gemm_shape": distinct(from_rows(shapes_from_gemm, gemm_rows, gemm, gpu, m) for m in models)}
     stamp = {"source": "NVIDIA AIConfigurator (aiconfigurator-core), Apache-2.0", "engine": f"{engine} {version}",
              "moe_table": str(moe.relative_to(root)), "gemm_table": str(gemm.relative_to(root))}
-    moe_rows += borrowed_trtllm_gen(root / system / "moe", engine, moe_rows, stamp)
+    moe_rows += borrowed_trtllm_gen(root, system, engine, moe_rows, stamp)
     tables["grouped_gemm"] = distinct(from_rows(grouped_from_moe, moe_rows, moe, gpu, m) for m in models)
     tables["kernel"] = {"gemm_floor_us": fastest_us(gemm_rows)} if gemm_rows else {}
     mla = root / system / "mla" / engine / version / "generation_mla_perf.parquet"
@@ -394,12 +391,12 @@ def aic_tables(root: Path, gpu: GPU, models: list[Model], engine: str = "trtllm"
     return tables, stamp
 
 
-def borrowed_trtllm_gen(moe_dir: Path, engine: str, own_rows: list[dict], stamp: dict) -> list[dict]:
+def borrowed_trtllm_gen(root: Path, system: str, engine: str, own_rows: list[dict], stamp: dict) -> list[dict]:
     """TensorRT-LLM's trtllm-gen MoE rows from SGLang's table (``borrowed``) for the dtypes of ``own_rows`` that
     only DeepGEMM or CUTLASS ran (:data:`TRTLLM_GEN_MOE`), when ``engine`` is TensorRT-LLM; the table read is
     named in ``stamp``."""
     other, kernel = TRTLLM_GEN_MOE
-    table = moe_dir / other / ENGINE_VERSIONS[other] / "moe_perf.parquet"
+    table = root / system / "moe" / other / ENGINE_VERSIONS[other] / "moe_perf.parquet"
     if engine != "trtllm" or not table.is_file():
         return []
     kernels: dict[str, set] = {}
@@ -409,7 +406,7 @@ def borrowed_trtllm_gen(moe_dir: Path, engine: str, own_rows: list[dict], stamp:
     rows = [r | {"borrowed": True} for r in read_rows(table)
             if r.get("kernel_source") == kernel and r["moe_dtype"] in lacking]
     for dtype in sorted({r["moe_dtype"] for r in rows}):
-        stamp[f"moe_table_{kernel}_{dtype}"] = str(table.relative_to(moe_dir.parent.parent))
+        stamp[f"moe_table_{kernel}_{dtype}"] = str(table.relative_to(root))
     return rows
 
 
