@@ -24,8 +24,12 @@ def test_shipped_h200_file_is_the_fit_of_the_shipped_record():
     assert shipped["hbm"]["efficiency"] == pytest.approx(tables["hbm"]["efficiency"], rel=1e-3)
     assert shipped["memory_kernel"]["efficiency"] == pytest.approx(tables["memory_kernel"]["efficiency"], rel=1e-3)
     assert len(shipped["gemm_shape"]) == len(tables["gemm_shape"]) == 82  # 41 shapes (whole and TP 2, 4, 8 slices) x 2 dtypes
-    # the two expert shapes, whole and one rank's slice under MoE TP 2, 4, 8, at 2, 8 and 32 local experts, 2 dtypes
-    assert len(shipped["grouped_gemm"]) == len(tables["grouped_gemm"]) == 8 * 3 * 2
+    # the fused MoE kernel's rows: the two expert shapes whole at 2, 8 and 32 local experts, one rank's slices under
+    # MoE TP 2, 4, 8 at 32 and 256, 2 dtypes; none of PyTorch's grouped curves left beside them
+    assert len(shipped["grouped_gemm"]) == len(tables["grouped_gemm"]) == (2 * 3 + 6 * 2) * 2
+    for a, b in zip(shipped["grouped_gemm"], tables["grouped_gemm"]):
+        assert (a["shape"], a["experts"], a["dtype"]) == (b["shape"], b["experts"], b["dtype"])
+        assert a["m"] == pytest.approx(b["m"], rel=1e-3) and a["efficiency"] == pytest.approx(b["efficiency"], rel=1e-3)
     for a, b in zip(shipped["gemm_shape"], tables["gemm_shape"]):
         assert (a["n"], a["k"], a["dtype"]) == (b["n"], b["k"], b["dtype"])
         assert a["efficiency"] == pytest.approx(b["efficiency"], rel=1e-3)
@@ -95,6 +99,9 @@ def test_from_raw_writes_a_loadable_file(tmp_path):
 @pytest.mark.parametrize("text,problem", [
     ("{", "expected"),
     ('{"stamp": {}, "memory": [], "gemm": 3, "grouped": []}', "gemm"),
+    ('{"stamp": {}, "memory": [{"bytes": 8, "s": 1e-6}], "gemm": [], "grouped": [], "fused": 3}', "fused"),
+    ('{"stamp": {}, "memory": [{"bytes": 8, "s": 1e-6}], "gemm": [], "grouped": [], "fused": [{"shape": "x", '
+     '"n": 8, "k": 8, "experts": 2, "dtype": "fp8", "copies": 1.0, "touched": 0, "s": 1e-6}]}', "touched"),
 ])
 def test_malformed_raw_record(tmp_path, text, problem):
     raw = tmp_path / "raw.json"
@@ -110,7 +117,7 @@ def edited_record(tmp_path: Path, device: str | None = None, time_scale: float =
     record = json.loads(RAW.read_text())
     if device is not None:
         record["stamp"]["device"] = device
-    for section in ("memory", "gemm", "grouped"):
+    for section in ("memory", "gemm", "grouped", "fused"):
         for row in record[section]:
             if "s" in row:
                 row["s"] *= time_scale
@@ -139,7 +146,8 @@ def test_a_row_faster_than_the_peak_is_refused_not_clamped(tmp_path):
                                   "[[allreduce]]\ngpus=8\nbytes=[256, 512]\nus=[5.0, -1.0]",
                                   "[[allreduce]]\ngpus=8\nbytes=[256]\nus=[5.0]\n[[allreduce]]\ngpus=8\nbytes=[256]\nus=[5.0]",
                                   "[[allreduce]]\ngpus=8\nbytes=[256]",
-                                  "[[grouped_gemm]]\nshape='x'\nn=1\nk=1\ndtype='fp8'\nm=[1]\nefficiency=[0.5]\nexperts=2\nfixed_us=-3.0"])
+                                  "[[grouped_gemm]]\nshape='x'\nn=1\nk=1\ndtype='fp8'\nm=[1]\nefficiency=[0.5]\nexperts=2\nfixed_us=-3.0",
+                                  "[[grouped_gemm]]\nshape='x'\nn=1\nk=1\ndtype='fp8'\nm=[1]\nefficiency=[0.5]\nexperts=2\nfloor_us='x'"])
 def test_malformed_calibration_is_one_line(tmp_path, text):
     path = tmp_path / "cal.toml"
     path.write_text(text)
@@ -483,3 +491,32 @@ def test_a_measured_moe_layer_pays_its_fixed_time_once():
     assert [t.name for t in one].count("moe_layer_fixed") == 1
     one_us, four_us = (sum(t.time_s for t in terms) * 1e6 for terms in (one, four))
     assert one_us == pytest.approx(35.8, rel=0.03) and four_us == pytest.approx(46.3, rel=0.03)
+
+
+def test_fused_rows_give_curves_above_their_floor():
+    """The fused kernel's rows: the least time is the curve's floor, rows within 1.5x of it give no efficiency,
+    the rest give roofline of the experts touched / time at m = copies / touched."""
+    from wideep.calibrate.fit import FLOOR_BOUND, fused_curves, gemm_roofline_s
+
+    gpu = load_gpu("h200-sxm")
+    row = {"shape": "e", "n": 512, "k": 7168, "experts": 32, "dtype": "fp8"}
+    rows = [row | {"copies": 1.0, "touched": 1.0, "s": 20e-6}, row | {"copies": 2.0, "touched": 2.0, "s": 25e-6},
+            row | {"copies": 64.0, "touched": 27.0, "s": 40e-6}, row | {"error": "out of memory"}]
+    (curve,) = fused_curves(rows, gpu, "raw.json")
+    assert curve["floor_us"] == 20.0 and 25e-6 < FLOOR_BOUND * 20e-6
+    m = round(64 / 27, 4)
+    assert curve["m"] == [m] and curve["efficiency"] == [pytest.approx(gemm_roofline_s(gpu, "fp8", m, 512, 7168, 27) / 40e-6)]
+
+
+def test_a_plans_routed_experts_wait_no_less_than_the_fused_kernels_floor():
+    """On the shipped H200 file one token's experts (EP8, whole experts) take the measured floors of the two
+    grouped GEMMs, 22.3 and 10.6 us, not the GEMM floor (7.3 us) nor their bytes at an efficiency."""
+    from wideep.perf.step import expert_terms
+    from wideep.specs.model import load_model
+
+    cal, gpu, model = load_calibration("h200-sxm"), load_gpu("h200-sxm"), load_model("deepseek-v3")
+    gate_up, down = expert_terms(model, gpu, cal, "fp8", 1.0, 1.0, 32)[:2]
+    assert gate_up.time_s == pytest.approx(22.32e-6) and down.time_s == pytest.approx(10.6e-6, rel=0.01)
+    assert gate_up.binding == down.binding == "latency"
+    many = expert_terms(model, gpu, cal, "fp8", 16.0, 16.0, 32)[0]  # 16 experts at one copy: their bytes bind
+    assert many.binding == "hbm" and many.time_s > 4 * gate_up.time_s

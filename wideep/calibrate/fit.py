@@ -6,7 +6,9 @@ Every efficiency is ``time at datasheet peak / measured time``, so launch and ta
 - ``[memory_kernel]``: bytes moved (read + written) -> efficiency of a memory-bound kernel;
 - ``[[gemm_shape]]``: per weight shape and dtype, m -> efficiency against ``max(FLOPs / peak, bytes / HBM peak)``
   with bytes = weights + activations in + bf16 out;
-- ``[[grouped_gemm]]``: the same for the routed-expert shapes, m tokens per expert, per local expert count;
+- ``[[grouped_gemm]]``: the same for the routed-expert shapes, m tokens per expert, per local expert count:
+  the fused MoE kernel's rows (``fused``: m = copies / experts touched, the roofline of the experts touched)
+  where the record has them, else PyTorch's grouped kernels (``grouped``: every local expert m rows);
 - ``[gemm]``, ``[hbm]``, ``[flops]``: the summary curves older files carry, from the same rows.
 """
 
@@ -32,8 +34,11 @@ GEMM_ROW = {"shape": Field(str), "n": Field(int, "positive"), "k": Field(int, "p
             "m": Field(int, "positive"), "dtype": Field(str, choices=tuple(BYTES_IN)), "s": Field(float, "positive")}
 #: Fields of a timed row of each section of a raw record (other keys are kept but not read).
 ROW_FIELDS = {"memory": {"bytes": Field(int, "positive"), "s": Field(float, "positive")}, "gemm": GEMM_ROW,
-              "grouped": GEMM_ROW | {"experts": Field(int, "positive")}}
-
+              "grouped": GEMM_ROW | {"experts": Field(int, "positive")},
+              "fused": {k: f for k, f in GEMM_ROW.items() if k != "m"}
+              | {"experts": Field(int, "positive"), "copies": Field(float, "positive"),
+                 "touched": Field(float, "positive")}}
+OPTIONAL_SECTIONS = ("fused",)  # records written before the fused MoE kernel was measured have none
 
 def read_record(path: str | Path) -> dict:
     """A raw record written by ``wideep calibrate --raw``; malformed files raise :class:`CatalogError`."""
@@ -41,6 +46,9 @@ def read_record(path: str | Path) -> dict:
     for key, kind in (("stamp", dict), ("memory", list), ("gemm", list), ("grouped", list)):
         if not isinstance(data.get(key), kind):
             raise CatalogError("missing or malformed section", str(path), key)
+    for key in OPTIONAL_SECTIONS:
+        if not isinstance(data.setdefault(key, []), list):
+            raise CatalogError("malformed section: expected a list", str(path), key)
     for key, fields in ROW_FIELDS.items():
         check_rows(data[key], fields, str(path), key)
     if not data["memory"]:
@@ -108,6 +116,36 @@ def shape_curves(rows: list[dict], gpu: GPU, keys: tuple[str, ...], source: str,
     return curves
 
 
+#: A fused-kernel row within this factor of its curve's least time is the kernel waiting on its own K loop and
+#: launch (``floor_us``), not a measure of how fast it reads its experts: such rows give no efficiency.
+FLOOR_BOUND = 1.5
+
+
+def fused_curves(rows: list[dict], gpu: GPU, source: str) -> list[dict]:
+    """Group fused-kernel rows by (shape, n, k, experts, dtype); each group -> a grouped curve with its least
+    time (``floor_us``) and, from the rows above :data:`FLOOR_BOUND` x that, efficiency = roofline of the
+    experts touched / measured time at m = copies per expert touched (at equal m, the row of the most copies).
+    Uniform routing touches one or two experts at m = 1 where the floor sets the time; a plan at m = 1 over
+    more experts (a balanced or spread routing) reads their bytes at the efficiency of the first row past it."""
+    groups: dict[tuple, list[tuple[int, dict]]] = {}
+    for i, r in enumerate(rows):
+        if "s" in r:
+            groups.setdefault((r["shape"], r["n"], r["k"], r["experts"], r["dtype"]), []).append((i, r))
+    curves = []
+    for key, timed in groups.items():
+        floor_s = min(r["s"] for _, r in timed)
+        pts = {}
+        for i, r in timed:
+            if r["s"] >= FLOOR_BOUND * floor_s:
+                m = round(r["copies"] / r["touched"], 4)
+                roof_s = gemm_roofline_s(gpu, r["dtype"], m, r["n"], r["k"], r["touched"])
+                pts[m] = efficiency(roof_s, r["s"], gpu, source, f"fused[{i}]")
+        curves.append({"shape": key[0], "n": key[1], "k": key[2], "experts": key[3], "dtype": key[4],
+                       "m": sorted(pts), "efficiency": [pts[m] for m in sorted(pts)],
+                       "floor_us": round(floor_s * 1e6, 2)})
+    return curves
+
+
 def expert_curve(grouped: list[dict], dtype: str, experts: int = 8) -> tuple[list[int], list[float]]:
     """Time-weighted efficiency of the whole gate_up + down at each m (the older M-only ``[gemm]`` curve;
     MoE tensor-parallel slices, named ``.../tpN``, left out)."""
@@ -127,12 +165,14 @@ def fit(record: dict, gpu: GPU, source: str = "record") -> dict:
     mem_bytes, mem_eff = memory_curve(record, gpu, source)
     shapes = shape_curves(record["gemm"], gpu, ("shape", "n", "k"), source, "gemm")
     grouped = shape_curves(record["grouped"], gpu, ("shape", "n", "k", "experts"), source, "grouped")
+    fused = fused_curves(record.get("fused", []), gpu, source)
     ms, eff = expert_curve(grouped, "bf16")
     tables = {"memory_kernel": {"bytes": mem_bytes, "efficiency": mem_eff},
               "gemm": {"tokens_per_expert": ms, "efficiency": eff},
               "hbm": {"efficiency": max(mem_eff)},
               "flops": {"efficiency": best_flops(shapes, "bf16")},
-              "gemm_shape": shapes, "grouped_gemm": grouped}
+              "gemm_shape": shapes, "grouped_gemm": fused + [c for c in grouped if (c["shape"], c["dtype"])
+                                                             not in {(f["shape"], f["dtype"]) for f in fused}]}
     ms8, eff8 = expert_curve(grouped, "fp8")
     if ms8 == ms and ms:
         tables["gemm"]["efficiency_fp8"] = eff8
@@ -171,4 +211,13 @@ def measured_header(record: dict, gpu: GPU, command: str) -> list[str]:
     return [f"Measured on one {st.get('device', '?')} on {st.get('date', '?')} by `wideep calibrate`; written by `{command}`.",
             f"torch {st.get('torch', '?')}, CUDA {st.get('cuda', '?')}, driver {st.get('driver', '?')}, "
             f"max SM clock {st.get('max_sm_clock', '?')}, power limit {st.get('power_limit', '?')}.",
-            f"Peaks from the GPU catalog ({gpu.id}): efficiency = time at datasheet peak / measured time."]
+            f"Peaks from the GPU catalog ({gpu.id}): efficiency = time at datasheet peak / measured time."] + fused_header(record)
+
+
+def fused_header(record: dict) -> list[str]:
+    """The comment line naming where a record's fused MoE rows came from (none without them)."""
+    if not any("s" in r for r in record.get("fused", [])):
+        return []
+    st = record.get("fused_stamp", record["stamp"])
+    return [f"Routed experts ([[grouped_gemm]]): the fused MoE kernel in Triton {st.get('triton', '?')} "
+            f"(wideep.calibrate.fused_moe) at uniform top-k routing's sparsity, measured on {st.get('date', '?')}."]

@@ -10,6 +10,8 @@ copies that no replay finds them in L2. What is measured (times in seconds, in a
   (``torch.mm``) and fp8 e4m3 (``torch._scaled_mm``, row-wise activation and column-wise weight scales);
 - ``grouped``: the routed-expert shapes for 2, 8 and 32 local experts at m tokens per expert (bf16
   ``torch._grouped_mm``, else a batched ``bmm``; fp8 ``torch._scaled_grouped_mm``, else a loop of ``_scaled_mm``);
+- ``fused``: the routed-expert shapes as engines run them on Hopper, one Triton kernel over the copies
+  sorted by expert at the sparsity uniform routing gives (:mod:`wideep.calibrate.fused_moe`; where Triton imports);
 - ``ops``: PyTorch's own norm, top-k, gather and scatter-add at the model's sizes, as a check of the memory
   curve (engines fuse these further, so they are reported, not fitted).
 """
@@ -222,11 +224,25 @@ def measure_ops(torch, timer: Timer, hidden: int, n_experts: int, top_k: int, lo
     return rows
 
 
+def measure_fused_section(torch, timer: Timer, shapes: list[GemmShape], n_experts: int, top_k: int,
+                          log) -> list[dict]:
+    """The ``fused`` rows (Triton's fused MoE kernel; a tile search per point at 3 repeats)."""
+    from wideep.calibrate.fused_moe import measure_fused
+
+    return measure_fused(torch, timer, Timer(torch, repeats=3, warmup=1), shapes, n_experts, top_k,
+                         ROTATE_BYTES, log)
+
+
 def stamp(torch) -> dict:
     """GPU, driver, library versions, clocks and date of this run."""
     info = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "cuda": torch.version.cuda,
             "cublas": str(torch.backends.cuda.preferred_blas_library()) if hasattr(torch.backends.cuda, "preferred_blas_library") else "",
             "date": _dt.date.today().isoformat(), "sm_count": torch.cuda.get_device_properties(0).multi_processor_count}
+    try:
+        import triton
+        info["triton"] = triton.__version__
+    except ImportError:
+        pass
     try:
         q = subprocess.run(["nvidia-smi", "--query-gpu=driver_version,clocks.max.sm,power.limit",
                             "--format=csv,noheader"], capture_output=True, text=True, timeout=20)
@@ -248,6 +264,7 @@ def measure(shapes: list[GemmShape], hidden: int, n_experts: int, top_k: int, lo
     sections = {"memory": lambda: measure_memory(torch, timer, log),
                 "gemm": lambda: measure_gemms(torch, timer, shapes, log),
                 "grouped": lambda: measure_grouped(torch, timer, shapes, log),
+                "fused": lambda: measure_fused_section(torch, timer, shapes, n_experts, top_k, log),
                 "ops": lambda: measure_ops(torch, timer, hidden, n_experts, top_k, log)}
     for name, run in sections.items():
         try:

@@ -52,7 +52,8 @@ SHAPE_FIELDS = {"shape": Field(str), "n": Field(int, "positive"), "k": Field(int
 SHAPE_TABLES = {"gemm_shape": SHAPE_FIELDS,
                 "grouped_gemm": SHAPE_FIELDS | {"experts": Field(int, "positive"),
                                                 "covers": Field(str, required=False, choices=("gemm", "moe_layer")),
-                                                "fixed_us": Field(float, "nonneg", required=False)}}
+                                                "fixed_us": Field(float, "nonneg", required=False),
+                                                "floor_us": Field(float, "nonneg", required=False)}}
 ALLREDUCE_FIELDS = {"gpus": Field(int, "positive"), "bytes": Field(list), "us": Field(list)}
 SHAPE_MATCH = np.log(4.0)  # a measured shape stands in for another within this log-distance in (n, k)
 
@@ -69,6 +70,7 @@ class ShapeCurve:
     experts: int = 1
     covers: str = "gemm"  # or "moe_layer": the time includes routing, permute, activation and unpermute
     fixed_s: float = 0.0  # moe_layer: the layer's time that does not grow with its experts, once per layer
+    floor_s: float = 0.0  # this kernel's own least time (launch, its K loop), in place of the GEMM floor; 0: none
 
     def efficiency_at(self, m: float) -> float:
         return float(log_interp(max(m, 1e-9), self.m, self.efficiency))
@@ -182,6 +184,11 @@ class Calibration:
         log(experts) between measured expert counts as :meth:`shape_efficiency` does; 0 without one."""
         return self.between_expert_counts(dtype, n, k, experts, lambda c: c.fixed_s) or 0.0
 
+    def grouped_floor_s(self, dtype: str, n: int, k: int, experts: int) -> float | None:
+        """The measured least time of the grouped curve nearest (n, k, experts), interpolated in log(experts)
+        as :meth:`shape_efficiency` does; None where that curve has none (the GEMM floor applies)."""
+        return self.between_expert_counts(dtype, n, k, experts, lambda c: c.floor_s) or None
+
     def between_expert_counts(self, dtype: str, n: int, k: int, experts: int, value) -> float | None:
         """``value(curve)`` of the grouped curve nearest (n, k, experts), between the two measured expert counts
         of its shape around ``experts`` linear in log(experts); None without a curve."""
@@ -237,7 +244,7 @@ def calibration_dir() -> Path:
 #: Where a calibration table's efficiencies come from (:func:`kernel_origin`), in words.
 ORIGIN_WORDS = {"published": "published kernel benchmarks (DeepGEMM, FlashMLA on H800; default.toml)",
                 "aic": "NVIDIA AIConfigurator's measured TensorRT-LLM kernels",
-                "measured": "kernels measured by wideep calibrate (PyTorch's)",
+                "measured": "kernels measured by wideep calibrate (PyTorch's GEMMs, a Triton fused MoE)",
                 "given": "a calibration file given with --calibration"}
 
 
@@ -395,7 +402,8 @@ def shape_curves(rows: list, fields: dict, source: str, name: str) -> tuple[Shap
         check_table(row, fields, source, where + ".")
         m, eff = checked_curve(row["m"], row["efficiency"], source, where)
         curves.append(ShapeCurve(row["n"], row["k"], row["dtype"], m, eff, row.get("experts", 1),
-                                 row.get("covers", "gemm"), row.get("fixed_us", 0.0) * 1e-6))
+                                 row.get("covers", "gemm"), row.get("fixed_us", 0.0) * 1e-6,
+                                 row.get("floor_us", 0.0) * 1e-6))
     return tuple(curves)
 
 

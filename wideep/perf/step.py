@@ -220,7 +220,8 @@ def expert_terms(model: Model, gpu: GPU, cal: Calibration, dt: str, received: fl
         floor_s = 0.0 if fixed_s else None  # the fixed time holds the launches
         gemms = [gemm_kernel(g, m, dt, gpu, cal, active, slots_per_gpu, floor_s) for g in shapes]
         return gemms + ([Term("moe_layer_fixed", fixed_s, 0.0, "latency")] if fixed_s else [])
-    gemms = [gemm_kernel(g, m, dt, gpu, cal, active, slots_per_gpu) for g in shapes]
+    gemms = [gemm_kernel(g, m, dt, gpu, cal, active, slots_per_gpu, cal.grouped_floor_s(dt, g.n, g.k, slots_per_gpu))
+             for g in shapes]
     around = [k for k in moe_kernels(model, activation_dtype(gpu, dt), moe_tp) if k.per == "received"]
     return gemms + memory_kernels(around, 0.0, received, gpu, cal)
 
