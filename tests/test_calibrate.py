@@ -493,9 +493,10 @@ def test_a_measured_moe_layer_pays_its_fixed_time_once():
     assert one_us == pytest.approx(35.8, rel=0.03) and four_us == pytest.approx(46.3, rel=0.03)
 
 
-def test_fused_rows_give_curves_above_their_floor():
-    """The fused kernel's rows: the least time is the curve's floor, rows within 1.5x of it give no efficiency,
-    the rest give roofline of the experts touched / time at m = copies / touched."""
+def test_fused_rows_give_curves_with_their_floor():
+    """The fused kernel's rows: the least time is the curve's floor; a row within 1.5x of it only bounds the
+    efficiency from below (the curve of the rows above the bound there, if higher); the rest give roofline of
+    the experts touched / time at m = copies / touched."""
     from wideep.calibrate.fit import FLOOR_BOUND, fused_curves, gemm_roofline_s
 
     gpu = load_gpu("h200-sxm")
@@ -505,7 +506,11 @@ def test_fused_rows_give_curves_above_their_floor():
     (curve,) = fused_curves(rows, gpu, "raw.json")
     assert curve["floor_us"] == 20.0 and 25e-6 < FLOOR_BOUND * 20e-6
     m = round(64 / 27, 4)
-    assert curve["m"] == [m] and curve["efficiency"] == [pytest.approx(gemm_roofline_s(gpu, "fp8", m, 512, 7168, 27) / 40e-6)]
+    free = gemm_roofline_s(gpu, "fp8", m, 512, 7168, 27) / 40e-6
+    assert curve["m"] == [1.0, m] and curve["efficiency"] == [pytest.approx(free), pytest.approx(free)]
+    rows[2]["s"] = 400e-6  # past the floor the kernel is slow: the two experts' own ratio bounds m = 1 instead
+    (curve,) = fused_curves(rows, gpu, "raw.json")
+    assert curve["efficiency"][0] == pytest.approx(gemm_roofline_s(gpu, "fp8", 1.0, 512, 7168, 2) / 25e-6)
 
 
 def test_a_plans_routed_experts_wait_no_less_than_the_fused_kernels_floor():

@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from wideep.core import units
 from wideep.core.catalog import Field, check_table, read_file
 from wideep.core.errors import CatalogError
@@ -116,17 +118,18 @@ def shape_curves(rows: list[dict], gpu: GPU, keys: tuple[str, ...], source: str,
     return curves
 
 
-#: A fused-kernel row within this factor of its curve's least time is the kernel waiting on its own K loop and
-#: launch (``floor_us``), not a measure of how fast it reads its experts: such rows give no efficiency.
+#: A fused-kernel row within this factor of its curve's least time waits mostly on the kernel's own K loop and
+#: launch (``floor_us``): its time bounds how fast the kernel reads its experts from below, it does not measure it.
 FLOOR_BOUND = 1.5
 
 
 def fused_curves(rows: list[dict], gpu: GPU, source: str) -> list[dict]:
     """Group fused-kernel rows by (shape, n, k, experts, dtype); each group -> a grouped curve with its least
-    time (``floor_us``) and, from the rows above :data:`FLOOR_BOUND` x that, efficiency = roofline of the
-    experts touched / measured time at m = copies per expert touched (at equal m, the row of the most copies).
-    Uniform routing touches one or two experts at m = 1 where the floor sets the time; a plan at m = 1 over
-    more experts (a balanced or spread routing) reads their bytes at the efficiency of the first row past it."""
+    time (``floor_us``) and efficiencies at m = copies per expert touched (at equal m, the row of the most
+    copies): roofline of the experts touched / measured time for the rows above :data:`FLOOR_BOUND` x the
+    floor; a row below it takes the larger of its own ratio and the curve of the others there (uniform routing
+    touches one or two experts at m = 1, where the floor sets the time, so a plan at m = 1 over more experts
+    reads their bytes at the efficiency of the first rows past it)."""
     groups: dict[tuple, list[tuple[int, dict]]] = {}
     for i, r in enumerate(rows):
         if "s" in r:
@@ -134,12 +137,15 @@ def fused_curves(rows: list[dict], gpu: GPU, source: str) -> list[dict]:
     curves = []
     for key, timed in groups.items():
         floor_s = min(r["s"] for _, r in timed)
-        pts = {}
+        free, bounded = {}, {}
         for i, r in timed:
-            if r["s"] >= FLOOR_BOUND * floor_s:
-                m = round(r["copies"] / r["touched"], 4)
-                roof_s = gemm_roofline_s(gpu, r["dtype"], m, r["n"], r["k"], r["touched"])
-                pts[m] = efficiency(roof_s, r["s"], gpu, source, f"fused[{i}]")
+            m = round(r["copies"] / r["touched"], 4)
+            roof_s = gemm_roofline_s(gpu, r["dtype"], m, r["n"], r["k"], r["touched"])
+            (free if r["s"] >= FLOOR_BOUND * floor_s else bounded)[m] = efficiency(
+                roof_s, r["s"], gpu, source, f"fused[{i}]")
+        xs = sorted(free) or sorted(bounded)
+        ys = [free.get(m, bounded.get(m)) for m in xs]
+        pts = {m: max(e, float(np.interp(np.log(m), np.log(xs), ys))) for m, e in bounded.items()} | free
         curves.append({"shape": key[0], "n": key[1], "k": key[2], "experts": key[3], "dtype": key[4],
                        "m": sorted(pts), "efficiency": [pts[m] for m in sorted(pts)],
                        "floor_us": round(floor_s * 1e6, 2)})
