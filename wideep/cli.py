@@ -464,7 +464,7 @@ def calibrate_cmd(gpu: str = typer.Option("h200-sxm", "--gpu", help="GPU catalog
                   from_aic: Optional[str] = typer.Option(None, "--from-aic", help="Read NVIDIA AIConfigurator's kernel tables instead: 'auto' (the installed aiconfigurator-core) or its systems/data folder."),
                   aic_engine: str = typer.Option("trtllm", "--aic-engine", help="Whose AIConfigurator tables to read: trtllm (1.3.0rc20) or sglang (0.5.14)."),
                   as_json: bool = JSON) -> None:
-    """Measure HBM, the model's GEMM shapes (bf16, fp8) and grouped expert GEMMs on this GPU; write a calibration file.
+    """Measure HBM, the model's GEMM shapes (bf16, fp8), grouped expert GEMMs and a fused MoE kernel (Triton) on this GPU; write a calibration file.
 
     Needs PyTorch with a CUDA GPU (pip install 'wideep\\[torch]') unless --from-raw or --from-aic is given.
     """

@@ -148,7 +148,7 @@ class Operands:
         return (groups / scale[:, :, None]).to(torch.float8_e4m3fn).view(rows, k), scale.contiguous()
 
 
-def launch(torch, ops: Operands, weight: tuple, x: tuple, out, plan: tuple, top_k: int, gather: bool,
+def launch(ops: Operands, weight: tuple, x: tuple, out, plan: tuple, top_k: int, gather: bool,
            config: tuple) -> None:
     """One fused grouped GEMM: ``out[copy] = x[token or copy] @ W[expert]^T`` for the rows of ``plan``."""
     block_m, block_n, warps, stages = config
@@ -172,7 +172,7 @@ def check(torch, ops: Operands, top_k: int, gather: bool) -> float:
     x = ops.activations(4 if gather else ids.size)
     out = torch.zeros(ids.size, ops.shape.n, device="cuda", dtype=torch.bfloat16)
     plan = (torch.tensor(rows, device="cuda"), torch.tensor(experts, device="cuda"), ids.size)
-    launch(torch, ops, ops.weights[0], x, out, plan, ids.shape[1], gather, CONFIGS[0])
+    launch(ops, ops.weights[0], x, out, plan, ids.shape[1], gather, CONFIGS[0])
     a, ref = dequantised(torch, *x), torch.zeros_like(out, dtype=torch.float32)
     for e in np.unique(ids):
         copies = np.flatnonzero(ids.ravel() == e)
@@ -203,7 +203,7 @@ def point_calls(torch, ops: Operands, tokens: int, local: int, n_experts: int, t
         rows, experts, _, _ = block_layout(ids, local, config[0])
         plans.append((torch.tensor(rows, device="cuda"), torch.tensor(experts, device="cuda"), ids.size))
     n = max(len(ops.weights), len(plans))
-    return [lambda i=i: launch(torch, ops, ops.weights[i % len(ops.weights)], x, out, plans[i % len(plans)],
+    return [lambda i=i: launch(ops, ops.weights[i % len(ops.weights)], x, out, plans[i % len(plans)],
                                top_k, gather, config) for i in range(n)]
 
 
