@@ -124,19 +124,22 @@ FLOOR_BOUND = 1.5
 
 
 def fused_curves(rows: list[dict], gpu: GPU, source: str) -> list[dict]:
-    """Group fused-kernel rows by (shape, n, k, experts, dtype); each group -> a grouped curve with its least
-    time (``floor_us``) and efficiencies at m = copies per expert touched (at equal m, the row of the most
-    copies): roofline of the experts touched / measured time for the rows above :data:`FLOOR_BOUND` x the
+    """Group fused-kernel rows by (shape, n, k, experts, dtype); each group -> a grouped curve with the kernel's
+    least time for its shape and dtype over every expert count (``floor_us``: its K loop and launch, where one
+    or two experts are touched) and efficiencies at m = copies per expert touched (at equal m, the row of the
+    most copies): roofline of the experts touched / measured time for the rows above :data:`FLOOR_BOUND` x the
     floor; a row below it takes the larger of its own ratio and the curve of the others there (uniform routing
     touches one or two experts at m = 1, where the floor sets the time, so a plan at m = 1 over more experts
     reads their bytes at the efficiency of the first rows past it)."""
     groups: dict[tuple, list[tuple[int, dict]]] = {}
+    floors: dict[tuple, float] = {}
     for i, r in enumerate(rows):
         if "s" in r:
             groups.setdefault((r["shape"], r["n"], r["k"], r["experts"], r["dtype"]), []).append((i, r))
+            floors[r["shape"], r["dtype"]] = min(r["s"], floors.get((r["shape"], r["dtype"]), r["s"]))
     curves = []
     for key, timed in groups.items():
-        floor_s = min(r["s"] for _, r in timed)
+        floor_s = floors[key[0], key[4]]
         free, bounded = {}, {}
         for i, r in timed:
             m = round(r["copies"] / r["touched"], 4)
