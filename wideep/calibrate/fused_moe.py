@@ -25,7 +25,7 @@ from wideep.perf.kernels import GemmShape
 WHOLE_EXPERTS = (2, 8, 32)
 SLICE_EXPERTS = (32, 256)
 #: Kept copies per rank (token x expert pairs) timed, up to ``MAX_ROWS_PER_EXPERT`` per local expert.
-COPIES = tuple(2**p for p in range(0, 17))
+COPIES = tuple(2**p for p in range(0, 18))
 MAX_ROWS_PER_EXPERT = 512
 #: Routing samples each point rotates over (different experts touched per call: no replay finds them in L2).
 LAYOUTS = 8
