@@ -42,6 +42,7 @@ ROW_FIELDS = {"memory": {"bytes": Field(int, "positive"), "s": Field(float, "pos
                  "touched": Field(float, "positive")}}
 OPTIONAL_SECTIONS = ("fused",)  # records written before the fused MoE kernel was measured have none
 
+
 def read_record(path: str | Path) -> dict:
     """A raw record written by ``wideep calibrate --raw``; malformed files raise :class:`CatalogError`."""
     data = read_file(Path(path))
@@ -175,13 +176,14 @@ def fit(record: dict, gpu: GPU, source: str = "record") -> dict:
     shapes = shape_curves(record["gemm"], gpu, ("shape", "n", "k"), source, "gemm")
     grouped = shape_curves(record["grouped"], gpu, ("shape", "n", "k", "experts"), source, "grouped")
     fused = fused_curves(record.get("fused", []), gpu, source)
+    fused_shapes = {(f["shape"], f["dtype"]) for f in fused}
     ms, eff = expert_curve(grouped, "bf16")
     tables = {"memory_kernel": {"bytes": mem_bytes, "efficiency": mem_eff},
               "gemm": {"tokens_per_expert": ms, "efficiency": eff},
               "hbm": {"efficiency": max(mem_eff)},
               "flops": {"efficiency": best_flops(shapes, "bf16")},
-              "gemm_shape": shapes, "grouped_gemm": fused + [c for c in grouped if (c["shape"], c["dtype"])
-                                                             not in {(f["shape"], f["dtype"]) for f in fused}]}
+              "gemm_shape": shapes,
+              "grouped_gemm": fused + [c for c in grouped if (c["shape"], c["dtype"]) not in fused_shapes]}
     ms8, eff8 = expert_curve(grouped, "fp8")
     if ms8 == ms and ms:
         tables["gemm"]["efficiency_fp8"] = eff8
