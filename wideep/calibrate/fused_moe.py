@@ -215,6 +215,24 @@ def weight_copies(shape: GemmShape, local: int, dtype: str, top_k: int, rotate_b
     return int(max(1, min(16, wanted, budget_bytes // (local * per_expert))))
 
 
+def time_point(torch, timer, quick, ops: Operands, tokens: int, local: int, n_experts: int, top_k: int,
+               gather: bool) -> dict | None:
+    """{copies, touched, s, config} of one point: ``tokens`` of the EP group routed over :data:`LAYOUTS`
+    samples (those that leave the rank any copy), every tile configuration timed with ``quick``, the fastest
+    again with ``timer``; None where no sample leaves the rank a copy."""
+    layouts = [routing(tokens, n_experts, top_k, np.random.default_rng((tokens, i))) for i in range(LAYOUTS)]
+    layouts = [ids for ids in layouts if (ids < local).any()]  # a rank with none runs no kernel
+    if not layouts:
+        return None
+    kept = [block_layout(ids, local, 16)[2:] for ids in layouts]
+    timed = {c: quick.graph(point_calls(torch, ops, tokens, local, n_experts, top_k, gather, c, layouts))
+             for c in CONFIGS}
+    best = min(timed, key=timed.get)
+    s = timer.graph(point_calls(torch, ops, tokens, local, n_experts, top_k, gather, best, layouts))
+    return {"copies": float(np.mean([k for k, _ in kept])), "touched": float(np.mean([t for _, t in kept])),
+            "s": s, "config": list(best)}
+
+
 def measure_fused(torch, timer, quick, shapes: list[GemmShape], n_experts: int, top_k: int, rotate_bytes: int,
                   log, experts: tuple[int, ...] = ()) -> list[dict]:
     """Rows {shape, n, k, experts, dtype, tokens, copies, touched, s, config, check} of every routed-expert
@@ -230,20 +248,10 @@ def measure_fused(torch, timer, quick, shapes: list[GemmShape], n_experts: int, 
                 err = check(torch, ops, top_k, gather)
                 wanted = (c for c in COPIES if c <= min(MAX_ROWS_PER_EXPERT * local, COPIES[-1]))
                 for tokens in sorted({rank_tokens(c, n_experts, top_k, local) for c in wanted}):
-                    layouts = [routing(tokens, n_experts, top_k, np.random.default_rng((tokens, i)))
-                               for i in range(LAYOUTS)]
-                    layouts = [ids for ids in layouts if (ids < local).any()]  # a rank with none runs no kernel
-                    if not layouts:
-                        continue
-                    kept = [block_layout(ids, local, 16)[2:] for ids in layouts]
-                    timed = {c: quick.graph(point_calls(torch, ops, tokens, local, n_experts, top_k, gather, c,
-                                                        layouts)) for c in CONFIGS}
-                    best = min(timed, key=timed.get)
-                    s = timer.graph(point_calls(torch, ops, tokens, local, n_experts, top_k, gather, best, layouts))
-                    rows.append({"shape": shape.name, "n": shape.n, "k": shape.k, "experts": local, "dtype": dtype,
-                                 "tokens": tokens, "copies": float(np.mean([k for k, _ in kept])),
-                                 "touched": float(np.mean([t for _, t in kept])), "s": s, "config": list(best),
-                                 "check": err})
+                    row = time_point(torch, timer, quick, ops, tokens, local, n_experts, top_k, gather)
+                    if row:
+                        rows.append({"shape": shape.name, "n": shape.n, "k": shape.k, "experts": local,
+                                     "dtype": dtype, "tokens": tokens} | row | {"check": err})
                     torch.cuda.empty_cache()
                 done = [r for r in rows if (r["shape"], r["experts"], r["dtype"]) == (shape.name, local, dtype)]
                 log(f"  fused {shape.name:24s} x{local:<3d} {dtype:4s} (error {err:.1e}): "
