@@ -64,3 +64,9 @@ def run_process(*args: str, cwd: str | Path | None = None, timeout: float = 300)
 def cli():
     """Fixture form of :func:`run_cli`."""
     return run_cli
+
+
+def with_misses(cases):
+    """Validation ``cases`` as test parameters, each with a listed ``miss`` a strict xfail giving it as the reason."""
+    return [pytest.param(c, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=c.miss)) if c.miss else c
+            for c in cases]

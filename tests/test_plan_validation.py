@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import with_misses
 from wideep.plan import PlanSpec, plan
 from wideep.perf.roofline import RESOURCES
 from wideep.plan.sweep import batch_for_interactivity, curve, lead_by_interactivity
@@ -27,11 +28,6 @@ _spec.loader.exec_module(e2e)
 STEADY_TOLERANCE, AVERAGE_TOLERANCE = 0.25, 0.30
 GPUS_PER_NODE = 8  # H800 nodes
 
-
-def with_misses(cases):
-    """``cases`` as parameters, each listed miss a strict xfail with its reason."""
-    return [pytest.param(c, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=c.miss)) if c.miss else c
-            for c in cases]
 
 
 @pytest.mark.parametrize("case", with_misses(e2e.CASES), ids=lambda c: c.name[:48])

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import with_misses
 from wideep.core.errors import CatalogError, InputError
 from wideep.plan import PlanSpec, plan
 from wideep.traffic.collectives import Collective, load_collective
@@ -94,8 +95,7 @@ def test_deepseek_v3_reaches_100_tokens_per_user_on_h200_through_tp():
     assert p.decode.tokens_per_s_per_user >= 100
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=c.miss)) if c.miss else c
-                                  for c in e2e.LATENCY_CASES], ids=lambda c: c.name[:40])
+@pytest.mark.parametrize("case", with_misses(e2e.LATENCY_CASES), ids=lambda c: c.name[:40])
 def test_minimum_latency_case(case):
     assert e2e.per_user(case) == pytest.approx(case.published_per_node, rel=0.25)
 
