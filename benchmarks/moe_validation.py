@@ -19,10 +19,10 @@ import csv
 from pathlib import Path
 
 from wideep.calibrate.aic import balanced_active
-from wideep.perf.kernels import MemoryKernel
+from wideep.perf.kernels import moe_kernels
 from wideep.perf.memory import Precision
 from wideep.perf.roofline import load_calibration
-from wideep.perf.step import memory_kernels, routed_experts
+from wideep.perf.step import activation_dtype, memory_kernels, routed_experts
 from wideep.perf.workload import CommCurve, ExpertParallel, Workload
 from wideep.specs.hardware import load_gpu
 from wideep.specs.model import load_model
@@ -46,7 +46,8 @@ def predict_us(ep: int, num_tokens: int, calibration: str | None = None, counted
                            touched_slots=touched[1])
     wl = Workload("prefill", 1, 1, 1, precision=Precision("fp8"))
     term, _ = routed_experts(model, gpu, cal, wl, group, per_rank)
-    topk = memory_kernels([MemoryKernel("router_topk", model.n_experts * 4 + 2 * model.top_k * 4)], per_rank, 0, gpu, cal)
+    router_topk = [k for k in moe_kernels(model, activation_dtype(gpu, "fp8")) if k.name == "router_topk"]
+    topk = memory_kernels(router_topk, per_rank, 0, gpu, cal)
     return (term.time_s + topk[0].time_s) * 1e6
 
 

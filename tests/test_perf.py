@@ -249,3 +249,22 @@ def test_mtp_draft_steps_reuse_the_one_mtp_module():
     assert three.memory.weights_bytes == one.memory.weights_bytes > none.memory.weights_bytes
     assert three.memory.kv_bytes == one.memory.kv_bytes
     assert three.decode.step_s > one.decode.step_s  # the module runs once per draft step
+
+
+def test_router_topk_is_not_charged_twice_where_the_moe_layer_was_measured():
+    """A routed-expert curve that timed the whole MoE layer (``covers = "moe_layer"``, the Blackwell files)
+    holds the router top-k: the layer's own kernels leave it out, and only then."""
+    from dataclasses import replace
+
+    from wideep.perf.kernels import moe_kernels
+    from wideep.perf.step import activation_dtype, memory_kernels, moe_local_terms
+
+    model, gpu, cal = load_model("deepseek-v3"), load_gpu("gb200"), load_calibration("gb200")
+    assert cal.routes_in_moe_layer("nvfp4", 2 * model.expert_ffn, model.hidden)
+    as_gemms = replace(cal, grouped=tuple(replace(c, covers="gemm") for c in cal.grouped))
+    wl = Workload("decode", 64, 2000, 1, precision=Precision("nvfp4"))
+    with_moe_layer, with_gemms = (moe_local_terms(model, gpu, c, wl, 64)[1][0].time_s for c in (cal, as_gemms))
+    topk = [k for k in moe_kernels(model, activation_dtype(gpu, "nvfp4")) if k.name == "router_topk"]
+    topk_s = memory_kernels(topk, 64, 0, gpu, cal)[0].time_s
+    assert topk_s > 0
+    assert with_gemms - with_moe_layer == pytest.approx(topk_s)

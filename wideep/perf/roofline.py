@@ -179,6 +179,12 @@ class Calibration:
             return None if curve is None else curve.efficiency_at(m)
         return self.between_expert_counts(dtype, n, k, experts, lambda c: self.grouped_efficiency(c, m))
 
+    def routes_in_moe_layer(self, dtype: str, n: int, k: int) -> bool:
+        """Whether the grouped curves nearest (n, k) in ``dtype`` timed the whole MoE layer, its router top-k
+        included (``covers = "moe_layer"``)."""
+        curve = self.shape_curve(dtype, n, k, 1)
+        return curve is not None and curve.covers == "moe_layer"
+
     def layer_fixed_s(self, dtype: str, n: int, k: int, experts: int) -> float:
         """Fixed seconds per MoE layer of the grouped curve nearest (n, k, experts), interpolated in
         log(experts) between measured expert counts as :meth:`shape_efficiency` does; 0 without one."""

@@ -212,7 +212,7 @@ def expert_terms(model: Model, gpu: GPU, cal: Calibration, dt: str, received: fl
     expert its 1/``moe_tp`` slice, in ``dt`` weights: both grouped GEMMs at m = received / active, and the
     kernels around them (permute, SiLU-mul, unpermute), or, where the calibration measured the whole MoE layer
     (``covers = "moe_layer"``), that layer's fixed time once in place of those kernels and the GEMM floor."""
-    shapes = [tp_shard(g, moe_tp) for g in ffn_gemms(model.expert_ffn, model.hidden, "routed_experts", per_expert=True)]
+    shapes = routed_shapes(model, moe_tp)
     m = received / active
     curve = cal.shape_curve(dt, shapes[0].n, shapes[0].k, slots_per_gpu)
     if curve is not None and curve.covers == "moe_layer":
@@ -224,6 +224,11 @@ def expert_terms(model: Model, gpu: GPU, cal: Calibration, dt: str, received: fl
              for g in shapes]
     around = [k for k in moe_kernels(model, activation_dtype(gpu, dt), moe_tp) if k.per == "received"]
     return gemms + memory_kernels(around, 0.0, received, gpu, cal)
+
+
+def routed_shapes(model: Model, moe_tp: int) -> list[GemmShape]:
+    """One expert's gate+up and down GEMMs, each its 1/``moe_tp`` slice."""
+    return [tp_shard(g, moe_tp) for g in ffn_gemms(model.expert_ffn, model.hidden, "routed_experts", per_expert=True)]
 
 
 def moe_layer_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: ExpertParallel,
@@ -240,7 +245,8 @@ def moe_layer_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: 
 def moe_local_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload,
                     sequences: float) -> tuple[list[Term], list[Term]]:
     """The parts of one MoE layer that do not depend on the EP group: before the routed experts (attention,
-    shared experts) and after them (the router and the kernels around the layer)."""
+    shared experts) and after them (the router and the kernels around the layer; its top-k not where the
+    routed experts' curves timed the whole MoE layer, which holds it)."""
     group_tokens = layer_tokens(wl, sequences)
     tokens = group_tokens / wl.tp
     act = activation_dtype(gpu, wl.precision.weights)
@@ -249,7 +255,10 @@ def moe_local_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload,
         shapes = ffn_gemms(model.shared_ffn, model.hidden, "shared_experts")
         terms.append(total("shared_experts", sharded_gemms(shapes, group_tokens, wl.precision.dense, gpu, cal, wl.tp)))
     router = GemmShape("router", model.n_experts, model.hidden, "router")
-    own = [k for k in moe_kernels(model, act) if k.per == "token"]
+    gate_up = routed_shapes(model, wl.moe_tp)[0]
+    timed_with_experts = cal.routes_in_moe_layer(wl.precision.weights, gate_up.n, gate_up.k)
+    own = [k for k in moe_kernels(model, act)
+           if k.per == "token" and not (timed_with_experts and k.name == "router_topk")]
     kernels = memory_kernels(own, tokens, 0, gpu, cal) + [gemm_kernel(router, tokens, "bf16", gpu, cal)]
     return terms, [total("layer_kernels", kernels)]
 
