@@ -1,13 +1,16 @@
-"""Single-node serving against SemiAnalysis InferenceX's published runs (DeepSeek-R1-0528, 2026-05), held out.
+"""Single-node serving against SemiAnalysis InferenceX's published runs, held out: DeepSeek-R1-0528 (2026-05) and
+gpt-oss-120b (2026-01).
 
 InferenceX serves at a fixed concurrency with random-token prompts, lengths drawn from 0.8-1.0x the nominal
 (``RANDOM_RANGE_RATIO`` 0.8: means of 922 for "1k" and 7,373 for "8k"), end of sequence ignored, prefix cache
 off, prompts prefilled inside the decode steps (aggregated serving); mean TPOT and output tokens/s per GPU over
-the run (ramp and drain included). The rows (benchmarks/data/inferencex_points.csv, docs/sources.md) are the
-baseline tables of InferenceX's image-update pull requests, copied from its public API. Each point is planned
-as ``wideep search`` plans an aggregated point: attention TP x, the experts over EP y of those GPUs (MoE TP x/y),
-batch = concurrency, no MTP, no redundant experts, the engines' KV dtype (FP8 on Blackwell, BF16 on H200), and
-the NVFP4 checkpoint's BF16 attention projections. Nothing was fitted to these rows. Run
+the run (ramp and drain included). DeepSeek's rows (benchmarks/data/inferencex_points.csv, docs/sources.md) are
+the baseline tables of InferenceX's image-update pull requests, copied from its public API; gpt-oss's
+(benchmarks/data/inferencex_gptoss_points.csv) are the result files of two of its benchmark runs. Each point is
+planned as ``wideep search`` plans an aggregated point: attention TP x, the experts over EP y of those GPUs (MoE
+TP x/y), or with attention data parallelism one attention group per GPU and the experts over all of them; batch =
+concurrency, no MTP, no redundant experts, the engines' KV dtype (FP8 on Blackwell, BF16 on Hopper), and the
+NVFP4 checkpoint's BF16 attention projections. Nothing was fitted to these rows. Run
 
     python benchmarks/inferencex_validation.py            # every point: interactivity and output per GPU
     python benchmarks/inferencex_validation.py --summary  # per group: mean and worst error
@@ -25,13 +28,16 @@ import numpy as np
 from wideep.plan import PlanSpec, plan
 from wideep.plan.search import point
 
-DATA = Path(__file__).resolve().parent / "data" / "inferencex_points.csv"
-TOPOLOGY = {"h200": "hgx-h200", "b200": "hgx-b200", "b300": "hgx-b300"}
+DATA = {"deepseek-r1": Path(__file__).resolve().parent / "data" / "inferencex_points.csv",
+        "gpt-oss-120b": Path(__file__).resolve().parent / "data" / "inferencex_gptoss_points.csv"}
+TOPOLOGY = {"h100": "hgx-h100", "h200": "hgx-h200", "b200": "hgx-b200", "b300": "hgx-b300"}
+HOPPER = ("h100", "h200")
 LENGTH_MEAN = 0.9  # lengths uniform in [0.8 L, L]
 
 
 @dataclasses.dataclass(frozen=True)
 class Point:
+    model: str
     gpu: str
     engine: str
     dtype: str
@@ -43,29 +49,35 @@ class Point:
     tokens_per_s_per_user: float  # 1000 / mean TPOT
     tokens_per_s_per_gpu: float  # output
     point: str
+    dp_attention: bool = False  # one attention group per GPU, the experts over EP of them
 
     @property
     def group(self) -> str:
-        return f"{self.gpu.upper()} {self.engine} {self.dtype}"
+        return f"{self.model} {self.gpu.upper()} {self.engine} {self.dtype}"
 
     @property
     def name(self) -> str:
-        return f"{self.group}, {self.point.rsplit(' ', 1)[0]}"
+        return f"{self.group}, {self.point}"
 
     def spec(self) -> PlanSpec:
         fp4 = self.dtype == "nvfp4"
-        return PlanSpec(model="deepseek-r1", topology=TOPOLOGY[self.gpu], tp=self.tp, ep=self.ep,
-                        batch=self.concurrency, isl=round(LENGTH_MEAN * self.isl), osl=round(LENGTH_MEAN * self.osl),
+        tp, batch = (1, self.concurrency // self.tp) if self.dp_attention else (self.tp, self.concurrency)
+        return PlanSpec(model=self.model, topology=TOPOLOGY[self.gpu], tp=tp, ep=self.ep,
+                        batch=batch, isl=round(LENGTH_MEAN * self.isl), osl=round(LENGTH_MEAN * self.osl),
                         dtype=self.dtype, attn_dtype="bf16" if fp4 else None,
-                        kv_dtype="bf16" if self.gpu == "h200" else "fp8",
+                        kv_dtype="bf16" if self.gpu in HOPPER else "fp8",
                         redundant=0, placement="contiguous", overlap="none")
 
 
 def points() -> list[Point]:
-    with open(DATA) as fh:
-        return [Point(r["gpu"], r["engine"], r["dtype"], int(r["isl"]), int(r["osl"]), int(r["concurrency"]),
-                      int(r["tp"]), int(r["ep"]), 1000.0 / float(r["tpot_ms_mean"]),
-                      float(r["output_tok_s_per_gpu"]), r["point"]) for r in csv.DictReader(fh)]
+    rows = []
+    for model, path in DATA.items():
+        with open(path) as fh:
+            rows += [Point(model, r["gpu"], r["engine"], r["dtype"], int(r["isl"]), int(r["osl"]),
+                           int(r["concurrency"]), int(r["tp"]), int(r["ep"]), 1000.0 / float(r["tpot_ms_mean"]),
+                           float(r["output_tok_s_per_gpu"]), r["point"], r.get("dp_attention") == "1")
+                     for r in csv.DictReader(fh)]
+    return rows
 
 
 def predicted(p: Point) -> tuple[float, float]:
