@@ -62,10 +62,7 @@ CASES = [
     # two-batch overlap (its single-batch overlap is not modelled: --overlap none); 4 GPUs per node.
     Case("SGLang decode, GB200 EP48, BF16 attention + FP8 MoE, 768 sequences/GPU, KV 2,000", "LMSYS 2025-09-25",
          PlanSpec(topology="gb200-nvl72", ep=48, redundant=32, batch=768, context=2000, isl=2000, overlap="none",
-                  attn_dtype="bf16"), "decode", 9_087 * 4, gpus_per_node=4,
-         miss="+25.0%, 0.03 points over (+24.9% while the router top-k was charged twice): the step is 84.5 ms "
-              "measured against 67.6 predicted; which term holds the 17 ms is not known (attention is 22 ms of it, "
-              "on AIConfigurator's TensorRT-LLM tables)"),
+                  attn_dtype="bf16"), "decode", 9_087 * 4, gpus_per_node=4),
     Case("SGLang decode, GB200 EP48, FP8 attention + NVFP4 MoE, 1,408 sequences/GPU, KV 2,000", "LMSYS 2025-09-25",
          PlanSpec(topology="gb200-nvl72", ep=48, redundant=32, batch=1408, context=2000, isl=2000, overlap="none",
                   dtype="nvfp4", attn_dtype="fp8", kv_dtype="fp8", dispatch_dtype="nvfp4"), "decode", 13_386 * 4,

@@ -196,20 +196,40 @@ def test_aic_moe_reader_keeps_the_fastest_backend_and_slices_moe_tp():
     assert (sliced["n"], sliced["k"]) == (whole["n"] // 4, whole["k"]) and sliced["experts"] == 128
     assert by_name["routed_experts.down/tp4.moe_layer"]["k"] == 2048 // 4
     # the curves give back the faster backend's 0.3 ms (sliced) and the 0.5 ms whole: fixed + experts' roofline / efficiency
-    assert moe_layer_us(by_name, "/tp4", 64 * 8 / 2) == pytest.approx(300, rel=1e-3)
-    assert moe_layer_us(by_name, "", 64 * 8 / 2) == pytest.approx(500, rel=1e-3)
+    assert moe_layer_us(by_name, "/tp4", 64, 2) == pytest.approx(300, rel=1e-3)
+    assert moe_layer_us(by_name, "", 64, 2) == pytest.approx(500, rel=1e-3)
 
 
-def moe_layer_us(curves: dict, tp_suffix: str, copies: float, gpu: str = "b200", point: int = 0,
-                 dtype: str = "nvfp4") -> float:
-    """One MoE layer's time, us, at a point of a reader's curves for a row of ``copies`` per rank:
-    fixed + both GEMMs' roofline over the experts touched / efficiency."""
+def moe_layer_us(curves: dict, tp_suffix: str, tokens: int, ep: int, gpu: str = "b200", point: int = 0,
+                 dtype: str = "nvfp4", model: str = "deepseek-v3") -> float:
+    """One MoE layer's time, us, at a point of a reader's curves for AIC's row of ``tokens`` at ``ep``: fixed +
+    both GEMMs' roofline over the experts AIC's balanced routing read / efficiency."""
+    from wideep.calibrate.aic import balanced_active
     from wideep.calibrate.fit import gemm_roofline_s
+    from wideep.specs.model import load_model
 
+    moe = load_model(model)
+    copies, read = tokens * moe.top_k / ep, balanced_active(tokens, ep, moe)
     gate_up, down = (curves[f"routed_experts.{g}{tp_suffix}.moe_layer"] for g in ("gate_up", "down"))
-    m = gate_up["m"][point]
-    roof_s = sum(gemm_roofline_s(load_gpu(gpu), dtype, m, c["n"], c["k"], copies / m) for c in (gate_up, down))
+    roof_s = sum(gemm_roofline_s(load_gpu(gpu), dtype, copies / read, c["n"], c["k"], read) for c in (gate_up, down))
     return gate_up["fixed_us"] + roof_s / gate_up["efficiency"][point] * 1e6
+
+
+def test_aic_moe_rows_count_the_experts_their_routing_read():
+    """AIConfigurator's balanced routing reads every expert once the copies are as many (gpt-oss, 128 experts: 32
+    tokens read all 128, where random routing reads 81): rows whose time follows the experts read give one
+    efficiency, with no dip at 32 tokens, and a plan at 32 tokens is charged the 81 experts it reads."""
+    from wideep.calibrate.aic import balanced_active, grouped_from_moe
+    from wideep.specs.model import load_model
+
+    model = load_model("gpt-oss-120b")
+    base = {"moe_dtype": "w4a8_mxfp4_mxfp8", "hidden_size": 2880, "inter_size": 2880, "topk": 4, "num_experts": 128,
+            "distribution": "balanced", "moe_ep_size": 1, "moe_tp_size": 1, "kernel_source": "trtllm"}
+    tokens = (1, 16, 32, 48, 64)
+    rows = [base | {"num_tokens": n, "latency": (10.0 + 3.0 * balanced_active(n, 1, model)) * 1e-3} for n in tokens]
+    curve = {c["shape"]: c for c in grouped_from_moe(rows, load_gpu("b200"), model)}["routed_experts.gate_up.moe_layer"]
+    assert balanced_active(32, 1, model) == 128
+    assert max(curve["efficiency"][1:]) == pytest.approx(min(curve["efficiency"][1:]), rel=0.02)
 
 
 def test_aic_reader_picks_the_faster_kernel_caps_borrowed_rows_and_keeps_time_rising():
@@ -225,7 +245,7 @@ def test_aic_reader_picks_the_faster_kernel_caps_borrowed_rows_and_keeps_time_ri
     borrowed = [base | {"kernel_source": "trtllm-gen", "num_tokens": n, "latency": ms, "borrowed": True}
                 for n, ms in ((1, 0.036), (8, 0.001), (64, 0.30))]
     curves = {c["shape"]: c for c in grouped_from_moe(own + borrowed, load_gpu("b200"), load_model("deepseek-v3"))}
-    times = [moe_layer_us(curves, "", n * 8 / 8, point=i, dtype="fp8") for i, n in enumerate((1, 8, 64))]
+    times = [moe_layer_us(curves, "", n, 8, point=i, dtype="fp8") for i, n in enumerate((1, 8, 64))]
     assert times[0] == pytest.approx(36.0, rel=1e-3) and times[2] == pytest.approx(300.0, rel=1e-3)
     assert times[0] <= times[1] < 180.0
 
@@ -242,8 +262,8 @@ def test_aic_moe_reader_keeps_a_layers_fixed_time_once():
     rows = [base | {"num_tokens": 1, "latency": 0.0360}, base | {"num_tokens": 4, "latency": 0.0463}]
     curves = {c["shape"]: c for c in grouped_from_moe(rows, load_gpu("b300"), load_model("deepseek-v3"))}
     assert 25 < curves["routed_experts.gate_up.moe_layer"]["fixed_us"] < 36
-    assert moe_layer_us(curves, "", 1.0, "b300", 0) == pytest.approx(36.0, rel=1e-3)
-    assert moe_layer_us(curves, "", 4.0, "b300", 1) == pytest.approx(46.3, rel=1e-3)
+    assert moe_layer_us(curves, "", 1, 8, "b300", 0) == pytest.approx(36.0, rel=1e-3)
+    assert moe_layer_us(curves, "", 4, 8, "b300", 1) == pytest.approx(46.3, rel=1e-3)
 
 
 def test_aic_calibration_reproduces_its_own_rows(tmp_path):

@@ -23,6 +23,7 @@ Reading parquet needs ``pyarrow``; the same rows saved as CSV (benchmarks/data/a
 from __future__ import annotations
 
 import csv
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +114,7 @@ def balanced_topk(tokens: int, n_experts: int, top_k: int) -> np.ndarray:
     return (start + np.arange(top_k)[None, :] * stride) % n_experts
 
 
+@functools.lru_cache(maxsize=None)
 def balanced_active(tokens: int, ep: int, model: Model) -> float:
     """Experts the busiest rank's grouped GEMM reads under :func:`balanced_topk` (counted, contiguous layout)."""
     ids = balanced_topk(tokens, model.n_experts, model.top_k)
@@ -184,11 +186,14 @@ def grouped_from_moe(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
         ep, tp, tokens, dt = int(r["moe_ep_size"]), int(r["moe_tp_size"]), int(r["num_tokens"]), DTYPES[r["moe_dtype"]]
         experts = model.n_experts // ep
         copies = tokens * model.top_k / ep  # on every rank, balanced
-        # the even-spread estimate, not the count on AIC's routing (balanced_active): it gives each token count
-        # its own m (and a random routing sample touches about as many experts: +4%, tests/test_touched.py)
-        active = max(min(1.0, copies), experts * -np.expm1(-copies / experts))
-        m = copies / active
-        roof_s = sum(gemm_roofline_s(gpu, dt, m, g.n, g.k, active) for g in (tp_shard(g, tp) for g in whole))
+        # keyed by the m a plan sees at this many tokens: random routing's, the even-spread estimate (a random
+        # sample touches about as many experts: +4%, tests/test_touched.py); the roofline is the one of the
+        # experts AIC's balanced routing read, more where copies are about as many as experts (32 tokens of
+        # gpt-oss, 128 experts: all 128 against 81)
+        spread = max(min(1.0, copies), experts * -np.expm1(-copies / experts))
+        read = balanced_active(tokens, ep, model)
+        m = copies / spread
+        roof_s = sum(gemm_roofline_s(gpu, dt, copies / read, g.n, g.k, read) for g in (tp_shard(g, tp) for g in whole))
         measured_s = float(r["latency"]) * 1e-3
         if r.get("borrowed"):  # another harness, which routes otherwise: no faster than the experts' bytes at peak
             measured_s = max(measured_s, roof_s)
