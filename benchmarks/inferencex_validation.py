@@ -1,12 +1,14 @@
-"""Single-node serving against SemiAnalysis InferenceX's published runs, held out: DeepSeek-R1-0528 (2026-05) and
-gpt-oss-120b (2026-01).
+"""Single-node serving against SemiAnalysis InferenceX's published runs, held out: DeepSeek-R1-0528 (2025-12 and
+2026-05) and gpt-oss-120b (2026-01).
 
 InferenceX serves at a fixed concurrency with random-token prompts, lengths drawn from 0.8-1.0x the nominal
 (``RANDOM_RANGE_RATIO`` 0.8: means of 922 for "1k" and 7,373 for "8k"), end of sequence ignored, prefix cache
 off, prompts prefilled inside the decode steps (aggregated serving); mean TPOT and output tokens/s per GPU over
-the run (ramp and drain included). DeepSeek's rows (benchmarks/data/inferencex_points.csv, docs/sources.md) are
-the baseline tables of InferenceX's image-update pull requests, copied from its public API; gpt-oss's
-(benchmarks/data/inferencex_gptoss_points.csv) are the result files of two of its benchmark runs. Each point is
+the run (ramp and drain included). DeepSeek's rows of May 2026 (benchmarks/data/inferencex_points.csv,
+docs/sources.md) are the baseline tables of InferenceX's image-update pull requests, copied from its public API;
+DeepSeek's of December 2025 (inferencex_dsr1_2025-12_points.csv) and gpt-oss's (inferencex_gptoss_points.csv)
+are the result files of its benchmark runs. Points are grouped by model, GPU, engine, engine version and
+dtype. Each point is
 planned as ``wideep search`` plans an aggregated point: attention TP x, the experts over EP y of those GPUs (MoE
 TP x/y), or with attention data parallelism one attention group per GPU and the experts over all of them; batch =
 concurrency, no MTP, no redundant experts, the engines' KV dtype (FP8 on Blackwell, BF16 on Hopper), and the
@@ -28,8 +30,9 @@ import numpy as np
 from wideep.plan import PlanSpec, plan
 from wideep.plan.search import point
 
-DATA = {"deepseek-r1": Path(__file__).resolve().parent / "data" / "inferencex_points.csv",
-        "gpt-oss-120b": Path(__file__).resolve().parent / "data" / "inferencex_gptoss_points.csv"}
+FOLDER = Path(__file__).resolve().parent / "data"
+DATA = (("deepseek-r1", FOLDER / "inferencex_points.csv"), ("deepseek-r1", FOLDER / "inferencex_dsr1_2025-12_points.csv"),
+        ("gpt-oss-120b", FOLDER / "inferencex_gptoss_points.csv"))
 TOPOLOGY = {"h100": "hgx-h100", "h200": "hgx-h200", "b200": "hgx-b200", "b300": "hgx-b300"}
 HOPPER = ("h100", "h200")
 LENGTH_MEAN = 0.9  # lengths uniform in [0.8 L, L]
@@ -49,11 +52,13 @@ class Point:
     tokens_per_s_per_user: float  # 1000 / mean TPOT
     tokens_per_s_per_gpu: float  # output
     point: str
+    image: str  # the engine's container image, name:tag
     dp_attention: bool = False  # one attention group per GPU, the experts over EP of them
 
     @property
     def group(self) -> str:
-        return f"{self.model} {self.gpu.upper()} {self.engine} {self.dtype}"
+        version = self.image.rsplit(":", 1)[-1].split("-")[0]  # v0.5.12-cu130 -> v0.5.12
+        return f"{self.model} {self.gpu.upper()} {self.engine} {version} {self.dtype}"
 
     @property
     def name(self) -> str:
@@ -71,11 +76,11 @@ class Point:
 
 def points() -> list[Point]:
     rows = []
-    for model, path in DATA.items():
+    for model, path in DATA:
         with open(path) as fh:
             rows += [Point(model, r["gpu"], r["engine"], r["dtype"], int(r["isl"]), int(r["osl"]),
                            int(r["concurrency"]), int(r["tp"]), int(r["ep"]), 1000.0 / float(r["tpot_ms_mean"]),
-                           float(r["output_tok_s_per_gpu"]), r["point"], r.get("dp_attention") == "1")
+                           float(r["output_tok_s_per_gpu"]), r["point"], r["image"], r.get("dp_attention") == "1")
                      for r in csv.DictReader(fh)]
     return rows
 
