@@ -8,11 +8,10 @@ the run (ramp and drain included). DeepSeek's rows of May 2026 (benchmarks/data/
 docs/sources.md) are the baseline tables of InferenceX's image-update pull requests, copied from its public API;
 DeepSeek's of December 2025 (inferencex_dsr1_2025-12_points.csv) and gpt-oss's (inferencex_gptoss_points.csv)
 are the result files of its benchmark runs. Points are grouped by model, GPU, engine, engine version and
-dtype. Each point is
-planned as ``wideep search`` plans an aggregated point: attention TP x, the experts over EP y of those GPUs (MoE
-TP x/y), or with attention data parallelism one attention group per GPU and the experts over all of them; batch =
-concurrency, no MTP, no redundant experts, the engines' KV dtype (FP8 on Blackwell, BF16 on Hopper), and the
-NVFP4 checkpoint's BF16 attention projections. Nothing was fitted to these rows. Run
+dtype. Each point is planned as ``wideep search`` plans an aggregated point: attention TP x, the experts over EP
+y of those GPUs (MoE TP x/y), or with attention data parallelism one attention group per GPU and the experts
+over all of them; batch = concurrency, no MTP, no redundant experts, the engines' KV dtype (FP8 on Blackwell,
+BF16 on Hopper), and the NVFP4 checkpoint's BF16 attention projections. Nothing was fitted to these rows. Run
 
     python benchmarks/inferencex_validation.py            # every point: interactivity and output per GPU
     python benchmarks/inferencex_validation.py --summary  # per group: mean and worst error

@@ -218,7 +218,7 @@ def moe_layer_us(curves: dict, tp_suffix: str, tokens: int, ep: int, gpu: str = 
 def test_aic_moe_rows_count_the_experts_their_routing_read():
     """AIConfigurator's balanced routing reads every expert once the copies are as many (gpt-oss, 128 experts: 32
     tokens read all 128, where random routing reads 81): rows whose time follows the experts read give one
-    efficiency, with no dip at 32 tokens, and a plan at 32 tokens is charged the 81 experts it reads."""
+    efficiency, with no dip at 32 tokens."""
     from wideep.calibrate.aic import balanced_active, grouped_from_moe
     from wideep.specs.model import load_model
 
