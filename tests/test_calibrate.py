@@ -27,13 +27,48 @@ def test_shipped_h200_file_is_the_fit_of_the_shipped_record():
     assert len(shipped["gemm_shape"]) == len(tables["gemm_shape"]) == 82  # 41 shapes (whole and TP 2, 4, 8 slices) x 2 dtypes
     # the fused MoE kernel's rows: the two expert shapes whole at 2, 4, 8, 16 and 32 local experts, one rank's slices
     # under MoE TP 2, 4, 8 at 32, 64, 128 and 256, 2 dtypes; none of PyTorch's grouped curves left beside them
-    assert len(shipped["grouped_gemm"]) == len(tables["grouped_gemm"]) == (2 * 5 + 6 * 4) * 2
-    for a, b in zip(shipped["grouped_gemm"], tables["grouped_gemm"]):
+    measured = [c for c in shipped["grouped_gemm"] if c["dtype"] != "mxfp4"]  # mxfp4: AIConfigurator's, below
+    assert len(measured) == len(tables["grouped_gemm"]) == (2 * 5 + 6 * 4) * 2
+    for a, b in zip(measured, tables["grouped_gemm"]):
         assert (a["shape"], a["experts"], a["dtype"]) == (b["shape"], b["experts"], b["dtype"])
         assert a["m"] == pytest.approx(b["m"], rel=1e-3) and a["efficiency"] == pytest.approx(b["efficiency"], rel=1e-3)
     for a, b in zip(shipped["gemm_shape"], tables["gemm_shape"]):
         assert (a["n"], a["k"], a["dtype"]) == (b["n"], b["k"], b["dtype"])
         assert a["efficiency"] == pytest.approx(b["efficiency"], rel=1e-3)
+
+
+def test_shipped_h200_mxfp4_experts_are_the_aic_vllm_rows():
+    """The H200 file's mxfp4 routed experts are grouped_from_moe on AIConfigurator's vLLM 0.24.0 H200 rows of the
+    weight-only MXFP4 MoE layer (benchmarks/data/aic_h200_moe_vllm_mxfp4.csv), gpt-oss-120b's and -20b's."""
+    from wideep.calibrate.aic import distinct, grouped_from_moe, read_rows
+    from wideep.specs.model import load_model
+
+    shipped = [c for c in tomllib.loads((CALIBRATION / "h200-sxm.toml").read_text())["grouped_gemm"]
+               if c["dtype"] == "mxfp4"]
+    rows = read_rows(DATA / "aic_h200_moe_vllm_mxfp4.csv")
+    expected = distinct(grouped_from_moe(rows, load_gpu("h200-sxm"), load_model(m))
+                        for m in ("gpt-oss-120b", "gpt-oss-20b"))
+    assert len(shipped) == len(expected) > 0
+    for a, b in zip(shipped, expected):
+        assert (a["n"], a["k"], a["experts"], a["covers"]) == (b["n"], b["k"], b["experts"], b["covers"])
+        assert a["fixed_us"] == pytest.approx(b["fixed_us"], abs=0.01)
+        assert a["efficiency"] == pytest.approx(b["efficiency"], rel=1e-3)
+
+
+def test_plan_names_the_routed_experts_source_by_dtype():
+    """An mxfp4 plan on H200 reads AIConfigurator's vLLM rows (named as such); an fp8 plan the measured fused
+    kernel; on H100 (no grouped curves in mxfp4) the routed experts say they took the [gemm] curve."""
+    from wideep.perf.roofline import kernel_origin
+    from wideep.plan import PlanSpec, plan
+
+    def routed(topology: str, dtype: str, model: str) -> str:
+        spec = PlanSpec(model=model, topology=topology, tp=8, ep=1, batch=4, dtype=dtype)
+        return plan(spec).calibration["routed_experts"]
+
+    mxfp4 = routed("hgx-h200", "mxfp4", "gpt-oss-120b")
+    assert mxfp4 == "h200-sxm.toml [grouped_gemm_mxfp4]" and kernel_origin(mxfp4) == "aic"
+    assert routed("hgx-h200", "fp8", "deepseek-v3") == "h200-sxm.toml [grouped_gemm]"
+    assert routed("hgx-h100", "mxfp4", "gpt-oss-120b") == "default.toml [gemm]"
 
 
 def test_efficiencies_are_physical():
@@ -440,14 +475,14 @@ def test_aic_mla_rows_with_a_fixed_cost_per_sequence_give_it_back():
 
 
 def test_aic_engines_are_named_in_the_error():
-    """--aic-engine reads TensorRT-LLM's or SGLang's tables; another engine is a one-line error naming both."""
+    """--aic-engine reads TensorRT-LLM's, SGLang's or vLLM's tables; another engine is a one-line error naming them."""
     from wideep.calibrate.aic import ENGINE_VERSIONS, aic_tables
     from wideep.core.errors import InputError
     from wideep.specs.model import load_model
 
-    assert set(ENGINE_VERSIONS) == {"trtllm", "sglang"}
-    with pytest.raises(InputError, match="unknown engine 'vllm' \\(choose trtllm, sglang\\)"):
-        aic_tables(Path("/nonexistent"), load_gpu("gb200"), [load_model("deepseek-v3")], "vllm")
+    assert set(ENGINE_VERSIONS) == {"trtllm", "sglang", "vllm"}
+    with pytest.raises(InputError, match="unknown engine 'tgi' \\(choose trtllm, sglang, vllm\\)"):
+        aic_tables(Path("/nonexistent"), load_gpu("gb200"), [load_model("deepseek-v3")], "tgi")
 
 
 def test_two_sources_at_once_is_one_line():

@@ -462,7 +462,7 @@ def calibrate_cmd(gpu: str = typer.Option("h200-sxm", "--gpu", help="GPU catalog
                   raw: Optional[str] = typer.Option(None, "--raw", help="Also write the raw measurements (JSON, seconds)."),
                   from_raw: Optional[str] = typer.Option(None, "--from-raw", help="Fit a raw JSON record instead of measuring (no GPU needed)."),
                   from_aic: Optional[str] = typer.Option(None, "--from-aic", help="Read NVIDIA AIConfigurator's kernel tables instead: 'auto' (the installed aiconfigurator-core) or its systems/data folder."),
-                  aic_engine: str = typer.Option("trtllm", "--aic-engine", help="Whose AIConfigurator tables to read: trtllm (1.3.0rc20) or sglang (0.5.14)."),
+                  aic_engine: str = typer.Option("trtllm", "--aic-engine", help="Whose AIConfigurator tables to read: trtllm (1.3.0rc20), sglang (0.5.14) or vllm (0.24.0)."),
                   as_json: bool = JSON) -> None:
     """Measure HBM, the model's GEMM shapes (bf16, fp8), grouped expert GEMMs and a fused MoE kernel (Triton) on this GPU; write a calibration file.
 

@@ -39,11 +39,14 @@ from wideep.specs.model import Model
 
 #: AIC dtype -> wideep: fp8 block-scaled; mxfp4 as Blackwell runs gpt-oss, MXFP4 weights x MXFP8 activations
 DTYPES = {"bfloat16": "bf16", "fp8_block": "fp8", "nvfp4": "nvfp4", "w4a8_mxfp4_mxfp8": "mxfp4"}
+#: ... and as Hopper runs it, weight-only (MXFP4 weights x 16-bit activations): a GPU whose mxfp4 GEMMs compute
+#: in bf16 reads these MoE rows as its mxfp4
+WEIGHT_ONLY_DTYPES = {"w4a16_mxfp4": "mxfp4"}
 AIC_SYSTEMS = {"h100-sxm": "h100_sxm", "h200-sxm": "h200_sxm", "b200": "b200_sxm", "gb200": "gb200",
                "b300": "b300_sxm", "gb300": "gb300"}
 MOE_TP_SIZES = (1,) + CALIBRATED_TP  # MoE tensor-parallel sizes read from the MoE table
 #: The engines whose tables ``--aic-engine`` reads, and their versions (the package's current ones; trtllm the default)
-ENGINE_VERSIONS = {"trtllm": "1.3.0rc20", "sglang": "0.5.14"}
+ENGINE_VERSIONS = {"trtllm": "1.3.0rc20", "sglang": "0.5.14", "vllm": "0.24.0"}
 #: TensorRT-LLM's trtllm-gen MoE kernel, which its ``moe_config.backend: TRTLLM`` runs, as SGLang's table names it
 #: (``--moe-runner-backend flashinfer_trtllm``), and the kernels that are not it. TensorRT-LLM's own table times FP8
 #: block-scaled MoE on Blackwell with DeepGEMM only (B200, MoE TP8, one token: 105 us; trtllm-gen 36 us) and nvfp4
@@ -157,13 +160,21 @@ def token_work(rows: list[dict]) -> tuple[float, float]:
     return (float(fixed), float(per_token)) if fixed > 0 and per_token > 0 else (0.0, 0.0)
 
 
-def model_rows(rows: list[dict], model: Model) -> list[dict]:
+def moe_dtypes(gpu: GPU) -> dict[str, str]:
+    """AIC MoE dtype -> wideep dtype on ``gpu``: MXFP4 with MXFP8 activations where it has FP4 tensor cores,
+    weight-only MXFP4 where its mxfp4 GEMMs compute in bf16 (Hopper)."""
+    if gpu.compute_dtype("mxfp4") != "bf16":
+        return DTYPES
+    return {k: v for k, v in DTYPES.items() if v != "mxfp4"} | WEIGHT_ONLY_DTYPES
+
+
+def model_rows(rows: list[dict], model: Model, dtypes: dict[str, str] = DTYPES) -> list[dict]:
     """The rows of ``model``'s expert shape, balanced routing, a dtype wideep reads and a MoE TP size it keeps."""
     return [r for r in rows
             if int(r["hidden_size"]) == model.hidden and int(r["inter_size"]) == model.expert_ffn
             and int(r["topk"]) == model.top_k and int(r["num_experts"]) == model.n_experts
             and int(r["moe_tp_size"]) in MOE_TP_SIZES and r["distribution"] == "balanced"
-            and r["moe_dtype"] in DTYPES]
+            and r["moe_dtype"] in dtypes]
 
 
 def grouped_from_moe(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
@@ -176,14 +187,15 @@ def grouped_from_moe(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
     counts no faster than its experts' roofline: that harness routes otherwise (AIConfigurator's SGLang rows
     beat the roofline of the experts a balanced pattern touches: B200, FP8, EP1, 64 tokens, 939 against 1,220 us)."""
     whole = [g for g in gemm_shapes(model) if g.per_expert]
-    mine = model_rows(rows, model)
+    dtypes = moe_dtypes(gpu)
+    mine = model_rows(rows, model, dtypes)
     kernels: dict[tuple, list[dict]] = {}
     for r in mine:
         kernels.setdefault((r["moe_dtype"], int(r["moe_tp_size"]), r.get("kernel_source", "")), []).append(r)
     work = {key: token_work(kernel_rows) for key, kernel_rows in kernels.items()}
     by_ep: dict[tuple, dict[int, tuple[float, ...]]] = {}  # (tp, ep, dtype) -> tokens -> (measured s, m, roof s, layer s)
     for r in mine:
-        ep, tp, tokens, dt = int(r["moe_ep_size"]), int(r["moe_tp_size"]), int(r["num_tokens"]), DTYPES[r["moe_dtype"]]
+        ep, tp, tokens, dt = int(r["moe_ep_size"]), int(r["moe_tp_size"]), int(r["num_tokens"]), dtypes[r["moe_dtype"]]
         experts = model.n_experts // ep
         copies = tokens * model.top_k / ep  # on every rank, balanced
         # keyed by the m a plan sees at this many tokens: random routing's, the even-spread estimate (a random
@@ -193,7 +205,8 @@ def grouped_from_moe(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
         spread = max(min(1.0, copies), experts * -np.expm1(-copies / experts))
         read = balanced_active(tokens, ep, model)
         m = copies / spread
-        roof_s = sum(gemm_roofline_s(gpu, dt, copies / read, g.n, g.k, read) for g in (tp_shard(g, tp) for g in whole))
+        roof_s = sum(gemm_roofline_s(gpu, dt, copies / read, g.n, g.k, read)
+                     for g in (tp_shard(g, tp) for g in whole))
         measured_s = float(r["latency"]) * 1e-3
         if r.get("borrowed"):  # another harness, which routes otherwise: no faster than the experts' bytes at peak
             measured_s = max(measured_s, roof_s)

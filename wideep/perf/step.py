@@ -39,22 +39,29 @@ from wideep.perf.memory import OPTIONS, Precision, kv_rank_bytes, kv_read_bytes_
 from wideep.specs.model import Model
 from wideep.perf.kernels import (GemmShape, MemoryKernel, attention_gemms, attention_kernels, dense_kernels,
                                  ffn_gemms, linear_attention_gemms, moe_kernels, tp_shard)
-from wideep.perf.roofline import Calibration, Term, roofline
+from wideep.perf.roofline import Calibration, Term, calibration_stamp, roofline
 from wideep.perf.workload import ExpertParallel, StepResult, Workload
 
 # Calibration tables each compute term reads, most specific first (the first one the calibration has wins).
 TERM_TABLES = {"attn_core": ("attention",), "attn_proj": ("gemm_shape", "gemm"), "dense_ffn": ("gemm_shape", "gemm"),
                "shared_experts": ("gemm_shape", "gemm"), "lm_head": ("gemm_shape", "gemm"),
                "routed_experts": ("grouped_gemm", "gemm"), "layer_kernels": ("memory_kernel", "kernel")}
-def calibration_sources(cal: Calibration, transport_source: str = "", tp: int = 1) -> dict[str, str]:
+def calibration_sources(cal: Calibration, transport_source: str = "", tp: int = 1,
+                        weights: str = "") -> dict[str, str]:
     """Term -> "file (table)" that set its efficiency; dispatch and combine -> ``transport_source`` (the
     transport file and table, :attr:`wideep.traffic.transports.Transport.source`); the all-reduce of a
-    ``tp``-GPU attention group -> the measured series or the collective model's file."""
+    ``tp``-GPU attention group -> the measured series or the collective model's file. The routed experts in
+    ``weights`` take the grouped curves only where the calibration has some in that dtype (else the ``[gemm]``
+    curve), named ``grouped_gemm_<dtype>`` where the file's stamp says another table gave that dtype's."""
     have = dict(cal.sources)
     out = {}
     for term, tables in TERM_TABLES.items():
+        if term == "routed_experts" and weights and not any(c.dtype == weights for c in cal.grouped):
+            tables = tables[1:]
         table = next((t for t in tables if t in have), tables[-1])
         out[term] = f"{have.get(table, 'default.toml')} [{table}]"
+        if table == "grouped_gemm" and f"grouped_gemm_{weights}_table" in calibration_stamp(have[table]):
+            out[term] = f"{have[table]} [grouped_gemm_{weights}]"
     if transport_source:
         out["dispatch"] = out["combine"] = transport_source
     if tp > 1:

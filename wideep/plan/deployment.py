@@ -244,7 +244,8 @@ def plan(spec: PlanSpec) -> Plan:
                  spec.price_per_gpu_hour, spec.price_scenario)
     system = cluster.system.id if cluster.system else cluster.name
     transport = load_transport(ep.transport).for_gpu(gpu.id).source if ep.ep_size > 1 and ep.transport else ""
-    provenance = calibration_sources(cal, transport, spec.tp) | {"experts_touched": ep.touched_source or ESTIMATE}
+    provenance = (calibration_sources(cal, transport, spec.tp, spec.precision.weights)
+                  | {"experts_touched": ep.touched_source or ESTIMATE})
     return Plan(spec, model, system, gpu, gpus, ep, dec, pre, mem, money, provenance,
                 prompt_kv_transfer_s(spec, model, cluster))
 
