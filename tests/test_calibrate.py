@@ -37,16 +37,17 @@ def test_shipped_h200_file_is_the_fit_of_the_shipped_record():
         assert a["efficiency"] == pytest.approx(b["efficiency"], rel=1e-3)
 
 
-def test_shipped_h200_mxfp4_experts_are_the_aic_vllm_rows():
-    """The H200 file's mxfp4 routed experts are grouped_from_moe on AIConfigurator's vLLM 0.24.0 H200 rows of the
-    weight-only MXFP4 MoE layer (benchmarks/data/aic_h200_moe_vllm_mxfp4.csv), gpt-oss-120b's and -20b's."""
+@pytest.mark.parametrize("gpu", ["h200-sxm", "h100-sxm"])
+def test_shipped_hopper_mxfp4_experts_are_the_aic_vllm_rows(gpu):
+    """The Hopper files' mxfp4 routed experts are grouped_from_moe on AIConfigurator's vLLM 0.24.0 rows of the
+    weight-only MXFP4 MoE layer (benchmarks/data/aic_<gpu>_moe_vllm_mxfp4.csv), gpt-oss-120b's and -20b's."""
     from wideep.calibrate.aic import distinct, grouped_from_moe, read_rows
     from wideep.specs.model import load_model
 
-    shipped = [c for c in tomllib.loads((CALIBRATION / "h200-sxm.toml").read_text())["grouped_gemm"]
+    shipped = [c for c in tomllib.loads((CALIBRATION / f"{gpu}.toml").read_text())["grouped_gemm"]
                if c["dtype"] == "mxfp4"]
-    rows = read_rows(DATA / "aic_h200_moe_vllm_mxfp4.csv")
-    expected = distinct(grouped_from_moe(rows, load_gpu("h200-sxm"), load_model(m))
+    rows = read_rows(DATA / f"aic_{gpu.removesuffix('-sxm')}_moe_vllm_mxfp4.csv")
+    expected = distinct(grouped_from_moe(rows, load_gpu(gpu), load_model(m))
                         for m in ("gpt-oss-120b", "gpt-oss-20b"))
     assert len(shipped) == len(expected) > 0
     for a, b in zip(shipped, expected):
@@ -56,8 +57,8 @@ def test_shipped_h200_mxfp4_experts_are_the_aic_vllm_rows():
 
 
 def test_plan_names_the_routed_experts_source_by_dtype():
-    """An mxfp4 plan on H200 reads AIConfigurator's vLLM rows (named as such); an fp8 plan the measured fused
-    kernel; on H100 (no grouped curves in mxfp4) the routed experts say they took the [gemm] curve."""
+    """An mxfp4 plan on H200 or H100 reads AIConfigurator's vLLM rows (named as such); an fp8 plan on H200 the
+    measured fused kernel, on H100 (no grouped curves in fp8) the [gemm] curve, and says so."""
     from wideep.perf.roofline import kernel_origin
     from wideep.plan import PlanSpec, plan
 
@@ -68,7 +69,8 @@ def test_plan_names_the_routed_experts_source_by_dtype():
     mxfp4 = routed("hgx-h200", "mxfp4", "gpt-oss-120b")
     assert mxfp4 == "h200-sxm.toml [grouped_gemm_mxfp4]" and kernel_origin(mxfp4) == "aic"
     assert routed("hgx-h200", "fp8", "deepseek-v3") == "h200-sxm.toml [grouped_gemm]"
-    assert routed("hgx-h100", "mxfp4", "gpt-oss-120b") == "default.toml [gemm]"
+    assert routed("hgx-h100", "mxfp4", "gpt-oss-120b") == "h100-sxm.toml [grouped_gemm_mxfp4]"
+    assert routed("hgx-h100", "fp8", "deepseek-v3") == "default.toml [gemm]"
 
 
 def test_efficiencies_are_physical():

@@ -27,11 +27,6 @@ KNOWN_MISSES = {
                                               "as 0.5.12 is (flashinfer_trtllm MoE, trtllm_mla), which reads 7.4% on "
                                               "the same GPU five months later; which of its kernels was slower is not "
                                               "known"),
-    "gpt-oss-120b H100 vllm v0.13.0 mxfp4": (23, "+26..+46% at 4-16 sequences (and up to 64 at TP8): the H100 has no "
-                                                 "file of its own, so its MXFP4 experts take default.toml's GEMM curve "
-                                                 "and 7 us floors, where the H200's measured MoE layer (AIConfigurator's "
-                                                 "vLLM rows) holds 38-50 us of fixed time a layer; that took the H200 "
-                                                 "group from 21 misses to none"),
     "gpt-oss-120b B200 vllm v0.13.0 mxfp4": (3, "+25..+31% at TP8 with 4-8 sequences: vLLM takes about 0.6 ms more "
                                                 "per step than TensorRT-LLM on the same GPU (2.89 against 2.19 ms at 4 "
                                                 "sequences), whose kernels the plan reads"),
