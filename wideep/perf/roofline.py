@@ -110,7 +110,7 @@ class Calibration:
     attention_floor_s: float = 0.0
     shapes: tuple[ShapeCurve, ...] = ()
     grouped: tuple[ShapeCurve, ...] = ()
-    sources: tuple[tuple[str, str], ...] = ()  # (table, file) for every table in use
+    sources: tuple[tuple[str, str], ...] = ()  # (table, file) for every table in use; grouped_gemm_<dtype> too
     overlap_hidden: float = 1.0  # share of the shorter side that two micro-batches hide
     allreduce: tuple[tuple[int, tuple[float, ...], tuple[float, ...]], ...] = ()  # (GPUs, message bytes, s)
     attention_fp8_flops_efficiency: float = 0.0  # against the fp8 peak, with an fp8 KV cache; 0: not measured
@@ -358,6 +358,9 @@ def _load(files: tuple[str, ...], gpu_id: str | None = None) -> Calibration:
                 tables[name] = {"_source": f, "curves": shape_curves(data[name], fields, f, name)}
         if "allreduce" in data:
             tables["allreduce"] = {"_source": f, "curves": allreduce_curves(data["allreduce"], f)}
+        for key in data.get("stamp", {}):  # a dtype's grouped curves from another table than the file's own
+            if key.startswith("grouped_gemm_") and key.endswith("_table") and "grouped_gemm" in data:
+                tables[key.removesuffix("_table")] = {"_source": f}
     xs, gemm = gemm_curves(tables["gemm"])
     flops = {"*": tables["flops"]["efficiency"]} | {k[len("efficiency_"):]: v for k, v in tables["flops"].items()
                                                       if k.startswith("efficiency_")}

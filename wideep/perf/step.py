@@ -39,7 +39,7 @@ from wideep.perf.memory import OPTIONS, Precision, kv_rank_bytes, kv_read_bytes_
 from wideep.specs.model import Model
 from wideep.perf.kernels import (GemmShape, MemoryKernel, attention_gemms, attention_kernels, dense_kernels,
                                  ffn_gemms, linear_attention_gemms, moe_kernels, tp_shard)
-from wideep.perf.roofline import Calibration, Term, calibration_stamp, roofline
+from wideep.perf.roofline import Calibration, Term, roofline
 from wideep.perf.workload import ExpertParallel, StepResult, Workload
 
 # Calibration tables each compute term reads, most specific first (the first one the calibration has wins).
@@ -60,7 +60,7 @@ def calibration_sources(cal: Calibration, transport_source: str = "", tp: int = 
             tables = tables[1:]
         table = next((t for t in tables if t in have), tables[-1])
         out[term] = f"{have.get(table, 'default.toml')} [{table}]"
-        if table == "grouped_gemm" and f"grouped_gemm_{weights}_table" in calibration_stamp(have[table]):
+        if table == "grouped_gemm" and have.get(f"grouped_gemm_{weights}") == have[table]:
             out[term] = f"{have[table]} [grouped_gemm_{weights}]"
     if transport_source:
         out["dispatch"] = out["combine"] = transport_source
