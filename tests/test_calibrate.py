@@ -51,9 +51,23 @@ def test_shipped_hopper_mxfp4_experts_are_the_aic_vllm_rows(gpu):
                         for m in ("gpt-oss-120b", "gpt-oss-20b"))
     assert len(shipped) == len(expected) > 0
     for a, b in zip(shipped, expected):
-        assert (a["n"], a["k"], a["experts"], a["covers"]) == (b["n"], b["k"], b["experts"], b["covers"])
+        assert ((a["n"], a["k"], a["experts"], a["covers"], a.get("moe_tp", 1))
+                == (b["n"], b["k"], b["experts"], b["covers"], b.get("moe_tp", 1)))
         assert a["fixed_us"] == pytest.approx(b["fixed_us"], abs=0.01)
         assert a["efficiency"] == pytest.approx(b["efficiency"], rel=1e-3)
+
+
+def test_a_moe_tp2_plan_reads_its_own_slices_curve():
+    """gpt-oss's TP2 gate+up slice (2,880 x 2,880) has the TP1 down's shape; a TP2 plan reads the curve timed at
+    MoE TP2 (H200: 41.88 us fixed per layer at 128 local experts), a TP1 plan the TP1 one."""
+    cal = load_calibration("h200-sxm")
+    rows = [c for c in tomllib.loads((CALIBRATION / "h200-sxm.toml").read_text())["grouped_gemm"]
+            if c["dtype"] == "mxfp4" and (c["n"], c["k"], c["experts"]) == (2880, 2880, 128)]
+    fixed_us = {c.get("moe_tp", 1): c["fixed_us"] for c in rows}
+    assert set(fixed_us) == {1, 2} and fixed_us[1] != fixed_us[2]
+    for moe_tp in (1, 2):
+        assert cal.layer_fixed_s("mxfp4", 2880, 2880, 128, moe_tp) * 1e6 == pytest.approx(fixed_us[moe_tp])
+        assert cal.shape_curve("mxfp4", 2880, 2880, 128, moe_tp).moe_tp == moe_tp
 
 
 def test_plan_names_the_routed_experts_source_by_dtype():

@@ -229,7 +229,7 @@ def grouped_from_moe(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
             curves.append({"shape": f"{g.name}{slice_name}.moe_layer", "n": g.n, "k": g.k,
                            "experts": model.n_experts // ep,
                            "dtype": dt, "m": [p[0] for p in pts], "efficiency": [p[1] for p in pts],
-                           "covers": "moe_layer", "fixed_us": round(fixed_s * 1e6, 2)})
+                           "covers": "moe_layer", "fixed_us": round(fixed_s * 1e6, 2)} | ({"moe_tp": tp} if tp > 1 else {}))
     return curves
 
 
@@ -429,11 +429,12 @@ def borrowed_trtllm_gen(root: Path, system: str, engine: str, own_rows: list[dic
 
 
 def distinct(curve_lists) -> list[dict]:
-    """The curves of several models, each (n, k, local experts, dtype, what it covers) once, in first-seen order."""
+    """The curves of several models, each (n, k, local experts, dtype, what it covers, MoE TP size) once, in
+    first-seen order."""
     seen, out = set(), []
     for curves in curve_lists:
         for c in curves:
-            key = (c["n"], c["k"], c.get("experts", 1), c["dtype"], c.get("covers", "gemm"))
+            key = (c["n"], c["k"], c.get("experts", 1), c["dtype"], c.get("covers", "gemm"), c.get("moe_tp", 1))
             if key not in seen:
                 seen.add(key)
                 out.append(c)

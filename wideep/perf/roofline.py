@@ -53,7 +53,8 @@ SHAPE_TABLES = {"gemm_shape": SHAPE_FIELDS,
                 "grouped_gemm": SHAPE_FIELDS | {"experts": Field(int, "positive"),
                                                 "covers": Field(str, required=False, choices=("gemm", "moe_layer")),
                                                 "fixed_us": Field(float, "nonneg", required=False),
-                                                "floor_us": Field(float, "nonneg", required=False)}}
+                                                "floor_us": Field(float, "nonneg", required=False),
+                                                "moe_tp": Field(int, "positive", required=False)}}
 ALLREDUCE_FIELDS = {"gpus": Field(int, "positive"), "bytes": Field(list), "us": Field(list)}
 SHAPE_MATCH = np.log(4.0)  # a measured shape stands in for another within this log-distance in (n, k)
 
@@ -71,6 +72,7 @@ class ShapeCurve:
     covers: str = "gemm"  # or "moe_layer": the time includes routing, permute, activation and unpermute
     fixed_s: float = 0.0  # moe_layer: the layer's time that does not grow with its experts, once per layer
     floor_s: float = 0.0  # this kernel's own least time (launch, its K loop), in place of the GEMM floor; 0: none
+    moe_tp: int = 1  # moe_layer: the MoE tensor-parallel size whose layer it timed (its GEMMs are 1/moe_tp slices)
 
     def efficiency_at(self, m: float) -> float:
         return float(log_interp(max(m, 1e-9), self.m, self.efficiency))
@@ -150,12 +152,15 @@ class Calibration:
                 return float(np.exp(log_interp(max(message_bytes, 1.0), xs, tuple(np.log(ys)))))
         return None
 
-    def shape_curve(self, dtype: str, n: int, k: int, experts: int = 0) -> ShapeCurve | None:
-        """The nearest measured shape (grouped, with ``experts`` local experts, when that is > 0), or None."""
-        key = (dtype, n, k, experts)
+    def shape_curve(self, dtype: str, n: int, k: int, experts: int = 0, moe_tp: int = 1) -> ShapeCurve | None:
+        """The nearest measured shape (grouped, with ``experts`` local experts, when that is > 0), or None; of
+        grouped curves equally near, one of MoE tensor-parallel size ``moe_tp`` (gpt-oss: the TP2 gate+up slice
+        has the whole down's shape, 2,880 x 2,880, and a curve that timed the whole layer is the layer's)."""
+        key = (dtype, n, k, experts, moe_tp)
         if key not in self._nearest:
             pool = [c for c in (self.grouped if experts else self.shapes) if c.dtype == dtype]
-            best = min(pool, key=lambda c: c.distance(n, k, max(experts, 1)), default=None)
+            best = min(pool, key=lambda c: (round(c.distance(n, k, max(experts, 1)), 9), c.moe_tp != moe_tp),
+                       default=None)
             near = best is not None and best.distance(n, k, max(experts, 1)) <= SHAPE_MATCH
             self._nearest[key] = best if near else None
         return self._nearest[key]
@@ -165,7 +170,8 @@ class Calibration:
         """Memo of :meth:`shape_curve` answers (the calibration is immutable)."""
         return {}
 
-    def shape_efficiency(self, m: float, dtype: str, n: int, k: int, experts: int = 0) -> float | None:
+    def shape_efficiency(self, m: float, dtype: str, n: int, k: int, experts: int = 0,
+                         moe_tp: int = 1) -> float | None:
         """Measured efficiency at ``m`` of the nearest measured shape, or None.
 
         A grouped GEMM between two measured local-expert counts of its shape (2 and 8, say, for 4) takes the
@@ -177,28 +183,29 @@ class Calibration:
         if not experts:
             curve = self.shape_curve(dtype, n, k)
             return None if curve is None else curve.efficiency_at(m)
-        return self.between_expert_counts(dtype, n, k, experts, lambda c: self.grouped_efficiency(c, m))
+        return self.between_expert_counts(dtype, n, k, experts, lambda c: self.grouped_efficiency(c, m), moe_tp)
 
-    def routes_in_moe_layer(self, dtype: str, n: int, k: int) -> bool:
+    def routes_in_moe_layer(self, dtype: str, n: int, k: int, moe_tp: int = 1) -> bool:
         """Whether the grouped curves nearest (n, k) in ``dtype`` timed the whole MoE layer, its router top-k
         included (``covers = "moe_layer"``)."""
-        curve = self.shape_curve(dtype, n, k, 1)
+        curve = self.shape_curve(dtype, n, k, 1, moe_tp)
         return curve is not None and curve.covers == "moe_layer"
 
-    def layer_fixed_s(self, dtype: str, n: int, k: int, experts: int) -> float:
+    def layer_fixed_s(self, dtype: str, n: int, k: int, experts: int, moe_tp: int = 1) -> float:
         """Fixed seconds per MoE layer of the grouped curve nearest (n, k, experts), interpolated in
         log(experts) between measured expert counts as :meth:`shape_efficiency` does; 0 without one."""
-        return self.between_expert_counts(dtype, n, k, experts, lambda c: c.fixed_s) or 0.0
+        return self.between_expert_counts(dtype, n, k, experts, lambda c: c.fixed_s, moe_tp) or 0.0
 
-    def grouped_floor_s(self, dtype: str, n: int, k: int, experts: int) -> float | None:
+    def grouped_floor_s(self, dtype: str, n: int, k: int, experts: int, moe_tp: int = 1) -> float | None:
         """The measured least time of the grouped curve nearest (n, k, experts), interpolated in log(experts)
         as :meth:`shape_efficiency` does; None where that curve has none (the GEMM floor applies)."""
-        return self.between_expert_counts(dtype, n, k, experts, lambda c: c.floor_s) or None
+        return self.between_expert_counts(dtype, n, k, experts, lambda c: c.floor_s, moe_tp) or None
 
-    def between_expert_counts(self, dtype: str, n: int, k: int, experts: int, value) -> float | None:
+    def between_expert_counts(self, dtype: str, n: int, k: int, experts: int, value,
+                              moe_tp: int = 1) -> float | None:
         """``value(curve)`` of the grouped curve nearest (n, k, experts), between the two measured expert counts
         of its shape around ``experts`` linear in log(experts); None without a curve."""
-        curve = self.shape_curve(dtype, n, k, experts)
+        curve = self.shape_curve(dtype, n, k, experts, moe_tp)
         if curve is None:
             return None
         lo, hi = self.expert_bracket(curve, experts)
@@ -210,10 +217,10 @@ class Calibration:
     def expert_bracket(self, curve: ShapeCurve, experts: int) -> tuple[ShapeCurve, ShapeCurve]:
         """The curves of ``curve``'s shape measured at the nearest expert counts at or below and at or above
         ``experts`` (``curve`` itself on a side with none)."""
-        key = ("bracket", curve.dtype, curve.n, curve.k, curve.covers, experts)
+        shape = (curve.dtype, curve.n, curve.k, curve.covers, curve.moe_tp)
+        key = ("bracket", *shape, experts)
         if key not in self._nearest:
-            shape = (curve.dtype, curve.n, curve.k, curve.covers)
-            same = [c for c in self.grouped if (c.dtype, c.n, c.k, c.covers) == shape]
+            same = [c for c in self.grouped if (c.dtype, c.n, c.k, c.covers, c.moe_tp) == shape]
             lo = max((c for c in same if c.experts <= experts), key=lambda c: c.experts, default=curve)
             hi = min((c for c in same if c.experts >= experts), key=lambda c: c.experts, default=curve)
             self._nearest[key] = (lo, hi) if lo.experts < hi.experts else (curve, curve)
@@ -412,7 +419,7 @@ def shape_curves(rows: list, fields: dict, source: str, name: str) -> tuple[Shap
         m, eff = checked_curve(row["m"], row["efficiency"], source, where)
         curves.append(ShapeCurve(row["n"], row["k"], row["dtype"], m, eff, row.get("experts", 1),
                                  row.get("covers", "gemm"), row.get("fixed_us", 0.0) * 1e-6,
-                                 row.get("floor_us", 0.0) * 1e-6))
+                                 row.get("floor_us", 0.0) * 1e-6, row.get("moe_tp", 1)))
     return tuple(curves)
 
 

@@ -100,12 +100,12 @@ def activation_dtype(gpu: GPU, weights_name: str) -> units.DType:
 
 
 def gemm_kernel(shape: GemmShape, m: float, dt_name: str, gpu: GPU, cal: Calibration, experts: float = 0.0,
-                local_experts: int = 0, floor_s: float | None = None) -> Term:
+                local_experts: int = 0, floor_s: float | None = None, moe_tp: int = 1) -> Term:
     """One GEMM of ``m`` rows, or one grouped GEMM over ``experts`` active experts of ``m`` rows each.
 
     Time = max(per-kernel floor, roofline / efficiency), the efficiency measured for this shape (grouped: and
-    this many ``local_experts``) where the calibration has it, else the calibration's curve by m; the floor is
-    the calibration's GEMM floor unless ``floor_s`` is given.
+    this many ``local_experts``, a 1/``moe_tp`` slice of each) where the calibration has it, else the
+    calibration's curve by m; the floor is the calibration's GEMM floor unless ``floor_s`` is given.
     """
     floor_s = cal.gemm_floor_s if floor_s is None else floor_s
     dt, out_dt = units.DTYPES[dt_name], units.DTYPES["bf16"]
@@ -115,7 +115,7 @@ def gemm_kernel(shape: GemmShape, m: float, dt_name: str, gpu: GPU, cal: Calibra
     rows = m * groups
     flops = 2.0 * rows * shape.params
     nbytes = groups * dt.weight_bytes(shape.params) + rows * (act.activation_bytes(shape.k) + out_dt.activation_bytes(shape.n))
-    measured = cal.shape_efficiency(m, dt_name, shape.n, shape.k, local_experts)
+    measured = cal.shape_efficiency(m, dt_name, shape.n, shape.k, local_experts, moe_tp)
     eff = measured if measured is not None else cal.gemm(m, dt_name)
     flops_s, hbm_s = flops / gpu.flops(compute), nbytes / gpu.hbm_Bps
     time_s = max(flops_s, hbm_s) / eff
@@ -221,14 +221,14 @@ def expert_terms(model: Model, gpu: GPU, cal: Calibration, dt: str, received: fl
     (``covers = "moe_layer"``), that layer's fixed time once in place of those kernels and the GEMM floor."""
     shapes = routed_shapes(model, moe_tp)
     m = received / active
-    curve = cal.shape_curve(dt, shapes[0].n, shapes[0].k, slots_per_gpu)
+    curve = cal.shape_curve(dt, shapes[0].n, shapes[0].k, slots_per_gpu, moe_tp)
     if curve is not None and curve.covers == "moe_layer":
-        fixed_s = cal.layer_fixed_s(dt, shapes[0].n, shapes[0].k, slots_per_gpu)
+        fixed_s = cal.layer_fixed_s(dt, shapes[0].n, shapes[0].k, slots_per_gpu, moe_tp)
         floor_s = 0.0 if fixed_s else None  # the fixed time holds the launches
-        gemms = [gemm_kernel(g, m, dt, gpu, cal, active, slots_per_gpu, floor_s) for g in shapes]
+        gemms = [gemm_kernel(g, m, dt, gpu, cal, active, slots_per_gpu, floor_s, moe_tp) for g in shapes]
         return gemms + ([Term("moe_layer_fixed", fixed_s, 0.0, "latency")] if fixed_s else [])
-    gemms = [gemm_kernel(g, m, dt, gpu, cal, active, slots_per_gpu, cal.grouped_floor_s(dt, g.n, g.k, slots_per_gpu))
-             for g in shapes]
+    gemms = [gemm_kernel(g, m, dt, gpu, cal, active, slots_per_gpu,
+                         cal.grouped_floor_s(dt, g.n, g.k, slots_per_gpu, moe_tp), moe_tp) for g in shapes]
     around = [k for k in moe_kernels(model, activation_dtype(gpu, dt), moe_tp) if k.per == "received"]
     return gemms + memory_kernels(around, 0.0, received, gpu, cal)
 
@@ -263,7 +263,7 @@ def moe_local_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload,
         terms.append(total("shared_experts", sharded_gemms(shapes, group_tokens, wl.precision.dense, gpu, cal, wl.tp)))
     router = GemmShape("router", model.n_experts, model.hidden, "router")
     gate_up = routed_shapes(model, wl.moe_tp)[0]
-    timed_with_experts = cal.routes_in_moe_layer(wl.precision.weights, gate_up.n, gate_up.k)
+    timed_with_experts = cal.routes_in_moe_layer(wl.precision.weights, gate_up.n, gate_up.k, wl.moe_tp)
     own = [k for k in moe_kernels(model, act)
            if k.per == "token" and not (timed_with_experts and k.name == "router_topk")]
     kernels = memory_kernels(own, tokens, 0, gpu, cal) + [gemm_kernel(router, tokens, "bf16", gpu, cal)]
