@@ -162,6 +162,7 @@ def published() -> list[Case]:
 
 # GPU -> (table, GPU counts of its fitted series): the most GPUs (ramp) and PEER_GPUS (one peer: the pair's stream).
 PEER_GPUS = 2
+NCCL = ("nccl", "nccl-allgather")  # nccl-tests' even buffers, fitted on the same series
 NCCL_FITS = {"H200": ("", (8, PEER_GPUS)), "B200": ("b200", (8, PEER_GPUS)), "GB200": ("gb200", (4, PEER_GPUS))}
 
 
@@ -188,6 +189,28 @@ def aic_nccl() -> list[Case]:
     return out
 
 
+def aic_nccl_allgather() -> list[Case]:
+    """AIC nccl-tests all_gather (dispatch) and reduce_scatter (combine) at equal sizes, NCCL 2.29.2, half, of
+    six GPUs: fitted and held out as :func:`aic_nccl` (the same GPU counts fit the same tables). ``message_size``
+    counts the elements of the whole buffer, 1/num_gpus of it each rank's: tokens of NCCL_HIDDEN elements per
+    rank, each to every GPU."""
+    times: dict[tuple, dict] = {}
+    with open(DATA / "aic_nccl_allgather_2.29.2.csv") as fh:
+        for r in csv.DictReader(fh):
+            n, elems = int(r["num_gpus"]), int(r["message_size"])
+            if elems % (NCCL_HIDDEN * n) == 0:
+                gpu = r["device"].replace("NVIDIA ", "").split(" ")[0]
+                times.setdefault((gpu, n, elems // (NCCL_HIDDEN * n)), {})[r["op_name"]] = 1e3 * float(r["latency"])
+    out = []
+    for (gpu, n, tokens), t in sorted(times.items()):
+        table, fitted_gpus = NCCL_FITS.get(gpu, ("", ()))
+        if len(t) == 2:
+            out.append(Case(f"AIC {gpu} nccl-tests all_gather / reduce_scatter (NCCL 2.29.2)", "nccl-allgather",
+                            AIC_SYSTEMS[gpu], n, tokens, t["all_gather"], t["reduce_scatter"],
+                            "fit" if n in fitted_gpus else "held-out", "bf16", "bf16", fits=table))
+    return out
+
+
 def aic_onesided() -> list[Case]:
     """AIC GB200 one-sided NVLink all-to-all (TensorRT-LLM 1.2.0rc6 kernels): NVFP4 dispatch, BF16 combine
     taken for the combine rows (the table names no combine dtype); EP8..EP32, all held out."""
@@ -205,11 +228,11 @@ def aic_onesided() -> list[Case]:
 def ends_only(case: Case) -> bool:
     """A fit row of a series of which only the smallest and largest case are fitted: the 4-SM series (the
     blocks' send limit) and NCCL's 2-GPU series (the fixed cost per peer and the pair's stream)."""
-    return case.role == "fit" and (bool(case.sms) or (case.transport == "nccl" and case.ep == PEER_GPUS))
+    return case.role == "fit" and (bool(case.sms) or (case.transport in NCCL and case.ep == PEER_GPUS))
 
 
 def cases() -> list[Case]:
-    return aic_deepep_ll() + aic_deepep_normal() + published() + aic_nccl() + aic_onesided()
+    return aic_deepep_ll() + aic_deepep_normal() + published() + aic_nccl() + aic_nccl_allgather() + aic_onesided()
 
 
 def routing_model(shape: tuple):
@@ -228,7 +251,7 @@ def cluster_of(system: str, ep: int):
 
 def routing_key(case: Case) -> tuple:
     """What a case's routing depends on: (layer shape, EP, tokens per rank sampled, even all-to-all)."""
-    return case.shape, case.ep, max(case.tokens, 64), case.transport == "nccl"
+    return case.shape, case.ep, max(case.tokens, 64), case.transport in NCCL
 
 
 @lru_cache(maxsize=4)

@@ -82,8 +82,8 @@ CASES = [
       for ep, per_gpu in ((8, 6500), (16, 7000), (32, 5100))),
     # vLLM on GB200 (blog.vllm.ai 2026-02-03, "WideEP ... on Blackwell (Part I)"; launch flags and logs in the branch
     # its issue 33583 names): DeepSeek-R1-0528 NVFP4 experts, FP8 attention projections and KV cache, DP8 x EP8 on
-    # two trays of the rack, all-gather / reduce-scatter around the experts (wideep charges DeepEP low-latency: it
-    # has no all-gather transport), no EPLB, no overlap, no MTP; 1,024 sequences per GPU at 2K/2K (mean KV 3,000).
+    # two trays of the rack, NCCL all-gather / reduce-scatter around the experts (transport nccl-allgather), no
+    # EPLB, no overlap, no MTP; 1,024 sequences per GPU at 2K/2K (mean KV 3,000).
     # vLLM 0.14.1 on GB300 (blog.vllm.ai 2026-02-13, DaoCloud and vLLM): DeepSeek-R1-0528 NVFP4 on two GPUs,
     # DP2 x EP2, FlashInfer's FP4 MoE, 2K prompts with one output token, batch 256, the post's recipe of 32,768
     # batched tokens: "total token throughput" of vllm bench serve per GPU (a baseline, "over peak-throughput
@@ -96,7 +96,8 @@ CASES = [
     Case("vLLM decode, GB200 EP8, NVFP4 MoE + FP8 attention and KV, 1,024 sequences/GPU, KV 3,000",
          "vLLM blog 2026-02-03 (GB200 Part I)",
          PlanSpec(model="deepseek-r1", topology="gb200-nvl72", ep=8, redundant=0, placement="contiguous", batch=1024,
-                  context=3000, isl=2000, osl=2000, dtype="nvfp4", attn_dtype="fp8", kv_dtype="fp8", overlap="none"),
+                  context=3000, isl=2000, osl=2000, dtype="nvfp4", attn_dtype="fp8", kv_dtype="fp8", overlap="none",
+                  transport="nccl-allgather"),
          "decode", 10_108 * 4, gpus_per_node=4),
 ]
 
@@ -114,8 +115,12 @@ MTP3_ACCEPTANCE = 0.772
 #: TensorRT-LLM's 2025 H200 figures against 2026's kernels: the shipped H200 file (Triton's fused MoE, measured)
 #: and AIConfigurator's TensorRT-LLM 1.3.0rc20 H200 tables (``--calibration trtllm``) both read them fast.
 H200_2025_MISS = ("2026's H200 kernels read TensorRT-LLM's 2025 H200 figures fast: +41% at batch 1 with MTP3 (+44% on "
-                  "TensorRT-LLM's own 2026 tables), +27% at DEP8 batch 128 (+25%); SGLang's 2026 H200 TP8 runs "
-                  "(InferenceX) read within 15%")
+                  "TensorRT-LLM's own 2026 tables), +37% at DEP8 batch 128 on its all-gather; SGLang's 2026 H200 "
+                  "TP8 runs (InferenceX) read within 15%")
+B200_896_MISS = ("+33%: with TensorRT-LLM's own all-gather in place of DeepEP low-latency, which had stood in for "
+                 "the per-step time outside the kernels; AIConfigurator's kernel tables sum to 68-81% of the "
+                 "published step (sampling and scheduling 900 requests, steps that share a context chunk run "
+                 "without CUDA graphs: not modelled)")
 B200_2025_MISS = ("+55% / +26%: the 2025 engine is slower than 2026's kernel tables; a 2026 B200 run at batch 1 "
                   "and TP8 (InferenceX, SGLang, FP8) is as fast as wideep reads it (-0.8%)")
 
@@ -143,26 +148,28 @@ LATENCY_CASES = [
 #: Maximum throughput, aggregated serving (prompts prefilled inside the decode steps), ISL/OSL 1K/2K, fixed
 #: concurrency = the batch on every rank: published output tokens/s per GPU over the whole run (trtllm-bench
 #: averages, not decode alone), compared with ``wideep search``'s aggregated point. Attention data-parallel with
-#: the experts over the node (TensorRT-LLM's DEP layout), no redundant experts or EPLB, no MTP, no two-batch
+#: the experts over the node (TensorRT-LLM's DEP layout: an NCCL all-gather of the tokens before the experts and a
+#: reduce-scatter after, tech blog 3; transport nccl-allgather), no redundant experts or EPLB, no MTP, no two-batch
 #: overlap. The B200 runs' precision is tech blog 3's: blog 1's recipe (BF16 attention projections: the
 #: nvidia/DeepSeek-R1-FP4 checkpoints quantize only the MoE layers) with, for the FP8-KV run, an FP8 KV cache
 #: and FP8 attention kernel. Routing ``auto`` (the default: DeepSeek's measured popularity, none for gpt-oss); on uniform routing
 #: the DeepSeek cases were 39-77% optimistic, and they land within 25% on SGLang's published DeepSeek-V3
 #: statistics themselves (tests/test_real_routing.py).
+AG = "nccl-allgather"
 THROUGHPUT_CASES = [
     Case("DeepSeek-R1 NVFP4, 8x B200, DEP8, FP8 KV, batch 896", "TensorRT-LLM Best_perf_practice_on_DeepSeek-R1 (B200 max-throughput)",
          PlanSpec(model="deepseek-r1", topology="hgx-b200", ep=8, batch=896, isl=1024, osl=2048, dtype="nvfp4",
-                  kv_dtype="fp8", attn_dtype="bf16", redundant=0, placement="contiguous", overlap="none"), "agg", 5_393.28,
-         gpus_per_node=1),
+                  kv_dtype="fp8", attn_dtype="bf16", redundant=0, placement="contiguous", overlap="none",
+                  transport=AG), "agg", 5_393.28, gpus_per_node=1, miss=B200_896_MISS),
     Case("DeepSeek-R1 NVFP4, 8x B200, DEP8, batch 384", "TensorRT-LLM Best_perf_practice_on_DeepSeek-R1 (B200 max-throughput)",
          PlanSpec(model="deepseek-r1", topology="hgx-b200", ep=8, batch=384, isl=1024, osl=2048, dtype="nvfp4",
-                  attn_dtype="bf16", redundant=0, placement="contiguous", overlap="none"), "agg", 4_548.0, gpus_per_node=1),
+                  attn_dtype="bf16", redundant=0, placement="contiguous", overlap="none", transport=AG), "agg", 4_548.0, gpus_per_node=1),
     Case("DeepSeek-R1 FP8, 8x H200, DEP8, batch 128", "TensorRT-LLM Best_perf_practice_on_DeepSeek-R1 (H200 max-throughput)",
          PlanSpec(model="deepseek-r1", topology="hgx-h200", ep=8, batch=128, isl=1024, osl=2048, redundant=0,
-                  placement="contiguous", overlap="none"), "agg", 1_436.16, gpus_per_node=1, miss=H200_2025_MISS),
+                  placement="contiguous", overlap="none", transport=AG), "agg", 1_436.16, gpus_per_node=1, miss=H200_2025_MISS),
     Case("gpt-oss-120b MXFP4, 4x B200, DEP4, batch 640", "TensorRT-LLM tech blog 9 (gpt-oss on Blackwell)",
          PlanSpec(model="gpt-oss-120b", topology="hgx-b200", ep=4, batch=640, isl=1024, osl=2048, dtype="mxfp4",
-                  redundant=0, placement="contiguous", overlap="none"), "agg", 19_500.0, gpus_per_node=1),
+                  redundant=0, placement="contiguous", overlap="none", transport=AG), "agg", 19_500.0, gpus_per_node=1),
 ]
 
 

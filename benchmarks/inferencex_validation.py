@@ -35,6 +35,7 @@ DATA = (("deepseek-r1", FOLDER / "inferencex_points.csv"), ("deepseek-r1", FOLDE
 TOPOLOGY = {"h100": "hgx-h100", "h200": "hgx-h200", "b200": "hgx-b200", "b300": "hgx-b300"}
 HOPPER = ("h100", "h200")
 LENGTH_MEAN = 0.9  # lengths uniform in [0.8 L, L]
+ALLGATHER = "nccl-allgather"  # TensorRT-LLM's attention DP on one node: all-gather / reduce-scatter around the experts
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +71,8 @@ class Point:
                         batch=batch, isl=round(LENGTH_MEAN * self.isl), osl=round(LENGTH_MEAN * self.osl),
                         dtype=self.dtype, attn_dtype="bf16" if fp4 else None,
                         kv_dtype="bf16" if self.gpu in HOPPER else "fp8",
-                        redundant=0, placement="contiguous", overlap="none")
+                        redundant=0, placement="contiguous", overlap="none",
+                        transport=ALLGATHER if self.dp_attention and self.engine == "trtllm" else None)
 
 
 def points() -> list[Point]:

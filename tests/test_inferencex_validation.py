@@ -30,7 +30,6 @@ KNOWN_MISSES = {
     "gpt-oss-120b B200 vllm v0.13.0 mxfp4": (3, "+25..+31% at TP8 with 4-8 sequences: vLLM takes about 0.6 ms more "
                                                 "per step than TensorRT-LLM on the same GPU (2.89 against 2.19 ms at 4 "
                                                 "sequences), whose kernels the plan reads"),
-    "gpt-oss-120b B200 trtllm 1.2.0rc2 mxfp4": (1, "-30% with attention data parallelism over 2 GPUs at 64 sequences"),
 }
 
 

@@ -115,6 +115,21 @@ def test_nccl_sends_one_copy_per_gpu():
     assert nccl.bytes_by_tier["dispatch"]["nvlink"] == 8192
 
 
+def test_allgather_sends_every_token_to_every_gpu_whatever_its_routing():
+    """nccl-allgather: each GPU's tokens go to each other GPU of the group (dispatch), and come back reduced
+    (combine, bf16); where the tokens' experts are does not matter, and each GPU sends to all 7 others."""
+    cluster = load_cluster("hgx-h200", 8)
+    times = []
+    for routing in ("uniform", "zipf:1.2"):
+        stats = synthetic_routing(DSV3, routing, 8 * 16, seed=0, layers=1)
+        r = a2a(DSV3, cluster, contiguous_phy2log(1, 256, 256), stats, 8, 16, "nccl-allgather", "fp8", "bf16")
+        assert r.bytes_by_tier["dispatch"]["nvlink"] == pytest.approx(8 * 7 * 16 * (7168 + 224))
+        assert r.bytes_by_tier["combine"]["nvlink"] == pytest.approx(8 * 7 * 16 * 7168 * 2)
+        assert r.logical_bytes_per_gpu["dispatch"] == pytest.approx(8 * 16 * (7168 + 224))  # own GPU's copy too
+        times.append((r.dispatch_s, r.combine_s))
+    assert times[0] == pytest.approx(times[1])
+
+
 def test_deepep_normal_relays_through_the_same_rail_gpu():
     """Rank 0's token picks experts on ranks 9 and 10 (domain 1): one RDMA copy to rank 8, then NVLink."""
     m = dataclasses.replace(DSV3, moe_layers=1, n_group=1, topk_group=1)
@@ -166,7 +181,7 @@ def test_loads_only_approximation_is_close_for_uniform_routing():
 def test_every_transport_loads(name):
     t = load_transport(name)
     assert 0 < min(t.efficiency.values()) <= max(t.efficiency.values()) <= 1
-    assert all(v >= 0 for p in t.latency_s.values() for v in p.values()) and t.copies in ("selection", "gpu", "node")
+    assert all(v >= 0 for p in t.latency_s.values() for v in p.values()) and t.copies in ("selection", "gpu", "node", "all")
     assert all(0 < e <= 1 for tiers in t.ramp.values() for _, effs in tiers.values() for e in effs)
 
 

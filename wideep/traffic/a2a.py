@@ -19,7 +19,7 @@ import numpy as np
 
 from wideep.core import units
 from wideep.core.memo import Memo
-from wideep.traffic.copies import KINDS, Group, count_gpus, count_sorted_experts, equal_blocks, expected_layer, group_of, logical_copies, needed, pair_copies, tally
+from wideep.traffic.copies import KINDS, Group, count_gpus, count_sorted_experts, equal_blocks, everyone, expected_layer, group_of, logical_copies, needed, pair_copies, tally
 from wideep.core.errors import InputError
 from wideep.traffic.linkload import Routes, routes
 from wideep.specs.model import Model
@@ -342,8 +342,9 @@ def phase_pairs(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: Rout
     if tr.scope == "domain" and group.n_domains > 1:
         raise InputError(f"{tr.id} needs the EP group inside one NVLink domain; EP {ep_size} spans "
                          f"{group.n_domains} domains of {cluster.name}", "--transport")
-    counts = layer_counts(model, stats, phy2log, group, tokens_per_gpu, domain_of, needed(tr.copies), seed, rule,
-                          dest_gpu)
+    counts = (everyone(stats.layers, ep_size, tokens_per_gpu) if tr.copies == "all" else
+              layer_counts(model, stats, phy2log, group, tokens_per_gpu, domain_of, needed(tr.copies), seed, rule,
+                           dest_gpu))
     copies = pair_copies(counts, tr.copies, tr.forward, group)
     msg = message_bytes(model, tr, dispatch_dtype, combine_dtype)
     pairs = {"dispatch": copies * msg["dispatch"], "combine": copies.transpose(0, 2, 1) * msg["combine"]}
@@ -354,11 +355,12 @@ def phase_pairs(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: Rout
 def busiest_sender(counts: dict, tr: Transport, tokens_per_gpu: int, msg: dict) -> dict:
     """{phase: bytes the busiest GPU's kernels move, (layers,)}: dispatch the copies of its own tokens, combine
     the copies it received and sends back plus one reduced output per own token; local copies included,
-    copies counted per selection (``copies = "selection"``) or else per destination GPU. A relaying
+    copies counted per selection (``copies = "selection"``), per GPU of the group (``all``) or else per
+    destination GPU. A relaying
     transport (``copies = "node"``) whose group spans domains also moves one copy per (token, destination
     domain), its own domain included, in the first stage (DeepEP's internode kernels: every token passes the
     RDMA stage, then the forwarders)."""
-    own = counts["selection" if tr.copies == "selection" else "gpu"]
+    own = counts[tr.copies if tr.copies in ("selection", "all") else "gpu"]
     sent, received = own.sum(axis=2), own.sum(axis=1)
     if tr.copies == "node" and counts["node"].shape[2] > 1:
         relayed = counts["node"].sum(axis=2)

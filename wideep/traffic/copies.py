@@ -2,7 +2,8 @@
 
 Three counts per MoE layer, from the destination GPU of every (token, selection):
 ``selection`` (source, destination GPU) one per selection; ``gpu`` one per (token, distinct destination
-GPU); ``node`` (source, destination domain) one per (token, distinct destination domain). Dedup keeps
+GPU); ``node`` (source, destination domain) one per (token, distinct destination domain). A fourth,
+``all`` (:func:`everyone`), needs no routing: every token to every GPU of the group (an all-gather). Dedup keeps
 the first of equal destinations in each token's sorted row (rows come sorted under the default layout;
 otherwise a vectorised sorting network sorts them); counting is a CSR-to-dense tally.
 :func:`pair_copies` turns them into copies per GPU pair for a transport, relays included.
@@ -206,8 +207,18 @@ def expected_layer(share: np.ndarray, tokens_per_gpu: int, top_k: int, group: Gr
 
 
 def needed(copies: str) -> tuple[str, ...]:
-    """Counts a transport with ``copies`` needs."""
-    return {"selection": ("selection",), "gpu": ("gpu",), "node": ("gpu", "node")}[copies]
+    """Counts a transport with ``copies`` needs from the routing (``all`` none: :func:`everyone`)."""
+    return {"selection": ("selection",), "gpu": ("gpu",), "node": ("gpu", "node"), "all": ()}[copies]
+
+
+def everyone(layers: int, ep: int, tokens_per_gpu: float) -> dict:
+    """The ``all`` count: each GPU's ``tokens_per_gpu`` to every GPU of the group, its own included,
+    shape (layers, ep, ep).
+
+    >>> everyone(1, 2, 3)["all"].tolist()
+    [[[3.0, 3.0], [3.0, 3.0]]]
+    """
+    return {"all": np.full((layers, ep, ep), float(tokens_per_gpu))}
 
 
 def relay_operators(group: Group) -> tuple[sp.csr_matrix, sp.csr_matrix]:
@@ -233,8 +244,8 @@ def pair_copies(counts: dict, copies: str, forward: str, group: Group) -> np.nda
     scale-out copy into source -> relay (per destination domain) and relay -> destination (per GPU).
     """
     ep = group.ep
-    if copies == "selection":
-        pairs = counts["selection"].astype(float)
+    if copies in ("selection", "all"):
+        pairs = counts[copies].astype(float)
     elif copies == "gpu" or forward == "direct":
         pairs = counts["gpu"].astype(float)
     else:
@@ -252,8 +263,9 @@ def logical_copies(counts: dict, copies: str, group: Group) -> np.ndarray:
     """Copies per GPU per layer that the transport's own benchmark counts, local ones included, (layers,).
 
     DeepEP low-latency: every selection; normal kernels across domains: one per (token, destination
-    node), own node included; otherwise one per (token, destination GPU), own GPU included.
+    node), own node included; an all-gather one per (token, GPU of the group); otherwise one per (token,
+    destination GPU), own GPU included.
     """
-    kind = "node" if copies == "node" and group.n_domains > 1 else ("selection" if copies == "selection" else "gpu")
+    kind = "node" if copies == "node" and group.n_domains > 1 else (copies if copies in ("selection", "all") else "gpu")
     c = counts[kind]
     return c.reshape(c.shape[0], -1).sum(axis=1) / group.ep

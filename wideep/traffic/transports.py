@@ -1,7 +1,8 @@
 """All-to-all transports (DeepEP normal / low-latency, NCCL, one-sided NVLink) from ``topologies/transports``.
 
-A transport says how many copies of a token travel (``copies``: one per selection, per destination GPU, or
-per destination node then per GPU), whether it relays through the same-rail GPU of the destination domain
+A transport says how many copies of a token travel (``copies``: one per selection, per destination GPU,
+per destination node then per GPU, or to every GPU of the group: an all-gather, whose combine is the
+reduce-scatter back), whether it relays through the same-rail GPU of the destination domain
 (``forward``), its per-message header bytes, the fraction of datasheet bandwidth it reaches on each link
 tier (a constant, or a ``[ramp]`` curve over the bytes the busiest link carries in one phase: small
 transfers reach less of the link) and its fixed cost per phase, which may grow with the expert slots
@@ -36,7 +37,7 @@ PHASES = ("dispatch", "combine")
 
 TRANSPORT_FIELDS = {
     "name": Field(str),
-    "copies": Field(str, choices=("selection", "gpu", "node")),
+    "copies": Field(str, choices=("selection", "gpu", "node", "all")),
     "forward": Field(str, choices=("direct", "rail")),
     "scope": Field(str, choices=("any", "domain", "nic")),
     "dispatch_header_bytes": Field(int, "nonneg"),
@@ -69,7 +70,9 @@ class Transport:
     ----------
     copies : str
         ``selection`` (one message per token-expert selection), ``gpu`` (one per token and destination
-        GPU) or ``node`` (one per token and destination domain over scale-out, then one per GPU).
+        GPU), ``node`` (one per token and destination domain over scale-out, then one per GPU) or ``all``
+        (every token to every GPU of the group whatever its routing: an all-gather, and the reduce-scatter of
+        the experts' partial outputs back).
     forward : str
         ``direct`` or ``rail`` (scale-out to the destination domain's GPU with the source's local index,
         then NVLink to the destination GPUs).
