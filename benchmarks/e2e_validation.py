@@ -115,9 +115,9 @@ MTP3_ACCEPTANCE = 0.772
 #: TensorRT-LLM's 2025 H200 figures against 2026's kernels: the shipped H200 file (Triton's fused MoE, measured)
 #: and AIConfigurator's TensorRT-LLM 1.3.0rc20 H200 tables (``--calibration trtllm``) both read them fast.
 H200_2025_MISS = ("2026's H200 kernels read TensorRT-LLM's 2025 H200 figures fast: +41% at batch 1 with MTP3 (+44% on "
-                  "TensorRT-LLM's own 2026 tables), +37% at DEP8 batch 128 on its all-gather; SGLang's 2026 H200 "
+                  "TensorRT-LLM's own 2026 tables), +36% at DEP8 batch 128 on its all-gather; SGLang's 2026 H200 "
                   "TP8 runs (InferenceX) read within 15%")
-B200_896_MISS = ("+33%: with TensorRT-LLM's own all-gather in place of DeepEP low-latency, which had stood in for "
+B200_896_MISS = ("+32%: with TensorRT-LLM's own all-gather in place of DeepEP low-latency, which had stood in for "
                  "the per-step time outside the kernels; AIConfigurator's kernel tables sum to 68-81% of the "
                  "published step (sampling and scheduling 900 requests, steps that share a context chunk run "
                  "without CUDA graphs: not modelled)")

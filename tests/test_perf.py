@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,16 @@ def test_routed_experts_by_hand():
     expected = touched * 3e5 * 2 + 8 * 1200 * 2 + 8 * 1100 * 2 + 8 * 4000 + 8 * 600 + 8 * 2000
     assert t.hbm_bytes == pytest.approx(expected)
     assert t.time_s == pytest.approx(t.sol_s) and t.time_s >= 4.8e-6  # perfect calibration: time is the roofline
+
+
+def test_an_all_gather_writes_a_row_for_every_token_of_the_group():
+    """Under an all-gather (ep.gathers) each GPU's MoE layer writes an output row for the other GPU's 4 tokens:
+    4 x 1000 x 2 B = 8 kB at 1 TB/s; without one there is no such term."""
+    gathered = step_time(tiny_model(), round_gpu(), PERFECT, decode(4), replace(ep2(), gathers=True))
+    assert term(gathered, "gathered_outputs").hbm_bytes == pytest.approx(4 * 1000 * 2)
+    assert term(gathered, "gathered_outputs").time_s == pytest.approx(8e-9)
+    assert not any(t.name == "gathered_outputs" for t in step_time(tiny_model(), round_gpu(), PERFECT, decode(4),
+                                                                      ep2()).terms)
 
 
 def test_busiest_share_scales_routed_time():

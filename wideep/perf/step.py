@@ -37,7 +37,7 @@ from wideep.core.errors import InputError
 from wideep.specs.hardware import GPU
 from wideep.perf.memory import OPTIONS, Precision, kv_rank_bytes, kv_read_bytes_per_sequence
 from wideep.specs.model import Model
-from wideep.perf.kernels import (GemmShape, MemoryKernel, attention_gemms, attention_kernels, dense_kernels,
+from wideep.perf.kernels import (BF16_BYTES, GemmShape, MemoryKernel, attention_gemms, attention_kernels, dense_kernels,
                                  ffn_gemms, linear_attention_gemms, moe_kernels, tp_shard)
 from wideep.perf.roofline import Calibration, Term, roofline
 from wideep.perf.workload import ExpertParallel, StepResult, Workload
@@ -246,7 +246,17 @@ def moe_layer_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: 
     group_tokens = layer_tokens(wl, sequences)
     routed, _ = routed_experts(model, gpu, cal, wl, ep, group_tokens / wl.expert_ranks)
     before, after = remembered(moe_local_terms, model, gpu, cal, wl, sequences)
-    return before + [routed] + after + allreduce_term(ep, wl, group_tokens)
+    gathered = gathered_outputs(model, gpu, cal, ep, group_tokens / wl.expert_ranks)
+    return before + [routed] + after + gathered + allreduce_term(ep, wl, group_tokens)
+
+
+def gathered_outputs(model: Model, gpu: GPU, cal: Calibration, ep: ExpertParallel, tokens: float) -> list[Term]:
+    """Under an all-gather (``ep.gathers``) each GPU's MoE layer also writes an output row (bf16, the hidden
+    size) for every token of the other GPUs, ``tokens`` each, which the reduce-scatter then sums; none else."""
+    if not ep.gathers or ep.ep_size <= 1:
+        return []
+    rows = MemoryKernel("gathered_outputs", model.hidden * BF16_BYTES)
+    return memory_kernels([rows], tokens * (ep.ep_size - 1), 0.0, gpu, cal)
 
 
 def moe_local_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload,

@@ -149,6 +149,9 @@ class ExpertParallel:
         Per-MoE-layer time versus tokens per GPU.
     transport_sms : int
         SMs the transport's kernels hold while compute overlaps them (slows the overlapped compute).
+    gathers : bool
+        The transport sends every token to every GPU of the group (an all-gather, ``copies = "all"``): each
+        GPU's MoE layer writes an output row for every token of the group, for the reduce-scatter back.
     allreduce : CommCurve
         One tensor-parallel all-reduce of a layer's activations versus the attention group's tokens.
     binding_tier : str
@@ -177,6 +180,7 @@ class ExpertParallel:
     touched_tokens: tuple[float, ...] = ()
     touched_slots: tuple[float, ...] = ()
     touched_source: str = ""
+    gathers: bool = False
 
     @property
     def balancedness(self) -> float:

@@ -146,9 +146,10 @@ def expert_parallel(model: Model, topology: str, ep_size: int, redundant: int, r
     curve = a2a_curve(model, cluster, phy2log, stats, ep_size, COMM_PROBE_TOKENS, COMM_GRID_TOKENS, transport,
                       dispatch_dtype, combine_dtype, seed, replica_rule)
     d, c = (comm_curve(curve[p]) for p in ("dispatch", "combine"))
+    tr = load_transport(transport)
     return ExpertParallel(ep_size, phy2log.shape[1] // ep_size, 1.0 / ep_size, d, c, curve["dispatch"]["tier"],
-                          curve["dispatch"]["binding"], transport, placement, routing,
-                          load_transport(transport).sms, replica_rule)
+                          curve["dispatch"]["binding"], transport, placement, routing, tr.sms, replica_rule,
+                          gathers=tr.copies == "all")
 
 
 def comm_curve(phase: dict) -> CommCurve:
@@ -244,8 +245,10 @@ def plan(spec: PlanSpec) -> Plan:
                  spec.price_per_gpu_hour, spec.price_scenario)
     system = cluster.system.id if cluster.system else cluster.name
     transport = load_transport(ep.transport).for_gpu(gpu.id).source if ep.ep_size > 1 and ep.transport else ""
-    provenance = (calibration_sources(cal, transport, spec.tp, spec.precision.weights)
-                  | {"experts_touched": ep.touched_source or ESTIMATE})
+    provenance = calibration_sources(cal, transport, spec.tp, spec.precision.weights)
+    if ep.gathers:  # the all-gather's output rows are memory-bound kernels, as the layer's others
+        provenance["gathered_outputs"] = provenance["layer_kernels"]
+    provenance["experts_touched"] = ep.touched_source or ESTIMATE
     return Plan(spec, model, system, gpu, gpus, ep, dec, pre, mem, money, provenance,
                 prompt_kv_transfer_s(spec, model, cluster))
 
