@@ -69,6 +69,11 @@ DEEPSEEK_SHAPE, FEW_EXPERTS_SHAPE = (7168, 8, 256), (4096, 2, 8)  # the two fitt
 FITTED_GPUS = {"h200_sxm": "", "b200_sxm": "b200", "gb200": "gb200"}  # system -> the table its series fit
 
 
+def aic_gpu(row: dict) -> str:
+    """The GPU an AIC row names: "NVIDIA H200 ..." -> "H200"."""
+    return row["device"].replace("NVIDIA ", "").split(" ")[0]
+
+
 def aic_deepep_ll() -> list[Case]:
     """AIC DeepEP low-latency rows of six GPUs, 16 layer shapes (SGLang 0.5.12 build, EP8) and the H200's
     multi-node collection (0.5.6.post2 build, EP8..EP64, 256 and 288 experts).
@@ -92,7 +97,7 @@ def aic_deepep_ll() -> list[Case]:
             fit = system in FITTED_GPUS and (
                 (folder == "0.5.12" and shape in (DEEPSEEK_SHAPE, FEW_EXPERTS_SHAPE))
                 or (folder == "0.5.6.post2" and ep == 64 and shape == DEEPSEEK_SHAPE))
-            gpu = r["device"].replace("NVIDIA ", "").split(" ")[0]
+            gpu = aic_gpu(r)
             out.append(Case(f"AIC {gpu} DeepEP LL (sglang {folder})", "deepep-ll", AIC_SYSTEMS[gpu], ep,
                             int(r["num_token"]), float(r["dispatch_avg_t_us"]), float(r["combine_avg_t_us"]),
                             "fit" if fit else "held-out", shape=shape, fits=FITTED_GPUS.get(system, "")))
@@ -130,7 +135,7 @@ def aic_deepep_normal() -> list[Case]:
                 or (folder == "0.5.6.post2" and ep == 32 and shape == DEEPSEEK_SHAPE))
             if sms != NORMAL_SMS and not fit and ep == 8:
                 continue
-            gpu = r["device"].replace("NVIDIA ", "").split(" ")[0]
+            gpu = aic_gpu(r)
             times = [float(r[f"{p}_transmit_us"]) + float(r[f"{p}_notify_us"]) for p in PHASES]
             on = "" if sms == NORMAL_SMS else f" on {sms} SMs"
             out.append(Case(f"AIC {gpu} DeepEP normal{on} (sglang {folder})", "deepep-normal", AIC_SYSTEMS[gpu], ep,
@@ -180,7 +185,7 @@ def aic_nccl() -> list[Case]:
             n, elems = int(r["num_gpus"]), int(r["message_size"])
             if elems % (NCCL_HIDDEN * n):
                 continue
-            gpu = r["device"].replace("NVIDIA ", "").split(" ")[0]
+            gpu = aic_gpu(r)
             table, fitted_gpus = NCCL_FITS.get(gpu, ("", ()))
             us = 1e3 * float(r["latency"])
             out.append(Case(f"AIC {gpu} nccl-tests alltoall (NCCL 2.29.2)", "nccl", AIC_SYSTEMS[gpu], n,
@@ -199,12 +204,12 @@ def aic_nccl_allgather() -> list[Case]:
         for r in csv.DictReader(fh):
             n, elems = int(r["num_gpus"]), int(r["message_size"])
             if elems % (NCCL_HIDDEN * n) == 0:
-                gpu = r["device"].replace("NVIDIA ", "").split(" ")[0]
+                gpu = aic_gpu(r)
                 times.setdefault((gpu, n, elems // (NCCL_HIDDEN * n)), {})[r["op_name"]] = 1e3 * float(r["latency"])
     out = []
     for (gpu, n, tokens), t in sorted(times.items()):
-        table, fitted_gpus = NCCL_FITS.get(gpu, ("", ()))
         if len(t) == 2:
+            table, fitted_gpus = NCCL_FITS.get(gpu, ("", ()))
             out.append(Case(f"AIC {gpu} nccl-tests all_gather / reduce_scatter (NCCL 2.29.2)", "nccl-allgather",
                             AIC_SYSTEMS[gpu], n, tokens, t["all_gather"], t["reduce_scatter"],
                             "fit" if n in fitted_gpus else "held-out", "bf16", "bf16", fits=table))

@@ -111,7 +111,7 @@ MTP3_ACCEPTANCE = 0.772
 #: kernel tables (AIConfigurator, TensorRT-LLM 1.3.0rc20) the step takes 5.8 ms against the published 9.0 ms
 #: without MTP (+55%) and 8.2 against 10.3 ms with MTP3 (+26%). On the same GPU at batch 1 and TP8, SGLang 0.5.12
 #: ran DeepSeek-R1 in FP8 (twice the expert bytes) in 7.18 ms per token in May 2026 (InferenceX,
-#: benchmarks/inferencex_validation.py), where wideep reads 7.24 ms.
+#: benchmarks/inferencex_validation.py), where wideep reads 7.16 ms.
 #: TensorRT-LLM's 2025 H200 figures against 2026's kernels: the shipped H200 file (Triton's fused MoE, measured)
 #: and AIConfigurator's TensorRT-LLM 1.3.0rc20 H200 tables (``--calibration trtllm``) both read them fast.
 H200_2025_MISS = ("2026's H200 kernels read TensorRT-LLM's 2025 H200 figures fast: +41% at batch 1 with MTP3 (+44% on "
@@ -122,7 +122,7 @@ B200_896_MISS = ("+32%: with TensorRT-LLM's own all-gather in place of DeepEP lo
                  "published step (sampling and scheduling 900 requests, steps that share a context chunk run "
                  "without CUDA graphs: not modelled)")
 B200_2025_MISS = ("+55% / +26%: the 2025 engine is slower than 2026's kernel tables; a 2026 B200 run at batch 1 "
-                  "and TP8 (InferenceX, SGLang, FP8) is as fast as wideep reads it (-0.8%)")
+                  "and TP8 (InferenceX, SGLang, FP8) is as fast as wideep reads it (+0.2%)")
 
 #: Minimum-latency decode (batch 1, ISL 1K / OSL 2K, one 8-GPU node, attention TP8): published output tokens/s
 #: per user. Every case is held out and runs its source's layout: attention TP8, the experts TP x EP inside it

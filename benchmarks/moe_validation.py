@@ -22,7 +22,7 @@ from wideep.calibrate.aic import balanced_active
 from wideep.perf.kernels import moe_kernels
 from wideep.perf.memory import Precision
 from wideep.perf.roofline import load_calibration
-from wideep.perf.step import activation_dtype, memory_kernels, routed_experts
+from wideep.perf.step import activation_dtype, memory_kernels, routed_experts, routed_shapes
 from wideep.perf.workload import CommCurve, ExpertParallel, Workload
 from wideep.specs.hardware import load_gpu
 from wideep.specs.model import load_model
@@ -33,7 +33,8 @@ TOKENS = (16, 128, 1024, 4096, 16384)
 
 
 def predict_us(ep: int, num_tokens: int, calibration: str | None = None, counted: bool = True) -> float:
-    """wideep's time for one rank: routed experts + router top-k, at num_tokens / ep tokens per rank.
+    """wideep's time for one rank: routed experts + router top-k (unless the calibration's curve timed the whole
+    MoE layer, which holds it, as a plan counts), at num_tokens / ep tokens per rank.
 
     ``counted``: the experts the rank reads counted on AIC's routing (else the even-spread estimate).
     """
@@ -46,9 +47,11 @@ def predict_us(ep: int, num_tokens: int, calibration: str | None = None, counted
                            touched_slots=touched[1])
     wl = Workload("prefill", 1, 1, 1, precision=Precision("fp8"))
     term, _ = routed_experts(model, gpu, cal, wl, group, per_rank)
+    gate_up = routed_shapes(model, 1)[0]
+    if cal.routes_in_moe_layer("fp8", gate_up.n, gate_up.k, group.slots_per_gpu):
+        return term.time_s * 1e6
     router_topk = [k for k in moe_kernels(model, activation_dtype(gpu, "fp8")) if k.name == "router_topk"]
-    topk = memory_kernels(router_topk, per_rank, 0, gpu, cal)
-    return (term.time_s + topk[0].time_s) * 1e6
+    return (term.time_s + memory_kernels(router_topk, per_rank, 0, gpu, cal)[0].time_s) * 1e6
 
 
 def measured() -> dict[tuple[int, int], float]:

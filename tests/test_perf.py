@@ -268,14 +268,20 @@ def test_router_topk_is_not_charged_twice_where_the_moe_layer_was_measured():
     from dataclasses import replace
 
     from wideep.perf.kernels import moe_kernels
-    from wideep.perf.step import activation_dtype, memory_kernels, moe_local_terms
+    from wideep.perf.step import activation_dtype, memory_kernels, routed_shapes
 
     model, gpu, cal = load_model("deepseek-v3"), load_gpu("gb200"), load_calibration("gb200")
-    assert cal.routes_in_moe_layer("nvfp4", 2 * model.expert_ffn, model.hidden)
     as_gemms = replace(cal, grouped=tuple(replace(c, covers="gemm") for c in cal.grouped))
-    wl = Workload("decode", 64, 2000, 1, precision=Precision("nvfp4"))
-    with_moe_layer, with_gemms = (moe_local_terms(model, gpu, c, wl, 64)[1][0].time_s for c in (cal, as_gemms))
     topk = [k for k in moe_kernels(model, activation_dtype(gpu, "nvfp4")) if k.name == "router_topk"]
-    topk_s = memory_kernels(topk, 64, 0, gpu, cal)[0].time_s
-    assert topk_s > 0
-    assert with_gemms - with_moe_layer == pytest.approx(topk_s)
+    # EP8 (32 local experts, MoE TP1) and TP8 (EP1: 256 local experts, each expert's 1/8): both measured; a
+    # step's layer_kernels hold the top-k of every MoE layer, at the GPU's 64 / tp tokens
+    for ep, tp in ((8, 1), (1, 8)):
+        topk_s = memory_kernels(topk, 64 / tp, 0, gpu, cal)[0].time_s
+        assert topk_s > 0
+        wl = Workload("decode", 64, 2000, tp=tp, precision=Precision("nvfp4"), moe_tp=tp)
+        group = ExpertParallel(ep, 256 // ep, 1 / ep, ZERO, ZERO)
+        gate_up = routed_shapes(model, tp)[0]
+        assert cal.routes_in_moe_layer("nvfp4", gate_up.n, gate_up.k, 256 // ep, tp)
+        with_moe_layer, with_gemms = (term(step_time(model, gpu, c, wl, group), "layer_kernels").time_s
+                                      for c in (cal, as_gemms))
+        assert with_gemms - with_moe_layer == pytest.approx(model.moe_layers * topk_s, rel=1e-6), (ep, tp)

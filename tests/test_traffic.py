@@ -235,6 +235,10 @@ def test_bad_transport_file(tmp_path):
                    else "scale_out_fixed_share = 1.5\n" + text)
     with pytest.raises(Exception, match="scale_out_fixed_share: must lie in"):
         load_transport(str(bad))
+    gather = (catalog.catalog_root() / "topologies/transports/nccl-allgather.toml").read_text()
+    bad.write_text(gather.replace('forward = "direct"', 'forward = "rail"', 1))
+    with pytest.raises(CatalogError, match='forward: an all-gather .* must be "direct"'):
+        load_transport(str(bad))
 
 
 def test_cli_json_and_table():

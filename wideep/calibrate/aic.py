@@ -4,7 +4,8 @@ The PyPI package ``aiconfigurator-core`` (Apache-2.0) ships parquet tables per s
 under ``aiconfigurator_core/systems/data/<system>/``. wideep reads two of them (docs/sources.md, section 4):
 
 - ``moe/<engine>/<version>/moe_perf.parquet``: one rank's routed-expert layer (routing, permute, both grouped
-  GEMMs, activation, unpermute), DeepSeek-V3-shaped rows, balanced routing, ``moe_tp_size`` 1, 2, 4 and 8
+  GEMMs, activation, unpermute), the model's expert shape (DeepSeek-V3's, gpt-oss's, ...; TensorRT-LLM's table
+  by default, vLLM's or SGLang's with ``--aic-engine``), balanced routing, ``moe_tp_size`` 1, 2, 4 and 8
   (each expert's slice), latency in ms,
   ``num_tokens`` counted across the EP group -> ``[[grouped_gemm]]`` curves with ``covers = "moe_layer"``
   (the step model then adds no permute / SiLU / unpermute kernels of its own), less the work the op does on
@@ -168,7 +169,7 @@ def moe_dtypes(gpu: GPU) -> dict[str, str]:
     return {k: v for k, v in DTYPES.items() if v != "mxfp4"} | WEIGHT_ONLY_DTYPES
 
 
-def model_rows(rows: list[dict], model: Model, dtypes: dict[str, str] = DTYPES) -> list[dict]:
+def model_rows(rows: list[dict], model: Model, dtypes: dict[str, str]) -> list[dict]:
     """The rows of ``model``'s expert shape, balanced routing, a dtype wideep reads and a MoE TP size it keeps."""
     return [r for r in rows
             if int(r["hidden_size"]) == model.hidden and int(r["inter_size"]) == model.expert_ffn
@@ -179,8 +180,9 @@ def model_rows(rows: list[dict], model: Model, dtypes: dict[str, str] = DTYPES) 
 
 def grouped_from_moe(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
     """One curve per EP size and MoE tensor-parallel size (``experts`` = local experts, each GEMM the rank's
-    slice, :func:`~wideep.perf.kernels.tp_shard`): m = copies per expert they touch, efficiency = roofline of
-    those experts' GEMMs / the layer's time beyond its fixed time (``fixed_us``, :func:`layer_fixed_s`; a plan
+    slice, :func:`~wideep.perf.kernels.tp_shard`; ``moe_tp`` the slice's MoE TP size where above 1): m = copies
+    per expert touched as a plan estimates them at that many tokens (the even spread), efficiency = roofline of
+    the experts AIC's balanced routing read (:func:`balanced_active`) / the layer's time beyond its fixed time (``fixed_us``, :func:`layer_fixed_s`; a plan
     adds it once per layer), at each token count the fastest kernel's. The layer's time is the measured one
     less the per-token work over the EP group's tokens of the kernel that ran it (:func:`token_work`; a plan
     counts that on each GPU's own tokens, ``layer_kernels``). A row of another engine's table (``borrowed``)

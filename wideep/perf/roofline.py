@@ -185,10 +185,10 @@ class Calibration:
             return None if curve is None else curve.efficiency_at(m)
         return self.between_expert_counts(dtype, n, k, experts, lambda c: self.grouped_efficiency(c, m), moe_tp)
 
-    def routes_in_moe_layer(self, dtype: str, n: int, k: int, moe_tp: int = 1) -> bool:
-        """Whether the grouped curves nearest (n, k) in ``dtype`` timed the whole MoE layer, its router top-k
-        included (``covers = "moe_layer"``)."""
-        curve = self.shape_curve(dtype, n, k, 1, moe_tp)
+    def routes_in_moe_layer(self, dtype: str, n: int, k: int, experts: int, moe_tp: int = 1) -> bool:
+        """Whether the grouped curve nearest (n, k, ``experts`` local experts) in ``dtype`` timed the whole MoE
+        layer, its router top-k included (``covers = "moe_layer"``)."""
+        curve = self.shape_curve(dtype, n, k, experts, moe_tp)
         return curve is not None and curve.covers == "moe_layer"
 
     def layer_fixed_s(self, dtype: str, n: int, k: int, experts: int, moe_tp: int = 1) -> float:

@@ -245,9 +245,12 @@ def moe_layer_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: 
     tensor parallelism, each expert's slice of 1/moe_tp)."""
     group_tokens = layer_tokens(wl, sequences)
     routed, _ = routed_experts(model, gpu, cal, wl, ep, group_tokens / wl.expert_ranks)
-    before, after = remembered(moe_local_terms, model, gpu, cal, wl, sequences)
+    before, kernels, router_topk = remembered(moe_local_terms, model, gpu, cal, wl, sequences)
+    gate_up = routed_shapes(model, wl.moe_tp)[0]
+    if not cal.routes_in_moe_layer(wl.precision.weights, gate_up.n, gate_up.k, ep.slots_per_gpu, wl.moe_tp):
+        kernels = kernels + router_topk  # else the routed experts' curve timed the whole layer, top-k included
     gathered = gathered_outputs(model, gpu, cal, ep, group_tokens / wl.expert_ranks)
-    return before + [routed] + after + gathered + allreduce_term(ep, wl, group_tokens)
+    return before + [routed, total("layer_kernels", kernels)] + gathered + allreduce_term(ep, wl, group_tokens)
 
 
 def gathered_outputs(model: Model, gpu: GPU, cal: Calibration, ep: ExpertParallel, tokens: float) -> list[Term]:
@@ -260,10 +263,10 @@ def gathered_outputs(model: Model, gpu: GPU, cal: Calibration, ep: ExpertParalle
 
 
 def moe_local_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload,
-                    sequences: float) -> tuple[list[Term], list[Term]]:
+                    sequences: float) -> tuple[list[Term], list[Term], list[Term]]:
     """The parts of one MoE layer that do not depend on the EP group: before the routed experts (attention,
-    shared experts) and after them (the router and the kernels around the layer; its top-k not where the
-    routed experts' curves timed the whole MoE layer, which holds it)."""
+    shared experts), the kernels around the layer (the router GEMM among them) and, apart, the router top-k
+    (which a routed-expert curve that timed the whole MoE layer holds: :func:`moe_layer_terms` decides)."""
     group_tokens = layer_tokens(wl, sequences)
     tokens = group_tokens / wl.tp
     act = activation_dtype(gpu, wl.precision.weights)
@@ -272,12 +275,10 @@ def moe_local_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload,
         shapes = ffn_gemms(model.shared_ffn, model.hidden, "shared_experts")
         terms.append(total("shared_experts", sharded_gemms(shapes, group_tokens, wl.precision.dense, gpu, cal, wl.tp)))
     router = GemmShape("router", model.n_experts, model.hidden, "router")
-    gate_up = routed_shapes(model, wl.moe_tp)[0]
-    timed_with_experts = cal.routes_in_moe_layer(wl.precision.weights, gate_up.n, gate_up.k, wl.moe_tp)
-    own = [k for k in moe_kernels(model, act)
-           if k.per == "token" and not (timed_with_experts and k.name == "router_topk")]
-    kernels = memory_kernels(own, tokens, 0, gpu, cal) + [gemm_kernel(router, tokens, "bf16", gpu, cal)]
-    return terms, [total("layer_kernels", kernels)]
+    own = [k for k in moe_kernels(model, act) if k.per == "token"]
+    kernels = memory_kernels([k for k in own if k.name != "router_topk"], tokens, 0, gpu, cal)
+    topk = memory_kernels([k for k in own if k.name == "router_topk"], tokens, 0, gpu, cal)
+    return terms, kernels + [gemm_kernel(router, tokens, "bf16", gpu, cal)], topk
 
 
 _REMEMBERED: dict = {}

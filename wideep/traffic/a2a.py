@@ -2,8 +2,8 @@
 
 Pipeline: placement (phy2log) + routing samples -> destination GPU of every (token, selection)
 (:func:`wideep.slots.layer_slots` under the engine's replica rule when an expert has several copies) -> copies
-per (source, destination) pair as the transport counts them (per selection, per GPU, or per node then per GPU
-through a relay) -> bytes per pair -> bytes per link (:mod:`wideep.traffic.linkload`) -> phase time = max over
+per (source, destination) pair as the transport counts them (per selection, per GPU, per node then per GPU
+through a relay, or every token to every GPU: an all-gather) -> bytes per pair -> bytes per link (:mod:`wideep.traffic.linkload`) -> phase time = max over
 links of bytes / effective bandwidth, plus the transport's fixed cost and the longest wire latency used.
 Rank r holds tokens [r * tokens_per_gpu, (r + 1) * tokens_per_gpu) of the sample
 (:func:`wideep.routing.stats.token_ranks`). Placements are validated by :func:`wideep.slots.validate_phy2log`
@@ -19,7 +19,7 @@ import numpy as np
 
 from wideep.core import units
 from wideep.core.memo import Memo
-from wideep.traffic.copies import KINDS, Group, count_gpus, count_sorted_experts, equal_blocks, everyone, expected_layer, group_of, logical_copies, needed, pair_copies, tally
+from wideep.traffic.copies import KINDS, Group, count_gpus, count_sorted_experts, all_gather_counts, equal_blocks, expected_layer, group_of, logical_copies, needed, pair_copies, tally
 from wideep.core.errors import InputError
 from wideep.traffic.linkload import Routes, routes
 from wideep.specs.model import Model
@@ -342,7 +342,7 @@ def phase_pairs(model: Model, cluster: Cluster, phy2log: np.ndarray, stats: Rout
     if tr.scope == "domain" and group.n_domains > 1:
         raise InputError(f"{tr.id} needs the EP group inside one NVLink domain; EP {ep_size} spans "
                          f"{group.n_domains} domains of {cluster.name}", "--transport")
-    counts = (everyone(stats.layers, ep_size, tokens_per_gpu) if tr.copies == "all" else
+    counts = (all_gather_counts(stats.layers, ep_size, tokens_per_gpu) if tr.copies == "all" else
               layer_counts(model, stats, phy2log, group, tokens_per_gpu, domain_of, needed(tr.copies), seed, rule,
                            dest_gpu))
     copies = pair_copies(counts, tr.copies, tr.forward, group)
@@ -356,10 +356,9 @@ def busiest_sender(counts: dict, tr: Transport, tokens_per_gpu: int, msg: dict) 
     """{phase: bytes the busiest GPU's kernels move, (layers,)}: dispatch the copies of its own tokens, combine
     the copies it received and sends back plus one reduced output per own token; local copies included,
     copies counted per selection (``copies = "selection"``), per GPU of the group (``all``) or else per
-    destination GPU. A relaying
-    transport (``copies = "node"``) whose group spans domains also moves one copy per (token, destination
-    domain), its own domain included, in the first stage (DeepEP's internode kernels: every token passes the
-    RDMA stage, then the forwarders)."""
+    destination GPU. A relaying transport (``copies = "node"``) whose group spans domains also moves one copy
+    per (token, destination domain), its own domain included, in the first stage (DeepEP's internode kernels:
+    every token passes the RDMA stage, then the forwarders)."""
     own = counts[tr.copies if tr.copies in ("selection", "all") else "gpu"]
     sent, received = own.sum(axis=2), own.sum(axis=1)
     if tr.copies == "node" and counts["node"].shape[2] > 1:

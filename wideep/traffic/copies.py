@@ -2,9 +2,9 @@
 
 Three counts per MoE layer, from the destination GPU of every (token, selection):
 ``selection`` (source, destination GPU) one per selection; ``gpu`` one per (token, distinct destination
-GPU); ``node`` (source, destination domain) one per (token, distinct destination domain). A fourth,
-``all`` (:func:`everyone`), needs no routing: every token to every GPU of the group (an all-gather). Dedup keeps
-the first of equal destinations in each token's sorted row (rows come sorted under the default layout;
+GPU); ``node`` (source, destination domain) one per (token, distinct destination domain). A fourth, ``all``
+(:func:`all_gather_counts`), needs no routing: every token to every GPU of the group (an all-gather). Dedup
+keeps the first of equal destinations in each token's sorted row (rows come sorted under the default layout;
 otherwise a vectorised sorting network sorts them); counting is a CSR-to-dense tally.
 :func:`pair_copies` turns them into copies per GPU pair for a transport, relays included.
 """
@@ -207,15 +207,15 @@ def expected_layer(share: np.ndarray, tokens_per_gpu: int, top_k: int, group: Gr
 
 
 def needed(copies: str) -> tuple[str, ...]:
-    """Counts a transport with ``copies`` needs from the routing (``all`` none: :func:`everyone`)."""
-    return {"selection": ("selection",), "gpu": ("gpu",), "node": ("gpu", "node"), "all": ()}[copies]
+    """Counts a transport with ``copies`` (not ``all``: :func:`all_gather_counts`) needs from the routing."""
+    return {"selection": ("selection",), "gpu": ("gpu",), "node": ("gpu", "node")}[copies]
 
 
-def everyone(layers: int, ep: int, tokens_per_gpu: float) -> dict:
+def all_gather_counts(layers: int, ep: int, tokens_per_gpu: float) -> dict:
     """The ``all`` count: each GPU's ``tokens_per_gpu`` to every GPU of the group, its own included,
     shape (layers, ep, ep).
 
-    >>> everyone(1, 2, 3)["all"].tolist()
+    >>> all_gather_counts(1, 2, 3)["all"].tolist()
     [[[3.0, 3.0], [3.0, 3.0]]]
     """
     return {"all": np.full((layers, ep, ep), float(tokens_per_gpu))}

@@ -226,6 +226,9 @@ def load_transport(name: str) -> Transport:
 def _load(path_str: str) -> Transport:
     path = Path(path_str)
     data = check_table(read_file(path), TRANSPORT_FIELDS, path_str)
+    if data["copies"] == "all" and data["forward"] != "direct":
+        raise CatalogError("an all-gather (copies = \"all\") sends straight to every GPU: must be \"direct\"",
+                           path_str, "forward")
     base = Transport(
         id=path.stem, name=data["name"], copies=data["copies"], forward=data["forward"], scope=data["scope"],
         header_bytes={p: data[f"{p}_header_bytes"] for p in PHASES}, sms=data.get("sms", 0),
