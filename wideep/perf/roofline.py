@@ -256,7 +256,7 @@ def calibration_dir() -> Path:
 
 #: Where a calibration table's efficiencies come from (:func:`kernel_origin`), in words.
 ORIGIN_WORDS = {"published": "published kernel benchmarks (DeepGEMM, FlashMLA on H800; default.toml)",
-                "aic": "NVIDIA AIConfigurator's measured engine kernels (TensorRT-LLM's; vLLM's MXFP4 MoE on Hopper)",
+                "aic": "NVIDIA AIConfigurator's measured engine kernels (TensorRT-LLM's, and vLLM's where the file names it)",
                 "measured": "kernels measured by wideep calibrate (PyTorch's GEMMs, a Triton fused MoE)",
                 "given": "a calibration file given with --calibration"}
 
