@@ -182,8 +182,9 @@ def grouped_from_moe(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
     """One curve per EP size and MoE tensor-parallel size (``experts`` = local experts, each GEMM the rank's
     slice, :func:`~wideep.perf.kernels.tp_shard`; ``moe_tp`` the slice's MoE TP size where above 1): m = copies
     per expert touched as a plan estimates them at that many tokens (the even spread), efficiency = roofline of
-    the experts AIC's balanced routing read (:func:`balanced_active`) / the layer's time beyond its fixed time (``fixed_us``, :func:`layer_fixed_s`; a plan
-    adds it once per layer), at each token count the fastest kernel's. The layer's time is the measured one
+    the experts AIC's balanced routing read (:func:`balanced_active`) / the layer's time beyond its fixed time
+    (``fixed_us``, :func:`layer_fixed_s`; a plan adds it once per layer), at each token count the fastest
+    kernel's. The layer's time is the measured one
     less the per-token work over the EP group's tokens of the kernel that ran it (:func:`token_work`; a plan
     counts that on each GPU's own tokens, ``layer_kernels``). A row of another engine's table (``borrowed``)
     counts no faster than its experts' roofline: that harness routes otherwise (AIConfigurator's SGLang rows
@@ -231,7 +232,8 @@ def grouped_from_moe(rows: list[dict], gpu: GPU, model: Model) -> list[dict]:
             curves.append({"shape": f"{g.name}{slice_name}.moe_layer", "n": g.n, "k": g.k,
                            "experts": model.n_experts // ep,
                            "dtype": dt, "m": [p[0] for p in pts], "efficiency": [p[1] for p in pts],
-                           "covers": "moe_layer", "fixed_us": round(fixed_s * 1e6, 2)} | ({"moe_tp": tp} if tp > 1 else {}))
+                           "covers": "moe_layer", "fixed_us": round(fixed_s * 1e6, 2)}
+                          | ({"moe_tp": tp} if tp > 1 else {}))
     return curves
 
 

@@ -3,8 +3,9 @@
 Pipeline: placement (phy2log) + routing samples -> destination GPU of every (token, selection)
 (:func:`wideep.slots.layer_slots` under the engine's replica rule when an expert has several copies) -> copies
 per (source, destination) pair as the transport counts them (per selection, per GPU, per node then per GPU
-through a relay, or every token to every GPU: an all-gather) -> bytes per pair -> bytes per link (:mod:`wideep.traffic.linkload`) -> phase time = max over
-links of bytes / effective bandwidth, plus the transport's fixed cost and the longest wire latency used.
+through a relay, or every token to every GPU: an all-gather) -> bytes per pair -> bytes per link
+(:mod:`wideep.traffic.linkload`) -> phase time = max over links of bytes / effective bandwidth, plus the
+transport's fixed cost and the longest wire latency used.
 Rank r holds tokens [r * tokens_per_gpu, (r + 1) * tokens_per_gpu) of the sample
 (:func:`wideep.routing.stats.token_ranks`). Placements are validated by :func:`wideep.slots.validate_phy2log`
 and read from files by :func:`wideep.placement.files.load_placement`.
