@@ -143,7 +143,7 @@ def fused_curves(rows: list[dict], gpu: GPU, source: str) -> list[dict]:
         floor_s = floors[key[0], key[4]]
         free, bounded = {}, {}
         for i, r in timed:
-            m = round(r["copies"] / r["touched"], 4)
+            m = round(r["copies"] / r["touched"], 4) or r["copies"] / r["touched"]  # never 0: m is read in log
             roof_s = gemm_roofline_s(gpu, r["dtype"], m, r["n"], r["k"], r["touched"])
             (free if r["s"] >= FLOOR_BOUND * floor_s else bounded)[m] = efficiency(
                 roof_s, r["s"], gpu, source, f"fused[{i}]")
