@@ -44,6 +44,7 @@ class Case:
     miss: str = ""  # a held-out case the model misses: by how much and the reading of why (strict xfail)
 
 
+AG = "nccl-allgather"  # TensorRT-LLM DEP and vLLM all-gather layouts: every token to every GPU of the group
 CASES = [
     Case("DeepSeek profile decode, H800 EP128, batch 128, KV 4,096", "LMSYS 2025-05-05, DeepSeek Profile column",
          PlanSpec(topology="dgx-h800", ep=128, batch=128, context=4096, overlap="tbo", redundant=0,
@@ -97,7 +98,7 @@ CASES = [
          "vLLM blog 2026-02-03 (GB200 Part I)",
          PlanSpec(model="deepseek-r1", topology="gb200-nvl72", ep=8, redundant=0, placement="contiguous", batch=1024,
                   context=3000, isl=2000, osl=2000, dtype="nvfp4", attn_dtype="fp8", kv_dtype="fp8", overlap="none",
-                  transport="nccl-allgather"),
+                  transport=AG),
          "decode", 10_108 * 4, gpus_per_node=4),
 ]
 
@@ -155,7 +156,6 @@ LATENCY_CASES = [
 #: and FP8 attention kernel. Routing ``auto`` (the default: DeepSeek's measured popularity, none for gpt-oss); on uniform routing
 #: the DeepSeek cases were 39-77% optimistic, and they land within 25% on SGLang's published DeepSeek-V3
 #: statistics themselves (tests/test_real_routing.py).
-AG = "nccl-allgather"
 THROUGHPUT_CASES = [
     Case("DeepSeek-R1 NVFP4, 8x B200, DEP8, FP8 KV, batch 896", "TensorRT-LLM Best_perf_practice_on_DeepSeek-R1 (B200 max-throughput)",
          PlanSpec(model="deepseek-r1", topology="hgx-b200", ep=8, batch=896, isl=1024, osl=2048, dtype="nvfp4",

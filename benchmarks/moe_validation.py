@@ -22,7 +22,7 @@ from wideep.calibrate.aic import balanced_active
 from wideep.perf.kernels import moe_kernels
 from wideep.perf.memory import Precision
 from wideep.perf.roofline import load_calibration
-from wideep.perf.step import activation_dtype, memory_kernels, routed_experts, routed_shapes
+from wideep.perf.step import activation_dtype, experts_time_router, memory_kernels, routed_experts
 from wideep.perf.workload import CommCurve, ExpertParallel, Workload
 from wideep.specs.hardware import load_gpu
 from wideep.specs.model import load_model
@@ -47,8 +47,7 @@ def predict_us(ep: int, num_tokens: int, calibration: str | None = None, counted
                            touched_slots=touched[1])
     wl = Workload("prefill", 1, 1, 1, precision=Precision("fp8"))
     term, _ = routed_experts(model, gpu, cal, wl, group, per_rank)
-    gate_up = routed_shapes(model, 1)[0]
-    if cal.routes_in_moe_layer("fp8", gate_up.n, gate_up.k, group.slots_per_gpu):
+    if experts_time_router(model, cal, "fp8", group.slots_per_gpu):
         return term.time_s * 1e6
     router_topk = [k for k in moe_kernels(model, activation_dtype(gpu, "fp8")) if k.name == "router_topk"]
     return (term.time_s + memory_kernels(router_topk, per_rank, 0, gpu, cal)[0].time_s) * 1e6

@@ -246,11 +246,17 @@ def moe_layer_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: 
     group_tokens = layer_tokens(wl, sequences)
     routed, _ = routed_experts(model, gpu, cal, wl, ep, group_tokens / wl.expert_ranks)
     before, kernels, router_topk = remembered(moe_local_terms, model, gpu, cal, wl, sequences)
-    gate_up = routed_shapes(model, wl.moe_tp)[0]
-    if not cal.routes_in_moe_layer(wl.precision.weights, gate_up.n, gate_up.k, ep.slots_per_gpu, wl.moe_tp):
-        kernels = kernels + router_topk  # else the routed experts' curve timed the whole layer, top-k included
+    if not experts_time_router(model, cal, wl.precision.weights, ep.slots_per_gpu, wl.moe_tp):
+        kernels = kernels + router_topk
     gathered = gathered_outputs(model, gpu, cal, ep, group_tokens / wl.expert_ranks)
     return before + [routed, total("layer_kernels", kernels)] + gathered + allreduce_term(ep, wl, group_tokens)
+
+
+def experts_time_router(model: Model, cal: Calibration, dt: str, slots_per_gpu: int, moe_tp: int = 1) -> bool:
+    """Whether the routed experts' curve (``slots_per_gpu`` local experts, 1/``moe_tp`` slices, ``dt`` weights)
+    timed the whole MoE layer, router top-k included, so that the layer's own kernels leave the top-k out."""
+    gate_up = routed_shapes(model, moe_tp)[0]
+    return cal.routes_in_moe_layer(dt, gate_up.n, gate_up.k, slots_per_gpu, moe_tp)
 
 
 def gathered_outputs(model: Model, gpu: GPU, cal: Calibration, ep: ExpertParallel, tokens: float) -> list[Term]:
