@@ -8,7 +8,8 @@ For each system it plans every candidate (EP size, MTP, decode batch) and servin
   decode pool over the scale-out NICs, TPOT = the decode step per output token.
 - ``agg``: prefill chunks interleaved with decode on the same GPUs: every decode step also computes the
   prompt tokens its sequences' successors need (batch x output per step x ISL / OSL prompt tokens), which
-  lengthens TPOT by their prefill time; TTFT = the prompt at the same rate behind a decode step.
+  lengthens TPOT by their prefill time (under attention DP, the busiest group's: :mod:`wideep.plan.aggregated`);
+  TTFT = the prompt at the same rate behind a decode step.
 
 Layouts: attention tensor parallelism ``tp`` of :data:`TP_SIZES` inside one NVLink domain, with ``dp = gpus / tp``
 attention groups; an MoE model's experts over EP groups of :data:`EP_SIZES` (a multiple of ``tp``), or, at
@@ -30,6 +31,7 @@ from wideep.perf.cost import usd_per_mtok
 from wideep.perf.roofline import load_calibration
 from wideep.perf.step import check_dtypes
 from wideep.plan import Plan, PlanSpec, plan
+from wideep.plan.aggregated import prefill_in_step_s
 from wideep.plan.deployment import fits_in_memory
 from wideep.plan.disagg import PrefillInstance, Replica, best_replica
 from wideep.specs.model import check_context, load_model
@@ -95,9 +97,8 @@ def point(p: Plan, replica: Replica | None = None) -> dict:
     pools = {"prefill_gpus": 0, "decode_gpus": p.gpus, "prefill_tp": None, "prefill_ep": None,
              "prefill_instances": 0, "decode_instances": 1}
     mode = "agg" if replica is None else "disagg"
-    if replica is None:  # prompts computed inside the decode steps, at the prefill rate of the group
-        extra_s = spec.batch * out_per_step * spec.isl / spec.osl / (pre.tokens_per_s_per_gpu * spec.tp)
-        step_s = dec.step_s + extra_s
+    if replica is None:  # prompts computed inside the decode steps
+        step_s = dec.step_s + prefill_in_step_s(p)
         per_gpu = spec.batch * out_per_step / step_s / spec.tp
         ttft_s = spec.isl / pre.tokens_per_s_per_user + dec.step_s
     else:
