@@ -97,3 +97,16 @@ def test_trtllm_gives_the_context_servers_their_own_options():
     assert "disable_overlap_scheduler" not in generation
     assert "tensor_parallel_size: 8" in context and "num_slots: 264" in context and "max_batch_size" not in context
     assert "disable_overlap_scheduler: true" in context and "num_nextn_predict_layers: 1" in context
+
+
+def test_all_gather_points_launch_without_deepep():
+    """A point on the all-gather: SGLang's data-parallel attention gathers for the experts (no DeepEP, no
+    two-batch overlap), vLLM's allgather_reducescatter backend, TensorRT-LLM's CUTLASS MoE without WIDEEP."""
+    from wideep.report.deploy import deploy
+
+    point = {"mode": "agg", "tp": 1, "ep": 8, "dp": 8, "batch": 256, "mtp": 0, "transport": "nccl-allgather"}
+    texts = deploy(point, "<model>", 256, 8)
+    assert "--ep-size 8" in texts["sglang"] and "deepep" not in texts["sglang"]
+    assert "--enable-two-batch-overlap" not in texts["sglang"]
+    assert "--all2all-backend allgather_reducescatter" in texts["vllm"]
+    assert "backend: CUTLASS" in texts["trtllm"] and "WIDEEP" not in texts["trtllm"]

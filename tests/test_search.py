@@ -9,7 +9,7 @@ import pytest
 from conftest import run_cli
 from wideep.core.errors import InputError
 from wideep.plan import PlanSpec
-from wideep.plan.search import POINT_KEYS, Targets, pareto, search
+from wideep.plan.search import ALLGATHER, POINT_KEYS, Targets, candidates, pareto, search
 
 SPEC = PlanSpec(isl=1024, osl=1024)
 
@@ -147,3 +147,21 @@ def test_a_failing_search_writes_none_of_its_files(tmp_path):
                 "--svg", str(tmp_path / "s.svg"))
     assert r.returncode == 2 and "--svg: nothing to draw: no candidate fits in HBM" in r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_all_gather_layout_is_tried_where_it_sends_no_more_copies_than_the_top_k():
+    """On one NVLink domain, EP <= top_k + 1 and data-parallel attention: each such layout also runs on the
+    all-gather with one micro-batch; nowhere else (DeepSeek top-8: EP8 only; not EP16 and up, not attention TP8)."""
+    specs = candidates(SPEC, "hgx-b200", None)
+    gathered = [s for s in specs if s.transport == ALLGATHER]
+    assert gathered and all(s.ep == 8 and s.tp < 8 and s.overlap == "none" for s in gathered)
+    assert {(s.ep, s.tp, s.mtp, s.batch) for s in gathered} == {(s.ep, s.tp, s.mtp, s.batch) for s in specs
+                                                                 if s.transport is None and s.ep == 8 and s.tp < 8}
+
+
+def test_points_name_their_transports():
+    """Every point names the transport of its decode group and of its prefill (empty where nothing is sent)."""
+    points = search(SPEC, ["hgx-b200"], Targets(), max_gpus=8)["hgx-b200"]["pareto"]
+    names = {q["transport"] for q in points} | {q["prefill_transport"] for q in points}
+    assert names <= {"", "deepep-ll", "deepep-normal", ALLGATHER}
+    assert all(q["transport"] == "" for q in points if q["tp"] >= q["ep"])

@@ -115,13 +115,18 @@ def default_redundant(n_experts: int, ep: int) -> int:
     return ep - n_experts % ep if n_experts % ep else ep
 
 
+def transport_for(spec: PlanSpec, phase: str) -> str:
+    """The transport ``spec``'s MoE layers send with in ``phase``: its own, else DeepSeek's choice for the phase;
+    "" where nothing is dispatched (attention TP spanning the EP group)."""
+    return "" if spec.ep and not spec.dispatches else spec.transport or TRANSPORTS[phase]
+
+
 def objective_basis(spec: PlanSpec, phase: str) -> Basis | None:
     """What a searching placement of ``spec`` is predicted under in ``phase`` (the phase's transport, its dtypes
     and calibration); None for the other algorithms, whose placement depends on none of it."""
     if spec.placement not in SEARCHING:
         return None
-    transport = "" if spec.ep and not spec.dispatches else spec.transport or TRANSPORTS[phase]
-    return Basis(transport, spec.dispatch_dtype, spec.combine_dtype, spec.dtype, spec.calibration)
+    return Basis(transport_for(spec, phase), spec.dispatch_dtype, spec.combine_dtype, spec.dtype, spec.calibration)
 
 
 @lru_cache(maxsize=256)
@@ -311,7 +316,7 @@ def prompt_kv_transfer_s(spec: PlanSpec, model: Model, cluster: Cluster) -> floa
 def ep_for(spec: PlanSpec, model: Model, redundant: int, phase: str) -> ExpertParallel:
     """The EP group as one phase's step sees it: communication times and the step's busiest share, under
     the placement made for that phase (:func:`objective_basis`)."""
-    transport = "" if spec.ep and not spec.dispatches else spec.transport or TRANSPORTS[phase]
+    transport = transport_for(spec, phase)
     basis = objective_basis(spec, phase)
     ep = expert_parallel(model, spec.topology, spec.ep, redundant, spec.routing, spec.placement,
                          transport, spec.dispatch_dtype, spec.combine_dtype, spec.seed, spec.replica_rule, basis)

@@ -25,6 +25,7 @@ class PrefillInstance:
     gpus: int
     tokens_per_s_per_gpu: float  # prompt tokens
     ttft_s: float  # one prompt's prefill and its KV sent to the decode pool
+    transport: str = ""  # its MoE layers' (wideep.traffic.transports), "" where nothing is dispatched
 
 
 @dataclass(frozen=True)

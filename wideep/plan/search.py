@@ -32,7 +32,7 @@ from wideep.perf.roofline import load_calibration
 from wideep.perf.step import check_dtypes
 from wideep.plan import Plan, PlanSpec, plan
 from wideep.plan.aggregated import prefill_in_step_s
-from wideep.plan.deployment import fits_in_memory
+from wideep.plan.deployment import fits_in_memory, transport_for
 from wideep.plan.disagg import PrefillInstance, Replica, best_replica
 from wideep.specs.model import check_context, load_model
 from wideep.specs.topology import load_cluster
@@ -46,6 +46,11 @@ MOE_TP_BATCHES = (1, 2, 4, 8, 16)
 #: MoE TP layouts place experts as the engines launch them (report/deploy.py): in order, no EPLB (and no
 #: redundant copies: wideep.plan.deployment.redundant_of's default there).
 MOE_TP_PLACEMENT = "contiguous"
+#: The one-node all-gather layout (TensorRT-LLM's attention-DP path without one-sided NVLink, vLLM's
+#: ``allgather_reducescatter``): every token to every GPU of the EP group, one micro-batch (the engines overlap
+#: nothing on it). Tried beside DeepEP where the group is one NVLink domain and sends a token to no more GPUs
+#: than its top-k could reach (EP <= top_k + 1: beyond, it always moves more copies than DeepEP).
+ALLGATHER = "nccl-allgather"
 #: Search points in CSV/XLSX: (JSON key, header with units). Order and names are stable.
 COLUMNS = (("system", "system"), ("mode", "mode"), ("tp", "tp"), ("ep", "ep"), ("dp", "dp"),
            ("batch", "batch [sequences/attention group]"), ("mtp", "mtp [draft tokens]"), ("dtype", "dtype"),
@@ -54,10 +59,12 @@ COLUMNS = (("system", "system"), ("mode", "mode"), ("tp", "tp"), ("ep", "ep"), (
            ("ttft_ms", "TTFT [ms]"), ("tpot_ms", "TPOT [ms]"), ("usd_per_mtok", "$/Mtok (ISL/OSL mix)"),
            ("binding", "binding resource"), ("best", "best under targets"), ("moe_tp", "MoE TP [GPUs per expert]"),
            ("prefill_tp", "prefill tp"), ("prefill_ep", "prefill ep"), ("prefill_instances", "prefill instances"),
-           ("decode_instances", "decode instances"))
+           ("decode_instances", "decode instances"), ("transport", "transport"),
+           ("prefill_transport", "prefill transport"))
 POINT_KEYS = ("tp", "ep", "dp", "batch", "mtp", "dtype", "mode", "prefill_gpus", "decode_gpus",
               "tokens_per_s_per_gpu", "tokens_per_s_per_user", "ttft_ms", "tpot_ms", "usd_per_mtok", "binding",
-              "moe_tp", "prefill_tp", "prefill_ep", "prefill_instances", "decode_instances")
+              "moe_tp", "prefill_tp", "prefill_ep", "prefill_instances", "decode_instances", "transport",
+              "prefill_transport")
 
 
 @dataclass(frozen=True)
@@ -95,7 +102,7 @@ def point(p: Plan, replica: Replica | None = None) -> dict:
     dec, pre, spec = p.decode, p.prefill, p.spec
     out_per_step = dec.workload.output_per_sequence
     pools = {"prefill_gpus": 0, "decode_gpus": p.gpus, "prefill_tp": None, "prefill_ep": None,
-             "prefill_instances": 0, "decode_instances": 1}
+             "prefill_instances": 0, "decode_instances": 1, "prefill_transport": transport_for(spec, "prefill")}
     mode = "agg" if replica is None else "disagg"
     if replica is None:  # prompts computed inside the decode steps
         step_s = dec.step_s + prefill_in_step_s(p)
@@ -105,21 +112,24 @@ def point(p: Plan, replica: Replica | None = None) -> dict:
         step_s, per_gpu, ttft_s = dec.step_s, replica.tokens_per_s_per_gpu, replica.prefill.ttft_s
         pools = {"prefill_gpus": replica.prefill_gpus, "decode_gpus": replica.decode_instances * p.gpus,
                  "prefill_tp": replica.prefill.tp, "prefill_ep": replica.prefill.ep,
-                 "prefill_instances": replica.prefill_instances, "decode_instances": replica.decode_instances}
+                 "prefill_instances": replica.prefill_instances, "decode_instances": replica.decode_instances,
+                 "prefill_transport": replica.prefill.transport}
     usd = usd_per_mtok(p.cost.usd_per_gpu_hour, per_gpu * (spec.isl + spec.osl) / spec.osl)  # all tokens
     return {"tp": spec.tp, "ep": spec.ep, "dp": p.dp, "batch": spec.batch, "mtp": spec.mtp, "dtype": spec.dtype,
             "mode": mode, **pools, "tokens_per_s_per_gpu": per_gpu, "tokens_per_s_per_user": out_per_step / step_s,
             "ttft_ms": ttft_s * 1e3, "tpot_ms": step_s / out_per_step * 1e3, "usd_per_mtok": usd,
-            "binding": dec.binding, "moe_tp": p.moe_tp}
+            "binding": dec.binding, "moe_tp": p.moe_tp, "transport": transport_for(spec, "decode")}
 
 
 def prefill_instances(plans: list[Plan]) -> list[PrefillInstance]:
-    """The distinct prefill layouts (tp, ep) of the planned candidates."""
+    """The distinct prefill layouts (tp, ep, transport) of the planned candidates."""
     layouts = {}
     for p in plans:
         ttft_s = p.spec.isl / p.prefill.tokens_per_s_per_user + p.kv_transfer_s
-        layouts.setdefault((p.spec.tp, p.spec.ep), PrefillInstance(p.spec.tp, p.spec.ep, p.gpus,
-                                                                   p.prefill.tokens_per_s_per_gpu, ttft_s))
+        transport = transport_for(p.spec, "prefill")
+        layouts.setdefault((p.spec.tp, p.spec.ep, transport),
+                           PrefillInstance(p.spec.tp, p.spec.ep, p.gpus, p.prefill.tokens_per_s_per_gpu, ttft_s,
+                                           transport))
     return list(layouts.values())
 
 
@@ -142,9 +152,12 @@ def candidates(spec: PlanSpec, topology: str, max_gpus: int | None) -> list[Plan
                if not model.is_moe or ep % tp == 0]
     if model.is_moe:  # MoE tensor parallelism in the widest attention group: the latency layout, small batches
         layouts += [(ep, tps[-1], MOE_TP_BATCHES) for ep in MOE_TP_EP_SIZES if ep < tps[-1]]
-    return [replace(spec, topology=topology, ep=ep, tp=tp, gpus=None if model.is_moe else tp, mtp=mtp, batch=b,
-                    redundant=None, placement=MOE_TP_PLACEMENT if ep < tp else spec.placement)
-            for ep, tp, batches in layouts for mtp in mtps for b in batches]
+    specs = [replace(spec, topology=topology, ep=ep, tp=tp, gpus=None if model.is_moe else tp, mtp=mtp, batch=b,
+                     redundant=None, placement=MOE_TP_PLACEMENT if ep < tp else spec.placement)
+             for ep, tp, batches in layouts for mtp in mtps for b in batches]
+    domain = domain_gpus(topology)
+    return specs + [replace(s, transport=ALLGATHER, overlap="none") for s in specs
+                    if model.is_moe and s.dispatches and s.ep <= min(domain, model.top_k + 1)]
 
 
 def pareto(points: list[dict]) -> list[dict]:

@@ -31,8 +31,11 @@ def sglang(point: dict, model_path: str, redundant: int, placement_file: str | N
     else:
         mode = {"disagg": "low_latency", "prefill": "normal"}.get(point["mode"], "auto")
         args.append(f"--tp {ep} --dp {dp} --enable-dp-attention" if dp > 1 else f"--tp {ep}")
-        args += [f"--moe-a2a-backend deepep --deepep-mode {mode}", f"--ep-num-redundant-experts {redundant}",
-                 "--enable-two-batch-overlap"]
+        if gathers(point):  # no DeepEP: the data-parallel attention groups gather their tokens for the experts
+            args += [f"--ep-size {ep}", f"--ep-num-redundant-experts {redundant}"]
+        else:
+            args += [f"--moe-a2a-backend deepep --deepep-mode {mode}", f"--ep-num-redundant-experts {redundant}",
+                     "--enable-two-batch-overlap"]
         if placement_file:
             args.append(f"--init-expert-location {placement_file}")
     if point["mode"] != "prefill":  # decode steps run under CUDA graphs up to the batch
@@ -49,14 +52,21 @@ def prefill_point(point: dict) -> dict:
     """The prefill instance of a ``disagg`` point, as a point of mode ``prefill`` (its MTP too: SGLang's prefill
     server runs the draft model that the decode server's first step reads)."""
     tp, ep = point["prefill_tp"], point["prefill_ep"]
-    return {"tp": tp, "ep": ep, "dp": max(tp, ep) // tp, "batch": None, "mtp": point["mtp"], "mode": "prefill"}
+    return {"tp": tp, "ep": ep, "dp": max(tp, ep) // tp, "batch": None, "mtp": point["mtp"], "mode": "prefill",
+            "transport": point.get("prefill_transport", "")}
+
+
+def gathers(point: dict) -> bool:
+    """Whether the point's MoE layers move tokens by NCCL all-gather / reduce-scatter instead of DeepEP."""
+    return point.get("transport") == "nccl-allgather"
 
 
 def vllm(point: dict, model_path: str, redundant: int) -> str:
     args = [f"vllm serve {model_path}", f"--tensor-parallel-size {point['tp']} --data-parallel-size {point['dp']}"]
     if point["tp"] <= point["ep"] > 1:
         eplb = json.dumps({"num_redundant_experts": redundant})
-        backend = "deepep_high_throughput" if point["mode"] == "prefill" else "deepep_low_latency"
+        backend = ("allgather_reducescatter" if gathers(point) else
+                   "deepep_high_throughput" if point["mode"] == "prefill" else "deepep_low_latency")
         args += ["--enable-expert-parallel", f"--all2all-backend {backend}", f"--enable-eplb --eplb-config '{eplb}'"]
     if point["mode"] != "prefill":
         args.append(f"--max-num-seqs {point['batch']}")
@@ -83,7 +93,10 @@ def trtllm(point: dict, n_experts: int, redundant: int) -> str:
                  f"enable_attention_dp: {'true' if tp == 1 else 'false'}"
                  + ("" if tp in (1, ep) else f"   # attention TP{tp} x DP{dp} has no TensorRT-LLM equivalent: "
                                                 "it runs attention data-parallel or TP over all ranks"),
-                 *batch, "moe_config:", "  backend: WIDEEP", "  load_balancer:", f"    num_slots: {n_experts + redundant}"]
+                 *batch, "moe_config:"]
+        lines += (["  backend: CUTLASS   # one node without one-sided NVLink: NCCL all-gather / reduce-scatter"]
+                  if gathers(point) else
+                  ["  backend: WIDEEP", "  load_balancer:", f"    num_slots: {n_experts + redundant}"])
     if point["mode"] in ("disagg", "prefill"):  # a worker of `trtllm-serve disaggregated`
         lines += ["cache_transceiver_config:", "  backend: DEFAULT"]
     if point["mode"] == "prefill":  # context servers run without the overlap scheduler
