@@ -100,6 +100,26 @@ CASES = [
                   context=3000, isl=2000, osl=2000, dtype="nvfp4", attn_dtype="fp8", kv_dtype="fp8", overlap="none",
                   transport=AG),
          "decode", 10_108 * 4, gpus_per_node=4),
+    # Kimi K2 on 128 H200 (LMSYS 2025-07-20, "Deploying Kimi K2 ... on 128 H200 GPUs"; flags in sgl-project/ome
+    # config/runtimes/srt/kimi-k2-pd-rt.yaml): Kimi-K2-Instruct FP8, 2,000-token inputs and 100 outputs, one
+    # prefill instance of 4 nodes (EP32, DeepEP normal, two-batch overlap; tokens per step not published: wideep's
+    # default 8,192 per GPU, 16,384 reads -9%) and one decode instance of 12 nodes (EP96, 96 redundant experts,
+    # DeepEP low-latency, two-batch overlap, decode batch 480 per GPU, mean KV 2,050). July 2025: DeepEP's
+    # low-latency kernels used NVLink inside a node by then (deepep-ll; the pure-RDMA ones read -5.3%).
+    Case("SGLang decode, Kimi K2, H200 EP96, 96 redundant, 480 sequences/GPU, KV 2,050", "LMSYS 2025-07-20 (Kimi K2)",
+         PlanSpec(model="kimi-k2", topology="hgx-h200", ep=96, redundant=96, batch=480, context=2050, isl=2000,
+                  osl=100, overlap="tbo"), "decode", 288_000 / 12),
+    Case("SGLang prefill, Kimi K2, H200 EP32, 2K prompts", "LMSYS 2025-07-20 (Kimi K2)",
+         PlanSpec(model="kimi-k2", topology="hgx-h200", ep=32, isl=2000, osl=100, overlap="tbo"), "prefill",
+         224_000 / 4),
+    # Long-context decode (LMSYS 2025-07-17, "Accelerating SGLang with Multiple Token Prediction", case study 1;
+    # flags in sgl-project/sglang issue 7998): DeepSeek-V3-0324 FP8 on two H200 nodes, attention DP16 x EP16 with
+    # 32 redundant experts, DeepEP low-latency, 2 sequences per GPU at ISL 65,536 / OSL 4,096 (mean KV 67,584),
+    # no MTP, with SGLang's CPU overlap scheduler (its run without it, 51.0 per GPU, also holds the host time
+    # between steps, which wideep does not model).
+    Case("SGLang decode, DeepSeek-V3, H200 EP16, 2 sequences/GPU, KV 67,584", "LMSYS 2025-07-17 (MTP, case 1)",
+         PlanSpec(model="deepseek-v3", topology="hgx-h200", ep=16, redundant=32, batch=2, context=67_584,
+                  isl=65_536, osl=4_096), "decode", 60.4 * 8),
 ]
 
 
