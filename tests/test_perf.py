@@ -116,6 +116,17 @@ def test_overlap_modes():
     assert single.micro_batches == 1  # one sequence cannot be split
 
 
+def test_auto_overlap_does_not_split_a_batch_behind_an_all_gather():
+    """Where two micro-batches pay (communication in proportion to the tokens), ``auto`` splits the batch,
+    except behind an all-gather, which no engine splits; ``tbo`` still does as told."""
+    tokens = tuple(float(2 ** i) for i in range(12))
+    comm = CommCurve(tokens, tuple(1e-7 * t for t in tokens), (0.0,) * 12, (0.0,) * 12)
+    deepep, gathered = ep2(0.5, comm, comm), replace(ep2(0.5, comm, comm), gathers=True)
+    plan = {(o, ep.gathers): step_time(tiny_model(), round_gpu(), PERFECT, decode(64, overlap=o), ep).micro_batches
+            for o in ("auto", "tbo") for ep in (deepep, gathered)}
+    assert plan == {("auto", False): 2, ("auto", True): 1, ("tbo", False): 2, ("tbo", True): 2}
+
+
 def test_mtp_throughput():
     wl = decode(4, mtp=1, acceptance=0.8)
     r = step_time(tiny_model(), round_gpu(), PERFECT, wl, ep2())

@@ -259,7 +259,7 @@ PLAN_OPTIONS: dict[str, tuple[Any, Any]] = dict(
     kv_dtype=(str, typer.Option(SPEC.kv_dtype, "--kv-dtype", help=KV_HELP)),
     dispatch_dtype=(str, typer.Option(SPEC.dispatch_dtype, "--dispatch-dtype", help="Dispatch payload dtype.")),
     combine_dtype=(str, typer.Option(SPEC.combine_dtype, "--combine-dtype", help="Combine payload dtype.")),
-    overlap=(str, typer.Option(SPEC.overlap, "--overlap", help="tbo (two micro-batches), none, or auto (the faster).")),
+    overlap=(str, typer.Option(SPEC.overlap, "--overlap", help="tbo (two micro-batches), none, or auto (the faster; none on the all-gather).")),
     mtp=(int, typer.Option(SPEC.mtp, "--mtp", help="MTP draft tokens per step (speculative decoding), 0 to 8.")),
     acceptance=(float, typer.Option(SPEC.acceptance, "--acceptance", help="Acceptance rate of each draft token.")),
     redundant=(Optional[int],

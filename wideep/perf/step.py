@@ -375,7 +375,7 @@ def step_time(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: Expert
     """
     check_dtypes(gpu, wl.precision)
     splittable = wl.phase == "prefill" or wl.batch >= 2
-    if wl.overlap == "none" or not splittable:
+    if wl.overlap == "none" or not splittable or (wl.overlap == "auto" and ep.gathers):  # no engine splits those
         return schedule(model, gpu, cal, wl, ep, 1)
     if wl.overlap == "tbo":
         return schedule(model, gpu, cal, wl, ep, 2)

@@ -40,7 +40,8 @@ class Workload:
         Speculative decoding: draft tokens per step and the acceptance rate of each.
     overlap : str
         ``tbo`` (two micro-batches), ``none`` (one), or ``auto`` (the faster of the two, as an engine
-        that enables two-batch overlap only where it pays would run; batch 1 cannot be split).
+        that enables two-batch overlap only where it pays would run; batch 1 cannot be split, and no engine
+        splits a batch whose tokens move by all-gather).
     tp : int
         Attention tensor parallelism: GPUs of one attention group (1: data-parallel attention).
     moe_tp : int

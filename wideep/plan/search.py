@@ -47,8 +47,8 @@ MOE_TP_BATCHES = (1, 2, 4, 8, 16)
 #: redundant copies: wideep.plan.deployment.redundant_of's default there).
 MOE_TP_PLACEMENT = "contiguous"
 #: The one-node all-gather layout (TensorRT-LLM's attention-DP path without one-sided NVLink, vLLM's
-#: ``allgather_reducescatter``): every token to every GPU of the EP group, one micro-batch (the engines overlap
-#: nothing on it). Tried beside DeepEP where the group is one NVLink domain and sends a token to no more GPUs
+#: ``allgather_reducescatter``): every token to every GPU of the EP group, one micro-batch (``auto`` overlap
+#: does not split it). Tried beside DeepEP where the group is one NVLink domain and sends a token to no more GPUs
 #: than its top-k could reach (EP <= top_k + 1: beyond, it always moves more copies than DeepEP).
 ALLGATHER = "nccl-allgather"
 #: Search points in CSV/XLSX: (JSON key, header with units). Order and names are stable.
@@ -156,7 +156,7 @@ def candidates(spec: PlanSpec, topology: str, max_gpus: int | None) -> list[Plan
                      redundant=None, placement=MOE_TP_PLACEMENT if ep < tp else spec.placement)
              for ep, tp, batches in layouts for mtp in mtps for b in batches]
     domain = domain_gpus(topology)
-    return specs + [replace(s, transport=ALLGATHER, overlap="none") for s in specs
+    return specs + [replace(s, transport=ALLGATHER) for s in specs
                     if model.is_moe and s.dispatches and s.ep <= min(domain, model.top_k + 1)]
 
 
