@@ -28,6 +28,7 @@ from dataclasses import replace
 from wideep.core.errors import InputError
 from wideep.perf.roofline import load_calibration
 from wideep.plan import PlanSpec, plan
+from wideep.plan.search import ALLGATHER, point
 
 GPUS_PER_NODE = 8
 
@@ -44,7 +45,7 @@ class Case:
     miss: str = ""  # a held-out case the model misses: by how much and the reading of why (strict xfail)
 
 
-AG = "nccl-allgather"  # TensorRT-LLM DEP and vLLM all-gather layouts: every token to every GPU of the group
+AG = ALLGATHER  # TensorRT-LLM DEP and vLLM all-gather layouts: every token to every GPU of the group
 CASES = [
     Case("DeepSeek profile decode, H800 EP128, batch 128, KV 4,096", "LMSYS 2025-05-05, DeepSeek Profile column",
          PlanSpec(topology="dgx-h800", ep=128, batch=128, context=4096, overlap="tbo", redundant=0,
@@ -191,8 +192,6 @@ THROUGHPUT_CASES = [
 
 def per_gpu_aggregated(case: Case, routing: str | None = None, calibration: str | None = None) -> float:
     """Predicted output tokens/s per GPU of a throughput case (aggregated serving), on ``routing`` if given."""
-    from wideep.plan.search import point
-
     spec = spec_of(case, calibration)
     return point(plan(replace(spec, routing=routing) if routing else spec))["tokens_per_s_per_gpu"]
 

@@ -110,3 +110,15 @@ def test_all_gather_points_launch_without_deepep():
     assert "--enable-two-batch-overlap" not in texts["sglang"]
     assert "--all2all-backend allgather_reducescatter" in texts["vllm"]
     assert "backend: CUTLASS" in texts["trtllm"] and "WIDEEP" not in texts["trtllm"]
+
+
+def test_a_disaggregated_point_launches_each_pool_on_its_own_transport():
+    """Decode on the all-gather, prefill on DeepEP normal: each pool's flags follow its own transport."""
+    from wideep.report.deploy import deploy
+
+    point = {"mode": "disagg", "tp": 1, "ep": 8, "dp": 8, "batch": 256, "mtp": 0, "prefill_tp": 1, "prefill_ep": 8,
+             "prefill_instances": 1, "decode_instances": 2, "transport": "nccl-allgather",
+             "prefill_transport": "deepep-normal"}
+    decode, prefill = deploy(point, "<model>", 256, 8, prefill_redundant=8)["vllm"].split("\n# with ")
+    assert "allgather_reducescatter" in decode and "--enable-eplb" not in decode
+    assert "deepep_high_throughput" in prefill and "--enable-eplb" in prefill

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -149,19 +150,31 @@ def test_a_failing_search_writes_none_of_its_files(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_all_gather_layout_is_tried_where_it_sends_no_more_copies_than_the_top_k():
-    """On one NVLink domain, EP <= top_k + 1 and data-parallel attention: each such layout also runs on the
-    all-gather; nowhere else (DeepSeek top-8: EP8 only; not EP16 and up, not attention TP8)."""
-    specs = candidates(SPEC, "hgx-b200", None)
+@pytest.mark.parametrize("topology", ["hgx-b200", "gb200-nvl72"])
+def test_the_all_gather_layout_is_tried_where_it_sends_no_more_copies_than_the_top_k(topology):
+    """On one NVLink domain, EP <= top_k + 1 and data-parallel attention: each such layout is also planned on the
+    all-gather, experts in order without copies; nowhere else (DeepSeek top-8: EP8 only, though NVL72's domain
+    holds EP16-72; not attention TP8)."""
+    specs = candidates(SPEC, topology, None)
     gathered = [s for s in specs if s.transport == ALLGATHER]
     assert gathered and all(s.ep == 8 and s.tp < 8 for s in gathered)
+    assert all(s.placement == "contiguous" and s.redundant == 0 for s in gathered)
     assert {(s.ep, s.tp, s.mtp, s.batch) for s in gathered} == {(s.ep, s.tp, s.mtp, s.batch) for s in specs
                                                                  if s.transport is None and s.ep == 8 and s.tp < 8}
+    assert max(s.ep for s in specs) > 8
+
+
+def test_a_transport_the_caller_chose_stands():
+    assert {s.transport for s in candidates(replace(SPEC, transport="deepep-ll"), "hgx-b200", None)} == {"deepep-ll"}
 
 
 def test_points_name_their_transports():
-    """Every point names the transport of its decode group and of its prefill (empty where nothing is sent)."""
-    points = search(SPEC, ["hgx-b200"], Targets(), max_gpus=8)["hgx-b200"]["pareto"]
-    names = {q["transport"] for q in points} | {q["prefill_transport"] for q in points}
-    assert names <= {"", "deepep-ll", "deepep-normal", ALLGATHER}
+    """Every point names the transport of its decode group and of its prefill (empty where nothing is sent); an
+    aggregated point's two are of one kind."""
+    points = search(replace(SPEC, model="deepseek-r1", dtype="nvfp4"), ["hgx-b200"], Targets(), max_gpus=8,
+                    mode="agg")["hgx-b200"]["pareto"]
+    assert {q["transport"] for q in points} <= {"", "deepep-ll", ALLGATHER}
     assert all(q["transport"] == "" for q in points if q["tp"] >= q["ep"])
+    assert any(q["transport"] == ALLGATHER for q in points)  # on B200 it reaches the aggregated front
+    for q in points:
+        assert (q["transport"] == ALLGATHER) == (q["prefill_transport"] == ALLGATHER)

@@ -117,7 +117,7 @@ def default_redundant(n_experts: int, ep: int) -> int:
 
 def transport_for(spec: PlanSpec, phase: str) -> str:
     """The transport ``spec``'s MoE layers send with in ``phase``: its own, else DeepSeek's choice for the phase;
-    "" where nothing is dispatched (attention TP spanning the EP group)."""
+    "" where a resolved EP group dispatches nothing (attention TP spanning it)."""
     return "" if spec.ep and not spec.dispatches else spec.transport or TRANSPORTS[phase]
 
 

@@ -46,10 +46,12 @@ MOE_TP_BATCHES = (1, 2, 4, 8, 16)
 #: MoE TP layouts place experts as the engines launch them (report/deploy.py): in order, no EPLB (and no
 #: redundant copies: wideep.plan.deployment.redundant_of's default there).
 MOE_TP_PLACEMENT = "contiguous"
-#: The one-node all-gather layout (TensorRT-LLM's attention-DP path without one-sided NVLink, vLLM's
+#: The all-gather layout (TensorRT-LLM's attention-DP path without its one-sided NVLink kernels, vLLM's
 #: ``allgather_reducescatter``): every token to every GPU of the EP group, one micro-batch (``auto`` overlap
-#: does not split it). Tried beside DeepEP where the group is one NVLink domain and sends a token to no more GPUs
-#: than its top-k could reach (EP <= top_k + 1: beyond, it always moves more copies than DeepEP).
+#: does not split it), experts in order without redundant copies (TensorRT-LLM balances experts only with its
+#: WIDEEP backend). Tried beside DeepEP where the group is one NVLink domain and sends a token to no more GPUs
+#: than its top-k could reach (EP <= top_k + 1: beyond, it always moves more copies than DeepEP). The EP sizes
+#: searched start at 8, so a model routing to fewer than 7 experts (gpt-oss: 4) is never tried on it.
 ALLGATHER = "nccl-allgather"
 #: Search points in CSV/XLSX: (JSON key, header with units). Order and names are stable.
 COLUMNS = (("system", "system"), ("mode", "mode"), ("tp", "tp"), ("ep", "ep"), ("dp", "dp"),
@@ -155,9 +157,11 @@ def candidates(spec: PlanSpec, topology: str, max_gpus: int | None) -> list[Plan
     specs = [replace(spec, topology=topology, ep=ep, tp=tp, gpus=None if model.is_moe else tp, mtp=mtp, batch=b,
                      redundant=None, placement=MOE_TP_PLACEMENT if ep < tp else spec.placement)
              for ep, tp, batches in layouts for mtp in mtps for b in batches]
-    domain = domain_gpus(topology)
-    return specs + [replace(s, transport=ALLGATHER) for s in specs
-                    if model.is_moe and s.dispatches and s.ep <= min(domain, model.top_k + 1)]
+    if spec.transport is not None or not model.is_moe:  # the caller's transport stands
+        return specs
+    widest = min(domain_gpus(topology), model.top_k + 1)
+    return specs + [replace(s, transport=ALLGATHER, placement=MOE_TP_PLACEMENT, redundant=0) for s in specs
+                    if s.dispatches and s.ep <= widest]
 
 
 def pareto(points: list[dict]) -> list[dict]:

@@ -2,8 +2,11 @@
 
 The layout: attention tensor-parallel over ``tp`` GPUs with ``dp = ep / tp`` attention groups (data-parallel
 attention when ``dp`` > 1), expert parallelism over the EP group for the MoE layers, DeepEP low-latency
-kernels for decode and normal kernels for prefill, two-batch overlap, and MTP where the point uses it; a
-dense model runs tensor-parallel alone. With ``ep`` below ``tp`` the MoE layers run inside the attention group,
+kernels for decode and normal kernels for prefill, two-batch overlap and redundant experts, and MTP where the
+point uses it; a point on the all-gather (``transport`` nccl-allgather) runs without DeepEP, two-batch overlap
+or redundant experts (SGLang's data-parallel attention gathering for ``--ep-size``, vLLM's
+``allgather_reducescatter``, TensorRT-LLM's CUTLASS MoE without WIDEEP); a dense model runs tensor-parallel
+alone. With ``ep`` below ``tp`` the MoE layers run inside the attention group,
 experts over ``ep`` ranks and split ``tp / ep`` ways (SGLang ``--ep-size``, TensorRT-LLM
 ``moe_expert_parallel_size`` and ``moe_tensor_parallel_size``; vLLM has no such mix). Sources: SGLang "Expert Parallelism" and server-argument docs
 (``--tp``, ``--dp`` with ``--enable-dp-attention``: attention TP = tp / dp; ``--moe-a2a-backend deepep``,
@@ -20,6 +23,8 @@ from __future__ import annotations
 
 import json
 
+from wideep.plan.search import ALLGATHER
+
 
 def sglang(point: dict, model_path: str, redundant: int, placement_file: str | None = None) -> str:
     tp, ep, dp, mtp = point["tp"], point["ep"], point["dp"], point["mtp"]
@@ -32,12 +37,12 @@ def sglang(point: dict, model_path: str, redundant: int, placement_file: str | N
         mode = {"disagg": "low_latency", "prefill": "normal"}.get(point["mode"], "auto")
         args.append(f"--tp {ep} --dp {dp} --enable-dp-attention" if dp > 1 else f"--tp {ep}")
         if gathers(point):  # no DeepEP: the data-parallel attention groups gather their tokens for the experts
-            args += [f"--ep-size {ep}", f"--ep-num-redundant-experts {redundant}"]
+            args.append(f"--ep-size {ep}")
         else:
             args += [f"--moe-a2a-backend deepep --deepep-mode {mode}", f"--ep-num-redundant-experts {redundant}",
                      "--enable-two-batch-overlap"]
-        if placement_file:
-            args.append(f"--init-expert-location {placement_file}")
+            if placement_file:
+                args.append(f"--init-expert-location {placement_file}")
     if point["mode"] != "prefill":  # decode steps run under CUDA graphs up to the batch
         args.append(f"--cuda-graph-max-bs {point['batch']}")
     if mtp:
@@ -57,16 +62,18 @@ def prefill_point(point: dict) -> dict:
 
 
 def gathers(point: dict) -> bool:
-    """Whether the point's MoE layers move tokens by NCCL all-gather / reduce-scatter instead of DeepEP."""
-    return point.get("transport") == "nccl-allgather"
+    """Whether the point's MoE layers move tokens by NCCL all-gather / reduce-scatter instead of DeepEP (experts
+    in order then, no redundant copies)."""
+    return point.get("transport") == ALLGATHER
 
 
 def vllm(point: dict, model_path: str, redundant: int) -> str:
     args = [f"vllm serve {model_path}", f"--tensor-parallel-size {point['tp']} --data-parallel-size {point['dp']}"]
-    if point["tp"] <= point["ep"] > 1:
+    if point["tp"] <= point["ep"] > 1 and gathers(point):
+        args += ["--enable-expert-parallel", "--all2all-backend allgather_reducescatter"]
+    elif point["tp"] <= point["ep"] > 1:
         eplb = json.dumps({"num_redundant_experts": redundant})
-        backend = ("allgather_reducescatter" if gathers(point) else
-                   "deepep_high_throughput" if point["mode"] == "prefill" else "deepep_low_latency")
+        backend = "deepep_high_throughput" if point["mode"] == "prefill" else "deepep_low_latency"
         args += ["--enable-expert-parallel", f"--all2all-backend {backend}", f"--enable-eplb --eplb-config '{eplb}'"]
     if point["mode"] != "prefill":
         args.append(f"--max-num-seqs {point['batch']}")
@@ -94,7 +101,7 @@ def trtllm(point: dict, n_experts: int, redundant: int) -> str:
                  + ("" if tp in (1, ep) else f"   # attention TP{tp} x DP{dp} has no TensorRT-LLM equivalent: "
                                                 "it runs attention data-parallel or TP over all ranks"),
                  *batch, "moe_config:"]
-        lines += (["  backend: CUTLASS   # one node without one-sided NVLink: NCCL all-gather / reduce-scatter"]
+        lines += (["  backend: CUTLASS   # NCCL all-gather / reduce-scatter around the experts, no load balancer"]
                   if gathers(point) else
                   ["  backend: WIDEEP", "  load_balancer:", f"    num_slots: {n_experts + redundant}"])
     if point["mode"] in ("disagg", "prefill"):  # a worker of `trtllm-serve disaggregated`
