@@ -125,6 +125,9 @@ def test_auto_overlap_does_not_split_a_batch_behind_an_all_gather():
     plan = {(o, ep.gathers): step_time(tiny_model(), round_gpu(), PERFECT, decode(64, overlap=o), ep).micro_batches
             for o in ("auto", "tbo") for ep in (deepep, gathered)}
     assert plan == {("auto", False): 2, ("auto", True): 1, ("tbo", False): 2, ("tbo", True): 2}
+    prefill = Workload("prefill", 1, 100, 64, precision=BF16, overlap="auto")
+    assert [step_time(tiny_model(), round_gpu(), PERFECT, prefill, ep).micro_batches for ep in (deepep, gathered)] \
+        == [2, 1]
 
 
 def test_mtp_throughput():
