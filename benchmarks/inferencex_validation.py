@@ -35,7 +35,10 @@ DATA = (("deepseek-r1", FOLDER / "inferencex_points.csv"), ("deepseek-r1", FOLDE
 TOPOLOGY = {"h100": "hgx-h100", "h200": "hgx-h200", "b200": "hgx-b200", "b300": "hgx-b300"}
 HOPPER = ("h100", "h200")
 LENGTH_MEAN = 0.9  # lengths uniform in [0.8 L, L]
-ALLGATHER = "nccl-allgather"  # TensorRT-LLM's attention DP on one node: all-gather / reduce-scatter around the experts
+#: TensorRT-LLM's attention-DP points with EP > 1: its launch script forces the MNNVL one-sided all-to-all
+#: (TRTLLM_FORCE_ALLTOALL_METHOD=MNNVL, "mnnvlthroughput") and balances prompts over the attention groups
+#: (attention_dp_config.enable_balance); InferenceX commit d55c7962, benchmarks/gptoss_fp4_b200_trt_slurm.sh.
+ONESIDED = "nvlink-onesided"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +75,8 @@ class Point:
                         dtype=self.dtype, attn_dtype="bf16" if fp4 else None,
                         kv_dtype="bf16" if self.gpu in HOPPER else "fp8",
                         redundant=0, placement="contiguous", overlap="none",
-                        transport=ALLGATHER if self.dp_attention and self.engine == "trtllm" else None)
+                        **({"transport": ONESIDED, "balanced_prompts": True}
+                           if self.dp_attention and self.engine == "trtllm" else {}))
 
 
 def points() -> list[Point]:

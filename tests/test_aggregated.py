@@ -62,3 +62,17 @@ def test_deepep_communication_waits_for_the_busiest_sender():
     assert spread >= 0 and attention > prompt_parts_s(p, GATHERED_TERMS)[0]
     busiest = busiest_arrivals(384, 1 / 2048, 8)
     assert prefill_in_step_s(p) == pytest.approx(attention * busiest + spread * 384 / 2048, rel=1e-12)
+
+
+def test_balanced_prompts_read_the_mean():
+    """An engine that holds prompts back until every group has one (TensorRT-LLM's enable_balance): the mean."""
+    p = plan(replace(DEP8, balanced_prompts=True))
+    assert prefill_in_step_s(p) == pytest.approx(384 / 2048 * sum(prompt_parts_s(p, GATHERED_TERMS)), rel=1e-12)
+    assert prefill_in_step_s(p) < prefill_in_step_s(plan(DEP8))
+
+
+def test_balanced_prompts_must_be_a_bool():
+    from wideep.core.errors import InputError
+
+    with pytest.raises(InputError, match="true or false"):
+        PlanSpec(balanced_prompts="yes")

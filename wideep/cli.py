@@ -390,6 +390,9 @@ def search_cmd(topology: List[str] = typer.Option(..., "--topology", help="Syste
                xlsx: Optional[str] = typer.Option(None, "--xlsx", help="The same rows as XLSX (openpyxl)."),
                svg: Optional[str] = typer.Option(None, "--svg", help="Draw each system's Pareto front."),
                calibration: Optional[str] = typer.Option(None, "--calibration", help=CALIBRATION_HELP),
+               balanced_prompts: bool = typer.Option(
+                   False, "--balanced-prompts", help="Aggregated serving: the engine holds prompts back until every "
+                   "attention group has one (TensorRT-LLM's attention_dp_config.enable_balance)."),
                html: Optional[str] = HTML,
                as_json: bool = JSON) -> None:
     """Cheapest configuration per system meeting TPOT/TTFT targets at ISL/OSL, and its Pareto front."""
@@ -407,7 +410,8 @@ def search_cmd(topology: List[str] = typer.Option(..., "--topology", help="Syste
     if xlsx is not None:
         report.xlsx_module()  # before anything is written
     default_dtype, per_system = split_dtypes(dtype or [], topology)
-    spec = PlanSpec(model=model, isl=isl, osl=osl, dtype=default_dtype, calibration=calibration)
+    spec = PlanSpec(model=model, isl=isl, osl=osl, dtype=default_dtype, calibration=calibration,
+                    balanced_prompts=balanced_prompts)
     result = search(spec, topology, targets, mode, gpus, per_system)
     add_deploy(result, model)
     if svg is not None:  # first: the one output that can still fail (nothing to draw)

@@ -63,6 +63,9 @@ class PlanSpec:
     price_scenario: str | None = None
     calibration: str | None = None
     seed: int = 0
+    # aggregated serving: the engine holds prompts back until every attention group has one (TensorRT-LLM's
+    # attention_dp_config.enable_balance), so every group's prompts count at the mean (wideep.plan.aggregated)
+    balanced_prompts: bool = False
 
     def __post_init__(self) -> None:
         """Wrong types, and sizes and fractions out of range, raise at once, before any model or module behind a
@@ -81,6 +84,8 @@ class PlanSpec:
                 check_option(option, value)
         check_fraction("--cache-hit", self.cache_hit, below_one=True)
         check_fraction("--acceptance", self.acceptance)
+        if not isinstance(self.balanced_prompts, bool):
+            raise InputError(f"must be true or false, got {self.balanced_prompts!r}", "--balanced-prompts")
 
     @property
     def decode_context(self) -> int:
