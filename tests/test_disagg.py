@@ -122,3 +122,11 @@ def test_a_disaggregated_point_launches_each_pool_on_its_own_transport():
     decode, prefill = deploy(point, "<model>", 256, 8, prefill_redundant=8)["vllm"].split("\n# with ")
     assert "allgather_reducescatter" in decode and "--enable-eplb" not in decode
     assert "deepep_high_throughput" in prefill and "--enable-eplb" in prefill
+
+
+def test_balanced_prompts_launch_tensorrt_llm_with_its_balance():
+    from wideep.report.deploy import deploy
+
+    point = {"mode": "agg", "tp": 1, "ep": 8, "dp": 8, "batch": 256, "mtp": 0, "balanced_prompts": True}
+    assert "attention_dp_config:\n  enable_balance: true" in deploy(point, "<model>", 256, 8)["trtllm"]
+    assert "enable_balance" not in deploy(point | {"balanced_prompts": False}, "<model>", 256, 8)["trtllm"]

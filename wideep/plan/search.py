@@ -120,7 +120,8 @@ def point(p: Plan, replica: Replica | None = None) -> dict:
     return {"tp": spec.tp, "ep": spec.ep, "dp": p.dp, "batch": spec.batch, "mtp": spec.mtp, "dtype": spec.dtype,
             "mode": mode, **pools, "tokens_per_s_per_gpu": per_gpu, "tokens_per_s_per_user": out_per_step / step_s,
             "ttft_ms": ttft_s * 1e3, "tpot_ms": step_s / out_per_step * 1e3, "usd_per_mtok": usd,
-            "binding": dec.binding, "moe_tp": p.moe_tp, "transport": transport_for(spec, "decode")}
+            "binding": dec.binding, "moe_tp": p.moe_tp, "transport": transport_for(spec, "decode"),
+            "balanced_prompts": spec.balanced_prompts}
 
 
 def prefill_instances(plans: list[Plan]) -> list[PrefillInstance]:

@@ -104,6 +104,8 @@ def trtllm(point: dict, n_experts: int, redundant: int) -> str:
         lines += (["  backend: CUTLASS   # NCCL all-gather / reduce-scatter around the experts, no load balancer"]
                   if gathers(point) else
                   ["  backend: WIDEEP", "  load_balancer:", f"    num_slots: {n_experts + redundant}"])
+    if point.get("balanced_prompts") and point["mode"] == "agg" and tp == 1 < ep:  # what the plan assumed
+        lines += ["attention_dp_config:", "  enable_balance: true"]
     if point["mode"] in ("disagg", "prefill"):  # a worker of `trtllm-serve disaggregated`
         lines += ["cache_transceiver_config:", "  backend: DEFAULT"]
     if point["mode"] == "prefill":  # context servers run without the overlap scheduler
