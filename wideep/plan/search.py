@@ -39,7 +39,7 @@ from wideep.specs.topology import load_cluster
 
 MODES = ("agg", "disagg")
 BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
-EP_SIZES = (8, 16, 32, 64, 72, 128, 144, 256)
+EP_SIZES = (2, 4, 8, 16, 32, 64, 72, 128, 144, 256)
 TP_SIZES = (1, 2, 4, 8)
 MOE_TP_EP_SIZES = (1, 2, 4)  # expert ranks inside the widest attention group (MoE TP = tp / ep)
 MOE_TP_BATCHES = (1, 2, 4, 8, 16)
@@ -50,8 +50,8 @@ MOE_TP_PLACEMENT = "contiguous"
 #: ``allgather_reducescatter``): every token to every GPU of the EP group, one micro-batch (``auto`` overlap
 #: does not split it), experts in order without redundant copies (TensorRT-LLM balances experts only with its
 #: WIDEEP backend). Tried beside DeepEP where the group is one NVLink domain and sends a token to no more GPUs
-#: than its top-k could reach (EP <= top_k + 1: beyond, it always moves more copies than DeepEP). The EP sizes
-#: searched start at 8, so a model routing to fewer than 7 experts (gpt-oss: 4) is never tried on it.
+#: than its top-k could reach (EP <= top_k + 1: beyond, it always moves more copies than DeepEP; gpt-oss, top-4:
+#: EP2 and EP4).
 ALLGATHER = "nccl-allgather"
 #: Search points in CSV/XLSX: (JSON key, header with units). Order and names are stable.
 COLUMNS = (("system", "system"), ("mode", "mode"), ("tp", "tp"), ("ep", "ep"), ("dp", "dp"),
