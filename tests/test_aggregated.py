@@ -64,7 +64,7 @@ def test_deepep_communication_waits_for_the_busiest_sender():
     assert prefill_in_step_s(p) == pytest.approx(attention * busiest + spread * 384 / 2048, rel=1e-12)
 
 
-def test_balanced_prompts_read_the_mean():
+def test_balanced_prompts_read_the_mean():  # DEP8: one GPU per attention group, dispatching
     """An engine that holds prompts back until every group has one (TensorRT-LLM's enable_balance): the mean."""
     p = plan(replace(DEP8, balanced_prompts=True))
     assert prefill_in_step_s(p) == pytest.approx(384 / 2048 * sum(prompt_parts_s(p, GATHERED_TERMS)), rel=1e-12)
@@ -74,5 +74,6 @@ def test_balanced_prompts_read_the_mean():
 def test_balanced_prompts_must_be_a_bool():
     from wideep.core.errors import InputError
 
-    with pytest.raises(InputError, match="true or false"):
+    with pytest.raises(InputError, match="true or false") as exc:
         PlanSpec(balanced_prompts="yes")
+    assert exc.value.source == "--balanced-prompts"

@@ -95,7 +95,9 @@ def test_trtllm_gives_the_context_servers_their_own_options():
     generation, context = deploy(point, "<model>", 256, 16, prefill_redundant=8)["trtllm"].split("\n# generation ")
     assert "max_batch_size: 128" in generation and "cache_transceiver_config" in generation
     assert "disable_overlap_scheduler" not in generation
-    assert "tensor_parallel_size: 8" in context and "num_slots: 264" in context and "max_batch_size" not in context
+    assert "tensor_parallel_size: 8" in context and "max_batch_size" not in context
+    assert "backend: CUTLASS" in context and "num_slots" not in context  # attention TP8 over EP8: no all-to-all
+    assert "backend: WIDEEP" in generation and "num_slots: 272" in generation
     assert "disable_overlap_scheduler: true" in context and "num_nextn_predict_layers: 1" in context
 
 
@@ -130,3 +132,14 @@ def test_balanced_prompts_launch_tensorrt_llm_with_its_balance():
     point = {"mode": "agg", "tp": 1, "ep": 8, "dp": 8, "batch": 256, "mtp": 0, "balanced_prompts": True}
     assert "attention_dp_config:\n  enable_balance: true" in deploy(point, "<model>", 256, 8)["trtllm"]
     assert "enable_balance" not in deploy(point | {"balanced_prompts": False}, "<model>", 256, 8)["trtllm"]
+
+
+def test_attention_tp_over_the_ep_group_launches_no_all_to_all():
+    """tp == ep: every rank holds every token after the attention all-reduce, as the plan has it: no DeepEP,
+    no all-to-all backend, no WIDEEP."""
+    from wideep.report.deploy import deploy
+
+    texts = deploy({"mode": "agg", "tp": 4, "ep": 4, "dp": 1, "batch": 64, "mtp": 0}, "<model>", 128, 0)
+    assert "--tp 4 --ep-size 4" in texts["sglang"] and "deepep" not in texts["sglang"]
+    assert "--enable-expert-parallel" in texts["vllm"] and "--all2all-backend" not in texts["vllm"]
+    assert "backend: CUTLASS" in texts["trtllm"] and "WIDEEP" not in texts["trtllm"]

@@ -31,7 +31,9 @@ KNOWN_MISSES = {
                                                    "forces TensorRT-LLM's one-sided MNNVL all-to-all, whose fixed "
                                                    "cost (18 + 30 us a layer, blog 18's GB200 EP8 rows at one "
                                                    "token) is 1.7 ms of a 5.5-7 ms step; what a B200 pair pays is "
-                                                   "not measured (NCCL's all-gather in its place: no miss)"),
+                                                   "not measured (NCCL's all-gather in its place: no miss). All 7 "
+                                                   "attention-DP points read slow (-4..-34%): a bias, not 2 "
+                                                   "outliers"),
     "gpt-oss-120b B200 vllm v0.13.0 mxfp4": (3, "+25..+31% at TP8 with 4-8 sequences: vLLM takes about 0.6 ms more "
                                                 "per step than TensorRT-LLM on the same GPU (2.89 against 2.19 ms at 4 "
                                                 "sequences), whose kernels the plan reads"),

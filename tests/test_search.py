@@ -178,3 +178,26 @@ def test_points_name_their_transports():
     assert any(q["transport"] == ALLGATHER for q in points)  # on B200 it reaches the aggregated front
     for q in points:
         assert (q["transport"] == ALLGATHER) == (q["prefill_transport"] == ALLGATHER)
+
+
+def test_balanced_prompts_only_where_the_engines_balance_them():
+    """``--balanced-prompts`` reaches aggregated points of one-GPU attention groups that dispatch (TensorRT-LLM's
+    attention DP), no others; the JSON and the launch YAML say so."""
+    r = run_cli("search", "--model", "deepseek-r1", "--topology", "hgx-b200", "--dtype", "nvfp4", "--gpus", "8",
+                "--mode", "both", "--balanced-prompts", "--json")
+    assert r.returncode == 0, r.stderr
+    points = json.loads(r.stdout)["hgx-b200"]["pareto"]
+    assert any(q["balanced_prompts"] for q in points)
+    for q in points:
+        assert q["balanced_prompts"] == (q["mode"] == "agg" and q["tp"] == 1 < q["ep"])
+    spec = replace(SPEC, model="deepseek-r1", dtype="nvfp4", topology="hgx-b200", balanced_prompts=True)
+    assert [replace(spec, tp=t, ep=8).balances_prompts for t in (1, 2, 8)] == [True, False, False]
+
+
+def test_the_html_best_plan_is_the_point_as_searched():
+    """The report re-plans a search point with its own transport and placement (all-gather: in order, no copies)."""
+    from wideep.report.pages import best_plan
+
+    point = {"ep": 8, "tp": 1, "mtp": 0, "batch": 64, "dtype": "fp8", "transport": ALLGATHER}
+    p = best_plan(replace(SPEC, model="deepseek-r1"), "hgx-h200", point)
+    assert p.ep.transport == ALLGATHER and p.spec.placement == "contiguous" and p.spec.redundant == 0

@@ -10,7 +10,7 @@ the groups' binomial counts). The expert side is spread over the EP group by the
 output rows of an all-gather) and counts at the mean, and so does an all-gather's dispatch and combine, which
 every GPU receives whole; DeepEP's dispatch and combine wait for their busiest sender, so they count with the
 attention side. One attention group per EP group reads the mean, and so does an engine that holds prompts
-back until every group has one (``PlanSpec.balanced_prompts``). Requests are taken to finish at random
+back until every group has one (``PlanSpec.balances_prompts``: TensorRT-LLM's attention DP). Requests are taken to finish at random
 steps; a benchmark whose requests all start together and have one output length admits its prompts in
 bursts instead.
 """
@@ -69,5 +69,5 @@ def prefill_in_step_s(p: Plan) -> float:
     spread = GATHERED_TERMS if p.ep.gathers else SPREAD_TERMS  # the phases of a plan share its transport's kind
     attention_s = min(prompt_s, sum(t.time_s for t in p.prefill.terms if t.name not in spread) / prompts)
     batch, finish = p.spec.batch, finish_probability(p)
-    busiest = busiest_arrivals(batch, finish, 1 if p.spec.balanced_prompts else synchronized_groups(p))
+    busiest = busiest_arrivals(batch, finish, 1 if p.spec.balances_prompts else synchronized_groups(p))
     return attention_s * busiest + (prompt_s - attention_s) * batch * finish

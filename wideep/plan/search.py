@@ -62,11 +62,11 @@ COLUMNS = (("system", "system"), ("mode", "mode"), ("tp", "tp"), ("ep", "ep"), (
            ("binding", "binding resource"), ("best", "best under targets"), ("moe_tp", "MoE TP [GPUs per expert]"),
            ("prefill_tp", "prefill tp"), ("prefill_ep", "prefill ep"), ("prefill_instances", "prefill instances"),
            ("decode_instances", "decode instances"), ("transport", "transport"),
-           ("prefill_transport", "prefill transport"))
+           ("prefill_transport", "prefill transport"), ("balanced_prompts", "balanced prompts"))
 POINT_KEYS = ("tp", "ep", "dp", "batch", "mtp", "dtype", "mode", "prefill_gpus", "decode_gpus",
               "tokens_per_s_per_gpu", "tokens_per_s_per_user", "ttft_ms", "tpot_ms", "usd_per_mtok", "binding",
               "moe_tp", "prefill_tp", "prefill_ep", "prefill_instances", "decode_instances", "transport",
-              "prefill_transport")
+              "prefill_transport", "balanced_prompts")
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def point(p: Plan, replica: Replica | None = None) -> dict:
             "mode": mode, **pools, "tokens_per_s_per_gpu": per_gpu, "tokens_per_s_per_user": out_per_step / step_s,
             "ttft_ms": ttft_s * 1e3, "tpot_ms": step_s / out_per_step * 1e3, "usd_per_mtok": usd,
             "binding": dec.binding, "moe_tp": p.moe_tp, "transport": transport_for(spec, "decode"),
-            "balanced_prompts": spec.balanced_prompts}
+            "balanced_prompts": replica is None and spec.balances_prompts}
 
 
 def prefill_instances(plans: list[Plan]) -> list[PrefillInstance]:
@@ -155,14 +155,21 @@ def candidates(spec: PlanSpec, topology: str, max_gpus: int | None) -> list[Plan
                if not model.is_moe or ep % tp == 0]
     if model.is_moe:  # MoE tensor parallelism in the widest attention group: the latency layout, small batches
         layouts += [(ep, tps[-1], MOE_TP_BATCHES) for ep in MOE_TP_EP_SIZES if ep < tps[-1]]
-    specs = [replace(spec, topology=topology, ep=ep, tp=tp, gpus=None if model.is_moe else tp, mtp=mtp, batch=b,
-                     redundant=None, placement=MOE_TP_PLACEMENT if ep < tp else spec.placement)
+    specs = [as_launched(replace(spec, topology=topology, ep=ep, tp=tp, gpus=None if model.is_moe else tp, mtp=mtp,
+                                 batch=b, redundant=None))
              for ep, tp, batches in layouts for mtp in mtps for b in batches]
     if spec.transport is not None or not model.is_moe:  # the caller's transport stands
         return specs
     widest = min(domain_gpus(topology), model.top_k + 1)
-    return specs + [replace(s, transport=ALLGATHER, placement=MOE_TP_PLACEMENT, redundant=0) for s in specs
-                    if s.dispatches and s.ep <= widest]
+    return specs + [as_launched(replace(s, transport=ALLGATHER)) for s in specs if s.dispatches and s.ep <= widest]
+
+
+def as_launched(s: PlanSpec) -> PlanSpec:
+    """``s`` with the expert placement the engines launch its layout with: in order without redundant copies on
+    the all-gather, in order under MoE tensor parallelism, else ``s``'s own."""
+    if s.transport == ALLGATHER:
+        return replace(s, placement=MOE_TP_PLACEMENT, redundant=0)
+    return replace(s, placement=MOE_TP_PLACEMENT) if s.ep and s.ep < s.tp else s
 
 
 def pareto(points: list[dict]) -> list[dict]:

@@ -84,8 +84,10 @@ class PlanSpec:
                 check_option(option, value)
         check_fraction("--cache-hit", self.cache_hit, below_one=True)
         check_fraction("--acceptance", self.acceptance)
-        if not isinstance(self.balanced_prompts, bool):
+        numpy_bool = type(self.balanced_prompts).__module__ == "numpy" and "bool" in type(self.balanced_prompts).__name__
+        if not (isinstance(self.balanced_prompts, bool) or numpy_bool):
             raise InputError(f"must be true or false, got {self.balanced_prompts!r}", "--balanced-prompts")
+        object.__setattr__(self, "balanced_prompts", bool(self.balanced_prompts))
 
     @property
     def decode_context(self) -> int:
@@ -97,6 +99,12 @@ class PlanSpec:
         """GPUs each expert of an MoE model is split over: ``tp / ep`` when the attention group is wider than
         the EP group, else 1 (a dense model's plan reports 1: :attr:`wideep.plan.deployment.Plan.moe_tp`)."""
         return self.tp // self.ep if self.ep and self.ep < self.tp else 1
+
+    @property
+    def balances_prompts(self) -> bool:
+        """Whether aggregated serving counts every attention group's prompts at the mean: ``balanced_prompts``
+        asked for, on the layout the engines balance (one GPU per attention group, tokens dispatched)."""
+        return self.balanced_prompts and self.tp == 1 and self.dispatches
 
     @property
     def dispatches(self) -> bool:

@@ -31,7 +31,7 @@ def sglang(point: dict, model_path: str, redundant: int, placement_file: str | N
     args = [f"python -m sglang.launch_server --model-path {model_path}"]
     if ep <= 1:  # dense, or every expert split over the TP group: tensor parallelism alone
         args.append(f"--tp {tp}")
-    elif ep < tp:  # MoE tensor parallelism: no all-to-all, tp / ep GPUs per expert
+    elif ep <= tp:  # attention TP over the EP group (MoE TP below it: tp / ep GPUs per expert): no all-to-all
         args.append(f"--tp {tp} --ep-size {ep}")
     else:
         mode = {"disagg": "low_latency", "prefill": "normal"}.get(point["mode"], "auto")
@@ -69,9 +69,11 @@ def gathers(point: dict) -> bool:
 
 def vllm(point: dict, model_path: str, redundant: int) -> str:
     args = [f"vllm serve {model_path}", f"--tensor-parallel-size {point['tp']} --data-parallel-size {point['dp']}"]
-    if point["tp"] <= point["ep"] > 1 and gathers(point):
+    if point["tp"] == point["ep"] > 1:  # attention TP over the EP group: every rank holds every token
+        args.append("--enable-expert-parallel")
+    elif point["tp"] < point["ep"] and gathers(point):
         args += ["--enable-expert-parallel", "--all2all-backend allgather_reducescatter"]
-    elif point["tp"] <= point["ep"] > 1:
+    elif point["tp"] < point["ep"]:
         eplb = json.dumps({"num_redundant_experts": redundant})
         backend = "deepep_high_throughput" if point["mode"] == "prefill" else "deepep_low_latency"
         args += ["--enable-expert-parallel", f"--all2all-backend {backend}", f"--enable-eplb --eplb-config '{eplb}'"]
@@ -101,10 +103,11 @@ def trtllm(point: dict, n_experts: int, redundant: int) -> str:
                  + ("" if tp in (1, ep) else f"   # attention TP{tp} x DP{dp} has no TensorRT-LLM equivalent: "
                                                 "it runs attention data-parallel or TP over all ranks"),
                  *batch, "moe_config:"]
-        lines += (["  backend: CUTLASS   # NCCL all-gather / reduce-scatter around the experts, no load balancer"]
+        lines += (["  backend: CUTLASS   # attention TP over the EP group: no all-to-all"] if tp == ep else
+                  ["  backend: CUTLASS   # NCCL all-gather / reduce-scatter around the experts, no load balancer"]
                   if gathers(point) else
                   ["  backend: WIDEEP", "  load_balancer:", f"    num_slots: {n_experts + redundant}"])
-    if point.get("balanced_prompts") and point["mode"] == "agg" and tp == 1 < ep:  # what the plan assumed
+    if point.get("balanced_prompts"):  # what the plan assumed (attention DP, aggregated: PlanSpec.balances_prompts)
         lines += ["attention_dp_config:", "  enable_balance: true"]
     if point["mode"] in ("disagg", "prefill"):  # a worker of `trtllm-serve disaggregated`
         lines += ["cache_transceiver_config:", "  backend: DEFAULT"]

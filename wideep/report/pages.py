@@ -236,11 +236,14 @@ def first_per_system(plans: Sequence[Any]) -> list[Any]:
 
 
 def best_plan(spec: Any, system: str, best: dict) -> Any:
-    """The decode plan behind a search point (same EP, batch, MTP and precision)."""
+    """The decode plan behind a search point (same EP, batch, MTP, precision, transport and placement)."""
     from wideep.plan import plan
+    from wideep.plan.search import ALLGATHER, as_launched
 
-    return plan(replace(spec, topology=system, ep=best["ep"], tp=best["tp"], mtp=best["mtp"], batch=best["batch"],
-                        dtype=best["dtype"], redundant=None, gpus=None if best["ep"] > 1 else best["tp"]))
+    transport = ALLGATHER if best.get("transport") == ALLGATHER else spec.transport
+    return plan(as_launched(replace(spec, topology=system, ep=best["ep"], tp=best["tp"], mtp=best["mtp"],
+                                    batch=best["batch"], dtype=best["dtype"], redundant=None, transport=transport,
+                                    gpus=None if best["ep"] > 1 else best["tp"])))
 
 
 def best_table(result: dict) -> str:
