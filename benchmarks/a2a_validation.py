@@ -377,12 +377,14 @@ def fit(transport: str, gpu: str = "") -> dict:
       warp groups); between two hidden sizes, per hidden element; between two GPU counts, per GPU sent to
       (``per_peer_us``), and the largest case of each gives the pair's stream rate (``peer_GBps``).
     - Ramp, from the NVLink series of most experts and bytes, and each scale-out series: every larger case's
-      S / (measured - fixed - W), clipped to (0, 1]; 1 where the send limit alone explains the time. A
+      S / (measured - fixed - W), clipped to (0, 1]; 1 where the send limit alone explains the time; at the
+      busiest link's bytes, or the busiest pair's where the file says ``ramp_bytes = "pair"``. A
       series of one case is all bandwidth (fixed = 0).
     """
     rows = [c for c in cases() if c.transport == transport and c.role == "fit" and c.fits == gpu]
     out: dict = {"latency_us": {"dispatch": {}, "combine": {}}, "ramp": {}}
     own = load_transport(transport)
+    own = next((own.for_gpu(ids[0]) for ids, table, _ in own.variants if table == gpu), own)  # the table fitted
     relays = own.copies == "node"  # its scale-out tier runs other kernels
     for phase in PHASES:
         series = fit_points(rows, transport, phase, out)
@@ -401,7 +403,7 @@ def fit(transport: str, gpu: str = "") -> dict:
                 continue
             f = fixed[key]
             out["latency_us"][phase][key.tier] = round(f - fixed_part(key), 2)
-            ramp = [(p.link_bytes, 1.0 if p.measured_us - f - peer(p) <= max(p.sol_us, limit(key, p)) * 1.02 else
+            ramp = [(p.peer_bytes if own.ramp_bytes == "pair" else p.link_bytes, 1.0 if p.measured_us - f - peer(p) <= max(p.sol_us, limit(key, p)) * 1.02 else
                      min(1.0, max(0.02, p.sol_us / (p.measured_us - f - peer(p)))))
                     for p in (pts[1:] if len(pts) > 1 else pts)]
             out["ramp"].setdefault(key.tier, {})[phase] = ramp

@@ -411,6 +411,26 @@ def test_transport_gpu_tables_serve_their_gpus():
     assert b300.ramp["dispatch"]["scale_out"] == t.ramp["dispatch"]["scale_out"]
 
 
+def test_allgather_ramp_reads_the_pair_bytes_on_blackwell():
+    """NCCL's all-gather steps at 1-2 MB per rank on B200 whatever the GPU count: its Blackwell tables read the
+    ramp at the busiest pair's bytes, so 2 GPUs meet the step at 1/7 of the link bytes 8 GPUs do; Hopper's
+    table keeps the link's bytes."""
+    t = load_transport("nccl-allgather")
+    assert (t.ramp_bytes, t.for_gpu("b300").ramp_bytes, t.for_gpu("gb300").ramp_bytes) == ("link", "pair", "pair")
+    m = dataclasses.replace(DSV3, moe_layers=1)
+    out = {}
+    for ep in (2, 8):
+        stats = synthetic_routing(m, "uniform", ep * 1024, seed=0, layers=1)
+        r = a2a(m, load_cluster("hgx-b200", ep), contiguous_phy2log(1, 256, 256), stats, ep, 1024,
+                "nccl-allgather", "bf16", "bf16")
+        out[ep] = r.dispatch_s - r.latency_s["dispatch"], r.link_bytes["dispatch"].max(), r.peer_bytes["dispatch"]
+    # same bytes per pair: the same efficiency, so the busiest link's time scales with its bytes (7 peers to
+    # 1), beside the pair's stream, which both carry at one pair's bytes
+    assert out[8][2] == pytest.approx(out[2][2]) and out[8][1] == pytest.approx(7 * out[2][1])
+    stream = t.for_gpu("b200").peer_time("dispatch", out[2][2])
+    assert out[8][0] - stream == pytest.approx(7 * (out[2][0] - stream), rel=1e-6)
+
+
 def test_deepep_blocks_bound_the_send_side():
     """One block per expert slot up to the SMs: 8 experts send 1,024 tokens in 128 rounds, 256 experts on 132
     SMs (two slots per block, 128 blocks) in 8; the combine rate counts bytes per block."""
@@ -534,6 +554,7 @@ GPU_TABLE = '[gpu.x]\ngpus = ["b200"]\nfitted_on = "y"\n'
     (GPU_TABLE + "[gpu.x.efficiency]\nnvlink = 2.0\n", r"gpu\.x\.efficiency\.nvlink: must be <= 1"),
     (GPU_TABLE + "[gpu.x.issue_us]\ndispatch = -1.0\n", r"gpu\.x\.issue_us\.dispatch"),
     (GPU_TABLE + "bogus = 1\n", r"gpu\.x\.bogus"),
+    (GPU_TABLE + 'ramp_bytes = "bus"\n', r"gpu\.x\.ramp_bytes"),
     ('[block_GBps]\nsend = 1.0\n', r"block_GBps\.send"),
     ('[block_GBps]\ncombine = 0.0\n', r"block_GBps\.combine: must be > 0"),
     ('[peer_GBps]\ndispatch = -700.0\n', r"peer_GBps\.dispatch: must be > 0"),

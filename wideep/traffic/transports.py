@@ -5,7 +5,9 @@ per destination node then per GPU, or to every GPU of the group: an all-gather, 
 reduce-scatter back), whether it relays through the same-rail GPU of the destination domain
 (``forward``), its per-message header bytes, the fraction of datasheet bandwidth it reaches on each link
 tier (a constant, or a ``[ramp]`` curve over the bytes the busiest link carries in one phase: small
-transfers reach less of the link) and its fixed cost per phase, which may grow with the expert slots
+transfers reach less of the link; ``ramp_bytes = "pair"``: over the bytes of the busiest GPU pair instead,
+where what each rank sends each peer, not the link's total, sets where the curve steps: NCCL's protocol
+change on Blackwell) and its fixed cost per phase, which may grow with the expert slots
 (``[per_expert_us]``), step up once the kernel packs expert slots into warp groups (``[packed_us]``), grow
 with the hidden size (``[per_hidden_us]``) or with the GPUs each GPU sends to (``[per_peer_us]``). Kernels
 that send from a fixed set of blocks (DeepEP's: one per expert slot, or the SMs they hold) are also limited
@@ -57,7 +59,9 @@ KERNEL_TABLES = {"per_expert_us": ("per_expert_s", units.us, "nonneg"), "packed_
                  "reduce_GBps": ("reduce_Bps", units.GBps, "positive")}
 TRANSPORT_FIELDS |= {k: Field(dict, required=False) for k in KERNEL_TABLES}
 CONSTANT_TABLES = ("efficiency", "latency_us", "ramp", *KERNEL_TABLES)
-VARIANT_FIELDS = {"gpus": Field(list), "fitted_on": Field(str)} | {
+RAMP_BYTES = {"ramp_bytes": Field(str, choices=("link", "pair"), required=False)}
+TRANSPORT_FIELDS |= RAMP_BYTES
+VARIANT_FIELDS = {"gpus": Field(list), "fitted_on": Field(str)} | RAMP_BYTES | {
     k: Field(dict, required=False) for k in CONSTANT_TABLES}
 TIER_LATENCY_FIELDS = {t: Field(float, "nonneg", required=False) for t in TIERS}
 
@@ -87,6 +91,8 @@ class Transport:
     ramp : dict
         Phase -> tier -> (bytes, efficiencies): achieved fraction of the link by the bytes it carries in
         one phase (tiers without a curve use ``efficiency``).
+    ramp_bytes : str
+        What the ramp's bytes count: ``link`` (the link's own bytes) or ``pair`` (the busiest GPU pair's).
     scale_out_fixed_share : float
         0: the scale-out fixed cost is a constant. Else the share of the EP group's GPUs across the scale-out
         tier in the series that measured it: the part above the NVLink fixed cost grows in proportion to that
@@ -116,6 +122,7 @@ class Transport:
     efficiency: dict[str, float]
     latency_s: dict[str, float]
     ramp: dict = None
+    ramp_bytes: str = "link"
     sms: int = 0
     scale_out_fixed_share: float = 0.0
     kernel: dict = None
@@ -183,8 +190,10 @@ class Transport:
 
     @property
     def counts_peers(self) -> bool:
-        """Whether the file has a cost per GPU sent to or a pair's stream rate (NCCL)."""
-        return any(self.constant(name, p) for name in ("per_peer_s", "peer_Bps") for p in PHASES)
+        """Whether the file has a cost per GPU sent to, a pair's stream rate or a ramp by the pair's bytes
+        (NCCL)."""
+        return self.ramp_bytes == "pair" or any(
+            self.constant(name, p) for name in ("per_peer_s", "peer_Bps") for p in PHASES)
 
     def peer_time(self, phase: str, peer_bytes: np.ndarray) -> np.ndarray:
         """Seconds the busiest NVLink pair's stream takes for its ``peer_bytes`` (any shape) beyond the link
@@ -275,6 +284,7 @@ def constants(data: dict, source: str, where: str, base: Transport | None = None
         ramp.setdefault(p, {}).update(tiers)
     return {"efficiency": efficiencies(table("efficiency"), source, where, base),
             "latency_s": latencies(table("latency_us"), source, where, base), "ramp": ramp,
+            "ramp_bytes": data.get("ramp_bytes", base.ramp_bytes if base else "link"),
             "kernel": kernel_constants(table, source, where, base)}
 
 
