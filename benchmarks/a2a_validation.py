@@ -378,7 +378,7 @@ def fit(transport: str, gpu: str = "") -> dict:
       (``per_peer_us``), and the largest case of each gives the pair's stream rate (``peer_GBps``).
     - Ramp, from the NVLink series of most experts and bytes, and each scale-out series: every larger case's
       S / (measured - fixed - W), clipped to (0, 1]; 1 where the send limit alone explains the time; at the
-      busiest link's bytes, or the busiest pair's where the file says ``ramp_bytes = "pair"``. A
+      busiest link's bytes, or as the file's ``ramp_bytes`` says. A
       series of one case is all bandwidth (fixed = 0).
     """
     rows = [c for c in cases() if c.transport == transport and c.role == "fit" and c.fits == gpu]
@@ -403,11 +403,16 @@ def fit(transport: str, gpu: str = "") -> dict:
                 continue
             f = fixed[key]
             out["latency_us"][phase][key.tier] = round(f - fixed_part(key), 2)
-            ramp = [(p.peer_bytes if own.ramp_bytes == "pair" else p.link_bytes, 1.0 if p.measured_us - f - peer(p) <= max(p.sol_us, limit(key, p)) * 1.02 else
+            ramp = [(ramp_x(own.ramp_bytes, p, key.ep), 1.0 if p.measured_us - f - peer(p) <= max(p.sol_us, limit(key, p)) * 1.02 else
                      min(1.0, max(0.02, p.sol_us / (p.measured_us - f - peer(p)))))
                     for p in (pts[1:] if len(pts) > 1 else pts)]
             out["ramp"].setdefault(key.tier, {})[phase] = ramp
     return out
+
+
+def ramp_x(ramp_bytes: str, p: Point, ep: int) -> float:
+    """A point's bytes as its transport's ramp reads them (:attr:`Transport.ramp_bytes`)."""
+    return {"link": p.link_bytes, "pair": p.peer_bytes, "buffer": p.peer_bytes * ep}[ramp_bytes]
 
 
 def fit_points(rows: list[Case], transport: str, phase: str, out: dict) -> dict[Series, list[Point]]:

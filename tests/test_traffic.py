@@ -411,24 +411,28 @@ def test_transport_gpu_tables_serve_their_gpus():
     assert b300.ramp["dispatch"]["scale_out"] == t.ramp["dispatch"]["scale_out"]
 
 
-def test_allgather_ramp_reads_the_pair_bytes_on_blackwell():
+def test_allgather_ramp_steps_where_nccl_does():
     """NCCL's all-gather steps at 1-2 MB per rank on B200 whatever the GPU count: its Blackwell tables read the
     ramp at the busiest pair's bytes, so 2 GPUs meet the step at 1/7 of the link bytes 8 GPUs do; Hopper's
-    table keeps the link's bytes."""
+    (its step at 1-2 MB of the whole buffer) at the buffer's."""
     t = load_transport("nccl-allgather")
-    assert (t.ramp_bytes, t.for_gpu("b300").ramp_bytes, t.for_gpu("gb300").ramp_bytes) == ("link", "pair", "pair")
+    assert (t.ramp_bytes, t.for_gpu("b300").ramp_bytes, t.for_gpu("gb300").ramp_bytes) == ("buffer", "pair", "pair")
     m = dataclasses.replace(DSV3, moe_layers=1)
-    out = {}
-    for ep in (2, 8):
-        stats = synthetic_routing(m, "uniform", ep * 1024, seed=0, layers=1)
-        r = a2a(m, load_cluster("hgx-b200", ep), contiguous_phy2log(1, 256, 256), stats, ep, 1024,
-                "nccl-allgather", "bf16", "bf16")
-        out[ep] = r.dispatch_s - r.latency_s["dispatch"], r.link_bytes["dispatch"].max(), r.peer_bytes["dispatch"]
-    # same bytes per pair: the same efficiency, so the busiest link's time scales with its bytes (7 peers to
-    # 1), beside the pair's stream, which both carry at one pair's bytes
-    assert out[8][2] == pytest.approx(out[2][2]) and out[8][1] == pytest.approx(7 * out[2][1])
-    stream = t.for_gpu("b200").peer_time("dispatch", out[2][2])
-    assert out[8][0] - stream == pytest.approx(7 * (out[2][0] - stream), rel=1e-6)
+
+    def link_s(system: str, ep: int, tokens: int) -> tuple[float, float]:
+        """(busiest link's time without the fixed cost and the pair's stream, its bytes)."""
+        stats = synthetic_routing(m, "uniform", ep * tokens, seed=0, layers=1)
+        cluster = load_cluster(system, ep)
+        r = a2a(m, cluster, contiguous_phy2log(1, 256, 256), stats, ep, tokens, "nccl-allgather", "bf16", "bf16")
+        stream = t.for_gpu(cluster.gpu.id).peer_time("dispatch", r.peer_bytes["dispatch"])
+        return r.dispatch_s - r.latency_s["dispatch"] - stream, r.link_bytes["dispatch"].max()
+
+    # B200, the same bytes per pair: the same efficiency, so the time scales with the link's bytes (7 peers to 1)
+    (b8, bytes8), (b2, bytes2) = link_s("hgx-b200", 8, 1024), link_s("hgx-b200", 2, 1024)
+    assert bytes8 == pytest.approx(7 * bytes2) and b8 == pytest.approx(7 * b2, rel=1e-6)
+    # H200, the same buffer (8 x 1,024 and 2 x 4,096 tokens): link bytes 7 x 1,024 against 4,096 per token
+    (h8, bytes8), (h2, bytes2) = link_s("hgx-h200", 8, 1024), link_s("hgx-h200", 2, 4096)
+    assert bytes8 == pytest.approx(7 / 4 * bytes2) and h8 == pytest.approx(7 / 4 * h2, rel=1e-6)
 
 
 def test_deepep_blocks_bound_the_send_side():

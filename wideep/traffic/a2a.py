@@ -265,7 +265,7 @@ class KernelLoad:
 def phase_times(link_bytes: np.ndarray, pair_bytes: np.ndarray, cluster: Cluster, r: Routes, transport: Transport,
                 phase: str, wire_s: np.ndarray | None = None, load: KernelLoad = KernelLoad()) -> dict:
     """Per-layer time: the busiest link's bytes over its achieved bandwidth (the transport's ramp at that
-    size, or at the busiest pair's bytes: ``ramp_bytes``) plus the busiest NVLink pair's stream (:meth:`Transport.peer_time`), or the time the kernel's
+    size, or at the busiest pair's or the whole buffer's bytes: ``ramp_bytes``) plus the busiest NVLink pair's stream (:meth:`Transport.peer_time`), or the time the kernel's
     blocks need to send the busiest GPU's tokens (``load``; at the relaying rate when a ``node`` transport's
     group spans domains), whichever is longer, plus the transport's fixed cost and the longest wire latency
     used; and the SOL (datasheet, no latency). ``wire_s`` (layers,): :func:`wire_latency` of ``pair_bytes``
@@ -273,8 +273,8 @@ def phase_times(link_bytes: np.ndarray, pair_bytes: np.ndarray, cluster: Cluster
     """
     bw = cluster.edge_bw_Bps
     masks = tier_masks(cluster)
-    ramp_bytes = (link_bytes if transport.ramp_bytes == "link" else  # pair: each link at the busiest pair's bytes
-                  np.broadcast_to(np.reshape(load.peer_bytes, (-1, 1)), link_bytes.shape))
+    pair = np.broadcast_to(np.reshape(load.peer_bytes, (-1, 1)), link_bytes.shape)  # each layer's busiest pair
+    ramp_bytes = {"link": link_bytes, "pair": pair, "buffer": pair * r.ep_size}[transport.ramp_bytes]
     busy = link_bytes / (bw * transport.link_efficiency(phase, cluster.edge_tier[None, :], ramp_bytes, masks))
     wire = wire_latency(pair_bytes, r) if wire_s is None else wire_s
     used = {t: (link_bytes[:, on] > 0).any(axis=1) for t, on in masks.items()}  # tier -> layers using it

@@ -5,9 +5,9 @@ per destination node then per GPU, or to every GPU of the group: an all-gather, 
 reduce-scatter back), whether it relays through the same-rail GPU of the destination domain
 (``forward``), its per-message header bytes, the fraction of datasheet bandwidth it reaches on each link
 tier (a constant, or a ``[ramp]`` curve over the bytes the busiest link carries in one phase: small
-transfers reach less of the link; ``ramp_bytes = "pair"``: over the bytes of the busiest GPU pair instead,
-where what each rank sends each peer, not the link's total, sets where the curve steps: NCCL's protocol
-change on Blackwell) and its fixed cost per phase, which may grow with the expert slots
+transfers reach less of the link; ``ramp_bytes``: over the bytes of the busiest GPU pair (``pair``) or the
+whole buffer, the pair's bytes times the group's GPUs (``buffer``), where that, not the link's bytes, sets
+where the curve steps: NCCL's protocol changes) and its fixed cost per phase, which may grow with the expert slots
 (``[per_expert_us]``), step up once the kernel packs expert slots into warp groups (``[packed_us]``), grow
 with the hidden size (``[per_hidden_us]``) or with the GPUs each GPU sends to (``[per_peer_us]``). Kernels
 that send from a fixed set of blocks (DeepEP's: one per expert slot, or the SMs they hold) are also limited
@@ -59,7 +59,7 @@ KERNEL_TABLES = {"per_expert_us": ("per_expert_s", units.us, "nonneg"), "packed_
                  "reduce_GBps": ("reduce_Bps", units.GBps, "positive")}
 TRANSPORT_FIELDS |= {k: Field(dict, required=False) for k in KERNEL_TABLES}
 CONSTANT_TABLES = ("efficiency", "latency_us", "ramp", *KERNEL_TABLES)
-RAMP_BYTES = {"ramp_bytes": Field(str, choices=("link", "pair"), required=False)}
+RAMP_BYTES = {"ramp_bytes": Field(str, choices=("link", "pair", "buffer"), required=False)}
 TRANSPORT_FIELDS |= RAMP_BYTES
 VARIANT_FIELDS = {"gpus": Field(list), "fitted_on": Field(str)} | RAMP_BYTES | {
     k: Field(dict, required=False) for k in CONSTANT_TABLES}
@@ -92,7 +92,8 @@ class Transport:
         Phase -> tier -> (bytes, efficiencies): achieved fraction of the link by the bytes it carries in
         one phase (tiers without a curve use ``efficiency``).
     ramp_bytes : str
-        What the ramp's bytes count: ``link`` (the link's own bytes) or ``pair`` (the busiest GPU pair's).
+        What the ramp's bytes count: ``link`` (the link's own bytes), ``pair`` (the busiest GPU pair's) or
+        ``buffer`` (the pair's times the EP group's GPUs: an all-gather's whole buffer).
     scale_out_fixed_share : float
         0: the scale-out fixed cost is a constant. Else the share of the EP group's GPUs across the scale-out
         tier in the series that measured it: the part above the NVLink fixed cost grows in proportion to that
