@@ -1,7 +1,7 @@
 """NVIDIA AIConfigurator's silicon-measured kernel tables as a calibration source (optional ``aic`` extra).
 
 The PyPI package ``aiconfigurator-core`` (Apache-2.0) ships parquet tables per system, engine and version
-under ``aiconfigurator_core/systems/data/<system>/``. wideep reads two of them (docs/sources.md, section 4):
+under ``aiconfigurator_core/systems/data/<system>/``. wideep reads these (docs/sources.md, section 4):
 
 - ``moe/<engine>/<version>/moe_perf.parquet``: one rank's routed-expert layer (routing, permute, both grouped
   GEMMs, activation, unpermute), the model's expert shape (DeepSeek-V3's, gpt-oss's, ...; TensorRT-LLM's table
@@ -15,6 +15,9 @@ under ``aiconfigurator_core/systems/data/<system>/``. wideep reads two of them (
   -> ``[[gemm_shape]]`` curves for the measured shapes nearest the model's;
 - ``mla/<engine>/<version>/generation_mla_perf.parquet``: the MLA decode attention kernel by batch, cached
   tokens (``step``) and KV dtype, latency in ms -> ``[attention]`` efficiencies (:func:`attention_from_mla`);
+- ``attention/trtllm/<version>/generation_attention_perf.parquet``: the grouped-query decode attention kernel
+  by batch, heads, KV heads, head dim, window, cached tokens and KV dtype -> ``[attention_gqa]``
+  (:func:`attention_from_gqa`);
 - ``comm/<engine>/<version>/custom_allreduce_perf.parquet`` where the system has it: the engine's bf16
   all-reduce by GPUs and ``message_size`` (elements), latency in ms -> ``[[allreduce]]`` (bytes, us).
 
@@ -351,6 +354,62 @@ def attention_from_mla(rows: list[dict], gpu: GPU, model: Model) -> dict:
     return out
 
 
+#: The one shape the grouped-query attention kernel is fitted on: (query heads, KV heads, head dim) of one rank,
+#: Llama-3.1-70B's on one GPU (gpt-oss's, Qwen3's and every other catalog GQA shape, and the windows, are held out)
+GQA_FIT_SHAPE = (64, 8, 128)
+KV_HEAD_US_GRID = np.round(np.arange(0.0, 0.1, 0.0005), 4)
+#: GQA rows fitted: at least this many times the table's fastest (launch-bound rows say nothing of the rates) ...
+GQA_ROWS = 3.0
+#: ... and at least this many sequences (fewer leave most SMs idle: TensorRT-LLM then splits each sequence's
+#: context over blocks, which a serving batch does not need)
+GQA_MIN_BATCH = 8
+
+
+def gqa_row(r: dict) -> tuple[float, float, float]:
+    """(KV bytes read, sequences x KV heads, seconds) of one generation-attention row (no window: every cached
+    token of every KV head, K and V)."""
+    kv = DTYPES.get(r["kv_cache_dtype"], r["kv_cache_dtype"])
+    batch, context, heads = int(r["batch_size"]), int(r["isl"]) + int(r["step"]), int(r["num_key_value_heads"])
+    return (batch * context * heads * int(r["head_dim"]) * 2 * (1 if kv == "fp8" else 2), batch * heads,
+            float(r["latency"]) * 1e-3)
+
+
+def attention_from_gqa(rows: list[dict], gpu: GPU, model: Model | None = None) -> dict:
+    """``[attention_gqa]`` of ``gpu`` from the grouped-query decode kernel's rows (TensorRT-LLM's
+    ``generation_attention`` table) at :data:`GQA_FIT_SHAPE`, no window, at least :data:`GQA_MIN_BATCH`
+    sequences, per KV dtype (the fp8 cache runs another kernel): the fastest row is the kernel's floor
+    (``floor_us``), and time = KV bytes / (HBM x ``hbm_efficiency``) + sequences x KV heads x ``kv_head_us``,
+    at least the floor, least squares in log time on the rows :data:`GQA_ROWS` times the floor. ``model`` is
+    not read (one shape serves every model)."""
+    sides: dict[str, list] = {"bf16": [], "fp8": []}
+    for r in rows:
+        if ((int(r["num_heads"]), int(r["num_key_value_heads"]), int(r["head_dim"])) == GQA_FIT_SHAPE
+                and not int(r["window_size"]) and int(r["batch_size"]) >= GQA_MIN_BATCH):
+            sides.setdefault(DTYPES.get(r["kv_cache_dtype"], r["kv_cache_dtype"]), []).append(gqa_row(r))
+    if not sides["bf16"]:
+        return {}
+    out = {}
+    for kv in ("bf16", "fp8"):
+        if sides[kv]:
+            floor_s = min(p[2] for p in sides[kv])
+            e, us = unit_fit([p for p in sides[kv] if p[2] >= GQA_ROWS * floor_s], gpu.hbm_Bps, floor_s)
+            suffix = "" if kv == "bf16" else "_fp8"
+            out |= {f"hbm_efficiency{suffix}": e, f"kv_head_us{suffix}": us,
+                    f"floor_us{suffix}": round(floor_s * 1e6, 2)}
+    return out
+
+
+def unit_fit(points: list[tuple[float, float, float]], peak_Bps: float, floor_s: float) -> tuple[float, float]:
+    """(HBM efficiency of :data:`EFFICIENCY_GRID`, us per unit of :data:`KV_HEAD_US_GRID`) whose max(bytes /
+    (peak x e) + units x us, floor) has the least squared log error against ``points`` (bytes, units, seconds)."""
+    b, n, t = (np.array(c, dtype=float)[None, None, :] for c in zip(*points))
+    model_s = np.maximum(b / (peak_Bps * EFFICIENCY_GRID[:, None, None]) + n * KV_HEAD_US_GRID[None, :, None] * 1e-6,
+                         floor_s)
+    err = (np.log(model_s / t) ** 2).sum(axis=2)
+    i, j = np.unravel_index(int(err.argmin()), err.shape)
+    return float(EFFICIENCY_GRID[i]), float(KV_HEAD_US_GRID[j])
+
+
 def roofline_fit(points: list[tuple[float, float, float, float]], peak_flops: float, peak_Bps: float,
                  flops_efficiency: float | None = None, hbm_efficiency: float | None = None) -> tuple[float, float]:
     """(efficiency, sequence tokens): the efficiency of :data:`EFFICIENCY_GRID` for the side not given (the other
@@ -405,6 +464,13 @@ def aic_tables(root: Path, gpu: GPU, models: list[Model], engine: str = "trtllm"
             tables["attention"] = attention
             tables["kernel"]["attention_floor_us"] = fastest_us(one_rank_mla(mla_rows, mla_models[0]))
             stamp["attention_table"] = str(mla.relative_to(root))
+    gqa = root / system / "attention" / engine / version / "generation_attention_perf.parquet"
+    gqa_models = [m for m in models if m.attention.kind == "gqa"]
+    if engine == "trtllm" and gqa.is_file() and gqa_models:  # the other engines' tables: held out
+        attention_gqa = from_rows(attention_from_gqa, read_rows(gqa), gqa, gpu, gqa_models[0])
+        if attention_gqa:
+            tables["attention_gqa"] = attention_gqa
+            stamp["attention_gqa_table"] = str(gqa.relative_to(root))
     allreduce = root / system / "comm" / engine / version / "custom_allreduce_perf.parquet"
     series = from_rows(allreduce_series, read_rows(allreduce), allreduce, gpu, models[0]) if allreduce.is_file() else []
     if series:

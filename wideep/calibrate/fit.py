@@ -205,7 +205,7 @@ def to_toml(tables: dict, stamp: dict, gpu: GPU, header: list[str]) -> str:
     """A calibration file: comment lines, the GPU, the stamp, every table present (arrays of tables last)."""
     lines = [f"# {h}" for h in header] + [f'gpu = "{gpu.id}"', "", "[stamp]"]
     lines += [f"{k} = {json.dumps(str(v))}" for k, v in stamp.items()]
-    for name in ("memory_kernel", "gemm", "hbm", "flops", "attention", "kernel"):
+    for name in ("memory_kernel", "gemm", "hbm", "flops", "attention", "attention_gqa", "kernel"):
         if tables.get(name):
             lines += ["", f"[{name}]"] + [f"{k} = {fmt(v) if isinstance(v, list) else f'{v:.4g}'}"
                                          for k, v in tables[name].items()]

@@ -46,6 +46,11 @@ OPTIONAL_TABLES = {
                "memory_floor_us": Field(float, "nonneg", required=False),
                "attention_floor_us": Field(float, "nonneg", required=False)},
     "overlap": {"hidden_fraction": Field(float, "nonneg")},
+    "attention_gqa": {"hbm_efficiency": Field(float, "positive"), "kv_head_us": Field(float, "nonneg"),
+                      "hbm_efficiency_fp8": Field(float, "positive", required=False),
+                      "kv_head_us_fp8": Field(float, "nonneg", required=False),
+                      "floor_us": Field(float, "nonneg", required=False),
+                      "floor_us_fp8": Field(float, "nonneg", required=False)},
 }
 SHAPE_FIELDS = {"shape": Field(str), "n": Field(int, "positive"), "k": Field(int, "positive"),
                 "dtype": Field(str, choices=tuple(DTYPES)), "m": Field(list), "efficiency": Field(list)}
@@ -118,6 +123,7 @@ class Calibration:
     attention_fp8_flops_efficiency: float = 0.0  # against the fp8 peak, with an fp8 KV cache; 0: not measured
     attention_sequence_tokens: float = 0.0  # decode attention's fixed time per sequence: cached tokens' FLOPs at peak
     attention_fp8_sequence_tokens: float = 0.0  # the same with an fp8 KV cache
+    attention_gqa: "GqaAttention | None" = None  # grouped-query decode attention's own kernel, where measured
 
     def __hash__(self) -> int:
         return hash(self.source)
@@ -371,7 +377,7 @@ def _load(files: tuple[str, ...], gpu_id: str | None = None) -> Calibration:
     xs, gemm = gemm_curves(tables["gemm"])
     flops = {"*": tables["flops"]["efficiency"]} | {k[len("efficiency_"):]: v for k, v in tables["flops"].items()
                                                       if k.startswith("efficiency_")}
-    checks = ([("attention", k) for k in tables["attention"] if "efficiency" in k]
+    checks = ([(name, k) for name in ("attention", "attention_gqa") for k in tables.get(name, {}) if "efficiency" in k]
               + [("hbm", "efficiency")]
               + ([("overlap", "hidden_fraction")] if "overlap" in tables else [])
               + [("flops", k) for k in tables["flops"] if k.startswith("eff")])
@@ -398,7 +404,34 @@ def _load(files: tuple[str, ...], gpu_id: str | None = None) -> Calibration:
         shapes=tables.get("gemm_shape", {}).get("curves", ()), grouped=tables.get("grouped_gemm", {}).get("curves", ()),
         overlap_hidden=tables.get("overlap", {}).get("hidden_fraction", 1.0),
         allreduce=tables.get("allreduce", {}).get("curves", ()),
+        attention_gqa=GqaAttention.of(tables["attention_gqa"]) if "attention_gqa" in tables else None,
         sources=tuple((name, source_name(t["_source"])) for name, t in tables.items()))
+
+
+@dataclass(frozen=True)
+class GqaAttention:
+    """Grouped-query decode attention (``[attention_gqa]``): the KV streams at ``hbm_efficiency`` of HBM, and
+    each sequence's KV head on a rank adds ``kv_head_s`` (its work unit's load of the query, softmax and output
+    write) and one kernel takes at least ``floor_s``; with an fp8 cache TensorRT-LLM runs another kernel,
+    ~3x cheaper per unit (``*_fp8``). Seconds."""
+
+    hbm_efficiency: float
+    kv_head_s: float
+    floor_s: float
+    hbm_efficiency_fp8: float
+    kv_head_s_fp8: float
+    floor_s_fp8: float
+
+    @classmethod
+    def of(cls, table: dict) -> "GqaAttention":
+        e, us, floor = table["hbm_efficiency"], table["kv_head_us"], table.get("floor_us", 0.0)
+        return cls(e, us * 1e-6, floor * 1e-6, table.get("hbm_efficiency_fp8", e),
+                   table.get("kv_head_us_fp8", us) * 1e-6, table.get("floor_us_fp8", floor) * 1e-6)
+
+    def rate(self, fp8_cache: bool) -> tuple[float, float, float]:
+        """(HBM efficiency, seconds per sequence and KV head, floor seconds) for the cache's dtype."""
+        return ((self.hbm_efficiency_fp8, self.kv_head_s_fp8, self.floor_s_fp8) if fp8_cache
+                else (self.hbm_efficiency, self.kv_head_s, self.floor_s))
 
 
 def merged_floors(earlier: dict, later: dict) -> dict:

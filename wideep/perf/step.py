@@ -35,11 +35,11 @@ from dataclasses import replace
 from wideep.core import units
 from wideep.core.errors import InputError
 from wideep.specs.hardware import GPU
-from wideep.perf.memory import OPTIONS, Precision, kv_rank_bytes, kv_read_bytes_per_sequence
+from wideep.perf.memory import OPTIONS, Precision, kv_rank_bytes, kv_read_bytes_per_sequence, kv_share
 from wideep.specs.model import Model
 from wideep.perf.kernels import (BF16_BYTES, GemmShape, MemoryKernel, attention_gemms, attention_kernels, dense_kernels,
                                  ffn_gemms, linear_attention_gemms, moe_kernels, tp_shard)
-from wideep.perf.roofline import Calibration, Term, roofline
+from wideep.perf.roofline import Calibration, GqaAttention, Term, roofline
 from wideep.perf.workload import ExpertParallel, StepResult, Workload
 
 # Calibration tables each compute term reads, most specific first (the first one the calibration has wins).
@@ -47,17 +47,20 @@ TERM_TABLES = {"attn_core": ("attention",), "attn_proj": ("gemm_shape", "gemm"),
                "shared_experts": ("gemm_shape", "gemm"), "lm_head": ("gemm_shape", "gemm"),
                "routed_experts": ("grouped_gemm", "gemm"), "layer_kernels": ("memory_kernel", "kernel")}
 def calibration_sources(cal: Calibration, transport_source: str = "", tp: int = 1,
-                        weights: str = "") -> dict[str, str]:
+                        weights: str = "", attention: str = "mla") -> dict[str, str]:
     """Term -> "file (table)" that set its efficiency; dispatch and combine -> ``transport_source`` (the
     transport file and table, :attr:`wideep.traffic.transports.Transport.source`); the all-reduce of a
     ``tp``-GPU attention group -> the measured series or the collective model's file. The routed experts in
     ``weights`` take the grouped curves only where the calibration has some in that dtype (else the ``[gemm]``
-    curve), named ``grouped_gemm_<dtype>`` where the file's stamp says another table gave that dtype's."""
+    curve), named ``grouped_gemm_<dtype>`` where the file's stamp says another table gave that dtype's; a
+    grouped-query model's (``attention`` "gqa") decode attention takes ``[attention_gqa]`` where the file has it."""
     have = dict(cal.sources)
     out = {}
     for term, tables in TERM_TABLES.items():
         if term == "routed_experts" and weights and not any(c.dtype == weights for c in cal.grouped):
             tables = tables[1:]
+        if term == "attn_core" and attention == "gqa":
+            tables = ("attention_gqa", *tables)
         table = next((t for t in tables if t in have), tables[-1])
         out[term] = f"{have.get(table, 'default.toml')} [{table}]"
         if table == "grouped_gemm" and have.get(f"grouped_gemm_{weights}") == have[table]:
@@ -182,8 +185,13 @@ def attention_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequ
                 - model.score_flops_per_token(0.0, extra_layers=mtp))  # softmax layer, as the fit counts them
     fixed_flops = per_layer * tokens * sequence_tokens * one_more / wl.tp  # each query token's load and output
     core = replace(core, time_s=core.time_s + fixed_flops / peak)
-    if core.time_s < cal.attention_floor_s:  # one kernel per layer: its launch and tail
-        core = replace(core, time_s=cal.attention_floor_s, binding="latency")
+    floor_s = cal.attention_floor_s
+    if model.attention.kind == "gqa" and wl.phase == "decode" and cal.attention_gqa:
+        core, floor_s = gqa_core(model, cal.attention_gqa, core, peak, eff[0], gpu.hbm_Bps,
+                                 prec.dt("kv").name == "fp8_e4m3",
+                                 sequences * model.softmax_layers / (model.layers + mtp), wl.tp)
+    if core.time_s < floor_s:  # one kernel per layer: its launch and tail
+        core = replace(core, time_s=floor_s, binding="latency")
     proj = sharded_gemms(attention_gemms(model), tokens, prec.attention, gpu, cal, wl.tp)
     if model.linear:  # the mean layer: softmax layers (MTP ones too) and Gated DeltaNet layers in proportion
         share = model.linear_layers / (model.layers + mtp)
@@ -197,6 +205,18 @@ def attention_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequ
         terms.insert(1, roofline("attn_indexer", flops, 0.0, gpu.flops("fp8"), gpu.hbm_Bps,
                                  core_rate(gpu, cal, wl.phase)[1]))
     return terms
+
+
+def gqa_core(model: Model, gqa: GqaAttention, core: Term, peak_flops: float, flops_efficiency: float,
+             hbm_Bps: float, fp8_cache: bool, softmax_sequences: float, tp: int) -> tuple[Term, float]:
+    """(``attn_core``, its kernel's floor s) of a grouped-query model's decode on its own measured kernel
+    (``[attention_gqa]``): the score FLOPs at the attention kernel's FLOP efficiency, the KV at the GQA
+    kernel's HBM efficiency, plus its time per sequence and KV head of the rank (``softmax_sequences``:
+    sequences x the mean layer's share of softmax layers)."""
+    hbm_eff, per_unit_s, floor_s = gqa.rate(fp8_cache)
+    kv_heads = model.attention.kv_heads * kv_share(model, tp)
+    rest = roofline("attn_core", core.flops, core.hbm_bytes, peak_flops, hbm_Bps, (flops_efficiency, hbm_eff))
+    return replace(rest, time_s=rest.time_s + softmax_sequences * kv_heads * per_unit_s), floor_s
 
 
 def routed_experts(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: ExpertParallel,

@@ -1,0 +1,65 @@
+"""Grouped-query decode attention (``[attention_gqa]``) against TensorRT-LLM's measured kernel
+(benchmarks/attention_validation.py): fitted on one shape per GPU, every other catalog model's shape held out."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import sys
+from dataclasses import astuple, replace
+from pathlib import Path
+
+import pytest
+
+from wideep.calibrate.aic import attention_from_gqa
+from wideep.perf.roofline import GqaAttention, Term, load_calibration
+from wideep.perf.step import gqa_core
+from wideep.plan import PlanSpec, plan
+from wideep.specs.hardware import load_gpu
+from wideep.specs.model import load_model
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+spec = importlib.util.spec_from_file_location("attention_validation", BENCH / "attention_validation.py")
+val = importlib.util.module_from_spec(spec)
+sys.modules["attention_validation"] = val
+spec.loader.exec_module(val)
+GPUS = ("h100-sxm", "h200-sxm", "b200", "b300", "gb200", "gb300")
+MEAN_TOLERANCE = 0.30  # held-out mean abs error per GPU and KV dtype
+
+
+@pytest.mark.parametrize("gpu", GPUS)
+def test_shipped_constants_refit_from_the_rows(gpu):
+    """Each file's [attention_gqa] is attention_from_gqa on its GPU's rows (the CSV holds every fitted row, its
+    latencies to 5 digits)."""
+    rows = [r for r in val.rows() if r["gpu"] == gpu]
+    fitted = GqaAttention.of(attention_from_gqa(rows, load_gpu(gpu)))
+    assert astuple(load_calibration(gpu).attention_gqa) == pytest.approx(astuple(fitted), rel=2e-3)
+
+
+@pytest.mark.parametrize("gpu", GPUS)
+def test_held_out_shapes(gpu):
+    """Held out (other heads, head dims, windows, both KV dtypes): mean abs error within 30% per dtype, and
+    below the MLA kernel's fit that every model's attention read before."""
+    for row in (r for r in val.summary() if r[0] == gpu and r[2] == "held-out"):
+        _, kv, _, n, mean, _, _, before, _ = row
+        assert n > 100 and mean <= 100 * MEAN_TOLERANCE, row
+        assert mean < before, row
+
+
+def test_gqa_core_by_hand():
+    """KV at the GQA kernel's HBM efficiency plus sequences x KV heads per rank x the unit's time: Qwen3's 4
+    KV heads over TP2 leave 2 per rank."""
+    gqa = GqaAttention(0.5, 1e-8, 5e-6, 0.25, 2e-9, 3e-6)
+    core = Term("attn_core", 0.0, 0.0, "hbm", flops=0.0, hbm_bytes=1e9)
+    t, floor = gqa_core(load_model("qwen3-235b-a22b"), gqa, core, 1e15, 0.5, 4e12, False, 100.0, 2)
+    assert t.time_s == pytest.approx(1e9 / (4e12 * 0.5) + 100 * 2 * 1e-8) and floor == 5e-6
+    t8, floor8 = gqa_core(load_model("qwen3-235b-a22b"), gqa, core, 1e15, 0.5, 4e12, True, 100.0, 8)
+    assert t8.time_s == pytest.approx(1e9 / (4e12 * 0.25) + 100 * 1 * 2e-9) and floor8 == 3e-6  # 1 KV head a rank
+
+
+def test_plans_name_the_attention_table():
+    """A grouped-query model's decode attention reads [attention_gqa], an MLA model's [attention]."""
+    base = PlanSpec(model="qwen3-235b-a22b", topology="hgx-h200", ep=8, batch=64)
+    gqa = plan(base).to_dict()["calibration"]["attn_core"]
+    mla = plan(replace(base, model="deepseek-v3")).to_dict()["calibration"]["attn_core"]
+    assert gqa.endswith("[attention_gqa]") and mla.endswith("[attention]")
