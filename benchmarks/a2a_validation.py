@@ -403,7 +403,8 @@ def fit(transport: str, gpu: str = "") -> dict:
                 continue
             f = fixed[key]
             out["latency_us"][phase][key.tier] = round(f - fixed_part(key), 2)
-            ramp = [(ramp_x(own.ramp_bytes, p, key.ep), 1.0 if p.measured_us - f - peer(p) <= max(p.sol_us, limit(key, p)) * 1.02 else
+            ramp = [(ramp_x(own.ramp_bytes, p, key.ep),
+                     1.0 if p.measured_us - f - peer(p) <= max(p.sol_us, limit(key, p)) * 1.02 else
                      min(1.0, max(0.02, p.sol_us / (p.measured_us - f - peer(p)))))
                     for p in (pts[1:] if len(pts) > 1 else pts)]
             out["ramp"].setdefault(key.tier, {})[phase] = ramp

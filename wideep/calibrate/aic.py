@@ -403,8 +403,8 @@ def unit_fit(points: list[tuple[float, float, float]], peak_Bps: float, floor_s:
     """(HBM efficiency of :data:`EFFICIENCY_GRID`, us per unit of :data:`KV_HEAD_US_GRID`) whose max(bytes /
     (peak x e) + units x us, floor) has the least squared log error against ``points`` (bytes, units, seconds)."""
     b, n, t = (np.array(c, dtype=float)[None, None, :] for c in zip(*points))
-    model_s = np.maximum(b / (peak_Bps * EFFICIENCY_GRID[:, None, None]) + n * KV_HEAD_US_GRID[None, :, None] * 1e-6,
-                         floor_s)
+    stream_s = b / (peak_Bps * EFFICIENCY_GRID[:, None, None])
+    model_s = np.maximum(stream_s + n * KV_HEAD_US_GRID[None, :, None] * 1e-6, floor_s)
     err = (np.log(model_s / t) ** 2).sum(axis=2)
     i, j = np.unravel_index(int(err.argmin()), err.shape)
     return float(EFFICIENCY_GRID[i]), float(KV_HEAD_US_GRID[j])

@@ -265,9 +265,10 @@ class KernelLoad:
 def phase_times(link_bytes: np.ndarray, pair_bytes: np.ndarray, cluster: Cluster, r: Routes, transport: Transport,
                 phase: str, wire_s: np.ndarray | None = None, load: KernelLoad = KernelLoad()) -> dict:
     """Per-layer time: the busiest link's bytes over its achieved bandwidth (the transport's ramp at that
-    size, or at the busiest pair's or the whole buffer's bytes: ``ramp_bytes``) plus the busiest NVLink pair's stream (:meth:`Transport.peer_time`), or the time the kernel's
-    blocks need to send the busiest GPU's tokens (``load``; at the relaying rate when a ``node`` transport's
-    group spans domains), whichever is longer, plus the transport's fixed cost and the longest wire latency
+    size, or at the busiest pair's or the whole buffer's bytes: ``ramp_bytes``) plus the busiest NVLink
+    pair's stream (:meth:`Transport.peer_time`), or the time the kernel's blocks need to send the busiest
+    GPU's tokens (``load``; at the relaying rate when a ``node`` transport's group spans domains), whichever
+    is longer, plus the transport's fixed cost and the longest wire latency
     used; and the SOL (datasheet, no latency). ``wire_s`` (layers,): :func:`wire_latency` of ``pair_bytes``
     when the caller already has it.
     """

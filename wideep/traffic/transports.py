@@ -7,9 +7,9 @@ reduce-scatter back), whether it relays through the same-rail GPU of the destina
 tier (a constant, or a ``[ramp]`` curve over the bytes the busiest link carries in one phase: small
 transfers reach less of the link; ``ramp_bytes``: over the bytes of the busiest GPU pair (``pair``) or the
 whole buffer, the pair's bytes times the group's GPUs (``buffer``), where that, not the link's bytes, sets
-where the curve steps: NCCL's protocol changes) and its fixed cost per phase, which may grow with the expert slots
-(``[per_expert_us]``), step up once the kernel packs expert slots into warp groups (``[packed_us]``), grow
-with the hidden size (``[per_hidden_us]``) or with the GPUs each GPU sends to (``[per_peer_us]``). Kernels
+where the curve steps: NCCL's protocol changes) and its fixed cost per phase, which may grow with the expert
+slots (``[per_expert_us]``), step up once the kernel packs expert slots into warp groups (``[packed_us]``),
+grow with the hidden size (``[per_hidden_us]``) or with the GPUs each GPU sends to (``[per_peer_us]``). Kernels
 that send from a fixed set of blocks (DeepEP's: one per expert slot, or the SMs they hold) are also limited
 on the send side: ``[issue_us]`` per round of one token per block, ``[block_GBps]`` per block
 (:meth:`Transport.send_time`); across domains a relaying kernel's blocks move the copies of both of its stages
@@ -191,9 +191,9 @@ class Transport:
 
     @property
     def counts_peers(self) -> bool:
-        """Whether the file has a cost per GPU sent to, a pair's stream rate or a ramp by the pair's bytes
-        (NCCL)."""
-        return self.ramp_bytes == "pair" or any(
+        """Whether the file has a cost per GPU sent to, a pair's stream rate or a ramp read at the pair's
+        bytes (NCCL)."""
+        return self.ramp_bytes != "link" or any(
             self.constant(name, p) for name in ("per_peer_s", "peer_Bps") for p in PHASES)
 
     def peer_time(self, phase: str, peer_bytes: np.ndarray) -> np.ndarray:
