@@ -25,12 +25,15 @@ def test_shipped_h200_file_is_the_fit_of_the_shipped_record():
     assert shipped["hbm"]["efficiency"] == pytest.approx(tables["hbm"]["efficiency"], rel=1e-3)
     assert shipped["memory_kernel"]["efficiency"] == pytest.approx(tables["memory_kernel"]["efficiency"], rel=1e-3)
     assert len(shipped["gemm_shape"]) == len(tables["gemm_shape"]) == 82  # 41 shapes (whole and TP 2, 4, 8 slices) x 2 dtypes
-    # the fused MoE kernel's rows: the two expert shapes whole at 2, 4, 8, 16 and 32 local experts, one rank's slices
-    # under MoE TP 2, 4, 8 at 32, 64, 128 and 256, 2 dtypes; none of PyTorch's grouped curves left beside them
+    # the fused MoE kernel's rows: DeepSeek-V3's two expert shapes whole at 2, 4, 8, 16 and 32 local experts, one
+    # rank's slices under MoE TP 2, 4, 8 at 32, 64, 128 and 256, 2 dtypes; none of PyTorch's grouped curves left
+    # beside them; then the 11 other catalog expert shapes' (two GEMMs each) whole at 2, 8 and 32 (at most their
+    # experts: DBRX and Mixtral 2 and 8) in fp8
     measured = [c for c in shipped["grouped_gemm"] if c["dtype"] != "mxfp4"]  # mxfp4: AIConfigurator's, below
-    assert len(measured) == len(tables["grouped_gemm"]) == (2 * 5 + 6 * 4) * 2
+    assert len(measured) == len(tables["grouped_gemm"]) == (2 * 5 + 6 * 4) * 2 + 2 * (8 * 3 + 3 * 2)
     for a, b in zip(measured, tables["grouped_gemm"]):
-        assert (a["shape"], a["experts"], a["dtype"]) == (b["shape"], b["experts"], b["dtype"])
+        assert (a["shape"], a["n"], a["k"], a["experts"], a["dtype"]) == (
+            b["shape"], b["n"], b["k"], b["experts"], b["dtype"])
         assert a["m"] == pytest.approx(b["m"], rel=1e-3) and a["efficiency"] == pytest.approx(b["efficiency"], rel=1e-3)
     for a, b in zip(shipped["gemm_shape"], tables["gemm_shape"]):
         assert (a["n"], a["k"], a["dtype"]) == (b["n"], b["k"], b["dtype"])
@@ -337,7 +340,8 @@ def test_aic_calibration_reproduces_its_own_rows(tmp_path):
     sys.modules["moe_validation"] = mv
     spec.loader.exec_module(mv)
     measured = mv.measured()
-    _, per_token_s = token_work(read_rows(DATA / "aic_h200_moe_trtllm.csv"))  # one kernel
+    deepseek_rows = [r for r in read_rows(DATA / "aic_h200_moe_trtllm.csv") if int(r["hidden_size"]) == model.hidden]
+    _, per_token_s = token_work(deepseek_rows)  # one kernel
     for ep, tokens in ((8, 1024), (32, 4096), (64, 16384)):  # less the work on the EP group's every token
         expected_us = measured[ep, tokens] - per_token_s * tokens * 1e6
         assert mv.predict_us(ep, tokens, str(path)) == pytest.approx(expected_us, rel=0.15)

@@ -137,10 +137,11 @@ def fused_curves(rows: list[dict], gpu: GPU, source: str) -> list[dict]:
     for i, r in enumerate(rows):
         if "s" in r:
             groups.setdefault((r["shape"], r["n"], r["k"], r["experts"], r["dtype"]), []).append((i, r))
-            floors[r["shape"], r["dtype"]] = min(r["s"], floors.get((r["shape"], r["dtype"]), r["s"]))
+            shape = (r["shape"], r["n"], r["k"], r["dtype"])  # one model's shape: its own floor
+            floors[shape] = min(r["s"], floors.get(shape, r["s"]))
     curves = []
     for key, timed in groups.items():
-        floor_s = floors[key[0], key[4]]
+        floor_s = floors[key[0], key[1], key[2], key[4]]
         free, bounded = {}, {}
         for i, r in timed:
             m = round(r["copies"] / r["touched"], 4) or r["copies"] / r["touched"]  # never 0: m is read in log
@@ -176,14 +177,15 @@ def fit(record: dict, gpu: GPU, source: str = "record") -> dict:
     shapes = shape_curves(record["gemm"], gpu, ("shape", "n", "k"), source, "gemm")
     grouped = shape_curves(record["grouped"], gpu, ("shape", "n", "k", "experts"), source, "grouped")
     fused = fused_curves(record.get("fused", []), gpu, source)
-    fused_shapes = {(f["shape"], f["dtype"]) for f in fused}
+    fused_shapes = {(f["shape"], f["n"], f["k"], f["dtype"]) for f in fused}
     ms, eff = expert_curve(grouped, "bf16")
     tables = {"memory_kernel": {"bytes": mem_bytes, "efficiency": mem_eff},
               "gemm": {"tokens_per_expert": ms, "efficiency": eff},
               "hbm": {"efficiency": max(mem_eff)},
               "flops": {"efficiency": best_flops(shapes, "bf16")},
               "gemm_shape": shapes,
-              "grouped_gemm": fused + [c for c in grouped if (c["shape"], c["dtype"]) not in fused_shapes]}
+              "grouped_gemm": fused + [c for c in grouped
+                                       if (c["shape"], c["n"], c["k"], c["dtype"]) not in fused_shapes]}
     ms8, eff8 = expert_curve(grouped, "fp8")
     if ms8 == ms and ms:
         tables["gemm"]["efficiency_fp8"] = eff8

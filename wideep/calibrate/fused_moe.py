@@ -234,16 +234,18 @@ def time_point(torch, timer, quick, ops: Operands, tokens: int, local: int, n_ex
 
 
 def measure_fused(torch, timer, quick, shapes: list[GemmShape], n_experts: int, top_k: int, rotate_bytes: int,
-                  log, experts: tuple[int, ...] = ()) -> list[dict]:
+                  log, experts: tuple[int, ...] = (), dtypes: tuple[str, ...] = ("bf16", "fp8")) -> list[dict]:
     """Rows {shape, n, k, experts, dtype, tokens, copies, touched, s, config, check} of every routed-expert
     shape (whole: :data:`WHOLE_EXPERTS` local experts; MoE TP slices: :data:`SLICE_EXPERTS`; ``experts`` for
-    both when given), both dtypes, at :data:`COPIES` kept copies; ``copies`` and ``touched`` are means over the
-    routing samples, ``s`` the fastest configuration's median (``timer``) after a search with ``quick``."""
+    both when given; at most the model's ``n_experts``), in ``dtypes``, at :data:`COPIES` kept copies;
+    ``copies`` and ``touched`` are means over the routing samples, ``s`` the fastest configuration's median
+    (``timer``) after a search with ``quick``."""
     rows = []
     for shape in (s for s in shapes if s.per_expert):
         gather = ".gate_up" in shape.name
-        for local in experts or (SLICE_EXPERTS if "/tp" in shape.name else WHOLE_EXPERTS):
-            for dtype in ("bf16", "fp8"):
+        counts = experts or (SLICE_EXPERTS if "/tp" in shape.name else WHOLE_EXPERTS)
+        for local in (c for c in counts if c <= n_experts):
+            for dtype in dtypes:
                 ops = Operands(torch, shape, local, dtype, weight_copies(shape, local, dtype, top_k, rotate_bytes))
                 err = check(torch, ops, top_k, gather)
                 wanted = (c for c in COPIES if c <= min(MAX_ROWS_PER_EXPERT * local, COPIES[-1]))

@@ -225,13 +225,13 @@ def measure_ops(torch, timer: Timer, hidden: int, n_experts: int, top_k: int, lo
 
 
 def measure_fused_section(torch, timer: Timer, shapes: list[GemmShape], n_experts: int, top_k: int,
-                          log, experts: tuple[int, ...] = ()) -> list[dict]:
+                          log, experts: tuple[int, ...] = (), dtypes: tuple[str, ...] = ("bf16", "fp8")) -> list[dict]:
     """The ``fused`` rows (Triton's fused MoE kernel; a tile search per point at 3 repeats; ``experts``: local
-    expert counts instead of the module's defaults)."""
+    expert counts instead of the module's defaults; ``dtypes``: the weight dtypes timed)."""
     from wideep.calibrate.fused_moe import measure_fused
 
     return measure_fused(torch, timer, Timer(torch, repeats=3, warmup=1), shapes, n_experts, top_k,
-                         ROTATE_BYTES, log, experts)
+                         ROTATE_BYTES, log, experts, dtypes)
 
 
 def stamp(torch) -> dict:
