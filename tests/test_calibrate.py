@@ -24,7 +24,9 @@ def test_shipped_h200_file_is_the_fit_of_the_shipped_record():
     tables = fit(read_record(RAW), load_gpu("h200-sxm"))
     assert shipped["hbm"]["efficiency"] == pytest.approx(tables["hbm"]["efficiency"], rel=1e-3)
     assert shipped["memory_kernel"]["efficiency"] == pytest.approx(tables["memory_kernel"]["efficiency"], rel=1e-3)
-    assert len(shipped["gemm_shape"]) == len(tables["gemm_shape"]) == 82  # 41 shapes (whole and TP 2, 4, 8 slices) x 2 dtypes
+    # DeepSeek-V3's 41 shapes (whole and TP 2, 4, 8 slices) x 2 dtypes, then every other catalog model's
+    assert len(shipped["gemm_shape"]) == len(tables["gemm_shape"]) == 556
+    assert sum(c["k"] == 7168 and c["n"] == 2112 for c in tables["gemm_shape"]) == 2  # DeepSeek's q_a/kv_a, both dtypes
     # the fused MoE kernel's rows: DeepSeek-V3's two expert shapes whole at 2, 4, 8, 16 and 32 local experts, one
     # rank's slices under MoE TP 2, 4, 8 at 32, 64, 128 and 256, 2 dtypes; none of PyTorch's grouped curves left
     # beside them; then the 11 other catalog expert shapes' (two GEMMs each) whole at 2, 8 and 32 (at most their

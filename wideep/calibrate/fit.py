@@ -182,7 +182,7 @@ def fit(record: dict, gpu: GPU, source: str = "record") -> dict:
     tables = {"memory_kernel": {"bytes": mem_bytes, "efficiency": mem_eff},
               "gemm": {"tokens_per_expert": ms, "efficiency": eff},
               "hbm": {"efficiency": max(mem_eff)},
-              "flops": {"efficiency": best_flops(shapes, "bf16")},
+              "flops": {"efficiency": best_flops(shapes, "bf16", gpu)},
               "gemm_shape": shapes,
               "grouped_gemm": fused + [c for c in grouped
                                        if (c["shape"], c["n"], c["k"], c["dtype"]) not in fused_shapes]}
@@ -190,13 +190,18 @@ def fit(record: dict, gpu: GPU, source: str = "record") -> dict:
     if ms8 == ms and ms:
         tables["gemm"]["efficiency_fp8"] = eff8
     if any(c["dtype"] == "fp8" for c in shapes):
-        tables["flops"]["efficiency_fp8"] = best_flops(shapes, "fp8")
+        tables["flops"]["efficiency_fp8"] = best_flops(shapes, "fp8", gpu)
     return tables
 
 
-def best_flops(curves: list[dict], dtype: str) -> float:
-    """Highest efficiency of a compute-bound product (the largest m of each shape)."""
-    return max((c["efficiency"][-1] for c in curves if c["dtype"] == dtype), default=1.0)
+def best_flops(curves: list[dict], dtype: str, gpu: GPU) -> float:
+    """Highest efficiency of a compute-bound product: the largest m of each shape whose roofline there is its
+    FLOPs (a router's 8-16 outputs stay memory-bound at any m)."""
+    def compute_bound(c: dict) -> bool:
+        m = c["m"][-1]
+        return 2.0 * m * c["n"] * c["k"] / gpu.flops(gpu.compute_dtype(dtype) or dtype) >= gemm_roofline_s(
+            gpu, dtype, m, c["n"], c["k"])
+    return max((c["efficiency"][-1] for c in curves if c["dtype"] == dtype and compute_bound(c)), default=1.0)
 
 
 def fmt(values: list, digits: int = 4) -> str:
@@ -224,7 +229,9 @@ def measured_header(record: dict, gpu: GPU, command: str) -> list[str]:
     return [f"Measured on one {st.get('device', '?')} on {st.get('date', '?')} by `wideep calibrate`; written by `{command}`.",
             f"torch {st.get('torch', '?')}, CUDA {st.get('cuda', '?')}, driver {st.get('driver', '?')}, "
             f"max SM clock {st.get('max_sm_clock', '?')}, power limit {st.get('power_limit', '?')}.",
-            f"Peaks from the GPU catalog ({gpu.id}): efficiency = time at datasheet peak / measured time."] + fused_header(record)
+            f"Peaks from the GPU catalog ({gpu.id}): efficiency = time at datasheet peak / measured time."] + (
+        [f"GEMM shapes ([[gemm_shape]]) measured on {record['gemm_stamp'].get('date', '?')}."]
+        if "gemm_stamp" in record else []) + fused_header(record)
 
 
 def fused_header(record: dict) -> list[str]:
