@@ -403,17 +403,12 @@ def fit(transport: str, gpu: str = "") -> dict:
                 continue
             f = fixed[key]
             out["latency_us"][phase][key.tier] = round(f - fixed_part(key), 2)
-            ramp = [(ramp_x(own.ramp_bytes, p, key.ep),
+            ramp = [(own.ramp_read_at(p.link_bytes, p.peer_bytes, key.ep),
                      1.0 if p.measured_us - f - peer(p) <= max(p.sol_us, limit(key, p)) * 1.02 else
                      min(1.0, max(0.02, p.sol_us / (p.measured_us - f - peer(p)))))
                     for p in (pts[1:] if len(pts) > 1 else pts)]
             out["ramp"].setdefault(key.tier, {})[phase] = ramp
     return out
-
-
-def ramp_x(ramp_bytes: str, p: Point, ep: int) -> float:
-    """A point's bytes as its transport's ramp reads them (:attr:`Transport.ramp_bytes`)."""
-    return {"link": p.link_bytes, "pair": p.peer_bytes, "buffer": p.peer_bytes * ep}[ramp_bytes]
 
 
 def fit_points(rows: list[Case], transport: str, phase: str, out: dict) -> dict[Series, list[Point]]:

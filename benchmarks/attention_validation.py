@@ -11,11 +11,14 @@ from __future__ import annotations
 import argparse
 import csv
 import statistics
+from dataclasses import replace
 from pathlib import Path
 
 from wideep.calibrate.aic import GQA_FIT_SHAPE, gqa_row
-from wideep.perf.roofline import load_calibration
+from wideep.perf.roofline import load_calibration, roofline
+from wideep.perf.step import core_rate, gqa_core
 from wideep.specs.hardware import load_gpu
+from wideep.specs.model import load_model
 
 ROWS = Path(__file__).resolve().parent / "data" / "aic_gqa_attention.csv"
 
@@ -31,23 +34,27 @@ def windowed(r: dict) -> dict:
     return r | {"isl": 0, "step": min(context, window)} if window else r
 
 
+def row_model(r: dict):
+    """Llama-3.1-70B with the row's heads, KV heads and head dim (what :func:`gqa_core` reads of a model)."""
+    base = load_model("llama-3.1-70b")
+    heads, kv, dim = int(r["num_heads"]), int(r["num_key_value_heads"]), int(r["head_dim"])
+    return replace(base, attention=replace(base.attention, heads=heads, kv_heads=kv, head_dim=dim, v_head_dim=dim))
+
+
 def predict_s(r: dict) -> tuple[float, float]:
-    """(seconds on ``[attention_gqa]``, seconds on the MLA kernel's ``[attention]`` fit) of one row."""
+    """(seconds on ``[attention_gqa]``, seconds on the MLA kernel's ``[attention]`` fit) of one row, as the step
+    model's core charges them (:func:`wideep.perf.step.gqa_core`, one rank, no MTP)."""
     gpu, cal = load_gpu(r["gpu"]), load_calibration(r["gpu"])
     fp8 = r["kv_cache_dtype"] == "fp8"
-    nbytes, units, _ = gqa_row(windowed(r))
-    hbm_eff, per_unit_s, floor_s = cal.attention_gqa.rate(fp8)
-    new = max(nbytes / (gpu.hbm_Bps * hbm_eff) + units * per_unit_s, floor_s)
+    nbytes, _, _ = gqa_row(windowed(r))
     heads, dim, batch = int(r["num_heads"]), int(r["head_dim"]), int(r["batch_size"])
     one_more = 4 * heads * dim  # score FLOPs of one more cached token (QK and PV)
-    peak = gpu.flops("fp8") if fp8 and cal.attention_fp8_flops_efficiency else gpu.flops("bf16")
-    e_f = cal.attention_fp8_flops_efficiency if fp8 and cal.attention_fp8_flops_efficiency else \
-        cal.attention_flops_efficiency
-    tokens = cal.attention_fp8_sequence_tokens if fp8 and cal.attention_fp8_flops_efficiency else \
-        cal.attention_sequence_tokens
+    peak, eff, tokens = core_rate(gpu, cal, "decode", fp8)
     cached = nbytes / (int(r["num_key_value_heads"]) * dim * 2 * (1 if fp8 else 2))  # sequences x tokens read
-    old = max(cached * one_more / (peak * e_f), nbytes / (gpu.hbm_Bps * cal.attention_hbm_efficiency))
-    return new, max(old + batch * tokens * one_more / peak, cal.attention_floor_s)
+    core = roofline("attn_core", cached * one_more, nbytes, peak, gpu.hbm_Bps, eff)
+    new, floor_s = gqa_core(row_model(r), cal.attention_gqa, core, 0.0, peak, eff, gpu.hbm_Bps, fp8, batch, 1)
+    old = core.time_s + batch * tokens * one_more / peak
+    return max(new.time_s, floor_s), max(old, cal.attention_floor_s)
 
 
 def fitted(r: dict) -> bool:

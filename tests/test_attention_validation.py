@@ -40,21 +40,33 @@ def test_shipped_constants_refit_from_the_rows(gpu):
 def test_held_out_shapes(gpu):
     """Held out (other heads, head dims, windows, both KV dtypes): mean abs error within 30% per dtype, and
     below the MLA kernel's fit that every model's attention read before."""
-    for row in (r for r in val.summary() if r[0] == gpu and r[2] == "held-out"):
+    rows = [r for r in val.summary() if r[0] == gpu and r[2] == "held-out"]
+    assert sorted(r[1] for r in rows) == ["bfloat16", "fp8"]
+    for row in rows:
         _, kv, _, n, mean, _, _, before, _ = row
         assert n > 100 and mean <= 100 * MEAN_TOLERANCE, row
         assert mean < before, row
 
 
 def test_gqa_core_by_hand():
-    """KV at the GQA kernel's HBM efficiency plus sequences x KV heads per rank x the unit's time: Qwen3's 4
-    KV heads over TP2 leave 2 per rank."""
+    """KV at the GQA kernel's HBM efficiency, a linear-attention state at the [attention] one, plus sequences x
+    KV heads per rank x the unit's time: Qwen3's 4 KV heads over TP2 leave 2 per rank, over TP8 1."""
     gqa = GqaAttention(0.5, 1e-8, 5e-6, 0.25, 2e-9, 3e-6)
     core = Term("attn_core", 0.0, 0.0, "hbm", flops=0.0, hbm_bytes=1e9)
-    t, floor = gqa_core(load_model("qwen3-235b-a22b"), gqa, core, 1e15, 0.5, 4e12, False, 100.0, 2)
+    model = load_model("qwen3-235b-a22b")
+    t, floor = gqa_core(model, gqa, core, 0.0, 1e15, (0.5, 0.8), 4e12, False, 100.0, 2)
     assert t.time_s == pytest.approx(1e9 / (4e12 * 0.5) + 100 * 2 * 1e-8) and floor == 5e-6
-    t8, floor8 = gqa_core(load_model("qwen3-235b-a22b"), gqa, core, 1e15, 0.5, 4e12, True, 100.0, 8)
-    assert t8.time_s == pytest.approx(1e9 / (4e12 * 0.25) + 100 * 1 * 2e-9) and floor8 == 3e-6  # 1 KV head a rank
+    t8, floor8 = gqa_core(model, gqa, core, 4e8, 1e15, (0.5, 0.8), 4e12, True, 100.0, 8)
+    assert t8.time_s == pytest.approx(6e8 / (4e12 * 0.25) + 4e8 / (4e12 * 0.8) + 100 * 1 * 2e-9) and floor8 == 3e-6
+
+
+def test_mtp_layers_pay_the_kernel_too():
+    """Three MTP layers of MiniMax-M2 (62 layers) read their KV and pay the time per sequence and KV head as the
+    others do: the step's attention grows by 65/62."""
+    base = PlanSpec(model="minimax-m2", topology="hgx-h200", ep=8, batch=64)
+    t0 = plan(base).decode.breakdown_ms["attn_core"]
+    t3 = plan(replace(base, mtp=3)).decode.breakdown_ms["attn_core"]
+    assert t3 == pytest.approx(t0 * 65 / 62, rel=0.01)
 
 
 def test_plans_name_the_attention_table():

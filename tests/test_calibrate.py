@@ -342,7 +342,9 @@ def test_aic_calibration_reproduces_its_own_rows(tmp_path):
     sys.modules["moe_validation"] = mv
     spec.loader.exec_module(mv)
     measured = mv.measured()
-    deepseek_rows = [r for r in read_rows(DATA / "aic_h200_moe_trtllm.csv") if int(r["hidden_size"]) == model.hidden]
+    shape = (model.hidden, model.expert_ffn, model.top_k, model.n_experts)
+    deepseek_rows = [r for r in read_rows(DATA / "aic_h200_moe_trtllm.csv")
+                     if tuple(int(r[k]) for k in ("hidden_size", "inter_size", "topk", "num_experts")) == shape]
     _, per_token_s = token_work(deepseek_rows)  # one kernel
     for ep, tokens in ((8, 1024), (32, 4096), (64, 16384)):  # less the work on the EP group's every token
         expected_us = measured[ep, tokens] - per_token_s * tokens * 1e6
@@ -546,7 +548,7 @@ def test_a_gpus_own_floors_override_the_defaults_key_by_key():
     assert b200.gemm_floor_s == pytest.approx(1.71e-6, rel=0.01)
     assert b200.attention_floor_s == pytest.approx(10.32e-6, rel=0.01)
     assert h200.gemm_floor_s == pytest.approx(7.33e-6) and b200.memory_floor_s == h200.memory_floor_s
-    assert calibration_sources(b200)["layer_kernels"] == "default.toml [kernel]"
+    assert calibration_sources(b200, attention="mla")["layer_kernels"] == "default.toml [kernel]"
 
 
 def test_aic_reader_writes_the_fastest_rows_as_floors():

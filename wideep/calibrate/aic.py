@@ -374,13 +374,13 @@ def gqa_row(r: dict) -> tuple[float, float, float]:
             float(r["latency"]) * 1e-3)
 
 
-def attention_from_gqa(rows: list[dict], gpu: GPU, model: Model | None = None) -> dict:
+def attention_from_gqa(rows: list[dict], gpu: GPU) -> dict:
     """``[attention_gqa]`` of ``gpu`` from the grouped-query decode kernel's rows (TensorRT-LLM's
     ``generation_attention`` table) at :data:`GQA_FIT_SHAPE`, no window, at least :data:`GQA_MIN_BATCH`
     sequences, per KV dtype (the fp8 cache runs another kernel): the fastest row is the kernel's floor
     (``floor_us``), and time = KV bytes / (HBM x ``hbm_efficiency``) + sequences x KV heads x ``kv_head_us``,
-    at least the floor, least squares in log time on the rows :data:`GQA_ROWS` times the floor. ``model`` is
-    not read (one shape serves every model)."""
+    at least the floor, least squares in log time on the rows :data:`GQA_ROWS` times the floor (one shape
+    serves every model)."""
     sides: dict[str, list] = {"bf16": [], "fp8": []}
     for r in rows:
         if ((int(r["num_heads"]), int(r["num_key_value_heads"]), int(r["head_dim"])) == GQA_FIT_SHAPE
@@ -467,7 +467,8 @@ def aic_tables(root: Path, gpu: GPU, models: list[Model], engine: str = "trtllm"
     gqa = root / system / "attention" / engine / version / "generation_attention_perf.parquet"
     gqa_models = [m for m in models if m.attention.kind == "gqa"]
     if engine == "trtllm" and gqa.is_file() and gqa_models:  # the other engines' tables: held out
-        attention_gqa = from_rows(attention_from_gqa, read_rows(gqa), gqa, gpu, gqa_models[0])
+        attention_gqa = from_rows(lambda rows, g, _: attention_from_gqa(rows, g), read_rows(gqa), gqa, gpu,
+                                  gqa_models[0])
         if attention_gqa:
             tables["attention_gqa"] = attention_gqa
             stamp["attention_gqa_table"] = str(gqa.relative_to(root))

@@ -35,7 +35,8 @@ from dataclasses import replace
 from wideep.core import units
 from wideep.core.errors import InputError
 from wideep.specs.hardware import GPU
-from wideep.perf.memory import OPTIONS, Precision, kv_rank_bytes, kv_read_bytes_per_sequence, kv_share
+from wideep.perf.memory import (OPTIONS, Precision, kv_rank_bytes, kv_read_bytes_per_sequence, kv_share,
+                                 linear_state_bytes)
 from wideep.specs.model import Model
 from wideep.perf.kernels import (BF16_BYTES, GemmShape, MemoryKernel, attention_gemms, attention_kernels, dense_kernels,
                                  ffn_gemms, linear_attention_gemms, moe_kernels, tp_shard)
@@ -47,13 +48,14 @@ TERM_TABLES = {"attn_core": ("attention",), "attn_proj": ("gemm_shape", "gemm"),
                "shared_experts": ("gemm_shape", "gemm"), "lm_head": ("gemm_shape", "gemm"),
                "routed_experts": ("grouped_gemm", "gemm"), "layer_kernels": ("memory_kernel", "kernel")}
 def calibration_sources(cal: Calibration, transport_source: str = "", tp: int = 1,
-                        weights: str = "", attention: str = "mla") -> dict[str, str]:
+                        weights: str = "", *, attention: str) -> dict[str, str]:
     """Term -> "file (table)" that set its efficiency; dispatch and combine -> ``transport_source`` (the
     transport file and table, :attr:`wideep.traffic.transports.Transport.source`); the all-reduce of a
     ``tp``-GPU attention group -> the measured series or the collective model's file. The routed experts in
     ``weights`` take the grouped curves only where the calibration has some in that dtype (else the ``[gemm]``
     curve), named ``grouped_gemm_<dtype>`` where the file's stamp says another table gave that dtype's; a
-    grouped-query model's (``attention`` "gqa") decode attention takes ``[attention_gqa]`` where the file has it."""
+    grouped-query model's (``attention``: its attention kind, "gqa") decode attention takes ``[attention_gqa]``
+    where the file has it."""
     have = dict(cal.sources)
     out = {}
     for term, tables in TERM_TABLES.items():
@@ -187,9 +189,10 @@ def attention_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequ
     core = replace(core, time_s=core.time_s + fixed_flops / peak)
     floor_s = cal.attention_floor_s
     if model.attention.kind == "gqa" and wl.phase == "decode" and cal.attention_gqa:
-        core, floor_s = gqa_core(model, cal.attention_gqa, core, peak, eff[0], gpu.hbm_Bps,
+        state = per_layer * sequences * 2 * linear_state_bytes(model, mtp, wl.tp)  # Gated DeltaNet's, read and written
+        core, floor_s = gqa_core(model, cal.attention_gqa, core, state, peak, eff, gpu.hbm_Bps,
                                  prec.dt("kv").name == "fp8_e4m3",
-                                 sequences * model.softmax_layers / (model.layers + mtp), wl.tp)
+                                 per_layer * sequences * (model.softmax_layers + mtp), wl.tp)
     if core.time_s < floor_s:  # one kernel per layer: its launch and tail
         core = replace(core, time_s=floor_s, binding="latency")
     proj = sharded_gemms(attention_gemms(model), tokens, prec.attention, gpu, cal, wl.tp)
@@ -207,16 +210,21 @@ def attention_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequ
     return terms
 
 
-def gqa_core(model: Model, gqa: GqaAttention, core: Term, peak_flops: float, flops_efficiency: float,
-             hbm_Bps: float, fp8_cache: bool, softmax_sequences: float, tp: int) -> tuple[Term, float]:
+def gqa_core(model: Model, gqa: GqaAttention, core: Term, state_bytes: float, peak_flops: float,
+             efficiency: tuple[float, float], hbm_Bps: float, fp8_cache: bool, softmax_sequences: float,
+             tp: int) -> tuple[Term, float]:
     """(``attn_core``, its kernel's floor s) of a grouped-query model's decode on its own measured kernel
-    (``[attention_gqa]``): the score FLOPs at the attention kernel's FLOP efficiency, the KV at the GQA
-    kernel's HBM efficiency, plus its time per sequence and KV head of the rank (``softmax_sequences``:
-    sequences x the mean layer's share of softmax layers)."""
+    (``[attention_gqa]``): the score FLOPs at the attention kernel's FLOP efficiency (``efficiency``: the
+    ``[attention]`` (FLOP, HBM) pair), the softmax layers' KV at the GQA kernel's HBM efficiency and any
+    linear-attention ``state_bytes`` at the ``[attention]`` one, plus the GQA kernel's time per sequence and KV
+    head of the rank (``softmax_sequences``: sequences x the mean layer's share of softmax layers, MTP ones
+    included; one per sequence whatever its draft tokens)."""
     hbm_eff, per_unit_s, floor_s = gqa.rate(fp8_cache)
     kv_heads = model.attention.kv_heads * kv_share(model, tp)
-    rest = roofline("attn_core", core.flops, core.hbm_bytes, peak_flops, hbm_Bps, (flops_efficiency, hbm_eff))
-    return replace(rest, time_s=rest.time_s + softmax_sequences * kv_heads * per_unit_s), floor_s
+    flops_s = core.flops / (peak_flops * efficiency[0])
+    stream_s = (core.hbm_bytes - state_bytes) / (hbm_Bps * hbm_eff) + state_bytes / (hbm_Bps * efficiency[1])
+    return replace(core, time_s=max(flops_s, stream_s) + softmax_sequences * kv_heads * per_unit_s,
+                   binding="flops" if flops_s >= stream_s else "hbm"), floor_s
 
 
 def routed_experts(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: ExpertParallel,

@@ -250,7 +250,8 @@ def plan(spec: PlanSpec) -> Plan:
                  spec.price_per_gpu_hour, spec.price_scenario)
     system = cluster.system.id if cluster.system else cluster.name
     transport = load_transport(ep.transport).for_gpu(gpu.id).source if ep.ep_size > 1 and ep.transport else ""
-    provenance = calibration_sources(cal, transport, spec.tp, spec.precision.weights, model.attention.kind)
+    provenance = calibration_sources(cal, transport, spec.tp, spec.precision.weights,
+                                     attention=model.attention.kind)
     if ep.gathers:  # the all-gather's output rows are memory-bound kernels, as the layer's others
         provenance["gathered_outputs"] = provenance["layer_kernels"]
     provenance["experts_touched"] = ep.touched_source or ESTIMATE

@@ -275,7 +275,7 @@ def phase_times(link_bytes: np.ndarray, pair_bytes: np.ndarray, cluster: Cluster
     bw = cluster.edge_bw_Bps
     masks = tier_masks(cluster)
     pair = np.broadcast_to(np.reshape(load.peer_bytes, (-1, 1)), link_bytes.shape)  # each layer's busiest pair
-    ramp_bytes = {"link": link_bytes, "pair": pair, "buffer": pair * r.ep_size}[transport.ramp_bytes]
+    ramp_bytes = transport.ramp_read_at(link_bytes, pair, r.ep_size)
     busy = link_bytes / (bw * transport.link_efficiency(phase, cluster.edge_tier[None, :], ramp_bytes, masks))
     wire = wire_latency(pair_bytes, r) if wire_s is None else wire_s
     used = {t: (link_bytes[:, on] > 0).any(axis=1) for t, on in masks.items()}  # tier -> layers using it

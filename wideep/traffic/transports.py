@@ -5,9 +5,9 @@ per destination node then per GPU, or to every GPU of the group: an all-gather, 
 reduce-scatter back), whether it relays through the same-rail GPU of the destination domain
 (``forward``), its per-message header bytes, the fraction of datasheet bandwidth it reaches on each link
 tier (a constant, or a ``[ramp]`` curve over the bytes the busiest link carries in one phase: small
-transfers reach less of the link; ``ramp_bytes``: over the bytes of the busiest GPU pair (``pair``) or the
-whole buffer, the pair's bytes times the group's GPUs (``buffer``), where that, not the link's bytes, sets
-where the curve steps: NCCL's protocol changes) and its fixed cost per phase, which may grow with the expert
+transfers reach less of the link; with ``ramp_bytes`` the curve is read at the busiest GPU pair's bytes
+(``pair``) or at the whole buffer's, the pair's times the group's GPUs (``buffer``), for a library whose
+protocol changes at one of those sizes, as NCCL's does) and its fixed cost per phase, which may grow with the expert
 slots (``[per_expert_us]``), step up once the kernel packs expert slots into warp groups (``[packed_us]``),
 grow with the hidden size (``[per_hidden_us]``) or with the GPUs each GPU sends to (``[per_peer_us]``). Kernels
 that send from a fixed set of blocks (DeepEP's: one per expert slot, or the SMs they hold) are also limited
@@ -202,6 +202,11 @@ class Transport:
         channels, so one or two peers cannot fill a GPU's NVLink however fast the link is."""
         rate = self.constant("peer_Bps", phase)
         return np.asarray(peer_bytes, dtype=float) / rate if rate else np.zeros_like(peer_bytes, dtype=float)
+
+    def ramp_read_at(self, link_bytes, pair_bytes, ep_size: int):
+        """The bytes the ramp is read at (:attr:`ramp_bytes`): the link's own, the busiest pair's, or that pair's
+        times the EP group's GPUs (the whole buffer); numbers or broadcastable arrays."""
+        return {"link": link_bytes, "pair": pair_bytes, "buffer": pair_bytes * ep_size}[self.ramp_bytes]
 
     def link_efficiency(self, phase: str, tiers: np.ndarray, link_bytes: np.ndarray,
                         masks: dict[str, np.ndarray] | None = None) -> np.ndarray:
