@@ -30,9 +30,9 @@ def test_shipped_h200_file_is_the_fit_of_the_shipped_record():
     # the fused MoE kernel's rows: DeepSeek-V3's two expert shapes whole at 2, 4, 8, 16 and 32 local experts, one
     # rank's slices under MoE TP 2, 4, 8 at 32, 64, 128 and 256, 2 dtypes; none of PyTorch's grouped curves left
     # beside them; then the 11 other catalog expert shapes' (two GEMMs each) whole at 2, 8 and 32 (at most their
-    # experts: DBRX and Mixtral 2 and 8) in fp8
+    # experts: DBRX and Mixtral 2 and 8), 2 dtypes
     measured = [c for c in shipped["grouped_gemm"] if c["dtype"] != "mxfp4"]  # mxfp4: AIConfigurator's, below
-    assert len(measured) == len(tables["grouped_gemm"]) == (2 * 5 + 6 * 4) * 2 + 2 * (8 * 3 + 3 * 2)
+    assert len(measured) == len(tables["grouped_gemm"]) == (2 * 5 + 6 * 4) * 2 + 2 * (8 * 3 + 3 * 2) * 2
     for a, b in zip(measured, tables["grouped_gemm"]):
         assert (a["shape"], a["n"], a["k"], a["experts"], a["dtype"]) == (
             b["shape"], b["n"], b["k"], b["experts"], b["dtype"])
