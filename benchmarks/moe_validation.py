@@ -2,8 +2,8 @@
 
 AIC's ``moe_perf`` (TensorRT-LLM 1.3.0rc20, H200, fp8 block-scaled, balanced routing; rows in
 benchmarks/data/aic_h200_moe_trtllm.csv: DeepSeek-V3's shape, and those of Qwen3-235B, Qwen3-30B, Llama 4
-Maverick and MiniMax-M2; Mixtral's rows, at EP 1-4, are kept but not compared) times one rank's routed-expert work for ``num_tokens`` tokens
-entering the layer across the EP group: routing from logits, permute, both grouped GEMMs, activation,
+Maverick and MiniMax-M2; Mixtral's rows, at EP 1-4, are kept but not compared) times one rank's
+routed-expert work for ``num_tokens`` tokens entering the layer across the EP group: routing from logits, permute, both grouped GEMMs, activation,
 unpermute and weighted sum. wideep's ``routed_experts`` term (plus the router top-k kernel) covers the same
 work for the rank's own num_tokens / ep tokens, on the shipped H200 file's fused MoE curves measured on our own
 H200 at each model's shape; nothing here was fitted to these rows. The op also routes,
