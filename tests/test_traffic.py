@@ -239,6 +239,9 @@ def test_bad_transport_file(tmp_path):
     bad.write_text(gather.replace('forward = "direct"', 'forward = "rail"', 1))
     with pytest.raises(CatalogError, match='forward: an all-gather .* must be "direct"'):
         load_transport(str(bad))
+    bad.write_text(gather.replace('ramp_bytes = "buffer"', 'ramp_bytes = "links"', 1))
+    with pytest.raises(CatalogError, match="ramp_bytes"):
+        load_transport(str(bad))
 
 
 def test_cli_json_and_table():
