@@ -160,8 +160,8 @@ def published() -> list[Case]:
              for ep, (d, c) in DEEPEP_JUNE.items()]
     cases += [Case("DeepEP README 2025-02 (H800, pure RDMA)", "deepep-ll-rdma", "dgx-h800", ep, 128, d, c,
                    "fit" if ep == 128 else "held-out") for ep, (d, c) in DEEPEP_FEB.items()]
-    cases += [Case("TensorRT-LLM blog 18 (GB200)", "nvlink-onesided", "gb200-nvl72", ep, b, d, c,
-                   "fit" if ep == 8 else "held-out", "bf16", "bf16") for (ep, b), (d, c) in TRTLLM_ONESIDED.items()]
+    cases += [Case("TensorRT-LLM blog 18 (GB200)", "nvlink-onesided", "gb200-nvl72", ep, b, d, c, "held-out", "bf16",
+                   "bf16") for (ep, b), (d, c) in TRTLLM_ONESIDED.items()]
     return cases
 
 
@@ -216,17 +216,23 @@ def aic_nccl_allgather() -> list[Case]:
     return out
 
 
+#: The AIC one-sided series fitted (its smallest and largest group: the fixed cost and its growth per
+#: doubling, the ramp from the largest) and the tokens per rank read from each series.
+ONESIDED_FIT_EPS, ONESIDED_TOKENS = (2, 32), (1, 8, 32, 128, 256, 512, 1024, 2048, 4096)
+
+
 def aic_onesided() -> list[Case]:
     """AIC GB200 one-sided NVLink all-to-all (TensorRT-LLM 1.2.0rc6 kernels): NVFP4 dispatch, BF16 combine
-    taken for the combine rows (the table names no combine dtype); EP8..EP32, all held out."""
+    taken for the combine rows (the table names no combine dtype); EP2 and EP32 fit, EP4..EP16 held out."""
     rows: dict[tuple[int, int], dict] = {}
     with open(DATA / "aic_gb200_onesided_alltoall.csv") as fh:
         for r in csv.DictReader(fh):
             ep, tokens = int(r["moe_ep_size"]), int(r["num_tokens"])
-            if ep >= 8 and tokens in (1, 32, 128, 512, 1024, 4096):
+            if tokens in ONESIDED_TOKENS:
                 rows.setdefault((ep, tokens), {})[r["op_name"]] = 1e3 * float(r["latency"])
     return [Case("AIC GB200 one-sided (TensorRT-LLM 1.2.0rc6)", "nvlink-onesided", "gb200-nvl72", ep, t,
-                 v["alltoall_dispatch"], v["alltoall_combine"], "held-out", "nvfp4", "bf16")
+                 v["alltoall_dispatch"], v["alltoall_combine"], "fit" if ep in ONESIDED_FIT_EPS else "held-out",
+                 "nvfp4", "bf16")
             for (ep, t), v in sorted(rows.items()) if len(v) == 2]
 
 
@@ -254,21 +260,30 @@ def cluster_of(system: str, ep: int):
     return load_cluster(system, ep)
 
 
+#: Transports whose measured series ran AIConfigurator's balanced pattern (:func:`balanced_routing`)
+BALANCED = ("nvlink-onesided",)
+
+
 def routing_key(case: Case) -> tuple:
-    """What a case's routing depends on: (layer shape, EP, tokens per rank sampled, even all-to-all)."""
-    return case.shape, case.ep, max(case.tokens, 64), case.transport in NCCL
+    """What a case's routing depends on: (layer shape, EP, tokens per rank sampled, pattern: ``even`` (NCCL),
+    ``balanced`` (:data:`BALANCED`) or ``uniform``)."""
+    pattern = "even" if case.transport in NCCL else "balanced" if case.transport in BALANCED else "uniform"
+    return case.shape, case.ep, max(case.tokens, 64), pattern
 
 
 @lru_cache(maxsize=4)
-def case_routing(shape: tuple, ep: int, tokens: int, even: bool, layers: int):
-    """(model, routing statistics) of :func:`routing_key`: the kernels' test routing, or for NCCL an even
-    all-to-all (one copy of each token to every GPU); the cases of one key share it (predict them in
-    :func:`routing_key` order, :func:`predict_all`)."""
+def case_routing(shape: tuple, ep: int, tokens: int, pattern: str, layers: int):
+    """(model, routing statistics) of :func:`routing_key`: the kernels' test routing (uniform top-k, or the
+    balanced pattern), or for NCCL an even all-to-all (one copy of each token to every GPU); the cases of one
+    key share it (predict them in :func:`routing_key` order, :func:`predict_all`)."""
     model = routing_model(shape)
-    if even:
+    if pattern == "even":
         model = dataclasses.replace(model, hidden=NCCL_HIDDEN, n_experts=ep * 8, top_k=ep, layers=layers,
                                     moe_layers=layers, dense_layers=0, moe_layer_ids=())
         return model, even_routing(model, ep, tokens, layers)
+    if pattern == "balanced":
+        model = dataclasses.replace(model, layers=layers, moe_layers=layers, dense_layers=0, moe_layer_ids=())
+        return model, balanced_routing(model, ep, tokens, layers)
     return model, synthetic_routing(model, "uniform", ep * tokens, seed=0, layers=layers)
 
 
@@ -321,6 +336,26 @@ def even_routing(model, ep: int, tokens_per_gpu: int, layers: int):
     per_gpu = model.n_experts // ep
     ids = np.arange(ep)[None, None, :] * per_gpu + np.zeros((layers, ep * tokens_per_gpu, 1), dtype=np.int64)
     return stats_from_arrays(ids.astype(np.int32), None, model, "even all-to-all")
+
+
+def balanced_routing(model, ep: int, tokens_per_gpu: int, layers: int):
+    """AIConfigurator's balanced pattern for TensorRT-LLM's all-to-all (collector/slurm_comm_collector/
+    collect_trtllm_alltoall.py, ``generate_balanced_expert_ids``), the same on every rank: with EP >= top-k
+    the ranks form EP / top-k groups of top-k, token i goes to one expert on each rank of group i mod groups;
+    with fewer ranks than top-k, selection j goes to rank j mod EP. So every token reaches min(EP, top-k)
+    GPUs, the copies TensorRT-LLM's blog 18 counts; the expert within a rank rotates with the token."""
+    from wideep.routing.stats import stats_from_arrays
+
+    k, per_rank = model.top_k, model.n_experts // ep
+    i, j = np.arange(tokens_per_gpu)[:, None], np.arange(k)[None, :]
+    if ep >= k:
+        groups = ep // k
+        ids = ((i % groups) * k + j) * per_rank + (i // groups) % per_rank
+    else:
+        ids = (j % ep) * per_rank + (i + j // ep) % per_rank
+    ids = np.sort(np.tile(ids, (ep, 1)), axis=1)
+    return stats_from_arrays(np.broadcast_to(ids, (layers, *ids.shape)).astype(np.int32), None, model,
+                             "balanced all-to-all")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -395,9 +430,10 @@ def fit(transport: str, gpu: str = "") -> dict:
         fixed = {k: max(0.0, pts[0].measured_us - max(pts[0].sol_us, limit(k, pts[0]))) if len(pts) > 1 else 0.0
                  for k, pts in series.items()}
         main = [k for k in series if k.tier == "nvlink" and k.sms == own.sms]  # run on the file's own SMs
-        fixed_part = fixed_growth(phase, main, fixed, out)
+        per_doubling = transport in GROWS_PER_DOUBLING
+        fixed_part = fixed_growth(phase, main, fixed, out, per_doubling)
         ramped = max(main, key=lambda k: (k.experts, k.hidden, k.ep)) if main else None
-        peer = peer_stream(phase, main, series, fixed, out)
+        peer = (lambda p: 0.0) if per_doubling else peer_stream(phase, main, series, fixed, out)
         for key, pts in series.items():
             if key != ramped and (key.tier == "nvlink" or key.sms != own.sms):
                 continue
@@ -505,16 +541,24 @@ def separate_reduce(transport: str, senders: list[list[Point]], steps: list[tupl
     return (max(0.0, float(issue_us)), float(us_per_kb), float(us_per_reduced_kb)) if us_per_reduced_kb > 0 else None
 
 
-def fixed_growth(phase: str, main: list[Series], fixed: dict, out: dict):
+#: Transports whose fixed cost grows with each doubling of the group (every rank waits for all ranks' flags),
+#: fitted between two group sizes; other transports' grows per GPU sent to, with a pair's stream rate (NCCL).
+GROWS_PER_DOUBLING = ("nvlink-onesided",)
+
+
+def fixed_growth(phase: str, main: list[Series], fixed: dict, out: dict, per_doubling: bool = False):
     """How the fixed cost grows between the first two main series (fewest experts, hidden size, GPUs): a
     function (series -> us) of the growth fitted over expert slots (dispatch per slot, ``per_expert_us``;
-    combine a step once the slots outnumber the SMs, ``packed_us``), over the hidden size (``per_hidden_us``)
-    or over the GPUs sent to (``per_peer_us``); none with one main series. A fixed cost that would shrink is
-    written as 0 (so a GPU's table never inherits another's growth)."""
+    combine a step once the slots outnumber the SMs, ``packed_us``), over the hidden size (``per_hidden_us``),
+    over the GPUs sent to (``per_peer_us``) or, ``per_doubling``, over log2 of the group's GPUs
+    (``per_doubling_us``); none with one main series. A fixed cost that would shrink is written as 0 (so a
+    GPU's table never inherits another's growth)."""
     if len(main) < 2:
         return lambda key: 0.0
     lo, hi = sorted(main, key=lambda k: (k.experts, k.hidden, k.ep))[:2]
-    if lo.ep != hi.ep:
+    if lo.ep != hi.ep and per_doubling:
+        count, name = (lambda key: math.log2(key.ep)), "per_doubling_us"
+    elif lo.ep != hi.ep:
         count, name = (lambda key: float(key.ep - 1)), "per_peer_us"
     elif lo.experts == hi.experts:
         count, name = (lambda key: float(key.hidden)), "per_hidden_us"

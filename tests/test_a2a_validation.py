@@ -51,8 +51,6 @@ KNOWN_MISSES = {
     (f"AIC GB200 {LL}", 8, 6144, 2, 8): (1, "combine at 512 tokens -33%: 8 blocks send slower than fitted at 4096"),
     (f"AIC H100 {LL}", 8, 5120, 1, 16): (1, "combine at 1,024 tokens -31% (H200 constants): " + TOP1),
     (f"AIC H200 {LL}", 8, 5120, 1, 16): (1, "combine at 1,024 tokens -32%: " + TOP1),
-    ("TensorRT-LLM blog 18 (GB200)", 64, 7168, 8, 256): (1, "dispatch at 1 token -32%: the fixed cost grows past "
-                                                            "EP32 (fitted at EP8)"),
     (f"AIC GB300 {NORMAL}", 8, 6144, 2, 8): (9, "dispatch fixed cost ~53 us measured against ~34 for every other "
                                                "GB300 shape (an outlier of this series)"),
     ("AIC H200 DeepEP normal on 4 SMs (sglang 0.5.6.post2)", 64, 7168, 8, 256): (1, "dispatch at 128 tokens -31% "

@@ -27,13 +27,11 @@ KNOWN_MISSES = {
                                               "as 0.5.12 is (flashinfer_trtllm MoE, trtllm_mla), which reads 7.9% on "
                                               "the same GPU five months later; which of its kernels was slower is not "
                                               "known"),
-    "gpt-oss-120b B200 trtllm 1.2.0rc2 mxfp4": (2, "-28%, -34% at 64-128 sequences, attention DP2 x EP2: the launch "
+    "gpt-oss-120b B200 trtllm 1.2.0rc2 mxfp4": (1, "-27% at 64 sequences, attention DP2 x EP2, 1K/1K: the launch "
                                                    "forces TensorRT-LLM's one-sided MNNVL all-to-all, whose fixed "
-                                                   "cost (18 + 30 us a layer, blog 18's GB200 EP8 rows at one "
-                                                   "token) is 1.7 ms of a 5.5-7 ms step; what a B200 pair pays is "
-                                                   "not measured (NCCL's all-gather in its place: no miss). All 7 "
-                                                   "attention-DP points read slow (-4..-34%): a bias, not 2 "
-                                                   "outliers"),
+                                                   "cost on a B200 pair is not measured (GB200's EP2 rows: 13 + 16 us "
+                                                   "a layer, 0.9 ms of a 5.5 ms step). All 7 attention-DP points "
+                                                   "read slow or near (-27..+4%): a bias, not 1 outlier"),
     "gpt-oss-120b B200 vllm v0.13.0 mxfp4": (2, "+30..+31% at TP8 with 8 sequences: vLLM takes about 0.6 ms more "
                                                 "per step than TensorRT-LLM on the same GPU (2.89 against 2.19 ms at 4 "
                                                 "sequences), whose kernels the plan reads"),

@@ -283,7 +283,8 @@ def phase_times(link_bytes: np.ndarray, pair_bytes: np.ndarray, cluster: Cluster
     sms = cluster.gpu.sm_count
     peers = np.broadcast_to(load.peers, (len(link_bytes),))
     latency = wire + np.array([transport.latency(phase, {t for t, on in used.items() if on[i]}, remote, load.slots,
-                                                 sms, load.hidden, int(peers[i])) for i in range(len(link_bytes))])
+                                                 sms, load.hidden, int(peers[i]), r.ep_size)
+                                for i in range(len(link_bytes))])
     relaying = transport.copies == "node" and remote > 0  # as busiest_sender counts: the group spans domains
     sending = transport.send_time(phase, load.tokens_per_gpu, np.asarray(load.sent_bytes, dtype=float), load.slots, sms,
                                   relaying, load.reduced_bytes)

@@ -9,7 +9,9 @@ transfers reach less of the link; with ``ramp_bytes`` the curve is read at the b
 (``pair``) or at the whole buffer's, the pair's times the group's GPUs (``buffer``), for a library whose
 protocol changes at one of those sizes, as NCCL's does) and its fixed cost per phase, which may grow with the expert
 slots (``[per_expert_us]``), step up once the kernel packs expert slots into warp groups (``[packed_us]``),
-grow with the hidden size (``[per_hidden_us]``) or with the GPUs each GPU sends to (``[per_peer_us]``). Kernels
+grow with the hidden size (``[per_hidden_us]``), with the GPUs each GPU sends to (``[per_peer_us]``) or with
+each doubling of the EP group (``[per_doubling_us]``: every rank waits for completion flags from all ranks,
+and the wait for the last of N grows with log2 N). Kernels
 that send from a fixed set of blocks (DeepEP's: one per expert slot, or the SMs they hold) are also limited
 on the send side: ``[issue_us]`` per round of one token per block, ``[block_GBps]`` per block
 (:meth:`Transport.send_time`); across domains a relaying kernel's blocks move the copies of both of its stages
@@ -23,6 +25,7 @@ GPU. Every number lives in the TOML file with its source.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -55,6 +58,7 @@ TRANSPORT_FIELDS = {
 KERNEL_TABLES = {"per_expert_us": ("per_expert_s", units.us, "nonneg"), "packed_us": ("packed_s", units.us, "nonneg"),
                  "per_hidden_us": ("per_hidden_s", units.us, "nonneg"), "issue_us": ("issue_s", units.us, "nonneg"),
                  "block_GBps": ("block_Bps", units.GBps, "positive"), "per_peer_us": ("per_peer_s", units.us, "nonneg"),
+                 "per_doubling_us": ("per_doubling_s", units.us, "nonneg"),
                  "peer_GBps": ("peer_Bps", units.GBps, "positive"), "relay_GBps": ("relay_Bps", units.GBps, "positive"),
                  "reduce_GBps": ("reduce_Bps", units.GBps, "positive")}
 TRANSPORT_FIELDS |= {k: Field(dict, required=False) for k in KERNEL_TABLES}
@@ -104,7 +108,8 @@ class Transport:
     kernel : dict
         {name: {phase: value}} in SI units (:data:`KERNEL_TABLES`): fixed cost per expert slot
         (``per_expert_s``), once the slots outnumber the SMs (``packed_s``), per hidden element
-        (``per_hidden_s``) and per GPU sent to (``per_peer_s``), seconds; seconds per round of one token
+        (``per_hidden_s``), per GPU sent to (``per_peer_s``) and per doubling of the EP group
+        (``per_doubling_s``), seconds; seconds per round of one token
         per block (``issue_s``); bytes per second per block (``block_Bps``; ``relay_Bps`` when a relaying
         kernel spans domains; ``reduce_Bps`` for the combine's reduced outputs) and per GPU pair's stream
         (``peer_Bps``).
@@ -143,11 +148,11 @@ class Transport:
         return f"transports/{self.id}.toml" + (f" [gpu.{self.table}]" if self.table else "")
 
     def latency(self, phase: str, tiers: set, scale_out_share: float | None = None, n_experts: int = 0,
-                device_sms: int = 0, hidden: int = 0, peers: int = 0) -> float:
+                device_sms: int = 0, hidden: int = 0, peers: int = 0, group: int = 1) -> float:
         """Fixed cost of ``phase`` when it uses links of ``tiers``, seconds; ``scale_out_share``: the share of
         GPU pairs of the EP group across the scale-out tier (None: the one the file's cost was measured at);
         ``n_experts``: the EP group's expert slots; ``device_sms``: the GPU's SMs; ``hidden``: the model's;
-        ``peers``: the most GPUs one GPU sends to."""
+        ``peers``: the most GPUs one GPU sends to; ``group``: the EP group's GPUs."""
         fixed = {t: self.latency_s[phase].get(t, 0.0) for t in tiers}
         if not fixed:
             return 0.0
@@ -156,7 +161,8 @@ class Transport:
             fixed["scale_out"] = base + (fixed["scale_out"] - base) * scale_out_share / self.scale_out_fixed_share
         return (max(fixed.values()) + self.constant("per_expert_s", phase) * n_experts
                 + self.constant("packed_s", phase) * (n_experts > device_sms > 0)
-                + self.constant("per_hidden_s", phase) * hidden + self.constant("per_peer_s", phase) * peers)
+                + self.constant("per_hidden_s", phase) * hidden + self.constant("per_peer_s", phase) * peers
+                + self.constant("per_doubling_s", phase) * math.log2(max(group, 1)))
 
     def constant(self, name: str, phase: str) -> float:
         """One phase's kernel constant by its SI name (:data:`KERNEL_TABLES`), 0 when the file has none."""
