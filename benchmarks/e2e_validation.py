@@ -138,19 +138,22 @@ MTP3_ACCEPTANCE = 0.772
 #: and AIConfigurator's TensorRT-LLM 1.3.0rc20 H200 tables (``--calibration trtllm``) both read them fast.
 H200_2025_MISS = ("2026's H200 kernels read TensorRT-LLM's 2025 H200 figure fast: +41% at batch 1 with MTP3 (+44% on "
                   "TensorRT-LLM's own 2026 tables); SGLang's 2026 H200 TP8 runs (InferenceX) read within 15%")
-B200_2025_MISS = ("+55% / +26%: the 2025 engine is slower than 2026's kernel tables; a 2026 B200 run at batch 1 "
+B200_2025_MISS = ("+52% / +29%: the 2025 engine is slower than 2026's kernel tables (blog 1's own table: its later "
+                  "MoE backend and GEMMs took MTP3 from 253 to 340 tokens/s, 1.34x); a 2026 B200 run at batch 1 "
                   "and TP8 (InferenceX, SGLang, FP8) is as fast as wideep reads it (+0.2%)")
 
 #: Minimum-latency decode (batch 1, ISL 1K / OSL 2K, one 8-GPU node, attention TP8): published output tokens/s
 #: per user. Every case is held out and runs its source's layout: attention TP8, the experts TP x EP inside it
-#: (H200: MoE EP4 x TP2; B200: EP2 x TP4; docs/sources.md), experts in order without redundant copies or EPLB
+#: (H200: MoE EP4 x TP2; B200: EP2 x TP4, but EP4 x TP2 for blog 1's MTP table, whose MTP3 row, 253 tokens/s at
+#: 2.82 accepted, is the stage its optimisation table reaches with "EP4TP2" and the CUTLASS MoE, before EP2TP4 and
+#: the TRTLLM MoE gave 299; docs/sources.md), experts in order without redundant copies or EPLB
 #: (neither configuration enables TensorRT-LLM's load balancer), BF16 attention where blog 1 says so.
 LATENCY_CASES = [
     Case("DeepSeek-R1 FP8, 8x H200, TP8, MTP3, batch 1", "TensorRT-LLM Best_perf_practice_on_DeepSeek-R1 (H200 min-latency)",
          PlanSpec(model="deepseek-r1", topology="hgx-h200", ep=4, tp=8, batch=1, isl=1024, osl=2048, redundant=0, placement="contiguous", mtp=3,
                   acceptance=MTP3_ACCEPTANCE), "decode", 158.12, miss=H200_2025_MISS),
     Case("DeepSeek-R1 NVFP4, 8x B200, TP8, no MTP, batch 1", "TensorRT-LLM tech blog 1 (MTP table, without MTP)",
-         PlanSpec(model="deepseek-r1", topology="hgx-b200", ep=2, tp=8, batch=1, isl=1024, osl=2048, redundant=0, placement="contiguous", dtype="nvfp4",
+         PlanSpec(model="deepseek-r1", topology="hgx-b200", ep=4, tp=8, batch=1, isl=1024, osl=2048, redundant=0, placement="contiguous", dtype="nvfp4",
                   attn_dtype="bf16"),
          "decode", 111.0, miss=B200_2025_MISS),
     Case("DeepSeek-R1 NVFP4, 8x B200, TP8, MTP3, batch 1", "TensorRT-LLM Best_perf_practice_on_DeepSeek-R1 (B200 min-latency)",

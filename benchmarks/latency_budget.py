@@ -19,7 +19,9 @@ attention + 2 all-reduces + max(router + routed, shared). Published step = accep
 Choices per case (sources in docs/sources.md): H200 FP8 block-scaled GEMMs and CUTLASS MoE (its recipe sets no
 MoE backend); B200 BF16 attention and NVFP4 FFNs (TRT-LLM tech blog 1, precision table), trtllm-gen MoE (its
 recipe's ``moe_config: backend: TRTLLM``); BF16 KV cache (the recipes set none). wideep's terms are its plans of
-benchmarks/e2e_validation.py's LATENCY_CASES (B200 MTP3 with FP8 attention, as there).
+benchmarks/e2e_validation.py's LATENCY_CASES (B200 MTP3 with FP8 attention, as there), except that the no-MTP
+B200 case stays at MoE EP2 x TP4 here, the split whose trtllm-gen rows were extracted (the end-to-end case runs
+EP4 x TP2 since 2026-12-05, blog 1's layout at that stage; AIC's saved rows hold no NVFP4 EP4 x TP2 MoE).
 
 Run: python benchmarks/latency_budget.py            (tables; wideep terms from this checkout)
      python benchmarks/latency_budget.py --extract DIR   (rewrite the CSV from AIC's systems/data directory)
