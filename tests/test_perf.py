@@ -217,6 +217,12 @@ def write(tmp_path, text):
     ("[attention_gqa]\nhbm_efficiency = 1.5\nkv_head_us = 0.01\n", "attention_gqa.hbm_efficiency"),
     ("[attention_gqa]\nhbm_efficiency = 0.8\n", "attention_gqa.kv_head_us"),
     ("[attention_gqa]\nhbm_efficiency = 0.8\nkv_head_us = -1.0\n", "attention_gqa.kv_head_us"),
+    ("[attention_gqa]\nhbm_efficiency = 0.8\nkv_head_us = 0.01\nramp_bytes = [2, 1]\nramp_efficiency = [0.5, 0.6]\n",
+     "attention_gqa.ramp_bytes"),
+    ("[attention_gqa]\nhbm_efficiency = 0.8\nkv_head_us = 0.01\nramp_bytes = [1, 2]\nramp_efficiency = [0.5, 1.6]\n",
+     "attention_gqa.ramp_bytes"),
+    ("[attention_gqa]\nhbm_efficiency = 0.8\nkv_head_us = 0.01\nramp_bytes_fp8 = [1, 2]\n",
+     "attention_gqa.ramp_efficiency_fp8"),
 ])
 def test_bad_calibration_file(tmp_path, text, field):
     with pytest.raises(CatalogError) as e:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import math
 from pathlib import Path
 
 import numpy as np
@@ -357,9 +358,15 @@ def attention_from_mla(rows: list[dict], gpu: GPU, model: Model) -> dict:
 #: The one shape the grouped-query attention kernel is fitted on: (query heads, KV heads, head dim) of one rank,
 #: Llama-3.1-70B's on one GPU (gpt-oss's, Qwen3's and every other catalog GQA shape, and the windows, are held out)
 GQA_FIT_SHAPE = (64, 8, 128)
-KV_HEAD_US_GRID = np.round(np.arange(0.0, 0.1, 0.0005), 4)
-#: GQA rows fitted: at least this many times the table's fastest (launch-bound rows say nothing of the rates) ...
-GQA_ROWS = 3.0
+#: Rows that time the work units alone: at most this many cached tokens and at least this many sequences (the
+#: KV they stream is a few percent of their time)
+GQA_UNIT_CONTEXT, GQA_UNIT_BATCH = 16, 256
+#: Rows that give the streaming ramp: at least this many times the table's fastest (launch-bound rows say nothing
+#: of the rate), and streaming at least this share of their time
+GQA_RAMP_ROWS, GQA_STREAM_SHARE = 1.5, 0.2
+#: The ramp's sizes (KV bytes one call reads, 256 KiB to 2 GiB, doubling), each the median of the rows within a
+#: factor GQA_RAMP_SPREAD of it
+GQA_RAMP_BYTES, GQA_RAMP_SPREAD = tuple(2 ** k for k in range(18, 32)), math.exp(0.5)
 #: ... and at least this many sequences (fewer leave most SMs idle: TensorRT-LLM then splits each sequence's
 #: context over blocks, which a serving batch does not need)
 GQA_MIN_BATCH = 8
@@ -377,37 +384,48 @@ def gqa_row(r: dict) -> tuple[float, float, float]:
 def attention_from_gqa(rows: list[dict], gpu: GPU) -> dict:
     """``[attention_gqa]`` of ``gpu`` from the grouped-query decode kernel's rows (TensorRT-LLM's
     ``generation_attention`` table) at :data:`GQA_FIT_SHAPE`, no window, at least :data:`GQA_MIN_BATCH`
-    sequences, per KV dtype (the fp8 cache runs another kernel): the fastest row is the kernel's floor
-    (``floor_us``), and time = KV bytes / (HBM x ``hbm_efficiency``) + sequences x KV heads x ``kv_head_us``,
-    at least the floor, least squares in log time on the rows :data:`GQA_ROWS` times the floor (one shape
-    serves every model)."""
+    sequences, per KV dtype (the fp8 cache runs another kernel); one shape serves every model. Time = KV bytes
+    / (HBM x e(bytes)) + sequences x KV heads x ``kv_head_us``, at least ``floor_us`` (the fastest row):
+    ``kv_head_us`` is the median time per unit of the short-context rows (:data:`GQA_UNIT_CONTEXT`), and e a
+    ramp over the KV bytes of one call (``ramp_bytes``, ``ramp_efficiency``; ``hbm_efficiency`` its largest),
+    from the rows where streaming takes time (:func:`stream_ramp`)."""
     sides: dict[str, list] = {"bf16": [], "fp8": []}
     for r in rows:
         if ((int(r["num_heads"]), int(r["num_key_value_heads"]), int(r["head_dim"])) == GQA_FIT_SHAPE
                 and not int(r["window_size"]) and int(r["batch_size"]) >= GQA_MIN_BATCH):
-            sides.setdefault(DTYPES.get(r["kv_cache_dtype"], r["kv_cache_dtype"]), []).append(gqa_row(r))
+            context = int(r["isl"]) + int(r["step"])
+            short = context <= GQA_UNIT_CONTEXT and int(r["batch_size"]) >= GQA_UNIT_BATCH
+            sides.setdefault(DTYPES.get(r["kv_cache_dtype"], r["kv_cache_dtype"]), []).append((*gqa_row(r), short))
     if not sides["bf16"]:
         return {}
     out = {}
     for kv in ("bf16", "fp8"):
-        if sides[kv]:
-            floor_s = min(p[2] for p in sides[kv])
-            e, us = unit_fit([p for p in sides[kv] if p[2] >= GQA_ROWS * floor_s], gpu.hbm_Bps, floor_s)
+        points = sides[kv]
+        if points and any(p[3] for p in points):
+            floor_s = min(p[2] for p in points)
+            unit_s = float(np.median([t / n for _, n, t, short in points if short]))
+            ramp = stream_ramp(points, unit_s, floor_s, gpu.hbm_Bps)
             suffix = "" if kv == "bf16" else "_fp8"
-            out |= {f"hbm_efficiency{suffix}": e, f"kv_head_us{suffix}": us,
-                    f"floor_us{suffix}": round(floor_s * 1e6, 2)}
+            out |= {f"hbm_efficiency{suffix}": ramp[1][-1], f"kv_head_us{suffix}": round(unit_s * 1e6, 5),
+                    f"floor_us{suffix}": round(floor_s * 1e6, 2), f"ramp_bytes{suffix}": ramp[0],
+                    f"ramp_efficiency{suffix}": ramp[1]}
     return out
 
 
-def unit_fit(points: list[tuple[float, float, float]], peak_Bps: float, floor_s: float) -> tuple[float, float]:
-    """(HBM efficiency of :data:`EFFICIENCY_GRID`, us per unit of :data:`KV_HEAD_US_GRID`) whose max(bytes /
-    (peak x e) + units x us, floor) has the least squared log error against ``points`` (bytes, units, seconds)."""
-    b, n, t = (np.array(c, dtype=float)[None, None, :] for c in zip(*points))
-    stream_s = b / (peak_Bps * EFFICIENCY_GRID[:, None, None])
-    model_s = np.maximum(stream_s + n * KV_HEAD_US_GRID[None, :, None] * 1e-6, floor_s)
-    err = (np.log(model_s / t) ** 2).sum(axis=2)
-    i, j = np.unravel_index(int(err.argmin()), err.shape)
-    return float(EFFICIENCY_GRID[i]), float(KV_HEAD_US_GRID[j])
+def stream_ramp(points: list[tuple], unit_s: float, floor_s: float, peak_Bps: float) -> tuple[list, list]:
+    """(bytes, efficiencies) of the KV stream: each row of ``points`` (bytes, units, seconds, ...) at least
+    :data:`GQA_RAMP_ROWS` times ``floor_s`` whose time beyond its units' is at least :data:`GQA_STREAM_SHARE`
+    of it reads e = bytes / (peak x (seconds - units x ``unit_s``)); at each size of :data:`GQA_RAMP_BYTES` the
+    median of the rows within a factor :data:`GQA_RAMP_SPREAD`, at most 1 (sizes without rows left out)."""
+    read = [(b, b / (peak_Bps * (t - n * unit_s))) for b, n, t, *_ in points
+            if t >= GQA_RAMP_ROWS * floor_s and t - n * unit_s >= GQA_STREAM_SHARE * t]
+    sizes, effs = [], []
+    for size in GQA_RAMP_BYTES:
+        near = [e for b, e in read if size / GQA_RAMP_SPREAD <= b <= size * GQA_RAMP_SPREAD]
+        if near:
+            sizes.append(size)
+            effs.append(round(min(1.0, float(np.median(near))), 4))
+    return sizes, effs
 
 
 def roofline_fit(points: list[tuple[float, float, float, float]], peak_flops: float, peak_Bps: float,

@@ -50,7 +50,10 @@ OPTIONAL_TABLES = {
                       "hbm_efficiency_fp8": Field(float, "positive", required=False),
                       "kv_head_us_fp8": Field(float, "nonneg", required=False),
                       "floor_us": Field(float, "nonneg", required=False),
-                      "floor_us_fp8": Field(float, "nonneg", required=False)},
+                      "floor_us_fp8": Field(float, "nonneg", required=False),
+                      "ramp_bytes": Field(list, required=False), "ramp_efficiency": Field(list, required=False),
+                      "ramp_bytes_fp8": Field(list, required=False),
+                      "ramp_efficiency_fp8": Field(list, required=False)},
 }
 SHAPE_FIELDS = {"shape": Field(str), "n": Field(int, "positive"), "k": Field(int, "positive"),
                 "dtype": Field(str, choices=tuple(DTYPES)), "m": Field(list), "efficiency": Field(list)}
@@ -377,7 +380,8 @@ def _load(files: tuple[str, ...], gpu_id: str | None = None) -> Calibration:
     xs, gemm = gemm_curves(tables["gemm"])
     flops = {"*": tables["flops"]["efficiency"]} | {k[len("efficiency_"):]: v for k, v in tables["flops"].items()
                                                       if k.startswith("efficiency_")}
-    checks = ([(name, k) for name in ("attention", "attention_gqa") for k in tables.get(name, {}) if "efficiency" in k]
+    checks = ([(name, k) for name in ("attention", "attention_gqa") for k, v in tables.get(name, {}).items()
+               if "efficiency" in k and not isinstance(v, list)]  # a ramp's list is checked as a curve
               + [("hbm", "efficiency")]
               + ([("overlap", "hidden_fraction")] if "overlap" in tables else [])
               + [("flops", k) for k in tables["flops"] if k.startswith("eff")])
@@ -410,10 +414,11 @@ def _load(files: tuple[str, ...], gpu_id: str | None = None) -> Calibration:
 
 @dataclass(frozen=True)
 class GqaAttention:
-    """Grouped-query decode attention (``[attention_gqa]``): the KV streams at ``hbm_efficiency`` of HBM, and
-    each sequence's KV head on a rank adds ``kv_head_s`` (its work unit's load of the query, softmax and output
-    write) and one kernel takes at least ``floor_s``; with an fp8 cache TensorRT-LLM runs another kernel,
-    ~3x cheaper per unit (``*_fp8``). Seconds."""
+    """Grouped-query decode attention (``[attention_gqa]``): the KV streams at a fraction of HBM that rises with
+    the bytes one kernel call reads (``ramp``: (bytes, efficiencies), else ``hbm_efficiency``), each sequence's
+    KV head on a rank adds ``kv_head_s`` (its work unit's load of the query, softmax and output write) and one
+    kernel takes at least ``floor_s``; with an fp8 cache TensorRT-LLM runs another kernel, ~3x cheaper per
+    unit (``*_fp8``). Seconds."""
 
     hbm_efficiency: float
     kv_head_s: float
@@ -421,17 +426,40 @@ class GqaAttention:
     hbm_efficiency_fp8: float
     kv_head_s_fp8: float
     floor_s_fp8: float
+    ramp: tuple = ()
+    ramp_fp8: tuple = ()
 
     @classmethod
     def of(cls, table: dict) -> "GqaAttention":
         e, us, floor = table["hbm_efficiency"], table["kv_head_us"], table.get("floor_us", 0.0)
+        ramps = [gqa_ramp(table, suffix) for suffix in ("", "_fp8")]
         return cls(e, us * 1e-6, floor * 1e-6, table.get("hbm_efficiency_fp8", e),
-                   table.get("kv_head_us_fp8", us) * 1e-6, table.get("floor_us_fp8", floor) * 1e-6)
+                   table.get("kv_head_us_fp8", us) * 1e-6, table.get("floor_us_fp8", floor) * 1e-6,
+                   ramps[0], ramps[1] or ramps[0])
 
-    def rate(self, fp8_cache: bool) -> tuple[float, float, float]:
-        """(HBM efficiency, seconds per sequence and KV head, floor seconds) for the cache's dtype."""
-        return ((self.hbm_efficiency_fp8, self.kv_head_s_fp8, self.floor_s_fp8) if fp8_cache
-                else (self.hbm_efficiency, self.kv_head_s, self.floor_s))
+    def rate(self, fp8_cache: bool) -> tuple[float, float]:
+        """(seconds per sequence and KV head, floor seconds) for the cache's dtype."""
+        return (self.kv_head_s_fp8, self.floor_s_fp8) if fp8_cache else (self.kv_head_s, self.floor_s)
+
+    def efficiency(self, kernel_bytes: float, fp8_cache: bool) -> float:
+        """Achieved fraction of HBM when one kernel call streams ``kernel_bytes`` of KV."""
+        ramp = self.ramp_fp8 if fp8_cache else self.ramp
+        if ramp:
+            return float(log_interp(max(kernel_bytes, 1.0), *ramp))
+        return self.hbm_efficiency_fp8 if fp8_cache else self.hbm_efficiency
+
+
+def gqa_ramp(table: dict, suffix: str) -> tuple:
+    """``[attention_gqa]``'s ``ramp_bytes{suffix}`` and ``ramp_efficiency{suffix}`` as a checked curve, () when
+    neither is given."""
+    keys = (f"ramp_bytes{suffix}", f"ramp_efficiency{suffix}")
+    if not any(k in table for k in keys):
+        return ()
+    source = table.get("_source", "[attention_gqa]")
+    for key in keys:
+        if key not in table:
+            raise CatalogError(f"needs both {keys[0]} and {keys[1]}", source, f"attention_gqa.{key}")
+    return checked_curve(table[keys[0]], table[keys[1]], source, f"attention_gqa.{keys[0]}")
 
 
 def merged_floors(earlier: dict, later: dict) -> dict:

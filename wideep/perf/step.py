@@ -190,9 +190,9 @@ def attention_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequ
     floor_s = cal.attention_floor_s
     if model.attention.kind == "gqa" and wl.phase == "decode" and cal.attention_gqa:
         state = per_layer * sequences * 2 * linear_state_bytes(model, mtp, wl.tp)  # Gated DeltaNet's, read and written
+        softmax_share = per_layer * (model.softmax_layers + mtp)
         core, floor_s = gqa_core(model, cal.attention_gqa, core, state, peak, eff, gpu.hbm_Bps,
-                                 prec.dt("kv").name == "fp8_e4m3",
-                                 per_layer * sequences * (model.softmax_layers + mtp), wl.tp)
+                                 prec.dt("kv").name == "fp8_e4m3", sequences * softmax_share, wl.tp, softmax_share)
     if core.time_s < floor_s:  # one kernel per layer: its launch and tail
         core = replace(core, time_s=floor_s, binding="latency")
     proj = sharded_gemms(attention_gemms(model), tokens, prec.attention, gpu, cal, wl.tp)
@@ -212,17 +212,20 @@ def attention_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequ
 
 def gqa_core(model: Model, gqa: GqaAttention, core: Term, state_bytes: float, peak_flops: float,
              efficiency: tuple[float, float], hbm_Bps: float, fp8_cache: bool, softmax_sequences: float,
-             tp: int) -> tuple[Term, float]:
+             tp: int, softmax_share: float = 1.0) -> tuple[Term, float]:
     """(``attn_core``, its kernel's floor s) of a grouped-query model's decode on its own measured kernel
     (``[attention_gqa]``): the score FLOPs at the attention kernel's FLOP efficiency (``efficiency``: the
     ``[attention]`` (FLOP, HBM) pair), the softmax layers' KV at the GQA kernel's HBM efficiency and any
     linear-attention ``state_bytes`` at the ``[attention]`` one, plus the GQA kernel's time per sequence and KV
-    head of the rank (``softmax_sequences``: sequences x the mean layer's share of softmax layers, MTP ones
-    included; one per sequence whatever its draft tokens)."""
-    hbm_eff, per_unit_s, floor_s = gqa.rate(fp8_cache)
+    head of the rank (``softmax_sequences``: sequences x the mean layer's share of softmax layers,
+    ``softmax_share``, MTP ones included; one per sequence whatever its draft tokens). ``core`` is the mean
+    layer's: the kernel's efficiency is read at one softmax layer's KV bytes, the mean's / ``softmax_share``."""
+    per_unit_s, floor_s = gqa.rate(fp8_cache)
     kv_heads = model.attention.kv_heads * kv_share(model, tp)
     flops_s = core.flops / (peak_flops * efficiency[0])
-    stream_s = (core.hbm_bytes - state_bytes) / (hbm_Bps * hbm_eff) + state_bytes / (hbm_Bps * efficiency[1])
+    kv_bytes = core.hbm_bytes - state_bytes
+    hbm_eff = gqa.efficiency(kv_bytes / max(softmax_share, 1e-9), fp8_cache)
+    stream_s = kv_bytes / (hbm_Bps * hbm_eff) + state_bytes / (hbm_Bps * efficiency[1])
     return replace(core, time_s=max(flops_s, stream_s) + softmax_sequences * kv_heads * per_unit_s,
                    binding="flops" if flops_s >= stream_s else "hbm"), floor_s
 
