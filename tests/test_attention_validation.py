@@ -61,15 +61,18 @@ def test_held_out_shapes(gpu):
 
 
 def test_gqa_core_by_hand():
-    """KV at the GQA kernel's HBM efficiency, a linear-attention state at the [attention] one, plus sequences x
-    KV heads per rank x the unit's time: Qwen3's 4 KV heads over TP2 leave 2 per rank, over TP8 1."""
+    """The longer of the KV stream (at the GQA kernel's HBM efficiency, a linear-attention state at the
+    [attention] one) and the work units (sequences x KV heads per rank x the unit's time): Qwen3's 4 KV heads
+    over TP2 leave 2 per rank, over TP8 1."""
     gqa = GqaAttention(0.5, 1e-8, 5e-6, 0.25, 2e-9, 3e-6)
     core = Term("attn_core", 0.0, 0.0, "hbm", flops=0.0, hbm_bytes=1e9)
     model = load_model("qwen3-235b-a22b")
     t, floor = gqa_core(model, gqa, core, 0.0, 1e15, (0.5, 0.8), 4e12, False, 100.0, 2)
-    assert t.time_s == pytest.approx(1e9 / (4e12 * 0.5) + 100 * 2 * 1e-8) and floor == 5e-6
+    assert t.time_s == pytest.approx(1e9 / (4e12 * 0.5)) and t.binding == "hbm" and floor == 5e-6
     t8, floor8 = gqa_core(model, gqa, core, 4e8, 1e15, (0.5, 0.8), 4e12, True, 100.0, 8)
-    assert t8.time_s == pytest.approx(6e8 / (4e12 * 0.25) + 4e8 / (4e12 * 0.8) + 100 * 1 * 2e-9) and floor8 == 3e-6
+    assert t8.time_s == pytest.approx(6e8 / (4e12 * 0.25) + 4e8 / (4e12 * 0.8)) and floor8 == 3e-6
+    units, _ = gqa_core(model, gqa, core, 0.0, 1e15, (0.5, 0.8), 4e12, False, 1e6, 2)
+    assert units.time_s == pytest.approx(1e6 * 2 * 1e-8) and units.binding == "latency"  # 20 ms of units > 0.5 ms
 
 
 def test_gqa_ramp_is_read_at_one_softmax_layers_bytes():

@@ -362,8 +362,8 @@ GQA_FIT_SHAPE = (64, 8, 128)
 #: KV they stream is a few percent of their time)
 GQA_UNIT_CONTEXT, GQA_UNIT_BATCH = 16, 256
 #: Rows that give the streaming ramp: at least this many times the table's fastest (launch-bound rows say nothing
-#: of the rate), and streaming at least this share of their time
-GQA_RAMP_ROWS, GQA_STREAM_SHARE = 1.5, 0.2
+#: of the rate), their units' time at most this share of theirs (the stream binds)
+GQA_RAMP_ROWS, GQA_UNIT_SHARE = 1.2, 0.3
 #: The ramp's sizes (KV bytes one call reads, 256 KiB to 2 GiB, doubling), each the median of the rows within a
 #: factor GQA_RAMP_SPREAD of it
 GQA_RAMP_BYTES, GQA_RAMP_SPREAD = tuple(2 ** k for k in range(18, 32)), math.exp(0.5)
@@ -384,11 +384,11 @@ def gqa_row(r: dict) -> tuple[float, float, float]:
 def attention_from_gqa(rows: list[dict], gpu: GPU) -> dict:
     """``[attention_gqa]`` of ``gpu`` from the grouped-query decode kernel's rows (TensorRT-LLM's
     ``generation_attention`` table) at :data:`GQA_FIT_SHAPE`, no window, at least :data:`GQA_MIN_BATCH`
-    sequences, per KV dtype (the fp8 cache runs another kernel); one shape serves every model. Time = KV bytes
-    / (HBM x e(bytes)) + sequences x KV heads x ``kv_head_us``, at least ``floor_us`` (the fastest row):
-    ``kv_head_us`` is the median time per unit of the short-context rows (:data:`GQA_UNIT_CONTEXT`), and e a
-    ramp over the KV bytes of one call (``ramp_bytes``, ``ramp_efficiency``; ``hbm_efficiency`` its largest),
-    from the rows where streaming takes time (:func:`stream_ramp`)."""
+    sequences, per KV dtype (the fp8 cache runs another kernel); one shape serves every model. Time = the longer
+    of KV bytes / (HBM x e(bytes)) and sequences x KV heads x ``kv_head_us`` (the work units and the stream
+    overlap), at least ``floor_us`` (the fastest row): ``kv_head_us`` is the median time per unit of the
+    short-context rows (:data:`GQA_UNIT_CONTEXT`), and e a ramp over the KV bytes of one call (``ramp_bytes``,
+    ``ramp_efficiency``; ``hbm_efficiency`` its largest) from the rows the stream binds (:func:`stream_ramp`)."""
     sides: dict[str, list] = {"bf16": [], "fp8": []}
     for r in rows:
         if ((int(r["num_heads"]), int(r["num_key_value_heads"]), int(r["head_dim"])) == GQA_FIT_SHAPE
@@ -414,11 +414,11 @@ def attention_from_gqa(rows: list[dict], gpu: GPU) -> dict:
 
 def stream_ramp(points: list[tuple], unit_s: float, floor_s: float, peak_Bps: float) -> tuple[list, list]:
     """(bytes, efficiencies) of the KV stream: each row of ``points`` (bytes, units, seconds, ...) at least
-    :data:`GQA_RAMP_ROWS` times ``floor_s`` whose time beyond its units' is at least :data:`GQA_STREAM_SHARE`
-    of it reads e = bytes / (peak x (seconds - units x ``unit_s``)); at each size of :data:`GQA_RAMP_BYTES` the
-    median of the rows within a factor :data:`GQA_RAMP_SPREAD`, at most 1 (sizes without rows left out)."""
-    read = [(b, b / (peak_Bps * (t - n * unit_s))) for b, n, t, *_ in points
-            if t >= GQA_RAMP_ROWS * floor_s and t - n * unit_s >= GQA_STREAM_SHARE * t]
+    :data:`GQA_RAMP_ROWS` times ``floor_s`` whose units take at most :data:`GQA_UNIT_SHARE` of its time at
+    ``unit_s`` each reads e = bytes / (peak x seconds); at each size of :data:`GQA_RAMP_BYTES` the median of
+    the rows within a factor :data:`GQA_RAMP_SPREAD`, at most 1 (sizes without rows left out)."""
+    read = [(b, b / (peak_Bps * t)) for b, n, t, *_ in points
+            if t >= GQA_RAMP_ROWS * floor_s and n * unit_s <= GQA_UNIT_SHARE * t]
     sizes, effs = [], []
     for size in GQA_RAMP_BYTES:
         near = [e for b, e in read if size / GQA_RAMP_SPREAD <= b <= size * GQA_RAMP_SPREAD]
