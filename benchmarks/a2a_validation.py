@@ -260,14 +260,16 @@ def cluster_of(system: str, ep: int):
     return load_cluster(system, ep)
 
 
-#: Transports whose measured series ran AIConfigurator's balanced pattern (:func:`balanced_routing`)
-BALANCED = ("nvlink-onesided",)
+#: TensorRT-LLM's one-sided kernels: their series ran AIConfigurator's balanced pattern (:func:`balanced_routing`),
+#: and their fixed cost grows with each doubling of the group (every rank waits for all ranks' flags), fitted
+#: between two group sizes; other transports' grows per GPU sent to, with a pair's stream rate (NCCL)
+ONESIDED = ("nvlink-onesided",)
 
 
 def routing_key(case: Case) -> tuple:
     """What a case's routing depends on: (layer shape, EP, tokens per rank sampled, pattern: ``even`` (NCCL),
-    ``balanced`` (:data:`BALANCED`) or ``uniform``)."""
-    pattern = "even" if case.transport in NCCL else "balanced" if case.transport in BALANCED else "uniform"
+    ``balanced`` (:data:`ONESIDED`) or ``uniform``)."""
+    pattern = "even" if case.transport in NCCL else "balanced" if case.transport in ONESIDED else "uniform"
     return case.shape, case.ep, max(case.tokens, 64), pattern
 
 
@@ -347,6 +349,8 @@ def balanced_routing(model, ep: int, tokens_per_gpu: int, layers: int):
     from wideep.routing.stats import stats_from_arrays
 
     k, per_rank = model.top_k, model.n_experts // ep
+    if ep >= k and ep % k:
+        raise ValueError(f"the balanced pattern needs EP a multiple of top-k when EP >= top-k (EP{ep}, top-{k})")
     i, j = np.arange(tokens_per_gpu)[:, None], np.arange(k)[None, :]
     if ep >= k:
         groups = ep // k
@@ -410,7 +414,8 @@ def fit(transport: str, gpu: str = "") -> dict:
       measured - max(S, send) - W. Between two expert counts it grows per expert slot (dispatch: a count
       is signalled to every expert) or steps up once the slots outnumber the SMs (combine: slots packed into
       warp groups); between two hidden sizes, per hidden element; between two GPU counts, per GPU sent to
-      (``per_peer_us``), and the largest case of each gives the pair's stream rate (``peer_GBps``).
+      (``per_peer_us``), and the largest case of each gives the pair's stream rate (``peer_GBps``), or for
+      :data:`ONESIDED` per doubling of the group (``per_doubling_us``, no pair's stream).
     - Ramp, from the NVLink series of most experts and bytes, and each scale-out series: every larger case's
       S / (measured - fixed - W), clipped to (0, 1]; 1 where the send limit alone explains the time; at the
       busiest link's bytes, or as the file's ``ramp_bytes`` says. A
@@ -430,7 +435,7 @@ def fit(transport: str, gpu: str = "") -> dict:
         fixed = {k: max(0.0, pts[0].measured_us - max(pts[0].sol_us, limit(k, pts[0]))) if len(pts) > 1 else 0.0
                  for k, pts in series.items()}
         main = [k for k in series if k.tier == "nvlink" and k.sms == own.sms]  # run on the file's own SMs
-        per_doubling = transport in GROWS_PER_DOUBLING
+        per_doubling = transport in ONESIDED
         fixed_part = fixed_growth(phase, main, fixed, out, per_doubling)
         ramped = max(main, key=lambda k: (k.experts, k.hidden, k.ep)) if main else None
         peer = (lambda p: 0.0) if per_doubling else peer_stream(phase, main, series, fixed, out)
@@ -539,11 +544,6 @@ def separate_reduce(transport: str, senders: list[list[Point]], steps: list[tupl
     issue_us, us_per_kb, us_per_reduced_kb = np.linalg.solve(
         [(n, kb - r, r) for (n, kb, _), r in zip(steps[:3], reduced)], [st[2] for st in steps[:3]])
     return (max(0.0, float(issue_us)), float(us_per_kb), float(us_per_reduced_kb)) if us_per_reduced_kb > 0 else None
-
-
-#: Transports whose fixed cost grows with each doubling of the group (every rank waits for all ranks' flags),
-#: fitted between two group sizes; other transports' grows per GPU sent to, with a pair's stream rate (NCCL).
-GROWS_PER_DOUBLING = ("nvlink-onesided",)
 
 
 def fixed_growth(phase: str, main: list[Series], fixed: dict, out: dict, per_doubling: bool = False):

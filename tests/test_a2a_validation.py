@@ -146,7 +146,7 @@ def test_deepep_normal_bandwidth(ep):
                                             ("deepep-normal", ""), ("deepep-normal", "b200"),
                                             ("deepep-normal", "gb200"), ("nccl", ""), ("nccl", "b200"),
                                             ("nccl", "gb200"), ("nccl-allgather", ""), ("nccl-allgather", "b200"),
-                                            ("nccl-allgather", "gb200")])
+                                            ("nccl-allgather", "gb200"), ("nvlink-onesided", "")])
 def test_transport_files_hold_their_fit(transport, gpu):
     """Every table line ``--fit`` prints stands in the transport file: the file is the fit, nothing edited."""
     text = (BENCH.parent / "topologies" / "transports" / f"{transport}.toml").read_text()

@@ -88,6 +88,16 @@ def test_gqa_ramp_is_read_at_one_softmax_layers_bytes():
     assert gqa.efficiency(2e9, fp8_cache=True) == 0.8  # no fp8 ramp: its constant
 
 
+def test_gqa_table_ramps_and_constants():
+    """A file's ramp holds below its largest size, its hbm_efficiency beyond; an fp8 cache without a ramp of
+    its own reads the bf16 ramp unless the file gives it an efficiency."""
+    table = {"hbm_efficiency": 0.9, "kv_head_us": 0.01, "ramp_bytes": [1e6, 1e8], "ramp_efficiency": [0.2, 0.6]}
+    gqa = GqaAttention.of(table)
+    assert gqa.efficiency(1e7, False) == pytest.approx(0.4) and gqa.efficiency(1e9, False) == 0.9
+    assert gqa.efficiency(1e7, True) == pytest.approx(0.4)
+    assert GqaAttention.of(table | {"hbm_efficiency_fp8": 0.5}).efficiency(1e7, True) == 0.5
+
+
 def test_mtp_layers_pay_the_kernel_too():
     """Three MTP layers of MiniMax-M2 (62 layers) read their KV and pay the time per sequence and KV head as the
     others do: the step's attention grows by 65/62."""

@@ -550,6 +550,17 @@ def test_nccl_pairs_stream_through_their_own_channels():
     assert float(peer_bytes[0]) == 5.0 and int(peers[0]) == 2
 
 
+def test_one_sided_fixed_cost_grows_per_doubling_of_the_group():
+    """One-sided NVLink: one copy per destination GPU, and a fixed cost that grows by ``per_doubling_s`` each
+    time the EP group doubles (EP2 to EP32: four doublings), whatever the GPUs a GPU sends to."""
+    t = load_transport("nvlink-onesided")
+    step = t.constant("per_doubling_s", "combine")
+    assert t.copies == "gpu" and step > 0
+    assert t.latency("combine", {"nvlink"}, group=32) == pytest.approx(t.latency("combine", {"nvlink"}, group=2)
+                                                                        + 4 * step)
+    assert t.latency("combine", {"nvlink"}, group=8, peers=7) == t.latency("combine", {"nvlink"}, group=8)
+
+
 GPU_TABLE = '[gpu.x]\ngpus = ["b200"]\nfitted_on = "y"\n'
 
 

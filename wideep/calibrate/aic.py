@@ -364,11 +364,11 @@ GQA_UNIT_CONTEXT, GQA_UNIT_BATCH = 16, 256
 #: Rows that give the streaming ramp: at least this many times the table's fastest (launch-bound rows say nothing
 #: of the rate), their units' time at most this share of theirs (the stream binds)
 GQA_RAMP_ROWS, GQA_UNIT_SHARE = 1.2, 0.3
-#: The ramp's sizes (KV bytes one call reads, 256 KiB to 2 GiB, doubling), each the median of the rows within a
-#: factor GQA_RAMP_SPREAD of it
-GQA_RAMP_BYTES, GQA_RAMP_SPREAD = tuple(2 ** k for k in range(18, 32)), math.exp(0.5)
-#: ... and at least this many sequences (fewer leave most SMs idle: TensorRT-LLM then splits each sequence's
-#: context over blocks, which a serving batch does not need)
+#: The ramp's sizes (KV bytes one call reads, from 256 KiB doubling up to 1 GiB, as far as the rows reach), each
+#: the median of the rows within a factor GQA_RAMP_SPREAD of it
+GQA_RAMP_BYTES, GQA_RAMP_SPREAD = tuple(2 ** k for k in range(18, 31)), math.exp(0.5)
+#: GQA rows fitted have at least this many sequences (fewer leave most SMs idle: TensorRT-LLM then splits each
+#: sequence's context over blocks, which a serving batch does not need)
 GQA_MIN_BATCH = 8
 
 
@@ -388,7 +388,8 @@ def attention_from_gqa(rows: list[dict], gpu: GPU) -> dict:
     of KV bytes / (HBM x e(bytes)) and sequences x KV heads x ``kv_head_us`` (the work units and the stream
     overlap), at least ``floor_us`` (the fastest row): ``kv_head_us`` is the median time per unit of the
     short-context rows (:data:`GQA_UNIT_CONTEXT`), and e a ramp over the KV bytes of one call (``ramp_bytes``,
-    ``ramp_efficiency``; ``hbm_efficiency`` its largest) from the rows the stream binds (:func:`stream_ramp`)."""
+    ``ramp_efficiency``; ``hbm_efficiency`` its largest) from the rows the stream binds (:func:`stream_ramp`).
+    A dtype whose rows give no unit time or no ramp is left out; {} without the bf16 one."""
     sides: dict[str, list] = {"bf16": [], "fp8": []}
     for r in rows:
         if ((int(r["num_heads"]), int(r["num_key_value_heads"]), int(r["head_dim"])) == GQA_FIT_SHAPE
@@ -396,20 +397,20 @@ def attention_from_gqa(rows: list[dict], gpu: GPU) -> dict:
             context = int(r["isl"]) + int(r["step"])
             short = context <= GQA_UNIT_CONTEXT and int(r["batch_size"]) >= GQA_UNIT_BATCH
             sides.setdefault(DTYPES.get(r["kv_cache_dtype"], r["kv_cache_dtype"]), []).append((*gqa_row(r), short))
-    if not sides["bf16"]:
-        return {}
     out = {}
     for kv in ("bf16", "fp8"):
         points = sides[kv]
-        if points and any(p[3] for p in points):
-            floor_s = min(p[2] for p in points)
-            unit_s = float(np.median([t / n for _, n, t, short in points if short]))
-            ramp = stream_ramp(points, unit_s, floor_s, gpu.hbm_Bps)
+        if not any(p[3] for p in points):
+            continue  # no short-context rows: the unit time is not measured
+        floor_s = min(p[2] for p in points)
+        unit_s = float(np.median([t / n for _, n, t, short in points if short]))
+        ramp = stream_ramp(points, unit_s, floor_s, gpu.hbm_Bps)
+        if ramp[0]:
             suffix = "" if kv == "bf16" else "_fp8"
             out |= {f"hbm_efficiency{suffix}": ramp[1][-1], f"kv_head_us{suffix}": round(unit_s * 1e6, 5),
                     f"floor_us{suffix}": round(floor_s * 1e6, 2), f"ramp_bytes{suffix}": ramp[0],
                     f"ramp_efficiency{suffix}": ramp[1]}
-    return out
+    return out if "kv_head_us" in out else {}
 
 
 def stream_ramp(points: list[tuple], unit_s: float, floor_s: float, peak_Bps: float) -> tuple[list, list]:

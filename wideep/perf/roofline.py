@@ -415,10 +415,11 @@ def _load(files: tuple[str, ...], gpu_id: str | None = None) -> Calibration:
 @dataclass(frozen=True)
 class GqaAttention:
     """Grouped-query decode attention (``[attention_gqa]``): the KV streams at a fraction of HBM that rises with
-    the bytes one kernel call reads (``ramp``: (bytes, efficiencies), else ``hbm_efficiency``), each sequence's
-    KV head on a rank adds ``kv_head_s`` (its work unit's load of the query, softmax and output write) and one
-    kernel takes at least ``floor_s``; with an fp8 cache TensorRT-LLM runs another kernel, ~3x cheaper per
-    unit (``*_fp8``). Seconds."""
+    the bytes one kernel call reads (``ramp``: (bytes, efficiencies); ``hbm_efficiency`` without a ramp and
+    beyond its largest size), the work units (one per sequence and KV head on a rank, ``kv_head_s`` each: its
+    query, softmax and output) run beside the stream, and one kernel takes at least ``floor_s``; with an fp8
+    cache TensorRT-LLM runs another kernel (``*_fp8``; without an fp8 ramp or efficiency it reads the bf16
+    ones). Seconds."""
 
     hbm_efficiency: float
     kv_head_s: float
@@ -432,21 +433,24 @@ class GqaAttention:
     @classmethod
     def of(cls, table: dict) -> "GqaAttention":
         e, us, floor = table["hbm_efficiency"], table["kv_head_us"], table.get("floor_us", 0.0)
-        ramps = [gqa_ramp(table, suffix) for suffix in ("", "_fp8")]
+        ramp, ramp_fp8 = gqa_ramp(table, ""), gqa_ramp(table, "_fp8")
+        if not ramp_fp8 and "hbm_efficiency_fp8" not in table:
+            ramp_fp8 = ramp
         return cls(e, us * 1e-6, floor * 1e-6, table.get("hbm_efficiency_fp8", e),
-                   table.get("kv_head_us_fp8", us) * 1e-6, table.get("floor_us_fp8", floor) * 1e-6,
-                   ramps[0], ramps[1] or ramps[0])
+                   table.get("kv_head_us_fp8", us) * 1e-6, table.get("floor_us_fp8", floor) * 1e-6, ramp, ramp_fp8)
 
     def rate(self, fp8_cache: bool) -> tuple[float, float]:
         """(seconds per sequence and KV head, floor seconds) for the cache's dtype."""
         return (self.kv_head_s_fp8, self.floor_s_fp8) if fp8_cache else (self.kv_head_s, self.floor_s)
 
     def efficiency(self, kernel_bytes: float, fp8_cache: bool) -> float:
-        """Achieved fraction of HBM when one kernel call streams ``kernel_bytes`` of KV."""
-        ramp = self.ramp_fp8 if fp8_cache else self.ramp
-        if ramp:
+        """Achieved fraction of HBM when one kernel call streams ``kernel_bytes`` of KV: the ramp, in log(bytes),
+        held flat below its smallest size; the constant beyond its largest (and without one)."""
+        ramp, constant = ((self.ramp_fp8, self.hbm_efficiency_fp8) if fp8_cache
+                          else (self.ramp, self.hbm_efficiency))
+        if ramp and kernel_bytes <= ramp[0][-1]:
             return float(log_interp(max(kernel_bytes, 1.0), *ramp))
-        return self.hbm_efficiency_fp8 if fp8_cache else self.hbm_efficiency
+        return constant
 
 
 def gqa_ramp(table: dict, suffix: str) -> tuple:

@@ -214,22 +214,22 @@ def gqa_core(model: Model, gqa: GqaAttention, core: Term, state_bytes: float, pe
              efficiency: tuple[float, float], hbm_Bps: float, fp8_cache: bool, softmax_sequences: float,
              tp: int, softmax_share: float = 1.0) -> tuple[Term, float]:
     """(``attn_core``, its kernel's floor s) of a grouped-query model's decode on its own measured kernel
-    (``[attention_gqa]``): the score FLOPs at the attention kernel's FLOP efficiency (``efficiency``: the
-    ``[attention]`` (FLOP, HBM) pair), the softmax layers' KV at the GQA kernel's HBM efficiency and any
-    linear-attention ``state_bytes`` at the ``[attention]`` one, or, when longer, the GQA kernel's time per
-    sequence and KV head of the rank (its work units run beside the stream; ``softmax_sequences``: sequences x
-    the mean layer's share of softmax layers, ``softmax_share``, MTP ones included; one per sequence whatever
-    its draft tokens). ``core`` is the mean layer's: the kernel's efficiency is read at one softmax layer's KV
-    bytes, the mean's / ``softmax_share``."""
+    (``[attention_gqa]``): the softmax layers' KV at the GQA kernel's HBM efficiency or, when longer, its work
+    units (sequences x KV heads of the rank x the unit's time; ``softmax_sequences``: sequences x the mean
+    layer's share of softmax layers, ``softmax_share``, MTP ones included; one per sequence whatever its draft
+    tokens), plus any linear-attention ``state_bytes`` (Gated DeltaNet's, another kernel) at the ``[attention]``
+    HBM efficiency; the score FLOPs at the attention kernel's FLOP efficiency (``efficiency``: the
+    ``[attention]`` (FLOP, HBM) pair) bind instead when longer. ``core`` is the mean layer's: the GQA kernel's
+    efficiency is read at one softmax layer's KV bytes, the mean's / ``softmax_share``."""
     per_unit_s, floor_s = gqa.rate(fp8_cache)
     kv_heads = model.attention.kv_heads * kv_share(model, tp)
     flops_s = core.flops / (peak_flops * efficiency[0])
     kv_bytes = core.hbm_bytes - state_bytes
-    hbm_eff = gqa.efficiency(kv_bytes / max(softmax_share, 1e-9), fp8_cache)
-    stream_s = kv_bytes / (hbm_Bps * hbm_eff) + state_bytes / (hbm_Bps * efficiency[1])
+    kv_s = kv_bytes / (hbm_Bps * gqa.efficiency(kv_bytes / max(softmax_share, 1e-9), fp8_cache))
     units_s = softmax_sequences * kv_heads * per_unit_s
-    binding = "flops" if flops_s >= max(stream_s, units_s) else "hbm" if stream_s >= units_s else "latency"
-    return replace(core, time_s=max(flops_s, stream_s, units_s), binding=binding), floor_s
+    memory_s = max(kv_s, units_s) + state_bytes / (hbm_Bps * efficiency[1])
+    binding = "flops" if flops_s >= memory_s else "hbm" if kv_s >= units_s else "latency"
+    return replace(core, time_s=max(flops_s, memory_s), binding=binding), floor_s
 
 
 def routed_experts(model: Model, gpu: GPU, cal: Calibration, wl: Workload, ep: ExpertParallel,
