@@ -109,15 +109,15 @@ def test_plan_on_h200_uses_the_measured_file():
 
 def test_shipped_h200_attention_is_the_fit_of_the_aic_mla_rows():
     """The H200 file's [attention] is attention_from_mla on AIConfigurator's H200 MLA decode rows (128 heads on
-    one rank, both KV dtypes; benchmarks/data/aic_h200_generation_mla.csv), reproducible without the package."""
+    one rank and 16, both KV dtypes; benchmarks/data/aic_mla_generation.csv), reproducible without the package."""
     import csv
 
     from wideep.calibrate.aic import attention_from_mla
     from wideep.specs.model import load_model
 
-    data = Path(__file__).resolve().parent.parent / "benchmarks" / "data" / "aic_h200_generation_mla.csv"
+    data = Path(__file__).resolve().parent.parent / "benchmarks" / "data" / "aic_mla_generation.csv"
     with open(data) as fh:
-        rows = [r | {"tp_size": "1"} for r in csv.DictReader(fh)]
+        rows = [r for r in csv.DictReader(fh) if r["gpu"] == "h200-sxm"]
     fitted = attention_from_mla(rows, load_gpu("h200-sxm"), load_model("deepseek-v3"))
     shipped = tomllib.loads((CALIBRATION / "h200-sxm.toml").read_text())["attention"]
     assert shipped == pytest.approx(fitted)

@@ -312,45 +312,67 @@ def one_rank_mla(rows: list[dict], model: Model) -> list[dict]:
     return [r for r in rows if int(r["num_heads"]) == model.attention.heads and int(r["tp_size"]) == 1]
 
 
-def attention_from_mla(rows: list[dict], gpu: GPU, model: Model) -> dict:
-    """``[attention]`` of ``gpu`` from the MLA decode kernel's rows at ``model``'s heads on one rank, timed as
-    the step model times ``attn_core`` (score FLOPs over the cached tokens, the KV they read, plus a fixed work
-    per sequence), on the rows at least :data:`ROOFLINE_ROWS` times the table's fastest and
-    :data:`KV_BOUND_CONTEXT` tokens long.
+#: The memory side of the MLA kernel is fitted on the rows of one rank of this attention TP: DeepSeek's 128 heads
+#: leave 16 a rank, 30 score FLOPs per cached byte in bf16, far below every GPU's ridge (at 128 heads, 242 FLOPs
+#: per byte, the kernel is near the ridge and its bytes cannot be told from its FLOPs)
+MLA_MEMORY_TP = 8
 
-    MLA's FLOPs and KV bytes grow together (242 FLOP per byte in bf16), so the rows cannot tell the two sides
-    apart: each efficiency is the one that explains the rows alone (the other side at its peak), ``hbm_efficiency``
-    on the bf16-KV rows. The rows' efficiency rises with
-    the context at every batch (B200, 1,024 sequences, fp8: 0.39 of the peak at 2,048 tokens, 0.62 at 16,384),
-    which a fixed time per sequence (loading and quantising its query, writing its output) explains, counted as
-    the score FLOPs of ``sequence_tokens`` more cached tokens at the peak (so that it scales with another
-    model's heads; at the peak, so that it does not trade against the efficiency):
-    ``flops_efficiency`` and ``sequence_tokens`` are fitted together on the bf16-KV rows,
-    ``flops_efficiency_fp8`` (against the fp8 peak: the kernel multiplies in fp8) and ``sequence_tokens_fp8`` on
-    the fp8-KV rows (least squares in log time; with the HBM side at its own fitted efficiency instead, the
-    rows never bind on FLOPs and any FLOP efficiency above the balance point fits them equally). Every model's
-    decode attention takes these (AIConfigurator times other attention kernels elsewhere; not read)."""
+
+def mla_points(rows: list[dict], model: Model, heads: int) -> dict[str, list[tuple[float, float, float, float]]]:
+    """{KV dtype: [(score FLOPs, KV bytes, FLOPs of one more cached token for every sequence, seconds)]} of the
+    MLA rows at ``heads`` query heads a rank (``model``'s share of its FLOPs), at least :data:`ROOFLINE_ROWS`
+    times those rows' fastest and :data:`KV_BOUND_CONTEXT` tokens long, as the step model counts them."""
     from wideep.perf.memory import Precision, kv_read_bytes_per_sequence
 
-    mine = one_rank_mla(rows, model)
+    mine = [r for r in rows if int(r["num_heads"]) == heads]
     floor_s = fastest_us(mine) * 1e-6
+    share = heads / model.attention.heads
+    one_more = (model.score_flops_per_token(1.0) - model.score_flops_per_token(0.0)) * share / model.layers
     sides: dict[str, list[tuple[float, float, float, float]]] = {"bf16": [], "fp8": []}
     for r in mine:
         kv, seconds = DTYPES.get(r["kv_cache_dtype"], r["kv_cache_dtype"]), float(r["latency"]) * 1e-3
         batch, context = int(r["batch_size"]), int(r["isl"]) + int(r["step"])
         if kv in sides and seconds >= ROOFLINE_ROWS * floor_s and context >= KV_BOUND_CONTEXT:
-            flops = batch * model.score_flops_per_token(context) / model.layers
+            flops = batch * model.score_flops_per_token(context) * share / model.layers
             nbytes = batch * kv_read_bytes_per_sequence(model, context, Precision(kv=kv)) / model.layers
-            one_more = model.score_flops_per_token(1.0) - model.score_flops_per_token(0.0)  # as the step model
-            sides[kv].append((flops, nbytes, batch * one_more / model.layers, seconds))
+            sides[kv].append((flops, nbytes, batch * one_more, seconds))
+    return sides
+
+
+def attention_from_mla(rows: list[dict], gpu: GPU, model: Model) -> dict:
+    """``[attention]`` of ``gpu`` from the MLA decode kernel's rows, timed as the step model times ``attn_core``
+    (score FLOPs over the cached tokens, the KV they read, plus a fixed work per sequence), on the rows at least
+    :data:`ROOFLINE_ROWS` times their fastest and :data:`KV_BOUND_CONTEXT` tokens long (:func:`mla_points`).
+
+    The KV side, ``hbm_efficiency`` (bf16 cache) and ``hbm_efficiency_fp8``, is fitted on one rank of
+    :data:`MLA_MEMORY_TP` (``model``'s heads / 8 a rank, memory-bound), the FLOPs at their peak; the FLOP side on
+    ``model``'s heads on one rank (the other rows: 64 to 1 heads a rank, held out, benchmarks/mla_validation.py).
+    There the rows' efficiency rises with the context at every batch (B200, 1,024 sequences, fp8: 0.39 of the
+    peak at 2,048 tokens, 0.62 at 16,384), which a fixed time per sequence (loading and quantising its query,
+    writing its output) explains, counted as the score FLOPs of ``sequence_tokens`` more cached tokens at the peak
+    (so that it scales with another model's heads; at the peak, so that it does not trade against the
+    efficiency): ``flops_efficiency`` and ``sequence_tokens`` are fitted together on the bf16-KV rows,
+    ``flops_efficiency_fp8`` (against the fp8 peak: the kernel multiplies in fp8) and ``sequence_tokens_fp8`` on
+    the fp8-KV rows (least squares in log time, the KV side at its fitted efficiency). Without rows at the
+    memory side's heads, ``hbm_efficiency`` is the one that explains the model's rows alone (FLOPs at their
+    peak) and the FLOP side is fitted with the KV at its peak. Every model's decode attention takes these
+    (AIConfigurator times other attention kernels elsewhere; not read)."""
+    sides = mla_points(one_rank_mla(rows, model), model, model.attention.heads)
     if not sides["bf16"]:
         return {}
-    bf16, hbm = gpu.flops("bf16"), gpu.hbm_Bps
-    e_h = roofline_fit(sides["bf16"], bf16, hbm, flops_efficiency=1.0)[0]
-    e_f, tokens = roofline_fit(sides["bf16"], bf16, hbm, hbm_efficiency=1.0)
-    out = {"hbm_efficiency": e_h, "flops_efficiency": e_f, "sequence_tokens": tokens}
+    memory = mla_points(rows, model, model.attention.heads // MLA_MEMORY_TP)
+    bf16, fp8, hbm = gpu.flops("bf16"), gpu.flops(gpu.compute_dtype("fp8") or "bf16"), gpu.hbm_Bps
+    if memory["bf16"]:
+        e_h = roofline_fit(memory["bf16"], bf16, hbm, flops_efficiency=1.0)[0]
+        e_h8 = roofline_fit(memory["fp8"], fp8, hbm, flops_efficiency=1.0)[0] if memory["fp8"] else e_h
+        out = {"hbm_efficiency": e_h, "hbm_efficiency_fp8": e_h8}
+    else:
+        e_h = e_h8 = 1.0
+        out = {"hbm_efficiency": roofline_fit(sides["bf16"], bf16, hbm, flops_efficiency=1.0)[0]}
+    e_f, tokens = roofline_fit(sides["bf16"], bf16, hbm, hbm_efficiency=e_h)
+    out |= {"flops_efficiency": e_f, "sequence_tokens": tokens}
     if sides["fp8"] and gpu.compute_dtype("fp8"):
-        e_f8, tokens8 = roofline_fit(sides["fp8"], gpu.flops("fp8"), hbm, hbm_efficiency=1.0)
+        e_f8, tokens8 = roofline_fit(sides["fp8"], fp8, hbm, hbm_efficiency=e_h8)
         out |= {"flops_efficiency_fp8": e_f8, "sequence_tokens_fp8": tokens8}
     return out
 

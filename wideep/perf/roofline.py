@@ -31,6 +31,7 @@ CALIBRATION_TABLES = {
     "gemm": {"tokens_per_expert": Field(list), "efficiency": Field(list)}
     | {f"efficiency_{d}": Field(list, required=False) for d in DTYPES},
     "attention": {"hbm_efficiency": Field(float, "positive"), "flops_efficiency": Field(float, "positive"),
+                  "hbm_efficiency_fp8": Field(float, "positive", required=False),
                   "flops_efficiency_fp8": Field(float, "positive", required=False),
                   "sequence_tokens": Field(float, "nonneg", required=False),
                   "sequence_tokens_fp8": Field(float, "nonneg", required=False)},
@@ -124,6 +125,7 @@ class Calibration:
     overlap_hidden: float = 1.0  # share of the shorter side that two micro-batches hide
     allreduce: tuple[tuple[int, tuple[float, ...], tuple[float, ...]], ...] = ()  # (GPUs, message bytes, s)
     attention_fp8_flops_efficiency: float = 0.0  # against the fp8 peak, with an fp8 KV cache; 0: not measured
+    attention_fp8_hbm_efficiency: float = 0.0  # with an fp8 KV cache; 0: as with a bf16 one
     attention_sequence_tokens: float = 0.0  # decode attention's fixed time per sequence: cached tokens' FLOPs at peak
     attention_fp8_sequence_tokens: float = 0.0  # the same with an fp8 KV cache
     attention_gqa: "GqaAttention | None" = None  # grouped-query decode attention's own kernel, where measured
@@ -399,6 +401,7 @@ def _load(files: tuple[str, ...], gpu_id: str | None = None) -> Calibration:
         attention_hbm_efficiency=tables["attention"]["hbm_efficiency"],
         attention_flops_efficiency=tables["attention"]["flops_efficiency"],
         attention_fp8_flops_efficiency=tables["attention"].get("flops_efficiency_fp8", 0.0),
+        attention_fp8_hbm_efficiency=tables["attention"].get("hbm_efficiency_fp8", 0.0),
         attention_sequence_tokens=tables["attention"].get("sequence_tokens", 0.0),
         attention_fp8_sequence_tokens=tables["attention"].get("sequence_tokens_fp8", 0.0),
         hbm_efficiency=tables["hbm"]["efficiency"], flops_efficiency=flops,

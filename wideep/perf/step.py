@@ -159,16 +159,16 @@ def allreduce_term(ep: ExpertParallel, wl: Workload, tokens: float) -> list[Term
 def core_rate(gpu: GPU, cal: Calibration, phase: str, fp8_cache: bool = False
               ) -> tuple[float, tuple[float, float], float]:
     """(peak FLOP/s, (FLOP, HBM) efficiencies, fixed work per sequence in cached tokens) of the attention core: in
-    decode the attention kernel's, at the fp8 peak with an fp8_e4m3 cache (``fp8_cache``) where the calibration
-    measured such a kernel (it multiplies in fp8); in prefill the large-GEMM and large-transfer ones, with no
-    work per sequence."""
+    decode the attention kernel's, its HBM side the fp8 cache's where the calibration measured one
+    (``fp8_cache``), at the fp8 peak with an fp8_e4m3 cache where the calibration measured such a kernel (it
+    multiplies in fp8); in prefill the large-GEMM and large-transfer ones, with no work per sequence."""
     if phase != "decode":
         return gpu.flops("bf16"), (cal.flops("bf16"), cal.hbm_efficiency), 0.0
+    hbm = (cal.attention_fp8_hbm_efficiency or cal.attention_hbm_efficiency) if fp8_cache \
+        else cal.attention_hbm_efficiency
     if fp8_cache and cal.attention_fp8_flops_efficiency and gpu.compute_dtype("fp8"):
-        return (gpu.flops("fp8"), (cal.attention_fp8_flops_efficiency, cal.attention_hbm_efficiency),
-                cal.attention_fp8_sequence_tokens)
-    return (gpu.flops("bf16"), (cal.attention_flops_efficiency, cal.attention_hbm_efficiency),
-            cal.attention_sequence_tokens)
+        return gpu.flops("fp8"), (cal.attention_fp8_flops_efficiency, hbm), cal.attention_fp8_sequence_tokens
+    return gpu.flops("bf16"), (cal.attention_flops_efficiency, hbm), cal.attention_sequence_tokens
 
 
 def attention_terms(model: Model, gpu: GPU, cal: Calibration, wl: Workload, sequences: float) -> list[Term]:
