@@ -31,9 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
+from wideep.core.catalog import resolve
+from wideep.report.tables import markdown_table
 from wideep.routing.stats import synthetic_routing
 from wideep.slots import contiguous_phy2log
-from wideep.core.catalog import resolve
 from wideep.specs.model import load_model
 from wideep.specs.topology import TIERS, load_cluster
 from wideep.traffic.a2a import a2a, reduced_bytes
@@ -662,15 +663,11 @@ def main() -> None:
         return
     if args.summary:
         head = ["source", "transport", "EP", "role", "cases", "mean abs err %", "worst abs err %"]
-        print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
-        for r in summary():
-            print("| " + " | ".join(str(v) for v in r) + " |")
+        print(markdown_table(head, summary()))
         return
     head = ["source", "transport", "EP", "tokens/rank", "role", "dispatch us", "pred", "err %", "combine us", "pred",
             "err %"]
-    print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
-    for r in table():
-        print("| " + " | ".join(str(v) for v in r) + " |")
+    print(markdown_table(head, table()))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from pathlib import Path
 from wideep.calibrate.aic import GQA_FIT_SHAPE, gqa_row
 from wideep.perf.roofline import load_calibration, roofline
 from wideep.perf.step import core_rate, gqa_core
+from wideep.report.tables import markdown_table
 from wideep.specs.hardware import load_gpu
 from wideep.specs.model import load_model
 
@@ -83,9 +84,7 @@ def main() -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     head = ["GPU", "KV", "role", "rows", "mean abs err %", "bias %", "rows over 30 %", "before: mean abs err %",
             "before: bias %"]
-    print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
-    for r in summary():
-        print("| " + " | ".join(str(v) for v in r) + " |")
+    print(markdown_table(head, summary()))
 
 
 if __name__ == "__main__":

@@ -16,9 +16,10 @@ import csv
 import statistics
 from pathlib import Path
 
-from wideep.calibrate.aic import KV_BOUND_CONTEXT, MLA_MEMORY_TP, ROOFLINE_ROWS, attention_from_mla, fastest_us
-from wideep.calibrate.aic import one_rank_mla
+from wideep.calibrate.aic import (KV_BOUND_CONTEXT, MLA_MEMORY_TP, ROOFLINE_ROWS, attention_from_mla, fastest_us,
+                                  one_rank_mla)
 from wideep.perf.memory import Precision, kv_read_bytes_per_sequence
+from wideep.report.tables import markdown_table
 from wideep.specs.hardware import load_gpu
 from wideep.specs.model import load_model
 
@@ -79,9 +80,7 @@ def main() -> None:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     head = ["GPU", "KV", "role", "rows", "mean abs err %", "bias %", "128 heads alone: mean abs err %",
             "128 heads alone: bias %"]
-    print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
-    for r in summary():
-        print("| " + " | ".join(str(v) for v in r) + " |")
+    print(markdown_table(head, summary()))
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from wideep.perf.memory import Precision
 from wideep.perf.roofline import load_calibration
 from wideep.perf.step import activation_dtype, experts_time_router, memory_kernels, routed_experts
 from wideep.perf.workload import CommCurve, ExpertParallel, Workload
+from wideep.report.tables import markdown_table
 from wideep.specs.hardware import load_gpu
 from wideep.specs.model import load_model
 
@@ -81,9 +82,7 @@ def table() -> list[list]:
 
 def main() -> None:
     head = ["model", "EP", "tokens (all ranks)", "measured us", "wideep us", "error %", "error % (estimated experts)"]
-    print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
-    for r in table():
-        print("| " + " | ".join(str(v) for v in r) + " |")
+    print(markdown_table(head, table()))
 
 
 if __name__ == "__main__":

@@ -39,12 +39,13 @@ import numpy as np
 from wideep.placement.metrics import score
 from wideep.placement.objective import layer_time
 from wideep.placement.placers import place
-from wideep.traffic.a2a import a2a
+from wideep.report.tables import markdown_table
 from wideep.routing.files import load_routing
 from wideep.routing.split import merge
 from wideep.slots import REPLICA_RULES
 from wideep.specs.model import load_model
 from wideep.specs.topology import load_cluster
+from wideep.traffic.a2a import a2a
 
 #: (label, EP size = GPUs, redundant slots)
 DEPLOYMENTS = (("EP32, 4 nodes, 32 redundant", 32, 32), ("EP8, 1 node, 32 redundant", 8, 32),
@@ -154,8 +155,7 @@ def render(rows: list[dict], markdown: bool) -> str:
 
 def render_rows(head: list[str], body: list[list[str]], markdown: bool) -> str:
     if markdown:
-        return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-                         + ["| " + " | ".join(b) + " |" for b in body])
+        return markdown_table(head, body)
     widths = [max(len(x) for x in col) for col in zip(head, *body)]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in [head, *body])
 

@@ -50,6 +50,12 @@ def table(rows: Iterable[Sequence[Any]], headers: Sequence[str]) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in cells])
 
 
+def markdown_table(head: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A markdown table: the header, its rule, one line per row (cells as ``str`` gives them)."""
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(str(v) for v in r) + " |" for r in rows])
+
+
 def to_json(obj: Any) -> str:
     """JSON text with numpy scalars and arrays converted."""
     return json.dumps(obj, indent=2, default=_plain)
