@@ -214,6 +214,8 @@ def write(tmp_path, text):
     ("[hbm]\nefficiency = -0.1\n", "hbm.efficiency"),
     ("[hbm]\nefficency = 0.9\n", "hbm.efficency"),
     ('gpu = "b200"\n', "gpu"),
+    ("[attention]\nhbm_efficiency = 0.8\nflops_efficiency = 0.6\nhbm_efficiency_fp8 = 1.5\n",
+     "attention.hbm_efficiency_fp8"),
     ("[attention_gqa]\nhbm_efficiency = 1.5\nkv_head_us = 0.01\n", "attention_gqa.hbm_efficiency"),
     ("[attention_gqa]\nhbm_efficiency = 0.8\n", "attention_gqa.kv_head_us"),
     ("[attention_gqa]\nhbm_efficiency = 0.8\nkv_head_us = -1.0\n", "attention_gqa.kv_head_us"),
