@@ -45,3 +45,16 @@ def test_the_kv_side_is_the_memory_bound_rows():
     on it where the 128-head fit read them about 60% slow."""
     h200 = [r for r in val.summary() if r[0] == "h200-sxm" and r[1] == "bfloat16" and r[2] == "held-out"][0]
     assert h200[4] < 10.0 and h200[6] > 50.0
+
+
+def test_plans_read_the_kv_side_of_their_cache():
+    """A decode plan's MLA core streams a bf16 cache at hbm_efficiency and an fp8 one at hbm_efficiency_fp8 (H200:
+    0.87 and 0.55); a file without the fp8 one reads the bf16 one for both."""
+    from wideep.perf.roofline import load_calibration
+    from wideep.perf.step import core_rate
+
+    gpu, cal = load_gpu("h200-sxm"), load_calibration("h200-sxm")
+    assert core_rate(gpu, cal, "decode")[1][1] == cal.attention_hbm_efficiency == pytest.approx(0.87)
+    assert core_rate(gpu, cal, "decode", fp8_cache=True)[1][1] == pytest.approx(0.55)
+    plain = load_calibration("h100-sxm")  # FlashMLA's published figures, one KV side
+    assert core_rate(load_gpu("h100-sxm"), plain, "decode", fp8_cache=True)[1][1] == plain.attention_hbm_efficiency
