@@ -27,7 +27,7 @@ KNOWN_MISSES = {
                                               "as 0.5.12 is (flashinfer_trtllm MoE, trtllm_mla), which reads 7.9% on "
                                               "the same GPU five months later; which of its kernels was slower is not "
                                               "known"),
-    "gpt-oss-120b B200 trtllm 1.2.0rc2 mxfp4": (1, "-27% at 64 sequences, attention DP2 x EP2, 1K/1K: the launch "
+    "gpt-oss-120b B200 trtllm 1.2.0rc2 mxfp4": (1, "-28% at 64 sequences, attention DP2 x EP2, 1K/1K: the launch "
                                                    "forces TensorRT-LLM's one-sided MNNVL all-to-all, whose fixed "
                                                    "cost on a B200 pair is not measured (GB200's EP2 rows: 13 + 16 us "
                                                    "a layer, 0.9 ms of a 5.5 ms step). All 7 attention-DP points "
