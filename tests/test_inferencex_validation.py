@@ -31,7 +31,7 @@ KNOWN_MISSES = {
                                                    "forces TensorRT-LLM's one-sided MNNVL all-to-all, whose fixed "
                                                    "cost on a B200 pair is not measured (GB200's EP2 rows: 13 + 16 us "
                                                    "a layer, 0.9 ms of a 5.5 ms step). All 7 attention-DP points "
-                                                   "read slow or near (-27..+4%): a bias, not 1 outlier"),
+                                                   "read slow or near (-28..+4%): a bias, not 1 outlier"),
     "gpt-oss-120b B200 vllm v0.13.0 mxfp4": (2, "+30..+31% at TP8 with 8 sequences: vLLM takes about 0.6 ms more "
                                                 "per step than TensorRT-LLM on the same GPU (2.89 against 2.19 ms at 4 "
                                                 "sequences), whose kernels the plan reads"),
