@@ -427,6 +427,7 @@ def fit(transport: str, gpu: str = "") -> dict:
     own = load_transport(transport)
     own = next((own.for_gpu(ids[0]) for ids, table, _ in own.variants if table == gpu), own)  # the table fitted
     relays = own.copies == "node"  # its scale-out tier runs other kernels
+    per_doubling = transport in ONESIDED
     for phase in PHASES:
         series = fit_points(rows, transport, phase, out)
         send = {tier: send_limit(transport, phase, [series[k] for k in fewest_blocks(series, tier)], out,
@@ -436,7 +437,6 @@ def fit(transport: str, gpu: str = "") -> dict:
         fixed = {k: max(0.0, pts[0].measured_us - max(pts[0].sol_us, limit(k, pts[0]))) if len(pts) > 1 else 0.0
                  for k, pts in series.items()}
         main = [k for k in series if k.tier == "nvlink" and k.sms == own.sms]  # run on the file's own SMs
-        per_doubling = transport in ONESIDED
         fixed_part = fixed_growth(phase, main, fixed, out, per_doubling)
         ramped = max(main, key=lambda k: (k.experts, k.hidden, k.ep)) if main else None
         peer = (lambda p: 0.0) if per_doubling else peer_stream(phase, main, series, fixed, out)

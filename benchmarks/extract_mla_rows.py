@@ -11,14 +11,14 @@ Run: python benchmarks/extract_mla_rows.py
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
-from wideep.calibrate.aic import AIC_SYSTEMS, KV_BOUND_CONTEXT, data_root, read_rows
+from mla_validation import GPUS, MODEL, ROWS as OUT
+from wideep.calibrate.aic import AIC_SYSTEMS, KV_BOUND_CONTEXT, MLA_MEMORY_TP, data_root, read_rows
+from wideep.specs.model import load_model
 
-OUT = Path(__file__).resolve().parent / "data" / "aic_mla_generation.csv"
-GPUS = ("h100-sxm", "h200-sxm", "b200", "b300", "gb200", "gb300")
 FIELDS = ("gpu", "tp_size", "num_heads", "kv_cache_dtype", "batch_size", "isl", "step", "latency")
-FITTED_HEADS = (128, 16)
+HEADS = load_model(MODEL).attention.heads
+FITTED_HEADS = (HEADS, HEADS // MLA_MEMORY_TP)
 
 
 def main() -> None:

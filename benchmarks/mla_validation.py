@@ -17,8 +17,7 @@ import statistics
 from pathlib import Path
 
 from wideep.calibrate.aic import (KV_BOUND_CONTEXT, MLA_MEMORY_TP, ROOFLINE_ROWS, attention_from_mla, fastest_us,
-                                  one_rank_mla)
-from wideep.perf.memory import Precision, kv_read_bytes_per_sequence
+                                  mla_row_work, one_rank_mla)
 from wideep.report.tables import markdown_table
 from wideep.specs.hardware import load_gpu
 from wideep.specs.model import load_model
@@ -37,17 +36,13 @@ def core_s(table: dict, gpu, model, r: dict) -> float:
     """Seconds of one row as the step model's decode ``attn_core`` charges them on ``[attention]`` ``table``
     (score FLOPs and KV bytes of the row's heads, the larger side, plus the work per sequence)."""
     fp8 = r["kv_cache_dtype"] == "fp8"
-    share = int(r["num_heads"]) / model.attention.heads
-    batch, context = int(r["batch_size"]), int(r["isl"]) + int(r["step"])
     if fp8 and "flops_efficiency_fp8" in table:
         peak, e_f, tokens = gpu.flops("fp8"), table["flops_efficiency_fp8"], table["sequence_tokens_fp8"]
     else:
         peak, e_f, tokens = gpu.flops("bf16"), table["flops_efficiency"], table["sequence_tokens"]
     e_h = table.get("hbm_efficiency_fp8", table["hbm_efficiency"]) if fp8 else table["hbm_efficiency"]
-    flops = batch * model.score_flops_per_token(context) * share / model.layers
-    nbytes = batch * kv_read_bytes_per_sequence(model, context, Precision(kv="fp8" if fp8 else "bf16")) / model.layers
-    one_more = (model.score_flops_per_token(1.0) - model.score_flops_per_token(0.0)) * share / model.layers
-    return max(flops / (peak * e_f), nbytes / (gpu.hbm_Bps * e_h)) + batch * tokens * one_more / peak
+    flops, nbytes, one_more = mla_row_work(r, model)
+    return max(flops / (peak * e_f), nbytes / (gpu.hbm_Bps * e_h)) + tokens * one_more / peak
 
 
 def summary() -> list[list]:

@@ -318,24 +318,30 @@ def one_rank_mla(rows: list[dict], model: Model) -> list[dict]:
 MLA_MEMORY_TP = 8
 
 
-def mla_points(rows: list[dict], model: Model, heads: int) -> dict[str, list[tuple[float, float, float, float]]]:
-    """{KV dtype: [(score FLOPs, KV bytes, FLOPs of one more cached token for every sequence, seconds)]} of the
-    MLA rows at ``heads`` query heads a rank (``model``'s share of its FLOPs), at least :data:`ROOFLINE_ROWS`
-    times those rows' fastest and :data:`KV_BOUND_CONTEXT` tokens long, as the step model counts them."""
+def mla_row_work(r: dict, model: Model) -> tuple[float, float, float]:
+    """(score FLOPs, KV bytes, FLOPs of one more cached token for every sequence) of one MLA decode row, one
+    layer of ``model`` at the row's heads a rank, as the step model counts them."""
     from wideep.perf.memory import Precision, kv_read_bytes_per_sequence
 
+    kv = DTYPES.get(r["kv_cache_dtype"], r["kv_cache_dtype"])
+    share = int(r["num_heads"]) / model.attention.heads
+    batch, context = int(r["batch_size"]), int(r["isl"]) + int(r["step"])
+    one_more = model.score_flops_per_token(1.0) - model.score_flops_per_token(0.0)
+    return (batch * model.score_flops_per_token(context) * share / model.layers,
+            batch * kv_read_bytes_per_sequence(model, context, Precision(kv=kv)) / model.layers,
+            batch * one_more * share / model.layers)
+
+
+def mla_points(rows: list[dict], model: Model, heads: int) -> dict[str, list[tuple[float, float, float, float]]]:
+    """{KV dtype: [(:func:`mla_row_work`, seconds)]} of the MLA rows at ``heads`` query heads a rank, at least
+    :data:`ROOFLINE_ROWS` times those rows' fastest and :data:`KV_BOUND_CONTEXT` tokens long."""
     mine = [r for r in rows if int(r["num_heads"]) == heads]
     floor_s = fastest_us(mine) * 1e-6
-    share = heads / model.attention.heads
-    one_more = (model.score_flops_per_token(1.0) - model.score_flops_per_token(0.0)) * share / model.layers
     sides: dict[str, list[tuple[float, float, float, float]]] = {"bf16": [], "fp8": []}
     for r in mine:
         kv, seconds = DTYPES.get(r["kv_cache_dtype"], r["kv_cache_dtype"]), float(r["latency"]) * 1e-3
-        batch, context = int(r["batch_size"]), int(r["isl"]) + int(r["step"])
-        if kv in sides and seconds >= ROOFLINE_ROWS * floor_s and context >= KV_BOUND_CONTEXT:
-            flops = batch * model.score_flops_per_token(context) * share / model.layers
-            nbytes = batch * kv_read_bytes_per_sequence(model, context, Precision(kv=kv)) / model.layers
-            sides[kv].append((flops, nbytes, batch * one_more, seconds))
+        if kv in sides and seconds >= ROOFLINE_ROWS * floor_s and int(r["isl"]) + int(r["step"]) >= KV_BOUND_CONTEXT:
+            sides[kv].append((*mla_row_work(r, model), seconds))
     return sides
 
 
