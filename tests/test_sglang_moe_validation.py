@@ -20,7 +20,7 @@ WEIGHT_BOUND_TOLERANCE = 15.0  # Hopper, 1-16 tokens a rank (the experts' bytes 
 
 @pytest.fixture(scope="module")
 def summary():
-    return {(gpu, regime): (n, mean, bias) for gpu, regime, n, mean, bias, _ in val.summary()}
+    return {(gpu, build, regime): (n, mean, bias) for gpu, build, regime, n, mean, bias, _ in val.summary()}
 
 
 def test_uniform_pattern():
@@ -33,13 +33,15 @@ def test_uniform_pattern():
 
 
 def test_every_gpu_within_tolerance(summary):
-    """56 rows a GPU (EP 2/4-256, 1-128 tokens a rank): mean abs error within 30%."""
-    for gpu in val.GPUS:
-        n, mean, _ = summary[gpu, "all"]
-        assert n == 56 and mean <= MEAN_TOLERANCE, (gpu, mean)
+    """56 rows a GPU on 0.5.10 (64 on 0.5.6.post2; EP 2/4-256, 1-128 tokens a rank): mean abs error within 30%."""
+    for build, gpus in val.BUILDS.items():
+        for gpu in gpus:
+            n, mean, _ = summary[gpu, build, "all"]
+            assert n >= 56 and mean <= MEAN_TOLERANCE, (gpu, build, mean)
 
 
 def test_hopper_weight_bound_rows(summary):
-    """At 1-16 tokens a rank the experts' weights set the time; H100 and H200 read them within 15%."""
-    for gpu in ("h100-sxm", "h200-sxm"):
-        assert summary[gpu, "1-16"][1] <= WEIGHT_BOUND_TOLERANCE, gpu
+    """At 1-16 tokens a rank the experts' weights set the time; H100 and H200 read them within 15%, both builds."""
+    for build in val.BUILDS:
+        for gpu in ("h100-sxm", "h200-sxm"):
+            assert summary[gpu, build, "1-16"][1] <= WEIGHT_BOUND_TOLERANCE, (gpu, build)
