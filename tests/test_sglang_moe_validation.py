@@ -45,3 +45,21 @@ def test_hopper_weight_bound_rows(summary):
     for build in val.BUILDS:
         for gpu in ("h100-sxm", "h200-sxm"):
             assert summary[gpu, build, "1-16"][1] <= WEIGHT_BOUND_TOLERANCE, (gpu, build)
+
+
+def test_a_library_grouped_fp8_gemm_runs_near_the_deepgemm_rows():
+    """Our H100 run of PyTorch's fp8 grouped GEMM (benchmarks/grouped_fp8_gemm.py) at the table's 45 layouts:
+    1.07-1.30x SGLang's DeepGEMM pair (docs/calibration.md); its report prints without a GPU."""
+    import json
+    import subprocess
+
+    saved = ROOT / "benchmarks" / "data" / "h100_grouped_fp8_gemm.json"
+    data = json.loads(saved.read_text())
+    deepgemm = {(int(r["moe_ep_size"]), int(r["num_tokens"]) // int(r["moe_ep_size"])): 1e3 * float(r["latency"])
+                for r in val.rows("h100-sxm")}
+    ratios = [p["us"] / deepgemm[256 // p["experts"], p["rows_per_expert"] * p["experts"] // 8] for p in data["points"]]
+    assert data["check_rel_error"] < 1e-2 and len(ratios) == 45
+    assert 1.0 < min(ratios) and max(ratios) < 1.35
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "grouped_fp8_gemm.py"), "--report", str(saved)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "NVIDIA H100" in r.stdout and r.stdout.count("\n|") == 47, r.stderr
