@@ -63,3 +63,19 @@ def test_a_library_grouped_fp8_gemm_runs_near_the_deepgemm_rows():
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "grouped_fp8_gemm.py"), "--report", str(saved)],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "NVIDIA H100" in r.stdout and r.stdout.count("\n|") == 47, r.stderr
+
+
+def test_the_fused_kernel_falls_behind_deepgemm_as_rows_grow():
+    """Our H100 run of the fused MoE kernel (the H200 file's kind) against SGLang's DeepGEMM pair, both at 128
+    tokens a rank: within 5% at EP8 (32 local experts, ~32 rows each), 1.82x at EP128 (2 experts, ~512 rows each).
+    ``tokens`` in the fused record are the EP group's."""
+    import json
+
+    data = json.loads((ROOT / "benchmarks" / "data" / "h100_fused_moe_deepseek_fp8.json").read_text())
+    fused = {}
+    for r in data["fused"]:
+        fused[r["experts"], r["tokens"]] = fused.get((r["experts"], r["tokens"]), 0.0) + r["s"] * 1e6
+    deepgemm = {(int(r["moe_ep_size"]), int(r["num_tokens"]) // int(r["moe_ep_size"])): 1e3 * float(r["latency"])
+                for r in val.rows("h100-sxm")}
+    assert fused[32, 1024] / deepgemm[8, 128] == pytest.approx(0.97, abs=0.05)
+    assert fused[2, 16384] / deepgemm[128, 128] == pytest.approx(1.82, abs=0.05)
