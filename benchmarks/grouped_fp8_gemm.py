@@ -1,7 +1,7 @@
 """A library fp8 grouped GEMM at the expert layouts behind DeepEP, beside SGLang's DeepGEMM rows and wideep's file.
 
 Behind DeepEP low-latency a rank's experts are one grouped GEMM pair over a layout the dispatch kernel wrote
-(SGLang: DeepGEMM's masked kernels). DeepGEMM is not on the lent H200, so this times PyTorch's own fp8 grouped
+(SGLang: DeepGEMM's masked kernels). DeepGEMM is not on the lent GPUs, so this times PyTorch's own fp8 grouped
 GEMM (``torch._scaled_grouped_mm``: CUTLASS, row-wise scales; rows padded to 16 a group) at DeepSeek-V3's expert
 shapes (gate+up 4,096 x 7,168 and down 7,168 x 2,048), G local experts of m rows each, weights rotated past L2,
 in a CUDA graph; the SiLU-mul between the GEMMs is not timed. Each point is a row of
@@ -11,7 +11,7 @@ and wideep's routed experts on the GPU's file (H200: the Triton fused MoE measur
 published figures).
 
 Run (GPU):  python benchmarks/grouped_fp8_gemm.py --out grouped.json
-     (CPU): python benchmarks/grouped_fp8_gemm.py --report benchmarks/data/h200_grouped_fp8_gemm.json
+     (CPU): python benchmarks/grouped_fp8_gemm.py --report benchmarks/data/h100_grouped_fp8_gemm.json
 """
 
 from __future__ import annotations
