@@ -65,9 +65,10 @@ CASES = [
     Case("SGLang decode, GB200 EP48, BF16 attention + FP8 MoE, 768 sequences/GPU, KV 2,000", "LMSYS 2025-09-25",
          PlanSpec(topology="gb200-nvl72", ep=48, redundant=32, batch=768, context=2000, isl=2000, overlap="none",
                   attn_dtype="bf16"), "decode", 9_087 * 4, gpus_per_node=4,
-         miss="+25.7%: its single-batch overlap is not modelled; it read +24.5% until the MLA kernel's KV side was "
-              "fitted at 16 heads a rank (2026-12-05), which reads its held-out head counts better on every GPU "
-              "but charges this case's 128 heads a little less (GB200 bf16 cache: 0.67 of HBM against 0.70)"),
+         miss="+25.7% (too fast): the kernels are TensorRT-LLM's tables while the run is SGLang's, whose FP8 MoE "
+              "on GB200 AIConfigurator measured slower (-3.5% on SGLang's tables, docs/calibration.md); the "
+              "unmodelled single-batch overlap would make the real run faster, so it does not explain the miss. "
+              "It read +24.5% until the MLA kernel's KV side was fitted at 16 heads a rank (2026-12-05)"),
     Case("SGLang decode, GB200 EP48, FP8 attention + NVFP4 MoE, 1,408 sequences/GPU, KV 2,000", "LMSYS 2025-09-25",
          PlanSpec(topology="gb200-nvl72", ep=48, redundant=32, batch=1408, context=2000, isl=2000, overlap="none",
                   dtype="nvfp4", attn_dtype="fp8", kv_dtype="fp8", dispatch_dtype="nvfp4"), "decode", 13_386 * 4,

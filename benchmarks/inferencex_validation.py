@@ -15,6 +15,7 @@ BF16 on Hopper), and the NVFP4 checkpoint's BF16 attention projections. Nothing 
 
     python benchmarks/inferencex_validation.py            # every point: interactivity and output per GPU
     python benchmarks/inferencex_validation.py --summary  # per group: mean and worst error
+    python benchmarks/inferencex_validation.py --builds   # one configuration on two engine builds, side by side
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +66,12 @@ class Point:
         return f"{self.model} {self.gpu.upper()} {self.engine} {version} {self.dtype}"
 
     @property
+    def config(self) -> tuple:
+        """What a run sets apart from its engine build: model, GPU, engine, dtype, lengths, concurrency, layout."""
+        return (self.model, self.gpu, self.engine, self.dtype, self.isl, self.osl, self.concurrency, self.tp,
+                self.ep, self.dp_attention)
+
+    @property
     def name(self) -> str:
         return f"{self.group}, {self.point}"
 
@@ -100,10 +108,38 @@ def error_pct(pred: float, published: float) -> float:
     return 100.0 * (pred / published - 1.0)
 
 
+def build_key(p: Point) -> tuple[int, ...]:
+    """The engine version of ``p``'s image as numbers: v0.5.12-cu130 -> (0, 5, 12)."""
+    return tuple(int(n) for n in re.findall(r"\d+", p.image.rsplit(":", 1)[-1].split("-")[0]))
+
+
+def print_builds() -> None:
+    """Each configuration InferenceX ran on two engine builds: the builds' tok/s/user apart, and wideep's one plan."""
+    by_config: dict[tuple, list[Point]] = {}
+    for p in points():
+        by_config.setdefault(p.config, []).append(p)
+    print("| configuration | earlier build | later build | tok/s/user earlier | later | later / earlier % | "
+          "wideep | error vs earlier % | vs later % |\n|---|---|---|---|---|---|---|---|---|")
+    for runs in by_config.values():
+        if len(runs) != 2:
+            continue
+        old, new = sorted(runs, key=build_key)
+        user, _ = predicted(new)
+        print(f"| {new.gpu.upper()} {new.engine} {new.dtype} {new.point.split(' ')[0]} c{new.concurrency} "
+              f"TP{new.tp} EP{new.ep} | {old.image.rsplit(':', 1)[-1]} | {new.image.rsplit(':', 1)[-1]} | "
+              f"{old.tokens_per_s_per_user:.1f} | {new.tokens_per_s_per_user:.1f} | "
+              f"{error_pct(new.tokens_per_s_per_user, old.tokens_per_s_per_user):+.1f} | {user:.1f} | "
+              f"{error_pct(user, old.tokens_per_s_per_user):+.1f} | {error_pct(user, new.tokens_per_s_per_user):+.1f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--summary", action="store_true", help="one row per group: mean and worst error")
+    ap.add_argument("--builds", action="store_true", help="configurations measured on two engine builds")
     args = ap.parse_args()
+    if args.builds:
+        print_builds()
+        return
     rows = []
     for p in points():
         user, gpu = predicted(p)
