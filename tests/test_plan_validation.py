@@ -93,3 +93,16 @@ def test_gb200_ahead_at_every_interactivity(hopper):
     assert len(lead.rows) >= 10 and spec.ep == 32
     for r in lead.rows:
         assert all(r[s] is None or r[s]["binding"] in RESOURCES for s in (hopper, "gb200-nvl72"))
+
+
+@pytest.mark.parametrize("table", ["CASES", "LATENCY_CASES", "THROUGHPUT_CASES"])
+def test_readme_states_each_cases_error(table):
+    """README's Validation table carries every end-to-end case's error as the script prints it now."""
+    predict = {"CASES": e2e.per_node, "LATENCY_CASES": e2e.per_user, "THROUGHPUT_CASES": e2e.per_gpu_aggregated}[table]
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    stale = []
+    for case in getattr(e2e, table):
+        error_pct = 100 * (predict(case) / case.published_per_node - 1)
+        if f"{error_pct:+.1f}%" not in readme:
+            stale.append((case.name, f"{error_pct:+.1f}%"))
+    assert not stale, stale
