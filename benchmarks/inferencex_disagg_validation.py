@@ -52,10 +52,14 @@ class DecodePoint:
         return f"{self.isl // 1024}k/{self.osl // 1024}k c{self.concurrency} {self.layout} x{self.workers}"
 
     @property
+    def groups(self) -> int:
+        """Attention groups over all decode workers: one per GPU with attention DP, else one per TP group."""
+        return self.gpus // (1 if self.dp_attention else self.tp)
+
+    @property
     def batch(self) -> int:
         """Sequences per attention group: the concurrency spread over the groups, at most the cap."""
-        groups = self.gpus // (1 if self.dp_attention else self.tp)
-        return max(1, min(round(self.concurrency / groups), self.max_batch))
+        return max(1, min(round(self.concurrency / self.groups), self.max_batch))
 
     def spec(self) -> PlanSpec:
         return PlanSpec(model="deepseek-r1", topology="gb200-nvl72", ep=self.ep, tp=1 if self.dp_attention else self.tp,

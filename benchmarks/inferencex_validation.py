@@ -61,9 +61,13 @@ class Point:
     dp_attention: bool = False  # one attention group per GPU, the experts over EP of them
 
     @property
+    def version(self) -> str:
+        """The engine build of the image's tag: v0.5.12-cu130 -> v0.5.12."""
+        return self.image.rsplit(":", 1)[-1].split("-")[0]
+
+    @property
     def group(self) -> str:
-        version = self.image.rsplit(":", 1)[-1].split("-")[0]  # v0.5.12-cu130 -> v0.5.12
-        return f"{self.model} {self.gpu.upper()} {self.engine} {version} {self.dtype}"
+        return f"{self.model} {self.gpu.upper()} {self.engine} {self.version} {self.dtype}"
 
     @property
     def config(self) -> tuple:
@@ -110,7 +114,7 @@ def error_pct(pred: float, published: float) -> float:
 
 def build_key(p: Point) -> tuple[int, ...]:
     """The engine version of ``p``'s image as numbers: v0.5.12-cu130 -> (0, 5, 12)."""
-    return tuple(int(n) for n in re.findall(r"\d+", p.image.rsplit(":", 1)[-1].split("-")[0]))
+    return tuple(int(n) for n in re.findall(r"\d+", p.version))
 
 
 def print_builds() -> None:

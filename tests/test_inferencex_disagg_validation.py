@@ -45,5 +45,5 @@ def test_layout_mean(layout):
 
 def test_the_cap_binds_where_the_sweep_oversubscribes():
     """The sweeps set the concurrency above DECODE_MAX_BATCH_SIZE: a rank then runs the cap, not the quotient."""
-    capped = [p for p in POINTS if p.concurrency / (p.gpus // (1 if p.dp_attention else p.tp)) > p.max_batch]
+    capped = [p for p in POINTS if p.concurrency / p.groups > p.max_batch]
     assert capped and all(p.batch == p.max_batch for p in capped)
